@@ -1,0 +1,1 @@
+"""Who takes part: partners, customer accounts and their API keys."""

@@ -1,0 +1,1 @@
+"""The `tokenclub` command-line program: Rich output for people, `--json` for machines."""

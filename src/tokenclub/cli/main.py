@@ -1,0 +1,42 @@
+"""Entry point: wires the command groups together and turns known errors into one-line exits."""
+
+from __future__ import annotations
+
+import typer
+
+from tokenclub.cli import accounts_cmd, ledger_cmd
+from tokenclub.cli.output import JSON_OPTION, emit
+from tokenclub.errors import TokenclubError
+from tokenclub.home import init_home
+from tokenclub.settings import get_settings
+
+app = typer.Typer(
+    name="tokenclub",
+    help="Run a data cooperative that trains a Korean LLM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(accounts_cmd.partner_app, name="partner")
+app.add_typer(accounts_cmd.customer_app, name="customer")
+app.add_typer(accounts_cmd.key_app, name="key")
+app.add_typer(ledger_cmd.ledger_app, name="ledger")
+app.command("balance")(ledger_cmd.balance)
+
+
+@app.command()
+def init(json_out: bool = JSON_OPTION) -> None:
+    """Create the home folder and the database, or bring them up to date (idempotent)."""
+    result = init_home(get_settings())
+    emit(
+        {"home": result.home, "database": result.database, "revision": result.revision}, json_out, "tokenclub"
+    )
+
+
+def main() -> None:
+    """Run the CLI; a known error becomes `error: <reason>` on stderr and exit status 1."""
+    try:
+        app()
+    except TokenclubError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

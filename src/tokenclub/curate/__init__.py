@@ -1,0 +1,1 @@
+"""Curation: small pure steps over Arrow batches of documents (see step.py for the contract)."""

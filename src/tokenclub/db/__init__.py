@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy schema, engine set-up and Alembic migrations."""

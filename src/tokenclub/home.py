@@ -1,0 +1,46 @@
+"""Opening the platform's home: the data folder and the database inside or beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenclub.db.engine import Database
+from tokenclub.db.migrate import current_revision, head_revision, upgrade
+from tokenclub.errors import StateError
+from tokenclub.ledger.posting import ensure_system_accounts
+from tokenclub.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    home: str
+    database: str
+    revision: str
+
+
+def init_home(settings: Settings) -> InitResult:
+    """Create the home folder and bring the database to the newest schema (idempotent)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        revision = upgrade(db.engine)
+        with db.transaction() as session:
+            ensure_system_accounts(session)
+    finally:
+        db.dispose()
+    return InitResult(
+        home=str(settings.home.resolve()),
+        database=db.engine.url.render_as_string(hide_password=True),
+        revision=revision,
+    )
+
+
+def open_database(settings: Settings) -> Database:
+    """The database, refusing to work on one that `tokenclub init` has not prepared."""
+    if settings.database_url is None and not (settings.home / "tokenclub.db").exists():
+        raise StateError(f"no database in {settings.home}; run `tokenclub init` first")
+    db = Database(settings.resolved_database_url)
+    if current_revision(db.engine) != head_revision():
+        db.dispose()
+        raise StateError("the database schema is not up to date; run `tokenclub init`")
+    return db

@@ -1,0 +1,226 @@
+"""Posting balanced, idempotent transactions and reading balances back.
+
+Overdraft safety comes from a conditional UPDATE per guarded leg: the database re-checks the
+guard against the committed row after taking its lock, so on PostgreSQL two racing debits
+cannot both pass, and on SQLite writers are serialised by BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tokenclub.db.schema import LedgerAccount, LedgerEntry, LedgerTransaction
+from tokenclub.errors import (
+    IdempotencyConflictError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    NotFoundError,
+)
+from tokenclub.ledger.chart import (
+    CUSTOMER_KINDS,
+    SYSTEM_KINDS,
+    AccountKind,
+    Normal,
+    customer_account,
+    reported,
+    system_account,
+)
+
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One side of a transaction: a signed amount on an account code (debits positive)."""
+
+    account: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """A written transaction; `created` is False when an idempotent replay returned it."""
+
+    transaction_id: int
+    idempotency_key: str
+    kind: str
+    legs: tuple[Leg, ...]
+    created: bool
+
+
+def _digest(kind: str, legs: Sequence[Leg]) -> str:
+    canonical = json.dumps([kind, sorted((leg.account, leg.amount) for leg in legs)])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validate(key: str, legs: Sequence[Leg]) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInputError(f"idempotency key must be 1..{MAX_KEY_LENGTH} characters")
+    if len(legs) < 2:
+        raise InvalidInputError("a transaction needs at least two legs")
+    seen: set[str] = set()
+    for leg in legs:
+        if isinstance(leg.amount, bool) or not isinstance(leg.amount, int) or leg.amount == 0:
+            raise InvalidInputError(f"leg on {leg.account}: amount must be a non-zero integer")
+        if leg.account in seen:
+            raise InvalidInputError(f"account {leg.account} appears twice in one transaction")
+        seen.add(leg.account)
+
+
+def _existing(session: Session, key: str, digest: str) -> Posting | None:
+    tx = session.scalar(select(LedgerTransaction).where(LedgerTransaction.idempotency_key == key))
+    if tx is None:
+        return None
+    if tx.digest != digest:
+        raise IdempotencyConflictError(f"idempotency key {key!r} was already used for a different posting")
+    rows = session.execute(
+        select(LedgerAccount.code, LedgerEntry.amount)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.transaction_id == tx.id)
+        .order_by(LedgerEntry.id)
+    ).all()
+    legs = tuple(Leg(code, amount) for code, amount in rows)
+    return Posting(tx.id, key, tx.kind, legs, created=False)
+
+
+def _apply_leg(session: Session, account: LedgerAccount, amount: int) -> None:
+    stmt = update(LedgerAccount).where(LedgerAccount.id == account.id)
+    decreases = (amount > 0) if account.normal == Normal.CREDIT else (amount < 0)
+    if account.guarded and decreases:
+        if account.normal == Normal.CREDIT:
+            stmt = stmt.where(LedgerAccount.balance + amount <= 0)
+        else:
+            stmt = stmt.where(LedgerAccount.balance + amount >= 0)
+    result = session.execute(
+        stmt.values(balance=LedgerAccount.balance + amount).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InsufficientBalanceError(f"{account.code}: balance too low for {abs(amount)} {account.unit}")
+
+
+def post(session: Session, key: str, kind: str, legs: Sequence[Leg], memo: str = "") -> Posting:
+    """Write a balanced transaction once; replaying the same key returns the first posting.
+
+    Runs inside a savepoint, so a refused debit leaves the caller's transaction untouched.
+    """
+    _validate(key, legs)
+    digest = _digest(kind, legs)
+    found = _existing(session, key, digest)
+    if found is not None:
+        return found
+    accounts = {
+        account.code: account
+        for account in session.scalars(
+            select(LedgerAccount).where(LedgerAccount.code.in_([leg.account for leg in legs]))
+        )
+    }
+    for leg in legs:
+        if leg.account not in accounts:
+            raise NotFoundError(f"ledger account {leg.account} does not exist")
+    per_unit: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        per_unit[accounts[leg.account].unit] += leg.amount
+    unbalanced = {unit: total for unit, total in per_unit.items() if total != 0}
+    if unbalanced:
+        raise InvalidInputError(f"transaction does not balance: {unbalanced}")
+    try:
+        with session.begin_nested():
+            tx = LedgerTransaction(idempotency_key=key, kind=kind, memo=memo, digest=digest)
+            session.add(tx)
+            session.flush()
+            for leg in sorted(legs, key=lambda leg: accounts[leg.account].id):
+                _apply_leg(session, accounts[leg.account], leg.amount)
+            session.add_all(
+                LedgerEntry(transaction_id=tx.id, account_id=accounts[leg.account].id, amount=leg.amount)
+                for leg in legs
+            )
+            session.flush()
+    except IntegrityError:
+        found = _existing(session, key, digest)
+        if found is None:
+            raise
+        return found
+    for account in accounts.values():
+        session.expire(account)
+    return Posting(tx.id, key, kind, tuple(legs), created=True)
+
+
+def ensure_accounts(session: Session, codes_and_kinds: Iterable[tuple[str, int | None, AccountKind]]) -> None:
+    """Create the named accounts that do not exist yet."""
+    wanted = list(codes_and_kinds)
+    have = set(
+        session.scalars(select(LedgerAccount.code).where(LedgerAccount.code.in_([c for c, _, _ in wanted])))
+    )
+    for code, customer_id, kind in wanted:
+        if code not in have:
+            session.add(
+                LedgerAccount(
+                    code=code,
+                    customer_id=customer_id,
+                    kind=kind.name,
+                    unit=kind.unit.value,
+                    normal=kind.normal.value,
+                    guarded=kind.guarded,
+                    balance=0,
+                )
+            )
+    session.flush()
+
+
+def ensure_customer_accounts(session: Session, customer_id: int) -> None:
+    ensure_accounts(session, ((customer_account(customer_id, k), customer_id, k) for k in CUSTOMER_KINDS))
+
+
+def ensure_system_accounts(session: Session) -> None:
+    ensure_accounts(session, ((system_account(k), None, k) for k in SYSTEM_KINDS))
+
+
+def balance(session: Session, code: str) -> int:
+    """The reported balance of one account, from its cached sum."""
+    row = session.execute(
+        select(LedgerAccount.normal, LedgerAccount.balance).where(LedgerAccount.code == code)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"ledger account {code} does not exist")
+    return reported(row.normal, row.balance)
+
+
+def balances_by_kind(session: Session, customer_id: int) -> dict[str, int]:
+    """Every reported balance of a customer, keyed by account kind."""
+    rows = session.execute(
+        select(LedgerAccount.kind, LedgerAccount.normal, LedgerAccount.balance).where(
+            LedgerAccount.customer_id == customer_id
+        )
+    ).all()
+    return {row.kind: reported(row.normal, row.balance) for row in rows}
+
+
+def audit(session: Session) -> list[str]:
+    """Problems found: cached balances that differ from entry sums, or unbalanced transactions."""
+    problems: list[str] = []
+    sums = {
+        account_id: int(total)
+        for account_id, total in session.execute(
+            select(LedgerEntry.account_id, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.account_id)
+        )
+    }
+    for account in session.scalars(select(LedgerAccount).order_by(LedgerAccount.id)):
+        derived = sums.get(account.id, 0)
+        if derived != account.balance:
+            problems.append(f"{account.code}: cached {account.balance} != entries {derived}")
+    unbalanced = session.execute(
+        select(LedgerEntry.transaction_id, LedgerAccount.unit, func.sum(LedgerEntry.amount))
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .group_by(LedgerEntry.transaction_id, LedgerAccount.unit)
+        .having(func.sum(LedgerEntry.amount) != 0)
+    ).all()
+    problems.extend(f"transaction {tx_id}: {unit} legs sum to {total}" for tx_id, unit, total in unbalanced)
+    return problems

@@ -1,0 +1,39 @@
+"""Settings from `TOKENCLUB_*` environment variables, an optional `.env` file, and safe defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may tune; every field is `TOKENCLUB_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENCLUB_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".tokenclub"), description="Data folder: database, raw store, corpus.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file in the home (WAL mode)."
+    )
+    member_threshold_words: int = Field(
+        default=100_000_000, ge=0, description="Accepted Korean words (eojeol) that make a partner a member."
+    )
+    credit_ratio: float = Field(
+        default=1.0, ge=0, description="Free API tokens granted per credited corpus token."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file inside the home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'tokenclub.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (tests clear the cache after changing the environment)."""
+    return Settings()
