@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (SQLite and local folders) in a fresh demo home.
+# The main job on the embedded default (SQLite and local folders) in a fresh demo home:
+# three partners apply and are approved, contribute real Korean documents from the open
+# corpus (one of them a disguised copy of another's), and see their receipts and balances.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOKENCLUB_HOME="${TOKENCLUB_DEMO_HOME:-.tokenclub-demo}"
+CORPORA="${TOKENCLUB_CORPORA:-../shared/corpora}"
 rm -rf "$TOKENCLUB_HOME"
 tc=.venv/bin/tokenclub
+mkdir -p "$TOKENCLUB_HOME/demo-input"
+input="$TOKENCLUB_HOME/demo-input"
+
+.venv/bin/python scripts/demo_inputs.py "$CORPORA" "$input"
 
 $tc init
-$tc partner add "한빛미디어" --org-type publisher --contact data@example.kr --description "IT books"
-$tc partner add "서울신문 아카이브" --org-type media --description "news archive 1998-2024"
-$tc partner approve 1
-$tc partner approve 2
-$tc key create --partner 1 --name demo
+$tc partner add "국회 의안 아카이브" --org-type public --description "bills and review reports (PDF, HWP, HWPX)"
+$tc partner add "청원 게시판 아카이브" --org-type media --description "citizen petitions 2019 (JSONL)"
+$tc partner add "재배포 업체" --org-type enterprise --description "a reseller whose archive copies others"
+for id in 1 2 3; do $tc partner approve "$id" >/dev/null; done
+$tc key create --partner 2 --name demo
+
+echo "== partner 1 contributes official documents"
+$tc ingest --partner 1 "$CORPORA/samples"
+echo "== partner 2 contributes a month of petitions"
+$tc ingest --partner 2 "$input/petitions-2019-06.jsonl"
+echo "== partner 3 uploads a zip holding a disguised copy of partner 2's petitions"
+$tc ingest --partner 3 "$input/reseller.zip"
+echo "== partner 2 sends the same upload again: nothing is credited twice"
+$tc ingest --partner 2 "$input/petitions-2019-06.jsonl" --json | head -c 300; echo
+
 $tc partner list
-$tc balance --partner 1
+for id in 1 2 3; do $tc balance --partner "$id"; done
 $tc ledger audit

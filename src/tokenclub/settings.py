@@ -25,6 +25,18 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Free API tokens granted per credited corpus token."
     )
 
+    tokenizer_path: Path | None = Field(
+        default=None,
+        description="tokenizer.json that counts credited tokens; default the one shipped with tokenclub.",
+    )
+    hangul_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Least share of Hangul among letters for a Korean document."
+    )
+    batch_size: int = Field(default=256, ge=1, description="Documents per pipeline batch (and checkpoint).")
+    workers: int | None = Field(
+        default=None, ge=1, description="Pipeline worker processes; default one per core."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file inside the home."""

@@ -12,9 +12,12 @@ from typing import Any
 BIN = Path(sys.executable).with_name("tokenclub")
 
 
-def run_cli(home: Path, *args: str, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    home: Path, *args: str, database_url: str | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENCLUB_")}
     env["TOKENCLUB_HOME"] = str(home)
+    env.update(env_extra or {})
     if database_url:
         env["TOKENCLUB_DATABASE_URL"] = database_url
     return subprocess.run([str(BIN), *args], env=env, capture_output=True, text=True, timeout=120)

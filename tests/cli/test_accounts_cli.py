@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import run_cli, run_json
+from tokenclub.db.migrate import head_revision
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def test_init_is_idempotent_and_creates_home(tmp_path: Path) -> None:
     first = run_json(home, "init")
     second = run_json(home, "init")
     assert first == second
-    assert first["revision"] == "0001"
+    assert first["revision"] == head_revision()
     assert (home / "tokenclub.db").is_file()
 
 

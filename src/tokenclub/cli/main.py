@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from tokenclub.cli import accounts_cmd, ledger_cmd
+from tokenclub.cli import accounts_cmd, ingest_cmd, ledger_cmd, tokenizer_cmd
+from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
 from tokenclub.errors import TokenclubError
 from tokenclub.home import init_home
@@ -22,6 +23,10 @@ app.add_typer(accounts_cmd.customer_app, name="customer")
 app.add_typer(accounts_cmd.key_app, name="key")
 app.add_typer(ledger_cmd.ledger_app, name="ledger")
 app.command("balance")(ledger_cmd.balance)
+app.command("extract")(extract_command)
+app.command("ingest")(ingest_cmd.ingest_command)
+app.add_typer(ingest_cmd.corpus_app, name="corpus")
+app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")
 
 
 @app.command()

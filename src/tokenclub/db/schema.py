@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tokenclub.db.types import UTCDateTime, utcnow
@@ -110,3 +120,58 @@ class LedgerEntry(Base):
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Upload(Base):
+    """One ingest of a partner's files; its id is derived from the partner and the file hashes,
+    so sending the same files again finds the same upload instead of crediting twice."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    files: Mapped[str] = mapped_column(Text)
+    batch_size: Mapped[int] = mapped_column(BigInteger)
+    tokenizer_fingerprint: Mapped[str] = mapped_column(String(64))
+    receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UploadBatch(Base):
+    """A committed batch of an upload: the checkpoint that lets a killed ingest resume."""
+
+    __tablename__ = "upload_batches"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stats: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CorpusDocument(Base):
+    """An accepted document's provenance and exact-duplicate key; the text lives in the corpus store."""
+
+    __tablename__ = "corpus_documents"
+
+    doc_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), index=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    batch_seq: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text)
+    words: Mapped[int] = mapped_column(BigInteger)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    tokenizer_fingerprint: Mapped[str] = mapped_column(String(64))
+    minhash: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DedupBand(Base):
+    """MinHash LSH band keys of accepted documents: the persistent near-duplicate index."""
+
+    __tablename__ = "dedup_bands"
+
+    band_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(ForeignKey("corpus_documents.doc_id"), primary_key=True)

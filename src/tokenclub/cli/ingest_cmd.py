@@ -1,0 +1,136 @@
+"""Commands for contributed data: ingest an upload, dump the accepted corpus."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tokenclub.cli.output import JSON_OPTION, console, print_json, print_record, print_rows
+from tokenclub.corpus.dump import iter_corpus
+from tokenclub.curate.quality import QualitySettings
+from tokenclub.home import open_database
+from tokenclub.ingest.receipt import BatchStats
+from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.pipeline.steps import PipelineSpec
+from tokenclub.settings import Settings, get_settings
+from tokenclub.tokenizer_store import resolve_tokenizer
+
+corpus_app = typer.Typer(help="The accepted corpus (operator view).", no_args_is_help=True)
+
+
+def pipeline_spec(settings: Settings) -> PipelineSpec:
+    return PipelineSpec.for_tokenizer(
+        resolve_tokenizer(settings), settings.hangul_threshold, QualitySettings()
+    )
+
+
+def _print_receipt(receipt: dict[str, Any]) -> None:
+    summary = {
+        key: receipt[key]
+        for key in (
+            "upload_id",
+            "partner_id",
+            "documents_seen",
+            "documents_accepted",
+            "words",
+            "tokens",
+            "credited_tokens",
+            "free_tokens_granted",
+        )
+    }
+    summary["tokenizer"] = receipt["tokenizer"]["fingerprint"][:16]
+    print_record("receipt", summary)
+    if receipt["rejected"]:
+        print_rows(
+            "rejected",
+            ("reason", "documents"),
+            [{"reason": k, "documents": v} for k, v in receipt["rejected"].items()],
+        )
+    if receipt["pii"]:
+        print_rows(
+            "PII replaced", ("type", "count"), [{"type": k, "count": v} for k, v in receipt["pii"].items()]
+        )
+    if receipt["errors"]:
+        print_rows("files that could not be read", ("source", "reason"), receipt["errors"])
+
+
+def ingest_command(
+    paths: list[Path] = typer.Argument(..., help="Files, archives or folders to contribute."),
+    partner: int = typer.Option(..., "--partner", help="The contributing partner's ID."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: one per core)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Ingest an upload: extract, curate, deduplicate, count, store and credit it; print the receipt."""
+    settings = get_settings()
+    job = IngestJob(
+        partner_id=partner,
+        paths=tuple(paths),
+        spec=pipeline_spec(settings),
+        credit_ratio=Fraction(str(settings.credit_ratio)),
+        batch_size=settings.batch_size,
+        workers=workers or settings.workers,
+    )
+    db = open_database(settings)
+    try:
+        if json_out:
+            receipt = ingest(db, settings.home, job)
+        else:
+            with Progress(
+                TextColumn("ingest"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("documents accepted"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("ingest", total=None)
+                accepted = 0
+                seen = 0
+
+                def on_batch(_seq: int, stats: BatchStats) -> None:
+                    nonlocal accepted, seen
+                    accepted += stats.accepted
+                    seen += stats.documents
+                    progress.update(task, completed=accepted, total=seen)
+
+                receipt = ingest(db, settings.home, job, on_batch)
+    finally:
+        db.dispose()
+    if json_out:
+        print_json(receipt)
+    else:
+        _print_receipt(receipt)
+    if receipt["documents_seen"] == 0 and receipt["errors"]:
+        typer.echo(
+            f"error: nothing could be read from the upload ({len(receipt['errors'])} file errors)", err=True
+        )
+        raise typer.Exit(1)
+
+
+@corpus_app.command("dump")
+def corpus_dump(
+    partner: int | None = typer.Option(None, "--partner", help="Only this partner's documents."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Print accepted documents, one JSON object per line with --json."""
+    settings = get_settings()
+    db = open_database(settings)
+    try:
+        rows = iter_corpus(db, settings.home, partner)
+        if json_out:
+            for row in rows:
+                typer.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            print_rows(
+                "accepted documents",
+                ("doc_id", "partner_id", "source", "words", "tokens"),
+                [{**row, "doc_id": str(row["doc_id"])[:12]} for row in rows],
+            )
+    finally:
+        db.dispose()

@@ -1,0 +1,119 @@
+"""Receipts: per-batch statistics and their sum, the partner-facing account of an upload."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from tokenclub.curate.step import REJECT
+from tokenclub.extract.document import ExtractionFailure
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """What one committed batch contributed; stored with the batch so a resume loses nothing."""
+
+    documents: int = 0
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    pii: Counter[str] = field(default_factory=Counter)
+    words: int = 0
+    tokens: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "documents": self.documents,
+                "accepted": self.accepted,
+                "rejected": dict(sorted(self.rejected.items())),
+                "pii": dict(sorted(self.pii.items())),
+                "words": self.words,
+                "tokens": self.tokens,
+                "errors": self.errors,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> BatchStats:
+        data = json.loads(raw)
+        return cls(
+            documents=data["documents"],
+            accepted=data["accepted"],
+            rejected=Counter(data["rejected"]),
+            pii=Counter(data["pii"]),
+            words=data["words"],
+            tokens=data["tokens"],
+            errors=data["errors"],
+        )
+
+
+def stats_of(table: pa.Table, failures: Iterable[ExtractionFailure]) -> BatchStats:
+    """Count a finished batch: rejects per reason, PII per type, words and tokens of the accepted."""
+    stats = BatchStats(errors=[{"source": f.source, "reason": f.reason} for f in failures])
+    stats.documents = table.num_rows
+    reasons = table.column(REJECT).to_pylist()
+    for reason, pii, words, tokens in zip(
+        reasons,
+        table.column("pii").to_pylist(),
+        table.column("words").to_pylist(),
+        table.column("tokens").to_pylist(),
+        strict=True,
+    ):
+        if reason is not None:
+            stats.rejected[reason] += 1
+            continue
+        stats.accepted += 1
+        stats.words += int(words)
+        stats.tokens += int(tokens)
+        stats.pii.update(json.loads(pii))
+    return stats
+
+
+def total(parts: Iterable[BatchStats]) -> BatchStats:
+    out = BatchStats()
+    for part in parts:
+        out.documents += part.documents
+        out.accepted += part.accepted
+        out.rejected.update(part.rejected)
+        out.pii.update(part.pii)
+        out.words += part.words
+        out.tokens += part.tokens
+        out.errors.extend(part.errors)
+    return out
+
+
+def receipt_dict(
+    *,
+    upload_id: str,
+    partner_id: int,
+    files: list[dict[str, Any]],
+    stats: BatchStats,
+    credited_tokens: int,
+    free_tokens_granted: int,
+    credit_ratio: str,
+    tokenizer: dict[str, Any],
+) -> dict[str, Any]:
+    """The receipt as stored and printed; key order is fixed so equal uploads print equal JSON."""
+    return {
+        "upload_id": upload_id,
+        "partner_id": partner_id,
+        "files": files,
+        "documents_seen": stats.documents,
+        "documents_accepted": stats.accepted,
+        "rejected": dict(sorted(stats.rejected.items())),
+        "pii": dict(sorted(stats.pii.items())),
+        "words": stats.words,
+        "tokens": stats.tokens,
+        "credited_tokens": credited_tokens,
+        "credit_ratio": credit_ratio,
+        "free_tokens_granted": free_tokens_granted,
+        "tokenizer": tokenizer,
+        "errors": stats.errors,
+    }

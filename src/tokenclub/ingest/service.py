@@ -1,0 +1,284 @@
+"""Ingest an upload: store raw files, run the pipeline batch by batch, commit, credit once.
+
+Crash safety: raw files are stored before anything else; each batch commits its accepted
+documents, dedup index entries and statistics in one transaction; the final receipt and the
+ledger credit commit together under an idempotency key tied to the upload. Re-running the
+same command after a kill skips committed batches and finishes with the same receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tokenclub.accounts.customers import customer_of_partner
+from tokenclub.accounts.partners import require_approved
+from tokenclub.corpus.dedup_index import band_strings, mark_duplicates
+from tokenclub.corpus.store import CorpusStore
+from tokenclub.curate.step import REJECT
+from tokenclub.db.engine import Database
+from tokenclub.db.schema import CorpusDocument, DedupBand, Partner, Upload, UploadBatch
+from tokenclub.db.types import utcnow
+from tokenclub.errors import InvalidInputError, StateError
+from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
+from tokenclub.extract.rawstore import RawStore
+from tokenclub.extract.reader import iter_extract
+from tokenclub.ingest.receipt import BatchStats, receipt_dict, stats_of, total
+from tokenclub.ledger.operations import grant_free_tokens
+from tokenclub.pipeline.batching import batches
+from tokenclub.pipeline.executor import LocalExecutor
+from tokenclub.pipeline.steps import PipelineSpec
+
+DEDUP_LOCK_ID = 0x70C0C1AB  # one PostgreSQL advisory lock serialises dedup decisions across ingests
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    name: str
+    sha256: str
+    size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "bytes": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestJob:
+    """One ingest request with everything that decides its result."""
+
+    partner_id: int
+    paths: tuple[Path, ...]
+    spec: PipelineSpec
+    credit_ratio: Fraction
+    batch_size: int = 256
+    workers: int | None = None
+
+
+BatchCallback = Callable[[int, BatchStats], None]
+
+
+def collect_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
+    """Files to ingest with their names in the upload; folders are walked in sorted order."""
+    found: list[tuple[str, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                (f"{path.name}/{child.relative_to(path).as_posix()}", child)
+                for child in sorted(path.rglob("*"))
+                if child.is_file()
+            )
+        elif path.is_file():
+            found.append((path.name, path))
+        else:
+            raise InvalidInputError(f"{path}: no such file or folder")
+    if not found:
+        raise InvalidInputError("no files to ingest")
+    return found
+
+
+def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
+    """The same partner sending the same contents (in any order, under any names) is one upload."""
+    shas = ",".join(sorted(f.sha256 for f in files))
+    return hashlib.sha256(f"{partner_id}:{shas}".encode()).hexdigest()[:32]
+
+
+def _extract_all(raw: RawStore, files: list[StoredFile]) -> Iterator[ExtractedDocument | ExtractionFailure]:
+    for stored in files:
+        yield from iter_extract(raw.path(stored.sha256), source=stored.name)
+
+
+def _lock_dedup(session: Session) -> None:
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": DEDUP_LOCK_ID})
+
+
+def _index_accepted(session: Session, upload: Upload, seq: int, accepted: pa.Table) -> None:
+    """Record provenance and dedup keys of a batch's accepted documents."""
+    docs = accepted.select(["doc_id", "dedup_key", "source", "words", "tokens", "minhash", "minhash_bands"])
+    rows = docs.to_pylist()
+    session.add_all(
+        CorpusDocument(
+            doc_id=doc["doc_id"],
+            dedup_key=doc["dedup_key"],
+            upload_id=upload.id,
+            partner_id=upload.partner_id,
+            batch_seq=seq,
+            source=doc["source"],
+            words=doc["words"],
+            tokens=doc["tokens"],
+            tokenizer_fingerprint=upload.tokenizer_fingerprint,
+            minhash=doc["minhash"],
+        )
+        for doc in rows
+    )
+    session.flush()
+    session.add_all(
+        DedupBand(band_key=band, doc_id=doc["doc_id"])
+        for doc in rows
+        for band in sorted(set(band_strings(doc["minhash_bands"])))
+    )
+
+
+def _commit_batch(
+    db: Database,
+    store: CorpusStore,
+    upload: Upload,
+    seq: int,
+    table: pa.Table,
+    failures: list[ExtractionFailure],
+) -> BatchStats | None:
+    """Dedup against the index and commit one batch; None if another run committed it first."""
+    try:
+        with db.transaction() as session:
+            _lock_dedup(session)
+            if session.get(UploadBatch, (upload.id, seq)) is not None:
+                return None
+            table = mark_duplicates(session, table)
+            stats = stats_of(table, failures)
+            accepted = table.filter(pc.is_null(table.column(REJECT)))
+            if accepted.num_rows:
+                rows = accepted.num_rows
+                accepted = (
+                    accepted.append_column("partner_id", pa.array([upload.partner_id] * rows, pa.int64()))
+                    .append_column("upload_id", pa.array([upload.id] * rows, pa.string()))
+                    .append_column(
+                        "tokenizer_fingerprint", pa.array([upload.tokenizer_fingerprint] * rows, pa.string())
+                    )
+                )
+                store.write_part(upload.id, seq, accepted)
+                _index_accepted(session, upload, seq, accepted)
+            session.add(UploadBatch(upload_id=upload.id, seq=seq, stats=stats.to_json()))
+            session.flush()
+        return stats
+    except IntegrityError:
+        with db.transaction() as session:
+            if session.get(UploadBatch, (upload.id, seq)) is not None:
+                return None
+        raise
+
+
+def _open_upload(
+    db: Database, job: IngestJob, files: list[StoredFile], tokenizer_fp: str
+) -> tuple[Upload, set[int]]:
+    upload_id = upload_id_for(job.partner_id, files)
+    with db.transaction() as session:
+        require_approved(session, job.partner_id)
+        upload = session.get(Upload, upload_id)
+        if upload is None:
+            upload = Upload(
+                id=upload_id,
+                partner_id=job.partner_id,
+                status="processing",
+                files=json.dumps([f.as_dict() for f in files], ensure_ascii=False),
+                batch_size=job.batch_size,
+                tokenizer_fingerprint=tokenizer_fp,
+            )
+            session.add(upload)
+            session.flush()
+        elif upload.status == "processing" and upload.tokenizer_fingerprint != tokenizer_fp:
+            raise StateError(
+                f"upload {upload_id} was started with tokenizer {upload.tokenizer_fingerprint[:12]}; "
+                "configure that tokenizer again to finish it"
+            )
+        done = set(session.scalars(select(UploadBatch.seq).where(UploadBatch.upload_id == upload_id)))
+    return upload, done
+
+
+def _finish(db: Database, job: IngestJob, upload: Upload, batch_count: int) -> dict[str, Any]:
+    with db.transaction() as session:
+        current = session.get(Upload, upload.id, with_for_update=True)
+        assert current is not None
+        if current.status == "done" and current.receipt:
+            result: dict[str, Any] = json.loads(current.receipt)
+            return result
+        rows = list(
+            session.scalars(
+                select(UploadBatch.stats).where(UploadBatch.upload_id == upload.id).order_by(UploadBatch.seq)
+            )
+        )
+        if len(rows) != batch_count:
+            raise StateError(f"upload {upload.id}: {len(rows)} of {batch_count} batches committed")
+        stats = total(BatchStats.from_json(raw) for raw in rows)
+        granted = int(stats.tokens * job.credit_ratio)
+        if granted > 0:
+            customer = customer_of_partner(session, job.partner_id)
+            grant_free_tokens(
+                session, customer.id, granted, f"upload:{upload.id}:credit", f"credit for upload {upload.id}"
+            )
+        session.execute(
+            update(Partner)
+            .where(Partner.id == job.partner_id)
+            .values(accepted_words=Partner.accepted_words + stats.words)
+        )
+        receipt = receipt_dict(
+            upload_id=upload.id,
+            partner_id=job.partner_id,
+            files=json.loads(current.files),
+            stats=stats,
+            credited_tokens=stats.tokens,
+            free_tokens_granted=granted,
+            credit_ratio=str(job.credit_ratio),
+            tokenizer={"path": str(job.spec.tokenizer_path), "fingerprint": current.tokenizer_fingerprint},
+        )
+        current.status = "done"
+        current.receipt = json.dumps(receipt, ensure_ascii=False)
+        current.finished_at = utcnow()
+    return receipt
+
+
+def _release_raw(db: Database, raw: RawStore, files: list[StoredFile]) -> None:
+    """Delete raw files whose receipts are written, unless an unfinished upload still needs them."""
+    with db.transaction() as session:
+        open_files = session.scalars(select(Upload.files).where(Upload.status != "done"))
+        needed = {entry["sha256"] for raw_files in open_files for entry in json.loads(raw_files)}
+    for stored in files:
+        if stored.sha256 not in needed:
+            raw.delete(stored.sha256)
+
+
+def ingest(db: Database, home: Path, job: IngestJob, on_batch: BatchCallback | None = None) -> dict[str, Any]:
+    """Run an upload to its receipt; safe to call again after any crash."""
+    if job.batch_size < 1:
+        raise InvalidInputError("batch size must be at least 1")
+    named = collect_files(job.paths)
+    with db.transaction() as session:
+        require_approved(session, job.partner_id)
+    raw = RawStore(home / "raw")
+    files = sorted(
+        (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in named),
+        key=lambda f: (f.name, f.sha256),
+    )
+    upload, done = _open_upload(db, job, files, job.spec.tokenizer_fingerprint)
+    if upload.status == "done":
+        receipt = _finish(db, job, upload, 0)
+        _release_raw(db, raw, files)
+        return receipt
+    store = CorpusStore(home / "corpus")
+    batch_size = upload.batch_size
+    seen = 0
+
+    def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:
+        nonlocal seen
+        for raw_batch in batches(upload.id, _extract_all(raw, files), batch_size):
+            seen = raw_batch.seq + 1
+            if raw_batch.seq not in done:
+                yield (raw_batch.seq, raw_batch.failures), raw_batch.table
+
+    for (seq, failures), table in LocalExecutor(job.spec, job.workers).map(todo()):
+        stats = _commit_batch(db, store, upload, seq, table, failures)
+        if on_batch is not None and stats is not None:
+            on_batch(seq, stats)
+    receipt = _finish(db, job, upload, seen)
+    _release_raw(db, raw, files)
+    return receipt

@@ -1,0 +1,1 @@
+"""Running curation steps over batches: batching, the step list, and executors."""

@@ -1,0 +1,147 @@
+"""Ingest end to end in-process: counted once, across partners, reproducibly."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.ingest.fixtures import disguise, petitions, write_jsonl
+from tokenclub.accounts import partners
+from tokenclub.accounts.customers import balance_summary, customer_of_partner
+from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.corpus.dedup_index import DUPLICATE_REASON
+from tokenclub.corpus.dump import iter_corpus
+from tokenclub.curate.quality import QualitySettings
+from tokenclub.db.engine import Database
+from tokenclub.db.migrate import upgrade
+from tokenclub.db.schema import CorpusDocument, LedgerTransaction
+from tokenclub.errors import InvalidInputError, StateError
+from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.ledger.posting import audit
+from tokenclub.pipeline.steps import PipelineSpec
+from tokenclub.tokenizer_store import default_tokenizer_path
+
+THRESHOLD = 100_000_000
+
+
+@pytest.fixture(scope="module")
+def spec() -> PipelineSpec:
+    return PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.5, QualitySettings())
+
+
+def _partner(db: Database, name: str, approve: bool = True) -> int:
+    with db.transaction() as session:
+        pid = partners.apply(session, name, threshold_words=THRESHOLD).id
+        if approve:
+            partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
+    return pid
+
+
+def _job(spec: PipelineSpec, partner_id: int, *paths: Path, workers: int = 1, batch: int = 16) -> IngestJob:
+    return IngestJob(partner_id, tuple(paths), spec, Fraction(1), batch_size=batch, workers=workers)
+
+
+def _grants(db: Database) -> int:
+    with db.transaction() as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(LedgerTransaction)
+            .where(LedgerTransaction.kind == "grant_free_tokens")
+        )
+    assert count is not None
+    return count
+
+
+def test_same_upload_twice_credits_once(db: Database, spec: PipelineSpec, tmp_path: Path) -> None:
+    pid = _partner(db, "A")
+    upload = write_jsonl(tmp_path / "in" / "a.jsonl", petitions(0, 40))
+    first = ingest(db, tmp_path / "home", _job(spec, pid, upload))
+    again = ingest(db, tmp_path / "home", _job(spec, pid, upload))
+    assert again == first
+    assert first["documents_seen"] == 40
+    assert first["documents_accepted"] + sum(first["rejected"].values()) == 40
+    assert first["credited_tokens"] == first["tokens"] == first["free_tokens_granted"] > 0
+    assert _grants(db) == 1
+    with db.transaction() as session:
+        summary = balance_summary(session, customer_of_partner(session, pid).id)
+        assert summary["free_tokens_granted"] == first["credited_tokens"]
+        assert partners.show(session, pid, THRESHOLD).accepted_words == first["words"]
+        assert audit(session) == []
+    dumped = list(iter_corpus(db, tmp_path / "home", pid))
+    assert len(dumped) == first["documents_accepted"]
+    assert sum(row["tokens"] for row in dumped) == first["tokens"]
+    assert [p for p in (tmp_path / "home" / "raw").rglob("*") if p.is_file()] == []
+
+
+def test_disguised_copy_by_another_partner_is_rejected(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    a, b = _partner(db, "A"), _partner(db, "B")
+    rows = petitions(100, 30)
+    original = ingest(db, tmp_path / "home", _job(spec, a, write_jsonl(tmp_path / "a.jsonl", rows)))
+    copied = [{**row, "content": disguise(row["content"])} for row in rows]
+    receipt = ingest(db, tmp_path / "home", _job(spec, b, write_jsonl(tmp_path / "b.jsonl", copied)))
+    assert receipt["documents_accepted"] == 0
+    assert receipt["credited_tokens"] == 0 and receipt["free_tokens_granted"] == 0
+    assert receipt["rejected"].get(DUPLICATE_REASON, 0) == original["documents_accepted"]
+    assert "A" not in json.dumps(receipt["rejected"])
+    with db.transaction() as session:
+        assert balance_summary(session, customer_of_partner(session, b).id)["free_tokens_granted"] == 0
+        owners = set(session.scalars(select(CorpusDocument.partner_id)))
+    assert owners == {a}
+
+
+def test_duplicates_inside_one_upload_keep_the_first(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pid = _partner(db, "A")
+    rows = petitions(200, 10)
+    receipt = ingest(db, tmp_path / "h", _job(spec, pid, write_jsonl(tmp_path / "x.jsonl", rows + rows[:4])))
+    assert receipt["documents_seen"] == 14
+    assert receipt["rejected"][DUPLICATE_REASON] >= 4
+    sources = [row["source"] for row in iter_corpus(db, tmp_path / "h", pid)]
+    assert all(int(s.rsplit("#L", 1)[1]) <= 10 for s in sources)
+
+
+def test_counts_do_not_depend_on_workers_or_batch_size(spec: PipelineSpec, tmp_path: Path) -> None:
+    upload = write_jsonl(tmp_path / "u.jsonl", petitions(300, 60))
+    receipts = []
+    for workers, batch in ((1, 7), (2, 16), (2, 64)):
+        database = Database(f"sqlite:///{tmp_path / f'w{workers}b{batch}.db'}")
+        upgrade(database.engine)
+        pid = _partner(database, "A")
+        job = _job(spec, pid, upload, workers=workers, batch=batch)
+        receipts.append(ingest(database, tmp_path / f"home{workers}{batch}", job))
+        database.dispose()
+    assert receipts[0] == receipts[1] == receipts[2]
+
+
+def test_unreadable_file_is_reported_and_the_rest_is_credited(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pid = _partner(db, "A")
+    good = write_jsonl(tmp_path / "up" / "good.jsonl", petitions(400, 5))
+    (tmp_path / "up" / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage")
+    (tmp_path / "up" / "empty.txt").write_bytes(b"")
+    receipt = ingest(db, tmp_path / "h", _job(spec, pid, tmp_path / "up"))
+    assert receipt["documents_seen"] == 5
+    assert [e["source"] for e in receipt["errors"]] == ["up/broken.pdf", "up/empty.txt"]
+    assert all(e["reason"] for e in receipt["errors"])
+    assert receipt["credited_tokens"] > 0 and good.exists()
+
+
+def test_unapproved_partner_and_missing_path_are_refused(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pending = _partner(db, "P", approve=False)
+    upload = write_jsonl(tmp_path / "a.jsonl", petitions(0, 2))
+    with pytest.raises(StateError, match="not approved"):
+        ingest(db, tmp_path / "h", _job(spec, pending, upload))
+    approved = _partner(db, "Q")
+    with pytest.raises(InvalidInputError, match=r"nope\.jsonl: no such file"):
+        ingest(db, tmp_path / "h", _job(spec, approved, tmp_path / "nope.jsonl"))
+    assert _grants(db) == 0
