@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from tokenclub.db.engine import Database
 from tokenclub.db.migrate import current_revision, head_revision, upgrade
+from tokenclub.db.schema import Customer
 from tokenclub.errors import StateError
-from tokenclub.ledger.posting import ensure_system_accounts
+from tokenclub.ledger.posting import ensure_customer_accounts, ensure_system_accounts
 from tokenclub.settings import Settings
 
 
@@ -26,6 +29,8 @@ def init_home(settings: Settings) -> InitResult:
         revision = upgrade(db.engine)
         with db.transaction() as session:
             ensure_system_accounts(session)
+            for customer_id in session.scalars(select(Customer.id)):
+                ensure_customer_accounts(session, customer_id)
     finally:
         db.dispose()
     return InitResult(

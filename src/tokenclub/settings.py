@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tokenclub.curate.language import DEFAULT_MIN_HANGUL_SHARE
+
 
 class Settings(BaseSettings):
     """Everything an operator may tune; every field is `TOKENCLUB_<NAME>` in the environment."""
@@ -30,7 +32,10 @@ class Settings(BaseSettings):
         description="tokenizer.json that counts credited tokens; default the one shipped with tokenclub.",
     )
     hangul_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="Least share of Hangul among letters for a Korean document."
+        default=DEFAULT_MIN_HANGUL_SHARE,
+        ge=0,
+        le=1,
+        description="Least share of Hangul among letters for a Korean document (see docs/quality.md).",
     )
     batch_size: int = Field(default=256, ge=1, description="Documents per pipeline batch (and checkpoint).")
     workers: int | None = Field(

@@ -120,6 +120,17 @@ def test_junk_is_dropped_for_its_reason(reason: str, text: str) -> None:
                 "○ 판로 지원을 위해 온라인 기획전과 지역 축제 연계 판매를 추진함",
             ]
         ),
+        # short lines that talk about likes, comments and subscriptions are prose, not buttons
+        "\n".join(
+            [
+                "요즘 유튜브 채널을 시작했다.",
+                "구독자가 열 명을 넘었을 때 정말 기뻤다.",
+                "좋아요 하나에도 하루 기분이 달라진다.",
+                "댓글을 읽다 보면 내가 몰랐던 것을 배우게 된다.",
+                "처음에는 카메라 앞에서 말하는 것이 어색했지만 이제는 조금 익숙해졌다.",
+                "다음 영상은 우리 동네 시장 이야기로 찍을 생각이다.",
+            ]
+        ),
         # verse with a refrain
         "\n".join(
             ["산에는 꽃 피네", "꽃이 피네", "갈 봄 여름 없이", "꽃이 피네", "", "산에", "산에", "피는 꽃은"]

@@ -52,6 +52,7 @@ _LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 def _translation() -> dict[int, str | None]:
+    """One `str.translate` table for deletions, full-width folding and space folding."""
     table: dict[int, str | None] = {
         cp: None for cp in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]
     }

@@ -50,9 +50,9 @@ class QualitySettings(BaseModel):
         default=0.3,
         ge=0,
         le=1,
-        description="Largest share of characters in short boilerplate lines (cookie and "
-        "JavaScript notices, lorem ipsum, log-in and share buttons, copyright footers). A "
-        "news article's one-line copyright footer stays far below.",
+        description="Largest share of characters in boilerplate lines: short lines with a cookie, "
+        "JavaScript, lorem ipsum or copyright notice, and lines made only of interface words "
+        "(로그인, 공유하기, 좋아요). A news article's copyright footer stays far below.",
     )
     max_bullet_line_share: float = Field(
         default=0.9,

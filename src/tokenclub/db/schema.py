@@ -175,3 +175,48 @@ class DedupBand(Base):
 
     band_key: Mapped[str] = mapped_column(String(40), primary_key=True)
     doc_id: Mapped[str] = mapped_column(ForeignKey("corpus_documents.doc_id"), primary_key=True)
+
+
+class CreditHold(Base):
+    """The most a running API request may cost, set aside before the upstream is called.
+
+    Settled (usage charged, the rest released) or released exactly once; a hold left by a
+    crashed gateway expires and is released by the next sweep.
+    """
+
+    __tablename__ = "credit_holds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    free_tokens: Mapped[int] = mapped_column(BigInteger)
+    krw: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UsageEvent(Base):
+    """One API request as metered: tokens in the served model's tokenizer, the free/paid split, KRW."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_events_customer_created", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    model: Mapped[str] = mapped_column(String(200))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    streamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    free_prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    free_completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    krw: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

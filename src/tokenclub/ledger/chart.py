@@ -14,6 +14,9 @@ from enum import StrEnum
 class Unit(StrEnum):
     TOKEN = "token"
     KRW = "krw"
+    MICRO_KRW = "ukrw"
+    """Millionths of a won: list prices are KRW per million tokens, so a request's exact cost
+    is a whole number of micro-won; receivable KRW is the floor of the running micro-won total."""
 
 
 class Normal(StrEnum):
@@ -37,6 +40,10 @@ FREE_TOKENS_USED = AccountKind("free_tokens_used", Unit.TOKEN, Normal.CREDIT)
 PAID_TOKENS = AccountKind("paid_tokens", Unit.TOKEN, Normal.DEBIT)
 RECEIVABLE_KRW = AccountKind("receivable_krw", Unit.KRW, Normal.DEBIT)
 PAYABLE_KRW = AccountKind("payable_krw", Unit.KRW, Normal.CREDIT)
+FREE_ALLOWANCE_HELD = AccountKind("free_allowance_held", Unit.TOKEN, Normal.CREDIT, guarded=True)
+CREDIT_LINE_KRW = AccountKind("credit_line_krw", Unit.KRW, Normal.CREDIT, guarded=True)
+CREDIT_LINE_HELD_KRW = AccountKind("credit_line_held_krw", Unit.KRW, Normal.CREDIT, guarded=True)
+USAGE_MICRO_KRW = AccountKind("usage_micro_krw", Unit.MICRO_KRW, Normal.DEBIT)
 
 CUSTOMER_KINDS: tuple[AccountKind, ...] = (
     FREE_TOKENS_GRANTED,
@@ -45,13 +52,25 @@ CUSTOMER_KINDS: tuple[AccountKind, ...] = (
     PAID_TOKENS,
     RECEIVABLE_KRW,
     PAYABLE_KRW,
+    FREE_ALLOWANCE_HELD,
+    CREDIT_LINE_KRW,
+    CREDIT_LINE_HELD_KRW,
+    USAGE_MICRO_KRW,
 )
 
 PAID_TOKENS_SOLD = AccountKind("paid_tokens_sold", Unit.TOKEN, Normal.CREDIT)
 API_REVENUE_KRW = AccountKind("api_revenue_krw", Unit.KRW, Normal.CREDIT)
 PROFIT_SHARE_EXPENSE_KRW = AccountKind("profit_share_expense_krw", Unit.KRW, Normal.DEBIT)
+CREDIT_LINES_ISSUED_KRW = AccountKind("credit_lines_issued_krw", Unit.KRW, Normal.DEBIT)
+USAGE_MICRO_KRW_BILLED = AccountKind("usage_micro_krw_billed", Unit.MICRO_KRW, Normal.CREDIT)
 
-SYSTEM_KINDS: tuple[AccountKind, ...] = (PAID_TOKENS_SOLD, API_REVENUE_KRW, PROFIT_SHARE_EXPENSE_KRW)
+SYSTEM_KINDS: tuple[AccountKind, ...] = (
+    PAID_TOKENS_SOLD,
+    API_REVENUE_KRW,
+    PROFIT_SHARE_EXPENSE_KRW,
+    CREDIT_LINES_ISSUED_KRW,
+    USAGE_MICRO_KRW_BILLED,
+)
 
 KINDS: dict[str, AccountKind] = {kind.name: kind for kind in CUSTOMER_KINDS + SYSTEM_KINDS}
 
