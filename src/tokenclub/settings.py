@@ -8,8 +8,6 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokenclub.curate.language import DEFAULT_MIN_HANGUL_SHARE
-
 
 class Settings(BaseSettings):
     """Everything an operator may tune; every field is `TOKENCLUB_<NAME>` in the environment."""
@@ -32,7 +30,7 @@ class Settings(BaseSettings):
         description="tokenizer.json that counts credited tokens; default the one shipped with tokenclub.",
     )
     hangul_threshold: float = Field(
-        default=DEFAULT_MIN_HANGUL_SHARE,
+        default=0.2,
         ge=0,
         le=1,
         description="Least share of Hangul among letters for a Korean document (see docs/quality.md).",
