@@ -40,6 +40,35 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Pipeline worker processes; default one per core."
     )
 
+    price_input_krw_per_mtok: int = Field(
+        default=2_000, ge=0, description="List price, KRW per 1M input tokens."
+    )
+    price_output_krw_per_mtok: int = Field(
+        default=8_000, ge=0, description="List price, KRW per 1M output tokens."
+    )
+    upstream_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible upstream base URL (ending in /v1); default the embedded llama.cpp.",
+    )
+    model_name: str = Field(
+        default="smollm2-135m-instruct", description="Name clients use for the default model."
+    )
+    models: str = Field(
+        default="",
+        description='Extra models as JSON: {"name": {"url": "http://host/v1", "model": "upstream-name"}}.',
+    )
+    default_max_tokens: int = Field(default=512, ge=1, description="max_tokens when a request gives none.")
+    hold_ttl_s: int = Field(default=900, ge=10, description="Seconds before an unsettled hold is released.")
+    upstream_timeout_s: float = Field(
+        default=120.0, gt=0, description="Upstream request timeout (504 after)."
+    )
+    rate_limit_rpm: int = Field(default=600, ge=1, description="Requests per minute per API key.")
+    rate_limit_tpm: int = Field(default=1_000_000, ge=1, description="Tokens per minute per API key.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for rate limits shared by gateway replicas; default the database.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file inside the home."""

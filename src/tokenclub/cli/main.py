@@ -7,6 +7,7 @@ import typer
 from tokenclub.cli import accounts_cmd, ingest_cmd, ledger_cmd, tokenizer_cmd
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
+from tokenclub.cli.serve_cmd import serve_command
 from tokenclub.errors import TokenclubError
 from tokenclub.home import init_home
 from tokenclub.settings import get_settings
@@ -25,6 +26,7 @@ app.add_typer(ledger_cmd.ledger_app, name="ledger")
 app.command("balance")(ledger_cmd.balance)
 app.command("extract")(extract_command)
 app.command("ingest")(ingest_cmd.ingest_command)
+app.command("serve")(serve_command)
 app.add_typer(ingest_cmd.corpus_app, name="corpus")
 app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")
 

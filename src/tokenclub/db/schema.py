@@ -197,6 +197,17 @@ class CreditHold(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class RateCounter(Base):
+    """Requests and tokens of one API key in one minute: the limiter shared by all gateway workers."""
+
+    __tablename__ = "rate_counters"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class UsageEvent(Base):
     """One API request as metered: tokens in the served model's tokenizer, the free/paid split, KRW."""
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-24 16:56:44.460122
+Create Date: 2026-11-24 16:59:36.053196
 """
 
 from collections.abc import Sequence
@@ -39,6 +39,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_credit_holds_status"), ["status"], unique=False)
 
     op.create_table(
+        "rate_counters",
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("window", sa.BigInteger(), nullable=False),
+        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"], name=op.f("fk_rate_counters_key_id_api_keys")),
+        sa.PrimaryKeyConstraint("key_id", "window", name=op.f("pk_rate_counters")),
+    )
+    op.create_table(
         "usage_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
@@ -73,6 +82,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_usage_events_customer_created")
 
     op.drop_table("usage_events")
+    op.drop_table("rate_counters")
     with op.batch_alter_table("credit_holds", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_credit_holds_status"))
         batch_op.drop_index(batch_op.f("ix_credit_holds_customer_id"))

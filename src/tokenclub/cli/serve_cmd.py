@@ -1,0 +1,42 @@
+"""`tokenclub serve`: the API gateway, with the embedded llama.cpp upstream unless one is given."""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+
+import typer
+import uvicorn
+
+from tokenclub.gateway.llama import LlamaServer
+from tokenclub.home import open_database
+from tokenclub.settings import get_settings
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    upstream: str | None = typer.Option(
+        None, "--upstream", help="OpenAI-compatible upstream base URL (…/v1)."
+    ),
+    workers: int = typer.Option(1, min=1, help="Gateway worker processes."),
+) -> None:
+    """Serve the OpenAI-compatible API, metered and paid for through the ledger."""
+    settings = get_settings()
+    open_database(settings).dispose()
+    with ExitStack() as stack:
+        url = upstream or settings.upstream_url
+        if not url:
+            typer.echo("starting the embedded llama.cpp server (SmolLM2-135M-Instruct)…", err=True)
+            url = stack.enter_context(LlamaServer()).base_url
+        os.environ["TOKENCLUB_UPSTREAM_URL"] = url
+        get_settings.cache_clear()
+        typer.echo(f"gateway on http://{host}:{port}/v1 → {url}", err=True)
+        uvicorn.run(
+            "tokenclub.gateway.asgi:make_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )

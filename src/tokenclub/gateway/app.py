@@ -1,0 +1,475 @@
+"""The ASGI app: OpenAI-compatible endpoints in front of the upstreams, paid through the ledger.
+
+Per request: authenticate the key, count it against the rate limit and place a hold (one
+database transaction); call the upstream; settle the hold with the exact usage (a second
+transaction). Database work runs in a thread so the event loop keeps streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tokenclub.accounts.keys import KeyView, authenticate
+from tokenclub.db.engine import Database
+from tokenclub.db.schema import UsageEvent
+from tokenclub.db.types import utcnow
+from tokenclub.gateway import billing
+from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
+from tokenclub.gateway.errors import ApiError, bad_request
+from tokenclub.gateway.metering import counted_usage, usage_from
+from tokenclub.gateway.pricing import PriceList
+from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter
+from tokenclub.gateway.requests import ParsedRequest, parse_request
+from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+U = TypeVar("U")
+PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+SWEEP_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    database_url: str
+    routes: dict[str, ModelRoute]
+    prices: PriceList
+    limiter: RateLimiter
+    default_max_tokens: int = 512
+    max_tokens_ceiling: int = 4096
+    hold_ttl: timedelta = timedelta(minutes=15)
+    upstream_timeout_s: float = 120.0
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "tokenclub_requests",
+            "API requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.tokens = Counter("tokenclub_tokens", "Metered tokens by kind", ["kind"], registry=self.registry)
+        self.latency = Histogram(
+            "tokenclub_request_seconds", "Request latency", ["endpoint"], registry=self.registry
+        )
+        self.upstream_errors = Counter(
+            "tokenclub_upstream_errors", "Upstream failures", ["kind"], registry=self.registry
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    key: KeyView
+    hold_id: str
+
+
+class Gateway:
+    """Shared state of one worker process: database, upstream client, limiter, metrics."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.db = Database(config.database_url)
+        self.upstream = Upstream(config.routes, config.upstream_timeout_s)
+        self.metrics = Metrics()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def in_db(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with self.db.transaction() as session:
+                return work(session)
+
+        return await to_thread.run_sync(run)
+
+    def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
+        key = authenticate(session, secret)
+        if key is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        try:
+            self.config.limiter.admit(session, key.id)
+        except RateLimitedError as exc:
+            raise ApiError(429, str(exc), "requests", "rate_limit_exceeded", exc.retry_after) from exc
+        hold = billing.place_hold(
+            session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl
+        )
+        return Admitted(key, hold.id)
+
+    async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
+        def record(session: Session) -> None:
+            key = authenticate(session, secret)
+            if key is not None:
+                billing.record_failure(session, info_of(key), key.customer_id, "insufficient_quota", 0)
+
+        await self.in_db(record)
+
+    async def settle(self, admitted: Admitted, usage: Usage, info: RequestInfo, started: float) -> None:
+        latency = int((time.perf_counter() - started) * 1000)
+
+        def work(session: Session) -> None:
+            billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
+            self.config.limiter.add_tokens(
+                session, admitted.key.id, usage.prompt_tokens + usage.completion_tokens
+            )
+
+        await self.in_db(work)
+        self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
+        self.metrics.tokens.labels("completion").inc(usage.completion_tokens)
+
+    async def release(self, admitted: Admitted, info: RequestInfo, status: str, started: float) -> None:
+        latency = int((time.perf_counter() - started) * 1000)
+
+        def work(session: Session) -> None:
+            if billing.release_hold(session, admitted.hold_id):
+                billing.record_failure(session, info, admitted.key.customer_id, status, latency)
+
+        await self.in_db(work)
+
+    def spawn(self, coro: Coroutine[Any, Any, U]) -> asyncio.Task[U]:
+        """Run work that must finish even if the client went away (settling a cut stream)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def sweep(self) -> int:
+        """Release holds left by a crashed worker; returns how many were released."""
+
+        def work(session: Session) -> int:
+            stale = billing.stale_holds(session, utcnow())
+            return sum(billing.release_hold(session, hold_id, "expired") for hold_id in stale)
+
+        return await self.in_db(work)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "missing API key: send Authorization: Bearer <key>",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    return token.strip()
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+def _delta_text(event: dict[str, Any], endpoint: str) -> str:
+    parts = []
+    for choice in event.get("choices") or ():
+        content = (choice.get("delta") or {}).get("content") if endpoint == "chat" else choice.get("text")
+        if isinstance(content, str):
+            parts.append(content)
+    return "".join(parts)
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    gateway = Gateway(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await gateway.sweep()
+
+        async def sweeper() -> None:
+            while True:
+                await asyncio.sleep(SWEEP_INTERVAL_S)
+                await gateway.sweep()
+
+        task = asyncio.create_task(sweeper())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await gateway.drain()
+            await gateway.upstream.aclose()
+            gateway.db.dispose()
+
+    app = FastAPI(title="tokenclub gateway", lifespan=lifespan)
+    app.state.gateway = gateway
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        await gateway.in_db(lambda session: session.execute(select(1)).scalar())
+        return {"status": "ok", "models": sorted(config.routes)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        secret = _bearer(request)
+        if await gateway.in_db(lambda session: authenticate(session, secret)) is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "tokenclub"}
+                for name in sorted(config.routes)
+            ],
+        }
+
+    @app.get("/v1/usage")
+    async def usage(request: Request, limit: int = 100) -> dict[str, Any]:
+        secret = _bearer(request)
+
+        def read(session: Session) -> list[dict[str, Any]] | None:
+            key = authenticate(session, secret)
+            if key is None:
+                return None
+            rows = session.scalars(
+                select(UsageEvent)
+                .where(UsageEvent.customer_id == key.customer_id)
+                .order_by(UsageEvent.id.desc())
+                .limit(max(1, min(limit, 1000)))
+            )
+            return [usage_event_dict(row) for row in rows]
+
+        events = await gateway.in_db(read)
+        if events is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        return {"object": "list", "data": events}
+
+    async def handle(request: Request, endpoint: str) -> Response:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            response = await _handle(request, endpoint, started)
+            status = str(response.status_code)
+            return response
+        except ApiError as exc:
+            status = str(exc.status)
+            raise
+        finally:
+            gateway.metrics.requests.labels(endpoint, status).inc()
+            gateway.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    async def _handle(request: Request, endpoint: str, started: float) -> Response:
+        secret = _bearer(request)
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise bad_request("request body is not valid JSON") from exc
+        parsed = parse_request(body, endpoint, config.default_max_tokens, config.max_tokens_ceiling)
+        route = config.routes.get(parsed.model)
+        if route is None:
+            raise ApiError(
+                404, f"model {parsed.model!r} does not exist", "invalid_request_error", "model_not_found"
+            )
+        request_id = uuid.uuid4().hex
+
+        def info_of(key: KeyView) -> RequestInfo:
+            return RequestInfo(request_id, key.id, route.name, endpoint, parsed.stream)
+
+        try:
+            admitted = await gateway.in_db(
+                lambda session: gateway.admit(session, secret, parsed.worst_tokens)
+            )
+        except QuotaExceededError as exc:
+            await gateway.refuse_quota(secret, info_of)
+            raise ApiError(429, str(exc), "insufficient_quota", "insufficient_quota") from exc
+        info = info_of(admitted.key)
+        if parsed.stream:
+            return await _stream(route, endpoint, parsed, admitted, info, started)
+        try:
+            data = await gateway.upstream.complete(route, PATHS[endpoint], parsed.body)
+            used = usage_from(data) or await counted_usage(
+                gateway.upstream, route, endpoint, parsed, _reply_text(data, endpoint)
+            )
+        except UpstreamError as exc:
+            return await _upstream_failed(admitted, info, started, exc)
+        await gateway.settle(admitted, used, info, started)
+        data["model"] = route.name
+        data["usage"] = {
+            "prompt_tokens": used.prompt_tokens,
+            "completion_tokens": used.completion_tokens,
+            "total_tokens": used.prompt_tokens + used.completion_tokens,
+        }
+        return JSONResponse(data)
+
+    async def _upstream_failed(
+        admitted: Admitted, info: RequestInfo, started: float, exc: UpstreamError
+    ) -> Response:
+        kind = "timeout" if exc.timeout else "error"
+        gateway.metrics.upstream_errors.labels(kind).inc()
+        await gateway.release(admitted, info, f"upstream_{kind}", started)
+        if exc.timeout:
+            raise ApiError(
+                504, "the model server timed out; nothing was charged", "timeout", "upstream_timeout"
+            )
+        raise ApiError(
+            502, "the model server failed; nothing was charged", "upstream_error", "upstream_error"
+        )
+
+    async def _stream(
+        route: ModelRoute,
+        endpoint: str,
+        parsed: ParsedRequest,
+        admitted: Admitted,
+        info: RequestInfo,
+        started: float,
+    ) -> Response:
+        events = gateway.upstream.stream(route, PATHS[endpoint], parsed.body)
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        except UpstreamError as exc:
+            return await _upstream_failed(admitted, info, started, exc)
+
+        async def body() -> AsyncIterator[bytes]:
+            generated: list[str] = []
+            reported: Usage | None = None
+            last_id = ""
+            failed = False
+            completed = False
+            try:
+                pending = [first] if first is not None else []
+                while True:
+                    if pending:
+                        event = pending.pop()
+                    else:
+                        try:
+                            event = await anext(events)
+                        except StopAsyncIteration:
+                            break
+                    last_id = str(event.get("id", last_id))
+                    reported = usage_from(event) or reported
+                    if not event.get("choices"):
+                        continue
+                    generated.append(_delta_text(event, endpoint))
+                    event["model"] = route.name
+                    yield _sse(event)
+                completed = True
+            except UpstreamError as exc:
+                failed = True
+                gateway.metrics.upstream_errors.labels("timeout" if exc.timeout else "error").inc()
+                yield _sse(
+                    {"error": {"message": "the model server failed mid-stream", "type": "upstream_error"}}
+                )
+            finally:
+                if not completed:
+                    # The client went away or the upstream broke: charge what was generated.
+                    text = "".join(generated)
+                    if failed and not text:
+                        gateway.spawn(gateway.release(admitted, info, "upstream_error", started))
+                    else:
+                        gateway.spawn(
+                            _settle_stream(route, endpoint, parsed, admitted, info, started, text, reported)
+                        )
+            if completed:
+                settling = gateway.spawn(
+                    _settle_stream(
+                        route, endpoint, parsed, admitted, info, started, "".join(generated), reported
+                    )
+                )
+                if parsed.include_usage:
+                    final = await asyncio.shield(settling)
+                    if final is not None:
+                        yield _sse(_usage_chunk(last_id, endpoint, route.name, final))
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    async def _settle_stream(
+        route: ModelRoute,
+        endpoint: str,
+        parsed: ParsedRequest,
+        admitted: Admitted,
+        info: RequestInfo,
+        started: float,
+        generated: str,
+        reported: Usage | None,
+    ) -> Usage | None:
+        try:
+            used = reported or await counted_usage(gateway.upstream, route, endpoint, parsed, generated)
+        except UpstreamError as exc:
+            # The text was delivered but cannot be counted now: the hold stays and the sweep
+            # releases it, so the customer is never charged an invented amount.
+            log.warning(
+                "request %s: usage could not be counted, hold left to expire: %s", info.request_id, exc
+            )
+            return None
+        await gateway.settle(admitted, used, info, started)
+        return used
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await handle(request, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await handle(request, "completions")
+
+    return app
+
+
+def _reply_text(data: dict[str, Any], endpoint: str) -> str:
+    choices = data.get("choices") or [{}]
+    if endpoint == "chat":
+        return str((choices[0].get("message") or {}).get("content") or "")
+    return str(choices[0].get("text") or "")
+
+
+def _usage_chunk(chunk_id: str, endpoint: str, model: str, usage: Usage) -> dict[str, Any]:
+    """The final chunk a client asking for `stream_options.include_usage` expects."""
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk" if endpoint == "chat" else "text_completion",
+        "model": model,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        },
+    }
+
+
+def usage_event_dict(row: UsageEvent) -> dict[str, Any]:
+    return {
+        "request_id": row.request_id,
+        "key_id": row.key_id,
+        "model": row.model,
+        "endpoint": row.endpoint,
+        "streamed": row.streamed,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "free_tokens": row.free_prompt_tokens + row.free_completion_tokens,
+        "paid_tokens": row.paid_prompt_tokens + row.paid_completion_tokens,
+        "krw": row.krw,
+        "latency_ms": row.latency_ms,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+    }

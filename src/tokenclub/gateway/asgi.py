@@ -1,0 +1,17 @@
+"""The app factory uvicorn workers import; everything comes from TOKENCLUB_* settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tokenclub.errors import StateError
+from tokenclub.gateway.app import create_app
+from tokenclub.gateway.config import gateway_config
+from tokenclub.settings import get_settings
+
+
+def make_app() -> FastAPI:
+    settings = get_settings()
+    if not settings.upstream_url:
+        raise StateError("TOKENCLUB_UPSTREAM_URL is not set")
+    return create_app(gateway_config(settings, settings.upstream_url, settings.model_name))

@@ -1,0 +1,124 @@
+"""Per-key rate limits (requests and tokens per minute) shared by every gateway worker.
+
+Fixed one-minute windows counted in the database (PostgreSQL or SQLite, one upsert per
+request) or in Redis (INCR with expiry) when `TOKENCLUB_REDIS_URL` is set. A refused
+request learns how many seconds remain in the window (`Retry-After`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from tokenclub.db.schema import RateCounter
+from tokenclub.errors import TokenclubError
+
+WINDOW_S = 60
+
+
+class RateLimitedError(TokenclubError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int
+    tokens_per_minute: int
+
+
+def _window(now: float) -> tuple[int, int]:
+    window = int(now // WINDOW_S)
+    return window, max(1, int((window + 1) * WINDOW_S - now))
+
+
+def _check(requests: int, tokens: int, limits: Limits, retry_after: int) -> None:
+    if requests > limits.requests_per_minute:
+        raise RateLimitedError(
+            f"rate limit: more than {limits.requests_per_minute} requests per minute", retry_after
+        )
+    if tokens >= limits.tokens_per_minute:
+        raise RateLimitedError(
+            f"rate limit: {limits.tokens_per_minute} tokens per minute used up", retry_after
+        )
+
+
+class RateLimiter(Protocol):
+    def admit(self, session: Session, key_id: int, now: float | None = None) -> None: ...
+
+    def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None: ...
+
+
+class DatabaseRateLimiter:
+    """Counters in the `rate_counters` table; the upsert is atomic on both backends."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def _upsert(
+        self, session: Session, key_id: int, window: int, requests: int, tokens: int
+    ) -> tuple[int, int]:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(RateCounter).values(key_id=key_id, window=window, requests=requests, tokens=tokens)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[RateCounter.key_id, RateCounter.window],
+            set_={
+                "requests": RateCounter.requests + stmt.excluded.requests,
+                "tokens": RateCounter.tokens + stmt.excluded.tokens,
+            },
+        ).returning(RateCounter.requests, RateCounter.tokens)
+        row = session.execute(upsert).one()
+        return int(row[0]), int(row[1])
+
+    def admit(self, session: Session, key_id: int, now: float | None = None) -> None:
+        window, retry_after = _window(time.time() if now is None else now)
+        requests, tokens = self._upsert(session, key_id, window, 1, 0)
+        _check(requests, tokens, self.limits, retry_after)
+
+    def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None:
+        if tokens:
+            self._upsert(session, key_id, _window(time.time() if now is None else now)[0], 0, tokens)
+
+    def usage(self, session: Session, key_id: int, now: float) -> tuple[int, int]:
+        row = session.execute(
+            select(RateCounter.requests, RateCounter.tokens).where(
+                RateCounter.key_id == key_id, RateCounter.window == _window(now)[0]
+            )
+        ).one_or_none()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+class RedisRateLimiter:
+    """The same windows in Redis: one round trip per request, keys expire with their window."""
+
+    def __init__(self, limits: Limits, url: str) -> None:
+        self.limits = limits
+        self.redis = redis.Redis.from_url(url)
+
+    def _bump(self, key_id: int, now: float, requests: int, tokens: int) -> tuple[int, int, int]:
+        window, retry_after = _window(now)
+        base = f"tokenclub:rate:{key_id}:{window}"
+        pipe = self.redis.pipeline()
+        pipe.incrby(f"{base}:r", requests)
+        pipe.incrby(f"{base}:t", tokens)
+        pipe.expire(f"{base}:r", WINDOW_S * 2)
+        pipe.expire(f"{base}:t", WINDOW_S * 2)
+        counted = pipe.execute()
+        return int(counted[0]), int(counted[1]), retry_after
+
+    def admit(self, session: Session, key_id: int, now: float | None = None) -> None:
+        requests, tokens, retry_after = self._bump(key_id, time.time() if now is None else now, 1, 0)
+        _check(requests, tokens, self.limits, retry_after)
+
+    def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None:
+        if tokens:
+            self._bump(key_id, time.time() if now is None else now, 0, tokens)
