@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView, authenticate
@@ -43,6 +44,8 @@ T = TypeVar("T")
 U = TypeVar("U")
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 SWEEP_INTERVAL_S = 60.0
+TRANSACTION_ATTEMPTS = 3
+RETRYABLE = frozenset({"40P01", "40001"})
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,21 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
 
     async def in_db(self, work: Callable[[Session], T]) -> T:
+        """Run a unit of work in a worker thread; a transaction PostgreSQL aborted as a deadlock
+        victim or serialization failure is retried (it was rolled back whole)."""
+
         def run() -> T:
-            with self.db.transaction() as session:
-                return work(session)
+            for attempt in range(TRANSACTION_ATTEMPTS):
+                try:
+                    with self.db.transaction() as session:
+                        return work(session)
+                except DBAPIError as exc:
+                    if (
+                        getattr(exc.orig, "sqlstate", None) not in RETRYABLE
+                        or attempt == TRANSACTION_ATTEMPTS - 1
+                    ):
+                        raise
+            raise AssertionError("unreachable")
 
         return await to_thread.run_sync(run)
 
@@ -125,10 +140,11 @@ class Gateway:
         latency = int((time.perf_counter() - started) * 1000)
 
         def work(session: Session) -> None:
-            billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
+            # The rate counter first, as in admission: one lock order, no deadlocks.
             self.config.limiter.add_tokens(
                 session, admitted.key.id, usage.prompt_tokens + usage.completion_tokens
             )
+            billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
 
         await self.in_db(work)
         self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)

@@ -1,0 +1,95 @@
+"""Holds are settled or released exactly once; stale holds expire; nothing is overdrawn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from tests.gateway.conftest import PRICES, Customer
+from tokenclub.accounts.customers import balance_summary
+from tokenclub.db.engine import Database
+from tokenclub.db.schema import CreditHold
+from tokenclub.db.types import utcnow
+from tokenclub.gateway.billing import (
+    QuotaExceededError,
+    RequestInfo,
+    Usage,
+    place_hold,
+    release_hold,
+    settle_hold,
+    stale_holds,
+)
+from tokenclub.ledger.posting import audit
+
+TTL = timedelta(minutes=15)
+
+
+def _info(request_id: str, key_id: int) -> RequestInfo:
+    return RequestInfo(request_id, key_id, "tiny", "chat", False)
+
+
+def test_hold_moves_allowance_and_credit_line_and_settle_returns_the_rest(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    c = make_customer(free=100, credit_krw=50)
+    with db.transaction() as session:
+        hold = place_hold(session, c.id, c.key_id, 1_000, PRICES, TTL)
+        assert (hold.free_tokens, hold.krw) == (100, 9)  # 900 paid tokens × 8 KRW/1k → 8 won + 1 carry
+        held = balance_summary(session, c.id)
+        assert held["free_tokens_left"] == 0
+    with db.transaction() as session:
+        event = settle_hold(session, hold.id, Usage(80, 300), PRICES, _info("r1", c.key_id), 5)
+        again = settle_hold(session, hold.id, Usage(80, 300), PRICES, _info("r1", c.key_id), 5)
+        assert again.id == event.id
+        summary = balance_summary(session, c.id)
+        assert audit(session) == []
+    assert (event.free_prompt_tokens, event.free_completion_tokens, event.paid_completion_tokens) == (
+        80,
+        20,
+        280,
+    )
+    assert event.krw == 2  # 280 × 8,000 / 10^6 = 2.24 won → 2
+    assert summary == {
+        "free_tokens_granted": 100,
+        "free_tokens_used": 100,
+        "free_tokens_left": 0,
+        "paid_tokens": 280,
+        "receivable_krw": 2,
+        "payable_krw": 0,
+    }
+
+
+def test_release_returns_everything_once(db: Database, make_customer: Callable[..., Customer]) -> None:
+    c = make_customer(free=500)
+    with db.transaction() as session:
+        hold = place_hold(session, c.id, c.key_id, 300, PRICES, TTL)
+    with db.transaction() as session:
+        assert release_hold(session, hold.id) is True
+        assert release_hold(session, hold.id) is False
+        assert balance_summary(session, c.id)["free_tokens_left"] == 500
+        assert audit(session) == []
+
+
+def test_worst_case_beyond_allowance_and_credit_is_refused_without_writes(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    c = make_customer(free=100)
+    with pytest.raises(QuotaExceededError, match="insufficient quota"), db.transaction() as session:
+        place_hold(session, c.id, c.key_id, 101, PRICES, TTL)
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 100
+        assert session.query(CreditHold).count() == 0
+
+
+def test_stale_holds_expire_after_a_restart(db: Database, make_customer: Callable[..., Customer]) -> None:
+    c = make_customer(free=1_000)
+    with db.transaction() as session:
+        old = place_hold(session, c.id, c.key_id, 400, PRICES, timedelta(seconds=-1))
+        fresh = place_hold(session, c.id, c.key_id, 100, PRICES, TTL)
+    with db.transaction() as session:
+        assert stale_holds(session, utcnow()) == [old.id]
+        assert release_hold(session, old.id, "expired")
+        assert balance_summary(session, c.id)["free_tokens_left"] == 900
+        assert session.get(CreditHold, fresh.id) is not None
