@@ -55,6 +55,7 @@ def test_partner_key_balance_flow(home: Path) -> None:
         "paid_tokens": 0,
         "receivable_krw": 0,
         "payable_krw": 0,
+        "spending_left_krw": 0,
     }
     assert run_json(home, "ledger", "audit") == {"ok": True, "problems": []}
 
@@ -96,3 +97,13 @@ def test_cli_runs_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     listed = run_json(tmp_path, "partner", "list", database_url=pg_url)
     assert added["id"] in [p["id"] for p in listed]
     assert not (tmp_path / "tokenclub.db").exists()
+
+
+def test_customer_credit_line_and_usage_listing(home: Path) -> None:
+    added = run_json(home, "customer", "add", "유료 고객", "--spending-limit-krw", "5000")
+    assert run_json(home, "balance", "--customer", str(added["id"]))["spending_left_krw"] == 5_000
+    raised = run_json(home, "customer", "credit", "--customer", str(added["id"]), "--krw", "2500")
+    assert raised["spending_left_krw"] == 7_500
+    assert run_json(home, "usage", "--customer", str(added["id"])) == []
+    refused = run_cli(home, "customer", "credit", "--customer", "99", "--krw", "1")
+    assert (refused.returncode, refused.stderr.strip()) == (1, "error: customer 99 does not exist")

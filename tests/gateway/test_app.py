@@ -70,6 +70,7 @@ def test_chat_is_charged_exactly_the_reported_usage(
         "paid_tokens": 0,
         "receivable_krw": 0,
         "payable_krw": 0,
+        "spending_left_krw": 0,
     }
     (event,) = _events(db, customer)
     assert (event.status, event.free_prompt_tokens, event.free_completion_tokens, event.krw) == (

@@ -58,6 +58,7 @@ def test_hold_moves_allowance_and_credit_line_and_settle_returns_the_rest(
         "paid_tokens": 280,
         "receivable_krw": 2,
         "payable_krw": 0,
+        "spending_left_krw": 50 - 2,
     }
 
 

@@ -53,6 +53,7 @@ def test_grant_then_spend_moves_exact_balances(db: Database) -> None:
         "paid_tokens": 0,
         "receivable_krw": 0,
         "payable_krw": 0,
+        "spending_left_krw": 0,
     }
 
 

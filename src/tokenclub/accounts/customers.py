@@ -55,4 +55,5 @@ def balance_summary(session: Session, customer_id: int) -> dict[str, int]:
         "paid_tokens": kinds["paid_tokens"],
         "receivable_krw": kinds["receivable_krw"],
         "payable_krw": kinds["payable_krw"],
+        "spending_left_krw": kinds["credit_line_krw"],
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import typer
 
 from tokenclub.accounts import customers, keys, partners
@@ -9,6 +11,7 @@ from tokenclub.accounts.partners import OrgType, PartnerStatus
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.db.schema import Customer
 from tokenclub.errors import InvalidInputError
+from tokenclub.gateway.billing import grant_credit_line
 from tokenclub.settings import get_settings
 
 partner_app = typer.Typer(help="Partner applications and decisions.", no_args_is_help=True)
@@ -103,8 +106,26 @@ def customer_add(
     """Open a customer account that pays list price (partners get theirs automatically)."""
     with session_scope() as session:
         customer = customers.create_customer(session, name, spending_limit_krw=spending_limit_krw)
+        if spending_limit_krw:
+            grant_credit_line(session, customer.id, spending_limit_krw, f"credit-line:{customer.id}:initial")
         data = _customer_dict(customer)
     emit(data, json_out, f"customer {data['id']}")
+
+
+@customer_app.command("credit")
+def customer_credit(
+    customer: int = typer.Option(..., "--customer", help="Customer account ID."),
+    krw: int = typer.Option(
+        ..., "--krw", min=1, help="KRW the customer may additionally spend at list price."
+    ),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Raise a customer's spending limit (its KRW credit line for paid API usage)."""
+    with session_scope() as session:
+        customers.get_customer(session, customer)
+        grant_credit_line(session, customer, krw, f"credit-line:{customer}:{uuid.uuid4().hex}")
+        summary = customers.balance_summary(session, customer)
+    emit({"customer_id": customer, **summary}, json_out, f"customer {customer}")
 
 
 @customer_app.command("list")

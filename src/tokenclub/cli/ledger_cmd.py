@@ -3,13 +3,63 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tokenclub.accounts import customers
-from tokenclub.cli.output import JSON_OPTION, emit, print_json, session_scope
+from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
+from tokenclub.db.schema import UsageEvent
 from tokenclub.errors import InvalidInputError, StateError
+from tokenclub.gateway.app import usage_event_dict
 from tokenclub.ledger.posting import audit
 
 ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
+
+
+def _customer_id(session: Session, partner: int | None, customer: int | None) -> int:
+    if (partner is None) == (customer is None):
+        raise InvalidInputError("give exactly one of --partner or --customer")
+    if partner is not None:
+        return customers.customer_of_partner(session, partner).id
+    assert customer is not None
+    return customers.get_customer(session, customer).id
+
+
+def usage(
+    partner: int | None = typer.Option(None, "--partner", help="Partner ID."),
+    customer: int | None = typer.Option(None, "--customer", help="Customer account ID."),
+    limit: int = typer.Option(100, min=1, max=100_000, help="Newest events to show."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """API usage events of one account: tokens, free/paid split, KRW, latency, status."""
+    with session_scope() as session:
+        customer_id = _customer_id(session, partner, customer)
+        rows = [
+            usage_event_dict(row)
+            for row in session.scalars(
+                select(UsageEvent)
+                .where(UsageEvent.customer_id == customer_id)
+                .order_by(UsageEvent.id.desc())
+                .limit(limit)
+            )
+        ]
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows(
+            f"usage of customer {customer_id}",
+            (
+                "created_at",
+                "endpoint",
+                "prompt_tokens",
+                "completion_tokens",
+                "free_tokens",
+                "paid_tokens",
+                "krw",
+                "status",
+            ),
+            rows,
+        )
 
 
 def balance(
@@ -18,14 +68,8 @@ def balance(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Show free tokens granted, used and left, paid tokens, KRW receivable and payable."""
-    if (partner is None) == (customer is None):
-        raise InvalidInputError("give exactly one of --partner or --customer")
     with session_scope() as session:
-        if partner is not None:
-            customer_id = customers.customer_of_partner(session, partner).id
-        else:
-            assert customer is not None
-            customer_id = customer
+        customer_id = _customer_id(session, partner, customer)
         summary = customers.balance_summary(session, customer_id)
     label = f"partner {partner}" if partner is not None else f"customer {customer}"
     emit({"customer_id": customer_id, **summary}, json_out, f"balance of {label}")
