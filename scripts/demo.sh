@@ -18,7 +18,7 @@ $tc partner add "국회 의안 아카이브" --org-type public --description "bi
 $tc partner add "청원 게시판 아카이브" --org-type media --description "citizen petitions 2019 (JSONL)"
 $tc partner add "재배포 업체" --org-type enterprise --description "a reseller whose archive copies others"
 for id in 1 2 3; do $tc partner approve "$id" >/dev/null; done
-$tc key create --partner 2 --name demo
+key=$($tc key create --partner 2 --name demo --json | .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)['key'])")
 
 echo "== partner 1 contributes official documents"
 $tc ingest --partner 1 "$CORPORA/samples"
@@ -31,4 +31,20 @@ $tc ingest --partner 2 "$input/petitions-2019-06.jsonl" --json | head -c 300; ec
 
 $tc partner list
 for id in 1 2 3; do $tc balance --partner "$id"; done
+
+echo "== the gateway starts the embedded llama.cpp server (SmolLM2-135M) and partner 2 uses its free tokens"
+port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+$tc serve --port "$port" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 1 240); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+    sleep 0.5
+done
+.venv/bin/python scripts/demo_api.py "http://127.0.0.1:$port/v1" "$key" smollm2-135m-instruct
+$tc usage --partner 2
+$tc balance --partner 2
 $tc ledger audit
+kill "$server"
+wait "$server" || true
+trap - EXIT

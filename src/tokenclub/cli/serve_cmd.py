@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from contextlib import ExitStack
 
 import typer
@@ -24,6 +26,9 @@ def serve_command(
     """Serve the OpenAI-compatible API, metered and paid for through the ledger."""
     settings = get_settings()
     open_database(settings).dispose()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit lets
+    # the embedded model server be stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with ExitStack() as stack:
         url = upstream or settings.upstream_url
         if not url:

