@@ -9,6 +9,8 @@
 #     bash bench/setup_litellm.sh            # idempotent; reuses an existing environment
 #     PYTHON=python3.11 bash bench/setup_litellm.sh
 set -euo pipefail
+# LiteLLM fetches its model price map from the internet at import unless told to use its bundled copy.
+export LITELLM_LOCAL_MODEL_COST_MAP=True
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv-litellm"

