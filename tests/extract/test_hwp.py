@@ -25,7 +25,6 @@ PRESS_RELEASE = "msit-press-release-nuri-rocket.hwp"
 REPORT = "report-template-basics.hwp"
 
 PARA_TEXT = 67
-DISTRIBUTE_DOC_DATA = 28
 
 
 class Expected(NamedTuple):
@@ -135,6 +134,21 @@ def with_flags(data: bytes, set_bits: int) -> bytes:
     return replace_stream(data, "FileHeader", bytes(header))
 
 
+def property_set(*properties: tuple[int, bytes]) -> bytes:
+    """An OLE property set stream ([MS-OLEPS]) with one set holding the given typed values."""
+    header = struct.pack("<HHI16sI16sI", 0xFFFE, 0, 0, bytes(16), 1, bytes(16), 48)
+    entries, values = b"", b""
+    offset = 8 + 8 * len(properties)
+    for pid, value in properties:
+        entries += struct.pack("<II", pid, offset + len(values))
+        values += value + bytes(-len(value) % 4)
+    return header + struct.pack("<II", offset + len(values), len(properties)) + entries + values
+
+
+def typed(vtype: int, count: int, payload: bytes) -> bytes:
+    return struct.pack("<HxxI", vtype, count) + payload
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sample_extracts(name: str) -> None:
     data = sample(name).read_bytes()
@@ -184,6 +198,44 @@ def test_control_characters_follow_the_spec() -> None:
 
 def test_lone_surrogate_becomes_replacement_character() -> None:
     assert read(with_body(record(PARA_TEXT, wchars("가", [0xD800], "나", [13])))) == "가\ufffd나"
+
+
+def test_title_from_hwp_summary_information() -> None:
+    title = typed(0x1F, 9, "누리호 보도자료\0".encode("utf-16-le"))
+    stream = property_set((1, typed(0x02, 1200, b"")), (2, title))
+    data = replace_stream(sample(PRESS_RELEASE).read_bytes(), "\x05HwpSummaryInformation", stream)
+    [document] = read_hwp(data, "t.hwp", "0" * 64)
+    assert document.title == "누리호 보도자료"
+
+
+def test_title_falls_back_to_summary_information_in_its_code_page() -> None:
+    # The report template's HwpSummaryInformation has an empty title.
+    title = typed(0x1E, 12, "보고서 양식\0".encode("cp949"))
+    stream = property_set((1, typed(0x02, 949, b"")), (2, title))
+    data = replace_stream(sample(REPORT).read_bytes(), "\x05SummaryInformation", stream)
+    [document] = read_hwp(data, "t.hwp", "0" * 64)
+    assert document.title == "보고서 양식"
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        # A vector of 2^32 - 1 strings: olefile's own parser would loop for minutes on it.
+        property_set((2, typed(0x101F, 0xFFFFFFFF, b"\0" * 8))),
+        property_set((2, typed(0x03, 7, b""))),  # not a string
+        struct.pack(
+            "<HHI16sI16sI", 0xFFFE, 0, 0, bytes(16), 1, bytes(16), 0xFFFFFF00
+        ),  # set offset past the end
+        property_set((2, b"")) + b"\xff" * 4,  # value offset points at the padding
+        b"",
+    ],
+)
+def test_damaged_summary_costs_only_the_title(stream: bytes) -> None:
+    original = sample(PRESS_RELEASE).read_bytes()
+    data = replace_stream(original, "\x05HwpSummaryInformation", stream)
+    [document] = read_hwp(data, "t.hwp", "0" * 64)
+    assert document.title is None
+    assert document.text == read(original)
 
 
 def test_password_protected_document_is_refused() -> None:
@@ -243,15 +295,32 @@ def test_bad_deflate_data_is_refused() -> None:
         read(data)
 
 
+def shortened(data: bytes, path: str, size: int) -> bytes:
+    """The file with a stream's size in its directory entry lowered, cutting the stream short."""
+    ole = olefile.OleFileIO(io.BytesIO(data))
+    old_size = ole.get_size(path)
+    ole.close()
+    assert size >= 4096, "a stream below the mini-stream cutoff would be looked up elsewhere"
+    name = path.rsplit("/", 1)[-1].encode("utf-16-le")
+    for match in re.finditer(re.escape(name), data):
+        # A directory entry: 64 bytes of name, ..., the stream size at offset 120.
+        if struct.unpack_from("<I", data, match.start() + 120) == (old_size,):
+            result = bytearray(data)
+            struct.pack_into("<I", result, match.start() + 120, size)
+            return bytes(result)
+    raise AssertionError(f"no directory entry for {path}")
+
+
 def test_truncated_deflate_stream_is_refused() -> None:
-    data = sample(PRESS_RELEASE).read_bytes()
-    entry = data.index("Section0".encode("utf-16-le"))
-    (size,) = struct.unpack_from("<I", data, entry + 120)
-    assert size > 4200  # stays above the 4096-byte mini-stream cutoff when shortened
-    shortened = bytearray(data)
-    struct.pack_into("<I", shortened, entry + 120, 4200)  # the directory entry's stream size
+    data = shortened(sample(PRESS_RELEASE).read_bytes(), "BodyText/Section0", 4200)
     with pytest.raises(ExtractionError, match="truncated compressed section"):
-        read(bytes(shortened))
+        read(data)
+
+
+def test_view_text_with_a_partial_aes_block_is_refused() -> None:
+    data = shortened(sample(DISTRIBUTION).read_bytes(), "ViewText/Section0", 4800 - 5)
+    with pytest.raises(ExtractionError, match="not a whole number of AES blocks"):
+        read(data)
 
 
 @pytest.mark.parametrize(

@@ -198,6 +198,18 @@ def test_title_from_package_metadata() -> None:
     assert (document.title, document.text) == (None, "본문")
 
 
+def test_damaged_manifest_does_not_block_the_text() -> None:
+    manifest = b'<odf:manifest xmlns:odf="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"/>'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("META-INF/manifest.xml", manifest)
+        archive.writestr("Contents/section0.xml", section(paragraph("<hp:t>본문</hp:t>")))
+    data = buffer.getvalue().replace(manifest, manifest.replace(b"odf:manifest ", b"odf:manifesT "), 1)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, pytest.raises(zipfile.BadZipFile):
+        archive.read("META-INF/manifest.xml")  # the CRC no longer matches
+    assert read(data) == "본문"
+
+
 def test_encrypted_package_is_refused() -> None:
     manifest = (
         '<odf:manifest xmlns:odf="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'

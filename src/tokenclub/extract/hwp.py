@@ -8,12 +8,13 @@ headers, notes) follow their parent paragraph as records of a deeper level in th
 stream, so reading PARA_TEXT records in stream order gives all the text in document order.
 
 Distribution documents (배포용 문서) keep the real body AES-encrypted in `ViewText/Section{n}`
-and leave only a "cannot be displayed" placeholder in `BodyText`; the key is derived from the
-stream's leading HWPTAG_DISTRIBUTE_DOC_DATA record, which carries no secret of its own.
+and leave only a placeholder ("open this in a newer Hangul") in `BodyText`; the key is derived
+from the stream's leading HWPTAG_DISTRIBUTE_DOC_DATA record, which holds no secret of its own.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import struct
@@ -50,6 +51,10 @@ _CONTROL_TEXT = {9: "\t", 10: "\n", 13: "\n", 24: "-", 30: " ", 31: " "}
 bound (non-breaking) space and fixed-width space; every other control drops out."""
 
 _SECTION = re.compile(r"Section(\d+)")
+
+_SUMMARY_STREAMS = ("\x05HwpSummaryInformation", "\x05SummaryInformation")
+_PID_CODEPAGE, _PID_TITLE = 1, 2
+_VT_I2, _VT_LPSTR, _VT_LPWSTR = 0x02, 0x1E, 0x1F
 
 MAX_SECTION_BYTES = 256 * 1024 * 1024
 """A section stream that inflates beyond this is refused: text records are small, a stream
@@ -216,22 +221,23 @@ def _para_text(payload: bytes) -> str:
 def _decrypt_view_text(stream: bytes) -> bytes:
     """Decrypt a distribution document's ViewText section (AES-128-ECB).
 
-    The section opens with a 256-byte HWPTAG_DISTRIBUTE_DOC_DATA record. Its first 4 bytes
-    seed Microsoft Visual C's rand(); the rest is XOR-masked with a 256-byte array filled by
-    runs of a random byte (rand() & 0xFF) repeated (rand() & 0xF) + 1 times. In the unmasked
-    data the AES key is the 16 bytes at offset 4 + (first byte & 0xF); everything after the
-    record is ciphertext.
+    The spec defines the section's leading 256-byte HWPTAG_DISTRIBUTE_DOC_DATA record but not
+    how the key comes out of it; that was described publicly on the hwp-foss mailing list
+    (2014) and is checked here against a real distribution document. The record's first
+    4 bytes seed Microsoft Visual C's rand(); its other bytes are XOR-masked with a 256-byte
+    array filled by runs of a random byte (rand() & 0xFF) repeated (rand() & 0xF) + 1 times.
+    In the unmasked record the AES key is the 16 bytes at offset 4 + (first byte & 0xF);
+    everything after the record is ciphertext.
     """
-    records = _records(stream)
-    first = next(records, None)
-    if first is None or first[0] != _TAG_DISTRIBUTE_DOC_DATA or len(first[1]) != _DISTRIBUTE_DOC_DATA_SIZE:
+    header = struct.pack("<I", _TAG_DISTRIBUTE_DOC_DATA | _DISTRIBUTE_DOC_DATA_SIZE << 20)
+    end = len(header) + _DISTRIBUTE_DOC_DATA_SIZE
+    if not stream.startswith(header) or len(stream) < end:
         raise _FormatError("ViewText section lacks its distribution document record")
-    seed_data = first[1]
+    seed_data, ciphertext = stream[len(header) : end], stream[end:]
     mask = _msvc_rand_mask(int.from_bytes(seed_data[:4], "little"))
     unmasked = seed_data[:4] + bytes(a ^ b for a, b in zip(seed_data[4:], mask[4:], strict=True))
     offset = 4 + (seed_data[0] & 0x0F)
     key = unmasked[offset : offset + 16]
-    ciphertext = stream[4 + _DISTRIBUTE_DOC_DATA_SIZE :]
     if len(ciphertext) % 16:
         raise _FormatError("encrypted ViewText section is not a whole number of AES blocks")
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
@@ -255,25 +261,62 @@ def _msvc_rand_mask(seed: int) -> bytes:
 
 
 def _title(ole: olefile.OleFileIO) -> str | None:
-    """The title from HwpSummaryInformation, else from the OLE SummaryInformation.
+    """The title from Hancom's HwpSummaryInformation, else from the OLE SummaryInformation.
 
-    Hancom writes its own property set stream with the standard property ids (title = 2) as
-    UTF-16 strings. olefile 0.47 reads a UTF-16 property from the wrong offset and returns it
-    with whatever follows, so the value is cut at its first NUL. The title is optional: a
-    damaged property stream costs the title, never the text.
+    Both are OLE property set streams with the standard property ids. They are parsed here
+    rather than with olefile's getproperties, which loops for as long as a damaged vector
+    count says (minutes on a corrupt upload) and misreads UTF-16 strings. The title is
+    optional: a damaged property stream costs the title, never the text.
     """
-    title: object = None
+    for name in _SUMMARY_STREAMS:
+        if not ole.exists(name):
+            continue
+        try:
+            title = _property_set_title(_stream(ole, [name]))
+        except _FormatError:
+            continue
+        if title:
+            return unicodedata.normalize("NFC", title)
+    return None
+
+
+def _property_set_title(stream: bytes) -> str | None:
+    """PIDSI_TITLE of a property set stream's first property set ([MS-OLEPS] 2.20-2.21).
+
+    The stream header (28 bytes) is followed by the first set's FMTID and offset; the set
+    holds its size, its property count and (id, offset) pairs, each offset pointing at a
+    typed value. Every length comes from the file, so every read is bounds-checked.
+    """
     try:
-        if ole.exists("\x05HwpSummaryInformation"):
-            title = ole.getproperties("\x05HwpSummaryInformation").get(2)
-        if not title and ole.exists("\x05SummaryInformation"):
-            metadata = ole.get_metadata()
-            title = metadata.title
-            if isinstance(title, bytes):
-                title = title.decode(f"cp{metadata.codepage or 949}", "replace")
-    except Exception:  # olefile raises many types on damaged property sets
+        (base,) = struct.unpack_from("<I", stream, 44)
+        (count,) = struct.unpack_from("<I", stream, base + 4)
+        offsets: dict[int, int] = {}
+        for index in range(min(count, (len(stream) - base) // 8)):
+            pid, offset = struct.unpack_from("<II", stream, base + 8 + 8 * index)
+            offsets.setdefault(pid, base + offset)
+        if _PID_TITLE not in offsets:
+            return None
+        vtype, length = struct.unpack_from("<HxxI", stream, offsets[_PID_TITLE])
+        start = offsets[_PID_TITLE] + 8
+        if vtype == _VT_LPWSTR:
+            text = stream[start : start + 2 * length].decode("utf-16-le", "replace")
+        elif vtype == _VT_LPSTR:
+            codepage = 949
+            if _PID_CODEPAGE in offsets:
+                ctype, codepage = struct.unpack_from("<HxxH", stream, offsets[_PID_CODEPAGE])
+                codepage = codepage if ctype == _VT_I2 else 949
+            text = stream[start : start + length].decode(_codec(codepage), "replace")
+        else:
+            return None
+    except struct.error:
         return None
-    if not isinstance(title, str):
-        return None
-    title = unicodedata.normalize("NFC", title.split("\x00", 1)[0].strip())
-    return title or None
+    return text.split("\x00", 1)[0].strip() or None
+
+
+def _codec(codepage: int) -> str:
+    """Python's codec for a Windows code page; CP949 (Korean Windows) when unknown."""
+    name = "utf-16-le" if codepage == 1200 else f"cp{codepage}"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return "cp949"

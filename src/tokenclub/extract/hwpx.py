@@ -27,8 +27,13 @@ from tokenclub.extract.document import ExtractedDocument
 _HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 _P = f"{_HP}p"
 _T = f"{_HP}t"
-_INLINE_TEXT = {f"{_HP}tab": "\t", f"{_HP}lineBreak": "\n", f"{_HP}hyphen": "-"}
-_INLINE_TEXT |= {f"{_HP}nbSpace": " ", f"{_HP}fwSpace": " "}
+_INLINE_TEXT = {
+    f"{_HP}tab": "\t",
+    f"{_HP}lineBreak": "\n",
+    f"{_HP}hyphen": "-",
+    f"{_HP}nbSpace": " ",
+    f"{_HP}fwSpace": " ",
+}
 """What the empty elements inside `hp:t` stand for; the others (mark-pen, change-tracking and
 title marks) only delimit ranges and add no text."""
 
@@ -38,9 +43,6 @@ _MANIFEST = "META-INF/manifest.xml"
 
 MAX_PART_BYTES = 256 * 1024 * 1024
 """An XML part that inflates beyond this is refused as a decompression bomb."""
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-"""Uploads are untrusted: no external or expanded entities, no network, lxml's size limits."""
 
 
 class _FormatError(Exception):
@@ -56,13 +58,12 @@ def read_hwpx(data: bytes, source: str, sha256: str) -> list[ExtractedDocument]:
     """Read an HWPX package into one document, or raise ExtractionError with the reason."""
     try:
         with _open(data) as package:
-            names = package.namelist()
-            if _MANIFEST in names and b"encryption-data" in _read(package, _MANIFEST):
+            if _encrypted(package):
                 raise _FormatError("password-protected HWPX document")
             lines: list[str] = []
-            for name in _sections(names):
+            for name in _sections(package.namelist()):
                 lines.extend(_paragraph_lines(_parse(_read(package, name), name)))
-            title = _title(package) if _PACKAGE_FILE in names else None
+            title = _title(package)
     except _FormatError as exc:
         raise ExtractionError(source, str(exc)) from exc
     text = unicodedata.normalize("NFC", "\n".join(lines).strip())
@@ -96,6 +97,18 @@ def _read(package: zipfile.ZipFile, name: str) -> bytes:
     return blob
 
 
+def _encrypted(package: zipfile.ZipFile) -> bool:
+    """Whether the manifest lists encrypted parts (ODF-style `encryption-data` entries).
+
+    A missing or damaged manifest says nothing either way: the sections are then read, and encrypted
+    ones fail as malformed XML.
+    """
+    try:
+        return b"encryption-data" in _read(package, _MANIFEST)
+    except _FormatError:
+        return False
+
+
 def _sections(names: list[str]) -> list[str]:
     """The body parts in numeric order (section10 after section9)."""
     numbered = sorted((int(match[1]), name) for name in names if (match := _SECTION.fullmatch(name)))
@@ -105,8 +118,11 @@ def _sections(names: list[str]) -> list[str]:
 
 
 def _parse(blob: bytes, name: str) -> etree._Element:
+    # Uploads are untrusted: no external or expanded entities, no network, lxml's size limits.
+    # A parser per call, as lxml parsers must not be shared between threads.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
-        return etree.fromstring(blob, _PARSER)
+        return etree.fromstring(blob, parser)
     except (etree.LxmlError, ValueError) as exc:
         raise _FormatError(f"malformed XML in {name} ({_detail(exc)})") from exc
 
@@ -129,7 +145,7 @@ def _run_text(run: etree._Element) -> str:
 
 
 def _title(package: zipfile.ZipFile) -> str | None:
-    """The `opf:title` of the package metadata; a damaged package file costs only the title."""
+    """The `opf:title` of the package metadata; a missing or damaged package file costs only the title."""
     try:
         root = _parse(_read(package, _PACKAGE_FILE), _PACKAGE_FILE)
     except _FormatError:
