@@ -36,7 +36,9 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=60)
+    # No pre-ping: it costs a round trip per checkout; a dead connection surfaces as an error
+    # on first use and the pool drops it.
+    return create_engine(url, pool_size=10, max_overflow=60, pool_recycle=3600)
 
 
 class Database:

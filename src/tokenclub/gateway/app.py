@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -46,6 +46,7 @@ PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 SWEEP_INTERVAL_S = 60.0
 TRANSACTION_ATTEMPTS = 3
 RETRYABLE = frozenset({"40P01", "40001"})
+POSTGRES_THREADS = 40
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Gateway:
         self.upstream = Upstream(config.routes, config.upstream_timeout_s)
         self.metrics = Metrics()
         self._background: set[asyncio.Task[Any]] = set()
+        self._limiter: CapacityLimiter | None = None
 
     async def in_db(self, work: Callable[[Session], T]) -> T:
         """Run a unit of work in a worker thread; a transaction PostgreSQL aborted as a deadlock
@@ -113,7 +115,15 @@ class Gateway:
                         raise
             raise AssertionError("unreachable")
 
-        return await to_thread.run_sync(run)
+        return await to_thread.run_sync(run, limiter=self._db_limiter())
+
+    def _db_limiter(self) -> CapacityLimiter:
+        """SQLite has one writer: queue in order here rather than sleep in its busy handler.
+        PostgreSQL gets as many threads as the connection pool can serve."""
+        if self._limiter is None:
+            sqlite = self.db.engine.dialect.name == "sqlite"
+            self._limiter = CapacityLimiter(1 if sqlite else POSTGRES_THREADS)
+        return self._limiter
 
     def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
         key = authenticate(session, secret)

@@ -153,7 +153,7 @@ def settle_hold(
     cid = hold.customer_id
     split: Split = split_usage(usage.prompt_tokens, usage.completion_tokens, hold.free_tokens)
     cost_micro = prices.cost_micro_krw(split.paid_prompt, split.paid_completion)
-    krw = krw_due(_billed_micro(session, cid), cost_micro)
+    krw = krw_due(_billed_micro(session, cid), cost_micro) if cost_micro else 0
     from_line = min(krw, hold.krw)
     legs = _legs(
         (_acct(cid, FREE_ALLOWANCE_HELD), hold.free_tokens),

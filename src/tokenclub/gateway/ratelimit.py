@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -57,6 +57,26 @@ class RateLimiter(Protocol):
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None: ...
 
 
+def _upsert_statement(insert: Any) -> Any:
+    """Add to a key's counters in its window, creating the row if needed; built once per dialect."""
+    stmt = insert(RateCounter).values(
+        key_id=bindparam("key_id"),
+        window=bindparam("window"),
+        requests=bindparam("requests"),
+        tokens=bindparam("tokens"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[RateCounter.key_id, RateCounter.window],
+        set_={
+            "requests": RateCounter.requests + stmt.excluded.requests,
+            "tokens": RateCounter.tokens + stmt.excluded.tokens,
+        },
+    ).returning(RateCounter.requests, RateCounter.tokens)
+
+
+_UPSERTS = {"postgresql": _upsert_statement(pg_insert), "sqlite": _upsert_statement(sqlite_insert)}
+
+
 class DatabaseRateLimiter:
     """Counters in the `rate_counters` table; the upsert is atomic on both backends."""
 
@@ -66,17 +86,9 @@ class DatabaseRateLimiter:
     def _upsert(
         self, session: Session, key_id: int, window: int, requests: int, tokens: int
     ) -> tuple[int, int]:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(RateCounter).values(key_id=key_id, window=window, requests=requests, tokens=tokens)
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[RateCounter.key_id, RateCounter.window],
-            set_={
-                "requests": RateCounter.requests + stmt.excluded.requests,
-                "tokens": RateCounter.tokens + stmt.excluded.tokens,
-            },
-        ).returning(RateCounter.requests, RateCounter.tokens)
-        row = session.execute(upsert).one()
+        statement = _UPSERTS[session.get_bind().dialect.name]
+        values = {"key_id": key_id, "window": window, "requests": requests, "tokens": tokens}
+        row = session.execute(statement, values).one()
         return int(row[0]), int(row[1])
 
     def admit(self, session: Session, key_id: int, now: float | None = None) -> None:

@@ -94,12 +94,16 @@ class Upstream:
             if response.status_code >= 400:
                 text = (await response.aread()).decode(errors="replace")
                 raise UpstreamError(f"upstream answered {response.status_code}: {text[:200]}")
+            done = False
             async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+                # After [DONE] the rest of the body is still read, so the connection goes back
+                # to the pool instead of being thrown away.
+                if done or not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == "[DONE]":
-                    return
+                    done = True
+                    continue
                 try:
                     yield json.loads(payload)
                 except json.JSONDecodeError as exc:

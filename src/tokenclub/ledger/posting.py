@@ -13,11 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tokenclub.db.schema import LedgerAccount, LedgerEntry, LedgerTransaction
+from tokenclub.db.types import utcnow
 from tokenclub.errors import (
     IdempotencyConflictError,
     InsufficientBalanceError,
@@ -91,7 +92,16 @@ def _existing(session: Session, key: str, digest: str) -> Posting | None:
     return Posting(tx.id, key, tx.kind, legs, created=False)
 
 
-def _apply_leg(session: Session, account: LedgerAccount, amount: int) -> None:
+@dataclass(frozen=True, slots=True)
+class _Account:
+    id: int
+    code: str
+    unit: str
+    normal: str
+    guarded: bool
+
+
+def _apply_leg(session: Session, account: _Account, amount: int) -> None:
     stmt = update(LedgerAccount).where(LedgerAccount.id == account.id)
     decreases = (amount > 0) if account.normal == Normal.CREDIT else (amount < 0)
     if account.guarded and decreases:
@@ -106,25 +116,33 @@ def _apply_leg(session: Session, account: LedgerAccount, amount: int) -> None:
         raise InsufficientBalanceError(f"{account.code}: balance too low for {abs(amount)} {account.unit}")
 
 
+def _accounts(session: Session, legs: Sequence[Leg]) -> dict[str, _Account]:
+    rows = session.execute(
+        select(
+            LedgerAccount.id,
+            LedgerAccount.code,
+            LedgerAccount.unit,
+            LedgerAccount.normal,
+            LedgerAccount.guarded,
+        ).where(LedgerAccount.code.in_([leg.account for leg in legs]))
+    )
+    found = {row.code: _Account(row.id, row.code, row.unit, row.normal, row.guarded) for row in rows}
+    for leg in legs:
+        if leg.account not in found:
+            raise NotFoundError(f"ledger account {leg.account} does not exist")
+    return found
+
+
 def post(session: Session, key: str, kind: str, legs: Sequence[Leg], memo: str = "") -> Posting:
     """Write a balanced transaction once; replaying the same key returns the first posting.
 
-    Runs inside a savepoint, so a refused debit leaves the caller's transaction untouched.
+    Runs inside a savepoint, so a refused debit leaves the caller's transaction untouched. The
+    unique idempotency key is the replay check: the insert comes first and only a conflict
+    looks the earlier posting up, which saves a query on every new posting.
     """
     _validate(key, legs)
     digest = _digest(kind, legs)
-    found = _existing(session, key, digest)
-    if found is not None:
-        return found
-    accounts = {
-        account.code: account
-        for account in session.scalars(
-            select(LedgerAccount).where(LedgerAccount.code.in_([leg.account for leg in legs]))
-        )
-    }
-    for leg in legs:
-        if leg.account not in accounts:
-            raise NotFoundError(f"ledger account {leg.account} does not exist")
+    accounts = _accounts(session, legs)
     per_unit: dict[str, int] = defaultdict(int)
     for leg in legs:
         per_unit[accounts[leg.account].unit] += leg.amount
@@ -133,24 +151,26 @@ def post(session: Session, key: str, kind: str, legs: Sequence[Leg], memo: str =
         raise InvalidInputError(f"transaction does not balance: {unbalanced}")
     try:
         with session.begin_nested():
-            tx = LedgerTransaction(idempotency_key=key, kind=kind, memo=memo, digest=digest)
-            session.add(tx)
-            session.flush()
+            tx_id = session.execute(
+                insert(LedgerTransaction)
+                .values(idempotency_key=key, kind=kind, memo=memo, digest=digest, created_at=utcnow())
+                .returning(LedgerTransaction.id)
+            ).scalar_one()
             for leg in sorted(legs, key=lambda leg: accounts[leg.account].id):
                 _apply_leg(session, accounts[leg.account], leg.amount)
-            session.add_all(
-                LedgerEntry(transaction_id=tx.id, account_id=accounts[leg.account].id, amount=leg.amount)
-                for leg in legs
+            session.execute(
+                insert(LedgerEntry),
+                [
+                    {"transaction_id": tx_id, "account_id": accounts[leg.account].id, "amount": leg.amount}
+                    for leg in legs
+                ],
             )
-            session.flush()
     except IntegrityError:
         found = _existing(session, key, digest)
         if found is None:
             raise
         return found
-    for account in accounts.values():
-        session.expire(account)
-    return Posting(tx.id, key, kind, tuple(legs), created=True)
+    return Posting(tx_id, key, kind, tuple(legs), created=True)
 
 
 def ensure_accounts(session: Session, codes_and_kinds: Iterable[tuple[str, int | None, AccountKind]]) -> None:
