@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     price_output_krw_per_mtok: int = Field(
         default=8_000, ge=0, description="List price, KRW per 1M output tokens."
     )
+    pool_rate: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Share of a period's API profit that goes into the partners' pool.",
+    )
+    min_payout_krw: int = Field(
+        default=1_000, ge=0, description="Smallest payout; smaller amounts carry forward to the next period."
+    )
     upstream_url: str | None = Field(
         default=None,
         description="OpenAI-compatible upstream base URL (ending in /v1); default the embedded llama.cpp.",

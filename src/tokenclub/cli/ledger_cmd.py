@@ -10,7 +10,7 @@ from tokenclub.accounts import customers
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.db.schema import UsageEvent
 from tokenclub.errors import InvalidInputError, StateError
-from tokenclub.gateway.app import usage_event_dict
+from tokenclub.gateway.usage import usage_event_dict
 from tokenclub.ledger.posting import audit
 
 ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenclub.cli import accounts_cmd, ingest_cmd, ledger_cmd, tokenizer_cmd
+from tokenclub.cli import accounts_cmd, ingest_cmd, ledger_cmd, settlement_cmd, tokenizer_cmd
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
 from tokenclub.cli.serve_cmd import serve_command
@@ -30,6 +30,11 @@ app.command("ingest")(ingest_cmd.ingest_command)
 app.command("serve")(serve_command)
 app.add_typer(ingest_cmd.corpus_app, name="corpus")
 app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")
+app.add_typer(settlement_cmd.period_app, name="period")
+app.add_typer(settlement_cmd.revenue_app, name="revenue")
+app.add_typer(settlement_cmd.cost_app, name="cost")
+app.command("settle")(settlement_cmd.settle)
+app.command("statement")(settlement_cmd.statement)
 
 
 @app.command()

@@ -231,3 +231,6 @@ class UsageEvent(Base):
     latency_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+from tokenclub.db import settlement_schema as settlement_schema  # noqa: E402

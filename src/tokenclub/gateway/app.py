@@ -38,6 +38,7 @@ from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter
 from tokenclub.gateway.requests import ParsedRequest, parse_request
 from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError
+from tokenclub.gateway.usage import usage_event_dict
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -480,22 +481,4 @@ def _usage_chunk(chunk_id: str, endpoint: str, model: str, usage: Usage) -> dict
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.prompt_tokens + usage.completion_tokens,
         },
-    }
-
-
-def usage_event_dict(row: UsageEvent) -> dict[str, Any]:
-    return {
-        "request_id": row.request_id,
-        "key_id": row.key_id,
-        "model": row.model,
-        "endpoint": row.endpoint,
-        "streamed": row.streamed,
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "free_tokens": row.free_prompt_tokens + row.free_completion_tokens,
-        "paid_tokens": row.paid_prompt_tokens + row.paid_completion_tokens,
-        "krw": row.krw,
-        "latency_ms": row.latency_ms,
-        "status": row.status,
-        "created_at": row.created_at.isoformat(),
     }

@@ -57,7 +57,8 @@ class Posting:
     created: bool
 
 
-def _digest(kind: str, legs: Sequence[Leg]) -> str:
+def posting_digest(kind: str, legs: Sequence[Leg]) -> str:
+    """What an idempotency key is bound to: a replay must carry the same kind and legs."""
     canonical = json.dumps([kind, sorted((leg.account, leg.amount) for leg in legs)])
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -141,7 +142,7 @@ def post(session: Session, key: str, kind: str, legs: Sequence[Leg], memo: str =
     looks the earlier posting up, which saves a query on every new posting.
     """
     _validate(key, legs)
-    digest = _digest(kind, legs)
+    digest = posting_digest(kind, legs)
     accounts = _accounts(session, legs)
     per_unit: dict[str, int] = defaultdict(int)
     for leg in legs:

@@ -1,0 +1,1 @@
+"""Profit-share settlement: periods, the pool, allocation to the won, payouts and statements."""
