@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 
 def main(base_url: str, key: str, model: str) -> None:
     client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
-    question = [{"role": "user", "content": "What is the capital of Korea? Answer in one sentence."}]
+    question: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "What is the capital of Korea? Answer in one sentence."}
+    ]
     reply = client.chat.completions.create(model=model, messages=question, max_tokens=40, temperature=0)
     print(f"chat reply: {reply.choices[0].message.content!r}")
     print(f"usage: {reply.usage}")
