@@ -15,6 +15,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENCLUB_", env_file=".env", extra="ignore")
 
     home: Path = Field(default=Path(".tokenclub"), description="Data folder: database, raw store, corpus.")
+    store_url: str | None = Field(
+        default=None,
+        description="Where the raw and corpus stores live: a folder or an fsspec URL (s3://bucket/tc); "
+        "default the home.",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default a SQLite file in the home (WAL mode)."
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenclub.errors import InvalidInputError, NotFoundError
+from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 from tokenclub.extract.rawstore import RawStore
 
 
@@ -71,3 +71,26 @@ def test_a_failed_copy_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_only_sha256_digests_name_files(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InvalidInputError, match="not a SHA-256 hex digest"):
         RawStore(tmp_path).path(bad)
+
+
+def test_a_store_on_another_filesystem(tmp_path: Path) -> None:
+    """memory:// stands in for an object store: no local path, a spooled local copy for readers."""
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(data)
+    store = RawStore(f"memory://tc-raw-{os.getpid()}-{id(data)}/raw")
+    digest = store.put_file(upload)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert store.put_file(upload) == digest
+    assert store.exists(digest)
+    assert store.fs.find(store.root) == [store.location(digest)]  # nothing left under incoming/
+    with store.open(digest) as stored:
+        assert stored.read() == data
+    with store.local_copy(digest) as copy:
+        assert copy.read_bytes() == data
+    assert not copy.exists()
+    with pytest.raises(StateError, match="is not on the local disk"):
+        store.path(digest)
+    store.delete(digest)
+    store.delete(digest)
+    assert not store.exists(digest)

@@ -74,6 +74,7 @@ def ingest_command(
         credit_ratio=Fraction(str(settings.credit_ratio)),
         batch_size=settings.batch_size,
         workers=workers or settings.workers,
+        store_url=settings.store_url,
     )
     db = open_database(settings)
     try:
@@ -122,7 +123,7 @@ def corpus_dump(
     settings = get_settings()
     db = open_database(settings)
     try:
-        rows = iter_corpus(db, settings.home, partner)
+        rows = iter_corpus(db, settings.home, partner, settings.store_url)
         if json_out:
             for row in rows:
                 typer.echo(json.dumps(row, ensure_ascii=False))

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CorpusDocument
+from tokenclub.storage import store_child
 
 DUMP_COLUMNS = (
     "doc_id",
@@ -27,14 +27,15 @@ DUMP_COLUMNS = (
 )
 
 
-def iter_corpus(db: Database, home: Path, partner_id: int | None = None) -> Iterator[dict[str, Any]]:
+def iter_corpus(
+    db: Database, home: Path, partner_id: int | None = None, store_url: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Accepted documents in commit order; parts left by a crashed, uncommitted batch are ignored."""
     query = select(CorpusDocument.upload_id, CorpusDocument.batch_seq).distinct()
     if partner_id is not None:
         query = query.where(CorpusDocument.partner_id == partner_id)
     with db.transaction() as session:
         parts = [(row[0], row[1]) for row in session.execute(query.order_by(*query.selected_columns))]
-    store = CorpusStore(home / "corpus")
+    store = CorpusStore(store_child(home, store_url, "corpus"))
     for upload_id, seq in parts:
-        table = pq.read_table(store.part_path(upload_id, seq), columns=list(DUMP_COLUMNS))
-        yield from table.to_pylist()
+        yield from store.read_part(upload_id, seq, DUMP_COLUMNS).to_pylist()

@@ -1,16 +1,23 @@
 """The corpus store: accepted documents as zstd Parquet, one part file per committed batch.
 
-A part is written to a temporary name and renamed into place before its batch commits in the
-database; a crash between the two leaves a part that the resumed run rewrites byte for byte.
+The store lives on any fsspec filesystem: a local folder by default, or a URL such as
+``s3://bucket/corpus`` so that workers on other machines read the parts a driver wrote. On a
+local disk a part is written to a temporary name and renamed into place before its batch commits
+in the database; on an object store one upload of the finished file is already atomic. Either
+way a crash before the commit leaves at worst a part that the resumed run rewrites byte for byte.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from tokenclub.storage import open_root
 
 CORPUS_SCHEMA = pa.schema(
     [
@@ -33,18 +40,27 @@ CORPUS_SCHEMA = pa.schema(
 
 
 class CorpusStore:
-    """Parquet parts under `root/upload=<id>/part-<seq>.parquet`."""
+    """Parquet parts under `root/upload=<id>/part-<seq>.parquet`; `root` is a path or an fsspec URL."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path | str) -> None:
+        self.fs, self.root = open_root(root)
 
-    def part_path(self, upload_id: str, seq: int) -> Path:
-        return self.root / f"upload={upload_id}" / f"part-{seq:06d}.parquet"
+    def part_path(self, upload_id: str, seq: int) -> str:
+        """The part's path inside `self.fs` (for a local store, an absolute file path)."""
+        return f"{self.root}/upload={upload_id}/part-{seq:06d}.parquet"
 
-    def write_part(self, upload_id: str, seq: int, table: pa.Table) -> Path:
+    def write_part(self, upload_id: str, seq: int, table: pa.Table) -> str:
         path = self.part_path(upload_id, seq)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        pq.write_table(table.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA), tmp, compression="zstd")
-        os.replace(tmp, path)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        data = table.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA)
+        local = isinstance(self.fs, LocalFileSystem)
+        target = f"{path}.tmp{os.getpid()}" if local else path
+        with self.fs.open(target, "wb") as sink:
+            pq.write_table(data, sink, compression="zstd")
+        if local:
+            os.replace(target, path)
         return path
+
+    def read_part(self, upload_id: str, seq: int, columns: Sequence[str] | None = None) -> pa.Table:
+        with self.fs.open(self.part_path(upload_id, seq), "rb") as source:
+            return pq.read_table(source, columns=None if columns is None else list(columns))

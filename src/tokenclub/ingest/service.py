@@ -37,8 +37,9 @@ from tokenclub.extract.reader import iter_extract
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, stats_of, total
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
-from tokenclub.pipeline.executor import LocalExecutor
+from tokenclub.pipeline.executor import Executor, LocalExecutor
 from tokenclub.pipeline.steps import PipelineSpec
+from tokenclub.storage import store_child
 
 DEDUP_LOCK_ID = 0x70C0C1AB  # one PostgreSQL advisory lock serialises dedup decisions across ingests
 
@@ -63,6 +64,7 @@ class IngestJob:
     credit_ratio: Fraction
     batch_size: int = 256
     workers: int | None = None
+    store_url: str | None = None
 
 
 BatchCallback = Callable[[int, BatchStats], None]
@@ -95,7 +97,8 @@ def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
 
 def _extract_all(raw: RawStore, files: list[StoredFile]) -> Iterator[ExtractedDocument | ExtractionFailure]:
     for stored in files:
-        yield from iter_extract(raw.path(stored.sha256), source=stored.name)
+        with raw.local_copy(stored.sha256) as path:
+            yield from iter_extract(path, source=stored.name)
 
 
 def _lock_dedup(session: Session) -> None:
@@ -247,14 +250,24 @@ def _release_raw(db: Database, raw: RawStore, files: list[StoredFile]) -> None:
             raw.delete(stored.sha256)
 
 
-def ingest(db: Database, home: Path, job: IngestJob, on_batch: BatchCallback | None = None) -> dict[str, Any]:
-    """Run an upload to its receipt; safe to call again after any crash."""
+def ingest(
+    db: Database,
+    home: Path,
+    job: IngestJob,
+    on_batch: BatchCallback | None = None,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
+    """Run an upload to its receipt; safe to call again after any crash.
+
+    `executor` maps the steps over the batches (default: a `LocalExecutor`); any executor gives
+    the same receipt, because dedup decisions and commits stay here, in batch order.
+    """
     if job.batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
     named = collect_files(job.paths)
     with db.transaction() as session:
         require_approved(session, job.partner_id)
-    raw = RawStore(home / "raw")
+    raw = RawStore(store_child(home, job.store_url, "raw"))
     files = sorted(
         (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in named),
         key=lambda f: (f.name, f.sha256),
@@ -264,7 +277,7 @@ def ingest(db: Database, home: Path, job: IngestJob, on_batch: BatchCallback | N
         receipt = _finish(db, job, upload, 0)
         _release_raw(db, raw, files)
         return receipt
-    store = CorpusStore(home / "corpus")
+    store = CorpusStore(store_child(home, job.store_url, "corpus"))
     batch_size = upload.batch_size
     seen = 0
 
@@ -275,7 +288,8 @@ def ingest(db: Database, home: Path, job: IngestJob, on_batch: BatchCallback | N
             if raw_batch.seq not in done:
                 yield (raw_batch.seq, raw_batch.failures), raw_batch.table
 
-    for (seq, failures), table in LocalExecutor(job.spec, job.workers).map(todo()):
+    mapper = executor or LocalExecutor(job.spec, job.workers)
+    for (seq, failures), table in mapper.map(todo()):
         stats = _commit_batch(db, store, upload, seq, table, failures)
         if on_batch is not None and stats is not None:
             on_batch(seq, stats)

@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -38,6 +38,12 @@ def _init_worker(factory: StepFactory) -> None:
 
 def _run_in_worker(table: pa.Table) -> pa.Table:
     return run_steps(_worker_steps, table)
+
+
+class Executor(Protocol):
+    """Maps the steps over a stream of (tag, table) pairs, yielding results in input order."""
+
+    def map(self, items: Iterable[tuple[T, pa.Table]]) -> Iterator[tuple[T, pa.Table]]: ...
 
 
 def default_workers() -> int:
