@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenclub.cli import accounts_cmd, ingest_cmd, ledger_cmd, settlement_cmd, tokenizer_cmd
+from tokenclub.cli import accounts_cmd, guard_cmd, ingest_cmd, ledger_cmd, settlement_cmd, tokenizer_cmd
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
 from tokenclub.cli.serve_cmd import serve_command
@@ -35,6 +35,8 @@ app.add_typer(settlement_cmd.revenue_app, name="revenue")
 app.add_typer(settlement_cmd.cost_app, name="cost")
 app.command("settle")(settlement_cmd.settle)
 app.command("statement")(settlement_cmd.statement)
+app.add_typer(guard_cmd.guard_app, name="guard")
+app.add_typer(guard_cmd.audit_app, name="audit")
 
 
 @app.command()

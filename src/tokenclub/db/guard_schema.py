@@ -1,0 +1,34 @@
+"""Guard events: every reply or prompt the leak guard stopped, flagged or let through under watch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tokenclub.db.schema import Base
+from tokenclub.db.types import UTCDateTime, utcnow
+
+
+class GuardEvent(Base):
+    """One guard decision on one request: where it looked, what it found, what it did.
+
+    `partner_id` is the partner whose text matched, when the index could tell; partners count
+    the attempts on their text from it, the operator sees all rows.
+    """
+
+    __tablename__ = "guard_events"
+    __table_args__ = (Index("ix_guard_events_partner_created", "partner_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True, nullable=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    matched_length: Mapped[int] = mapped_column(BigInteger, default=0)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
+    reasons: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,64 @@
+"""Recording guard events and counting, per partner, the attempts on its text that were stopped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tokenclub.db.guard_schema import GuardEvent
+
+Stage = Literal["prompt", "output"]
+Action = Literal["blocked", "redacted", "refused", "strict", "logged"]
+STOPPED: tuple[Action, ...] = ("blocked", "redacted", "refused")
+"""Actions that kept contributed text from the client (`strict` and `logged` only watched)."""
+
+
+def record_event(
+    session: Session,
+    *,
+    request_id: str,
+    stage: Stage,
+    verdict: str,
+    action: Action,
+    key_id: int | None = None,
+    customer_id: int | None = None,
+    matched_length: int = 0,
+    partner_id: int | None = None,
+    reasons: Sequence[str] = (),
+) -> GuardEvent:
+    """Add one event to the session (it commits with the caller's transaction)."""
+    event = GuardEvent(
+        request_id=request_id,
+        key_id=key_id,
+        customer_id=customer_id,
+        stage=stage,
+        verdict=verdict,
+        action=action,
+        matched_length=matched_length,
+        partner_id=partner_id,
+        reasons=json.dumps(list(reasons)),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def stopped_attempts(
+    session: Session, partner_id: int | None = None, since: datetime | None = None
+) -> dict[int | None, int]:
+    """Stopped events per partner whose text matched (None: text of no known partner).
+
+    With `partner_id`, only that partner's count: what a partner may see of the guard.
+    """
+    query = select(GuardEvent.partner_id, func.count()).where(GuardEvent.action.in_(STOPPED))
+    if partner_id is not None:
+        query = query.where(GuardEvent.partner_id == partner_id)
+    if since is not None:
+        query = query.where(GuardEvent.created_at >= since)
+    rows = session.execute(query.group_by(GuardEvent.partner_id)).all()
+    return {partner: count for partner, count in rows}

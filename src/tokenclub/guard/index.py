@@ -1,0 +1,452 @@
+"""The leak-guard index: strided n-gram hashes of all accepted text in Bloom filters, never the text.
+
+Every document's guard stream is cut into grams of `width` letters starting every `stride`
+letters; their keyed hashes go into a membership filter, and the same hashes mixed with the
+contributing partner's salt into a smaller attribution filter. A reply is checked at every
+position; a copied run shows up as hits exactly `stride` apart, and `hits` of them in a row
+make a leak. A run of `width + hits·stride − 1` letters always contains `hits` stride-aligned
+grams, so every copy at least that long is caught: `IndexParams.for_leak_length` picks the
+stride that makes this the configured leak length. The derivation and the measured sizes and
+false-positive rates are in docs/leak-guard.md.
+
+On disk (``<home>/guard``)::
+
+    CURRENT                 name of the live generation
+    gen-000001/meta.json    parameters, segments, partners
+    gen-000001/seg-0000/    member-0000.bin, partner-0000.bin (shard files, memory-mapped)
+    gen-000001/parts.log    corpus parts already indexed (for `sync` after a crash)
+    write.lock              writers take it; readers never wait
+
+Adding past a segment's capacity opens a new segment twice as large (a query ORs the
+segments); a rebuild writes a new generation sized for the whole corpus and switches CURRENT
+to it atomically, which is also how withdrawn text leaves the index.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import secrets
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for, false_positive_rate
+from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.normalize import normalize
+
+FORMAT_VERSION = 1
+DEFAULT_WIDTH = 26
+DEFAULT_HITS = 5
+DEFAULT_CAPACITY = 1 << 22
+SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParams:
+    """Everything fixed when an index is created; changing any of it needs a rebuild."""
+
+    width: int
+    stride: int
+    hits: int
+    strict_hits: int
+    member_bits: float
+    partner_bits: float
+    seed: int
+
+    @classmethod
+    def for_leak_length(
+        cls,
+        leak_length: int = 50,
+        *,
+        width: int = DEFAULT_WIDTH,
+        hits: int = DEFAULT_HITS,
+        member_bits: float = 8.0,
+        partner_bits: float = 4.0,
+        seed: int | None = None,
+    ) -> IndexParams:
+        """The sparsest index that still catches every copied run of `leak_length` letters."""
+        stride = (leak_length - width + 1) // hits
+        if stride < 1:
+            raise ValueError(f"a leak length of {leak_length} needs a width below {leak_length - hits + 1}")
+        return cls(
+            width=width,
+            stride=stride,
+            hits=hits,
+            strict_hits=max(1, hits - 1),
+            member_bits=member_bits,
+            partner_bits=partner_bits,
+            seed=secrets.randbits(63) if seed is None else seed,
+        )
+
+    def guaranteed_length(self, strict: bool = False) -> int:
+        """Every copied run at least this long (in guard letters) is caught."""
+        return self.width + self.required_hits(strict) * self.stride - 1
+
+    def required_hits(self, strict: bool = False) -> int:
+        return self.strict_hits if strict else self.hits
+
+    def hit_rate(self) -> float:
+        """Chance that one gram of unindexed text hits the membership filter at design load."""
+        return false_positive_rate(self.member_bits, best_hashes(self.member_bits))
+
+    def expected_false_alarms(self, letters: int, strict: bool = False) -> float:
+        """Expected number of chance leak verdicts in a reply of `letters` guard letters."""
+        return letters * self.hit_rate() ** self.required_hits(strict)
+
+    def bytes_per_letter(self) -> float:
+        return (self.member_bits + self.partner_bits) / 8 / self.stride
+
+
+def partner_salt(partner_id: int) -> int:
+    return splitmix_int(0x5A17 + partner_id)
+
+
+def partner_keys(keys: U64, partner_id: int) -> U64:
+    """Gram keys as the attribution filter stores them for one partner."""
+    return splitmix(keys ^ np.uint64(partner_salt(partner_id)))
+
+
+def document_keys(params: IndexParams, texts: Sequence[str]) -> tuple[U64, np.ndarray]:
+    """Keys of the stride-aligned grams of each text, and the index of the text of each key."""
+    streams = [normalize(text).letters for text in texts]
+    lengths = np.array([len(s) for s in streams], dtype=np.int64)
+    counts = np.maximum(0, (lengths - params.width) // params.stride + 1)
+    if not counts.sum():
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    owner = np.repeat(np.arange(len(streams)), counts)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
+    starts = np.repeat(offsets, counts) + step * params.stride
+    letters = np.concatenate(streams)
+    return GramHash(params.width, params.seed).at(letters, starts), owner
+
+
+@dataclass(slots=True)
+class Segment:
+    name: str
+    capacity: int
+    elements: int
+    member: Geometry
+    partner: Geometry
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "capacity": self.capacity,
+            "elements": self.elements,
+            "member": self.member.as_dict(),
+            "partner": self.partner.as_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        return cls(
+            data["name"],
+            data["capacity"],
+            data["elements"],
+            Geometry(**data["member"]),
+            Geometry(**data["partner"]),
+        )
+
+
+class GuardIndex:
+    """One generation of the index, open for reading ("r") or for adding ("r+")."""
+
+    def __init__(self, folder: Path, mode: Literal["r", "r+"]) -> None:
+        self.folder = folder
+        self.mode = mode
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta["version"] != FORMAT_VERSION:
+            raise ValueError(f"{folder}: index format {meta['version']}, expected {FORMAT_VERSION}")
+        self.params = IndexParams(**meta["params"])
+        self.partners: list[int] = meta["partners"]
+        self.withdrawn: frozenset[int] = frozenset(meta.get("withdrawn", ()))
+        self.tokens: int = meta["tokens"]
+        self.segments = [Segment.from_dict(s) for s in meta["segments"]]
+        self._filters = [self._open(segment) for segment in self.segments]
+
+    def _open(self, segment: Segment) -> tuple[BlockedBloom, BlockedBloom]:
+        where = self.folder / segment.name
+        return (
+            BlockedBloom(where, "member", segment.member, self.mode),
+            BlockedBloom(where, "partner", segment.partner, self.mode),
+        )
+
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        params: IndexParams,
+        capacity: int = DEFAULT_CAPACITY,
+        withdrawn: Collection[int] = (),
+    ) -> GuardIndex:
+        folder.mkdir(parents=True)
+        meta = {
+            "version": FORMAT_VERSION,
+            "params": asdict(params),
+            "partners": [],
+            "withdrawn": sorted(withdrawn),
+            "tokens": 0,
+            "segments": [],
+        }
+        _write_json(folder / "meta.json", meta)
+        index = cls(folder, "r+")
+        index._add_segment(capacity)
+        index._save()
+        return index
+
+    def _add_segment(self, capacity: int) -> None:
+        params = self.params
+        segment = Segment(
+            name=f"seg-{len(self.segments):04d}",
+            capacity=capacity,
+            elements=0,
+            member=Geometry(
+                blocks_for(capacity, params.member_bits), best_hashes(params.member_bits), SHARD_BLOCKS
+            ),
+            partner=Geometry(
+                blocks_for(capacity, params.partner_bits), best_hashes(params.partner_bits), SHARD_BLOCKS
+            ),
+        )
+        where = self.folder / segment.name
+        self._filters.append(
+            (
+                BlockedBloom.create(where, "member", segment.member),
+                BlockedBloom.create(where, "partner", segment.partner),
+            )
+        )
+        self.segments.append(segment)
+
+    def _save(self) -> None:
+        for member, partner in self._filters:
+            member.flush()
+            partner.flush()
+        meta = {
+            "version": FORMAT_VERSION,
+            "params": asdict(self.params),
+            "partners": sorted(self.partners),
+            "withdrawn": sorted(self.withdrawn),
+            "tokens": self.tokens,
+            "segments": [s.as_dict() for s in self.segments],
+        }
+        _write_json(self.folder / "meta.json", meta)
+
+    def add(self, texts: Sequence[str], partner_ids: Sequence[int], tokens: Sequence[int] = ()) -> int:
+        """Index documents (`tokens`: their counted tokens, for the size figures) except those of
+        withdrawn partners; returns the number of grams added."""
+        kept = [i for i, partner in enumerate(partner_ids) if partner not in self.withdrawn]
+        texts, partner_ids = [texts[i] for i in kept], [partner_ids[i] for i in kept]
+        self.tokens += sum(tokens[i] for i in kept) if tokens else 0
+        keys, owner = document_keys(self.params, texts)
+        if not len(keys):
+            self._save()
+            return 0
+        last = self.segments[-1]
+        if last.elements and last.elements + len(keys) > last.capacity:
+            self._add_segment(max(2 * last.capacity, len(keys)))
+            last = self.segments[-1]
+        member, attribution = self._filters[-1]
+        member.add(keys)
+        partners = np.asarray(partner_ids, dtype=np.int64)[owner]
+        for partner in np.unique(partners).tolist():
+            attribution.add(partner_keys(keys[partners == partner], int(partner)))
+            if partner not in self.partners:
+                self.partners.append(int(partner))
+        last.elements += len(keys)
+        self._save()
+        return len(keys)
+
+    def contains(self, keys: U64) -> np.ndarray:
+        found = np.zeros(len(keys), dtype=np.bool_)
+        for member, _ in self._filters:
+            found |= member.contains(keys)
+        return found
+
+    def attribute(self, keys: U64) -> tuple[int, ...]:
+        """Partners whose attribution filter holds every one of `keys` (the grams of one copy)."""
+        owners = []
+        for partner in sorted(self.partners):
+            mixed = partner_keys(keys, partner)
+            held = np.zeros(len(keys), dtype=np.bool_)
+            for _, attribution in self._filters:
+                held |= attribution.contains(mixed)
+            if held.all():
+                owners.append(partner)
+        return tuple(owners)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(m.nbytes + p.nbytes for m, p in self._filters)
+
+    def stats(self) -> dict[str, Any]:
+        """Size, load and the measured chance of a false leak verdict per 1,000 tokens of reply."""
+        elements = sum(s.elements for s in self.segments)
+        fill = max((m.fill() for m, _ in self._filters), default=0.0)
+        hashes = best_hashes(self.params.member_bits)
+        hit_rate = min(1.0, len(self._filters) * fill**hashes)
+        return {
+            "generation": self.folder.name,
+            "segments": len(self.segments),
+            "partners": len(self.partners),
+            "grams": elements,
+            "tokens": self.tokens,
+            "bytes": self.nbytes,
+            "bytes_per_token": round(self.nbytes / self.tokens, 4) if self.tokens else None,
+            "gram_hit_rate": hit_rate,
+            "guaranteed_length": self.params.guaranteed_length(),
+            **{f"param_{k}": v for k, v in asdict(self.params).items() if k != "seed"},
+        }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _generation(root: Path) -> Path | None:
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return root / name
+
+
+def _next_generation(root: Path) -> Path:
+    numbers = [int(p.name[4:]) for p in root.glob("gen-*") if p.name[4:].isdigit()]
+    return root / f"gen-{max(numbers, default=0) + 1:06d}"
+
+
+def _switch(root: Path, folder: Path) -> None:
+    tmp = root / f"CURRENT.tmp{os.getpid()}"
+    tmp.write_text(folder.name)
+    os.replace(tmp, root / "CURRENT")
+
+
+@contextmanager
+def write_lock(root: Path) -> Iterator[None]:
+    """One writer at a time across processes (Bloom bits are set by read-modify-write)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "write.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def writer(
+    root: Path, params: IndexParams | None = None, capacity: int = DEFAULT_CAPACITY
+) -> Iterator[GuardIndex]:
+    """The live index open for adding, created with `params` if there is none yet."""
+    with write_lock(root):
+        folder = _generation(root)
+        if folder is None:
+            folder = _next_generation(root)
+            index = GuardIndex.create(folder, params or IndexParams.for_leak_length(), capacity)
+            _switch(root, folder)
+        else:
+            index = GuardIndex(folder, "r+")
+        yield index
+
+
+def open_index(root: Path) -> GuardIndex | None:
+    """The live index for reading, or None when nothing has been indexed yet."""
+    folder = _generation(root)
+    return None if folder is None else GuardIndex(folder, "r")
+
+
+def rebuild(
+    root: Path,
+    batches: Iterable[tuple[Sequence[str], Sequence[int], Sequence[int]]],
+    params: IndexParams,
+    capacity: int,
+    parts: Iterable[str] = (),
+    withdrawn: Collection[int] = (),
+) -> GuardIndex:
+    """Index `(texts, partner ids, tokens)` document batches into a new generation, then make it live.
+
+    Documents of `withdrawn` partners are left out now and whenever added later. Readers
+    switch over on their next refresh; the old generation is deleted afterwards.
+    """
+    with write_lock(root):
+        index = GuardIndex.create(_next_generation(root), params, capacity, withdrawn)
+    for texts, partners, tokens in batches:
+        index.add(texts, partners, tokens)
+    log_parts(index, parts)
+    with write_lock(root):
+        old = _generation(root)
+        _switch(root, index.folder)
+    if old is not None and old != index.folder:
+        _remove_generation(old)
+    return index
+
+
+def _remove_generation(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+    folder.rmdir()
+
+
+def logged_parts(index: GuardIndex) -> set[str]:
+    try:
+        return set((index.folder / "parts.log").read_text().split())
+    except FileNotFoundError:
+        return set()
+
+
+def log_parts(index: GuardIndex, parts: Iterable[str]) -> None:
+    """Record corpus parts as indexed, after their bits are on disk."""
+    lines = "".join(f"{part}\n" for part in parts)
+    if lines:
+        with (index.folder / "parts.log").open("a") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+class LiveIndex:
+    """What a long-running reader (the gateway) holds: reopens the index when it changes.
+
+    It looks at CURRENT and meta.json at most every `check_every_s` seconds, so a new
+    segment or a rebuilt generation is picked up without a restart.
+    """
+
+    def __init__(self, root: Path, check_every_s: float = 1.0) -> None:
+        self.root = root
+        self.check_every_s = check_every_s
+        self._checked = -math.inf
+        self._stamp: tuple[str, int] | None = None
+        self._index: GuardIndex | None = None
+
+    def current(self) -> GuardIndex | None:
+        now = time.monotonic()
+        if now - self._checked >= self.check_every_s:
+            self._checked = now
+            folder = _generation(self.root)
+            stamp = None
+            if folder is not None:
+                try:
+                    stamp = (folder.name, (folder / "meta.json").stat().st_mtime_ns)
+                except FileNotFoundError:
+                    stamp = None
+            if stamp != self._stamp:
+                try:
+                    self._index = None if stamp is None or folder is None else GuardIndex(folder, "r")
+                    self._stamp = stamp
+                except FileNotFoundError:  # a rebuild switched generations meanwhile: retry next call
+                    self._checked = -math.inf
+        return self._index

@@ -1,0 +1,189 @@
+"""The guard normalization: one canonical letter stream for text and its cheap disguises.
+
+Matching runs on letters and digits only. Each code point maps on its own to zero or more
+letters, so the stream of a text is the concatenation of the streams of its pieces: however
+a reply is chunked, the letters are the same, and every letter knows the offset of the
+character it came from (a leak is cut in the original text, not in the stream).
+
+A code point's letters are: compatibility decomposition (NFKD, which folds full-width forms,
+circled and parenthesised letters, ligatures and compatibility jamo), case folding, then only
+letters and numbers are kept — whitespace, punctuation, symbols, combining marks, controls,
+zero-width and filler characters disappear. Dropping combining marks also defeats
+diacritic noise; NFKD is used instead of NFKC because composition is undone below anyway and
+the two agree on letters once marks are gone.
+
+Hangul becomes one jamo stream written in compatibility letters (ㄱ, ㅏ, …): a precomposed
+syllable, its conjoining jamo (NFD), and the letters typed out one by one all give the same
+letters. Leading and trailing forms of a consonant are the same letter; double consonants,
+consonant clusters and compound vowels split into their basic letters (ㄲ → ㄱㄱ, ㄳ → ㄱㅅ,
+ㅘ → ㅗㅏ), so the two ways of typing them agree. The split is read from the Unicode character
+names, so archaic jamo follow the same rule. Arae-a (ㆍ, U+119E) counts as punctuation:
+Korean documents use it as a middle dot.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import numpy.typing as npt
+
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+_CONJOINING_JAMO = (range(0x1100, 0x1200), range(0xA960, 0xA980), range(0xD7B0, 0xD800))
+_JAMO_PREFIXES = ("HANGUL CHOSEONG ", "HANGUL JUNGSEONG ", "HANGUL JONGSEONG ")
+_DROPPED_JAMO = frozenset({"FILLER", "ARAEA"})
+_COMPOUND_VOWELS = {
+    "WA": ("O", "A"),
+    "WAE": ("O", "AE"),
+    "OE": ("O", "I"),
+    "WEO": ("U", "EO"),
+    "WE": ("U", "E"),
+    "WI": ("U", "I"),
+    "YI": ("EU", "I"),
+}
+_PAGE_BITS = 8
+
+
+def _basic_letters(name: str) -> list[str]:
+    """`SSANGKIYEOK-SIOS` → KIYEOK KIYEOK SIOS: the basic letters one types for a jamo."""
+    letters: list[str] = []
+    for part in name.split("-"):
+        if part.startswith("SSANG"):
+            letters += [part[5:], part[5:]]
+        else:
+            letters += _COMPOUND_VOWELS.get(part, (part,))
+    return letters
+
+
+@cache
+def _jamo_letters() -> dict[str, str]:
+    """Each conjoining jamo → its compatibility letters ('' for fillers and arae-a)."""
+    table: dict[str, str] = {}
+    for block in _CONJOINING_JAMO:
+        for cp in block:
+            name = unicodedata.name(chr(cp), "")
+            prefix = next((p for p in _JAMO_PREFIXES if name.startswith(p)), None)
+            if prefix is None:
+                continue
+            letter_name = name[len(prefix) :]
+            if letter_name in _DROPPED_JAMO:
+                table[chr(cp)] = ""
+                continue
+            try:
+                table[chr(cp)] = "".join(
+                    unicodedata.lookup(f"HANGUL LETTER {part}") for part in _basic_letters(letter_name)
+                )
+            except KeyError:
+                table[chr(cp)] = chr(cp)
+    return table
+
+
+def guard_letters(char: str) -> str:
+    """The guard letters of one code point (the whole normalization is this, per character)."""
+    if 0xD800 <= ord(char) < 0xE000:
+        return ""
+    jamo = _jamo_letters()
+    out: list[str] = []
+    for part in unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", char).casefold()):
+        if part in jamo:
+            out.append(jamo[part])
+        elif unicodedata.category(part)[0] in "LN":
+            out.append(part)
+    return "".join(out)
+
+
+class _Table:
+    """`guard_letters` for every code point, filled lazily a page of 256 at a time.
+
+    `lengths[cp]` is the number of letters (255: page not filled yet) and `starts[cp]` their
+    position in `flat`; a text is then normalized with a handful of vectorised gathers.
+    """
+
+    UNFILLED = 255
+
+    def __init__(self) -> None:
+        self.lengths = np.full(0x110000, self.UNFILLED, dtype=np.uint8)
+        self.starts = np.zeros(0x110000, dtype=np.int64)
+        self.flat = np.zeros(0, dtype=np.uint32)
+        self._lock = threading.Lock()
+
+    def ensure(self, code_points: U32) -> None:
+        missing = np.unique(code_points[self.lengths[code_points] == self.UNFILLED] >> _PAGE_BITS)
+        if missing.size:
+            with self._lock:
+                for page in missing.tolist():
+                    self._fill(int(page))
+
+    def _fill(self, page: int) -> None:
+        first = page << _PAGE_BITS
+        if self.lengths[first] != self.UNFILLED:
+            return
+        pieces = [guard_letters(chr(cp)) for cp in range(first, first + (1 << _PAGE_BITS))]
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        letters = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4").astype(np.uint32)
+        offsets = len(self.flat) + np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        self.flat = np.concatenate((self.flat, letters))
+        self.starts[first : first + len(pieces)] = offsets
+        self.lengths[first : first + len(pieces)] = lengths.astype(np.uint8)
+
+
+@cache
+def _table() -> _Table:
+    return _Table()
+
+
+def code_points(text: str) -> U32:
+    """The text's code points (lone surrogates included) as an array."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint32)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """Guard letters of a text and, for each letter, the offset of the character it came from."""
+
+    letters: U32
+    owners: I64
+
+    @property
+    def text(self) -> str:
+        return self.letters.astype("<u4").tobytes().decode("utf-32-le")
+
+    def __len__(self) -> int:
+        return len(self.letters)
+
+
+def normalize(text: str, offset: int = 0) -> Normalized:
+    """The guard stream of `text`; owners count from `offset` (the text's place in a stream)."""
+    cps = code_points(text)
+    table = _table()
+    table.ensure(cps)
+    lengths = table.lengths[cps].astype(np.int64)
+    total = int(lengths.sum())
+    owners = np.repeat(np.arange(offset, offset + len(cps), dtype=np.int64), lengths)
+    run_starts = np.cumsum(lengths) - lengths
+    within = np.arange(total, dtype=np.int64) - np.repeat(run_starts, lengths)
+    letters = table.flat[np.repeat(table.starts[cps], lengths) + within]
+    return Normalized(letters, owners)
+
+
+def guard_text(text: str) -> str:
+    """The guard stream as a string (for people, tests and the audit's comparisons)."""
+    return normalize(text).text
+
+
+class IncrementalNormalizer:
+    """Normalizes a stream chunk by chunk; the letters never depend on where chunks break."""
+
+    def __init__(self) -> None:
+        self.consumed = 0
+
+    def feed(self, chunk: str) -> Normalized:
+        """Letters of `chunk`, owners counted from the start of the stream."""
+        result = normalize(chunk, self.consumed)
+        self.consumed += len(chunk)
+        return result

@@ -1,0 +1,271 @@
+"""Finding copied runs of indexed text in replies, whole or streamed, and cutting them out.
+
+A reply's guard letters are hashed at every position and looked up in the index. A copy of
+indexed text hits at positions exactly `stride` apart (the grams the index stored); a *chain*
+is a run of such hits, and a chain of `hits` hits (`strict_hits` under a stricter threshold) is
+a leak. The copied run may start or end up to `stride − 1` letters beyond the matching grams,
+so a leak's span is the chain's grams widened by that much on both sides.
+
+Streaming: text is released only once `guaranteed_length` more letters have arrived after it.
+A chain becomes a leak when its last gram is complete, which is at most that many letters after
+the chain's widened start, so no letter of a leak ever reaches the client: under the block
+policy the stream ends exactly at the leak's start, under the redact policy the leak is
+replaced by a marker and the stream goes on. Whatever the chunking, the released text is the
+same (the property tests check it), and a whole-text scan is a stream of one chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from tokenclub.guard.hashing import GramHash, RollingHasher
+from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
+from tokenclub.guard.normalize import IncrementalNormalizer
+
+Policy = Literal["block", "redact"]
+REDACTION = "[…]"
+
+
+@dataclass(frozen=True, slots=True)
+class LeakSpan:
+    """A leaked region of the reply: original offsets [start, end), letters matched, owners."""
+
+    start: int
+    end: int
+    matched: int
+    partner_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The verdict on a reply: its leaks and, for the redact policy, the reply without them."""
+
+    spans: tuple[LeakSpan, ...]
+    redacted: str
+
+    @property
+    def leaked(self) -> bool:
+        return bool(self.spans)
+
+    @property
+    def verdict(self) -> Literal["leak", "pass"]:
+        return "leak" if self.spans else "pass"
+
+    @property
+    def matched_length(self) -> int:
+        """Guard letters of the longest leak (a lower bound of the copied run)."""
+        return max((span.matched for span in self.spans), default=0)
+
+    @property
+    def partner_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({p for span in self.spans for p in span.partner_ids}))
+
+    @property
+    def partner_id(self) -> int | None:
+        """The partner whose text leaked, when the index can tell exactly one."""
+        owners = self.partner_ids
+        return owners[0] if len(owners) == 1 else None
+
+
+@dataclass(slots=True)
+class _Chain:
+    first: int
+    last: int
+    keys: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Region:
+    """A leak in letters: the grams' union (`cores`) and the widened span, in original offsets."""
+
+    start: int
+    end: int
+    cores: list[tuple[int, int]]
+    partners: set[int]
+
+    def span(self) -> LeakSpan:
+        covered, reach = 0, -1
+        for lo, hi in sorted(self.cores):
+            covered += max(0, hi - max(lo, reach))
+            reach = max(reach, hi)
+        return LeakSpan(self.start, self.end, covered, tuple(sorted(self.partners)))
+
+
+class _Offsets:
+    """Original offset of every guard letter so far (an amortised growing array)."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(256, dtype=np.int64)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self.size + len(values)
+        if need > len(self._data):
+            grown = np.zeros(max(need, 2 * len(self._data)), dtype=np.int64)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = values
+        self.size = need
+
+    def __getitem__(self, letter: int) -> int:
+        return int(self._data[letter])
+
+
+class StreamScanner:
+    """Scans one reply as it streams: `feed` returns what is safe to send now, `finish` the rest."""
+
+    def __init__(
+        self,
+        index: GuardIndex | None,
+        params: IndexParams,
+        policy: Policy = "block",
+        strict: bool = False,
+        marker: str = REDACTION,
+    ) -> None:
+        self.index = index
+        self.policy = policy
+        self.marker = marker
+        self.blocked = False
+        self.finished = False
+        self.cut: int | None = None
+        self._stride = params.stride
+        self._width = params.width
+        self._needed = params.required_hits(strict)
+        self._holdback = params.guaranteed_length(strict) if index is not None else 0
+        self._normalizer = IncrementalNormalizer()
+        self._hasher = RollingHasher(GramHash(params.width, params.seed))
+        self._owners = _Offsets()
+        self._pending = ""  # text received but not released yet, from offset `_released`
+        self._released = 0
+        self._open: dict[int, _Chain] = {}  # chains by the position of their next expected hit
+        self._leaks: list[_Chain] = []  # closed leaks not released yet, by start
+        self._regions: list[_Region] = []
+
+    @property
+    def spans(self) -> tuple[LeakSpan, ...]:
+        """Leaks found so far, merged where they touch."""
+        return tuple(region.span() for region in self._regions)
+
+    def feed(self, chunk: str) -> str:
+        if self.blocked or self.finished:
+            return ""
+        self._pending += chunk
+        letters = self._normalizer.feed(chunk)
+        self._owners.extend(letters.owners)
+        first, keys = self._hasher.feed(letters.letters)
+        if self.index is not None and len(keys):
+            for i in np.flatnonzero(self.index.contains(keys)).tolist():
+                leak = self._hit(first + i, int(keys[i]))
+                if leak is not None and self.policy == "block":
+                    return self._block(leak)
+        self._close(self._hasher.seen - self._width)
+        return self._release(self._safe_limit())
+
+    def finish(self) -> str:
+        """The rest of the reply once the upstream is done (empty if the stream was blocked)."""
+        if self.blocked or self.finished:
+            return ""
+        self.finished = True
+        self._close(None)
+        return self._release(self._normalizer.consumed)
+
+    def _hit(self, position: int, key: int) -> _Chain | None:
+        """Extend or start a chain; returns it when it has just become a leak."""
+        chain = self._open.pop(position, None) or _Chain(position, position)
+        chain.last = position
+        chain.keys.append(key)
+        self._open[position + self._stride] = chain
+        return chain if len(chain.keys) == self._needed else None
+
+    def _close(self, checked: int | None) -> None:
+        """Retire chains whose next hit did not come (all of them at the end of the reply)."""
+        for expected in [e for e in self._open if checked is None or e <= checked]:
+            chain = self._open.pop(expected)
+            if len(chain.keys) >= self._needed:
+                self._leaks.append(chain)
+        self._leaks.sort(key=lambda chain: chain.first)
+
+    def _widened(self, chain: _Chain) -> tuple[int, int]:
+        """The chain's grams widened by `stride − 1` letters each side, as original offsets."""
+        first = max(0, chain.first - self._stride + 1)
+        last = min(self._owners.size, chain.last + self._width + self._stride - 1) - 1
+        return self._owners[first], self._owners[last] + 1
+
+    def _region(self, chain: _Chain) -> _Region:
+        start, end = self._widened(chain)
+        owners = self.index.attribute(np.array(chain.keys, dtype=np.uint64)) if self.index else ()
+        return _Region(start, end, [(chain.first, chain.last + self._width)], set(owners))
+
+    def _safe_limit(self) -> int:
+        """Original offset before which nothing can still turn out to be part of a leak."""
+        letter = self._owners.size - self._holdback
+        if letter >= self._owners.size:
+            return self._normalizer.consumed
+        limit = self._owners[letter] if letter > 0 else 0
+        for chain in self._open.values():
+            if len(chain.keys) >= self._needed:
+                limit = min(limit, self._widened(chain)[0])
+        return limit
+
+    def _release(self, limit: int) -> str:
+        """Text from the last release up to `limit`, each leak replaced by the marker."""
+        out: list[str] = []
+        while self._leaks and self._widened(self._leaks[0])[0] < max(limit, self._released + 1):
+            region = self._region(self._leaks.pop(0))
+            if self._regions and region.start <= self._regions[-1].end:
+                last = self._regions[-1]
+                last.end = max(last.end, region.end)
+                last.cores += region.cores
+                last.partners |= region.partners
+            else:
+                out += [self._take(region.start), self.marker]
+                self._regions.append(region)
+            self._skip(region.end)
+        if limit > self._released:
+            out.append(self._take(limit))
+        return "".join(out)
+
+    def _take(self, end: int) -> str:
+        """Release the original text up to offset `end`."""
+        piece = self._pending[: end - self._released]
+        self._skip(end)
+        return piece
+
+    def _skip(self, end: int) -> None:
+        if end > self._released:
+            self._pending = self._pending[end - self._released :]
+            self._released = end
+
+    def _block(self, chain: _Chain) -> str:
+        """End the stream at the leak's start: what is before it is safe to send."""
+        region = self._region(chain)
+        region.start = max(self._released, region.start)
+        self.blocked = True
+        self.cut = region.start
+        self._regions = [region]
+        return self._take(region.start)
+
+
+class LeakScanner:
+    """The gateway's guard for replies: whole-text scans and streaming scanners on one index."""
+
+    def __init__(self, index: GuardIndex | LiveIndex | None, marker: str = REDACTION) -> None:
+        self._source = index
+        self.marker = marker
+
+    def current(self) -> GuardIndex | None:
+        return self._source.current() if isinstance(self._source, LiveIndex) else self._source
+
+    def stream(self, policy: Policy = "block", strict: bool = False) -> StreamScanner:
+        index = self.current()
+        params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
+        return StreamScanner(index, params, policy, strict, self.marker)
+
+    def scan(self, text: str, strict: bool = False) -> ScanResult:
+        """Every leak in a whole reply, and the reply with each replaced by the marker."""
+        scanner = self.stream("redact", strict)
+        redacted = scanner.feed(text) + scanner.finish()
+        return ScanResult(scanner.spans, redacted)

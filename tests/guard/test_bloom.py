@@ -1,0 +1,48 @@
+"""The blocked Bloom filter: no false negatives, the false-positive rate it promises, shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for, false_positive_rate
+
+
+def _keys(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2**64, size=count, dtype=np.uint64)
+
+
+@pytest.mark.parametrize(("bits", "shard_blocks"), [(8.0, 1 << 24), (4.0, 1 << 24), (8.0, 97)])
+def test_measured_false_positive_rate_matches_the_formula(
+    tmp_path: Path, bits: float, shard_blocks: int
+) -> None:
+    capacity = 50_000
+    geometry = Geometry(blocks_for(capacity, bits), best_hashes(bits), shard_blocks)
+    bloom = BlockedBloom.create(tmp_path, "f", geometry)
+    stored = _keys(capacity, 1)
+    bloom.add(stored)
+    assert bloom.contains(stored).all()
+    measured = bloom.contains(_keys(400_000, 2)).mean()
+    expected = false_positive_rate(bits, geometry.hashes)
+    assert expected * 0.8 < measured < expected * 1.2
+    assert geometry.shards == -(-geometry.blocks // shard_blocks)
+
+
+def test_bits_survive_reopening_read_only(tmp_path: Path) -> None:
+    geometry = Geometry(blocks=64, hashes=5, blocks_per_shard=16)
+    writer = BlockedBloom.create(tmp_path, "m", geometry)
+    stored = _keys(500, 3)
+    writer.add(stored)
+    writer.flush()
+    reader = BlockedBloom(tmp_path, "m", geometry, "r")
+    assert reader.contains(stored).all()
+    assert reader.fill() == writer.fill() > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"m-{i:04d}.bin" for i in range(4)]
+
+
+def test_design_rates() -> None:
+    assert best_hashes(8.0) == 5
+    assert false_positive_rate(8.0, 5) == pytest.approx(0.0231, abs=5e-4)
+    assert false_positive_rate(4.0, best_hashes(4.0)) == pytest.approx(0.148, abs=2e-3)

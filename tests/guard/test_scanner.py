@@ -1,0 +1,192 @@
+"""The scanner on real text: copies of contributed text are caught, disguised or streamed; the rest passes."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.guard.conftest import partner_of
+from tests.guard.corpus import fresh_texts, petitions
+from tests.guard.disguise import DISGUISES
+from tokenclub.guard.hashing import GramHash
+from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.normalize import guard_text, normalize
+from tokenclub.guard.scanner import REDACTION, LeakScanner, Policy, ScanResult
+
+DOC = 10
+SOURCE = petitions()[DOC]
+SPAN = SOURCE[120:180]  # 60 characters, well over 50 guard letters
+INTRO = "네, 말씀하신 청원의 핵심을 정리해 드리겠습니다. "
+OUTRO = " 이상이 주요 내용이며, 더 궁금한 점이 있으면 말씀해 주세요."
+REPLY = INTRO + SPAN + OUTRO
+FRESH = "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다. 사람이 정말 많았어요."
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def letters_between(text: str, start: int, end: int) -> int:
+    return len(guard_text(text[start:end]))
+
+
+def test_a_verbatim_copy_is_caught_and_attributed(scanner: LeakScanner) -> None:
+    result = scanner.scan(REPLY)
+    assert result.verdict == "leak"
+    assert result.partner_id == partner_of(DOC)
+    (span,) = result.spans
+    copied = len(guard_text(SPAN))
+    assert copied - 2 * 4 <= span.matched <= copied
+    assert span.start <= len(INTRO) and letters_between(REPLY, span.start, len(INTRO)) <= 4
+    assert (
+        span.end >= len(INTRO) + len(SPAN) and letters_between(REPLY, len(INTRO) + len(SPAN), span.end) <= 4
+    )
+    assert result.redacted == REPLY[: span.start] + REDACTION + REPLY[span.end :]
+
+
+@pytest.mark.parametrize("name", sorted(DISGUISES))
+def test_disguised_copies_are_caught(scanner: LeakScanner, name: str) -> None:
+    result = scanner.scan(INTRO + DISGUISES[name](SPAN) + OUTRO)
+    assert result.verdict == "leak"
+    assert result.matched_length >= len(guard_text(SPAN)) - 8
+    assert result.partner_id == partner_of(DOC)
+
+
+@SETTINGS
+@given(doc=st.integers(0, len(petitions()) - 1), where=st.floats(0, 1))
+def test_every_copy_of_the_guaranteed_length_is_caught(scanner: LeakScanner, doc: int, where: float) -> None:
+    text = petitions()[doc]
+    letters = normalize(text)
+    need = 50
+    if len(letters) < need:
+        return
+    first = int(where * (len(letters) - need))
+    start, end = int(letters.owners[first]), int(letters.owners[first + need - 1]) + 1
+    copy = text[start:end]
+    assert len(guard_text(copy)) >= need
+    assert scanner.scan(FRESH + copy + FRESH).verdict == "leak"
+
+
+@SETTINGS
+@given(doc=st.integers(0, len(petitions()) - 1), where=st.floats(0, 1), size=st.integers(5, 40))
+def test_quotes_shorter_than_a_leak_pass(scanner: LeakScanner, doc: int, where: float, size: int) -> None:
+    text = petitions()[doc]
+    letters = normalize(text)
+    if len(letters) < size:
+        return
+    first = int(where * (len(letters) - size))
+    quote = text[int(letters.owners[first]) : int(letters.owners[first + size - 1]) + 1]
+    assert len(guard_text(quote)) < 46
+    assert scanner.scan(f"청원인은 “{quote}”라고 썼습니다. {FRESH}").verdict == "pass"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        FRESH,
+        "청원 게시판에 올라온 글은 교원 임용 문제와 기간제 교사의 정규직화에 반대하는 의견을 담고 있습니다.",
+        "문재인 대통령, 홍길동, 김철수 씨와 2019년 5월 3일, 2017-08-25 오후 3시 30분에 만났습니다.",
+        "존경하는 대통령님, 안녕하십니까. 국민청원 게시판에 글을 올립니다. 감사합니다.",
+        "The petition asks the government to reconsider the policy; 요약하면 정책 재검토 요청입니다.",
+    ],
+)
+def test_normal_answers_names_and_dates_pass(scanner: LeakScanner, reply: str) -> None:
+    result = scanner.scan(reply)
+    assert (result.verdict, result.spans, result.redacted) == ("pass", (), reply)
+
+
+def test_false_positives_on_fresh_korean_text(scanner: LeakScanner) -> None:
+    flagged = {name: sum(scanner.scan(t).leaked for t in texts) for name, texts in fresh_texts().items()}
+    total = sum(len(texts) for texts in fresh_texts().values())
+    assert total > 6_000
+    assert sum(flagged.values()) <= total // 1000, flagged
+
+
+def test_false_positives_on_held_out_petitions(scanner: LeakScanner, guard_index: GuardIndex) -> None:
+    """Other months' petitions that copy no 50-letter run of the indexed month must pass.
+
+    Reposted petitions are real copies; they are found exactly (every 50-gram of the indexed
+    month, compared as sorted arrays) and left out of the count.
+    """
+    exact = GramHash(50, seed=3)
+
+    def grams(text: str) -> np.ndarray:
+        letters = normalize(text).letters
+        return exact.at(letters, np.arange(max(0, len(letters) - 49), dtype=np.int64))
+
+    indexed = np.unique(np.concatenate([grams(t) for t in petitions()]))
+
+    def copies(text: str) -> bool:
+        keys = grams(text)
+        found = indexed[np.minimum(np.searchsorted(indexed, keys), len(indexed) - 1)]
+        return bool((found == keys).any())
+
+    held_out = [t for t in petitions("2019-07") if not copies(t)]
+    assert len(held_out) > 300
+    flagged = [t[:40] for t in held_out if scanner.scan(t).leaked]
+    assert len(flagged) <= len(held_out) // 1000, flagged
+
+
+def _stream(scanner: LeakScanner, text: str, cuts: list[int], policy: Policy) -> tuple[str, int | None]:
+    stream = scanner.stream(policy)
+    bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
+    out = "".join(stream.feed(text[a:b]) for a, b in pairwise(bounds)) + stream.finish()
+    assert stream.blocked == (policy == "block")
+    return out, stream.cut
+
+
+@SETTINGS
+@given(cuts=st.lists(st.integers(0, len(REPLY)), max_size=30), singles=st.booleans())
+def test_streaming_block_cuts_before_the_leak_for_every_chunking(
+    scanner: LeakScanner, cuts: list[int], singles: bool
+) -> None:
+    chunks = list(range(len(REPLY))) if singles else cuts
+    out, cut = _stream(scanner, REPLY, chunks, "block")
+    whole = scanner.scan(REPLY)
+    assert cut == whole.spans[0].start
+    assert out == REPLY[:cut]
+    assert cut <= len(INTRO) and letters_between(REPLY, cut, len(INTRO)) <= 4
+
+
+@SETTINGS
+@given(cuts=st.lists(st.integers(0, len(REPLY) * 2), max_size=30))
+def test_streaming_redaction_equals_the_whole_scan_for_every_chunking(
+    scanner: LeakScanner, cuts: list[int]
+) -> None:
+    reply = REPLY + " 또한 " + petitions()[DOC + 3][200:270] + " 끝."
+    out, _ = _stream(scanner, reply, cuts, "redact")
+    whole = scanner.scan(reply)
+    assert len(whole.spans) == 2
+    assert out == whole.redacted
+    assert guard_text(SPAN)[:50] not in guard_text(out)
+
+
+def test_released_text_lags_by_the_guaranteed_length(scanner: LeakScanner) -> None:
+    """Held back: the last 50 letters, widened to the start of the character the first one is in."""
+    stream = scanner.stream()
+    released = ""
+    for i, char in enumerate(FRESH):
+        released += stream.feed(char)
+        letters = normalize(FRESH[: i + 1])
+        assert released == (FRESH[: int(letters.owners[len(letters) - 50])] if len(letters) > 50 else "")
+    assert released + stream.finish() == FRESH
+
+
+def test_strict_threshold_catches_shorter_copies(scanner: LeakScanner) -> None:
+    """45 copied letters hold at most 4 stride-aligned grams: a leak only under the strict threshold."""
+    owners = normalize(SOURCE).owners
+    first = next(i for i in range(100, 400) if owners[i - 1] < owners[i] and owners[i + 44] < owners[i + 45])
+    quote = SOURCE[int(owners[first]) : int(owners[first + 45])]
+    assert len(guard_text(quote)) == 45
+    reply = FRESH + quote + FRESH
+    assert [scanner.scan(reply, strict=s).verdict for s in (False, True)] == ["pass", "leak"]
+
+
+def test_without_an_index_nothing_is_held_back() -> None:
+    stream = LeakScanner(None).stream()
+    assert stream.feed(REPLY) == REPLY
+    assert stream.finish() == ""
+    assert LeakScanner(None).scan(REPLY) == ScanResult((), REPLY)
