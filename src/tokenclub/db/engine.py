@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+POSTGRES_POOL_SIZE = 20
+POSTGRES_MAX_OVERFLOW = 10
+
 
 def make_engine(url: str) -> Engine:
     """An engine tuned per backend.
@@ -38,7 +41,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per checkout; a dead connection surfaces as an error
     # on first use and the pool drops it.
-    return create_engine(url, pool_size=10, max_overflow=60, pool_recycle=3600)
+    return create_engine(
+        url, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_MAX_OVERFLOW, pool_recycle=3600
+    )
 
 
 class Database:

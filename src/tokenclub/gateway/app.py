@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView, authenticate
@@ -31,7 +29,9 @@ from tokenclub.db.engine import Database
 from tokenclub.db.schema import UsageEvent
 from tokenclub.db.types import utcnow
 from tokenclub.gateway import billing
+from tokenclub.gateway.auth import active_key
 from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
+from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import ApiError, bad_request
 from tokenclub.gateway.metering import counted_usage, usage_from
 from tokenclub.gateway.pricing import PriceList
@@ -45,9 +45,6 @@ T = TypeVar("T")
 U = TypeVar("U")
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 SWEEP_INTERVAL_S = 60.0
-TRANSACTION_ATTEMPTS = 3
-RETRYABLE = frozenset({"40P01", "40001"})
-POSTGRES_THREADS = 40
 
 
 @dataclass(frozen=True)
@@ -96,38 +93,15 @@ class Gateway:
         self.db = Database(config.database_url)
         self.upstream = Upstream(config.routes, config.upstream_timeout_s)
         self.metrics = Metrics()
+        self.work = DatabaseWork(self.db)
         self._background: set[asyncio.Task[Any]] = set()
-        self._limiter: CapacityLimiter | None = None
 
     async def in_db(self, work: Callable[[Session], T]) -> T:
-        """Run a unit of work in a worker thread; a transaction PostgreSQL aborted as a deadlock
-        victim or serialization failure is retried (it was rolled back whole)."""
-
-        def run() -> T:
-            for attempt in range(TRANSACTION_ATTEMPTS):
-                try:
-                    with self.db.transaction() as session:
-                        return work(session)
-                except DBAPIError as exc:
-                    if (
-                        getattr(exc.orig, "sqlstate", None) not in RETRYABLE
-                        or attempt == TRANSACTION_ATTEMPTS - 1
-                    ):
-                        raise
-            raise AssertionError("unreachable")
-
-        return await to_thread.run_sync(run, limiter=self._db_limiter())
-
-    def _db_limiter(self) -> CapacityLimiter:
-        """SQLite has one writer: queue in order here rather than sleep in its busy handler.
-        PostgreSQL gets as many threads as the connection pool can serve."""
-        if self._limiter is None:
-            sqlite = self.db.engine.dialect.name == "sqlite"
-            self._limiter = CapacityLimiter(1 if sqlite else POSTGRES_THREADS)
-        return self._limiter
+        """Run a unit of work off the event loop; its result once it is committed."""
+        return await self.work.run(work)
 
     def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
-        key = authenticate(session, secret)
+        key = active_key(session.connection(), secret)
         if key is None:
             raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
         try:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,20 +58,22 @@ class RateLimiter(Protocol):
 
 
 def _upsert_statement(insert: Any) -> Any:
-    """Add to a key's counters in its window, creating the row if needed; built once per dialect."""
-    stmt = insert(RateCounter).values(
+    """Add to a key's counters in its window, creating the row if needed; built once per dialect,
+    on the table rather than the ORM class so executing it skips the ORM's insert machinery."""
+    table = cast(Table, RateCounter.__table__)
+    stmt = insert(table).values(
         key_id=bindparam("key_id"),
         window=bindparam("window"),
         requests=bindparam("requests"),
         tokens=bindparam("tokens"),
     )
     return stmt.on_conflict_do_update(
-        index_elements=[RateCounter.key_id, RateCounter.window],
+        index_elements=[table.c.key_id, table.c.window],
         set_={
-            "requests": RateCounter.requests + stmt.excluded.requests,
-            "tokens": RateCounter.tokens + stmt.excluded.tokens,
+            "requests": table.c.requests + stmt.excluded.requests,
+            "tokens": table.c.tokens + stmt.excluded.tokens,
         },
-    ).returning(RateCounter.requests, RateCounter.tokens)
+    ).returning(table.c.requests, table.c.tokens)
 
 
 _UPSERTS = {"postgresql": _upsert_statement(pg_insert), "sqlite": _upsert_statement(sqlite_insert)}
@@ -88,7 +90,7 @@ class DatabaseRateLimiter:
     ) -> tuple[int, int]:
         statement = _UPSERTS[session.get_bind().dialect.name]
         values = {"key_id": key_id, "window": window, "requests": requests, "tokens": tokens}
-        row = session.execute(statement, values).one()
+        row = session.connection().execute(statement, values).one()
         return int(row[0]), int(row[1])
 
     def admit(self, session: Session, key_id: int, now: float | None = None) -> None:

@@ -1,0 +1,124 @@
+"""Running the gateway's units of database work off the event loop, with group commit on SQLite.
+
+SQLite admits one writer at a time, so each worker process queues its units here in arrival
+order and one thread runs whatever has queued up as one transaction: every unit in its own
+savepoint (a refused request undoes only its own writes), one COMMIT for all of them, and
+only then is each unit's result handed back. Nothing is answered before it is durable, so a
+crash loses no acknowledged spend, while BEGIN/COMMIT, the session and the thread hop are paid
+once per batch instead of once per request. Between worker processes SQLite's busy timeout
+still arbitrates.
+
+PostgreSQL gets no batching: units of different requests lock ledger rows in their own order,
+and holding several of them in one transaction could deadlock against another process's batch.
+There each unit is its own transaction on a thread of its own, as many at once as the
+connection pool serves, and a deadlock victim or serialization failure is retried whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from anyio import CapacityLimiter, to_thread
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from tokenclub.db.engine import POSTGRES_POOL_SIZE, Database
+
+T = TypeVar("T")
+TRANSACTION_ATTEMPTS = 3
+RETRYABLE = frozenset({"40P01", "40001"})
+MAX_BATCH = 64
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE
+
+
+@dataclass(slots=True)
+class _Unit(Generic[T]):
+    work: Callable[[Session], T]
+    done: asyncio.Future[T]
+    outcome: tuple[bool, Any] = (False, None)
+
+
+class DatabaseWork:
+    """One per worker process; `run` returns a unit's result once its transaction committed."""
+
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.grouped = db.engine.dialect.name == "sqlite"
+        self._queue: deque[_Unit[Any]] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._threads: CapacityLimiter | None = None
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        if not self.grouped:
+            return await to_thread.run_sync(self._alone, work, limiter=self._pool_threads())
+        unit: _Unit[T] = _Unit(work, asyncio.get_running_loop().create_future())
+        self._queue.append(unit)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await unit.done
+
+    def _pool_threads(self) -> CapacityLimiter:
+        """As many threads as the engine's pool keeps connections, so none waits holding nothing
+        and two workers stay well inside PostgreSQL's connection limit; created inside the
+        event loop, where anyio needs it."""
+        if self._threads is None:
+            self._threads = CapacityLimiter(POSTGRES_POOL_SIZE)
+        return self._threads
+
+    def _alone(self, work: Callable[[Session], T]) -> T:
+        """One unit, one transaction; retried whole when PostgreSQL aborted it."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                with self.db.transaction() as session:
+                    return work(session)
+            except DBAPIError as exc:
+                if not _retryable(exc) or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _write(self) -> None:
+        """The single writer: drain the queue in batches until it is empty."""
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+            try:
+                await to_thread.run_sync(self._batch, batch)
+            except BaseException as exc:  # the commit failed: no unit of the batch happened
+                for unit in batch:
+                    if not unit.done.done():
+                        unit.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for unit in batch:
+                if unit.done.done():
+                    continue
+                ok, value = unit.outcome
+                if ok:
+                    unit.done.set_result(value)
+                else:
+                    unit.done.set_exception(value)
+
+    def _batch(self, batch: list[_Unit[Any]]) -> None:
+        """Run the units in one transaction; each outcome is final only if the COMMIT succeeds."""
+        if len(batch) == 1:
+            unit = batch[0]
+            try:
+                unit.outcome = (True, self._alone(unit.work))
+            except Exception as exc:
+                unit.outcome = (False, exc)
+            return
+        with self.db.transaction() as session:
+            for unit in batch:
+                try:
+                    with session.begin_nested():
+                        unit.outcome = (True, unit.work(session))
+                except Exception as exc:
+                    unit.outcome = (False, exc)
