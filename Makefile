@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,llm,pdf]'
+	$(BIN)/python -m pip install -q -e '.[dev,llm,pdf,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

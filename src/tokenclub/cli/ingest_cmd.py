@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -13,12 +16,33 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tokenclub.cli.output import JSON_OPTION, console, print_json, print_record, print_rows
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.curate.quality import QualitySettings
+from tokenclub.db.engine import Database
 from tokenclub.home import open_database
 from tokenclub.ingest.receipt import BatchStats
 from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.pipeline.executor import Executor as PipelineExecutor
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.settings import Settings, get_settings
 from tokenclub.tokenizer_store import resolve_tokenizer
+
+
+class Executor(StrEnum):
+    LOCAL = "local"
+    RAY = "ray"
+
+
+@contextmanager
+def ray_executor(spec: PipelineSpec, address: str | None, workers: int | None) -> Iterator[PipelineExecutor]:
+    """A Ray executor on the cluster at `address`, or on a local instance with `workers` CPUs."""
+    from tokenclub.scale.ray_executor import RayExecutor
+    from tokenclub.scale.runtime import connect
+
+    runtime = connect(address, num_cpus=workers)
+    try:
+        yield RayExecutor(spec, runtime.cpus)
+    finally:
+        runtime.close()
+
 
 corpus_app = typer.Typer(help="The accepted corpus (operator view).", no_args_is_help=True)
 
@@ -63,9 +87,17 @@ def ingest_command(
     paths: list[Path] = typer.Argument(..., help="Files, archives or folders to contribute."),
     partner: int = typer.Option(..., "--partner", help="The contributing partner's ID."),
     workers: int | None = typer.Option(None, help="Worker processes (default: one per core)."),
+    executor_name: Executor = typer.Option(
+        Executor.LOCAL, "--executor", help="Where the steps run: local processes or Ray Data."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Ingest an upload: extract, curate, deduplicate, count, store and credit it; print the receipt."""
+    if ray_address is not None and executor_name is not Executor.RAY:
+        raise typer.BadParameter("--ray-address needs --executor ray")
     settings = get_settings()
     job = IngestJob(
         partner_id=partner,
@@ -77,32 +109,11 @@ def ingest_command(
         store_url=settings.store_url,
     )
     db = open_database(settings)
-    try:
-        if json_out:
-            receipt = ingest(db, settings.home, job)
-        else:
-            with Progress(
-                TextColumn("ingest"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("documents accepted"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("ingest", total=None)
-                accepted = 0
-                seen = 0
-
-                def on_batch(_seq: int, stats: BatchStats) -> None:
-                    nonlocal accepted, seen
-                    accepted += stats.accepted
-                    seen += stats.documents
-                    progress.update(task, completed=accepted, total=seen)
-
-                receipt = ingest(db, settings.home, job, on_batch)
-    finally:
-        db.dispose()
+    with ExitStack() as stack:
+        mapper = None
+        if executor_name is Executor.RAY:
+            mapper = stack.enter_context(ray_executor(job.spec, ray_address, job.workers))
+        receipt = _run(db, settings.home, job, mapper, json_out)
     if json_out:
         print_json(receipt)
     else:
@@ -112,6 +123,36 @@ def ingest_command(
             f"error: nothing could be read from the upload ({len(receipt['errors'])} file errors)", err=True
         )
         raise typer.Exit(1)
+
+
+def _run(
+    db: Database, home: Path, job: IngestJob, mapper: PipelineExecutor | None, quiet: bool
+) -> dict[str, Any]:
+    try:
+        if quiet:
+            return ingest(db, home, job, executor=mapper)
+        with Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("documents accepted"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("ingest", total=None)
+            accepted = 0
+            seen = 0
+
+            def on_batch(_seq: int, stats: BatchStats) -> None:
+                nonlocal accepted, seen
+                accepted += stats.accepted
+                seen += stats.documents
+                progress.update(task, completed=accepted, total=seen)
+
+            return ingest(db, home, job, on_batch, executor=mapper)
+    finally:
+        db.dispose()
 
 
 @corpus_app.command("dump")
