@@ -120,7 +120,7 @@ class Upstream:
                 text = (await response.read()).decode(errors="replace")
                 raise UpstreamError(f"upstream answered {response.status}: {text[:200]}")
             done = False
-            async for line in _lines(response.content):
+            async for line in sse_lines(response.content.iter_any()):
                 # After [DONE] the rest of the body is still read, so the connection goes back
                 # to the pool instead of being thrown away.
                 if done or not line.startswith(b"data:"):
@@ -153,11 +153,11 @@ class Upstream:
         return count
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The body's lines without their line ends, however long (an event may exceed aiohttp's
-    own line limit), as the bytes arrive."""
+async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body's lines without their line ends, as the bytes arrive, however the chunks cut
+    them and however long they are (an event may exceed aiohttp's own line limit)."""
     pending = b""
-    async for chunk in content.iter_any():
+    async for chunk in chunks:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:

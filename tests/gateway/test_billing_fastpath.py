@@ -1,0 +1,164 @@
+"""The hot path's ledger writes: postings on locked balances, group commit of queued units."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tests.gateway.conftest import PRICES, Customer
+from tokenclub.accounts.customers import balance_summary
+from tokenclub.db.engine import Database
+from tokenclub.db.schema import CreditHold, LedgerEntry, LedgerTransaction
+from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFoundError
+from tokenclub.gateway.billing import Hold, QuotaExceededError, place_hold
+from tokenclub.gateway.dbwork import DatabaseWork
+from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
+from tokenclub.ledger.posting import Leg, audit, lock_accounts, post_locked
+
+TTL = timedelta(minutes=15)
+
+
+def _counts(session: Session) -> tuple[int, int, int]:
+    return (
+        session.scalar(select(func.count()).select_from(LedgerTransaction)) or 0,
+        session.scalar(select(func.count()).select_from(LedgerEntry)) or 0,
+        session.scalar(select(func.count()).select_from(CreditHold)) or 0,
+    )
+
+
+def test_post_locked_refuses_an_overdraft_before_writing_anything(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    c = make_customer(free=100)
+    allowance, used = customer_account(c.id, FREE_ALLOWANCE), customer_account(c.id, FREE_TOKENS_USED)
+    with db.transaction() as session:
+        before = _counts(session)
+        conn = session.connection()
+        accounts = lock_accounts(conn, [allowance, used])
+        with pytest.raises(InsufficientBalanceError, match=f"{allowance}: balance too low for 101 token"):
+            post_locked(conn, accounts, "spend-101", "spend", [Leg(allowance, 101), Leg(used, -101)])
+        with pytest.raises(InvalidInputError, match="does not balance"):
+            post_locked(conn, accounts, "unbalanced", "spend", [Leg(allowance, 10), Leg(used, -9)])
+        assert _counts(session) == before
+        assert balance_summary(session, c.id)["free_tokens_left"] == 100
+        tx_id = post_locked(conn, accounts, "spend-100", "spend", [Leg(allowance, 100), Leg(used, -100)])
+        assert tx_id > 0
+        assert balance_summary(session, c.id)["free_tokens_left"] == 0
+        assert _counts(session) == (before[0] + 1, before[1] + 2, before[2])
+        assert audit(session) == []
+
+
+def test_post_locked_needs_every_account_locked_and_a_fresh_key(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    c = make_customer(free=100)
+    allowance, used = customer_account(c.id, FREE_ALLOWANCE), customer_account(c.id, FREE_TOKENS_USED)
+    missing = "customer:999999:free_allowance does not exist"
+    with pytest.raises(NotFoundError, match=missing), db.transaction() as session:
+        lock_accounts(session.connection(), [customer_account(999_999, FREE_ALLOWANCE)])
+    with db.transaction() as session:
+        conn = session.connection()
+        accounts = lock_accounts(conn, [allowance])
+        with pytest.raises(NotFoundError, match=f"{used} is not locked"):
+            post_locked(conn, accounts, "k", "spend", [Leg(allowance, 1), Leg(used, -1)])
+    with db.transaction() as session:
+        conn = session.connection()
+        accounts = lock_accounts(conn, [allowance, used])
+        post_locked(conn, accounts, "once", "spend", [Leg(allowance, 1), Leg(used, -1)])
+    # A second posting under a used key is refused by the database and rolls back whole.
+    with pytest.raises(IntegrityError), db.transaction() as session:
+        conn = session.connection()
+        accounts = lock_accounts(conn, [allowance, used])
+        post_locked(conn, accounts, "once", "spend", [Leg(allowance, 1), Leg(used, -1)])
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 99
+        assert audit(session) == []
+
+
+def test_a_hold_beyond_allowance_and_credit_line_is_refused_on_the_locked_balances(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    c = make_customer(free=100, credit_krw=2)
+    # 150 tokens: 100 free, 50 paid at 8,000 KRW per million → 1 won, plus 1 won of carry.
+    with pytest.raises(QuotaExceededError), db.transaction() as session:
+        place_hold(session, c.id, c.key_id, 1_000, PRICES, TTL)  # 900 paid: 8 won + 1 > 2
+    with db.transaction() as session:
+        assert _counts(session)[2] == 0
+        hold = place_hold(session, c.id, c.key_id, 150, PRICES, TTL)
+        assert (hold.free_tokens, hold.krw) == (100, 2)
+        summary = balance_summary(session, c.id)
+        assert (summary["free_tokens_left"], summary["spending_left_krw"]) == (0, 0)
+        assert _counts(session)[2] == 1
+
+
+def test_queued_holds_never_overdraw_and_group_commit_batches_them(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    """On SQLite the queue is drained in batches, a refusal undoing only its own savepoint; on
+    PostgreSQL each unit is its own transaction, racing on row locks."""
+    c = make_customer(free=1_000)
+    commits = 0
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(db.engine, "commit", count)
+    work = DatabaseWork(db)
+    assert work.grouped == (db.engine.dialect.name == "sqlite")
+
+    def hold(tokens: int) -> Callable[[Session], Hold]:
+        return lambda session: place_hold(session, c.id, c.key_id, tokens, PRICES, TTL)
+
+    async def race() -> list[Hold | BaseException]:
+        # 12 holds of 100 tokens against 1,000: ten fit, two are refused.
+        units = [work.run(hold(100)) for _ in range(12)]
+        return await asyncio.gather(*units, return_exceptions=True)
+
+    try:
+        results = asyncio.run(race())
+    finally:
+        event.remove(db.engine, "commit", count)
+    held = [r for r in results if isinstance(r, Hold)]
+    refused = [r for r in results if isinstance(r, QuotaExceededError)]
+    assert (len(held), len(refused)) == (10, 2)
+    if work.grouped:
+        assert commits == 1  # all twelve were queued before the writer ran: one batch
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 0
+        assert session.scalar(select(func.count()).select_from(CreditHold)) == 10
+        assert audit(session) == []
+
+
+def test_no_unit_is_answered_when_its_commit_fails(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    c = make_customer(free=1_000)
+    work = DatabaseWork(db)
+
+    def fail(_conn: Any) -> None:
+        raise RuntimeError("disk full")
+
+    async def attempt() -> list[Hold | BaseException]:
+        units = [
+            work.run(lambda session: place_hold(session, c.id, c.key_id, 10, PRICES, TTL)) for _ in range(5)
+        ]
+        return await asyncio.gather(*units, return_exceptions=True)
+
+    event.listen(db.engine, "commit", fail)
+    try:
+        results = asyncio.run(attempt())
+    finally:
+        event.remove(db.engine, "commit", fail)
+    assert [type(r) for r in results] == [RuntimeError] * 5
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 1_000
+        assert session.scalar(select(func.count()).select_from(CreditHold)) == 0
+        assert audit(session) == []
