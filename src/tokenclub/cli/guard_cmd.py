@@ -20,6 +20,7 @@ from tokenclub.cli.output import (
     session_scope,
 )
 from tokenclub.corpus.dump import iter_corpus
+from tokenclub.corpus.store import CorpusStore
 from tokenclub.errors import InvalidInputError
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
 from tokenclub.guard.events import stopped_attempts
@@ -29,6 +30,7 @@ from tokenclub.guard.prompts import check_prompt
 from tokenclub.guard.scanner import LeakScanner
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
+from tokenclub.storage import store_child
 from tokenclub.tokenizer_store import resolve_tokenizer
 
 guard_app = typer.Typer(help="The leak guard: its index, checks and stopped attempts.", no_args_is_help=True)
@@ -42,17 +44,24 @@ def _index_stats() -> dict[str, Any]:
     return index.stats()
 
 
+def _corpus_store() -> CorpusStore:
+    settings = get_settings()
+    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"))
+
+
 @guard_app.command("rebuild")
 def rebuild_command(
-    withdrawn: list[int] = typer.Option([], "--exclude-partner", help="Partner whose text leaves the index."),
+    withdrawn: list[int] = typer.Option(
+        [], "--exclude-partner", help="Partner whose text leaves the index (repeat for several)."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Rebuild the index from the accepted corpus (after a withdrawal, or to resize it)."""
+    """Rebuild the index from the accepted corpus, leaving out the partners named (withdrawal)."""
     settings = get_settings()
     db = open_database(settings)
     started = time.perf_counter()
     try:
-        rebuild_index(db, settings.home, withdrawn)
+        rebuild_index(db, settings.home, _corpus_store(), withdrawn)
     finally:
         db.dispose()
     stats = _index_stats()
@@ -66,14 +75,14 @@ def sync_command(json_out: bool = JSON_OPTION) -> None:
     settings = get_settings()
     db = open_database(settings)
     try:
-        added = sync(db, settings.home)
+        added = sync(db, settings.home, _corpus_store())
     finally:
         db.dispose()
     emit({"parts_indexed": added}, json_out, "guard sync")
 
 
-@guard_app.command("info")
-def info_command(json_out: bool = JSON_OPTION) -> None:
+@guard_app.command("stats")
+def stats_command(json_out: bool = JSON_OPTION) -> None:
     """Size, load and parameters of the live index."""
     emit(_index_stats(), json_out, "guard index")
 
@@ -145,7 +154,12 @@ def memorization_command(
     db = open_database(settings)
     try:
         probes = make_probes(
-            iter_corpus(db, settings.home), tokenizer, samples, prefix_tokens, suffix_tokens, seed
+            iter_corpus(db, settings.home, None, settings.store_url),
+            tokenizer,
+            samples,
+            prefix_tokens,
+            suffix_tokens,
+            seed,
         )
     finally:
         db.dispose()

@@ -1,10 +1,12 @@
 """Keeping the guard index in step with the accepted corpus: per batch, after a crash, on withdrawal.
 
-`index_accepted` adds one committed batch. Ingest calls it right after the batch's database
-transaction commits; a crash between the two leaves the batch out of the index, and `sync`
-(cheap when nothing is missing: it compares the committed parts with the index's parts log)
-puts it back. `rebuild` reads the corpus again into a fresh generation, leaving out withdrawn
-partners, then syncs whatever was committed meanwhile.
+Ingest calls `index_part` right after a batch's database transaction commits, and `sync` for
+its upload at the end. A crash between a commit and its indexing leaves the batch out of the
+index until then; `sync` (cheap when nothing is missing: it compares the committed parts with
+the index's parts log) puts it back, for one upload or for the whole corpus. `rebuild_index`
+reads the corpus again into a fresh generation, leaving out the partners it is told to (the
+database has no withdrawal yet, so the operator names them), then syncs whatever was
+committed meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
 from tokenclub.corpus.store import CorpusStore
@@ -40,42 +41,55 @@ def _rows(table: pa.Table) -> tuple[list[str], list[int], list[int]]:
     return texts, partners, tokens
 
 
-def index_accepted(home: Path, table: pa.Table, part: str | None = None) -> int:
+def index_accepted(home: Path, table: pa.Table, part: str | None = None, once: bool = False) -> int:
     """Add a committed batch (`text`, `partner_id` columns) to the index; returns grams added.
 
-    `part` ("<upload id>/<batch seq>") marks the batch as indexed, so `sync` skips it.
+    `part` (`part_name`) marks the batch as indexed, so `sync` skips it; with `once`, a part
+    already logged is not added again (a sync racing an ingest; the writer lock orders them).
     """
     settings = GuardSettings()
     texts, partners, tokens = _rows(table)
     with writer(guard_root(home), settings.index_params(), settings.initial_capacity) as index:
+        if once and part is not None and part in logged_parts(index):
+            return 0
         added = index.add(texts, partners, tokens)
         if part is not None:
             log_parts(index, [part])
     return added
 
 
-def _committed_parts(db: Database) -> list[tuple[str, int]]:
+def part_name(upload_id: str, seq: int) -> str:
+    """How the parts log names a corpus part."""
+    return f"{upload_id}/{seq}"
+
+
+def index_part(home: Path, store: CorpusStore, upload_id: str, seq: int, once: bool = False) -> int:
+    """Index one committed corpus part and log it as indexed; returns grams added."""
+    table = store.read_part(upload_id, seq, ["text", "partner_id", "tokens"])
+    return index_accepted(home, table, part_name(upload_id, seq), once)
+
+
+def _committed_parts(db: Database, upload_id: str | None = None) -> list[tuple[str, int]]:
     query = select(CorpusDocument.upload_id, CorpusDocument.batch_seq).distinct()
+    if upload_id is not None:
+        query = query.where(CorpusDocument.upload_id == upload_id)
     with db.transaction() as session:
         return [(row[0], row[1]) for row in session.execute(query.order_by(*query.selected_columns))]
 
 
-def _read_part(home: Path, upload_id: str, seq: int) -> pa.Table:
-    path = CorpusStore(home / "corpus").part_path(upload_id, seq)
-    return pq.read_table(path, columns=["text", "partner_id", "tokens"])
-
-
-def sync(db: Database, home: Path) -> int:
-    """Index the committed corpus parts that the index does not have yet; returns how many."""
+def sync(db: Database, home: Path, store: CorpusStore, upload_id: str | None = None) -> int:
+    """Index the committed parts (of one upload, or all) that the index lacks; returns how many."""
     index = open_index(guard_root(home))
     done = logged_parts(index) if index is not None else set()
-    missing = [(u, s) for u, s in _committed_parts(db) if f"{u}/{s}" not in done]
-    for upload_id, seq in missing:
-        index_accepted(home, _read_part(home, upload_id, seq), f"{upload_id}/{seq}")
+    missing = [(u, s) for u, s in _committed_parts(db, upload_id) if part_name(u, s) not in done]
+    for upload, seq in missing:
+        index_part(home, store, upload, seq, once=True)
     return len(missing)
 
 
-def rebuild_index(db: Database, home: Path, withdrawn: Collection[int] = ()) -> GuardIndex:
+def rebuild_index(
+    db: Database, home: Path, store: CorpusStore, withdrawn: Collection[int] = ()
+) -> GuardIndex:
     """A new generation from the accepted corpus, sized to fit it, without `withdrawn` partners.
 
     Their parts are read past and logged, so `sync` does not bring them back, and their later
@@ -93,8 +107,9 @@ def rebuild_index(db: Database, home: Path, withdrawn: Collection[int] = ()) -> 
 
     def batches() -> Iterator[tuple[list[str], list[int], list[int]]]:
         for upload_id, seq in parts:
-            yield _rows(_read_part(home, upload_id, seq))
+            yield _rows(store.read_part(upload_id, seq, ["text", "partner_id", "tokens"]))
 
-    index = rebuild(guard_root(home), batches(), params, capacity, [f"{u}/{s}" for u, s in parts], withdrawn)
-    sync(db, home)
+    names = [part_name(u, s) for u, s in parts]
+    index = rebuild(guard_root(home), batches(), params, capacity, names, withdrawn)
+    sync(db, home, store)
     return index

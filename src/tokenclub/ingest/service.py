@@ -34,6 +34,8 @@ from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract
+from tokenclub.guard.indexing import index_part
+from tokenclub.guard.indexing import sync as guard_sync
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, stats_of, total
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
@@ -291,8 +293,11 @@ def ingest(
     mapper = executor or LocalExecutor(job.spec, job.workers)
     for (seq, failures), table in mapper.map(todo()):
         stats = _commit_batch(db, store, upload, seq, table, failures)
+        if stats is not None and stats.accepted:
+            index_part(home, store, upload.id, seq)
         if on_batch is not None and stats is not None:
             on_batch(seq, stats)
+    guard_sync(db, home, store, upload.id)  # batches committed by a run that crashed before indexing them
     receipt = _finish(db, job, upload, seen)
     _release_raw(db, raw, files)
     return receipt

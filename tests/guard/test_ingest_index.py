@@ -1,0 +1,140 @@
+"""Ingest feeds the guard index: accepted text is guarded once its batch commits, even after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.helpers import run_cli, run_json
+from tests.guard.corpus import fresh_texts
+from tests.ingest.fixtures import petitions, write_jsonl
+from tokenclub.accounts import partners
+from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.corpus.dump import iter_corpus
+from tokenclub.corpus.store import CorpusStore
+from tokenclub.curate.quality import QualitySettings
+from tokenclub.db.engine import Database
+from tokenclub.guard import indexing
+from tokenclub.guard.index import logged_parts, open_index
+from tokenclub.guard.scanner import LeakScanner
+from tokenclub.ingest import service
+from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.pipeline.steps import PipelineSpec
+from tokenclub.tokenizer_store import default_tokenizer_path
+
+THRESHOLD = 100_000_000
+INTRO = "요청하신 내용을 정리하면 다음과 같습니다. "
+OUTRO = " 이 밖에 궁금한 점이 있으면 알려 주세요."
+
+
+@pytest.fixture(scope="module")
+def spec() -> PipelineSpec:
+    return PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.5, QualitySettings())
+
+
+def _partner(db: Database, name: str) -> int:
+    with db.transaction() as session:
+        pid = partners.apply(session, name, threshold_words=THRESHOLD).id
+        partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
+    return pid
+
+
+def _ingest(db: Database, home: Path, spec: PipelineSpec, partner: int, upload: Path) -> dict[str, Any]:
+    return ingest(db, home, IngestJob(partner, (upload,), spec, Fraction(1), batch_size=8, workers=1))
+
+
+def _long(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [doc for doc in docs if len(doc["text"]) >= 260]
+
+
+def _span(doc: dict[str, Any]) -> str:
+    """60 verbatim characters from the middle of an accepted document."""
+    return str(doc["text"])[200:260]
+
+
+def test_accepted_documents_are_guarded_and_attributed(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    a, b = _partner(db, "A"), _partner(db, "B")
+    receipts = [
+        _ingest(db, home, spec, a, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20))),
+        _ingest(db, home, spec, b, write_jsonl(tmp_path / "b.jsonl", petitions(20, 20))),
+    ]
+    index = open_index(home / "guard")
+    assert index is not None
+    assert index.tokens == sum(r["tokens"] for r in receipts) > 0
+    assert sorted(index.partners) == [a, b]
+    docs = _long(iter_corpus(db, home))
+    assert {d["partner_id"] for d in docs} == {a, b}
+    scanner = LeakScanner(index)
+    for doc in docs:
+        result = scanner.scan(INTRO + _span(doc) + OUTRO)
+        assert (result.verdict, result.partner_id) == ("leak", doc["partner_id"])
+    fresh = fresh_texts()["nsmc"][:300] + fresh_texts()["klue_nli"][:300]
+    assert [t for t in fresh if scanner.scan(t).leaked] == []
+
+
+def test_a_crash_before_indexing_is_caught_up(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the second batch commits but before it is indexed; the rerun syncs it."""
+    home = tmp_path / "home"
+    pid = _partner(db, "A")
+    upload = write_jsonl(tmp_path / "a.jsonl", petitions(100, 24))
+    calls: list[int] = []
+
+    def dies_on_the_second_batch(home: Path, store: CorpusStore, upload_id: str, seq: int) -> int:
+        calls.append(seq)
+        if len(calls) == 2:
+            raise SystemExit("killed")
+        return indexing.index_part(home, store, upload_id, seq)
+
+    monkeypatch.setattr(service, "index_part", dies_on_the_second_batch)
+    with pytest.raises(SystemExit):
+        _ingest(db, home, spec, pid, upload)
+    monkeypatch.undo()
+    index = open_index(home / "guard")
+    assert index is not None
+    upload_id = next(iter(logged_parts(index))).split("/")[0]
+    assert logged_parts(index) == {f"{upload_id}/{calls[0]}"}
+    missed = [d for d in iter_corpus(db, home) if d["source"].endswith(tuple(f"#L{i}" for i in range(9, 17)))]
+    assert missed and all(
+        not LeakScanner(index).scan(_span(d)).leaked for d in missed if len(d["text"]) >= 260
+    )
+
+    receipt = _ingest(db, home, spec, pid, upload)
+    index = open_index(home / "guard")
+    assert index is not None
+    assert logged_parts(index) == {f"{upload_id}/{seq}" for seq in range(3)}
+    assert index.tokens == receipt["tokens"]
+    scanner = LeakScanner(index)
+    assert all(
+        scanner.scan(_span(d)).partner_id == pid for d in iter_corpus(db, home) if len(d["text"]) >= 260
+    )
+
+
+def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for args in (("init",), ("partner", "add", "A"), ("partner", "approve", "1")):
+        assert run_cli(home, *args).returncode == 0
+    assert run_cli(home, "partner", "add", "B").returncode == 0
+    assert run_cli(home, "partner", "approve", "2").returncode == 0
+    rows_a, rows_b = petitions(300, 6), petitions(306, 6)
+    run_json(home, "ingest", "--partner", "1", str(write_jsonl(tmp_path / "a.jsonl", rows_a)))
+    run_json(home, "ingest", "--partner", "2", str(write_jsonl(tmp_path / "b.jsonl", rows_b)))
+    stats = run_json(home, "guard", "stats")
+    assert (stats["partners"], stats["segments"], stats["guaranteed_length"]) == (2, 1, 50)
+    assert run_json(home, "guard", "sync") == {"parts_indexed": 0}
+    span_a, span_b = rows_a[0]["content"][100:160], rows_b[0]["content"][100:160]
+    assert run_json(home, "guard", "check", span_a)["partner_id"] == 1
+
+    rebuilt = run_json(home, "guard", "rebuild", "--exclude-partner", "1")
+    assert rebuilt["partners"] == 1 and rebuilt["generation"] != stats["generation"]
+    assert run_json(home, "guard", "check", span_a)["verdict"] == "pass"
+    assert run_json(home, "guard", "check", span_b)["partner_id"] == 2
+    assert run_json(home, "guard", "sync") == {"parts_indexed": 0}
