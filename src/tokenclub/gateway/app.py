@@ -26,13 +26,22 @@ from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
-from tokenclub.db.schema import UsageEvent
+from tokenclub.db.schema import Customer, UsageEvent
 from tokenclub.db.types import utcnow
 from tokenclub.gateway import billing
 from tokenclub.gateway.auth import active_key
 from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import ApiError, bad_request
+from tokenclub.gateway.guard import (
+    PASS,
+    Decision,
+    GatewayGuard,
+    PromptCheck,
+    close_stream,
+    partner_stats,
+    record,
+)
 from tokenclub.gateway.metering import counted_usage, usage_from
 from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter
@@ -57,6 +66,7 @@ class GatewayConfig:
     max_tokens_ceiling: int = 4096
     hold_ttl: timedelta = timedelta(minutes=15)
     upstream_timeout_s: float = 120.0
+    guard: GatewayGuard | None = None
 
 
 @dataclass
@@ -76,6 +86,9 @@ class Metrics:
         )
         self.upstream_errors = Counter(
             "tokenclub_upstream_errors", "Upstream failures", ["kind"], registry=self.registry
+        )
+        self.guard = Counter(
+            "tokenclub_guard_events", "Leak guard decisions", ["stage", "action"], registry=self.registry
         )
 
 
@@ -160,6 +173,11 @@ class Gateway:
 
         return await self.in_db(work)
 
+    async def record_guard(self, request_id: str, key: KeyView, decisions: list[Decision]) -> None:
+        await self.in_db(lambda session: record(session, request_id, key, decisions))
+        for decision in decisions:
+            self.metrics.guard.labels(decision.stage, decision.action).inc()
+
     async def drain(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -222,7 +240,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         await gateway.in_db(lambda session: session.execute(select(1)).scalar())
-        return {"status": "ok", "models": sorted(config.routes)}
+        guard = config.guard.health() if config.guard else {"status": "off"}
+        return {"status": "ok", "models": sorted(config.routes), "guard": guard}
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -262,6 +281,27 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
         return {"object": "list", "data": events}
 
+    @app.get("/v1/guard/stats")
+    async def guard_stats(request: Request) -> dict[str, Any]:
+        """A partner's own count of stopped attempts on its text; other keys get 403."""
+        secret = _bearer(request)
+
+        def read(session: Session) -> dict[str, Any] | None:
+            key = authenticate(session, secret)
+            if key is None:
+                return None
+            partner_id = session.scalar(select(Customer.partner_id).where(Customer.id == key.customer_id))
+            if partner_id is None:
+                raise ApiError(
+                    403, "guard statistics are for partners' keys", "invalid_request_error", "not_a_partner"
+                )
+            return partner_stats(session, partner_id)
+
+        stats = await gateway.in_db(read)
+        if stats is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        return stats
+
     async def handle(request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
         status = "error"
@@ -293,6 +333,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         def info_of(key: KeyView) -> RequestInfo:
             return RequestInfo(request_id, key.id, route.name, endpoint, parsed.stream)
 
+        check = config.guard.check_prompt(parsed.prompt_text) if config.guard else PASS
+        if check.refuse:
+            await _refuse(secret, info_of, check)
         try:
             admitted = await gateway.in_db(
                 lambda session: gateway.admit(session, secret, parsed.worst_tokens)
@@ -301,8 +344,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
             await gateway.refuse_quota(secret, info_of)
             raise ApiError(429, str(exc), "insufficient_quota", "insufficient_quota") from exc
         info = info_of(admitted.key)
+        if check.decision is not None:
+            await gateway.record_guard(request_id, admitted.key, [check.decision])
         if parsed.stream:
-            return await _stream(route, endpoint, parsed, admitted, info, started)
+            return await _stream(route, endpoint, parsed, admitted, info, started, check)
         try:
             data = await gateway.upstream.complete(route, PATHS[endpoint], parsed.body)
             used = usage_from(data) or await counted_usage(
@@ -311,6 +356,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
         except UpstreamError as exc:
             return await _upstream_failed(admitted, info, started, exc)
         await gateway.settle(admitted, used, info, started)
+        if config.guard is not None and (leak := config.guard.scan_reply(data, endpoint, check.strict)):
+            await gateway.record_guard(request_id, admitted.key, [leak])
         data["model"] = route.name
         data["usage"] = {
             "prompt_tokens": used.prompt_tokens,
@@ -318,6 +365,28 @@ def create_app(config: GatewayConfig) -> FastAPI:
             "total_tokens": used.prompt_tokens + used.completion_tokens,
         }
         return JSONResponse(data)
+
+    async def _refuse(secret: str, info_of: Callable[[KeyView], RequestInfo], check: PromptCheck) -> None:
+        """An extraction attempt under the refuse policy: counted against the rate limit and
+        recorded, never sent upstream, charged nothing."""
+
+        def work(session: Session) -> KeyView | None:
+            key = authenticate(session, secret)
+            if key is None:
+                return None
+            try:
+                config.limiter.admit(session, key.id)
+            except RateLimitedError as exc:
+                raise ApiError(429, str(exc), "requests", "rate_limit_exceeded", exc.retry_after) from exc
+            assert check.decision is not None
+            record(session, info_of(key).request_id, key, [check.decision])
+            billing.record_failure(session, info_of(key), key.customer_id, "prompt_refused", 0)
+            return key
+
+        if await gateway.in_db(work) is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        gateway.metrics.guard.labels("prompt", "refused").inc()
+        raise ApiError(400, check.message, "invalid_request_error", "content_filter")
 
     async def _upstream_failed(
         admitted: Admitted, info: RequestInfo, started: float, exc: UpstreamError
@@ -340,7 +409,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         admitted: Admitted,
         info: RequestInfo,
         started: float,
+        check: PromptCheck,
     ) -> Response:
+        guard = config.guard.stream(endpoint, check.strict) if config.guard else None
         events = gateway.upstream.stream(route, PATHS[endpoint], parsed.body)
         try:
             first = await anext(events)
@@ -371,7 +442,16 @@ def create_app(config: GatewayConfig) -> FastAPI:
                         continue
                     generated.append(_delta_text(event, endpoint))
                     event["model"] = route.name
-                    yield _sse(event)
+                    if guard is None:
+                        yield _sse(event)
+                        continue
+                    for out in guard.filter(event):
+                        yield _sse(out)
+                    if guard.blocked:
+                        await close_stream(events)
+                        break
+                for out in guard.finish() if guard else ():
+                    yield _sse(out)
                 completed = True
             except UpstreamError as exc:
                 failed = True
@@ -380,6 +460,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
                     {"error": {"message": "the model server failed mid-stream", "type": "upstream_error"}}
                 )
             finally:
+                if guard is not None and (leak := guard.decision()) is not None:
+                    gateway.spawn(gateway.record_guard(info.request_id, admitted.key, [leak]))
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     text = "".join(generated)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from tokenclub.errors import InvalidInputError
 from tokenclub.gateway.app import GatewayConfig
+from tokenclub.gateway.guard import GatewayGuard
 from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits, RateLimiter, RedisRateLimiter
 from tokenclub.gateway.upstream import ModelRoute
@@ -46,4 +47,5 @@ def gateway_config(settings: Settings, upstream_url: str, model_name: str) -> Ga
         default_max_tokens=settings.default_max_tokens,
         hold_ttl=timedelta(seconds=settings.hold_ttl_s),
         upstream_timeout_s=settings.upstream_timeout_s,
+        guard=GatewayGuard.from_settings(settings.home),
     )

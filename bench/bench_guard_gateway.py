@@ -1,0 +1,386 @@
+"""What the leak guard adds to a gateway reply: guard on versus guard off, in the same run.
+
+Two `tokenclub serve` processes (one worker, SQLite) sit in front of one fake upstream on
+127.0.0.1: one whose home holds a guard index of all petitions in the corpora folder (about
+3,000 documents, 4 M characters), one with a fresh home (no index: the guard passes everything
+untouched, which is the reference). Replies are fresh Korean text (KLUE NLI premises), so
+they pass the guard and are checked to arrive unchanged. Measured from a client at
+concurrency 1, in interleaved rounds (off, on, off, on …):
+
+- non-streamed: request latency;
+- streamed, upstream as fast as it can send: time to the first text and to the end;
+- streamed, upstream pacing one 2-character token every `--pace-ms` (a model generating
+  100 tokens/s): the time to the first text shows the hold-back the guard needs
+  (`guaranteed_length` guard letters must follow a letter before it is sent).
+
+    .venv/bin/python bench/bench_guard_gateway.py            # the table (about a minute)
+    .venv/bin/python bench/bench_guard_gateway.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from rich.console import Console
+from rich.table import Table
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+INSTANT, PACED = "instant", "paced"
+PROMPT = "한국의 숙박 시설 후기를 짧게 정리해 주세요."
+PIECE_CHARS = 2
+REPLY_PIECES = {INSTANT: 200, PACED: 60}
+START_TIMEOUT_S = 120.0
+
+
+def fresh_reply() -> str:
+    """Korean text the index never saw: KLUE NLI premises, 400 characters of them."""
+    path = CORPORA / "klue" / "klue_benchmark" / "klue-nli-v1.1" / "klue-nli-v1.1_dev.json"
+    premises = dict.fromkeys(row["premise"] for row in json.loads(path.read_text(encoding="utf-8")))
+    return " ".join(premises)[: PIECE_CHARS * max(REPLY_PIECES.values())]
+
+
+def pieces(model: str) -> list[str]:
+    text = fresh_reply()[: PIECE_CHARS * REPLY_PIECES[model]]
+    return [text[i : i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake upstream (a child process): chat completions with usage, streamed or not.
+# ---------------------------------------------------------------------------------------------
+
+
+def upstream_app(pace_s: float) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        model = body["model"]
+        parts = pieces(model)
+        usage = {"prompt_tokens": 20, "completion_tokens": len(parts), "total_tokens": 20 + len(parts)}
+        base = {"id": "bench", "created": 0, "model": model}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": "".join(parts)}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+
+        async def events() -> AsyncIterator[bytes]:
+            for i, part in enumerate(parts):
+                delta = {"role": "assistant", "content": part} if i == 0 else {"content": part}
+                chunk = {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+                if model == PACED:
+                    await asyncio.sleep(pace_s)
+            end = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            yield f"data: {json.dumps({**base, 'choices': [end]})}\n\n".encode()
+            yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def serve_upstream(port: int, pace_ms: float) -> None:
+    uvicorn.run(upstream_app(pace_ms / 1000), host="127.0.0.1", port=port, log_level="warning")
+
+
+# ---------------------------------------------------------------------------------------------
+# The gateways.
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_index(home: Path) -> dict[str, Any]:
+    """Every petition in the corpora folder, in the guard index of `home`, default settings."""
+    from tokenclub.guard.config import GuardSettings
+    from tokenclub.guard.index import writer
+    from tokenclub.guard.indexing import guard_root
+
+    docs = [
+        json.loads(line)["content"]
+        for path in sorted((CORPORA / "petitions").glob("*.jsonl"))
+        for line in path.open(encoding="utf-8")
+    ]
+    params = GuardSettings().index_params()
+    capacity = sum(len(d) for d in docs) * 3 // params.stride  # Korean prose: ~2.4 guard letters a character
+    started = time.perf_counter()
+    with writer(guard_root(home), params, capacity) as index:
+        for first in range(0, len(docs), 256):
+            batch = docs[first : first + 256]
+            index.add(batch, [1 + i % 3 for i in range(len(batch))])
+        stats = index.stats()
+    stats["build_s"] = time.perf_counter() - started
+    stats["documents"] = len(docs)
+    stats["characters"] = sum(len(d) for d in docs)
+    return stats
+
+
+def provision(home: Path) -> str:
+    """A migrated home with one customer holding a huge free allowance; its key."""
+    from tokenclub.accounts.customers import create_customer
+    from tokenclub.accounts.keys import create_key
+    from tokenclub.db.engine import Database
+    from tokenclub.home import init_home
+    from tokenclub.ledger.operations import grant_free_tokens
+    from tokenclub.settings import Settings
+
+    settings = Settings(home=home)
+    init_home(settings)
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.transaction() as session:
+            customer = create_customer(session, "bench")
+            grant_free_tokens(session, customer.id, 10**13, f"bench-{customer.id}")
+            plain, _ = create_key(session, customer.id, "bench")
+    finally:
+        db.dispose()
+    return plain
+
+
+@dataclass
+class Gateway:
+    label: str
+    port: int
+    key: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENCLUB_")}
+    return env | extra
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def start_gateway(label: str, home: Path, upstream: str) -> Gateway:
+    key = provision(home)
+    port = free_port()
+    env = clean_env(
+        TOKENCLUB_HOME=str(home),
+        TOKENCLUB_MODEL_NAME=INSTANT,
+        TOKENCLUB_MODELS=json.dumps({PACED: {"url": upstream + "/v1", "model": PACED}}),
+        TOKENCLUB_RATE_LIMIT_RPM=str(10**9),
+        TOKENCLUB_RATE_LIMIT_TPM=str(10**15),
+    )
+    cli = str(Path(sys.executable).with_name("tokenclub"))
+    argv = [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--upstream", upstream + "/v1"]
+    log = home.parent / f"{label}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/healthz", process, log)
+    return Gateway(label, port, key, process, log)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# The client.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timings:
+    first_ms: list[float] = field(default_factory=list)
+    total_ms: list[float] = field(default_factory=list)
+
+
+def call(
+    client: httpx.Client, gateway: Gateway, model: str, stream: bool, expected: str
+) -> tuple[float, float]:
+    """One chat completion: (ms to the first text, ms to the end); the text must be `expected`."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 256,
+        "stream": stream,
+    }
+    url = f"http://127.0.0.1:{gateway.port}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {gateway.key}"}
+    started = time.perf_counter()
+    if not stream:
+        reply = client.post(url, json=body, headers=headers)
+        took = (time.perf_counter() - started) * 1000
+        text = reply.json()["choices"][0]["message"]["content"]
+        if text != expected:
+            raise AssertionError(f"{gateway.label}: reply changed: {reply.text[:300]}")
+        return took, took
+    first = 0.0
+    text = ""
+    with client.stream("POST", url, json=body, headers=headers) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            for choice in json.loads(line[6:]).get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content") or ""
+                if piece and not text:
+                    first = (time.perf_counter() - started) * 1000
+                text += piece
+    if text != expected:
+        raise AssertionError(f"{gateway.label}: streamed reply changed: {text[:300]!r}")
+    return first, (time.perf_counter() - started) * 1000
+
+
+CASES = (
+    ("non-stream", INSTANT, False),
+    ("stream, instant upstream", INSTANT, True),
+    ("stream, paced upstream", PACED, True),
+)
+
+
+def measure(
+    gateways: list[Gateway], rounds: int, per_round: dict[str, int]
+) -> dict[tuple[str, str], Timings]:
+    results = {(case, g.label): Timings() for case, _, _ in CASES for g in gateways}
+    expected = {model: "".join(pieces(model)) for model in (INSTANT, PACED)}
+    with httpx.Client(timeout=60) as client:
+        for gateway in gateways:  # warm-up: connections, imports, page cache of the index
+            for _, model, stream in CASES:
+                call(client, gateway, model, stream, expected[model])
+        for _ in range(rounds):
+            for case, model, stream in CASES:
+                for gateway in gateways:
+                    timings = results[(case, gateway.label)]
+                    for _ in range(per_round[model]):
+                        first, total = call(client, gateway, model, stream, expected[model])
+                        timings.first_ms.append(first)
+                        timings.total_ms.append(total)
+    return results
+
+
+def p(values: list[float], q: float) -> float:
+    """Nearest-rank percentile: a latency that happened."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def report(results: dict[tuple[str, str], Timings], index: dict[str, Any], pace_ms: float) -> Table:
+    table = Table(title="leak guard in the gateway: guard on (index) vs off (no index), c=1, same run")
+    for column in ("reply", "measure", "n", "off p50 ms", "on p50 ms", "added p50 ms", "off p99", "on p99"):
+        table.add_column(column, justify="left" if column in ("reply", "measure") else "right")
+    for case, model, stream in CASES:
+        off, on = results[(case, "off")], results[(case, "on")]
+        label = f"{case} ({REPLY_PIECES[model]} tokens{f', {pace_ms:g} ms each' if model == PACED else ''})"
+        measures = [("first text", off.first_ms, on.first_ms)] if stream else []
+        measures.append(("whole reply", off.total_ms, on.total_ms))
+        for name, a, b in measures:
+            table.add_row(
+                label,
+                name,
+                str(len(b)),
+                f"{statistics.median(a):.2f}",
+                f"{statistics.median(b):.2f}",
+                f"{statistics.median(b) - statistics.median(a):+.2f}",
+                f"{p(a, 99):.2f}",
+                f"{p(b, 99):.2f}",
+            )
+    table.caption = (
+        f"index: {index['documents']} petitions, {index['characters'] / 1e6:.1f} M characters, "
+        f"{index['grams']} grams, {index['bytes'] / 2**20:.1f} MiB, built in {index['build_s']:.1f} s; "
+        f"hold-back {index['guaranteed_length']} guard letters"
+    )
+    return table
+
+
+@contextmanager
+def running(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one short round (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pace-ms", type=float, default=10.0, help="paced upstream: ms per token")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    rounds, per_round = (1, {INSTANT: 5, PACED: 2}) if args.quick else (args.rounds, {INSTANT: 40, PACED: 4})
+    console = Console(width=150)
+    with tempfile.TemporaryDirectory(prefix="tc-bench-guard-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        argv = [sys.executable, __file__, "--serve-upstream", str(port), "--pace-ms", str(args.pace_ms)]
+        with running(argv, work / "upstream.log") as upstream:
+            upstream_url = f"http://127.0.0.1:{port}"
+            index = build_index(work / "home-on")
+            gateways: list[Gateway] = []
+            try:
+                wait_ready(upstream_url + "/docs", upstream, work / "upstream.log")
+                gateways = [
+                    start_gateway("off", work / "home-off", upstream_url),
+                    start_gateway("on", work / "home-on", upstream_url),
+                ]
+                health = httpx.get(f"http://127.0.0.1:{gateways[1].port}/healthz").json()["guard"]
+                if health["status"] != "active":
+                    raise RuntimeError(f"the guard is not active in the 'on' gateway: {health}")
+                results = measure(gateways, rounds, per_round)
+            finally:
+                for gateway in gateways:
+                    stop(gateway.process)
+    console.print(report(results, index, args.pace_ms))
+    if args.json:
+        figures = {
+            f"{case}/{label}": {"first_ms": t.first_ms, "total_ms": t.total_ms}
+            for (case, label), t in results.items()
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"index": index, "timings": figures}, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve-upstream":
+        serve_upstream(int(sys.argv[2]), float(sys.argv[4]))
+    else:
+        main()

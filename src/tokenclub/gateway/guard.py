@@ -1,0 +1,293 @@
+"""The leak guard in the gateway: prompts checked before the upstream is called, replies scanned
+whole or as they stream, and every decision kept as a guard event.
+
+The index is the live one under `<home>/guard`, reopened when a new generation or segment
+appears, so ingest and rebuilds reach a running gateway without a restart. Without an index
+(a fresh home) there is no contributed text to protect: the guard passes everything and says
+"no index" in `/healthz`.
+
+The functions here are pure over the reply data; `app.py` calls them where the reply is made
+and records the returned decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from tokenclub.accounts.keys import KeyView
+from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
+from tokenclub.guard.index import LiveIndex
+from tokenclub.guard.indexing import guard_root
+from tokenclub.guard.prompts import check_prompt
+from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner
+
+PromptPolicy = Literal["refuse", "strict"]
+CONTENT_FILTER = "content_filter"
+BLOCKED_MESSAGE = (
+    "이 응답은 제공된 원문을 그대로 재현하여 차단되었습니다. "
+    "(The reply was withheld: it reproduced contributed source text.)"
+)
+REFUSED_MESSAGE = (
+    "the leak guard refused this prompt: it asks to reproduce contributed source text ({reasons})"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One guard decision, as `record_event` stores it."""
+
+    stage: Stage
+    verdict: str
+    action: Action
+    matched_length: int = 0
+    partner_id: int | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCheck:
+    """What the guard does with one request: refuse it, or answer under the stricter threshold."""
+
+    refuse: bool
+    strict: bool
+    decision: Decision | None
+
+    @property
+    def message(self) -> str:
+        reasons = ", ".join(self.decision.reasons) if self.decision else ""
+        return REFUSED_MESSAGE.format(reasons=reasons)
+
+
+PASS = PromptCheck(refuse=False, strict=False, decision=None)
+
+
+class GatewayGuard:
+    """The guard one gateway worker holds: the live index and the operator's policies."""
+
+    def __init__(
+        self,
+        root: Path,
+        policy: Policy = "block",
+        prompt_policy: PromptPolicy = "strict",
+        check_every_s: float = 1.0,
+    ) -> None:
+        self.root = root
+        self.policy: Policy = policy
+        self.prompt_policy: PromptPolicy = prompt_policy
+        self.scanner = LeakScanner(LiveIndex(root, check_every_s))
+
+    @classmethod
+    def from_settings(cls, home: Path) -> GatewayGuard:
+        """The guard of a home, with `TOKENCLUB_GUARD_POLICY` and `…_PROMPT_POLICY`."""
+        settings = GuardSettings()
+        return cls(guard_root(home), settings.policy, settings.prompt_policy)
+
+    @property
+    def active(self) -> bool:
+        return self.scanner.current() is not None
+
+    def health(self) -> dict[str, Any]:
+        index = self.scanner.current()
+        if index is None:
+            return {"status": "no index", "policy": self.policy, "prompt_policy": self.prompt_policy}
+        return {
+            "status": "active",
+            "policy": self.policy,
+            "prompt_policy": self.prompt_policy,
+            "generation": index.folder.name,
+            "grams": sum(segment.elements for segment in index.segments),
+            "guaranteed_length": index.params.guaranteed_length(),
+        }
+
+    def check_prompt(self, prompt: str) -> PromptCheck:
+        """Carried contributed text or a request to reproduce it, decided by the prompt policy."""
+        if not self.active:
+            return PASS
+        verdict = check_prompt(prompt, self.scanner)
+        if not verdict.flagged:
+            return PASS
+        refuse = self.prompt_policy == "refuse"
+        decision = Decision(
+            "prompt",
+            verdict.verdict,
+            "refused" if refuse else "strict",
+            verdict.matched_length,
+            verdict.partner_id,
+            verdict.reasons,
+        )
+        return PromptCheck(refuse=refuse, strict=not refuse, decision=decision)
+
+    def scan_reply(self, data: dict[str, Any], endpoint: str, strict: bool) -> Decision | None:
+        """Scan a whole reply in place: blocked or redacted by policy; None when it passes."""
+        if not self.active:
+            return None
+        choices = data.get("choices") or ()
+        results = [self.scanner.scan(_choice_text(choice, endpoint), strict) for choice in choices]
+        leaks = [result for result in results if result.leaked]
+        if not leaks:
+            return None
+        for choice, result in zip(choices, results, strict=True):
+            if result.leaked:
+                _guard_choice(choice, endpoint, result, self.policy)
+        return _output_decision(leaks, "blocked" if self.policy == "block" else "redacted")
+
+    def stream(self, endpoint: str, strict: bool) -> StreamGuard | None:
+        """A filter for one streamed reply, or None when there is no index to guard."""
+        if not self.active:
+            return None
+        return StreamGuard(self.scanner.stream(self.policy, strict), endpoint)
+
+
+def _choice_text(choice: dict[str, Any], endpoint: str) -> str:
+    content = (choice.get("message") or {}).get("content") if endpoint == "chat" else choice.get("text")
+    return content if isinstance(content, str) else ""
+
+
+def _set_text(choice: dict[str, Any], endpoint: str, text: str) -> None:
+    if endpoint == "chat":
+        choice.setdefault("message", {})["content"] = text
+    else:
+        choice["text"] = text
+
+
+def _guard_choice(choice: dict[str, Any], endpoint: str, result: ScanResult, policy: Policy) -> None:
+    """Replace a leaking choice's text; its logprobs go too, as they spell out the same tokens."""
+    if policy == "block":
+        _set_text(choice, endpoint, BLOCKED_MESSAGE)
+        choice["finish_reason"] = CONTENT_FILTER
+    else:
+        _set_text(choice, endpoint, result.redacted)
+    if "logprobs" in choice:
+        choice["logprobs"] = None
+
+
+def _output_decision(results: list[ScanResult], action: Action) -> Decision:
+    partners = sorted({p for result in results for p in result.partner_ids})
+    return Decision(
+        "output",
+        "leak",
+        action,
+        max(result.matched_length for result in results),
+        partners[0] if len(partners) == 1 else None,
+    )
+
+
+@dataclass
+class StreamGuard:
+    """Filters one streamed reply (n = 1) event by event.
+
+    Text is held back until the scanner has seen enough after it; an event whose text is all
+    held back is dropped unless it carries something else (the role, a finish reason). A
+    finish reason from the upstream first flushes the held-back rest. Under the block policy a
+    leak ends the stream with `finish_reason: "content_filter"` before any letter of it is
+    sent. Logprobs are dropped: they would spell out held-back tokens ahead of the text.
+    """
+
+    scanner: StreamScanner
+    endpoint: str
+    _template: dict[str, Any] | None = None
+    _done: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        return self.scanner.blocked
+
+    def filter(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events to send in place of one upstream event that has choices."""
+        if self._done:
+            return []
+        self._template = event
+        choice = event["choices"][0]
+        text = _delta_content(choice, self.endpoint)
+        released = self.scanner.feed(text) if text else ""
+        if self.scanner.blocked:
+            self._done = True
+            out = [_with_text(event, self.endpoint, released)] if released else []
+            return [*out, self._closing(event)]
+        if choice.get("finish_reason") is not None:
+            released += self.scanner.finish()
+            self._done = True
+        if released or _carries_more(choice, self.endpoint):
+            return [_with_text(event, self.endpoint, released)]
+        return []
+
+    def finish(self) -> list[dict[str, Any]]:
+        """What is still held back when the upstream ends without a finish reason."""
+        if self._done or self._template is None:
+            return []
+        self._done = True
+        rest = self.scanner.finish()
+        return [_with_text(self._template, self.endpoint, rest)] if rest else []
+
+    def decision(self) -> Decision | None:
+        spans = self.scanner.spans
+        if not spans:
+            return None
+        result = ScanResult(spans, "")
+        return _output_decision([result], "blocked" if self.scanner.blocked else "redacted")
+
+    def _closing(self, event: dict[str, Any]) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": CONTENT_FILTER}
+        if self.endpoint == "chat":
+            choice["delta"] = {}
+        else:
+            choice.update(text="", logprobs=None)
+        return {k: v for k, v in event.items() if k not in ("choices", "usage")} | {"choices": [choice]}
+
+
+def _delta_content(choice: dict[str, Any], endpoint: str) -> str:
+    content = (choice.get("delta") or {}).get("content") if endpoint == "chat" else choice.get("text")
+    return content if isinstance(content, str) else ""
+
+
+def _carries_more(choice: dict[str, Any], endpoint: str) -> bool:
+    if choice.get("finish_reason") is not None:
+        return True
+    if endpoint != "chat":
+        return False
+    return any(v is not None for k, v in (choice.get("delta") or {}).items() if k != "content")
+
+
+def _with_text(event: dict[str, Any], endpoint: str, text: str) -> dict[str, Any]:
+    choice = {k: v for k, v in event["choices"][0].items() if k != "logprobs"}
+    if endpoint == "chat":
+        choice["delta"] = {**(choice.get("delta") or {}), "content": text}
+    else:
+        choice["text"] = text
+    return {**event, "choices": [choice]}
+
+
+def record(session: Session, request_id: str, key: KeyView | None, decisions: list[Decision]) -> None:
+    """Store the decisions made on one request (in the caller's transaction)."""
+    for decision in decisions:
+        record_event(
+            session,
+            request_id=request_id,
+            stage=decision.stage,
+            verdict=decision.verdict,
+            action=decision.action,
+            key_id=key.id if key else None,
+            customer_id=key.customer_id if key else None,
+            matched_length=decision.matched_length,
+            partner_id=decision.partner_id,
+            reasons=decision.reasons,
+        )
+
+
+def partner_stats(session: Session, partner_id: int) -> dict[str, Any]:
+    """What a partner may see of the guard: how many attempts on its own text were stopped."""
+    counts = stopped_attempts(session, partner_id)
+    return {"object": "guard.stats", "partner_id": partner_id, "stopped_attempts": counts.get(partner_id, 0)}
+
+
+async def close_stream(events: AsyncIterator[Any]) -> None:
+    """Stop reading the upstream after a block: it stops generating what nobody will see."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
