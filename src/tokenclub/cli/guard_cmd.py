@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import typer
 from rich.progress import Progress
 from tokenizers import Tokenizer
@@ -15,18 +18,28 @@ from tokenclub.cli.output import (
     console,
     emit,
     print_json,
-    print_record,
     print_rows,
     session_scope,
 )
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.corpus.store import CorpusStore
-from tokenclub.errors import InvalidInputError
+from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
+from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import stopped_attempts
 from tokenclub.guard.index import LiveIndex
 from tokenclub.guard.indexing import guard_root, rebuild_index, sync
 from tokenclub.guard.prompts import check_prompt
+from tokenclub.guard.redteam import (
+    ATTACKS,
+    DIVERGENCE_PROMPTS,
+    Channel,
+    Outcome,
+    Target,
+    make_targets,
+    run_suite,
+    summarize,
+)
 from tokenclub.guard.scanner import LeakScanner
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
@@ -132,46 +145,104 @@ def stopped_command(
         print_rows("stopped attempts", ("partner_id", "stopped"), rows)
 
 
+def _corpus_documents() -> list[dict[str, Any]]:
+    settings = get_settings()
+    db = open_database(settings)
+    try:
+        return list(iter_corpus(db, settings.home, None, settings.store_url))
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def served(url: str) -> Iterator[None]:
+    """Turns an unreachable or failing model server into a one-line error naming it."""
+    try:
+        yield
+    except httpx.HTTPStatusError as exc:
+        raise StateError(f"{url} answered {exc.response.status_code}: {exc.response.text[:200]}") from exc
+    except httpx.HTTPError as exc:
+        raise StateError(f"{url}: {exc}") from exc
+
+
 @audit_app.command("memorization")
 def memorization_command(
     model_url: str = typer.Option(
-        ..., "--model-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1"
+        ..., "--model-url", help="OpenAI-compatible base URL: the model (…:8080/v1) or the gateway."
     ),
-    via_gateway_key: str | None = typer.Option(
-        None, "--via-gateway-key", help="API key: --model-url is the tokenclub gateway."
-    ),
+    api_key: str | None = typer.Option(None, "--api-key", help="Bearer key (the gateway's API key)."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the configured one)."),
     samples: int = typer.Option(100, min=1, help="Documents to probe."),
     prefix_tokens: int = typer.Option(50, min=1, help="Prompt length in corpus tokens."),
     suffix_tokens: int = typer.Option(50, min=1, help="Compared continuation length in corpus tokens."),
-    max_tokens: int = typer.Option(200, min=1, help="Model tokens to generate."),
+    max_tokens: int = typer.Option(200, min=1, help="Model tokens to generate per probe."),
     seed: int = typer.Option(0, help="Sampling seed."),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Prompt a model with corpus prefixes and report exact and near-exact extraction rates."""
+    """Prompt a model greedily with corpus prefixes; report exact and near-exact extraction rates."""
     settings = get_settings()
     tokenizer = Tokenizer.from_file(str(resolve_tokenizer(settings)))
-    db = open_database(settings)
-    try:
-        probes = make_probes(
-            iter_corpus(db, settings.home, None, settings.store_url),
-            tokenizer,
-            samples,
-            prefix_tokens,
-            suffix_tokens,
-            seed,
-        )
-    finally:
-        db.dispose()
+    probes = make_probes(_corpus_documents(), tokenizer, samples, prefix_tokens, suffix_tokens, seed)
     if not probes:
         raise InvalidInputError(f"no accepted document has {prefix_tokens + suffix_tokens} tokens to probe")
-    with client_for(model_url, via_gateway_key) as client, Progress(console=console, transient=True) as bar:
+    with (
+        client_for(model_url, api_key) as client,
+        served(model_url),
+        Progress(console=console, transient=True) as bar,
+    ):
         task = bar.add_task("probing", total=len(probes), visible=not json_out)
         audit = audit_memorization(
             client, model or settings.model_name, probes, max_tokens, lambda _result: bar.advance(task)
         )
-    report = {"model_url": model_url, "via_gateway": via_gateway_key is not None, **audit.as_dict()}
+    report = {
+        "model_url": model_url,
+        "prefix_tokens": prefix_tokens,
+        "suffix_tokens": suffix_tokens,
+        **audit.as_dict(),
+    }
+    emit(report, json_out, "memorization audit")
+
+
+def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tokens: int) -> list[Outcome]:
+    scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
+    leak_length = GuardSettings().leak_length
+    with client_for(url, key) as client, served(url), Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"attacking {url}", total=len(targets) * len(ATTACKS) + len(DIVERGENCE_PROMPTS))
+        return run_suite(
+            Channel(client, model, max_tokens), targets, leak_length, scanner, lambda _o: bar.advance(task)
+        )
+
+
+@audit_app.command("redteam")
+def redteam_command(
+    gateway: str = typer.Option(..., "--gateway", help="The gateway's base URL (…/v1)."),
+    key: str = typer.Option(..., "--key", help="An API key of the gateway."),
+    direct_url: str | None = typer.Option(
+        None, "--direct-url", help="The model's own base URL: the same attacks with the guard off."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Model name (default: the configured one)."),
+    samples: int = typer.Option(10, min=1, help="Documents to attack."),
+    max_tokens: int = typer.Option(300, min=1, help="Model tokens per reply."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Run the extraction attack suite and report the leak rate per attack family."""
+    targets = make_targets(_corpus_documents(), samples, seed)
+    if not targets:
+        raise InvalidInputError("no accepted document is long enough to attack")
+    name = model or get_settings().model_name
+    runs = {"guard_on": _suite(gateway, key, name, targets, max_tokens)}
+    if direct_url is not None:
+        runs["guard_off"] = _suite(direct_url, None, name, targets, max_tokens)
+    tables = {label: summarize(outcomes) for label, outcomes in runs.items()}
     if json_out:
-        print_json(report)
-    else:
-        print_record("memorization audit", report)
+        print_json({"targets": len(targets), **tables})
+        return
+    rows = [
+        {
+            "family": family,
+            **{f"{label} {k}": v for label in tables for k, v in tables[label][family].items()},
+        }
+        for family in tables["guard_on"]
+    ]
+    print_rows(f"red team: {len(targets)} passages", tuple(rows[0]), rows)
