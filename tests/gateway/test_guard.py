@@ -211,6 +211,15 @@ def guard_events(db: Database) -> list[GuardEvent]:
     return rows
 
 
+def streamed_events(db: Database) -> list[GuardEvent]:
+    """Guard events of a stream, which are written after its last chunk has gone out."""
+    for _ in range(100):
+        if events := guard_events(db):
+            return events
+        asyncio.run(asyncio.sleep(0.05))
+    return []
+
+
 def settled(db: Database, account: Account, count: int) -> list[UsageEvent]:
     """The account's usage events once `count` exist and no hold is pending (streams settle late)."""
     for _ in range(200):
@@ -278,6 +287,22 @@ def test_redact_policy_cuts_only_the_copied_span(db: Database, scripted_url: str
     assert used_tokens(db, world.b) == len(prompt) + len(LEAK)
 
 
+def test_redact_policy_streams_on_past_the_cut(db: Database, scripted_url: str, world: World) -> None:
+    prompt = say("청원을 스트림으로 요약해 주세요.", LEAK)
+    with serve_gateway(db, scripted_url, world.root, policy="redact") as url:
+        stream = client(url, world.a).completions.create(
+            model=MODEL, prompt=prompt, max_tokens=1000, stream=True
+        )
+        pieces = [c.choices[0] for c in stream if c.choices]
+    head, tail = "".join(p.text for p in pieces).split(REDACTION)
+    assert LEAK.startswith(head) and len(INTRO) - 4 <= len(head) <= len(INTRO)
+    assert LEAK.endswith(tail) and len(OUTRO) - 4 <= len(tail) <= len(OUTRO)
+    assert [p.finish_reason for p in pieces if p.finish_reason] == ["stop"]
+    (usage,) = settled(db, world.a, 1)
+    assert (usage.prompt_tokens, usage.completion_tokens) == (len(prompt), len(LEAK))
+    assert [(e.action, e.partner_id) for e in streamed_events(db)] == [("redacted", world.a.partner_id)]
+
+
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
 def test_stream_is_cut_before_the_copy_and_charged_for_what_was_generated(
     db: Database, scripted_url: str, world: World, endpoint: str
@@ -329,11 +354,7 @@ def test_stream_is_cut_before_the_copy_and_charged_for_what_was_generated(
     (usage,) = settled(db, world.a, 1)
     assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens, generated)
     assert used_tokens(db, world.a) == prompt_tokens + generated
-    for _ in range(100):
-        if guard_events(db):
-            break
-        asyncio.run(asyncio.sleep(0.05))
-    (event,) = guard_events(db)
+    (event,) = streamed_events(db)
     assert (event.action, event.partner_id) == ("blocked", world.a.partner_id)
 
 
