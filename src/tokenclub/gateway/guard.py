@@ -77,7 +77,6 @@ class GatewayGuard:
         prompt_policy: PromptPolicy = "strict",
         check_every_s: float = 1.0,
     ) -> None:
-        self.root = root
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
         self.scanner = LeakScanner(LiveIndex(root, check_every_s))
