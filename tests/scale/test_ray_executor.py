@@ -98,10 +98,13 @@ def test_ray_map_keeps_order_and_empty_batches(ray_runtime: RayRuntime, spec: Pi
 
 
 def test_cli_ingest_on_ray(ray_runtime: RayRuntime, tmp_path: Path) -> None:
-    """`tokenclub ingest --executor ray` starts its own local Ray instance and credits as the local run."""
+    """`ingest --executor ray --ray-address` joins a running cluster and credits as the local run."""
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
     upload = write_jsonl(tmp_path / "p.jsonl", petitions(600, 40))
     receipts = []
-    for name, extra in (("local", ()), ("ray", ("--executor", "ray", "--workers", "1"))):
+    for name, extra in (("local", ()), ("ray", ("--executor", "ray", "--ray-address", address))):
         home = tmp_path / name
         for args in (("init",), ("partner", "add", "A"), ("partner", "approve", "1")):
             assert run_cli(home, *args).returncode == 0
@@ -110,6 +113,6 @@ def test_cli_ingest_on_ray(ray_runtime: RayRuntime, tmp_path: Path) -> None:
         receipts.append(json.loads(result.stdout))
     assert receipts[0]["documents_seen"] == 39  # one petition in the slice has no text
     assert receipts[1] == receipts[0]
-    refused = run_cli(tmp_path / "local", "ingest", "--partner", "1", "--ray-address", "auto", str(upload))
+    refused = run_cli(tmp_path / "local", "ingest", "--partner", "1", "--ray-address", address, str(upload))
     assert refused.returncode != 0
     assert "--ray-address needs --executor ray" in refused.stderr

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from tokenclub.cli import accounts_cmd, guard_cmd, ingest_cmd, ledger_cmd, settlement_cmd, tokenizer_cmd
+from tokenclub.cli import (
+    accounts_cmd,
+    dedup_cmd,
+    guard_cmd,
+    ingest_cmd,
+    ledger_cmd,
+    settlement_cmd,
+    tokenizer_cmd,
+)
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
 from tokenclub.cli.serve_cmd import serve_command
@@ -29,6 +37,7 @@ app.command("extract")(extract_command)
 app.command("ingest")(ingest_cmd.ingest_command)
 app.command("serve")(serve_command)
 app.add_typer(ingest_cmd.corpus_app, name="corpus")
+app.add_typer(dedup_cmd.dedup_app, name="dedup")
 app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")
 app.add_typer(settlement_cmd.period_app, name="period")
 app.add_typer(settlement_cmd.revenue_app, name="revenue")

@@ -1,0 +1,71 @@
+"""`tokenclub dedup bulk` on a Parquet corpus, joining the session's Ray cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tests.cli.helpers import run_cli
+from tests.ingest.fixtures import disguise, petitions
+from tokenclub.corpus.dedup_index import DUPLICATE_REASON
+from tokenclub.scale.runtime import RayRuntime
+
+
+def test_bulk_dedup_command(ray_runtime: RayRuntime, tmp_path: Path) -> None:
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    texts = [row["content"] for row in petitions(200, 30) if row["content"].strip()]
+    texts += [disguise(text) for text in texts[:5]]  # later, disguised copies of the first five
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    table = pa.table(
+        {
+            "doc_id": [f"doc-{i:03d}" for i in range(len(texts))],
+            "order": pa.array(range(len(texts)), pa.int64()),
+            "text": texts,
+        }
+    )
+    pq.write_table(table.slice(0, 20), corpus / "part-0.parquet")
+    pq.write_table(table.slice(20), corpus / "part-1.parquet")
+
+    result = run_cli(
+        tmp_path,
+        "dedup",
+        "bulk",
+        str(corpus),
+        "--out",
+        str(tmp_path / "out"),
+        "--ray-address",
+        address,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["documents"] == len(texts)
+    assert summary["exact_duplicates"] == 5
+    assert summary["kept"] == len(texts) - 5 - summary["near_duplicates"]
+    decisions = pq.read_table(tmp_path / "out").sort_by("order")
+    assert decisions.column("doc_id").to_pylist() == table.column("doc_id").to_pylist()
+    rejected = [
+        i for i, r in enumerate(decisions.column("reject_reason").to_pylist()) if r == DUPLICATE_REASON
+    ]
+    assert rejected[-5:] == list(range(len(texts) - 5, len(texts)))
+
+    pq.write_table(table.drop_columns(["order"]), tmp_path / "bad.parquet")
+    bad = run_cli(
+        tmp_path,
+        "dedup",
+        "bulk",
+        str(tmp_path / "bad.parquet"),
+        "--out",
+        str(tmp_path / "o2"),
+        "--ray-address",
+        address,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith("bad.parquet: missing column(s) order")
+    assert not (tmp_path / "o2").exists()
