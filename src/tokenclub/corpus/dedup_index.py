@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from tokenclub.curate.dedup import NEAR_DUPLICATE_JACCARD, U32Array, jaccard_estimate, signature_from_bytes
@@ -83,3 +83,43 @@ def mark_duplicates(session: Session, table: pa.Table) -> pa.Table:
         for band in bands[i]:
             by_band[band].append(signature)
     return set_column(table, REJECT, reasons, pa.string())
+
+
+def record_accepted(
+    session: Session, upload_id: str, partner_id: int, fingerprint: str, seq: int, accepted: pa.Table
+) -> None:
+    """Add a batch's accepted documents (provenance, exact key, signature) and their band keys.
+
+    Core `INSERT … executemany` rather than ORM objects: a batch of 256 documents writes about
+    4,000 band rows, and building ORM instances for them took as long as the curation steps.
+    """
+    docs = accepted.select(["doc_id", "dedup_key", "source", "words", "tokens", "minhash", "minhash_bands"])
+    rows = docs.to_pylist()
+    if not rows:
+        return
+    session.execute(
+        insert(CorpusDocument),
+        [
+            {
+                "doc_id": doc["doc_id"],
+                "dedup_key": doc["dedup_key"],
+                "upload_id": upload_id,
+                "partner_id": partner_id,
+                "batch_seq": seq,
+                "source": doc["source"],
+                "words": doc["words"],
+                "tokens": doc["tokens"],
+                "tokenizer_fingerprint": fingerprint,
+                "minhash": doc["minhash"],
+            }
+            for doc in rows
+        ],
+    )
+    session.execute(
+        insert(DedupBand),
+        [
+            {"band_key": band, "doc_id": doc["doc_id"]}
+            for doc in rows
+            for band in sorted(set(band_strings(doc["minhash_bands"])))
+        ],
+    )

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 
 from tokenclub.accounts.customers import customer_of_partner
 from tokenclub.accounts.partners import require_approved
-from tokenclub.corpus.dedup_index import band_strings, mark_duplicates
+from tokenclub.corpus.dedup_index import mark_duplicates, record_accepted
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.step import REJECT
 from tokenclub.db.engine import Database
-from tokenclub.db.schema import CorpusDocument, DedupBand, Partner, Upload, UploadBatch
+from tokenclub.db.schema import Partner, Upload, UploadBatch
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
@@ -110,29 +110,7 @@ def _lock_dedup(session: Session) -> None:
 
 def _index_accepted(session: Session, upload: Upload, seq: int, accepted: pa.Table) -> None:
     """Record provenance and dedup keys of a batch's accepted documents."""
-    docs = accepted.select(["doc_id", "dedup_key", "source", "words", "tokens", "minhash", "minhash_bands"])
-    rows = docs.to_pylist()
-    session.add_all(
-        CorpusDocument(
-            doc_id=doc["doc_id"],
-            dedup_key=doc["dedup_key"],
-            upload_id=upload.id,
-            partner_id=upload.partner_id,
-            batch_seq=seq,
-            source=doc["source"],
-            words=doc["words"],
-            tokens=doc["tokens"],
-            tokenizer_fingerprint=upload.tokenizer_fingerprint,
-            minhash=doc["minhash"],
-        )
-        for doc in rows
-    )
-    session.flush()
-    session.add_all(
-        DedupBand(band_key=band, doc_id=doc["doc_id"])
-        for doc in rows
-        for band in sorted(set(band_strings(doc["minhash_bands"])))
-    )
+    record_accepted(session, upload.id, upload.partner_id, upload.tokenizer_fingerprint, seq, accepted)
 
 
 def _commit_batch(

@@ -11,10 +11,12 @@ batch order, so the receipt cannot depend on the executor.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from itertools import islice
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +28,17 @@ T = TypeVar("T")
 
 BATCH_TAG = "__tokenclub_batch"
 """Column that carries a batch's position in its window through Ray and is dropped after."""
+
+
+def _put(target: queue.Queue[Any], value: object, stop: threading.Event) -> None:
+    """Put unless the consumer has gone away (then the producer just ends)."""
+    while not stop.is_set():
+        try:
+            target.put(value, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
 
 _worker_steps: list[tuple[StepFactory, Sequence[Step]]] = []
 
@@ -43,12 +56,36 @@ class RayExecutor:
     def __init__(self, factory: StepFactory, parallelism: int, window: int | None = None) -> None:
         self.factory = factory
         self.parallelism = max(1, parallelism)
-        self.window = window or 4 * self.parallelism
+        self.window = window or 8 * self.parallelism
 
     def map(self, items: Iterable[tuple[T, pa.Table]]) -> Iterator[tuple[T, pa.Table]]:
-        stream = iter(items)
-        while chunk := list(islice(stream, self.window)):
-            yield from self._run_window(chunk)
+        """Results of window k are handed out while window k+1 is read and runs on the cluster.
+
+        Without the overlap the driver's serial work (extraction, dedup decisions, commits) and
+        the cluster's work would take turns, and the cluster would idle half the time.
+        """
+        done: queue.Queue[list[tuple[T, pa.Table]] | BaseException | None] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                stream = iter(items)
+                while not stop.is_set() and (chunk := list(islice(stream, self.window))):
+                    _put(done, list(self._run_window(chunk)), stop)
+                _put(done, None, stop)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                _put(done, exc, stop)
+
+        worker = threading.Thread(target=produce, name="ray-executor-windows", daemon=True)
+        worker.start()
+        try:
+            while (result := done.get()) is not None:
+                if isinstance(result, BaseException):
+                    raise result
+                yield from result
+        finally:
+            stop.set()
+            worker.join()
 
     def _run_window(self, chunk: list[tuple[T, pa.Table]]) -> Iterator[tuple[T, pa.Table]]:
         import ray.data

