@@ -2,12 +2,14 @@
 
 One run starts a fast fake OpenAI-compatible upstream on 127.0.0.1 and, in front of it, each
 target as a real server process with one worker: tokenclub's gateway (holds, metering and
-settlement in SQLite, and in PostgreSQL when it answers), a bare FastAPI + httpx pass-through
-(the same web stack with no database, to split framework cost from ledger cost), and LiteLLM's
-proxy (`bash bench/setup_litellm.sh` installs it in its own environment; it runs without a
-database because its database mode needs a Prisma engine download that fails offline). A
-closed-loop load generator on raw keep-alive sockets sends chat completions, non-streamed and
-streamed (asking for `stream_options.include_usage`), at concurrency 1 and 50.
+settlement in SQLite, and in PostgreSQL when it answers; the leak guard active on an index of
+the corpora folder's petitions unless --no-guard), a bare FastAPI pass-through on the
+gateway's own upstream client (the same web stack with no database, to split framework cost
+from ledger cost), and LiteLLM's proxy (`bash bench/setup_litellm.sh` installs it in its own
+environment; it runs without a database because its database mode needs a Prisma engine
+download that fails offline). A closed-loop load generator on raw keep-alive sockets sends chat
+completions, non-streamed and streamed (asking for `stream_options.include_usage`), at
+concurrency 1 and 50.
 
 The machine is small and shared, so nothing here is compared across runs: the targets are
 measured in interleaved rounds (every configuration once per round, in the same order), and
@@ -54,6 +56,8 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
+PETITIONS = HERE.parents[1] / "shared" / "corpora" / "petitions"
+"""Contributed text for the leak guard's index: every tokenclub row runs with the guard active."""
 LITELLM_VENV = HERE / ".venv-litellm"
 PG_ADMIN_URL = os.environ.get("TOKENCLUB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MODEL = "bench-fast"
@@ -276,31 +280,23 @@ def serve_upstream() -> None:
 
 
 def serve_passthrough(upstream: str) -> None:
-    """Child-process entry: FastAPI + one shared httpx client relaying to the upstream, with
-    the same per-event JSON work as the gateway but no database."""
-    client = httpx.AsyncClient(
-        timeout=REQUEST_TIMEOUT_S, limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)
-    )
+    """Child-process entry: FastAPI and the gateway's own upstream client (`Upstream`, aiohttp)
+    relaying to the upstream, with the same per-event JSON work as the gateway but no database."""
+    from tokenclub.gateway.upstream import ModelRoute, Upstream
+
+    route = ModelRoute(MODEL, upstream + "/v1", MODEL)
+    client = Upstream({MODEL: route}, REQUEST_TIMEOUT_S)
     app = FastAPI()
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         body = await request.json()
-        url = upstream + "/v1/chat/completions"
         if not body.get("stream"):
-            return JSONResponse((await client.post(url, json=body)).json())
-        response = await client.send(client.build_request("POST", url, json=body), stream=True)
+            return JSONResponse(await client.complete(route, "/chat/completions", body))
 
         async def events() -> AsyncIterator[bytes]:
-            try:
-                async for line in response.aiter_lines():
-                    payload = line[5:].strip() if line.startswith("data:") else ""
-                    if payload == "[DONE]":
-                        break
-                    if payload:
-                        yield f"data: {json.dumps(json.loads(payload), ensure_ascii=False)}\n\n".encode()
-            finally:
-                await response.aclose()
+            async for event in client.stream(route, "/chat/completions", body):
+                yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -592,8 +588,32 @@ def stop(server: Server) -> None:
             server.process.wait()
 
 
-def provision(home: Path, database_url: str) -> str:
-    """Migrate a fresh database and open one customer with a huge free allowance; its key."""
+def build_guard_index(home: Path) -> int:
+    """Index every petition in the corpora folder in `home`'s leak guard (default settings),
+    so each reply and prompt is scanned as in production; returns the documents indexed."""
+    from tokenclub.guard.config import GuardSettings
+    from tokenclub.guard.index import writer
+    from tokenclub.guard.indexing import guard_root
+
+    docs = [
+        json.loads(line)["content"]
+        for path in sorted(PETITIONS.glob("*.jsonl"))
+        for line in path.open(encoding="utf-8")
+    ]
+    if not docs:
+        raise RuntimeError(f"no petitions under {PETITIONS} for the guard index")
+    params = GuardSettings().index_params()
+    capacity = sum(len(d) for d in docs) * 3 // params.stride  # ~2.4 guard letters a character
+    with writer(guard_root(home), params, capacity) as index:
+        for first in range(0, len(docs), 256):
+            batch = docs[first : first + 256]
+            index.add(batch, [1 + i % 3 for i in range(len(batch))])
+    return len(docs)
+
+
+def provision(home: Path, database_url: str, guard: bool) -> str:
+    """Migrate a fresh database and open one customer with a huge free allowance; its key.
+    With `guard`, the home also gets a leak guard index."""
     from tokenclub.accounts.customers import create_customer
     from tokenclub.accounts.keys import create_key
     from tokenclub.db.engine import Database
@@ -602,6 +622,8 @@ def provision(home: Path, database_url: str) -> str:
     from tokenclub.settings import Settings
 
     init_home(Settings(home=home, database_url=database_url))
+    if guard:
+        build_guard_index(home)
     db = Database(database_url)
     try:
         with db.transaction() as session:
@@ -613,10 +635,13 @@ def provision(home: Path, database_url: str) -> str:
     return plain
 
 
-def start_tokenclub(name: str, workdir: Path, upstream: str, database_url: str) -> tuple[Server, str, int]:
-    """`tokenclub serve` with one worker, rate limits out of the way but still counted."""
+def start_tokenclub(
+    name: str, workdir: Path, upstream: str, database_url: str, guard: bool
+) -> tuple[Server, str, int]:
+    """`tokenclub serve` with one worker, rate limits out of the way but still counted, and the
+    leak guard active unless `guard` is off (checked on /healthz)."""
     home = workdir / f"home-{name}"
-    secret = provision(home, database_url)
+    secret = provision(home, database_url, guard)
     port = free_port()
     env = clean_env(
         TOKENCLUB_HOME=str(home),
@@ -630,6 +655,10 @@ def start_tokenclub(name: str, workdir: Path, upstream: str, database_url: str) 
     argv = [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--upstream", upstream + "/v1"]
     server = start(name, argv, workdir, env)
     wait_ready(server, f"http://127.0.0.1:{port}/healthz")
+    status = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["guard"]["status"]
+    if status != ("active" if guard else "no index"):
+        stop(server)
+        raise RuntimeError(f"{name}: leak guard is {status!r}")
     return server, secret, port
 
 
@@ -976,20 +1005,23 @@ def report(
     for note in notes:
         console.print(f"• {note}")
     verdicts = []
-    if "tokenclub" in by_key:
+    for key in ("tokenclub", "tokenclub-pg"):
+        if key not in by_key:
+            continue
+        name = by_key[key].label
         for mode in MODES:
-            sample, base = results[("tokenclub", mode, 1)], results[("direct", mode, 1)]
+            sample, base = results[(key, mode, 1)], results[("direct", mode, 1)]
             added = sample.percentile(50) - base.percentile(50)
             verdicts.append(
-                (f"tokenclub adds ≤ 3 ms at the median, c=1, {mode}", added <= 3.0, f"{added:.2f} ms added")
+                (f"{name} adds ≤ 3 ms at the median, c=1, {mode}", added <= 3.0, f"{added:.2f} ms added")
             )
         if "litellm" in by_key:
             for mode in MODES:
-                mine, theirs = results[("tokenclub", mode, 50)], results[("litellm", mode, 50)]
+                mine, theirs = results[(key, mode, 50)], results[("litellm", mode, 50)]
                 ratio = mine.rps / theirs.rps if theirs.rps else math.inf
                 verdicts.append(
                     (
-                        f"tokenclub ≥ 5× LiteLLM's req/s at c=50, {mode}",
+                        f"{name} ≥ 5× LiteLLM's req/s at c=50, {mode}",
                         ratio >= 5.0,
                         f"{mine.rps:.0f} vs {theirs.rps:.0f} req/s = {ratio:.1f}×",
                     )
@@ -1033,9 +1065,11 @@ def start_targets(args: argparse.Namespace, workdir: Path, pg_url: str | None, s
         argv = [*me, "--serve", "passthrough", "--upstream", upstream]
         server, port = start_reporting_port("passthrough", argv, workdir, clean_env())
         setup.servers.append(server)
-        setup.targets.append(Target("passthrough", "FastAPI+httpx pass-through, no DB", port, MODEL))
+        setup.targets.append(Target("passthrough", "FastAPI+aiohttp pass-through, no DB", port, MODEL))
     sqlite_url = f"sqlite:///{workdir / 'tokenclub.db'}"
-    server, secret, port = start_tokenclub("tokenclub-sqlite", workdir, upstream, sqlite_url)
+    server, secret, port = start_tokenclub(
+        "tokenclub-sqlite", workdir, upstream, sqlite_url, not args.no_guard
+    )
     setup.servers.append(server)
     setup.gateway_pid = server.process.pid
     setup.databases.append((sqlite_url, secret))
@@ -1047,7 +1081,7 @@ def start_targets(args: argparse.Namespace, workdir: Path, pg_url: str | None, s
         why = "--no-postgres" if args.no_postgres else f"{PG_ADMIN_URL} did not answer"
         setup.notes.append(f"PostgreSQL row skipped: {why}.")
     else:
-        server, secret, port = start_tokenclub("tokenclub-pg", workdir, upstream, pg_url)
+        server, secret, port = start_tokenclub("tokenclub-pg", workdir, upstream, pg_url, not args.no_guard)
         setup.servers.append(server)
         setup.databases.append((pg_url, secret))
         auth = {"authorization": f"Bearer {secret}"}
@@ -1069,6 +1103,12 @@ def start_targets(args: argparse.Namespace, workdir: Path, pg_url: str | None, s
         "tokenclub: `tokenclub serve`, SQLite (WAL) in a temp home or a fresh PostgreSQL database, "
         "migrated; one customer with a free allowance and a key; per request a hold, the upstream call "
         "and a settlement (ledger postings, usage event, rate counters), as in production."
+    )
+    setup.notes.append(
+        "tokenclub's leak guard is off (--no-guard)."
+        if args.no_guard
+        else "tokenclub's leak guard is active: its home holds a guard index of every petition in the "
+        "corpora folder, and every prompt and reply (streamed too) is scanned against it."
     )
 
 
@@ -1124,6 +1164,7 @@ def main() -> None:
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--no-passthrough", action="store_true")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx load-generator rows")
+    parser.add_argument("--no-guard", action="store_true", help="tokenclub without a leak guard index")
     parser.add_argument("--profile", metavar="DIR", help="afterwards, py-spy the SQLite gateway under load")
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy executable (default: on PATH)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows and verdicts as JSON")
