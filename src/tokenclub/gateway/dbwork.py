@@ -88,23 +88,15 @@ class DatabaseWork:
         """The single writer: drain the queue in batches until it is empty."""
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+            failure: Exception | None = None
             try:
                 await to_thread.run_sync(self._batch, batch)
-            except BaseException as exc:  # the commit failed: no unit of the batch happened
-                for unit in batch:
-                    if not unit.done.done():
-                        unit.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for unit in batch:
-                if unit.done.done():
-                    continue
-                ok, value = unit.outcome
-                if ok:
-                    unit.done.set_result(value)
-                else:
-                    unit.done.set_exception(value)
+            except Exception as exc:  # the COMMIT failed: no unit of the batch happened
+                failure = exc
+            finally:
+                # Also when this task is cancelled: the thread has finished the batch by then,
+                # so every outcome is final and is handed over before the cancellation goes on.
+                _deliver(batch, failure)
 
     def _batch(self, batch: list[_Unit[Any]]) -> None:
         """Run the units in one transaction; each outcome is final only if the COMMIT succeeds."""
@@ -122,3 +114,16 @@ class DatabaseWork:
                         unit.outcome = (True, unit.work(session))
                 except Exception as exc:
                     unit.outcome = (False, exc)
+
+
+def _deliver(batch: list[_Unit[Any]], failure: Exception | None) -> None:
+    for unit in batch:
+        if unit.done.done():  # the caller gave up waiting (its request was cancelled)
+            continue
+        ok, value = unit.outcome
+        if failure is not None:
+            unit.done.set_exception(failure)
+        elif ok:
+            unit.done.set_result(value)
+        else:
+            unit.done.set_exception(value)
