@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import run_cli, run_json
+from tests.cli.helpers import run_cli
 from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
 from tests.guard.echo_model import EchoModel
-from tests.ingest.fixtures import petitions, write_jsonl
+from tests.guard.homes import make_home
+from tests.ingest.fixtures import petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.corpus.dump import iter_corpus
-from tokenclub.db.engine import Database
 from tokenclub.gateway.app import create_app
 from tokenclub.gateway.guard import GatewayGuard
 from tokenclub.gateway.upstream import ModelRoute
@@ -49,11 +49,7 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """A home with 18 petitions of one partner, the echo model, and a guarded gateway before it."""
     home = tmp_path_factory.mktemp("audit") / "home"
-    for args in (("init",), ("partner", "add", "A"), ("partner", "approve", "1")):
-        assert run_cli(home, *args).returncode == 0
-    upload = write_jsonl(home.parent / "a.jsonl", petitions(600, 18))
-    run_json(home, "ingest", "--partner", "1", str(upload))
-    db = Database(f"sqlite:///{home / 'tokenclub.db'}")
+    db = make_home(home, [petitions(600, 18)])
     model = EchoModel([doc["text"] for doc in iter_corpus(db, home)])
     with db.transaction() as session:
         customer = create_customer(session, "auditor").id

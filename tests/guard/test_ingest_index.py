@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import run_cli, run_json
+from tests.cli.helpers import run_json
 from tests.guard.corpus import fresh_texts
+from tests.guard.homes import make_home
 from tests.ingest.fixtures import petitions, write_jsonl
 from tokenclub.accounts import partners
 from tokenclub.accounts.partners import PartnerStatus
@@ -120,13 +121,8 @@ def test_a_crash_before_indexing_is_caught_up(
 
 def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    for args in (("init",), ("partner", "add", "A"), ("partner", "approve", "1")):
-        assert run_cli(home, *args).returncode == 0
-    assert run_cli(home, "partner", "add", "B").returncode == 0
-    assert run_cli(home, "partner", "approve", "2").returncode == 0
     rows_a, rows_b = petitions(300, 6), petitions(306, 6)
-    run_json(home, "ingest", "--partner", "1", str(write_jsonl(tmp_path / "a.jsonl", rows_a)))
-    run_json(home, "ingest", "--partner", "2", str(write_jsonl(tmp_path / "b.jsonl", rows_b)))
+    make_home(home, [rows_a, rows_b]).dispose()
     stats = run_json(home, "guard", "stats")
     assert (stats["partners"], stats["segments"], stats["guaranteed_length"]) == (2, 1, 50)
     assert run_json(home, "guard", "sync") == {"parts_indexed": 0}
@@ -137,4 +133,3 @@ def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path)
     assert rebuilt["partners"] == 1 and rebuilt["generation"] != stats["generation"]
     assert run_json(home, "guard", "check", span_a)["verdict"] == "pass"
     assert run_json(home, "guard", "check", span_b)["partner_id"] == 2
-    assert run_json(home, "guard", "sync") == {"parts_indexed": 0}

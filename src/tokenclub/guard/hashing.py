@@ -41,11 +41,11 @@ def splitmix_int(x: int) -> int:
     return int(splitmix(np.array([x & MASK64], dtype=np.uint64))[0])
 
 
-def _powers(base: int, first_exponent: int, count: int) -> U64:
-    """base^first, base^(first+1), … modulo 2^64."""
+def _powers(first: int, base: int, count: int) -> U64:
+    """first, first·base, first·base², … modulo 2^64 (`count` of them)."""
     steps = np.full(count, base, dtype=np.uint64)
     if count:
-        steps[0] = pow(base, first_exponent, 1 << 64)
+        steps[0] = first
     return np.multiply.accumulate(steps, dtype=np.uint64)
 
 
@@ -73,8 +73,8 @@ class GramHash:
     def at(self, letters: U32, starts: I64) -> U64:
         """Keys of the grams of one text that start at `starts` (each must fit in the text)."""
         prefix = np.zeros(len(letters) + 1, dtype=np.uint64)
-        np.cumsum(letters.astype(np.uint64) * _powers(self.inverse, 0, len(letters)), out=prefix[1:])
-        lift = _powers(self.base, 0, len(letters))
+        np.cumsum(letters.astype(np.uint64) * _powers(1, self.inverse, len(letters)), out=prefix[1:])
+        lift = _powers(1, self.base, len(letters))
         ends = starts + self.width
         return self.finish(lift[ends - 1] * (prefix[ends] - prefix[starts]))
 
@@ -86,17 +86,22 @@ class RollingHasher:
         self.spec = spec
         self.seen = 0
         self._tail = np.zeros(spec.width, dtype=np.uint64)  # A(seen-w+1) … A(seen)
+        self._lift = 1  # base^seen and inverse^seen, carried so a small piece costs no big power
+        self._sink = 1
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         """(start of the first new gram, keys of the grams that the new letters complete)."""
         width, first = self.spec.width, self.seen
         count = len(letters)
-        terms = letters.astype(np.uint64) * _powers(self.spec.inverse, first, count)
+        if not count:
+            return first - width + 1, np.zeros(0, dtype=np.uint64)
+        terms = letters.astype(np.uint64) * _powers(self._sink, self.spec.inverse, count)
         sums = np.cumsum(terms, dtype=np.uint64) + self._tail[-1]
         combined = np.concatenate((self._tail, sums))
-        lift = _powers(self.spec.base, first, count)
-        raw = lift * (combined[width:] - combined[:count])
+        raw = _powers(self._lift, self.spec.base, count) * (combined[width:] - combined[:count])
         self._tail = combined[-width:]
+        self._lift = self._lift * pow(self.spec.base, count, 1 << 64) & MASK64
+        self._sink = self._sink * pow(self.spec.inverse, count, 1 << 64) & MASK64
         self.seen += count
         skip = max(0, width - 1 - first)
         return first + skip - width + 1, self.spec.finish(raw[skip:])

@@ -113,7 +113,10 @@ class _Table:
         self._lock = threading.Lock()
 
     def ensure(self, code_points: U32) -> None:
-        missing = np.unique(code_points[self.lengths[code_points] == self.UNFILLED] >> _PAGE_BITS)
+        unfilled = self.lengths[code_points] == self.UNFILLED
+        if not unfilled.any():
+            return
+        missing = np.unique(code_points[unfilled] >> _PAGE_BITS)
         if missing.size:
             with self._lock:
                 for page in missing.tolist():

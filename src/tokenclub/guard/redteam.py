@@ -53,7 +53,8 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What the client got for one request: the text, and `finish_reason` ("refused" for a 4xx)."""
+    """What the client got for one request: the text, and `finish_reason` ("refused": the guard
+    refused the prompt; "error": the model server failed or timed out, counted, not fatal)."""
 
     text: str
     finish_reason: str
@@ -71,6 +72,7 @@ class Outcome:
     copied_letters: int
     leaked: bool
     stopped: bool
+    errors: int = 0
 
 
 class Channel:
@@ -85,6 +87,8 @@ class Channel:
         response = self.client.post(path, json={"model": self.model, "temperature": 0, **body})
         if response.status_code == 400 and _error_code(response) == "content_filter":
             return None  # the gateway's guard refused the prompt
+        if response.status_code in (502, 503, 504):
+            return {"text": "", "message": {"content": ""}, "finish_reason": "error"}
         response.raise_for_status()
         choice: dict[str, Any] = response.json()["choices"][0]
         return choice
@@ -259,18 +263,20 @@ def run_suite(
             replies = attack(channel, target)
             copied = copied_letters(_judged(replies, family, target.text), target.text)
             stopped = any(r.stopped for r in replies)
-            keep(Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped))
+            errors = sum(r.finish_reason == "error" for r in replies)
+            keep(Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped, errors))
     for i, prompt in enumerate(DIVERGENCE_PROMPTS):
         reply = channel.chat(prompt)
         result = scanner.scan(reply.text) if scanner is not None else None
         matched = result.matched_length if result is not None else 0
         leaked = result is not None and result.leaked
-        keep(Outcome("divergence", f"divergence_{i}", None, matched, leaked, reply.stopped))
+        errors = int(reply.finish_reason == "error")
+        keep(Outcome("divergence", f"divergence_{i}", None, matched, leaked, reply.stopped, errors))
     return outcomes
 
 
 def summarize(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
-    """Attempts, leaks, leak rate and stopped replies per attack family, and over all."""
+    """Attempts, leaks, leak rate, stopped replies and failed requests per family, and over all."""
     rows: dict[str, dict[str, Any]] = {}
     for family in (*FAMILIES, "all"):
         chosen = [o for o in outcomes if family in ("all", o.family)]
@@ -281,5 +287,6 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
             "leak_rate": leaked / len(chosen) if chosen else 0.0,
             "stopped": sum(o.stopped for o in chosen),
             "max_copied_letters": max((o.copied_letters for o in chosen), default=0),
+            "failed_requests": sum(o.errors for o in chosen),
         }
     return rows

@@ -1,0 +1,342 @@
+"""The leak guard on the open corpus: recall, false positives, size, scan speed, build speed.
+
+Indexed: four months of petitions (2017-08, 2019-04, 2019-05, 2019-06; CC0 as declared by
+ko-nlp/Korpora). Held out as fresh text: the 2019-07 petitions, cut into replies of 300
+tokens, less every reply that shares an exact run of 46 or more guard letters with the indexed
+months (reposts and quoted boilerplate are real copies, found with an exact all-position
+46-gram table), plus NSMC reviews, KLUE-NLI premises and chatbot answers as short replies.
+Tokens are counted with the shipped tokenizer.
+
+References in the same run, over the same guard letters: a Python `set` of the same strided
+gram keys (exact membership, the smallest exact structure a Python service would hold), and a
+suffix array of the guard text (pydivsufsort; the infini-gram end of the trade-off: exact
+matches of any length). Recall is measured with copies of exactly the guaranteed length.
+
+Run: ``.venv/bin/python bench/bench_guard.py`` (about two minutes on two cores).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydivsufsort
+from rich.console import Console
+from rich.table import Table
+from tokenizers import Tokenizer
+
+from tokenclub.guard.hashing import GramHash
+from tokenclub.guard.index import GuardIndex, IndexParams, document_keys, open_index, writer
+from tokenclub.guard.indexing import LETTERS_PER_TOKEN
+from tokenclub.guard.normalize import guard_text, normalize
+from tokenclub.guard.scanner import LeakScanner
+from tokenclub.tokenizer_store import default_tokenizer_path
+
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+INDEXED = ("2017-08", "2019-04", "2019-05", "2019-06")
+HELD_OUT = "2019-07"
+REPLY_TOKENS = 300
+RECALL_SAMPLES = 2_000
+DISGUISE_SAMPLES = 300
+SCAN_REPLIES = 40
+SA_REPLIES = 5
+FRESH_PER_SOURCE = 3_000
+CONTEXT = "요청하신 내용을 정리하면 다음과 같습니다. "
+TAIL = " 이상이 주요 내용입니다."
+
+
+def petitions(month: str) -> list[str]:
+    path = CORPORA / "petitions" / f"petitions_{month}.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line)["content"] for line in fh]
+
+
+def short_fresh() -> list[str]:
+    with gzip.open(CORPORA / "nsmc" / "reviews.jsonl.gz", "rt", encoding="utf-8") as fh:
+        reviews = [json.loads(line)["review"] for line, _ in zip(fh, range(FRESH_PER_SOURCE), strict=False)]
+    with (CORPORA / "chatbot" / "ChatbotData.csv").open(encoding="utf-8") as fh:
+        answers = [row["A"] for row, _ in zip(csv.DictReader(fh), range(FRESH_PER_SOURCE), strict=False)]
+    nli = json.loads(
+        (CORPORA / "klue" / "klue_benchmark" / "klue-nli-v1.1" / "klue-nli-v1.1_dev.json").read_text()
+    )
+    return reviews + answers + list(dict.fromkeys(row["premise"] for row in nli))
+
+
+# Disguises, written here and not taken from the guard (syllable arithmetic for the jamo).
+LEADS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
+VOWELS = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
+TAILS = ("", *"ㄱㄲㄳㄴㄵㄶㄷㄹㄺㄻㄼㄽㄾㄿㅀㅁㅂㅄㅅㅆㅇㅈㅊㅋㅌㅍㅎ")
+
+
+def jamo(text: str) -> str:
+    out = []
+    for char in text:
+        code = ord(char) - 0xAC00
+        out.append(
+            LEADS[code // 588] + VOWELS[code % 588 // 28] + TAILS[code % 28] if 0 <= code < 11172 else char
+        )
+    return "".join(out)
+
+
+def full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in text)
+
+
+DISGUISES: dict[str, Callable[[str], str]] = {
+    "spaced": lambda t: " ".join(c for c in t if not c.isspace()),
+    "unspaced": lambda t: "".join(t.split()),
+    "punctuated": lambda t: "·".join(t.split()) + "…",
+    "nfd": lambda t: unicodedata.normalize("NFD", t),
+    "compatibility_jamo": jamo,
+    "full_width": full_width,
+    "zero_width": lambda t: "\u200b".join(t),
+    "upper_case": str.upper,
+}
+
+
+def exact_table(texts: Sequence[str], width: int) -> np.ndarray:
+    spec = GramHash(width, seed=99)
+    keys = []
+    for text in texts:
+        letters = normalize(text).letters
+        keys.append(spec.at(letters, np.arange(max(0, len(letters) - width + 1), dtype=np.int64)))
+    return np.unique(np.concatenate(keys))
+
+
+def shares_run(text: str, table: np.ndarray, width: int) -> bool:
+    letters = normalize(text).letters
+    keys = GramHash(width, seed=99).at(letters, np.arange(max(0, len(letters) - width + 1), dtype=np.int64))
+    found = table[np.minimum(np.searchsorted(table, keys), len(table) - 1)]
+    return bool((found == keys).any())
+
+
+def token_pieces(tokenizer: Tokenizer, text: str, limit: int) -> list[str]:
+    """The text cut into the pieces its first `limit` tokens cover (how a model streams it)."""
+    offsets = tokenizer.encode(text, add_special_tokens=False).offsets[:limit]
+    ends = [start for start, _ in offsets[1:]] + [offsets[-1][1]] if offsets else []
+    return [text[start:end] for (start, _), end in zip(offsets, ends, strict=True)]
+
+
+def copy_of_length(rng: random.Random, texts: Sequence[str], letters: int) -> str:
+    """A verbatim run of whole characters holding exactly `letters` guard letters."""
+    while True:
+        text = rng.choice(texts)
+        owners = normalize(text).owners
+        if len(owners) <= letters + 1:
+            continue
+        first = rng.randrange(1, len(owners) - letters)
+        if owners[first - 1] < owners[first] and owners[first + letters - 1] < owners[first + letters]:
+            return text[int(owners[first]) : int(owners[first + letters])]
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def build_guard(
+    root: Path, texts: list[str], tokens: list[int], params: IndexParams
+) -> tuple[GuardIndex, float]:
+    capacity = math.ceil(sum(tokens) * LETTERS_PER_TOKEN / params.stride)
+    started = time.perf_counter()
+    with writer(root, params, capacity) as index:
+        for first in range(0, len(texts), 256):
+            index.add(
+                texts[first : first + 256],
+                [1 + first // 256 % 3] * len(texts[first : first + 256]),
+                tokens[first : first + 256],
+            )
+    elapsed = time.perf_counter() - started
+    opened = open_index(root)
+    assert opened is not None
+    return opened, elapsed
+
+
+def set_bytes(keys: set[int]) -> int:
+    return sys.getsizeof(keys) + sum(sys.getsizeof(k) for k in keys)
+
+
+def letter_bytes(texts: Sequence[str]) -> bytes:
+    """The guard letters of the corpus, one byte each (the 255 most common; the rest share one)."""
+    stream = "\n".join(guard_text(t) for t in texts)
+    common = [c for c, _ in Counter(stream).most_common(255)]
+    table = {ord(c): i for i, c in enumerate(common)}
+    return bytes(table.get(ord(c), 255) for c in stream)
+
+
+@dataclass
+class Corpus:
+    texts: list[str]
+    tokens: list[int]
+    megabytes: float
+    fresh_replies: list[str]
+    short_replies: list[str]
+    streams: list[list[str]]
+
+
+def measure(root: Path, corpus: Corpus, params: IndexParams) -> dict[str, float]:
+    """Every figure of one index configuration."""
+    index, build_s = build_guard(root, corpus.texts, corpus.tokens, params)
+    scanner = LeakScanner(index)
+    rng = random.Random(7)
+    spans = [copy_of_length(rng, corpus.texts, params.guaranteed_length()) for _ in range(RECALL_SAMPLES)]
+    disguised = [
+        sum(scanner.scan(CONTEXT + f(c) + TAIL).leaked for c in spans[:DISGUISE_SAMPLES]) / DISGUISE_SAMPLES
+        for f in DISGUISES.values()
+    ]
+    whole, streamed, held = [], [], []
+    for pieces in corpus.streams:
+        text = "".join(pieces)
+        started = time.perf_counter()
+        scanner.scan(text)
+        whole.append(time.perf_counter() - started)
+        stream = scanner.stream("block")
+        released = []
+        started = time.perf_counter()
+        for piece in pieces:
+            released.append(len(stream.feed(piece)))
+        stream.finish()
+        streamed.append(time.perf_counter() - started)
+        if stream.blocked:
+            continue  # a (false) leak: the delay of a passing reply is what is measured
+        ends = np.cumsum([len(piece) for piece in pieces])
+        held += (np.arange(1, len(pieces) + 1) - np.searchsorted(ends, np.cumsum(released), "right")).tolist()
+    return {
+        "recall": sum(scanner.scan(CONTEXT + c + TAIL).leaked for c in spans) / len(spans),
+        "disguised": min(disguised),
+        "fp_long": sum(scanner.scan(r).leaked for r in corpus.fresh_replies),
+        "fp_short": sum(scanner.scan(r).leaked for r in corpus.short_replies),
+        "bytes_per_token": index.nbytes / sum(corpus.tokens),
+        "whole_ms": median_ms(whole),
+        "streamed_ms": median_ms(streamed),
+        "held_tokens": statistics.median(held) if held else math.nan,
+        "build_mb_s": corpus.megabytes / build_s,
+        "guaranteed": params.guaranteed_length(),
+    }
+
+
+def main() -> None:
+    console = Console()
+    tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
+    texts = [t for month in INDEXED for t in petitions(month)]
+    tokens = [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    total_tokens = sum(tokens)
+    megabytes = sum(len(t.encode()) for t in texts) / 1e6
+    default = IndexParams.for_leak_length(50, seed=20190501)
+    compact = IndexParams.for_leak_length(50, width=26, hits=3, member_bits=10.0, partner_bits=2.0, seed=5)
+    console.print(f"indexed: {len(texts):,} petitions, {megabytes:.1f} MB, {total_tokens:,} tokens")
+
+    shortest = 46  # no configuration here flags a run shorter than this
+    copies = exact_table(texts, shortest)
+    replies = []
+    for text in petitions(HELD_OUT):
+        pieces = token_pieces(tokenizer, text, 10**9)
+        replies += ["".join(pieces[i : i + REPLY_TOKENS]) for i in range(0, len(pieces), REPLY_TOKENS)]
+    fresh = [r for r in replies if r.strip() and not shares_run(r, copies, shortest)]
+    streams = [p for p in (token_pieces(tokenizer, t, 1000) for t in petitions(HELD_OUT)) if len(p) == 1000]
+    corpus = Corpus(texts, tokens, megabytes, fresh, short_fresh(), streams[:SCAN_REPLIES])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = {
+            "default": measure(Path(tmp) / "default", corpus, default),
+            "compact": measure(Path(tmp) / "compact", corpus, compact),
+        }
+
+    started = time.perf_counter()
+    keys, _ = document_keys(default, texts)
+    reference = set(keys.tolist())
+    set_build_s = time.perf_counter() - started
+    set_scan = []
+    spec = GramHash(default.width, default.seed)
+    for pieces in corpus.streams:
+        started = time.perf_counter()
+        letters = normalize("".join(pieces)).letters
+        starts = np.arange(max(0, len(letters) - default.width + 1), dtype=np.int64)
+        _hits = [k in reference for k in spec.at(letters, starts).tolist()]
+        set_scan.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    guard_bytes = letter_bytes(texts)
+    suffix_array = pydivsufsort.divsufsort(guard_bytes)
+    sa_build_s = time.perf_counter() - started
+    sa_scan = []
+    for pieces in corpus.streams[:SA_REPLIES]:
+        query = letter_bytes(["".join(pieces)])
+        started = time.perf_counter()
+        for start in range(max(0, len(query) - shortest + 1)):
+            pydivsufsort.sa_search(guard_bytes, suffix_array, query[start : start + shortest])
+        sa_scan.append(time.perf_counter() - started)
+
+    d, c = figures["default"], figures["compact"]
+    grid = Table(title="leak guard on the open corpus (issue 6 targets)")
+    for column in ("figure", "guard, default", "guard, compact", "Python set", "suffix array", "target"):
+        grid.add_column(column, justify="left" if column == "figure" else "right")
+
+    def row(label: str, key: str, fmt: str, set_value: str, sa_value: str, target: str) -> None:
+        grid.add_row(label, format(d[key], fmt), format(c[key], fmt), set_value, sa_value, target)
+
+    nf, ns = len(fresh), len(corpus.short_replies)
+    row("guaranteed leak length (letters)", "guaranteed", ".0f", "any", "any", "≈ 50")
+    row(f"recall, {RECALL_SAMPLES:,} verbatim copies of that length", "recall", ".2%", "100%", "100%", "100%")
+    row("recall, disguised copies (worst of 8 kinds)", "disguised", ".2%", "100%", "100%", "≥ 99%")
+    row(
+        f"false positives in {nf:,} held-out replies of {REPLY_TOKENS} tokens",
+        "fp_long",
+        ".0f",
+        "0",
+        "0",
+        f"≤ {nf / 1000:.1f}",
+    )
+    row(f"false positives in {ns:,} short fresh replies", "fp_short", ".0f", "0", "0", f"≤ {ns / 1000:.1f}")
+    row(
+        "index bytes per indexed token",
+        "bytes_per_token",
+        ".3f",
+        f"{set_bytes(reference) / total_tokens:.1f}",
+        f"{(suffix_array.nbytes + len(guard_bytes)) / total_tokens:.1f}",
+        "≤ 0.25",
+    )
+    row(
+        "scan ms / 1,000 tokens, whole reply (median)",
+        "whole_ms",
+        ".3f",
+        f"{median_ms(set_scan):.3f}",
+        f"{median_ms(sa_scan):.1f}",
+        "≤ 2",
+    )
+    row("scan ms / 1,000 tokens, streamed token by token", "streamed_ms", ".1f", "", "", "≤ 2")
+    row("stream delay of passing replies, tokens held back (median)", "held_tokens", ".0f", "", "", "")
+    row(
+        "index build MB/s",
+        "build_mb_s",
+        ".2f",
+        f"{megabytes / set_build_s:.2f}",
+        f"{megabytes / sa_build_s:.2f}",
+        "",
+    )
+    console.print(grid)
+    console.print(
+        f"default: width {default.width}, stride {default.stride}, {default.hits} hits, "
+        f"{default.member_bits:g}+{default.partner_bits:g} bits per gram; compact: width {compact.width}, "
+        f"stride {compact.stride}, {compact.hits} hits, "
+        f"{compact.member_bits:g}+{compact.partner_bits:g} bits. "
+        f"Held-out replies left out as real copies (a shared run of {shortest}+ letters): "
+        f"{len(replies) - nf:,} of {len(replies):,}. Set: the default's strided keys as Python ints; suffix "
+        "array: int32 over the guard letters, one byte each."
+    )
+
+
+if __name__ == "__main__":
+    main()
