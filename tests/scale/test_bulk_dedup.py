@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 import ray.data
 
 from tests.conftest import CORPORA
@@ -22,13 +23,21 @@ from tokenclub.curate.step import REJECT
 from tokenclub.db.engine import Database
 from tokenclub.db.migrate import upgrade
 from tokenclub.db.schema import CorpusDocument
+from tokenclub.errors import InvalidInputError
 from tokenclub.extract.reader import iter_extract
 from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.batching import batches
 from tokenclub.pipeline.executor import run_steps
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.scale.bulk_dedup import bulk_dedup, collect, with_signatures
-from tokenclub.scale.dedup_parts import bucket_edges, decide
+from tokenclub.scale.dedup_parts import (
+    bucket_pairs,
+    confirm_pairs,
+    decide,
+    pair_links,
+    pass_signature,
+    signature_links,
+)
 from tokenclub.scale.runtime import RayRuntime
 from tokenclub.tokenizer_store import default_tokenizer_path
 
@@ -63,17 +72,21 @@ def _chain() -> pa.Table:
 def test_chain_keeps_what_the_index_keeps() -> None:
     """Not the whole component: C is kept because its only near neighbour B was dropped."""
     table = _chain()
-    rows = pa.table(
+    parents = pc.list_parent_indices(table.column("minhash_bands"))
+    bands = pa.table(
         {
             "band": pc.list_flatten(table.column("minhash_bands")),
-            "order": pc.take(table.column("order"), pc.list_parent_indices(table.column("minhash_bands"))),
-            "minhash": pc.take(
-                table.column("minhash"), pc.list_parent_indices(table.column("minhash_bands"))
-            ),
+            "order": pc.take(table.column("order"), parents),
         }
     )
-    edges = bucket_edges(rows)
-    assert sorted(set(zip(edges.column("a").to_pylist(), edges.column("b").to_pylist(), strict=True))) == [
+    pairs = bucket_pairs(bands)
+    candidates = sorted(set(zip(pairs.column("a").to_pylist(), pairs.column("b").to_pylist(), strict=True)))
+    assert candidates == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]  # A and C share bands 6-15
+    signatures = signature_links(table.select(["order", "minhash"]))
+    carried = pass_signature(pa.concat_tables([signatures, pair_links(pairs)]))
+    assert carried.num_rows == 6  # each pair once, however many bands it shares
+    edges = confirm_pairs(pa.concat_tables([signatures, carried]))
+    assert sorted(zip(edges.column("a").to_pylist(), edges.column("b").to_pylist(), strict=True)) == [
         (0, 1),
         (1, 2),
         (1, 3),
@@ -93,7 +106,12 @@ def test_chain_on_ray(ray_runtime: RayRuntime) -> None:
         None,
     ]
     assert (result.documents, result.exact_duplicates, result.near_duplicates) == (5, 1, 1)
-    assert result.rounds == 3  # first offers, C reaches A's label through B, then no change
+    assert result.rounds == 3
+    repeated = pa.concat_tables([_chain(), _chain().slice(4)])
+    with pytest.raises(InvalidInputError, match=r"`order` must be unique: 1 value\(s\) occur more than once"):
+        bulk_dedup(
+            ray.data.from_arrow(repeated), parts=2
+        )  # first offers, C reaches A's label through B, then no change
 
 
 def _trim(text: str) -> str:

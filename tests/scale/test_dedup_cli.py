@@ -1,4 +1,4 @@
-"""`tokenclub dedup bulk` on a Parquet corpus, joining the session's Ray cluster."""
+"""`tokenclub dedup bulk` on a Parquet corpus, in-process on the session's Ray instance."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.cli.helpers import run_cli
+from typer.testing import CliRunner, Result
+
 from tests.ingest.fixtures import disguise, petitions
+from tokenclub.cli.main import app
 from tokenclub.corpus.dedup_index import DUPLICATE_REASON
+from tokenclub.errors import InvalidInputError
 from tokenclub.scale.runtime import RayRuntime
 
 
-def test_bulk_dedup_command(ray_runtime: RayRuntime, tmp_path: Path) -> None:
-    import ray
+def _bulk(*args: str) -> Result:
+    return CliRunner().invoke(app, ["dedup", "bulk", *args])
 
-    address = ray.get_runtime_context().gcs_address
+
+def test_bulk_dedup_command(ray_runtime: RayRuntime, tmp_path: Path) -> None:
     texts = [row["content"] for row in petitions(200, 30) if row["content"].strip()]
     texts += [disguise(text) for text in texts[:5]]  # later, disguised copies of the first five
     corpus = tmp_path / "corpus"
@@ -32,19 +36,9 @@ def test_bulk_dedup_command(ray_runtime: RayRuntime, tmp_path: Path) -> None:
     pq.write_table(table.slice(0, 20), corpus / "part-0.parquet")
     pq.write_table(table.slice(20), corpus / "part-1.parquet")
 
-    result = run_cli(
-        tmp_path,
-        "dedup",
-        "bulk",
-        str(corpus),
-        "--out",
-        str(tmp_path / "out"),
-        "--ray-address",
-        address,
-        "--json",
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    result = _bulk(str(corpus), "--out", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
     assert summary["documents"] == len(texts)
     assert summary["exact_duplicates"] == 5
     assert summary["kept"] == len(texts) - 5 - summary["near_duplicates"]
@@ -56,16 +50,7 @@ def test_bulk_dedup_command(ray_runtime: RayRuntime, tmp_path: Path) -> None:
     assert rejected[-5:] == list(range(len(texts) - 5, len(texts)))
 
     pq.write_table(table.drop_columns(["order"]), tmp_path / "bad.parquet")
-    bad = run_cli(
-        tmp_path,
-        "dedup",
-        "bulk",
-        str(tmp_path / "bad.parquet"),
-        "--out",
-        str(tmp_path / "o2"),
-        "--ray-address",
-        address,
-    )
-    assert bad.returncode == 1
-    assert bad.stderr.strip().endswith("bad.parquet: missing column(s) order")
+    bad = _bulk(str(tmp_path / "bad.parquet"), "--out", str(tmp_path / "o2"))
+    assert isinstance(bad.exception, InvalidInputError)
+    assert str(bad.exception).endswith("bad.parquet: missing column(s) order")
     assert not (tmp_path / "o2").exists()

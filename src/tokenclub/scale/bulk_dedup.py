@@ -7,8 +7,9 @@ same decisions with shuffles instead (NeMo Curator's "shuffle workflow" shape):
 1. signatures: the ingest pipeline's own `DedupSignatureStep`, mapped over batches;
 2. exact keys: shuffle on `dedup_key`; later copies of a key are duplicates, the earliest one
    (the representative) goes on with its 16 LSH band keys;
-3. band buckets: shuffle on the band key; documents sharing a bucket are compared by their
-   signatures, and pairs at Jaccard ≥ 0.8 become edges;
+3. band buckets: shuffle on the band key (18-byte rows, no signatures); documents sharing a
+   bucket become candidate pairs, which two partition joins on the pair's ends give both
+   signatures; pairs at Jaccard ≥ 0.8 become edges;
 4. components: min-label propagation over the edge list, one pair of shuffles per round
    (rounds ≈ the longest chain of near-copies), until the sum of labels stops falling;
 5. decisions: shuffle edges by component and keep documents in contribution order unless an
@@ -32,15 +33,21 @@ import pyarrow.compute as pc
 from tokenclub.corpus.dedup_index import DUPLICATE_REASON
 from tokenclub.curate.dedup import DedupSignatureStep
 from tokenclub.curate.step import REJECT
+from tokenclub.errors import InvalidInputError
 from tokenclub.scale.dedup_parts import (
+    EDGES,
     NO_NODE,
     ORDERS,
     PART,
-    bucket_edges,
+    bucket_pairs,
+    confirm_pairs,
     decide,
     label_edges,
     mark_rejected,
+    pair_links,
+    pass_signature,
     propagate,
+    signature_links,
     split_exact,
     with_int_partition,
     with_key_partition,
@@ -120,8 +127,32 @@ def _initial_labels(table: pa.Table) -> pa.Table:
     return pa.table({"node": nodes, "label": pc.min_element_wise(nodes, table.column("other"))})
 
 
+def _repeated(table: pa.Table) -> pa.Table:
+    return table.filter(pc.greater(table.column("count()"), 1))
+
+
 def _rejections(table: pa.Table) -> pa.Table:
     return pa.table({"doc_id": pa.nulls(table.num_rows, pa.string()), "order": table.column("order")})
+
+
+def _confirm(signed: Dataset, pairs: Dataset, parts: int) -> Dataset:
+    """Candidate pairs with Jaccard ≥ 0.8, via two partition joins that bring each side's signature."""
+    signatures = signed.select_columns(["order", "minhash"]).map_batches(
+        signature_links, batch_format="pyarrow"
+    )
+
+    def keyed(links: Dataset) -> Dataset:
+        return links.map_batches(
+            partial(with_int_partition, column="node", parts=parts), batch_format="pyarrow"
+        )
+
+    by_a = keyed(signatures.union(pairs.map_batches(pair_links, batch_format="pyarrow")))
+    carried = _by_partition(by_a, partial(_drop_part, then=partial(pass_signature)), parts)
+    by_b = keyed(signatures.union(carried))
+    edges: Dataset = _by_partition(
+        by_b, partial(_drop_part, then=partial(confirm_pairs)), parts
+    ).materialize()
+    return edges
 
 
 def _components(directed: Dataset, parts: int) -> tuple[Dataset, int]:
@@ -187,7 +218,15 @@ def _bulk_dedup(signed: Dataset, parts: int) -> BulkDedup:
 
     signed = signed.select_columns(list(SIGNATURE_COLUMNS)).materialize()
     documents = signed.count()
-    keyed = signed.drop_columns(["doc_id"]).map_batches(
+    repeated = (
+        signed.groupby("order", num_partitions=parts)
+        .count()
+        .map_batches(_repeated, batch_format="pyarrow")
+        .count()
+    )
+    if repeated:
+        raise InvalidInputError(f"`order` must be unique: {repeated} value(s) occur more than once")
+    keyed = signed.select_columns(["order", "dedup_key", "minhash_bands"]).map_batches(
         partial(with_key_partition, parts=parts), batch_format="pyarrow"
     )
     split = _by_partition(
@@ -196,10 +235,9 @@ def _bulk_dedup(signed: Dataset, parts: int) -> BulkDedup:
     exact = split.map_batches(
         partial(_kind, kind=0, columns=("order",)), batch_format="pyarrow"
     ).materialize()
-    bands = split.map_batches(
-        partial(_kind, kind=1, columns=("band", "order", "minhash", PART)), batch_format="pyarrow"
-    )
-    edges = _by_partition(bands, partial(_drop_part, then=partial(bucket_edges)), parts).materialize()
+    bands = split.map_batches(partial(_kind, kind=1, columns=("band", "order", PART)), batch_format="pyarrow")
+    pairs = _by_partition(bands, partial(_drop_part, then=partial(bucket_pairs)), parts).materialize()
+    edges = _confirm(signed, pairs, parts) if pairs.count() else ray.data.from_arrow(EDGES.empty_table())
     edge_count = edges.count()
     rounds = 0
     near: Dataset = ray.data.from_arrow(ORDERS.empty_table())

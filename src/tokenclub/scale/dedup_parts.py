@@ -26,12 +26,10 @@ NO_NODE = -1
 """`other`/`label` of a row that carries no edge / no label (rows of two kinds share a schema)."""
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_PAIR_BLOCK = 64
-"""Signatures compared against a whole bucket at once: bounds memory for huge buckets."""
 
 I64Array = npt.NDArray[np.int64]
 
-BAND_ROWS = pa.schema([("band", pa.binary()), ("order", pa.int64()), ("minhash", pa.binary())])
+SIGNED_LINKS = pa.schema([("node", pa.int64()), ("other", pa.int64()), ("minhash", pa.binary())])
 EDGES = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 LINKS = pa.schema([("node", pa.int64()), ("other", pa.int64()), ("label", pa.int64())])
 ORDERS = pa.schema([("order", pa.int64())])
@@ -72,6 +70,8 @@ def split_exact(table: pa.Table, parts: int) -> pa.Table:
     is one LSH band of a representative (the earliest document of its key), with its partition
     for the band shuffle. Later copies never need band rows: they are duplicates whatever
     happens to their representative (the same text has the same similarity to everything).
+    Band rows carry no signature (18 bytes, not 530): the band shuffle moves 16 rows per
+    document, and the few candidate pairs fetch their signatures afterwards.
     """
     table = table.sort_by([("dedup_key", "ascending"), ("order", "ascending")])
     keys = table.column("dedup_key").to_pylist()
@@ -81,7 +81,6 @@ def split_exact(table: pa.Table, parts: int) -> pa.Table:
     band_lists = reps.column("minhash_bands").combine_chunks()
     parents = pc.list_parent_indices(band_lists).to_numpy()
     bands = pc.list_flatten(band_lists).cast(pa.binary())
-    minhash = pc.take(reps.column("minhash").combine_chunks(), pa.array(parents, pa.int64()))
     hashes = _band_hashes(bands)
     count = len(dups)
     return pa.table(
@@ -89,7 +88,6 @@ def split_exact(table: pa.Table, parts: int) -> pa.Table:
             "kind": pa.array(np.r_[np.zeros(count, np.int8), np.ones(len(bands), np.int8)]),
             "order": pa.array(np.r_[dups, reps.column("order").to_numpy()[parents]].astype(np.int64)),
             "band": pa.concat_arrays([pa.nulls(count, pa.binary()), bands]),
-            "minhash": pa.concat_arrays([pa.nulls(count, pa.binary()), minhash.cast(pa.binary())]),
             PART: pa.array(
                 np.r_[np.full(count, NO_NODE, np.int64), (hashes % np.uint64(parts)).astype(np.int64)]
             ),
@@ -97,35 +95,84 @@ def split_exact(table: pa.Table, parts: int) -> pa.Table:
     )
 
 
-def bucket_edges(table: pa.Table) -> pa.Table:
-    """Confirmed near-duplicate pairs among documents that share a band key, as (a, b) with a < b.
-
-    The same pair found in several bands comes out once per band; later stages ignore repeats.
-    """
+def bucket_pairs(table: pa.Table) -> pa.Table:
+    """Candidate pairs (a, b), a < b: documents that share a band key (not yet confirmed)."""
     table = table.sort_by([("band", "ascending"), ("order", "ascending")])
     bands = table.column("band").to_pylist()
     orders = table.column("order").to_numpy()
     starts = [i for i in range(len(bands)) if i == 0 or bands[i] != bands[i - 1]] + [len(bands)]
     found_a: list[I64Array] = []
     found_b: list[I64Array] = []
-    minhash = table.column("minhash")
     for start, end in pairwise(starts):
         if end - start < 2:
             continue
-        signatures = np.stack(
-            [np.frombuffer(raw, dtype=np.uint32) for raw in minhash.slice(start, end - start).to_pylist()]
-        )
-        for lo in range(0, end - start, _PAIR_BLOCK):
-            block = signatures[lo : lo + _PAIR_BLOCK]
-            equal = np.count_nonzero(block[:, None, :] == signatures[None, :, :], axis=2)
-            similar = equal / signatures.shape[1] >= NEAR_DUPLICATE_JACCARD
-            rows, cols = np.nonzero(similar)
-            later = cols > rows + lo
-            found_a.append(orders[start + lo + rows[later]])
-            found_b.append(orders[start + cols[later]])
+        rows, cols = np.triu_indices(end - start, k=1)
+        found_a.append(orders[start + rows])
+        found_b.append(orders[start + cols])
     if not found_a:
         return EDGES.empty_table()
     return pa.table({"a": np.concatenate(found_a), "b": np.concatenate(found_b)}, schema=EDGES)
+
+
+def signature_links(table: pa.Table) -> pa.Table:
+    """Documents' signatures (`order`, `minhash`) as link rows keyed by `node`, with no `other`."""
+    return pa.table(
+        {
+            "node": table.column("order"),
+            "other": pa.array(np.full(table.num_rows, NO_NODE, np.int64)),
+            "minhash": table.column("minhash"),
+        },
+        schema=SIGNED_LINKS,
+    )
+
+
+def pair_links(table: pa.Table) -> pa.Table:
+    """Candidate pairs (a, b) as link rows keyed by `a`."""
+    return pa.table(
+        {
+            "node": table.column("a"),
+            "other": table.column("b"),
+            "minhash": pa.nulls(table.num_rows, pa.binary()),
+        },
+        schema=SIGNED_LINKS,
+    )
+
+
+def _signatures_by_node(table: pa.Table) -> tuple[dict[int, bytes], pa.Table]:
+    own = table.filter(pc.equal(table.column("other"), NO_NODE))
+    links = table.filter(pc.not_equal(table.column("other"), NO_NODE))
+    return dict(zip(own.column("node").to_pylist(), own.column("minhash").to_pylist(), strict=True)), links
+
+
+def pass_signature(table: pa.Table) -> pa.Table:
+    """In a partition of `a`s: each distinct pair once, re-keyed by `b`, carrying a's signature."""
+    signatures, links = _signatures_by_node(table)
+    pairs = sorted(set(zip(links.column("node").to_pylist(), links.column("other").to_pylist(), strict=True)))
+    return pa.table(
+        {
+            "node": pa.array([b for _, b in pairs], pa.int64()),
+            "other": pa.array([a for a, _ in pairs], pa.int64()),
+            "minhash": pa.array([signatures[a] for a, _ in pairs], pa.binary()),
+        },
+        schema=SIGNED_LINKS,
+    )
+
+
+def confirm_pairs(table: pa.Table) -> pa.Table:
+    """In a partition of `b`s: the pairs whose estimated Jaccard reaches the threshold, as edges."""
+    signatures, links = _signatures_by_node(table)
+    if not links.num_rows:
+        return EDGES.empty_table()
+    ours = np.stack([np.frombuffer(signatures[b], dtype=np.uint32) for b in links.column("node").to_pylist()])
+    theirs = np.stack([np.frombuffer(raw, dtype=np.uint32) for raw in links.column("minhash").to_pylist()])
+    similar = np.count_nonzero(ours == theirs, axis=1) / ours.shape[1] >= NEAR_DUPLICATE_JACCARD
+    return pa.table(
+        {
+            "a": links.column("other").filter(pa.array(similar)),
+            "b": links.column("node").filter(pa.array(similar)),
+        },
+        schema=EDGES,
+    )
 
 
 def propagate(table: pa.Table) -> pa.Table:
