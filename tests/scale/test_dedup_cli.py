@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from typer.testing import CliRunner, Result
 
 from tests.ingest.fixtures import disguise, petitions
