@@ -42,6 +42,18 @@ def test_bits_survive_reopening_read_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"m-{i:04d}.bin" for i in range(4)]
 
 
+@pytest.mark.parametrize("shard_blocks", [1 << 24, 7])
+def test_the_integer_lookup_agrees_with_the_vectorised_one(tmp_path: Path, shard_blocks: int) -> None:
+    geometry = Geometry(blocks_for(2_000, 8.0), best_hashes(8.0), shard_blocks)
+    bloom = BlockedBloom.create(tmp_path, "f", geometry)
+    stored = _keys(2_000, 4)
+    bloom.add(stored)
+    probe = np.concatenate((stored[:500], _keys(20_000, 5)))
+    vectorised = bloom.contains(probe)
+    assert bloom.contains_keys(probe.tolist()) == vectorised.tolist()
+    assert vectorised[:500].all() and 0 < vectorised[500:].sum() < 2_000
+
+
 def test_design_rates() -> None:
     assert best_hashes(8.0) == 5
     assert false_positive_rate(8.0, 5) == pytest.approx(0.0231, abs=5e-4)

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenclub.guard.hashing import MASK64, GramHash, RollingHasher, splitmix
+from tokenclub.guard.hashing import MASK64, GramHash, RollingHasher, splitmix, splitmix_int
 
 
 def _polynomial(letters: list[int], spec: GramHash) -> int:
@@ -41,6 +41,35 @@ def test_streamed_keys_equal_the_keys_of_the_whole(letters: list[int], width: in
         assert first == len(streamed) or not len(keys)
         streamed += keys.tolist()
     assert streamed == whole.tolist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    letters=st.lists(st.integers(0, 0x10FFFF), min_size=0, max_size=60),
+    width=st.integers(1, 12),
+    cuts=st.lists(st.integers(0, 60), max_size=8),
+    small=st.lists(st.booleans(), min_size=9, max_size=9),
+)
+def test_integer_and_vectorised_feeds_mix_freely(
+    letters: list[int], width: int, cuts: list[int], small: list[bool]
+) -> None:
+    spec = GramHash(width, seed=11)
+    array = np.array(letters, dtype=np.uint32)
+    whole = spec.at(array, np.arange(max(0, len(letters) - width + 1), dtype=np.int64)).tolist()
+    hasher = RollingHasher(spec)
+    bounds = [0, *sorted(c for c in cuts if c <= len(letters)), len(letters)]
+    streamed: list[int] = []
+    for (a, b), integer in zip(pairwise(bounds), small, strict=False):
+        first, keys = hasher.feed_small(letters[a:b]) if integer else hasher.feed(array[a:b])
+        assert first == len(streamed) or not len(keys)
+        streamed += keys if isinstance(keys, list) else keys.tolist()
+    assert streamed == whole
+    assert hasher.seen == len(letters)
+
+
+def test_splitmix_int_is_splitmix() -> None:
+    sample = np.random.default_rng(5).integers(0, 2**64, size=1_000, dtype=np.uint64)
+    assert [splitmix_int(x) for x in sample.tolist()] == splitmix(sample).tolist()
 
 
 def test_the_seed_keys_the_hash() -> None:

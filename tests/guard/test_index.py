@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.guard.conftest import partner_of
@@ -70,6 +71,8 @@ def test_segments_grow_and_readers_follow(tmp_path: Path) -> None:
     assert [s.capacity for s in grown.segments][:2] == [2_000, max(4_000, grown.segments[1].elements)]
     keys, _ = document_keys(PARAMS, DOCS)
     assert grown.contains(keys).all()
+    probe = np.concatenate((keys, np.random.default_rng(1).integers(0, 2**64, size=5_000, dtype=np.uint64)))
+    assert grown.contains_keys(probe.tolist()) == grown.contains(probe).tolist()
 
 
 def test_rebuild_drops_a_withdrawn_partner_and_keeps_it_out(tmp_path: Path) -> None:

@@ -58,6 +58,34 @@ def test_chunking_never_changes_letters_or_owners(text: str, cuts: list[int]) ->
 
 
 @settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(max_size=80),
+    cuts=st.lists(st.integers(0, 80), max_size=12),
+    small=st.lists(st.booleans(), min_size=13, max_size=13),
+)
+def test_the_small_chunk_path_gives_the_same_letters_and_owners(
+    text: str, cuts: list[int], small: list[bool]
+) -> None:
+    """`feed_small` and `feed`, mixed in any order, add up to the whole text's normalization."""
+    whole = normalize(text)
+    normalizer = IncrementalNormalizer()
+    bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
+    letters: list[int] = []
+    owners: list[int] = []
+    for (a, b), integer in zip(pairwise(bounds), small, strict=False):
+        if integer:
+            got_letters, got_owners = normalizer.feed_small(text[a:b])
+        else:
+            piece = normalizer.feed(text[a:b])
+            got_letters, got_owners = piece.letters.tolist(), piece.owners.tolist()
+        letters += got_letters
+        owners += got_owners
+    assert letters == whole.letters.tolist()
+    assert owners == whole.owners.tolist()
+    assert normalizer.consumed == len(text)
+
+
+@settings(max_examples=60, deadline=None)
 @given(text=st.text(alphabet=st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3), max_size=30))
 def test_every_syllable_equals_its_typed_out_letters(text: str) -> None:
     assert (

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import DISGUISES
+from tokenclub.guard import scanner as scanner_module
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.index import GuardIndex
 from tokenclub.guard.normalize import guard_text, normalize
@@ -162,6 +163,44 @@ def test_streaming_redaction_equals_the_whole_scan_for_every_chunking(
     assert len(whole.spans) == 2
     assert out == whole.redacted
     assert guard_text(SPAN)[:50] not in guard_text(out)
+
+
+Hits = list[list[tuple[int, int]]]
+
+
+def _forced(scanner: LeakScanner, small_chunk: int, pieces: list[str]) -> tuple[Hits, str]:
+    """Hits per piece and the redacted stream, with every piece taking one path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scanner_module, "SMALL_CHUNK", small_chunk)
+        probe, stream = scanner.stream("redact"), scanner.stream("redact")
+        hits = [probe._hits(piece) for piece in pieces]
+        out = "".join(stream.feed(piece) for piece in pieces) + stream.finish()
+    return hits, out
+
+
+LONG_PETITIONS = [i for i, text in enumerate(petitions()) if len(text) >= 400]
+
+
+@SETTINGS
+@given(
+    doc=st.sampled_from(LONG_PETITIONS),
+    cuts=st.lists(st.integers(0, 600), max_size=80),
+    fresh=st.sampled_from(fresh_texts()["klue_nli"]),
+)
+def test_integer_and_vectorised_paths_find_the_same_hits(
+    scanner: LeakScanner, doc: int, cuts: list[int], fresh: str
+) -> None:
+    """Streamed tokens take the integer path, long chunks NumPy: same hits, same redaction."""
+    reply = fresh + petitions()[doc][100:400] + fresh
+    bounds = [0, *sorted(c for c in cuts if c <= len(reply)), len(reply)]
+    pieces = [reply[a:b] for a, b in pairwise(bounds)]
+    integer, integer_out = _forced(scanner, 1 << 30, pieces)
+    vectorised, vectorised_out = _forced(scanner, -1, pieces)
+    assert integer == vectorised
+    assert integer_out == vectorised_out == scanner.scan(reply).redacted
+    found = [position for piece in integer for position, _ in piece]
+    assert len(found) >= (len(guard_text(petitions()[doc][100:400])) - 31) // 5
+    assert found == sorted(found)
 
 
 def test_released_text_lags_by_the_guaranteed_length(scanner: LeakScanner) -> None:

@@ -91,6 +91,8 @@ class BlockedBloom:
             for i, path in enumerate(self.paths)
         ]
         self._salts = _salts(geometry.hashes)
+        self._salt_ints: list[int] = self._salts.tolist()
+        self._words = [shard.data.cast("B").cast("Q") for shard in self._shards]
 
     @classmethod
     def create(cls, folder: Path, prefix: str, geometry: Geometry) -> BlockedBloom:
@@ -138,6 +140,28 @@ class BlockedBloom:
             index = (local[:, None] * np.uint64(BLOCK_WORDS) + word[chosen]).astype(np.intp)
             words = self._shards[shard][index]
             found[chosen] = ((words >> bit[chosen]) & np.uint64(1)).all(axis=1)
+        return found
+
+    def contains_keys(self, keys: list[int]) -> list[bool]:
+        """`contains` for keys as Python integers: a streamed token has only a few keys, and
+        NumPy's fixed cost per call is many times the few word reads they need."""
+        blocks, per_shard, salts, shards = (
+            self.geometry.blocks,
+            self.geometry.blocks_per_shard,
+            self._salt_ints,
+            self._words,
+        )
+        found: list[bool] = []
+        for key in keys:
+            shard, local = divmod(((key >> 32) * blocks) >> 32, per_shard)
+            words, first, low = shards[shard], local * BLOCK_WORDS, key & 0xFFFFFFFF
+            for salt in salts:
+                position = ((low * salt) & 0xFFFFFFFF) >> 23
+                if not (words[first + (position >> 6)] >> (position & 63)) & 1:
+                    found.append(False)
+                    break
+            else:
+                found.append(True)
         return found
 
     def fill(self) -> float:

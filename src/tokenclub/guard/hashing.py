@@ -4,9 +4,12 @@ A gram starting at position i has the polynomial hash ``G(i) = Σ_j c[i+j]·B^(w
 with a base B drawn from the index's secret seed. Written with the prefix sums
 ``A(n) = Σ_{j<n} c[j]·B^-j`` (B is odd, so invertible modulo 2^64) it becomes
 ``G(i) = B^(i+w-1)·(A(i+w) - A(i))``: one cumulative sum and one cumulative product give every
-gram of a text in a few vectorised operations, and a stream only needs its last w prefix sums
-to continue. The polynomial hash is then finalised with SplitMix64 so that Bloom positions are
-uniform. The seed keys the index: without it, its bits cannot be queried for a guessed text.
+gram of a text in a few vectorised operations. A gram's hash depends on its own letters only, so
+a stream only needs its last w letters to continue. A chunk of a few letters (a streamed token)
+is cheaper in plain integer arithmetic than in NumPy's per-call overhead: it rolls the hash one
+letter at a time, ``G ← G·B + c_new − c_old·B^w``, which is the same polynomial modulo 2^64.
+The polynomial hash is then finalised with SplitMix64 so that Bloom positions are uniform. The
+seed keys the index: without it, its bits cannot be queried for a guessed text.
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ def splitmix(x: U64) -> U64:
 
 
 def splitmix_int(x: int) -> int:
-    """`splitmix` for one Python integer (seeds, salts)."""
-    return int(splitmix(np.array([x & MASK64], dtype=np.uint64))[0])
+    """`splitmix` for one Python integer (seeds, salts, the keys of a small streamed chunk)."""
+    z = x & MASK64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK64
+    return z ^ (z >> 31)
 
 
 def _powers(first: int, base: int, count: int) -> U64:
@@ -70,38 +76,64 @@ class GramHash:
     def finish(self, raw: U64) -> U64:
         return splitmix(raw ^ np.uint64(self.key))
 
-    def at(self, letters: U32, starts: I64) -> U64:
-        """Keys of the grams of one text that start at `starts` (each must fit in the text)."""
+    def raw_at(self, letters: U32, starts: I64) -> U64:
+        """Polynomial hashes (not finalised) of the grams of one text that start at `starts`."""
         prefix = np.zeros(len(letters) + 1, dtype=np.uint64)
         np.cumsum(letters.astype(np.uint64) * _powers(1, self.inverse, len(letters)), out=prefix[1:])
         lift = _powers(1, self.base, len(letters))
         ends = starts + self.width
-        return self.finish(lift[ends - 1] * (prefix[ends] - prefix[starts]))
+        raw: U64 = lift[ends - 1] * (prefix[ends] - prefix[starts])
+        return raw
+
+    def at(self, letters: U32, starts: I64) -> U64:
+        """Keys of the grams of one text that start at `starts` (each must fit in the text)."""
+        return self.finish(self.raw_at(letters, starts))
 
 
 class RollingHasher:
-    """Keys of every gram of a stream, fed in pieces; the keys do not depend on the pieces."""
+    """Keys of every gram of a stream, fed in pieces; the keys do not depend on the pieces.
+
+    `feed` (NumPy) and `feed_small` (integers) may be mixed freely: both carry the last `width`
+    letters (zeros before the stream starts) and the polynomial hash of that window.
+    """
 
     def __init__(self, spec: GramHash) -> None:
         self.spec = spec
         self.seen = 0
-        self._tail = np.zeros(spec.width, dtype=np.uint64)  # A(seen-w+1) … A(seen)
-        self._lift = 1  # base^seen and inverse^seen, carried so a small piece costs no big power
-        self._sink = 1
+        self._window = [0] * spec.width
+        self._raw = 0
+        self._drop = pow(spec.base, spec.width, 1 << 64)  # B^w: the weight a letter leaves with
+
+    def _first(self, count: int) -> tuple[int, int]:
+        """(start of the first new complete gram, new grams to skip as not complete)."""
+        first = self.seen - self.spec.width + 1
+        skip = max(0, -first)
+        self.seen += count
+        return first + skip, skip
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         """(start of the first new gram, keys of the grams that the new letters complete)."""
-        width, first = self.spec.width, self.seen
         count = len(letters)
         if not count:
-            return first - width + 1, np.zeros(0, dtype=np.uint64)
-        terms = letters.astype(np.uint64) * _powers(self._sink, self.spec.inverse, count)
-        sums = np.cumsum(terms, dtype=np.uint64) + self._tail[-1]
-        combined = np.concatenate((self._tail, sums))
-        raw = _powers(self._lift, self.spec.base, count) * (combined[width:] - combined[:count])
-        self._tail = combined[-width:]
-        self._lift = self._lift * pow(self.spec.base, count, 1 << 64) & MASK64
-        self._sink = self._sink * pow(self.spec.inverse, count, 1 << 64) & MASK64
-        self.seen += count
-        skip = max(0, width - 1 - first)
-        return first + skip - width + 1, self.spec.finish(raw[skip:])
+            return self.seen - self.spec.width + 1, np.zeros(0, dtype=np.uint64)
+        joined = np.concatenate((np.array(self._window, dtype=np.uint32), letters.astype(np.uint32)))
+        raw = self.spec.raw_at(joined, np.arange(1, count + 1, dtype=np.int64))
+        self._window = joined[-self.spec.width :].tolist()
+        self._raw = int(raw[-1])
+        first, skip = self._first(count)
+        return first, self.spec.finish(raw[skip:])
+
+    def feed_small(self, letters: list[int]) -> tuple[int, list[int]]:
+        """`feed` for a few letters as Python integers, without NumPy's fixed cost per call."""
+        window, raw, drop, base, key = self._window, self._raw, self._drop, self.spec.base, self.spec.key
+        keys: list[int] = []
+        for letter in letters:
+            raw = (raw * base + letter - window.pop(0) * drop) & MASK64
+            window.append(letter)
+            z = raw ^ key  # `finish` by `splitmix_int`, inlined: this runs once per streamed letter
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK64
+            keys.append(z ^ (z >> 31))
+        self._raw = raw
+        first, skip = self._first(len(letters))
+        return first, keys[skip:]

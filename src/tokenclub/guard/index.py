@@ -271,6 +271,13 @@ class GuardIndex:
             found |= member.contains(keys)
         return found
 
+    def contains_keys(self, keys: list[int]) -> list[bool]:
+        """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
+        found = [False] * len(keys)
+        for member, _ in self._filters:
+            found = [a or b for a, b in zip(found, member.contains_keys(keys), strict=True)]
+        return found
+
     def attribute(self, keys: U64) -> tuple[int, ...]:
         """Partners whose attribution filter holds every one of `keys` (the grams of one copy)."""
         owners = []

@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -179,6 +179,12 @@ def guard_text(text: str) -> str:
     return normalize(text).text
 
 
+@lru_cache(maxsize=1 << 16)
+def char_letters(char: str) -> tuple[int, ...]:
+    """`guard_letters` of one character as code points, memoised for streamed tokens."""
+    return tuple(map(ord, guard_letters(char)))
+
+
 class IncrementalNormalizer:
     """Normalizes a stream chunk by chunk; the letters never depend on where chunks break."""
 
@@ -190,3 +196,15 @@ class IncrementalNormalizer:
         result = normalize(chunk, self.consumed)
         self.consumed += len(chunk)
         return result
+
+    def feed_small(self, chunk: str) -> tuple[list[int], list[int]]:
+        """`feed` for a few characters, as lists: one dictionary look-up per character is cheaper
+        than NumPy's fixed cost per call."""
+        letters: list[int] = []
+        owners: list[int] = []
+        for offset, char in enumerate(chunk, self.consumed):
+            found = char_letters(char)
+            letters += found
+            owners += [offset] * len(found)
+        self.consumed += len(chunk)
+        return letters, owners

@@ -16,6 +16,7 @@ same (the property tests check it), and a whole-text scan is a stream of one chu
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,7 @@ from tokenclub.guard.normalize import IncrementalNormalizer
 
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
+SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,26 +96,6 @@ class _Region:
         return LeakSpan(self.start, self.end, covered, tuple(sorted(self.partners)))
 
 
-class _Offsets:
-    """Original offset of every guard letter so far (an amortised growing array)."""
-
-    def __init__(self) -> None:
-        self._data = np.zeros(256, dtype=np.int64)
-        self.size = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        need = self.size + len(values)
-        if need > len(self._data):
-            grown = np.zeros(max(need, 2 * len(self._data)), dtype=np.int64)
-            grown[: self.size] = self._data[: self.size]
-            self._data = grown
-        self._data[self.size : need] = values
-        self.size = need
-
-    def __getitem__(self, letter: int) -> int:
-        return int(self._data[letter])
-
-
 class StreamScanner:
     """Scans one reply as it streams: `feed` returns what is safe to send now, `finish` the rest."""
 
@@ -137,7 +119,7 @@ class StreamScanner:
         self._holdback = params.guaranteed_length(strict) if index is not None else 0
         self._normalizer = IncrementalNormalizer()
         self._hasher = RollingHasher(GramHash(params.width, params.seed))
-        self._owners = _Offsets()
+        self._owners = array("q")  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
         self._released = 0
         self._open: dict[int, _Chain] = {}  # chains by the position of their next expected hit
@@ -153,16 +135,33 @@ class StreamScanner:
         if self.blocked or self.finished:
             return ""
         self._pending += chunk
-        letters = self._normalizer.feed(chunk)
-        self._owners.extend(letters.owners)
-        first, keys = self._hasher.feed(letters.letters)
-        if self.index is not None and len(keys):
-            for i in np.flatnonzero(self.index.contains(keys)).tolist():
-                leak = self._hit(first + i, int(keys[i]))
-                if leak is not None and self.policy == "block":
-                    return self._block(leak)
+        for position, key in self._hits(chunk):
+            leak = self._hit(position, key)
+            if leak is not None and self.policy == "block":
+                return self._block(leak)
         self._close(self._hasher.seen - self._width)
         return self._release(self._safe_limit())
+
+    def _hits(self, chunk: str) -> list[tuple[int, int]]:
+        """(start, key) of each gram completed by `chunk` that the index holds.
+
+        A chunk of up to `SMALL_CHUNK` characters takes the integer path, a longer one the
+        vectorised path; both give the same letters, keys and hits (the tests check it)."""
+        if len(chunk) <= SMALL_CHUNK:
+            letters, owners = self._normalizer.feed_small(chunk)
+            self._owners.extend(owners)
+            first, keys = self._hasher.feed_small(letters)
+            if self.index is None:
+                return []
+            held = self.index.contains_keys(keys)
+            return [(first + i, key) for i, key in enumerate(keys) if held[i]]
+        normalized = self._normalizer.feed(chunk)
+        self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
+        first, grams = self._hasher.feed(normalized.letters)
+        if self.index is None or not len(grams):
+            return []
+        chosen = np.flatnonzero(self.index.contains(grams))
+        return list(zip((chosen + first).tolist(), grams[chosen].tolist(), strict=True))
 
     def finish(self) -> str:
         """The rest of the reply once the upstream is done (empty if the stream was blocked)."""
@@ -191,7 +190,7 @@ class StreamScanner:
     def _widened(self, chain: _Chain) -> tuple[int, int]:
         """The chain's grams widened by `stride − 1` letters each side, as original offsets."""
         first = max(0, chain.first - self._stride + 1)
-        last = min(self._owners.size, chain.last + self._width + self._stride - 1) - 1
+        last = min(len(self._owners), chain.last + self._width + self._stride - 1) - 1
         return self._owners[first], self._owners[last] + 1
 
     def _region(self, chain: _Chain) -> _Region:
@@ -201,8 +200,8 @@ class StreamScanner:
 
     def _safe_limit(self) -> int:
         """Original offset before which nothing can still turn out to be part of a leak."""
-        letter = self._owners.size - self._holdback
-        if letter >= self._owners.size:
+        letter = len(self._owners) - self._holdback
+        if letter >= len(self._owners):
             return self._normalizer.consumed
         limit = self._owners[letter] if letter > 0 else 0
         for chain in self._open.values():
