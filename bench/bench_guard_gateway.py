@@ -11,7 +11,8 @@ concurrency 1, in interleaved rounds (off then on, on then off, …):
 - streamed, upstream as fast as it can send: time to the first text and to the end;
 - streamed, upstream pacing one 2-character token every `--pace-ms` (a model generating
   100 tokens/s): the time to the first text shows the hold-back the guard needs
-  (`guaranteed_length` guard letters must follow a letter before it is sent);
+  (`width + stride − 2` guard letters must follow a letter before it is sent while no chain
+  of index hits is open; further back to the start of an open one);
 - in-process, the guard's own work per request on the same index (prompt check, whole-reply
   scan, stream filter per event), which a busy machine's noise cannot hide.
 
@@ -124,6 +125,7 @@ def build_index(home: Path) -> dict[str, Any]:
     from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.index import writer
     from tokenclub.guard.indexing import guard_root
+    from tokenclub.guard.scanner import holdback
 
     docs = [
         json.loads(line)["content"]
@@ -138,6 +140,7 @@ def build_index(home: Path) -> dict[str, Any]:
             batch = docs[first : first + 256]
             index.add(batch, [1 + i % 3 for i in range(len(batch))])
         stats = index.stats()
+    stats["holdback"] = holdback(params)
     stats["build_s"] = time.perf_counter() - started
     stats["documents"] = len(docs)
     stats["characters"] = sum(len(d) for d in docs)
@@ -327,7 +330,8 @@ def report(results: dict[tuple[str, str], Timings], index: dict[str, Any], pace_
     table.caption = (
         f"index: {index['documents']} petitions, {index['characters'] / 1e6:.1f} M characters, "
         f"{index['grams']} grams, {index['bytes'] / 2**20:.1f} MiB, built in {index['build_s']:.1f} s; "
-        f"hold-back {index['guaranteed_length']} guard letters"
+        f"hold-back {index['holdback']} guard letters while no chain of hits is open "
+        f"(leaks of {index['guaranteed_length']} letters are always caught)"
     )
     return table
 

@@ -496,6 +496,11 @@ def test_without_an_index_nothing_is_blocked_until_one_appears(
         assert world.a.partner_id is not None and world.b.partner_id is not None
         build_index(root, world.a.partner_id, world.b.partner_id)
         health = httpx.get(url + "/healthz").json()["guard"]
-        assert (health["status"], health["policy"], health["guaranteed_length"]) == ("active", "block", 50)
+        assert (health["status"], health["policy"], health["guaranteed_length"], health["holdback"]) == (
+            "active",
+            "block",
+            50,
+            29,
+        )
         assert chat(url, world.a, prompt) == (BLOCKED_MESSAGE, "content_filter")
     assert [e.action for e in guard_events(db)] == ["blocked"]

@@ -203,15 +203,72 @@ def test_integer_and_vectorised_paths_find_the_same_hits(
     assert found == sorted(found)
 
 
-def test_released_text_lags_by_the_guaranteed_length(scanner: LeakScanner) -> None:
-    """Held back: the last 50 letters, widened to the start of the character the first one is in."""
+def test_released_text_lags_by_the_holdback_while_nothing_hits(
+    scanner: LeakScanner, guard_index: GuardIndex
+) -> None:
+    """No gram of the text is in the index, so no chain opens: exactly the last `width + stride
+    − 2` = 29 letters are held back, widened to the start of the character the first one is in."""
+    params = guard_index.params
+    spec = GramHash(params.width, params.seed)
+
+    def misses(text: str) -> bool:
+        letters = normalize(text).letters
+        starts = np.arange(len(letters) - params.width + 1, dtype=np.int64)
+        return len(letters) > 80 and not guard_index.contains(spec.at(letters, starts)).any()
+
+    text = next(t for t in fresh_texts()["klue_nli"] if misses(t))
     stream = scanner.stream()
+    assert stream.holdback == 29
     released = ""
-    for i, char in enumerate(FRESH):
+    for i, char in enumerate(text):
         released += stream.feed(char)
-        letters = normalize(FRESH[: i + 1])
-        assert released == (FRESH[: int(letters.owners[len(letters) - 50])] if len(letters) > 50 else "")
-    assert released + stream.finish() == FRESH
+        letters = normalize(text[: i + 1])
+        assert released == (text[: int(letters.owners[len(letters) - 29])] if len(letters) > 29 else "")
+    assert released + stream.finish() == text
+
+
+@SETTINGS
+@given(
+    doc=st.sampled_from(LONG_PETITIONS),
+    where=st.floats(0, 1),
+    cuts=st.lists(st.integers(0, 400), max_size=60),
+    singles=st.booleans(),
+    strict=st.booleans(),
+)
+def test_a_copy_of_the_guaranteed_length_never_reaches_the_client(
+    scanner: LeakScanner,
+    guard_index: GuardIndex,
+    doc: int,
+    where: float,
+    cuts: list[int],
+    singles: bool,
+    strict: bool,
+) -> None:
+    """The tightest case for the hold-back: a copy of exactly the guaranteed length (50, or 45
+    under the strict threshold), streamed in any pieces. The output only ever grows, so its
+    final value bounds everything the client saw: up to the leak's start, or the redacted reply."""
+    text = petitions()[doc]
+    letters = normalize(text)
+    need = guard_index.params.guaranteed_length(strict)
+    first = int(where * (len(letters) - need))
+    copy = text[int(letters.owners[first]) : int(letters.owners[first + need - 1]) + 1]
+    reply = FRESH + copy + FRESH
+    whole = scanner.scan(reply, strict)
+    assert whole.leaked
+    bounds = (
+        list(range(len(reply) + 1))
+        if singles
+        else [0, *sorted(c for c in cuts if c <= len(reply)), len(reply)]
+    )
+    for policy in ("block", "redact"):
+        stream = scanner.stream(policy, strict)
+        out = "".join(stream.feed(reply[a:b]) for a, b in pairwise(bounds)) + stream.finish()
+        if policy == "block":
+            assert stream.cut == whole.spans[0].start <= len(FRESH)
+            assert out == reply[: stream.cut]
+        else:
+            assert out == whole.redacted
+            assert guard_text(copy) not in guard_text(out)
 
 
 def test_strict_threshold_catches_shorter_copies(scanner: LeakScanner) -> None:

@@ -25,7 +25,7 @@ from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.index import LiveIndex
 from tokenclub.guard.indexing import guard_root
 from tokenclub.guard.prompts import check_prompt
-from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner
+from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner, holdback
 
 PromptPolicy = Literal["refuse", "strict"]
 CONTENT_FILTER = "content_filter"
@@ -102,6 +102,7 @@ class GatewayGuard:
             "generation": index.folder.name,
             "grams": sum(segment.elements for segment in index.segments),
             "guaranteed_length": index.params.guaranteed_length(),
+            "holdback": holdback(index.params),
         }
 
     def check_prompt(self, prompt: str) -> PromptCheck:
@@ -181,11 +182,12 @@ def _output_decision(results: list[ScanResult], action: Action) -> Decision:
 class StreamGuard:
     """Filters one streamed reply (n = 1) event by event.
 
-    Text is held back until the scanner has seen enough after it; an event whose text is all
-    held back is dropped unless it carries something else (the role, a finish reason). A
-    finish reason from the upstream first flushes the held-back rest. Under the block policy a
-    leak ends the stream with `finish_reason: "content_filter"` before any letter of it is
-    sent. Logprobs are dropped: they would spell out held-back tokens ahead of the text.
+    Text is held back until the scanner has seen enough after it (`holdback` guard letters while
+    no chain of hits is open); an event whose text is all held back is dropped unless it carries
+    something else (the role, a finish reason). A finish reason from the upstream first flushes
+    the held-back rest. Under the block policy a leak ends the stream with `finish_reason:
+    "content_filter"` before any letter of it is sent. Logprobs are dropped: they would spell
+    out held-back tokens ahead of the text.
     """
 
     scanner: StreamScanner

@@ -6,12 +6,15 @@ is a run of such hits, and a chain of `hits` hits (`strict_hits` under a stricte
 a leak. The copied run may start or end up to `stride − 1` letters beyond the matching grams,
 so a leak's span is the chain's grams widened by that much on both sides.
 
-Streaming: text is released only once `guaranteed_length` more letters have arrived after it.
-A chain becomes a leak when its last gram is complete, which is at most that many letters after
-the chain's widened start, so no letter of a leak ever reaches the client: under the block
-policy the stream ends exactly at the leak's start, under the redact policy the leak is
-replaced by a marker and the stream goes on. Whatever the chunking, the released text is the
-same (the property tests check it), and a whole-text scan is a stream of one chunk.
+Streaming: a letter is released only once no chain that could still become a leak can reach
+back to it. Every gram that is complete has been looked up, so a chain still to come starts at
+the first incomplete gram (`width − 1` letters back) and is widened `stride − 1` letters before
+that: `width + stride − 2` letters are held back (29 by default, not the 50 of a whole leak),
+and further back to the widened start of any chain that is open, whatever its hits. So no
+letter of a leak ever reaches the client: under the block policy the stream ends exactly at
+the leak's start, under the redact policy the leak is replaced by a marker and the stream goes
+on. Whatever the chunking, the released text is the same (the property tests check it), and a
+whole-text scan is a stream of one chunk.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ from tokenclub.guard.normalize import IncrementalNormalizer
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
 SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
+
+
+def holdback(params: IndexParams) -> int:
+    """Guard letters a stream holds back while no chain of hits is open."""
+    return params.width + params.stride - 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,7 @@ class StreamScanner:
         self._stride = params.stride
         self._width = params.width
         self._needed = params.required_hits(strict)
-        self._holdback = params.guaranteed_length(strict) if index is not None else 0
+        self.holdback = holdback(params) if index is not None else 0
         self._normalizer = IncrementalNormalizer()
         self._hasher = RollingHasher(GramHash(params.width, params.seed))
         self._owners = array("q")  # original offset of every guard letter so far
@@ -200,14 +208,12 @@ class StreamScanner:
 
     def _safe_limit(self) -> int:
         """Original offset before which nothing can still turn out to be part of a leak."""
-        letter = len(self._owners) - self._holdback
-        if letter >= len(self._owners):
+        if not self.holdback:
             return self._normalizer.consumed
-        limit = self._owners[letter] if letter > 0 else 0
+        letter = len(self._owners) - self.holdback
         for chain in self._open.values():
-            if len(chain.keys) >= self._needed:
-                limit = min(limit, self._widened(chain)[0])
-        return limit
+            letter = min(letter, chain.first - self._stride + 1)
+        return self._owners[letter] if letter > 0 else 0
 
     def _release(self, limit: int) -> str:
         """Text from the last release up to `limit`, each leak replaced by the marker."""
