@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,7 +27,7 @@ from tokenclub.corpus.store import CorpusStore
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
 from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.events import stopped_attempts
+from tokenclub.guard.events import list_events, stopped_attempts
 from tokenclub.guard.index import LiveIndex
 from tokenclub.guard.indexing import guard_root, rebuild_index, sync
 from tokenclub.guard.prompts import check_prompt
@@ -143,6 +144,29 @@ def stopped_command(
         print_json(rows)
     else:
         print_rows("stopped attempts", ("partner_id", "stopped"), rows)
+
+
+EVENT_COLUMNS = ("id", "created_at", "key_id", "stage", "verdict", "action", "matched_length", "partner_id")
+
+
+@guard_app.command("events")
+def events_command(
+    partner: int | None = typer.Option(None, "--partner", help="Only events on this partner's text."),
+    since: datetime | None = typer.Option(
+        None, "--since", help="Only events at or after this time (ISO 8601, UTC if no zone)."
+    ),
+    limit: int = typer.Option(100, "--limit", min=1, max=100_000, help="At most this many, newest first."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Every guard decision, newest first (the operator's view; a partner sees only its counts)."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    with session_scope() as session:
+        rows = list_events(session, partner, since, limit)
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows("guard events", EVENT_COLUMNS, rows)
 
 
 def _corpus_documents() -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,6 +46,36 @@ def record_event(
     session.add(event)
     session.flush()
     return event
+
+
+def list_events(
+    session: Session,
+    partner_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The newest events first, as plain records: the operator's view of every guard decision."""
+    query = select(GuardEvent).order_by(GuardEvent.id.desc()).limit(limit)
+    if partner_id is not None:
+        query = query.where(GuardEvent.partner_id == partner_id)
+    if since is not None:
+        query = query.where(GuardEvent.created_at >= since)
+    return [
+        {
+            "id": event.id,
+            "created_at": event.created_at.isoformat(),
+            "request_id": event.request_id,
+            "key_id": event.key_id,
+            "customer_id": event.customer_id,
+            "stage": event.stage,
+            "verdict": event.verdict,
+            "action": event.action,
+            "matched_length": event.matched_length,
+            "partner_id": event.partner_id,
+            "reasons": json.loads(event.reasons or "[]"),
+        }
+        for event in session.scalars(query)
+    ]
 
 
 def stopped_attempts(
