@@ -15,12 +15,14 @@ import difflib
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tokenizers import Tokenizer
 
 from tokenclub.guard.normalize import guard_text
+
+T = TypeVar("T")
 
 NEAR_EXACT = 0.9
 
@@ -80,6 +82,17 @@ def similarity(continuation: str, suffix: str) -> float:
     return difflib.SequenceMatcher(None, got, target, autojunk=False).ratio()
 
 
+def reservoir_sample(items: Iterable[T], count: int, rng: random.Random) -> list[T]:
+    """A uniform sample of `count` items in one pass, so a corpus of any size is never held whole."""
+    chosen: list[T] = []
+    for seen, item in enumerate(items, start=1):
+        if len(chosen) < count:
+            chosen.append(item)
+        elif (slot := rng.randrange(seen)) < count:
+            chosen[slot] = item
+    return chosen
+
+
 def make_probes(
     documents: Iterable[dict[str, Any]],
     tokenizer: Tokenizer,
@@ -90,16 +103,8 @@ def make_probes(
 ) -> list[Probe]:
     """Up to `count` probes from documents long enough, sampled uniformly (reservoir) by `seed`."""
     rng = random.Random(seed)
-    chosen: list[dict[str, Any]] = []
-    seen = 0
-    for doc in documents:
-        if int(doc.get("tokens") or 0) < prefix_tokens + suffix_tokens:
-            continue
-        seen += 1
-        if len(chosen) < count:
-            chosen.append(doc)
-        elif (slot := rng.randrange(seen)) < count:
-            chosen[slot] = doc
+    long_enough = (d for d in documents if int(d.get("tokens") or 0) >= prefix_tokens + suffix_tokens)
+    chosen = reservoir_sample(long_enough, count, rng)
     probes = []
     for doc in chosen:
         offsets = tokenizer.encode(doc["text"], add_special_tokens=False).offsets

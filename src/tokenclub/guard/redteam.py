@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from tokenclub.guard.audit import reservoir_sample
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.scanner import LeakScanner
 
@@ -211,16 +212,7 @@ DIVERGENCE_PROMPTS = (
 def make_targets(documents: Iterable[dict[str, Any]], count: int, seed: int = 0) -> list[Target]:
     """Up to `count` passages from documents long enough, sampled uniformly (reservoir) by `seed`."""
     rng = random.Random(seed)
-    chosen: list[dict[str, Any]] = []
-    seen = 0
-    for doc in documents:
-        if len(str(doc["text"])) < PASSAGE_CHARS + 40:
-            continue
-        seen += 1
-        if len(chosen) < count:
-            chosen.append(doc)
-        elif (slot := rng.randrange(seen)) < count:
-            chosen[slot] = doc
+    chosen = reservoir_sample((d for d in documents if len(str(d["text"])) >= PASSAGE_CHARS + 40), count, rng)
     targets = []
     for doc in chosen:
         text = str(doc["text"])
