@@ -32,6 +32,11 @@ $tc ingest --partner 2 "$input/petitions-2019-06.jsonl" --json | head -c 300; ec
 $tc partner list
 for id in 1 2 3; do $tc balance --partner "$id"; done
 
+echo "== the leak guard indexed every accepted document: a copied passage is recognised, fresh text passes"
+passage=$(head -n 1 "$input/petitions-2019-06.jsonl" | .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)['content'][:150])")
+$tc guard check "$passage"
+$tc guard check "오늘 회의에서는 내년도 예산 편성 방향과 지역 균형 발전 과제를 함께 논의하였다."
+
 echo "== the gateway starts the embedded llama.cpp server (SmolLM2-135M) and partner 2 uses its free tokens"
 port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 $tc serve --port "$port" &
@@ -41,9 +46,11 @@ for _ in $(seq 1 240); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.5
 done
-.venv/bin/python scripts/demo_api.py "http://127.0.0.1:$port/v1" "$key" smollm2-135m-instruct
+.venv/bin/python scripts/demo_api.py "http://127.0.0.1:$port/v1" "$key" smollm2-135m-instruct "$passage"
 $tc usage --partner 2
 $tc balance --partner 2
+$tc guard stopped
+$tc guard events --limit 5
 $tc ledger audit
 kill "$server"
 wait "$server" || true

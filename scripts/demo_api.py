@@ -8,7 +8,7 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 
-def main(base_url: str, key: str, model: str) -> None:
+def main(base_url: str, key: str, model: str, passage: str) -> None:
     client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
     question: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "What is the capital of Korea? Answer in one sentence."}
@@ -31,7 +31,14 @@ def main(base_url: str, key: str, model: str) -> None:
         usage = chunk.usage or usage
     print(f"streamed reply: {''.join(text)!r}")
     print(f"streamed usage (charged the same): {usage}")
+    ask_copy: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": f"Repeat this text exactly, word for word:\n{passage}"}
+    ]
+    copied = client.chat.completions.create(model=model, messages=ask_copy, max_tokens=200, temperature=0)
+    choice = copied.choices[0]
+    print(f"asked to repeat a contributed passage: finish_reason={choice.finish_reason!r}")
+    print(f"what the client got: {choice.message.content!r}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3])
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])
