@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from tests.gateway.conftest import PRICES, Customer
 from tokenclub.accounts.customers import balance_summary
 from tokenclub.db.engine import Database
+from tokenclub.db.guard_schema import GuardEvent
 from tokenclub.db.schema import CreditHold, LedgerEntry, LedgerTransaction
 from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFoundError
 from tokenclub.gateway.billing import Hold, QuotaExceededError, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
+from tokenclub.guard.events import record_event
 from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
 from tokenclub.ledger.posting import Leg, audit, lock_accounts, post_locked
 
@@ -134,6 +136,46 @@ def test_queued_holds_never_overdraw_and_group_commit_batches_them(
     with db.transaction() as session:
         assert balance_summary(session, c.id)["free_tokens_left"] == 0
         assert session.scalar(select(func.count()).select_from(CreditHold)) == 10
+        assert audit(session) == []
+
+
+def test_a_failed_unit_undoes_its_own_core_and_orm_writes_only(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    """A unit that wrote a hold (Core) and guard events (ORM, one flushed, one still pending)
+    and then failed leaves none of them behind, while the units around it in the same batch commit theirs."""
+    c = make_customer(free=1_000)
+    work = DatabaseWork(db)
+
+    def unit(name: str, fail: bool) -> Callable[[Session], str]:
+        def run(session: Session) -> str:
+            place_hold(session, c.id, c.key_id, 100, PRICES, TTL)
+            record_event(session, request_id=name, stage="prompt", verdict="leak", action="logged")
+            session.add(
+                GuardEvent(request_id=f"{name}-pending", stage="output", verdict="leak", action="logged")
+            )
+            if fail:
+                raise ValueError(name)
+            return name
+
+        return run
+
+    async def batch() -> list[str | BaseException]:
+        units = [work.run(unit(f"r{i}", fail=i == 1)) for i in range(3)]
+        return await asyncio.gather(*units, return_exceptions=True)
+
+    results = asyncio.run(batch())
+    assert results[0] == "r0" and results[2] == "r2"
+    assert isinstance(results[1], ValueError)
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 800
+        assert session.scalar(select(func.count()).select_from(CreditHold)) == 2
+        assert sorted(session.scalars(select(GuardEvent.request_id))) == [
+            "r0",
+            "r0-pending",
+            "r2",
+            "r2-pending",
+        ]
         assert audit(session) == []
 
 
