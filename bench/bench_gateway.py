@@ -739,9 +739,14 @@ class TransactionCost:
 async def transaction_costs(database_url: str, secret: str, requests: int) -> list[TransactionCost]:
     """Run the gateway's own admission and settlement transactions back to back in this
     process and time each one: what a request costs in the database alone, and how many SQL
-    statements it takes, so the end-to-end figures can be split into database and the rest."""
+    statements it takes, so the end-to-end figures can be split into database and the rest.
+    Statements are counted both through SQLAlchemy's cursor events and on the prebuilt ones
+    that go to the driver's cursor directly."""
+    from unittest import mock
+
     from sqlalchemy import event
 
+    from tokenclub.db.prebuilt import Prebuilt
     from tokenclub.gateway import billing
     from tokenclub.gateway.app import Admitted, Gateway, GatewayConfig
     from tokenclub.gateway.billing import RequestInfo, Usage
@@ -764,6 +769,14 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
         statements += 1
 
     event.listen(gateway.db.engine, "before_cursor_execute", count)
+    prebuilt_run = Prebuilt.run
+
+    def counted_run(self: Prebuilt, conn: Any, params: Any) -> list[Any]:
+        count()
+        return prebuilt_run(self, conn, params)
+
+    counting = mock.patch.object(Prebuilt, "run", counted_run)
+    counting.start()
     usage = Usage(_prompt_tokens(request_body(Target("", "", 0, MODEL), "non-stream")), len(REPLY_WORDS))
 
     def admit() -> Admitted:
@@ -791,6 +804,7 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
                 timings[second].append((time.perf_counter() - middle) * 1000)
                 counts[first], counts[second] = admit_statements, statements
     finally:
+        counting.stop()
         await gateway.upstream.aclose()
         gateway.db.dispose()
     backend = gateway.db.engine.dialect.name

@@ -6,7 +6,8 @@ same allowance twice. Settling moves the real usage to used/receivable and retur
 releasing returns everything. Each happens once: the hold row is locked and its status
 checked, and every posting has an idempotency key.
 
-This is the gateway's hot path, so it is written in SQLAlchemy Core with statements built once:
+This is the gateway's hot path, so it is written in SQLAlchemy Core with statements built once
+and run on the driver's cursor (`db/prebuilt.py`):
 the accounts a posting touches are locked and read in one statement (`lock_accounts`), the
 plan and the overdraft guards are checked on those locked balances, and the writes follow
 with nothing to undo, so no savepoint and no retry loop are needed.
@@ -22,6 +23,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.db.schema import CreditHold, UsageEvent
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InsufficientBalanceError, InvalidInputError, StateError
@@ -92,18 +94,18 @@ class Charge:
 
 _HOLDS = cast(Table, CreditHold.__table__)
 _EVENTS = cast(Table, UsageEvent.__table__)
-_INSERT_HOLD = insert(_HOLDS)
-_LOCK_HOLD = (
+_INSERT_HOLD = Prebuilt(insert(_HOLDS))
+_LOCK_HOLD = Prebuilt(
     select(_HOLDS.c.customer_id, _HOLDS.c.free_tokens, _HOLDS.c.krw, _HOLDS.c.status)
     .where(_HOLDS.c.id == bindparam("hold_id"))
     .with_for_update()
 )
-_CLOSE_HOLD = (
+_CLOSE_HOLD = Prebuilt(
     update(_HOLDS)
     .where(_HOLDS.c.id == bindparam("hold_id"))
     .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
 )
-_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_EVENT = Prebuilt(insert(_EVENTS).returning(_EVENTS.c.id))
 _EVENT_BY_REQUEST = select(
     _EVENTS.c.id,
     _EVENTS.c.request_id,
@@ -165,8 +167,8 @@ def place_hold(
     if legs:
         post_locked(conn, accounts, f"hold:{hold_id}", "hold", legs)
     now = utcnow()
-    conn.execute(
-        _INSERT_HOLD,
+    _INSERT_HOLD.run(
+        conn,
         {
             "id": hold_id,
             "customer_id": customer_id,
@@ -182,14 +184,15 @@ def place_hold(
 
 
 def _lock_hold(conn: Connection, hold_id: str) -> tuple[Hold, str]:
-    row = conn.execute(_LOCK_HOLD, {"hold_id": hold_id}).one_or_none()
-    if row is None:
+    rows = _LOCK_HOLD.run(conn, {"hold_id": hold_id})
+    if not rows:
         raise StateError(f"hold {hold_id} does not exist")
-    return Hold(hold_id, row.customer_id, row.free_tokens, row.krw), row.status
+    customer_id, free_tokens, krw, status = rows[0]
+    return Hold(hold_id, customer_id, free_tokens, krw), status
 
 
 def _close_hold(conn: Connection, hold_id: str, status: str) -> None:
-    conn.execute(_CLOSE_HOLD, {"hold_id": hold_id, "status": status, "closed_at": utcnow()})
+    _CLOSE_HOLD.run(conn, {"hold_id": hold_id, "status": status, "closed_at": utcnow()})
 
 
 def _settle_codes(cid: int, split: Split, hold: Hold) -> list[str]:
@@ -248,8 +251,8 @@ def settle_hold(
     if legs:
         post_locked(conn, accounts, f"settle:{hold_id}", "api_usage", legs, memo=info.request_id)
     _close_hold(conn, hold_id, "settled")
-    event_id: int = conn.execute(
-        _INSERT_EVENT,
+    event_id: int = _INSERT_EVENT.run(
+        conn,
         {
             "request_id": info.request_id,
             "customer_id": cid,
@@ -268,7 +271,7 @@ def settle_hold(
             "status": "ok",
             "created_at": utcnow(),
         },
-    ).scalar_one()
+    )[0][0]
     return Charge(
         event_id,
         info.request_id,
@@ -305,8 +308,8 @@ def record_failure(
     session: Session, info: RequestInfo, customer_id: int, status: str, latency_ms: int
 ) -> None:
     """A usage event for a request that was charged nothing (refused or failed upstream)."""
-    session.connection().execute(
-        _INSERT_EVENT,
+    _INSERT_EVENT.run(
+        session.connection(),
         {
             "request_id": info.request_id,
             "customer_id": customer_id,

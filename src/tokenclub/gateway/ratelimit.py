@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.db.schema import RateCounter
 from tokenclub.errors import TokenclubError
 
@@ -76,7 +77,10 @@ def _upsert_statement(insert: Any) -> Any:
     ).returning(table.c.requests, table.c.tokens)
 
 
-_UPSERTS = {"postgresql": _upsert_statement(pg_insert), "sqlite": _upsert_statement(sqlite_insert)}
+_UPSERTS = {
+    "postgresql": Prebuilt(_upsert_statement(pg_insert)),
+    "sqlite": Prebuilt(_upsert_statement(sqlite_insert)),
+}
 
 
 class DatabaseRateLimiter:
@@ -88,9 +92,9 @@ class DatabaseRateLimiter:
     def _upsert(
         self, session: Session, key_id: int, window: int, requests: int, tokens: int
     ) -> tuple[int, int]:
-        statement = _UPSERTS[session.get_bind().dialect.name]
         values = {"key_id": key_id, "window": window, "requests": requests, "tokens": tokens}
-        row = session.connection().execute(statement, values).one()
+        conn = session.connection()
+        row = _UPSERTS[conn.dialect.name].run(conn, values)[0]
         return int(row[0]), int(row[1])
 
     def admit(self, session: Session, key_id: int, now: float | None = None) -> None:

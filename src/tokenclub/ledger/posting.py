@@ -13,12 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import BindParameter, Connection, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.db.schema import LedgerAccount, LedgerEntry, LedgerTransaction
 from tokenclub.db.types import utcnow
 from tokenclub.errors import (
@@ -195,12 +196,12 @@ _ACCOUNTS_TABLE = cast(Table, LedgerAccount.__table__)
 
 
 @lru_cache(maxsize=32)
-def _lock_statement(count: int) -> Select[Any]:
+def _lock_statement(count: int) -> Prebuilt:
     """Lock and read `count` accounts by code; one statement per count (a hot path locks 2 to
     12), with plain parameters, so SQLAlchemy compiles each once (an expanding IN list would be
     re-rendered on every execution)."""
     codes: list[BindParameter[str]] = [bindparam(f"code_{i}") for i in range(count)]
-    return (
+    return Prebuilt(
         select(
             _ACCOUNTS_TABLE.c.id,
             _ACCOUNTS_TABLE.c.code,
@@ -215,15 +216,15 @@ def _lock_statement(count: int) -> Select[Any]:
     )
 
 
-_ADD_TO_BALANCE = (
+_ADD_TO_BALANCE = Prebuilt(
     update(_ACCOUNTS_TABLE)
     .where(_ACCOUNTS_TABLE.c.id == bindparam("account_id"))
     .values(balance=_ACCOUNTS_TABLE.c.balance + bindparam("amount"))
 )
-_INSERT_TRANSACTION = insert(cast(Table, LedgerTransaction.__table__)).returning(
-    cast(Table, LedgerTransaction.__table__).c.id
+_INSERT_TRANSACTION = Prebuilt(
+    insert(cast(Table, LedgerTransaction.__table__)).returning(cast(Table, LedgerTransaction.__table__).c.id)
 )
-_INSERT_ENTRIES = insert(cast(Table, LedgerEntry.__table__))
+_INSERT_ENTRIES = Prebuilt(insert(cast(Table, LedgerEntry.__table__)))
 
 
 def lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, LockedAccount]:
@@ -232,7 +233,10 @@ def lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, LockedAcc
     transactions here start with BEGIN IMMEDIATE and already hold the database's write lock."""
     wanted = sorted(set(codes))
     params = {f"code_{i}": code for i, code in enumerate(wanted)}
-    found = {row.code: LockedAccount(*row) for row in conn.execute(_lock_statement(len(wanted)), params)}
+    found = {
+        code: LockedAccount(account_id, code, unit, normal, bool(guarded), balance)
+        for account_id, code, unit, normal, guarded, balance in _lock_statement(len(wanted)).run(conn, params)
+    }
     for code in wanted:
         if code not in found:
             raise NotFoundError(f"ledger account {code} does not exist")
@@ -271,11 +275,11 @@ def post_locked(
     if unbalanced:
         raise InvalidInputError(f"transaction does not balance: {unbalanced}")
     ordered = sorted(legs, key=lambda leg: accounts[leg.account].id)
-    conn.execute(
-        _ADD_TO_BALANCE, [{"account_id": accounts[leg.account].id, "amount": leg.amount} for leg in ordered]
+    _ADD_TO_BALANCE.run(
+        conn, [{"account_id": accounts[leg.account].id, "amount": leg.amount} for leg in ordered]
     )
-    tx_id: int = conn.execute(
-        _INSERT_TRANSACTION,
+    tx_id: int = _INSERT_TRANSACTION.run(
+        conn,
         {
             "idempotency_key": key,
             "kind": kind,
@@ -283,9 +287,9 @@ def post_locked(
             "digest": posting_digest(kind, legs),
             "created_at": utcnow(),
         },
-    ).scalar_one()
-    conn.execute(
-        _INSERT_ENTRIES,
+    )[0][0]
+    _INSERT_ENTRIES.run(
+        conn,
         [
             {"transaction_id": tx_id, "account_id": accounts[leg.account].id, "amount": leg.amount}
             for leg in ordered
