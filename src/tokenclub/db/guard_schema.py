@@ -32,3 +32,15 @@ class GuardEvent(Base):
     matched_length: Mapped[int] = mapped_column(BigInteger, default=0)
     partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
     reasons: Mapped[str] = mapped_column(Text, default="")
+
+
+class GuardTally(Base):
+    """Letters of one partner's text copied by one key in one time bucket, in runs too short to
+    be a leak on their own (`guard/accumulate.py`); old buckets are deleted as the key is tallied."""
+
+    __tablename__ = "guard_tallies"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    letters: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -344,8 +344,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
             await gateway.refuse_quota(secret, info_of)
             raise ApiError(429, str(exc), "insufficient_quota", "insufficient_quota") from exc
         info = info_of(admitted.key)
-        if check.decision is not None:
-            await gateway.record_guard(request_id, admitted.key, [check.decision])
+        guard = config.guard
+        if guard is not None and guard.watches_keys:
+            check = await gateway.in_db(lambda session: guard.with_tally(session, admitted.key.id, check))
+        if check.decisions:
+            await gateway.record_guard(request_id, admitted.key, check.decisions)
+        if check.refuse:  # the key's accumulated copying is past the budget
+            await gateway.release(admitted, info, "guard_accumulated", started)
+            raise ApiError(400, check.message, "invalid_request_error", "content_filter")
         if parsed.stream:
             return await _stream(route, endpoint, parsed, admitted, info, started, check)
         try:
@@ -358,6 +364,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
         await gateway.settle(admitted, used, info, started)
         if config.guard is not None and (leak := config.guard.scan_reply(data, endpoint, check.strict)):
             await gateway.record_guard(request_id, admitted.key, [leak])
+        if guard is not None and (copied := guard.reply_credits(data, endpoint)):
+            await gateway.in_db(lambda session: guard.tally(session, admitted.key.id, copied))
         data["model"] = route.name
         data["usage"] = {
             "prompt_tokens": used.prompt_tokens,
@@ -462,6 +470,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
             finally:
                 if guard is not None and (leak := guard.decision()) is not None:
                     gateway.spawn(gateway.record_guard(info.request_id, admitted.key, [leak]))
+                if guard is not None and (copied := guard.credits()):
+                    tally = guard.tally
+                    gateway.spawn(gateway.in_db(lambda session: tally(session, admitted.key.id, copied)))
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     text = "".join(generated)

@@ -12,20 +12,23 @@ and records the returned decisions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView
+from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.index import LiveIndex
 from tokenclub.guard.indexing import guard_root
 from tokenclub.guard.prompts import check_prompt
 from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner, holdback
+from tokenclub.guard.tallies import add_credits, window_totals
 
 PromptPolicy = Literal["refuse", "strict"]
 CONTENT_FILTER = "content_filter"
@@ -35,6 +38,10 @@ BLOCKED_MESSAGE = (
 )
 REFUSED_MESSAGE = (
     "the leak guard refused this prompt: it asks to reproduce contributed source text ({reasons})"
+)
+ACCUMULATED_MESSAGE = (
+    "the leak guard stopped this key: its replies copied {letters} letters of one partner's text "
+    "within {window_s} s (limit {hard}); requests resume as the window moves on"
 )
 
 
@@ -57,11 +64,12 @@ class PromptCheck:
     refuse: bool
     strict: bool
     decision: Decision | None
+    accumulated: Decision | None = None
+    message: str = ""
 
     @property
-    def message(self) -> str:
-        reasons = ", ".join(self.decision.reasons) if self.decision else ""
-        return REFUSED_MESSAGE.format(reasons=reasons)
+    def decisions(self) -> list[Decision]:
+        return [d for d in (self.decision, self.accumulated) if d is not None]
 
 
 PASS = PromptCheck(refuse=False, strict=False, decision=None)
@@ -76,20 +84,27 @@ class GatewayGuard:
         policy: Policy = "block",
         prompt_policy: PromptPolicy = "strict",
         check_every_s: float = 1.0,
+        budget: Budget | None = None,
     ) -> None:
+        self.budget = budget
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
         self.scanner = LeakScanner(LiveIndex(root, check_every_s))
 
     @classmethod
     def from_settings(cls, home: Path) -> GatewayGuard:
-        """The guard of a home, with `TOKENCLUB_GUARD_POLICY` and `…_PROMPT_POLICY`."""
+        """The guard of a home, with `TOKENCLUB_GUARD_POLICY`, `…_PROMPT_POLICY`, `…_ACCUMULATE_*`."""
         settings = GuardSettings()
-        return cls(guard_root(home), settings.policy, settings.prompt_policy)
+        return cls(guard_root(home), settings.policy, settings.prompt_policy, budget=settings.budget())
 
     @property
     def active(self) -> bool:
         return self.scanner.current() is not None
+
+    @property
+    def watches_keys(self) -> bool:
+        """Whether requests are checked against their key's accumulated copying."""
+        return self.budget is not None and self.active
 
     def health(self) -> dict[str, Any]:
         index = self.scanner.current()
@@ -103,6 +118,7 @@ class GatewayGuard:
             "grams": sum(segment.elements for segment in index.segments),
             "guaranteed_length": index.params.guaranteed_length(),
             "holdback": holdback(index.params),
+            "accumulate": "off" if self.budget is None else asdict(self.budget),
         }
 
     def check_prompt(self, prompt: str) -> PromptCheck:
@@ -121,7 +137,45 @@ class GatewayGuard:
             verdict.partner_id,
             verdict.reasons,
         )
-        return PromptCheck(refuse=refuse, strict=not refuse, decision=decision)
+        reasons = ", ".join(verdict.reasons)
+        return PromptCheck(refuse, not refuse, decision, message=REFUSED_MESSAGE.format(reasons=reasons))
+
+    def with_tally(
+        self, session: Session, key_id: int, check: PromptCheck, now: float | None = None
+    ) -> PromptCheck:
+        """The request's check escalated by what the key copied in the window: past the soft
+        budget it is answered under the strict threshold, past the hard budget refused."""
+        if self.budget is None or not self.active:
+            return check
+        moment = time.time() if now is None else now
+        partner, letters = worst(window_totals(session, key_id, moment, self.budget))
+        state = standing(letters, self.budget)
+        if state == "clear":
+            return check
+        stopped = state == "stopped"
+        accumulated = Decision("prompt", "accumulated", "refused" if stopped else "strict", letters, partner)
+        if not stopped:
+            return replace(check, strict=True, accumulated=accumulated)
+        message = ACCUMULATED_MESSAGE.format(
+            letters=letters, window_s=self.budget.window_s, hard=self.budget.hard
+        )
+        return replace(check, refuse=True, accumulated=accumulated, message=message)
+
+    def credits(self, text: str) -> dict[int, int]:
+        """Copied letters per partner in a delivered reply, for the key's tally (empty when off)."""
+        index = self.scanner.current()
+        if self.budget is None or index is None or not text:
+            return {}
+        return reply_credits(index, text, self.budget)
+
+    def tally(self, session: Session, key_id: int, credits: dict[int, int], now: float | None = None) -> None:
+        """Add one reply's credits to the key's tally (in the caller's transaction)."""
+        if self.budget is not None:
+            add_credits(session, key_id, credits, time.time() if now is None else now, self.budget)
+
+    def reply_credits(self, data: dict[str, Any], endpoint: str) -> dict[int, int]:
+        """`credits` of what a scanned whole reply delivers, all choices together."""
+        return self.credits("\n".join(_choice_text(choice, endpoint) for choice in data.get("choices") or ()))
 
     def scan_reply(self, data: dict[str, Any], endpoint: str, strict: bool) -> Decision | None:
         """Scan a whole reply in place: blocked or redacted by policy; None when it passes."""
@@ -141,7 +195,7 @@ class GatewayGuard:
         """A filter for one streamed reply, or None when there is no index to guard."""
         if not self.active:
             return None
-        return StreamGuard(self.scanner.stream(self.policy, strict), endpoint)
+        return StreamGuard(self.scanner.stream(self.policy, strict), endpoint, self)
 
 
 def _choice_text(choice: dict[str, Any], endpoint: str) -> str:
@@ -192,8 +246,10 @@ class StreamGuard:
 
     scanner: StreamScanner
     endpoint: str
+    owner: GatewayGuard
     _template: dict[str, Any] | None = None
     _done: bool = False
+    _sent: list[str] = field(default_factory=list)
 
     @property
     def blocked(self) -> bool:
@@ -207,12 +263,15 @@ class StreamGuard:
         choice = event["choices"][0]
         text = _delta_content(choice, self.endpoint)
         released = self.scanner.feed(text) if text else ""
+        self._sent.append(released)
         if self.scanner.blocked:
             self._done = True
             out = [_with_text(event, self.endpoint, released)] if released else []
             return [*out, self._closing(event)]
         if choice.get("finish_reason") is not None:
-            released += self.scanner.finish()
+            rest = self.scanner.finish()
+            self._sent.append(rest)
+            released += rest
             self._done = True
         if released or _carries_more(choice, self.endpoint):
             return [_with_text(event, self.endpoint, released)]
@@ -224,7 +283,15 @@ class StreamGuard:
             return []
         self._done = True
         rest = self.scanner.finish()
+        self._sent.append(rest)
         return [_with_text(self._template, self.endpoint, rest)] if rest else []
+
+    def credits(self) -> dict[int, int]:
+        """Copied letters per partner in what the client was sent, for the key's tally."""
+        return self.owner.credits("".join(self._sent))
+
+    def tally(self, session: Session, key_id: int, credits: dict[int, int]) -> None:
+        self.owner.tally(session, key_id, credits)
 
     def decision(self) -> Decision | None:
         spans = self.scanner.spans

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tokenclub.guard.accumulate import Budget
 from tokenclub.guard.index import DEFAULT_CAPACITY, IndexParams
 
 
@@ -32,6 +33,35 @@ class GuardSettings(BaseSettings):
         ge=1024,
         description="Grams the first segment holds before a larger one opens.",
     )
+
+    accumulate_soft: int = Field(
+        default=800,
+        ge=0,
+        description="Letters one key may copy from one partner per window in runs below the leak "
+        "length before its replies are scanned under the strict threshold; 0 turns accumulation off.",
+    )
+    accumulate_hard: int = Field(
+        default=1600, ge=1, description="Accumulated letters past which the key's requests are refused."
+    )
+    accumulate_window_s: int = Field(default=3600, ge=12, description="The accumulation window (seconds).")
+    accumulate_min_hits: int = Field(
+        default=2, ge=2, description="Gram hits in a chain for it to count (2: runs of 31+ letters)."
+    )
+    accumulate_allowance: float = Field(
+        default=0.1, ge=0, lt=1, description="Copied letters forgiven per letter of each reply."
+    )
+
+    def budget(self) -> Budget | None:
+        """The accumulation budget, or None when it is turned off."""
+        if self.accumulate_soft == 0:
+            return None
+        return Budget(
+            self.accumulate_soft,
+            self.accumulate_hard,
+            self.accumulate_window_s,
+            self.accumulate_min_hits,
+            self.accumulate_allowance,
+        )
 
     def index_params(self) -> IndexParams:
         return IndexParams.for_leak_length(

@@ -1,0 +1,159 @@
+"""Sentence-by-sentence extraction through the gateway, stopped by the per-key tally.
+
+The scripted upstream of `test_guard.py` answers each request with one clause of partner A's
+petition, each shorter than the leak length (so the per-reply guard passes every one of them);
+the key's accumulated copy crosses the soft budget (strict threshold), then the hard one
+(refused, nothing sent upstream, nothing charged). Requests go through the official `openai`
+SDK, streamed and not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import openai
+import pytest
+from sqlalchemy import select
+
+from tests.gateway.conftest import config
+from tests.gateway.fake_upstream import serve_in_thread
+from tests.gateway.test_guard import (
+    CALLS,
+    DOC_A,
+    FRESH,
+    INTRO,
+    MODEL,
+    OUTRO,
+    World,
+    _strict_only_copy,
+    chat,
+    client,
+    guard_events,
+    say,
+    scripted_url,
+    settled,
+    world,
+)
+from tokenclub.db.engine import Database
+from tokenclub.db.guard_schema import GuardTally
+from tokenclub.gateway.app import create_app
+from tokenclub.gateway.guard import BLOCKED_MESSAGE, GatewayGuard
+from tokenclub.gateway.upstream import ModelRoute
+from tokenclub.guard.accumulate import Budget
+from tokenclub.guard.index import open_index
+from tokenclub.guard.normalize import guard_text
+
+__all__ = ["scripted_url", "world"]  # fixtures shared with test_guard.py
+
+BUDGET = Budget(soft=60, hard=120, window_s=3600, min_hits=2, allowance=0.1)
+
+
+@contextmanager
+def serve_gateway(db: Database, upstream: str, world: World) -> Iterator[str]:
+    guard = GatewayGuard(world.root, "block", "strict", check_every_s=0.0, budget=BUDGET)
+    routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
+    with serve_in_thread(create_app(replace(config(db, upstream), routes=routes, guard=guard))) as url:
+        yield url
+
+
+def clauses(doc: str, letters: int = 40) -> list[str]:
+    """Consecutive runs of whole words, each at most `letters` guard letters: below the strict
+    threshold too (45), so that only the tally can stop them."""
+    out: list[str] = []
+    current: list[str] = []
+    for word in doc.split():
+        if current and len(guard_text(" ".join([*current, word]))) > letters:
+            out.append(" ".join(current))
+            current = []
+        current.append(word)
+    return [c for c in out if len(guard_text(c)) >= 38]
+
+
+def streamed(url: str, world: World, prompt: str) -> str:
+    stream = client(url, world.a).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=1000, stream=True
+    )
+    return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+
+def tallied(db: Database) -> int:
+    with db.transaction() as session:
+        return sum(session.scalars(select(GuardTally.letters)))
+
+
+def wait_for_tally(db: Database, before: int) -> None:
+    """A stream's credits are written after its last chunk has gone out."""
+    for _ in range(200):
+        if tallied(db) > before:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the stream was not tallied")
+
+
+def test_sentence_by_sentence_extraction_is_watched_then_stopped(
+    db: Database, scripted_url: str, world: World
+) -> None:
+    pieces = clauses(DOC_A)[:6]
+    assert len(pieces) == 6
+    prompts = [say(f"{i + 1}번째 문장만 알려 주세요.", piece) for i, piece in enumerate(pieces)]
+    fresh = say("주말 이야기를 해 주세요.", FRESH)
+    with serve_gateway(db, scripted_url, world) as url:
+        delivered: list[str] = []
+        for i, prompt in enumerate(prompts[:4]):
+            if i % 2:  # the stream path credits the tally too (written after the stream ends)
+                before = tallied(db)
+                delivered.append(streamed(url, world, prompt))
+                wait_for_tally(db, before)
+            else:
+                content, finish = chat(url, world.a, prompt)
+                assert finish == "stop"
+                delivered.append(content)
+            # another key of another customer asking for fresh text is never watched
+            assert chat(url, world.outsider, fresh) == (FRESH, "stop")
+        assert delivered == pieces[:4]  # each clause alone passes the per-reply guard
+        calls = len(CALLS)
+        with pytest.raises(openai.BadRequestError) as refused:
+            chat(url, world.a, prompts[4])
+        assert len(CALLS) == calls  # refused before the upstream was asked
+        assert chat(url, world.outsider, fresh) == (FRESH, "stop")
+
+    assert refused.value.status_code == 400
+    assert refused.value.code == "content_filter"
+    assert "limit 120" in refused.value.message
+    events = [(e.key_id, e.verdict, e.action, e.partner_id) for e in guard_events(db)]
+    a_key = {e.key_id for e in guard_events(db) if e.key_id is not None}
+    assert len(a_key) == 1  # every event is partner A's attacker's key; none for the outsider
+    (key_id,) = a_key
+    partner = world.a.partner_id
+    strict = [(key_id, "accumulated", "strict", partner)]
+    stopped = [(key_id, "accumulated", "refused", partner)]
+    # the clauses earn 28, 33, 33 and 33 letters: past 60 from the 3rd request (61, 94), past
+    # 120 at the 5th (127)
+    assert events == strict * 2 + stopped
+    assert [e.matched_length for e in guard_events(db)] == [61, 94, 127]
+    assert "copied 127 letters" in refused.value.message
+    # the refused request holds nothing and is charged nothing: 5 usage events, one a failure
+    usage = settled(db, world.a, 5)
+    assert sorted(u.status for u in usage) == ["guard_accumulated", "ok", "ok", "ok", "ok"]
+    assert next(u for u in usage if u.status == "guard_accumulated").completion_tokens == 0
+
+
+def test_past_the_soft_budget_replies_are_scanned_under_the_strict_threshold(
+    db: Database, scripted_url: str, world: World
+) -> None:
+    index = open_index(world.root)
+    assert index is not None
+    reply = INTRO + _strict_only_copy(index.params) + OUTRO  # 45+ letters: caught only when strict
+    first, second = (say(f"{i}번째 구절을 알려 주세요.", piece) for i, piece in enumerate(clauses(DOC_A)[:2]))
+    summary = say("이 청원을 한 문단으로 요약해 줘.", reply)
+    with serve_gateway(db, scripted_url, world) as url:
+        assert chat(url, world.a, summary) == (reply, "stop")  # clear: the normal threshold
+        chat(url, world.a, first)
+        chat(url, world.a, second)
+        assert chat(url, world.a, summary) == (BLOCKED_MESSAGE, "content_filter")
+        assert chat(url, world.outsider, summary) == (reply, "stop")
+    events = [(e.stage, e.verdict, e.action) for e in guard_events(db)]
+    assert events == [("prompt", "accumulated", "strict"), ("output", "leak", "blocked")]
