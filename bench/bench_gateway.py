@@ -741,12 +741,13 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
     process and time each one: what a request costs in the database alone, and how many SQL
     statements it takes, so the end-to-end figures can be split into database and the rest.
     Statements are counted both through SQLAlchemy's cursor events and on the prebuilt ones
-    that go to the driver's cursor directly."""
+    that go to the driver's cursor directly (when the gateway under test has them: a
+    before/after run may point `PYTHONPATH` at an older export)."""
+    import importlib.util
     from unittest import mock
 
     from sqlalchemy import event
 
-    from tokenclub.db.prebuilt import Prebuilt
     from tokenclub.gateway import billing
     from tokenclub.gateway.app import Admitted, Gateway, GatewayConfig
     from tokenclub.gateway.billing import RequestInfo, Usage
@@ -769,14 +770,18 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
         statements += 1
 
     event.listen(gateway.db.engine, "before_cursor_execute", count)
-    prebuilt_run = Prebuilt.run
+    counting: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if importlib.util.find_spec("tokenclub.db.prebuilt") is not None:
+        from tokenclub.db.prebuilt import Prebuilt
 
-    def counted_run(self: Prebuilt, conn: Any, params: Any) -> list[Any]:
-        count()
-        return prebuilt_run(self, conn, params)
+        prebuilt_run = Prebuilt.run
 
-    counting = mock.patch.object(Prebuilt, "run", counted_run)
-    counting.start()
+        def counted_run(self: Prebuilt, conn: Any, params: Any) -> list[Any]:
+            count()
+            return prebuilt_run(self, conn, params)
+
+        counting = mock.patch.object(Prebuilt, "run", counted_run)
+    counting.__enter__()
     usage = Usage(_prompt_tokens(request_body(Target("", "", 0, MODEL), "non-stream")), len(REPLY_WORDS))
 
     def admit() -> Admitted:
@@ -804,7 +809,7 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
                 timings[second].append((time.perf_counter() - middle) * 1000)
                 counts[first], counts[second] = admit_statements, statements
     finally:
-        counting.stop()
+        counting.__exit__(None, None, None)
         await gateway.upstream.aclose()
         gateway.db.dispose()
     backend = gateway.db.engine.dialect.name
