@@ -12,6 +12,14 @@ gram keys (exact membership, the smallest exact structure a Python service would
 suffix array of the guard text (pydivsufsort; the infini-gram end of the trade-off: exact
 matches of any length). Recall is measured with copies of exactly the guaranteed length.
 
+Accumulation (the per-key tally of runs below the leak length, `guard/accumulate.py`): the
+held-out month cut into replies of 50, 100 and 300 tokens plus the short replies are credited
+as the gateway credits delivered replies; simulated ordinary keys each send N of them (drawn at
+random) within one window, and the table gives the share of keys and of requests that cross the
+default soft and hard budgets. The attack side: clauses of at most 40 guard letters (below
+even the strict threshold) of one partner's petitions requested one per request, in order,
+until the key is refused.
+
 Run: ``.venv/bin/python bench/bench_guard.py`` (about two minutes on two cores).
 """
 
@@ -29,7 +37,7 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,8 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
+from tokenclub.guard.accumulate import Budget, reply_credits
+from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.index import GuardIndex, IndexParams, document_keys, open_index, writer
 from tokenclub.guard.indexing import LETTERS_PER_TOKEN
@@ -227,6 +237,76 @@ def measure(root: Path, corpus: Corpus, params: IndexParams) -> dict[str, float]
     }
 
 
+KEYS = 20_000
+VOLUMES = (100, 1_000, 3_000)
+ATTACK_CLAUSES = 300
+BUDGETS = ((400, 800), (800, 1_600), (1_600, 3_200))  # (soft, hard); the middle one is the default
+REPLY_LENGTHS = (50, 100, 300)
+CLAUSE_LETTERS = 40
+
+
+def clauses(text: str) -> list[str]:
+    """Consecutive runs of whole words of at most `CLAUSE_LETTERS` guard letters."""
+    out: list[str] = []
+    current: list[str] = []
+    for word in text.split():
+        if current and len(guard_text(" ".join([*current, word]))) > CLAUSE_LETTERS:
+            out.append(" ".join(current))
+            current = []
+        current.append(word)
+    return out
+
+
+def credit_matrix(index: GuardIndex, replies: Sequence[str], budget: Budget) -> np.ndarray:
+    """Letters each reply is credited per partner (rows: replies, columns: partner ids)."""
+    matrix = np.zeros((len(replies), max(index.partners, default=0) + 1))
+    for row, reply in enumerate(replies):
+        for partner, letters in reply_credits(index, reply, budget).items():
+            matrix[row, partner] = letters
+    return matrix
+
+
+def crossing(matrix: np.ndarray, budget: Budget, volume: int) -> tuple[float, float, float, float]:
+    """Keys of `volume` random requests: the share crossing the soft and the hard budget, and
+    the share of their requests answered strict and refused (judged on the tally before each)."""
+    rng = np.random.default_rng(20190701)
+    soft_keys = hard_keys = strict = refused = 0
+    for _ in range(0, KEYS, 500):  # 500 keys at a time bounds the memory
+        draws = rng.integers(0, len(matrix), (500, volume))
+        running = np.cumsum(matrix[draws], axis=1).max(axis=2)
+        before = np.concatenate([np.zeros((500, 1)), running[:, :-1]], axis=1)
+        soft, hard = before >= budget.soft, before >= budget.hard
+        soft_keys += int(soft.any(1).sum())
+        hard_keys += int(hard.any(1).sum())
+        strict += int((soft & ~hard).sum())
+        refused += int(hard.sum())
+    return soft_keys / KEYS, hard_keys / KEYS, strict / (KEYS * volume), refused / (KEYS * volume)
+
+
+def clause_credits(
+    index: GuardIndex, texts: Sequence[str], owner: Sequence[int], budget: Budget, partner: int
+) -> list[tuple[int, int]]:
+    """(credit, guard letters) of the first `ATTACK_CLAUSES` clauses of one partner's petitions."""
+    out: list[tuple[int, int]] = []
+    for text in (t for t, o in zip(texts, owner, strict=True) if o == partner):
+        for clause in clauses(text):
+            out.append((reply_credits(index, clause, budget).get(partner, 0), len(guard_text(clause))))
+            if len(out) == ATTACK_CLAUSES:
+                return out
+    return out
+
+
+def until_refused(sequence: Sequence[tuple[int, int]], hard: int) -> int:
+    """Guard letters an attacker is sent before the tally reaches `hard`."""
+    tally = letters = 0
+    for credit, size in sequence:
+        if tally >= hard:
+            return letters
+        tally += credit
+        letters += size
+    raise ValueError(f"{len(sequence)} clauses do not reach a budget of {hard}")
+
+
 def main() -> None:
     console = Console()
     tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
@@ -248,11 +328,28 @@ def main() -> None:
     streams = [p for p in (token_pieces(tokenizer, t, 1000) for t in petitions(HELD_OUT)) if len(p) == 1000]
     corpus = Corpus(texts, tokens, megabytes, fresh, short_fresh(), streams[:SCAN_REPLIES])
 
+    budget = GuardSettings().budget()
+    assert budget is not None
+    held_out = [token_pieces(tokenizer, text, 10**9) for text in petitions(HELD_OUT)]
+    ordinary = [
+        reply
+        for length in REPLY_LENGTHS
+        for pieces in held_out
+        for reply in ("".join(pieces[i : i + length]) for i in range(0, len(pieces), length))
+        if reply.strip() and not shares_run(reply, copies, shortest)
+    ] + corpus.short_replies
     with tempfile.TemporaryDirectory() as tmp:
         figures = {
             "default": measure(Path(tmp) / "default", corpus, default),
             "compact": measure(Path(tmp) / "compact", corpus, compact),
         }
+        index = open_index(Path(tmp) / "default")
+        assert index is not None
+        started = time.perf_counter()
+        matrix = credit_matrix(index, ordinary, budget)
+        credit_ms = (time.perf_counter() - started) * 1000 / len(ordinary)
+        owner = [1 + first // 256 % 3 for first in range(len(texts))]
+        attacks = [clause_credits(index, texts, owner, budget, partner) for partner in (1, 2, 3)]
 
     started = time.perf_counter()
     keys, _ = document_keys(default, texts)
@@ -336,6 +433,54 @@ def main() -> None:
         f"{len(replies) - nf:,} of {len(replies):,}. Set: the default's strided keys as Python ints; suffix "
         "array: int32 over the guard letters, one byte each."
     )
+    console.print(accumulation_table(budget, ordinary, matrix, attacks, credit_ms))
+
+
+def accumulation_table(
+    budget: Budget,
+    ordinary: Sequence[str],
+    matrix: np.ndarray,
+    attacks: list[list[tuple[int, int]]],
+    credit_ms: float,
+) -> Table:
+    grid = Table(
+        title=f"accumulation per partner per {budget.window_s} s window: chains of {budget.min_hits}+ "
+        f"hits, allowance {budget.allowance:g} (default budget: soft {budget.soft}, hard {budget.hard})"
+    )
+    columns = (
+        "soft / hard budget (letters)",
+        "ordinary key: requests per window",
+        "keys crossing soft",
+        "keys crossing hard",
+        "requests answered strict",
+        "requests refused",
+        "attacker: letters sent before refused (per partner)",
+    )
+    for column in columns:
+        grid.add_column(column, justify="right")
+    for soft, hard in BUDGETS:
+        trial = replace(budget, soft=soft, hard=hard)
+        stolen = "/".join(f"{until_refused(a, hard):,}" for a in attacks)
+        for volume in VOLUMES:
+            keys_soft, keys_hard, strict, refused = crossing(matrix, trial, volume)
+            grid.add_row(
+                f"{soft:,} / {hard:,}",
+                f"{volume:,}",
+                f"{keys_soft:.3%}",
+                f"{keys_hard:.3%}",
+                f"{strict:.4%}",
+                f"{refused:.4%}",
+                stolen,
+            )
+    credited = int((matrix.sum(1) > 0).sum())
+    grid.caption = (
+        f"{KEYS:,} simulated keys per row, requests drawn from {len(ordinary):,} fresh replies "
+        f"(held-out petitions of {'/'.join(map(str, REPLY_LENGTHS))} tokens and the short replies), "
+        f"{credited:,} of which earn any credit; crediting costs {credit_ms:.2f} ms per reply. "
+        f"Attacker: {CLAUSE_LETTERS}-letter clauses of one partner's petitions in order. Target: "
+        "≤ 0.1 % of ordinary keys and requests."
+    )
+    return grid
 
 
 if __name__ == "__main__":
