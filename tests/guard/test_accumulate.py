@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from tests.guard.conftest import partner_of
@@ -80,6 +81,9 @@ def test_settings_turn_accumulation_off_with_a_zero_soft_budget(monkeypatch: pyt
     assert GuardSettings().budget() == Budget(800, 1600, 3600, 2, 0.1)
     monkeypatch.setenv("TOKENCLUB_GUARD_ACCUMULATE_SOFT", "0")
     assert GuardSettings().budget() is None
+    monkeypatch.setenv("TOKENCLUB_GUARD_ACCUMULATE_SOFT", "2000")
+    with pytest.raises(ValidationError, match=r"ACCUMULATE_SOFT \(2000\) must not exceed .*_HARD \(1600\)"):
+        GuardSettings()
 
 
 def clause(doc: str, start: int, letters: int) -> str:

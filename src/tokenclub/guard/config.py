@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenclub.guard.accumulate import Budget
@@ -50,6 +50,15 @@ class GuardSettings(BaseSettings):
     accumulate_allowance: float = Field(
         default=0.1, ge=0, lt=1, description="Copied letters forgiven per letter of each reply."
     )
+
+    @model_validator(mode="after")
+    def _soft_within_hard(self) -> GuardSettings:
+        if self.accumulate_soft > self.accumulate_hard:
+            raise ValueError(
+                f"TOKENCLUB_GUARD_ACCUMULATE_SOFT ({self.accumulate_soft}) must not exceed "
+                f"TOKENCLUB_GUARD_ACCUMULATE_HARD ({self.accumulate_hard})"
+            )
+        return self
 
     def budget(self) -> Budget | None:
         """The accumulation budget, or None when it is turned off."""
