@@ -336,17 +336,23 @@ def create_app(config: GatewayConfig) -> FastAPI:
         check = config.guard.check_prompt(parsed.prompt_text) if config.guard else PASS
         if check.refuse:
             await _refuse(secret, info_of, check)
+        guard = config.guard
+        watched = guard is not None and guard.watches_keys
+
+        def admit(session: Session) -> tuple[Admitted, PromptCheck]:
+            # The key's tally is read in the admission's transaction: one unit of database work
+            # (one thread hop, one slot in the group commit) instead of two.
+            admitted = gateway.admit(session, secret, parsed.worst_tokens)
+            if guard is not None and watched:
+                return admitted, guard.with_tally(session, admitted.key.id, check)
+            return admitted, check
+
         try:
-            admitted = await gateway.in_db(
-                lambda session: gateway.admit(session, secret, parsed.worst_tokens)
-            )
+            admitted, check = await gateway.in_db(admit)
         except QuotaExceededError as exc:
             await gateway.refuse_quota(secret, info_of)
             raise ApiError(429, str(exc), "insufficient_quota", "insufficient_quota") from exc
         info = info_of(admitted.key)
-        guard = config.guard
-        if guard is not None and guard.watches_keys:
-            check = await gateway.in_db(lambda session: guard.with_tally(session, admitted.key.id, check))
         if check.decisions:
             await gateway.record_guard(request_id, admitted.key, check.decisions)
         if check.refuse:  # the key's accumulated copying is past the budget
