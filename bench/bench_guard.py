@@ -240,7 +240,14 @@ def measure(root: Path, corpus: Corpus, params: IndexParams) -> dict[str, float]
 KEYS = 20_000
 VOLUMES = (100, 1_000, 3_000)
 ATTACK_CLAUSES = 300
-BUDGETS = ((400, 800), (800, 1_600), (1_600, 3_200))  # (soft, hard); the middle one is the default
+# (soft, hard, allowance); the second is the default
+BUDGETS = (
+    (400, 800, 0.1),
+    (800, 1_600, 0.1),
+    (1_600, 3_200, 0.1),
+    (1_600, 3_200, 0.05),
+    (1_600, 3_200, 0.02),
+)
 REPLY_LENGTHS = (50, 100, 300)
 CLAUSE_LETTERS = 40
 
@@ -345,11 +352,17 @@ def main() -> None:
         }
         index = open_index(Path(tmp) / "default")
         assert index is not None
-        started = time.perf_counter()
-        matrix = credit_matrix(index, ordinary, budget)
-        credit_ms = (time.perf_counter() - started) * 1000 / len(ordinary)
         owner = [1 + first // 256 % 3 for first in range(len(texts))]
-        attacks = [clause_credits(index, texts, owner, budget, partner) for partner in (1, 2, 3)]
+        credited = {}
+        credit_ms = math.nan
+        for allowance in sorted({a for _, _, a in BUDGETS}):
+            trial = replace(budget, allowance=allowance)
+            started = time.perf_counter()
+            matrix = credit_matrix(index, ordinary, trial)
+            if allowance == budget.allowance:
+                credit_ms = (time.perf_counter() - started) * 1000 / len(ordinary)
+            attacks = [clause_credits(index, texts, owner, trial, partner) for partner in (1, 2, 3)]
+            credited[allowance] = (matrix, attacks)
 
     started = time.perf_counter()
     keys, _ = document_keys(default, texts)
@@ -433,22 +446,21 @@ def main() -> None:
         f"{len(replies) - nf:,} of {len(replies):,}. Set: the default's strided keys as Python ints; suffix "
         "array: int32 over the guard letters, one byte each."
     )
-    console.print(accumulation_table(budget, ordinary, matrix, attacks, credit_ms))
+    console.print(accumulation_table(budget, ordinary, credited, credit_ms))
 
 
 def accumulation_table(
     budget: Budget,
     ordinary: Sequence[str],
-    matrix: np.ndarray,
-    attacks: list[list[tuple[int, int]]],
+    credited: dict[float, tuple[np.ndarray, list[list[tuple[int, int]]]]],
     credit_ms: float,
 ) -> Table:
     grid = Table(
         title=f"accumulation per partner per {budget.window_s} s window: chains of {budget.min_hits}+ "
-        f"hits, allowance {budget.allowance:g} (default budget: soft {budget.soft}, hard {budget.hard})"
+        f"hits (default: soft {budget.soft}, hard {budget.hard}, allowance {budget.allowance:g})"
     )
     columns = (
-        "soft / hard budget (letters)",
+        "soft / hard budget (letters), allowance",
         "ordinary key: requests per window",
         "keys crossing soft",
         "keys crossing hard",
@@ -458,13 +470,14 @@ def accumulation_table(
     )
     for column in columns:
         grid.add_column(column, justify="right")
-    for soft, hard in BUDGETS:
-        trial = replace(budget, soft=soft, hard=hard)
+    for soft, hard, allowance in BUDGETS:
+        trial = replace(budget, soft=soft, hard=hard, allowance=allowance)
+        matrix, attacks = credited[allowance]
         stolen = "/".join(f"{until_refused(a, hard):,}" for a in attacks)
         for volume in VOLUMES:
             keys_soft, keys_hard, strict, refused = crossing(matrix, trial, volume)
             grid.add_row(
-                f"{soft:,} / {hard:,}",
+                f"{soft:,} / {hard:,}, {allowance:g}",
                 f"{volume:,}",
                 f"{keys_soft:.3%}",
                 f"{keys_hard:.3%}",
@@ -472,11 +485,12 @@ def accumulation_table(
                 f"{refused:.4%}",
                 stolen,
             )
-    credited = int((matrix.sum(1) > 0).sum())
+    earning = int((credited[budget.allowance][0].sum(1) > 0).sum())
     grid.caption = (
         f"{KEYS:,} simulated keys per row, requests drawn from {len(ordinary):,} fresh replies "
         f"(held-out petitions of {'/'.join(map(str, REPLY_LENGTHS))} tokens and the short replies), "
-        f"{credited:,} of which earn any credit; crediting costs {credit_ms:.2f} ms per reply. "
+        f"{earning:,} of which earn any credit at the default allowance; crediting costs "
+        f"{credit_ms:.2f} ms per reply. "
         f"Attacker: {CLAUSE_LETTERS}-letter clauses of one partner's petitions in order. Target: "
         "≤ 0.1 % of ordinary keys and requests."
     )
