@@ -260,10 +260,10 @@ def _run_loop(main: Callable[[], Any]) -> None:
     """uvloop when it is installed (it is, with uvicorn[standard]), as every server here uses."""
     try:
         import uvloop
-
-        uvloop.run(main())
     except ImportError:
         asyncio.run(main())
+        return
+    uvloop.run(main())  # outside the try: an ImportError inside the run must not run it twice
 
 
 def serve_upstream() -> None:
