@@ -4,6 +4,7 @@ Kept in `guard_tallies` rather than the rate-limit store: the window is hours, n
 rows name a partner (a foreign key the operator can join with keys and guard events), and the
 database is there in every deployment while Redis is optional. A key has at most one row per
 partner and bucket (12 per window); its expired buckets are deleted whenever it is credited.
+The window is read on every guarded request, so its statements are prebuilt (`db/prebuilt.py`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,43 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tokenclub.db.guard_schema import GuardTally
+from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.guard.accumulate import Budget, bucket_of, first_live_bucket
 
-_INSERTS: dict[str, Any] = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+_TABLE = cast(Table, GuardTally.__table__)
+
+
+def _upsert_statement(insert: Any) -> Any:
+    stmt = insert(_TABLE).values(
+        key_id=bindparam("key_id"),
+        partner_id=bindparam("partner_id"),
+        bucket=bindparam("bucket"),
+        letters=bindparam("letters"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[_TABLE.c.key_id, _TABLE.c.partner_id, _TABLE.c.bucket],
+        set_={"letters": _TABLE.c.letters + stmt.excluded.letters},
+    )
+
+
+_UPSERTS = {
+    "postgresql": Prebuilt(_upsert_statement(pg_insert)),
+    "sqlite": Prebuilt(_upsert_statement(sqlite_insert)),
+}
+_EXPIRE = Prebuilt(
+    delete(_TABLE).where(_TABLE.c.key_id == bindparam("key_id"), _TABLE.c.bucket < bindparam("first"))
+)
+_TOTALS = Prebuilt(
+    select(_TABLE.c.partner_id, func.sum(_TABLE.c.letters))
+    .where(_TABLE.c.key_id == bindparam("key_id"), _TABLE.c.bucket >= bindparam("first"))
+    .group_by(_TABLE.c.partner_id)
+)
 
 
 def add_credits(
@@ -28,33 +57,17 @@ def add_credits(
     """Add one reply's copied letters per partner to the key's current bucket (atomic upsert)."""
     if not credits:
         return
-    table = cast(Table, GuardTally.__table__)
+    conn = session.connection()
     bucket = bucket_of(now, budget)
-    insert = _INSERTS[session.connection().dialect.name]
-    stmt = insert(table).values(
-        [
-            {"key_id": key_id, "partner_id": p, "bucket": bucket, "letters": n}
-            for p, n in sorted(credits.items())
-        ]
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.key_id, table.c.partner_id, table.c.bucket],
-            set_={"letters": table.c.letters + stmt.excluded.letters},
-        )
-    )
-    session.execute(
-        delete(GuardTally).where(
-            GuardTally.key_id == key_id, GuardTally.bucket < first_live_bucket(now, budget)
-        )
-    )
+    rows = [
+        {"key_id": key_id, "partner_id": p, "bucket": bucket, "letters": n}
+        for p, n in sorted(credits.items())
+    ]
+    _UPSERTS[conn.dialect.name].run(conn, rows)
+    _EXPIRE.run(conn, {"key_id": key_id, "first": first_live_bucket(now, budget)})
 
 
 def window_totals(session: Session, key_id: int, now: float, budget: Budget) -> dict[int, int]:
     """Letters the key copied per partner within the window ending at `now`."""
-    rows = session.execute(
-        select(GuardTally.partner_id, func.sum(GuardTally.letters))
-        .where(GuardTally.key_id == key_id, GuardTally.bucket >= first_live_bucket(now, budget))
-        .group_by(GuardTally.partner_id)
-    )
+    rows = _TOTALS.run(session.connection(), {"key_id": key_id, "first": first_live_bucket(now, budget)})
     return {int(partner): int(letters) for partner, letters in rows}
