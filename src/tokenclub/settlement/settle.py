@@ -74,11 +74,34 @@ class Line:
     free_usage_krw: int
 
     def share(self, total_tokens: int) -> Fraction:
-        return Fraction(self.tokens, total_tokens) if total_tokens else Fraction(0)
+        return token_share(self.tokens, total_tokens)
+
+
+def token_share(tokens: int, total_tokens: int) -> Fraction:
+    """A partner's exact share of the period's weight (none when nobody had any)."""
+    return Fraction(tokens, total_tokens) if total_tokens else Fraction(0)
+
+
+class PeriodFigures:
+    """Revenue and profit derived from a closing's frozen inputs: a closing and every statement
+    of it compute them alike."""
+
+    __slots__ = ()
+    api_revenue_krw: int
+    manual_revenue_krw: int
+    cost_krw: int
+
+    @property
+    def revenue_krw(self) -> int:
+        return self.api_revenue_krw + self.manual_revenue_krw
+
+    @property
+    def profit_krw(self) -> int:
+        return self.revenue_krw - self.cost_krw
 
 
 @dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(PeriodFigures):
     """A closed period as frozen: inputs, terms, pool and every partner's line."""
 
     period: str
@@ -97,14 +120,6 @@ class Settlement:
     lines: tuple[Line, ...]
     created: bool = field(default=False, compare=False)
     """True only for the call that closed the period."""
-
-    @property
-    def revenue_krw(self) -> int:
-        return self.api_revenue_krw + self.manual_revenue_krw
-
-    @property
-    def profit_krw(self) -> int:
-        return self.revenue_krw - self.cost_krw
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -18,7 +18,7 @@ from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine, Se
 from tokenclub.errors import StateError
 from tokenclub.gateway.pricing import PriceList
 from tokenclub.settlement.periods import get_period
-from tokenclub.settlement.settle import payout_key
+from tokenclub.settlement.settle import PeriodFigures, payout_key, token_share
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class Statement:
+class Statement(PeriodFigures):
     """Everything a partner (and its lawyer) needs to re-check its payout by hand."""
 
     partner_id: int
@@ -59,16 +59,8 @@ class Statement:
     free_usage_krw: int
 
     @property
-    def revenue_krw(self) -> int:
-        return self.api_revenue_krw + self.manual_revenue_krw
-
-    @property
-    def profit_krw(self) -> int:
-        return self.revenue_krw - self.cost_krw
-
-    @property
     def share(self) -> Fraction:
-        return Fraction(self.tokens, self.total_tokens) if self.total_tokens else Fraction(0)
+        return token_share(self.tokens, self.total_tokens)
 
     @property
     def due_krw(self) -> int:
