@@ -588,9 +588,10 @@ def stop(server: Server) -> None:
             server.process.wait()
 
 
-def build_guard_index(home: Path) -> int:
+def build_guard_index(home: Path) -> dict[str, Any]:
     """Index every petition in the corpora folder in `home`'s leak guard (default settings),
-    so each reply and prompt is scanned as in production; returns the documents indexed."""
+    so each reply and prompt is scanned as in production; the index's stats, with the documents
+    and characters indexed."""
     from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.index import writer
     from tokenclub.guard.indexing import guard_root
@@ -608,7 +609,8 @@ def build_guard_index(home: Path) -> int:
         for first in range(0, len(docs), 256):
             batch = docs[first : first + 256]
             index.add(batch, [1 + i % 3 for i in range(len(batch))])
-    return len(docs)
+        stats = index.stats()
+    return stats | {"documents": len(docs), "characters": sum(len(d) for d in docs)}
 
 
 def provision(home: Path, database_url: str, guard: bool) -> str:

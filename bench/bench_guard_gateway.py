@@ -26,9 +26,7 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from rich.console import Console
 from rich.table import Table
+
+from bench_gateway import build_guard_index, clean_env, free_port, provision
+from tokenclub.settings import Settings
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 INSTANT, PACED = "instant", "paced"
@@ -113,60 +114,17 @@ def serve_upstream(port: int, pace_ms: float) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def build_index(home: Path) -> dict[str, Any]:
-    """Every petition in the corpora folder, in the guard index of `home`, default settings."""
+    """The gateway benchmark's guard index in `home`, with its build time and hold-back."""
     from tokenclub.guard.config import GuardSettings
-    from tokenclub.guard.index import writer
-    from tokenclub.guard.indexing import guard_root
     from tokenclub.guard.scanner import holdback
 
-    docs = [
-        json.loads(line)["content"]
-        for path in sorted((CORPORA / "petitions").glob("*.jsonl"))
-        for line in path.open(encoding="utf-8")
-    ]
-    params = GuardSettings().index_params()
-    capacity = sum(len(d) for d in docs) * 3 // params.stride  # Korean prose: ~2.4 guard letters a character
     started = time.perf_counter()
-    with writer(guard_root(home), params, capacity) as index:
-        for first in range(0, len(docs), 256):
-            batch = docs[first : first + 256]
-            index.add(batch, [1 + i % 3 for i in range(len(batch))])
-        stats = index.stats()
-    stats["holdback"] = holdback(params)
-    stats["build_s"] = time.perf_counter() - started
-    stats["documents"] = len(docs)
-    stats["characters"] = sum(len(d) for d in docs)
-    return stats
-
-
-def provision(home: Path) -> str:
-    """A migrated home with one customer holding a huge free allowance; its key."""
-    from tokenclub.accounts.customers import create_customer
-    from tokenclub.accounts.keys import create_key
-    from tokenclub.db.engine import Database
-    from tokenclub.home import init_home
-    from tokenclub.ledger.operations import grant_free_tokens
-    from tokenclub.settings import Settings
-
-    settings = Settings(home=home)
-    init_home(settings)
-    db = Database(settings.resolved_database_url)
-    try:
-        with db.transaction() as session:
-            customer = create_customer(session, "bench")
-            grant_free_tokens(session, customer.id, 10**13, f"bench-{customer.id}")
-            plain, _ = create_key(session, customer.id, "bench")
-    finally:
-        db.dispose()
-    return plain
+    stats = build_guard_index(home)
+    return stats | {
+        "build_s": time.perf_counter() - started,
+        "holdback": holdback(GuardSettings().index_params()),
+    }
 
 
 @dataclass
@@ -176,11 +134,6 @@ class Gateway:
     key: str
     process: subprocess.Popen[bytes]
     log: Path
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENCLUB_")}
-    return env | extra
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -196,7 +149,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def start_gateway(label: str, home: Path, upstream: str) -> Gateway:
-    key = provision(home)
+    key = provision(home, Settings(home=home).resolved_database_url, guard=False)
     port = free_port()
     env = clean_env(
         TOKENCLUB_HOME=str(home),
