@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,7 +24,30 @@ REPLY = "서울은 대한민국의 수도입니다. 한강이 도시를 가로�
 SYSTEM_OVERHEAD = 5
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
+Answer = Callable[[Request, bool], Awaitable[Any]]
+
+
+def openai_app(answer: Answer) -> FastAPI:
+    """The routes every test upstream serves around its own `answer(request, chat)`; its
+    tokenize endpoint counts characters, as the fakes' usage figures do."""
+    app = FastAPI()
+
+    @app.post("/extras/tokenize/count")
+    async def count(request: Request) -> dict[str, int]:
+        return {"count": len((await request.json())["input"])}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        return await answer(request, True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        return await answer(request, False)
+
+    return app
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
     if "messages" in body:
         return sum(len(m["content"]) for m in body["messages"]) + SYSTEM_OVERHEAD
     return len(body["prompt"])
@@ -35,12 +58,6 @@ def _reply(body: dict[str, Any]) -> str:
 
 
 def fake_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/extras/tokenize/count")
-    async def count(request: Request) -> dict[str, int]:
-        return {"count": len((await request.json())["input"])}
-
     async def answer(request: Request, chat: bool) -> Any:
         body = await request.json()
         model = body.get("model")
@@ -52,7 +69,7 @@ def fake_app() -> FastAPI:
         if not body.get("stream"):
             choice = {"index": 0, "finish_reason": "length"}
             choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
-            prompt = _prompt_tokens(body)
+            prompt = prompt_tokens(body)
             return {
                 "id": "fake-1",
                 "object": "chat.completion" if chat else "text_completion",
@@ -82,15 +99,7 @@ def fake_app() -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Any:
-        return await answer(request, chat=True)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Any:
-        return await answer(request, chat=False)
-
-    return app
+    return openai_app(answer)
 
 
 def free_port() -> int:

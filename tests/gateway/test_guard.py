@@ -24,7 +24,7 @@ from openai import OpenAI
 from sqlalchemy import func, select
 
 from tests.gateway.conftest import config
-from tests.gateway.fake_upstream import serve_in_thread
+from tests.gateway.fake_upstream import SYSTEM_OVERHEAD, openai_app, prompt_tokens, serve_in_thread
 from tests.guard.corpus import petitions
 from tests.guard.disguise import DISGUISES
 from tokenclub.accounts.customers import balance_summary, create_customer, customer_of_partner
@@ -42,7 +42,6 @@ from tokenclub.guard.scanner import REDACTION, LeakScanner, Policy
 from tokenclub.ledger.operations import grant_free_tokens
 
 MODEL = "scripted"
-SYSTEM_OVERHEAD = 5
 DOC_A, DOC_B = petitions()[10], petitions()[11]
 OTHER_DOCS = petitions()[12:40]
 SPAN = DOC_A[120:200]  # 80 characters of partner A's text
@@ -74,27 +73,19 @@ def _prompt(body: dict[str, Any]) -> str:
 
 
 def scripted_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/extras/tokenize/count")
-    async def count(request: Request) -> dict[str, int]:
-        return {"count": len((await request.json())["input"])}
-
     async def answer(request: Request, chat: bool) -> Any:
         body = await request.json()
         prompt = _prompt(body)
         CALLS.append(prompt)
         text = SCRIPT[prompt][: body["max_tokens"]]
-        prompt_tokens = (
-            sum(len(m["content"]) for m in body["messages"]) + SYSTEM_OVERHEAD if chat else len(prompt)
-        )
+        tokens_in = prompt_tokens(body)
         if not body.get("stream"):
             choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
             choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
             usage = {
-                "prompt_tokens": prompt_tokens,
+                "prompt_tokens": tokens_in,
                 "completion_tokens": len(text),
-                "total_tokens": prompt_tokens + len(text),
+                "total_tokens": tokens_in + len(text),
             }
             return {"id": "s-1", "object": "x", "model": MODEL, "choices": [choice], "usage": usage}
 
@@ -116,15 +107,7 @@ def scripted_app() -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Any:
-        return await answer(request, chat=True)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Any:
-        return await answer(request, chat=False)
-
-    return app
+    return openai_app(answer)
 
 
 @pytest.fixture(scope="module")
@@ -345,15 +328,15 @@ def test_stream_is_cut_before_the_copy_and_charged_for_what_was_generated(
         oracle.feed(piece)
         if oracle.blocked:
             break
-    prompt_tokens = len(prompt) + (SYSTEM_OVERHEAD if endpoint == "chat" else 0)
+    expected_prompt = len(prompt) + (SYSTEM_OVERHEAD if endpoint == "chat" else 0)
     assert received[-1].usage is not None
     assert (received[-1].usage.prompt_tokens, received[-1].usage.completion_tokens) == (
-        prompt_tokens,
+        expected_prompt,
         generated,
     )
     (usage,) = settled(db, world.a, 1)
-    assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens, generated)
-    assert used_tokens(db, world.a) == prompt_tokens + generated
+    assert (usage.prompt_tokens, usage.completion_tokens) == (expected_prompt, generated)
+    assert used_tokens(db, world.a) == expected_prompt + generated
     (event,) = streamed_events(db)
     assert (event.action, event.partner_id) == ("blocked", world.a.partner_id)
 

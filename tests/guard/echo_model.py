@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 
+from tests.gateway.fake_upstream import openai_app
+
 Mode = Literal["exact", "near", "fresh"]
 MODES: tuple[Mode, ...] = ("exact", "near", "fresh")
 FRESH = "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다. " * 8
@@ -35,26 +37,16 @@ class EchoModel:
         return None
 
     def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/extras/tokenize/count")
-        async def count(request: Request) -> dict[str, int]:
-            return {"count": len((await request.json())["input"])}
-
-        @app.post("/v1/completions")
-        async def completions(request: Request) -> dict[str, Any]:
+        async def answer(request: Request, chat: bool) -> dict[str, Any]:
             body = await request.json()
+            if chat:
+                prompt = str(body["messages"][-1]["content"])
+                return _reply(body, prompt, prompt, chat=True)
             prompt = str(body["prompt"])
             text = self.continuation(prompt)
             return _reply(body, prompt, prompt if text is None else text, chat=False)
 
-        @app.post("/v1/chat/completions")
-        async def chat(request: Request) -> dict[str, Any]:
-            body = await request.json()
-            prompt = str(body["messages"][-1]["content"])
-            return _reply(body, prompt, prompt, chat=True)
-
-        return app
+        return openai_app(answer)
 
 
 def _three_changed(text: str) -> str:
