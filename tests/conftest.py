@@ -20,7 +20,10 @@ from tokenclub.db.schema import Base
 from tokenclub.ledger.posting import ensure_system_accounts
 
 PG_ADMIN_URL = os.environ.get("TOKENCLUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+CORPORA = Path(
+    os.environ.get("TOKENCLUB_CORPORA") or Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+)
+"""The open Korean corpus: `TOKENCLUB_CORPORA`, else `../shared/corpora` beside the checkout."""
 
 
 def _pg_available() -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CORPORA
 from tokenclub.errors import InvalidInputError
 from tokenclub.tokenizer import (
     SPECIAL_TOKENS,
@@ -27,8 +28,6 @@ from tokenclub.tokenizer import (
     save_tokenizer,
     train_tokenizer,
 )
-
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 CORPUS = [
     "토큰 클럽은 한국어 언어 모델을 위한 데이터 협동조합입니다.",

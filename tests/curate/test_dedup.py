@@ -8,7 +8,6 @@ import pickle
 import subprocess
 import sys
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import CORPORA
 from tokenclub.curate.dedup import (
     DedupSignatureStep,
     MinHasher,
@@ -24,7 +24,6 @@ from tokenclub.curate.dedup import (
     normalize_for_dedup,
 )
 
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 PETITIONS = CORPORA / "petitions" / "petitions_2019-04.jsonl"
 MASK64 = (1 << 64) - 1
 

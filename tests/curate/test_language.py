@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from tests.conftest import CORPORA
 from tokenclub.curate.language import LanguageFilter, hangul_share
-
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.conftest import CORPORA
 from tokenclub.curate.normalize import NormalizeStep, normalize_text
 
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 BILL_PDF = CORPORA / "samples" / "pdf" / "national-assembly-bill-2125318-original.pdf"
 REVIEW_PDF = CORPORA / "samples" / "pdf" / "national-assembly-bill-2125318-review-report.pdf"
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import CORPORA
 from tokenclub.curate.normalize import normalize_text
 from tokenclub.curate.pii import PiiStep, scrub_pii
-
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
 POSITIVES = {
     "RRN": [

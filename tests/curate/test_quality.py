@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from tests.conftest import CORPORA
 from tokenclub.curate.normalize import normalize_text
 from tokenclub.curate.quality import QualityFilter, QualitySettings
 
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 PDFS = CORPORA / "samples" / "pdf"
 
 # Real sentences (UD Korean KAIST, CC BY-SA 4.0) to build realistic prose around the junk.

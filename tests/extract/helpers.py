@@ -11,9 +11,8 @@ from pathlib import Path
 import docx
 import pytest
 
+from tests.conftest import CORPORA
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
-
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
 
 def corpus(*parts: str) -> Path:

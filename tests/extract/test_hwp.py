@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import CORPORA
 from tokenclub.errors import ExtractionError
 from tokenclub.extract.hwp import read_hwp
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "samples" / "hwp"
+SAMPLES = CORPORA / "samples" / "hwp"
 DISTRIBUTION = "distribution-protected-bid-notice.hwp"
 PRESS_RELEASE = "msit-press-release-nuri-rocket.hwp"
 REPORT = "report-template-basics.hwp"

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import CORPORA
 from tokenclub.errors import ExtractionError
 from tokenclub.extract.hwpx import read_hwpx
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "samples" / "hwpx"
+SAMPLES = CORPORA / "samples" / "hwpx"
 NOTICE = "gangnam-gu-notice-2023-745.hwpx"
 PRESS_RELEASE = "mcst-press-release-2024-01-02.hwpx"
 STANDARD = "public-data-standard-transit-center.hwpx"
