@@ -1,10 +1,11 @@
-"""Sentence-by-sentence extraction through the gateway, stopped by the per-key tally.
+"""Sentence-by-sentence extraction through the gateway: joined pieces, and the customer's tally.
 
 The scripted upstream of `test_guard.py` answers each request with one clause of partner A's
-petition, each shorter than the leak length (so the per-reply guard passes every one of them);
-the key's accumulated copy crosses the soft budget (strict threshold), then the hard one
-(refused, nothing sent upstream, nothing charged). Requests go through the official `openai`
-SDK, streamed and not.
+petition, each shorter than the leak length (so the per-reply guard passes every one of them).
+A clause that continues (or precedes) one the customer was already sent is stopped as a join.
+Clauses that do not touch each other add to the customer's accumulated copy, which crosses the
+soft budget (strict threshold), then the hard one (refused, nothing sent upstream, nothing
+charged). Requests go through the official `openai` SDK, streamed and not.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tests.gateway.test_guard import (
     settled,
     world,
 )
+from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardTally
 from tokenclub.gateway.app import create_app
@@ -59,9 +61,9 @@ def serve_gateway(db: Database, upstream: str, world: World) -> Iterator[str]:
         yield url
 
 
-def clauses(doc: str, letters: int = 40) -> list[str]:
-    """Consecutive runs of whole words, each at most `letters` guard letters: below the strict
-    threshold too (45), so that only the tally can stop them."""
+def word_runs(doc: str, letters: int = 40) -> list[str]:
+    """The document cut into consecutive runs of whole words, each at most `letters` guard
+    letters: below the strict threshold too (45), so that no reply is a leak on its own."""
     out: list[str] = []
     current: list[str] = []
     for word in doc.split():
@@ -69,7 +71,21 @@ def clauses(doc: str, letters: int = 40) -> list[str]:
             out.append(" ".join(current))
             current = []
         current.append(word)
-    return [c for c in out if len(guard_text(c)) >= 38]
+    return out
+
+
+def clauses(doc: str, letters: int = 40) -> list[str]:
+    """`word_runs` of at least 38 letters (so no longer next to each other in the document)."""
+    return [c for c in word_runs(doc, letters) if len(guard_text(c)) >= 38]
+
+
+def neighbours(doc: str, count: int, skip: int = 0) -> list[str]:
+    """`count` consecutive word runs of the document, each of at least 34 letters."""
+    runs = word_runs(doc)
+    starts = [
+        i for i in range(len(runs) - count) if all(len(guard_text(r)) >= 34 for r in runs[i : i + count])
+    ]
+    return runs[starts[skip] : starts[skip] + count]
 
 
 def streamed(url: str, world: World, prompt: str) -> str:
@@ -93,10 +109,39 @@ def wait_for_tally(db: Database, before: int) -> None:
     raise AssertionError("the stream was not tallied")
 
 
+def test_consecutive_pieces_are_stopped_as_one_copy(db: Database, scripted_url: str, world: World) -> None:
+    pieces = neighbours(DOC_A, 3) + neighbours(DOC_A, 2, skip=4)
+    prompts = [say(f"{i + 1}번 구절만 보여 주세요.", piece) for i, piece in enumerate(pieces)]
+    with db.transaction() as session:
+        second_key, _ = create_key(session, world.a.customer_id)
+    same_customer = replace(world.a, key=second_key)
+    with serve_gateway(db, scripted_url, world) as url:
+        assert chat(url, world.a, prompts[1]) == (pieces[1], "stop")  # alone it passes
+        assert chat(url, world.outsider, prompts[2]) == (pieces[2], "stop")  # another customer's
+        assert chat(url, world.a, prompts[2]) == (BLOCKED_MESSAGE, "content_filter")  # goes on from 1
+        assert chat(url, world.a, prompts[0]) == (BLOCKED_MESSAGE, "content_filter")  # leads into 1
+        assert chat(url, same_customer, prompts[2]) == (BLOCKED_MESSAGE, "content_filter")  # other key
+        assert chat(url, world.a, prompts[3]) == (pieces[3], "stop")  # touches nothing sent before
+        before = tallied(db)
+        assert streamed(url, world, prompts[4]) == pieces[4]  # a stream is sent before it is judged
+        wait_for_tally(db, before)
+        with pytest.raises(openai.BadRequestError) as refused:
+            chat(url, world.a, say("주말 이야기를 해 주세요.", FRESH))
+    assert refused.value.code == "content_filter"
+    partner = world.a.partner_id
+    events = [(e.verdict, e.action, e.partner_id) for e in guard_events(db)]
+    blocked = [("joined", "blocked", partner)]
+    # the 2nd and 4th pieces delivered copy 60+ letters: the stream is answered under watch
+    watched, stopped = ("accumulated", "strict", partner), ("accumulated", "refused", partner)
+    assert events == [*blocked * 3, watched, ("joined", "logged", partner), stopped]
+    joined = [e.matched_length for e in guard_events(db) if e.verdict == "joined"]
+    assert joined == [46] * 4  # 5 grams across the seam: 26 + 4 × 5 letters
+
+
 def test_sentence_by_sentence_extraction_is_watched_then_stopped(
     db: Database, scripted_url: str, world: World
 ) -> None:
-    pieces = clauses(DOC_A)[:6]
+    pieces = clauses(DOC_A)[::2][:6]  # not touching each other: no joins, only the tally
     assert len(pieces) == 6
     prompts = [say(f"{i + 1}번째 문장만 알려 주세요.", piece) for i, piece in enumerate(pieces)]
     fresh = say("주말 이야기를 해 주세요.", FRESH)
@@ -130,11 +175,11 @@ def test_sentence_by_sentence_extraction_is_watched_then_stopped(
     partner = world.a.partner_id
     strict = [(key_id, "accumulated", "strict", partner)]
     stopped = [(key_id, "accumulated", "refused", partner)]
-    # the clauses earn 28, 33, 33 and 33 letters: past 60 from the 3rd request (61, 94), past
-    # 120 at the 5th (127)
+    # the clauses earn 61 letters in the first two requests: past 60 from the 3rd request (61,
+    # then 94), past 120 at the 5th (126)
     assert events == strict * 2 + stopped
-    assert [e.matched_length for e in guard_events(db)] == [61, 94, 127]
-    assert "copied 127 letters" in refused.value.message
+    assert [e.matched_length for e in guard_events(db)] == [61, 94, 126]
+    assert "copied 126 letters" in refused.value.message
     # the refused request holds nothing and is charged nothing: 5 usage events, one a failure
     usage = settled(db, world.a, 5)
     assert sorted(u.status for u in usage) == ["guard_accumulated", "ok", "ok", "ok", "ok"]
@@ -147,12 +192,13 @@ def test_past_the_soft_budget_replies_are_scanned_under_the_strict_threshold(
     index = open_index(world.root)
     assert index is not None
     reply = INTRO + _strict_only_copy(index.params) + OUTRO  # 45+ letters: caught only when strict
-    first, second = (say(f"{i}번째 구절을 알려 주세요.", piece) for i, piece in enumerate(clauses(DOC_A)[:2]))
+    # clauses away from the copy above and from each other: they add up, they do not join
+    pieces = [say(f"{i}번째 구절을 알려 주세요.", piece) for i, piece in enumerate(clauses(DOC_A)[::2][3:5])]
     summary = say("이 청원을 한 문단으로 요약해 줘.", reply)
     with serve_gateway(db, scripted_url, world) as url:
         assert chat(url, world.a, summary) == (reply, "stop")  # clear: the normal threshold
-        chat(url, world.a, first)
-        chat(url, world.a, second)
+        for piece in pieces:
+            chat(url, world.a, piece)
         assert chat(url, world.a, summary) == (BLOCKED_MESSAGE, "content_filter")
         assert chat(url, world.outsider, summary) == (reply, "stop")
     events = [(e.stage, e.verdict, e.action) for e in guard_events(db)]

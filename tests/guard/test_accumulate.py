@@ -13,6 +13,7 @@ from tokenclub.accounts.keys import create_key
 from tokenclub.accounts.partners import apply
 from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardTally
+from tokenclub.db.schema import ApiKey
 from tokenclub.guard.accumulate import (
     BUCKETS,
     Budget,
@@ -115,18 +116,19 @@ def test_fresh_text_earns_almost_no_credit(guard_index: GuardIndex) -> None:
     assert earned == [{3: 18}]
 
 
-def _key_and_partners(db: Database) -> tuple[int, int, int, int]:
+def _key_and_partners(db: Database) -> tuple[int, int, int, int, int]:
     with db.transaction() as session:
         p1 = apply(session, "가나신문", threshold_words=1).id
         p2 = apply(session, "다라출판", threshold_words=1).id
         customer = create_customer(session, "손님").id
         k1 = create_key(session, customer)[1].id
         k2 = create_key(session, customer)[1].id
-    return k1, k2, p1, p2
+        other = create_key(session, create_customer(session, "다른 손님").id)[1].id
+    return k1, k2, p1, p2, other
 
 
-def test_tally_sums_per_key_and_partner_within_the_window(db: Database) -> None:
-    k1, k2, p1, p2 = _key_and_partners(db)
+def test_tally_sums_a_customers_keys_per_partner_within_the_window(db: Database) -> None:
+    k1, k2, p1, p2, other = _key_and_partners(db)
     now = 1_800_000_000.0
     with db.transaction() as session:
         add_credits(session, k1, {p1: 40}, now, BUDGET)
@@ -134,16 +136,24 @@ def test_tally_sums_per_key_and_partner_within_the_window(db: Database) -> None:
         add_credits(session, k1, {p1: 5}, now + 600, BUDGET)  # a later bucket
         add_credits(session, k2, {p1: 7}, now, BUDGET)
         add_credits(session, k2, {}, now, BUDGET)
+        add_credits(session, other, {p2: 3}, now, BUDGET)
+    customer, stranger = _customers(db, k1, other)
     with db.transaction() as session:
-        assert window_totals(session, k1, now + 600, BUDGET) == {p1: 80, p2: 10}
-        assert window_totals(session, k2, now + 600, BUDGET) == {p1: 7}
-        assert session.scalar(select(func.count()).select_from(GuardTally)) == 4
+        # both keys of one customer draw on one budget; another customer's key is apart
+        assert window_totals(session, customer, now + 600, BUDGET) == {p1: 87, p2: 10}
+        assert window_totals(session, stranger, now + 600, BUDGET) == {p2: 3}
+        assert session.scalar(select(func.count()).select_from(GuardTally)) == 5
         # an hour later the first bucket has left the window; the second is still in it
-        assert window_totals(session, k1, now + 3600, BUDGET) == {p1: 5}
+        assert window_totals(session, customer, now + 3600, BUDGET) == {p1: 5}
+
+
+def _customers(db: Database, *keys: int) -> list[int]:
+    with db.transaction() as session:
+        return [session.get(ApiKey, key).customer_id for key in keys]  # type: ignore[union-attr]
 
 
 def test_crediting_a_key_deletes_its_expired_buckets_only(db: Database) -> None:
-    k1, k2, p1, _ = _key_and_partners(db)
+    k1, k2, p1, _, _ = _key_and_partners(db)
     now = 1_800_000_000.0
     with db.transaction() as session:
         add_credits(session, k1, {p1: 40}, now, BUDGET)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenclub.db.schema import Base
@@ -44,3 +44,26 @@ class GuardTally(Base):
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     letters: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GuardFragment(Base):
+    """The ends of one copied run a customer was sent (`guard/fragments.py`), kept for the
+    accumulation window so that the next piece of the same passage is seen as joining it.
+
+    `head`/`tail` are keyed prefix polynomials (little-endian 64-bit words), not letters; they
+    only mean something to the index generation named in `generation`."""
+
+    __tablename__ = "guard_fragments"
+    __table_args__ = (Index("ix_guard_fragments_customer_created", "customer_id", "created_s"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    created_s: Mapped[int] = mapped_column(BigInteger)
+    generation: Mapped[str] = mapped_column(String(32))
+    hits: Mapped[int] = mapped_column(Integer)
+    partners: Mapped[str] = mapped_column(Text)
+    first: Mapped[int] = mapped_column(Integer)
+    head: Mapped[bytes] = mapped_column(LargeBinary)
+    last: Mapped[int] = mapped_column(Integer)
+    tail: Mapped[bytes] = mapped_column(LargeBinary)

@@ -38,6 +38,7 @@ from tokenclub.gateway.guard import (
     Decision,
     GatewayGuard,
     PromptCheck,
+    StreamGuard,
     close_stream,
     partner_stats,
     record,
@@ -344,7 +345,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             # (one thread hop, one slot in the group commit) instead of two.
             admitted = gateway.admit(session, secret, parsed.worst_tokens)
             if guard is not None and watched:
-                return admitted, guard.with_tally(session, admitted.key.id, check)
+                return admitted, guard.with_tally(session, admitted.key, check)
             return admitted, check
 
         try:
@@ -370,8 +371,13 @@ def create_app(config: GatewayConfig) -> FastAPI:
         await gateway.settle(admitted, used, info, started)
         if config.guard is not None and (leak := config.guard.scan_reply(data, endpoint, check.strict)):
             await gateway.record_guard(request_id, admitted.key, [leak])
-        if guard is not None and (copied := guard.reply_credits(data, endpoint)):
-            await gateway.in_db(lambda session: guard.tally(session, admitted.key.id, copied))
+        if guard is not None and watched:
+            joined, fragments = guard.join_reply(data, endpoint, check.earlier)
+            if joined is not None:
+                await gateway.record_guard(request_id, admitted.key, [joined])
+            copied = guard.reply_credits(data, endpoint)
+            if copied or fragments:
+                await gateway.in_db(lambda session: guard.keep(session, admitted.key, copied, fragments))
         data["model"] = route.name
         data["usage"] = {
             "prompt_tokens": used.prompt_tokens,
@@ -416,6 +422,18 @@ def create_app(config: GatewayConfig) -> FastAPI:
             502, "the model server failed; nothing was charged", "upstream_error", "upstream_error"
         )
 
+    def _keep_streamed(
+        owner: GatewayGuard, guard: StreamGuard, key: KeyView, request_id: str, check: PromptCheck
+    ) -> None:
+        """After a stream: its credits and fragments kept, a join with earlier pieces recorded."""
+        fragments = guard.fragments()
+        joined = owner.joined_stream(fragments, check.earlier)
+        if joined is not None:
+            gateway.spawn(gateway.record_guard(request_id, key, [joined]))
+        copied = guard.credits()
+        if copied or fragments or joined:
+            gateway.spawn(gateway.in_db(lambda session: owner.keep(session, key, copied, fragments, joined)))
+
     async def _stream(
         route: ModelRoute,
         endpoint: str,
@@ -425,7 +443,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
         started: float,
         check: PromptCheck,
     ) -> Response:
-        guard = config.guard.stream(endpoint, check.strict) if config.guard else None
+        owner = config.guard
+        guard = owner.stream(endpoint, check.strict) if owner else None
         events = gateway.upstream.stream(route, PATHS[endpoint], parsed.body)
         try:
             first = await anext(events)
@@ -476,9 +495,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
             finally:
                 if guard is not None and (leak := guard.decision()) is not None:
                     gateway.spawn(gateway.record_guard(info.request_id, admitted.key, [leak]))
-                if guard is not None and (copied := guard.credits()):
-                    tally = guard.tally
-                    gateway.spawn(gateway.in_db(lambda session: tally(session, admitted.key.id, copied)))
+                if guard is not None and owner is not None and owner.watches_keys:
+                    _keep_streamed(owner, guard, admitted.key, info.request_id, check)
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     text = "".join(generated)

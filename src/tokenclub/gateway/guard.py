@@ -24,7 +24,9 @@ from tokenclub.accounts.keys import KeyView
 from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
-from tokenclub.guard.index import LiveIndex
+from tokenclub.guard.fragment_store import load_fragments, save_fragments
+from tokenclub.guard.fragments import Fragment, Join, fragments_of, joins
+from tokenclub.guard.index import IndexParams, LiveIndex
 from tokenclub.guard.indexing import guard_root
 from tokenclub.guard.prompts import check_prompt
 from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner, holdback
@@ -66,6 +68,7 @@ class PromptCheck:
     decision: Decision | None
     accumulated: Decision | None = None
     message: str = ""
+    earlier: tuple[Fragment, ...] = ()
 
     @property
     def decisions(self) -> list[Decision]:
@@ -141,14 +144,20 @@ class GatewayGuard:
         return PromptCheck(refuse, not refuse, decision, message=REFUSED_MESSAGE.format(reasons=reasons))
 
     def with_tally(
-        self, session: Session, key_id: int, check: PromptCheck, now: float | None = None
+        self, session: Session, key: KeyView, check: PromptCheck, now: float | None = None
     ) -> PromptCheck:
-        """The request's check escalated by what the key copied in the window: past the soft
-        budget it is answered under the strict threshold, past the hard budget refused."""
-        if self.budget is None or not self.active:
+        """The request's check escalated by what the key's customer copied in the window: past
+        the soft budget it is answered under the strict threshold, past the hard budget refused.
+        It also carries the customer's recent fragments, which the reply must not join."""
+        index = self.scanner.current()
+        if self.budget is None or index is None:
             return check
         moment = time.time() if now is None else now
-        partner, letters = worst(window_totals(session, key_id, moment, self.budget))
+        since = int(moment) - self.budget.window_s
+        check = replace(
+            check, earlier=tuple(load_fragments(session, key.customer_id, index.folder.name, since))
+        )
+        partner, letters = worst(window_totals(session, key.customer_id, moment, self.budget))
         state = standing(letters, self.budget)
         if state == "clear":
             return check
@@ -161,17 +170,89 @@ class GatewayGuard:
         )
         return replace(check, refuse=True, accumulated=accumulated, message=message)
 
+    def fragments(self, text: str) -> list[Fragment]:
+        """Copied runs of a delivered reply, to keep for the window (none when accumulation is off)."""
+        index = self.scanner.current()
+        if self.budget is None or index is None or not text:
+            return []
+        return fragments_of(index, text)
+
+    def join_reply(
+        self, data: dict[str, Any], endpoint: str, earlier: tuple[Fragment, ...]
+    ) -> tuple[Decision | None, list[Fragment]]:
+        """Stop, by policy, every choice whose copied runs join each other or the customer's
+        recent fragments (a passage taken piece by piece); the fragments the client gets."""
+        index = self.scanner.current()
+        if self.budget is None or index is None:
+            return None, []
+        found: list[Join] = []
+        kept: list[Fragment] = []
+        for choice in data.get("choices") or ():
+            text = _choice_text(choice, endpoint)
+            pieces = fragments_of(index, text) if text else []
+            joined = joins(pieces, list(earlier), index)
+            if not joined:
+                kept += pieces
+                continue
+            found += joined
+            if self.policy == "block":
+                _set_text(choice, endpoint, BLOCKED_MESSAGE)
+                choice["finish_reason"] = CONTENT_FILTER
+            else:
+                cut = {id(j.first) for j in joined} | {id(j.second) for j in joined}
+                _set_text(
+                    choice, endpoint, _redact(text, [p for p in pieces if id(p) in cut], self.scanner.marker)
+                )
+                kept += [p for p in pieces if id(p) not in cut]
+            if "logprobs" in choice:
+                choice["logprobs"] = None
+        if not found:
+            return None, kept
+        return _join_decision(found, "blocked" if self.policy == "block" else "redacted", index.params), kept
+
+    def joined_stream(self, fragments: list[Fragment], earlier: tuple[Fragment, ...]) -> Decision | None:
+        """A streamed reply, already sent, that joins the customer's recent fragments: too late to
+        cut, so it is recorded and the customer's budget is spent (see `keep`)."""
+        index = self.scanner.current()
+        if self.budget is None or index is None:
+            return None
+        found = joins(fragments, list(earlier), index)
+        return _join_decision(found, "logged", index.params) if found else None
+
+    def keep(
+        self,
+        session: Session,
+        key: KeyView,
+        credits: dict[int, int],
+        fragments: list[Fragment],
+        joined: Decision | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Add a delivered reply's credits to the tally and keep its fragments (in the caller's
+        transaction). A join found only after it was streamed fills the budget of its partner."""
+        index = self.scanner.current()
+        if self.budget is None or index is None:
+            return
+        moment = time.time() if now is None else now
+        if joined is not None and joined.partner_id is not None:
+            credits = {**credits, joined.partner_id: credits.get(joined.partner_id, 0) + self.budget.hard}
+        add_credits(session, key.id, credits, moment, self.budget)
+        save_fragments(
+            session,
+            key.customer_id,
+            key.id,
+            index.folder.name,
+            fragments,
+            int(moment),
+            int(moment) - self.budget.window_s,
+        )
+
     def credits(self, text: str) -> dict[int, int]:
         """Copied letters per partner in a delivered reply, for the key's tally (empty when off)."""
         index = self.scanner.current()
         if self.budget is None or index is None or not text:
             return {}
         return reply_credits(index, text, self.budget)
-
-    def tally(self, session: Session, key_id: int, credits: dict[int, int], now: float | None = None) -> None:
-        """Add one reply's credits to the key's tally (in the caller's transaction)."""
-        if self.budget is not None:
-            add_credits(session, key_id, credits, time.time() if now is None else now, self.budget)
 
     def reply_credits(self, data: dict[str, Any], endpoint: str) -> dict[int, int]:
         """`credits` of what a scanned whole reply delivers, all choices together."""
@@ -219,6 +300,26 @@ def _guard_choice(choice: dict[str, Any], endpoint: str, result: ScanResult, pol
         _set_text(choice, endpoint, result.redacted)
     if "logprobs" in choice:
         choice["logprobs"] = None
+
+
+def _redact(text: str, pieces: list[Fragment], marker: str) -> str:
+    """`text` with each fragment's widened span replaced by the marker (spans merged)."""
+    out, done = [], 0
+    for piece in sorted(pieces, key=lambda p: p.start):
+        if piece.end <= done:
+            continue
+        out += [text[done : max(done, piece.start)], marker]
+        done = piece.end
+    return "".join(out) + text[done:]
+
+
+def _join_decision(found: list[Join], action: Action, params: IndexParams) -> Decision:
+    """The event for joined pieces: the letters of the longest seam's grams (a lower bound of
+    the rebuilt run) and the partner, when one owns them all."""
+    partners = sorted({p for j in found for p in j.partners})
+    longest = max(j.seam_grams for j in found)
+    letters = params.width + (longest - 1) * params.stride
+    return Decision("output", "joined", action, letters, partners[0] if len(partners) == 1 else None)
 
 
 def _output_decision(results: list[ScanResult], action: Action) -> Decision:
@@ -290,8 +391,9 @@ class StreamGuard:
         """Copied letters per partner in what the client was sent, for the key's tally."""
         return self.owner.credits("".join(self._sent))
 
-    def tally(self, session: Session, key_id: int, credits: dict[int, int]) -> None:
-        self.owner.tally(session, key_id, credits)
+    def fragments(self) -> list[Fragment]:
+        """Copied runs of what the client was sent, to keep for the window."""
+        return self.owner.fragments("".join(self._sent))
 
     def decision(self) -> Decision | None:
         spans = self.scanner.spans

@@ -2,9 +2,10 @@
 
 Kept in `guard_tallies` rather than the rate-limit store: the window is hours, not a minute, the
 rows name a partner (a foreign key the operator can join with keys and guard events), and the
-database is there in every deployment while Redis is optional. A key has at most one row per
-partner and bucket (12 per window); its expired buckets are deleted whenever it is credited.
-The window is read on every guarded request, so its statements are prebuilt (`db/prebuilt.py`).
+database is there in every deployment while Redis is optional. Rows are per key (the operator
+sees which key copied), the budget per customer (all its keys summed). A key has at most one
+row per partner and bucket (12 per window); its expired buckets are deleted whenever it is
+credited. The window is read on every guarded request, so its statements are prebuilt (`db/prebuilt.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.db.guard_schema import GuardTally
 from tokenclub.db.prebuilt import Prebuilt
+from tokenclub.db.schema import ApiKey
 from tokenclub.guard.accumulate import Budget, bucket_of, first_live_bucket
 
 _TABLE = cast(Table, GuardTally.__table__)
@@ -44,9 +46,11 @@ _UPSERTS = {
 _EXPIRE = Prebuilt(
     delete(_TABLE).where(_TABLE.c.key_id == bindparam("key_id"), _TABLE.c.bucket < bindparam("first"))
 )
+_KEYS = cast(Table, ApiKey.__table__)
 _TOTALS = Prebuilt(
     select(_TABLE.c.partner_id, func.sum(_TABLE.c.letters))
-    .where(_TABLE.c.key_id == bindparam("key_id"), _TABLE.c.bucket >= bindparam("first"))
+    .join(_KEYS, _KEYS.c.id == _TABLE.c.key_id)
+    .where(_KEYS.c.customer_id == bindparam("customer_id"), _TABLE.c.bucket >= bindparam("first"))
     .group_by(_TABLE.c.partner_id)
 )
 
@@ -67,7 +71,10 @@ def add_credits(
     _EXPIRE.run(conn, {"key_id": key_id, "first": first_live_bucket(now, budget)})
 
 
-def window_totals(session: Session, key_id: int, now: float, budget: Budget) -> dict[int, int]:
-    """Letters the key copied per partner within the window ending at `now`."""
-    rows = _TOTALS.run(session.connection(), {"key_id": key_id, "first": first_live_bucket(now, budget)})
+def window_totals(session: Session, customer_id: int, now: float, budget: Budget) -> dict[int, int]:
+    """Letters all the customer's keys copied per partner within the window ending at `now`:
+    one budget per customer, so that opening more keys does not widen it."""
+    rows = _TOTALS.run(
+        session.connection(), {"customer_id": customer_id, "first": first_live_bucket(now, budget)}
+    )
     return {int(partner): int(letters) for partner, letters in rows}

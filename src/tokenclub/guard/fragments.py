@@ -1,0 +1,190 @@
+"""Copied fragments of earlier replies, and the joins that rebuild a passage from them.
+
+Sentence-by-sentence extraction asks for one short piece per request; each reply holds fewer
+than the leak length of copied letters and passes on its own. The pieces are consecutive in
+the source, so a reply's copied run (a chain of stride-spaced gram hits) ends where the next
+one begins. Joined, their letters hold the stride-aligned grams that straddle the seam, and
+those grams are in the index. A *fragment* keeps just what that test needs, the ends of a run:
+prefix polynomials of the few letters around its first and last hit, under the index's keyed
+base, never the letters themselves. Two fragments *join* when the grams across the seam, each
+partly from either fragment, all hit the index, and with the hit after the seam they make a
+chain of at least `hits` grams: the joined pieces hold a leak.
+
+Where the seam lies is known to within a few letters: a run ends between `width` and
+`width + stride − 1` letters after its last hit (one more letter would complete the next aligned
+gram, a hit) and begins up to `stride − 1` letters before its first hit; either may also reach
+a few letters into the words around it when they happen to go on like the source (a Korean
+reply's next syllable often starts with the same ㅇ). So every seam within `stride` letters
+more on either side is tried whose alignment matches both runs' hits, each with the
+`⌈width / stride⌉` or so aligned grams that straddle it: a few dozen look-ups per pair.
+
+Runs shorter than `width + stride − 1` letters may hold no aligned gram, so they leave no
+fragment: pieces that short are not seen (docs/leak-guard.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from tokenclub.guard.hashing import MASK64, U64, GramHash, splitmix_int
+from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.normalize import normalize
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """The ends of one copied run: enough to test it against the runs of other replies.
+
+    `tail[i]` is the polynomial of the first `i` letters of a window that holds the last hit at
+    `last`, from `stride` letters before it to where the run can end; `head[t]` likewise for a
+    window around the first hit, at `first`. `start`/`end` are the run's widened offsets in the
+    reply it came from (kept for redaction, not in the database)."""
+
+    hits: int
+    partners: tuple[int, ...]
+    first: int
+    head: tuple[int, ...]
+    last: int
+    tail: tuple[int, ...]
+    start: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """`first` followed by `second` is one copied run of `partners`' text: the `seam_grams`
+    aligned grams across the seam are all in the index."""
+
+    first: Fragment
+    second: Fragment
+    seam_grams: int
+    partners: tuple[int, ...]
+
+
+def _prefixes(letters: list[int], spec: GramHash) -> tuple[int, ...]:
+    """Polynomials of the first 0, 1, 2, … letters, by Horner's rule modulo 2^64, started from
+    the secret key rather than 0 so that no value is a letter (differences cancel it)."""
+    out = [spec.key]
+    for letter in letters:
+        out.append((out[-1] * spec.base + letter) & MASK64)
+    return tuple(out)
+
+
+def _chains(hits: list[int], stride: int) -> list[tuple[int, int, int]]:
+    """(first, last, count) of each run of hit positions spaced exactly `stride` apart."""
+    open_: dict[int, list[int]] = {}
+    done: list[tuple[int, int, int]] = []
+    for position in hits:
+        chain = open_.pop(position, None) or [position, position, 0]
+        chain[1], chain[2] = position, chain[2] + 1
+        open_[position + stride] = chain
+    done.extend((first, last, count) for first, last, count in open_.values())
+    return sorted(done)
+
+
+def _attributed(
+    index: GuardIndex, keys: U64, chain: tuple[int, int, int], stride: int
+) -> tuple[int, int, int, tuple[int, ...]] | None:
+    """The chain and its owners; failing that, the chain less a hit at either end: a run that
+    reaches into the words around it by chance ends in a hit no partner holds."""
+    first, last, count = chain
+    for lo, hi in ((0, 0), (stride, 0), (0, stride), (stride, stride)):
+        if (lo + hi) // stride < count:
+            partners = index.attribute(keys[first + lo : last - hi + 1 : stride])
+            if partners:
+                return first + lo, last - hi, count - (lo + hi) // stride, partners
+    return None
+
+
+def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:
+    """Every copied run of `text` that the attribution filter gives to a partner."""
+    params = index.params
+    width, stride = params.width, params.stride
+    normalized = normalize(text)
+    letters, owners = normalized.letters, normalized.owners
+    if len(letters) < width:
+        return []
+    spec = GramHash(width, params.seed)
+    keys = spec.at(letters, np.arange(len(letters) - width + 1, dtype=np.int64))
+    hit_positions = np.flatnonzero(index.contains(keys)).tolist()
+    out: list[Fragment] = []
+    values = letters.tolist()
+    for chain in _chains(hit_positions, stride):
+        attributed = _attributed(index, keys, chain, stride)
+        if attributed is None:
+            continue
+        first, last, count, partners = attributed
+        head_from, tail_from = max(0, first - stride + 1), max(0, last - stride)
+        head = _prefixes(values[head_from : first + width + stride - 1], spec)
+        tail = _prefixes(values[tail_from : last + width + stride - 1], spec)
+        start = int(owners[head_from])
+        end = int(owners[min(len(values), last + width + stride - 1) - 1]) + 1
+        out.append(Fragment(count, partners, first - head_from, head, last - tail_from, tail, start, end))
+    return out
+
+
+@lru_cache(maxsize=8)
+def _powers(base: int) -> tuple[int, ...]:
+    """base⁰ … base⁶³ modulo 2^64: every length a fragment window can have."""
+    return tuple(pow(base, n, 1 << 64) for n in range(64))
+
+
+def _poly(prefixes: tuple[int, ...], start: int, end: int, powers: tuple[int, ...]) -> int:
+    """Polynomial of the letters [start, end) of a window, from its prefix polynomials."""
+    return (prefixes[end] - prefixes[start] * powers[end - start]) & MASK64
+
+
+def _seams(first: Fragment, second: Fragment, width: int, stride: int) -> list[tuple[int, int]]:
+    """(end of the first run in its tail window, start of the second in its head window) of
+    each seam whose grams would line up with both runs' hits."""
+    ends = range(
+        max(first.last + 1, first.last + width - stride),
+        min(len(first.tail), first.last + width + stride),
+    )
+    starts = range(
+        max(0, second.first - stride + 1),
+        min(len(second.head) - width + 1, second.first + stride + 1),
+    )
+    return [(e, b) for e in ends for b in starts if (e + second.first - b - first.last) % stride == 0]
+
+
+def _straddling(last: int, end: int, width: int, stride: int) -> range:
+    """Starts, in the tail window, of the grams aligned with the hit at `last` that cross `end`."""
+    position = last - (last - (end - width + 1)) // stride * stride
+    return range(max(position, position % stride), end, stride)
+
+
+def join(first: Fragment, second: Fragment, index: GuardIndex) -> Join | None:
+    """`first` then `second` as one run of indexed text, if the grams across a seam say so."""
+    partners = tuple(sorted(set(first.partners) & set(second.partners)))
+    if not partners:
+        return None
+    params = index.params
+    spec = GramHash(params.width, params.seed)
+    powers = _powers(spec.base)
+
+    def key(start: int, end: int, begin: int) -> int:
+        theirs = start + params.width - end
+        left = _poly(first.tail, start, end, powers)
+        right = _poly(second.head, begin, begin + theirs, powers)
+        return splitmix_int((left * powers[theirs] + right) & MASK64 ^ spec.key)
+
+    for end, begin in _seams(first, second, params.width, params.stride):
+        starts = _straddling(first.last, end, params.width, params.stride)
+        if len(starts) + 1 >= params.hits and all(
+            index.contains_keys([key(start, end, begin)])[0] for start in starts
+        ):
+            return Join(first, second, len(starts), partners)
+    return None
+
+
+def joins(new: list[Fragment], earlier: list[Fragment], index: GuardIndex) -> list[Join]:
+    """Joins of a reply's fragments with each other and, either way round, with earlier ones."""
+    pairs = [(a, b) for a in new for b in new if a is not b]
+    pairs += [
+        pair for fragment in new for other in earlier for pair in ((other, fragment), (fragment, other))
+    ]
+    return [found for a, b in pairs if (found := join(a, b, index)) is not None]
