@@ -1,0 +1,120 @@
+"""Fragments and joins on real petitions: neighbouring pieces join, others and fresh text never do."""
+
+from __future__ import annotations
+
+import random
+
+from tests.guard.conftest import partner_of
+from tests.guard.corpus import fresh_texts, petitions
+from tokenclub.accounts.customers import create_customer
+from tokenclub.accounts.keys import create_key
+from tokenclub.db.engine import Database
+from tokenclub.guard.fragment_store import KEPT, load_fragments, save_fragments
+from tokenclub.guard.fragments import Fragment, fragments_of, join, joins
+from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.scanner import LeakScanner
+
+BEFORE, AFTER = "요청하신 구절 → ", " (끝) 더 필요하시면 말씀해 주세요."
+
+
+def piece_pairs(gap: int, count: int = 100, seed: int = 7) -> list[tuple[int, str, str]]:
+    """(document, piece, next piece) from random petitions: 16–21 characters each, `gap`
+    characters apart, each piece below the leak length in guard letters."""
+    rng = random.Random(seed)
+    docs = petitions()
+    out = []
+    while len(out) < count:
+        doc = rng.randrange(len(docs))
+        text = docs[doc]
+        if len(text) < 200:
+            continue
+        start, first, second = rng.randrange(len(text) - 100), rng.randint(16, 21), rng.randint(16, 21)
+        a = text[start : start + first]
+        b = text[start + first + gap : start + first + gap + second]
+        if max(len(guard_text(a)), len(guard_text(b))) < 50:
+            out.append((doc, a, b))
+    return out
+
+
+def reply(piece: str) -> str:
+    return BEFORE + piece + AFTER
+
+
+def test_neighbouring_pieces_join_in_either_order(guard_index: GuardIndex, scanner: LeakScanner) -> None:
+    counted = joined = 0
+    for doc, a, b in piece_pairs(gap=0):
+        first, second = reply(a), reply(b)
+        if scanner.scan(first).leaked or scanner.scan(second).leaked:
+            continue  # the words around the piece happen to go on like the source: a leak alone
+        if min(len(guard_text(a)), len(guard_text(b))) < 34:
+            continue  # a piece this short may hold no aligned gram: not seen (documented)
+        counted += 1
+        ends, starts = fragments_of(guard_index, first), fragments_of(guard_index, second)
+        # the later reply checked against the earlier one, and the earlier against the later
+        ways = [joins(starts, ends, guard_index), joins(ends, starts, guard_index)]
+        hits = [[j for j in found if j.first in ends and j.second in starts] for found in ways]
+        if all(len(h) == 1 and partner_of(doc) in h[0].partners for h in hits):
+            joined += 1
+            hit = hits[0][0]
+            assert join(hit.second, hit.first, guard_index) is None  # a join has an order
+            assert hit.seam_grams >= guard_index.params.hits - 1
+    assert (counted, joined) == (35, 35)
+
+
+def test_pieces_apart_do_not_join(guard_index: GuardIndex) -> None:
+    found = 0
+    for _, a, b in piece_pairs(gap=4):
+        ends, starts = fragments_of(guard_index, reply(a)), fragments_of(guard_index, reply(b))
+        found += len(joins(starts, ends, guard_index))
+    assert found == 0
+
+
+def test_fragments_of_fresh_text_never_join(guard_index: GuardIndex) -> None:
+    texts = [t for source in fresh_texts().values() for t in source]
+    fragments = [f for text in texts[::3] for f in fragments_of(guard_index, text)][:250]
+    assert len(fragments) == 250  # fresh text shares stock phrases with petitions: runs of one hit
+    assert sum(f.hits for f in fragments) == 250
+    assert [a for a in fragments for b in fragments if a is not b and join(a, b, guard_index)] == []
+
+
+def test_fragments_keep_keyed_values_not_letters(guard_index: GuardIndex) -> None:
+    _, a, _ = piece_pairs(gap=0)[0]
+    fragment = fragments_of(guard_index, reply(a))[0]
+    width, stride = guard_index.params.width, guard_index.params.stride
+    assert len(fragment.head) == fragment.first + width + stride  # a value per letter, and the start
+    letters = {ord(c) for c in guard_text(reply(a))}
+    assert not letters & {*fragment.head, *fragment.tail}
+    assert min(*fragment.head, *fragment.tail) > 1 << 32  # no value a letter's code point
+
+
+def _fragment(n: int) -> Fragment:
+    return Fragment(n, (1, 2), 3, tuple(range(n, n + 30)), 4, tuple(range(2**63 + n, 2**63 + n + 31)))
+
+
+def test_store_keeps_the_customers_recent_fragments_of_one_generation(db: Database) -> None:
+    now = 1_800_000_000
+    with db.transaction() as session:
+        customer = create_customer(session, "손님").id
+        other = create_customer(session, "다른 손님").id
+        key, mine = create_key(session, customer)[1].id, create_key(session, other)[1].id
+        save_fragments(session, customer, key, "gen-000001", [_fragment(1), _fragment(2)], now - 4000, 0)
+        save_fragments(session, customer, key, "gen-000001", [_fragment(3)], now, now - 3600)
+        save_fragments(session, customer, key, "gen-000002", [_fragment(4)], now, now - 3600)
+        save_fragments(session, other, mine, "gen-000001", [_fragment(5)], now, now - 3600)
+    with db.transaction() as session:
+        # the first two were older than the window when the customer was written again: deleted
+        assert load_fragments(session, customer, "gen-000001", 0) == [_fragment(3)]
+        assert load_fragments(session, customer, "gen-000002", now - 3600) == [_fragment(4)]
+        assert load_fragments(session, customer, "gen-000001", now + 1) == []
+        assert load_fragments(session, other, "gen-000001", 0) == [_fragment(5)]
+
+
+def test_store_reads_only_the_newest_fragments(db: Database) -> None:
+    with db.transaction() as session:
+        customer = create_customer(session, "손님").id
+        key = create_key(session, customer)[1].id
+        made = [_fragment(n) for n in range(KEPT + 5)]
+        save_fragments(session, customer, key, "gen-000001", made, 100, 0)
+    with db.transaction() as session:
+        assert load_fragments(session, customer, "gen-000001", 0) == made[::-1][:KEPT]
