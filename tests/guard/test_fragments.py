@@ -23,7 +23,7 @@ def piece_pairs(gap: int, count: int = 100, seed: int = 7) -> list[tuple[int, st
     characters apart, each piece below the leak length in guard letters."""
     rng = random.Random(seed)
     docs = petitions()
-    out = []
+    out: list[tuple[int, str, str]] = []
     while len(out) < count:
         doc = rng.randrange(len(docs))
         text = docs[doc]

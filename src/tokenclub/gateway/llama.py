@@ -71,7 +71,7 @@ class LlamaServer:
         command = [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "tokenclub.gateway.llama_main",
             "--model",
             str(self.model),
             "--host",
