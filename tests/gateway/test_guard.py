@@ -194,10 +194,10 @@ def guard_events(db: Database) -> list[GuardEvent]:
     return rows
 
 
-def streamed_events(db: Database) -> list[GuardEvent]:
-    """Guard events of a stream, which are written after its last chunk has gone out."""
+def streamed_events(db: Database, count: int = 1) -> list[GuardEvent]:
+    """Guard events once `count` exist: a stream's are written after its last chunk has gone out."""
     for _ in range(100):
-        if events := guard_events(db):
+        if len(events := guard_events(db)) >= count:
             return events
         asyncio.run(asyncio.sleep(0.05))
     return []

@@ -13,7 +13,7 @@ from tokenclub.guard.fragment_store import KEPT, load_fragments, save_fragments
 from tokenclub.guard.fragments import Fragment, fragments_of, join, joins
 from tokenclub.guard.index import GuardIndex
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.scanner import LeakScanner, Policy
 
 BEFORE, AFTER = "요청하신 구절 → ", " (끝) 더 필요하시면 말씀해 주세요."
 
@@ -118,3 +118,41 @@ def test_store_reads_only_the_newest_fragments(db: Database) -> None:
         save_fragments(session, customer, key, "gen-000001", made, 100, 0)
     with db.transaction() as session:
         assert load_fragments(session, customer, "gen-000001", 0) == made[::-1][:KEPT]
+
+
+def stream(scanner: LeakScanner, text: str, earlier: list[Fragment], policy: Policy, seed: int) -> str:
+    """`text` fed in random pieces of 1–6 characters; what the client would get."""
+    rng, out, at = random.Random(seed), [], 0
+    live = scanner.stream(policy, earlier=earlier)
+    while at < len(text):
+        size = rng.randint(1, 6)
+        out.append(live.feed(text[at : at + size]))
+        at += size
+    return "".join([*out, live.finish()])
+
+
+def test_a_stream_is_cut_where_it_joins_an_earlier_piece(
+    guard_index: GuardIndex, scanner: LeakScanner
+) -> None:
+    cut = passed = 0
+    slack = 2 * guard_index.params.stride  # the widened start, by whole syllables, and chance
+    for i, (_, a, b) in enumerate(piece_pairs(gap=0)):
+        first, second = reply(a), reply(b)
+        if scanner.scan(first).leaked or scanner.scan(second).leaked:
+            continue
+        if min(len(guard_text(a)), len(guard_text(b))) < 34:
+            continue
+        earlier = fragments_of(guard_index, first)
+        got = stream(scanner, second, list(earlier), "block", seed=i)
+        assert BEFORE.startswith(got)  # nothing of the piece is sent
+        assert len(guard_text(got)) >= len(guard_text(BEFORE)) - slack
+        redacted = stream(scanner, second, list(earlier), "redact", seed=i)
+        assert redacted.startswith(got + "[…]") and b not in redacted
+        later = fragments_of(guard_index, second)  # asked for in the other order
+        assert BEFORE.startswith(stream(scanner, first, list(later), "block", seed=i))
+        cut += 1
+    fresh = [t for source in fresh_texts().values() for t in source][:300]
+    earlier = [f for _, a, _ in piece_pairs(gap=0) for f in fragments_of(guard_index, reply(a))]
+    for i, text in enumerate(fresh):
+        passed += stream(scanner, text, list(earlier), "block", seed=i) == text
+    assert (cut, passed) == (35, 300)

@@ -422,17 +422,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
             502, "the model server failed; nothing was charged", "upstream_error", "upstream_error"
         )
 
-    def _keep_streamed(
-        owner: GatewayGuard, guard: StreamGuard, key: KeyView, request_id: str, check: PromptCheck
-    ) -> None:
-        """After a stream: its credits and fragments kept, a join with earlier pieces recorded."""
+    def _keep_streamed(owner: GatewayGuard, guard: StreamGuard, key: KeyView) -> None:
+        """After a stream: the credits and fragments of what it sent, kept for the window."""
         fragments = guard.fragments()
-        joined = owner.joined_stream(fragments, check.earlier)
-        if joined is not None:
-            gateway.spawn(gateway.record_guard(request_id, key, [joined]))
         copied = guard.credits()
-        if copied or fragments or joined:
-            gateway.spawn(gateway.in_db(lambda session: owner.keep(session, key, copied, fragments, joined)))
+        if copied or fragments:
+            gateway.spawn(gateway.in_db(lambda session: owner.keep(session, key, copied, fragments)))
 
     async def _stream(
         route: ModelRoute,
@@ -444,7 +439,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         check: PromptCheck,
     ) -> Response:
         owner = config.guard
-        guard = owner.stream(endpoint, check.strict) if owner else None
+        guard = owner.stream(endpoint, check.strict, check.earlier) if owner else None
         events = gateway.upstream.stream(route, PATHS[endpoint], parsed.body)
         try:
             first = await anext(events)
@@ -496,7 +491,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
                 if guard is not None and (leak := guard.decision()) is not None:
                     gateway.spawn(gateway.record_guard(info.request_id, admitted.key, [leak]))
                 if guard is not None and owner is not None and owner.watches_keys:
-                    _keep_streamed(owner, guard, admitted.key, info.request_id, check)
+                    _keep_streamed(owner, guard, admitted.key)
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     text = "".join(generated)

@@ -210,32 +210,20 @@ class GatewayGuard:
             return None, kept
         return _join_decision(found, "blocked" if self.policy == "block" else "redacted", index.params), kept
 
-    def joined_stream(self, fragments: list[Fragment], earlier: tuple[Fragment, ...]) -> Decision | None:
-        """A streamed reply, already sent, that joins the customer's recent fragments: too late to
-        cut, so it is recorded and the customer's budget is spent (see `keep`)."""
-        index = self.scanner.current()
-        if self.budget is None or index is None:
-            return None
-        found = joins(fragments, list(earlier), index)
-        return _join_decision(found, "logged", index.params) if found else None
-
     def keep(
         self,
         session: Session,
         key: KeyView,
         credits: dict[int, int],
         fragments: list[Fragment],
-        joined: Decision | None = None,
         now: float | None = None,
     ) -> None:
         """Add a delivered reply's credits to the tally and keep its fragments (in the caller's
-        transaction). A join found only after it was streamed fills the budget of its partner."""
+        transaction)."""
         index = self.scanner.current()
         if self.budget is None or index is None:
             return
         moment = time.time() if now is None else now
-        if joined is not None and joined.partner_id is not None:
-            credits = {**credits, joined.partner_id: credits.get(joined.partner_id, 0) + self.budget.hard}
         add_credits(session, key.id, credits, moment, self.budget)
         save_fragments(
             session,
@@ -272,11 +260,13 @@ class GatewayGuard:
                 _guard_choice(choice, endpoint, result, self.policy)
         return _output_decision(leaks, "blocked" if self.policy == "block" else "redacted")
 
-    def stream(self, endpoint: str, strict: bool) -> StreamGuard | None:
-        """A filter for one streamed reply, or None when there is no index to guard."""
+    def stream(self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()) -> StreamGuard | None:
+        """A filter for one streamed reply, or None when there is no index to guard. With
+        accumulation on, a run that joins `earlier` (or another run of the reply) is cut too."""
         if not self.active:
             return None
-        return StreamGuard(self.scanner.stream(self.policy, strict), endpoint, self)
+        pieces = list(earlier) if self.budget is not None else None
+        return StreamGuard(self.scanner.stream(self.policy, strict, pieces), endpoint, self)
 
 
 def _choice_text(choice: dict[str, Any], endpoint: str) -> str:
@@ -374,6 +364,9 @@ class StreamGuard:
             self._sent.append(rest)
             released += rest
             self._done = True
+            if self.scanner.blocked:  # the last run joined an earlier piece
+                out = [_with_text(event, self.endpoint, released)] if released else []
+                return [*out, self._closing(event)]
         if released or _carries_more(choice, self.endpoint):
             return [_with_text(event, self.endpoint, released)]
         return []
@@ -385,7 +378,8 @@ class StreamGuard:
         self._done = True
         rest = self.scanner.finish()
         self._sent.append(rest)
-        return [_with_text(self._template, self.endpoint, rest)] if rest else []
+        out = [_with_text(self._template, self.endpoint, rest)] if rest else []
+        return [*out, self._closing(self._template)] if self.scanner.blocked else out
 
     def credits(self) -> dict[int, int]:
         """Copied letters per partner in what the client was sent, for the key's tally."""
@@ -399,8 +393,11 @@ class StreamGuard:
         spans = self.scanner.spans
         if not spans:
             return None
-        result = ScanResult(spans, "")
-        return _output_decision([result], "blocked" if self.scanner.blocked else "redacted")
+        action: Action = "blocked" if self.scanner.blocked else "redacted"
+        index = self.scanner.index
+        if self.scanner.joins and index is not None:
+            return _join_decision(self.scanner.joins, action, index.params)
+        return _output_decision([ScanResult(spans, "")], action)
 
     def _closing(self, event: dict[str, Any]) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "finish_reason": CONTENT_FILTER}

@@ -24,6 +24,7 @@ fragment: pieces that short are not seen (docs/leak-guard.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -64,7 +65,7 @@ class Join:
     partners: tuple[int, ...]
 
 
-def _prefixes(letters: list[int], spec: GramHash) -> tuple[int, ...]:
+def _prefixes(letters: Sequence[int], spec: GramHash) -> tuple[int, ...]:
     """Polynomials of the first 0, 1, 2, … letters, by Horner's rule modulo 2^64, started from
     the secret key rather than 0 so that no value is a letter (differences cancel it)."""
     out = [spec.key]
@@ -85,45 +86,54 @@ def _chains(hits: list[int], stride: int) -> list[tuple[int, int, int]]:
     return sorted(done)
 
 
-def _attributed(
-    index: GuardIndex, keys: U64, chain: tuple[int, int, int], stride: int
+def _owned(
+    index: GuardIndex, keys: U64, first: int, last: int
 ) -> tuple[int, int, int, tuple[int, ...]] | None:
-    """The chain and its owners; failing that, the chain less a hit at either end: a run that
-    reaches into the words around it by chance ends in a hit no partner holds."""
-    first, last, count = chain
-    for lo, hi in ((0, 0), (stride, 0), (0, stride), (stride, stride)):
-        if (lo + hi) // stride < count:
-            partners = index.attribute(keys[first + lo : last - hi + 1 : stride])
+    """A chain's (first, last, hits) and owners from the keys of its hits; failing that, the
+    chain less a hit at either end: a run that reaches into the words around it by chance
+    ends in a hit no partner holds."""
+    stride, count = index.params.stride, len(keys)
+    for lo, hi in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        if lo + hi < count:
+            partners = index.attribute(keys[lo : count - hi])
             if partners:
-                return first + lo, last - hi, count - (lo + hi) // stride, partners
+                return first + lo * stride, last - hi * stride, count - lo - hi, partners
     return None
+
+
+def make_fragment(
+    index: GuardIndex, letters: Sequence[int], owners: Sequence[int], keys: U64, first: int, last: int
+) -> Fragment | None:
+    """The fragment of one chain of hits (`keys`, from `first` to `last`) in a stream of guard
+    letters whose original offsets are `owners`; None when no partner owns it."""
+    owned = _owned(index, keys, first, last)
+    if owned is None:
+        return None
+    first, last, count, partners = owned
+    params = index.params
+    spec = GramHash(params.width, params.seed)
+    reach = params.width + params.stride - 1
+    head_from, tail_from = max(0, first - params.stride + 1), max(0, last - params.stride)
+    head = _prefixes(letters[head_from : first + reach], spec)
+    tail = _prefixes(letters[tail_from : last + reach], spec)
+    start, end = owners[head_from], owners[min(len(letters), last + reach) - 1] + 1
+    return Fragment(count, partners, first - head_from, head, last - tail_from, tail, start, end)
 
 
 def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:
     """Every copied run of `text` that the attribution filter gives to a partner."""
-    params = index.params
-    width, stride = params.width, params.stride
+    width, stride = index.params.width, index.params.stride
     normalized = normalize(text)
-    letters, owners = normalized.letters, normalized.owners
-    if len(letters) < width:
+    if len(normalized.letters) < width:
         return []
-    spec = GramHash(width, params.seed)
-    keys = spec.at(letters, np.arange(len(letters) - width + 1, dtype=np.int64))
-    hit_positions = np.flatnonzero(index.contains(keys)).tolist()
-    out: list[Fragment] = []
-    values = letters.tolist()
-    for chain in _chains(hit_positions, stride):
-        attributed = _attributed(index, keys, chain, stride)
-        if attributed is None:
-            continue
-        first, last, count, partners = attributed
-        head_from, tail_from = max(0, first - stride + 1), max(0, last - stride)
-        head = _prefixes(values[head_from : first + width + stride - 1], spec)
-        tail = _prefixes(values[tail_from : last + width + stride - 1], spec)
-        start = int(owners[head_from])
-        end = int(owners[min(len(values), last + width + stride - 1) - 1]) + 1
-        out.append(Fragment(count, partners, first - head_from, head, last - tail_from, tail, start, end))
-    return out
+    spec = GramHash(width, index.params.seed)
+    keys = spec.at(normalized.letters, np.arange(len(normalized.letters) - width + 1, dtype=np.int64))
+    letters, owners = normalized.letters.tolist(), normalized.owners.tolist()
+    found = (
+        make_fragment(index, letters, owners, keys[first : last + 1 : stride], first, last)
+        for first, last, _ in _chains(np.flatnonzero(index.contains(keys)).tolist(), stride)
+    )
+    return [fragment for fragment in found if fragment is not None]
 
 
 @lru_cache(maxsize=8)

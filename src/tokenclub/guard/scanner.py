@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from tokenclub.guard.fragments import Fragment, Join, join, make_fragment
 from tokenclub.guard.hashing import GramHash, RollingHasher
 from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
@@ -114,6 +115,7 @@ class StreamScanner:
         policy: Policy = "block",
         strict: bool = False,
         marker: str = REDACTION,
+        earlier: list[Fragment] | None = None,
     ) -> None:
         self.index = index
         self.policy = policy
@@ -133,6 +135,9 @@ class StreamScanner:
         self._open: dict[int, _Chain] = {}  # chains by the position of their next expected hit
         self._leaks: list[_Chain] = []  # closed leaks not released yet, by start
         self._regions: list[_Region] = []
+        self._earlier = earlier  # fragments a run must not join; None: joins are not checked
+        self._letters = array("I")  # guard letters so far, kept only while joins are checked
+        self.joins: list[Join] = []
 
     @property
     def spans(self) -> tuple[LeakSpan, ...]:
@@ -148,6 +153,8 @@ class StreamScanner:
             if leak is not None and self.policy == "block":
                 return self._block(leak)
         self._close(self._hasher.seen - self._width)
+        if self._leaks and self.policy == "block":  # a run that joins an earlier fragment
+            return self._block(self._leaks[0])
         return self._release(self._safe_limit())
 
     def _hits(self, chunk: str) -> list[tuple[int, int]]:
@@ -158,6 +165,8 @@ class StreamScanner:
         if len(chunk) <= SMALL_CHUNK:
             letters, owners = self._normalizer.feed_small(chunk)
             self._owners.extend(owners)
+            if self._earlier is not None:
+                self._letters.extend(letters)
             first, keys = self._hasher.feed_small(letters)
             if self.index is None:
                 return []
@@ -165,6 +174,8 @@ class StreamScanner:
             return [(first + i, key) for i, key in enumerate(keys) if held[i]]
         normalized = self._normalizer.feed(chunk)
         self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
+        if self._earlier is not None:
+            self._letters.frombytes(normalized.letters.astype(np.uint32).tobytes())
         first, grams = self._hasher.feed(normalized.letters)
         if self.index is None or not len(grams):
             return []
@@ -177,6 +188,8 @@ class StreamScanner:
             return ""
         self.finished = True
         self._close(None)
+        if self._leaks and self.policy == "block":
+            return self._block(self._leaks[0])
         return self._release(self._normalizer.consumed)
 
     def _hit(self, position: int, key: int) -> _Chain | None:
@@ -191,9 +204,29 @@ class StreamScanner:
         """Retire chains whose next hit did not come (all of them at the end of the reply)."""
         for expected in [e for e in self._open if checked is None or e <= checked]:
             chain = self._open.pop(expected)
-            if len(chain.keys) >= self._needed:
+            if len(chain.keys) >= self._needed or self._joins_earlier(chain):
                 self._leaks.append(chain)
         self._leaks.sort(key=lambda chain: chain.first)
+
+    def _joins_earlier(self, chain: _Chain) -> bool:
+        """Whether a run too short to be a leak joins an earlier fragment, either way round: a
+        passage taken piece by piece. A run that does not is kept as a fragment in its turn."""
+        if self._earlier is None or self.index is None:
+            return False
+        keys = np.array(chain.keys, dtype=np.uint64)
+        piece = make_fragment(self.index, self._letters, self._owners, keys, chain.first, chain.last)
+        if piece is None:
+            return False
+        found = [
+            hit
+            for other in self._earlier
+            for hit in (join(other, piece, self.index), join(piece, other, self.index))
+            if hit is not None
+        ]
+        self.joins += found
+        if not found:
+            self._earlier.append(piece)
+        return bool(found)
 
     def _widened(self, chain: _Chain) -> tuple[int, int]:
         """The chain's grams widened by `stride − 1` letters each side, as original offsets."""
@@ -264,10 +297,14 @@ class LeakScanner:
     def current(self) -> GuardIndex | None:
         return self._source.current() if isinstance(self._source, LiveIndex) else self._source
 
-    def stream(self, policy: Policy = "block", strict: bool = False) -> StreamScanner:
+    def stream(
+        self, policy: Policy = "block", strict: bool = False, earlier: list[Fragment] | None = None
+    ) -> StreamScanner:
+        """A scanner for one reply; with `earlier` (a list, maybe empty) runs that join those
+        fragments, or each other, are cut as leaks too."""
         index = self.current()
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
-        return StreamScanner(index, params, policy, strict, self.marker)
+        return StreamScanner(index, params, policy, strict, self.marker, earlier)
 
     def scan(self, text: str, strict: bool = False) -> ScanResult:
         """Every leak in a whole reply, and the reply with each replaced by the marker."""
