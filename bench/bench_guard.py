@@ -20,7 +20,14 @@ default soft and hard budgets. The attack side: clauses of at most 40 guard lett
 even the strict threshold) of one partner's petitions requested one per request, in order,
 until the key is refused.
 
-Run: ``.venv/bin/python bench/bench_guard.py`` (about two minutes on two cores).
+Joins (pieces of one passage sent over several replies, `guard/fragments.py`): neighbouring
+pieces of indexed petitions (16–21 characters each, inside a short framing sentence, every
+piece below the leak length) are tested for a join, by piece length; the false side takes the
+fragments of the ordinary replies above: replies whose own fragments join each other (a reply
+that would be stopped alone) and random pairs of fragments of different replies (what a
+customer's earlier replies could falsely join).
+
+Run: ``.venv/bin/python bench/bench_guard.py`` (about three minutes on two cores).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydivsufsort
@@ -48,6 +56,7 @@ from tokenizers import Tokenizer
 
 from tokenclub.guard.accumulate import Budget, reply_credits
 from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.fragments import fragments_of, join, joins
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.index import GuardIndex, IndexParams, document_keys, open_index, writer
 from tokenclub.guard.indexing import LETTERS_PER_TOKEN
@@ -363,6 +372,7 @@ def main() -> None:
                 credit_ms = (time.perf_counter() - started) * 1000 / len(ordinary)
             attacks = [clause_credits(index, texts, owner, trial, partner) for partner in (1, 2, 3)]
             credited[allowance] = (matrix, attacks)
+        joins_measured = measure_joins(index, texts, ordinary)
 
     started = time.perf_counter()
     keys, _ = document_keys(default, texts)
@@ -447,6 +457,92 @@ def main() -> None:
         "array: int32 over the guard letters, one byte each."
     )
     console.print(accumulation_table(budget, ordinary, credited, credit_ms))
+    console.print(join_table(joins_measured))
+
+
+JOIN_PAIRS = 1_000
+FALSE_PAIRS = 300_000
+JOIN_FRAME = ("요청하신 구절은 이렇습니다 → ", " (끝) 더 필요하시면 말씀해 주세요.")
+
+
+def neighbour_pieces(rng: random.Random, texts: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of neighbouring pieces of 16–21 characters, each below the leak length."""
+    out: list[tuple[str, str]] = []
+    while len(out) < JOIN_PAIRS:
+        text = texts[rng.randrange(len(texts))]
+        if len(text) < 200:
+            continue
+        start, first, second = rng.randrange(len(text) - 100), rng.randint(16, 21), rng.randint(16, 21)
+        a, b = text[start : start + first], text[start + first : start + first + second]
+        if max(len(guard_text(a)), len(guard_text(b))) < 50:
+            out.append((a, b))
+    return out
+
+
+def measure_joins(index: GuardIndex, texts: Sequence[str], ordinary: Sequence[str]) -> dict[str, Any]:
+    rng = random.Random(11)
+    scanner = LeakScanner(index)
+    before, after = JOIN_FRAME
+    by_length: dict[str, list[int]] = {"30–33": [0, 0], "34–39": [0, 0], "40–49": [0, 0]}
+    for a, b in neighbour_pieces(rng, texts):
+        first, second = before + a + after, before + b + after
+        shortest = min(len(guard_text(a)), len(guard_text(b)))
+        if shortest < 30 or scanner.scan(first).leaked or scanner.scan(second).leaked:
+            continue
+        bucket = "30–33" if shortest < 34 else "34–39" if shortest < 40 else "40–49"
+        found = joins(fragments_of(index, second), fragments_of(index, first), index)
+        by_length[bucket][0] += 1
+        by_length[bucket][1] += bool(found)
+    started = time.perf_counter()
+    fragments = [fragments_of(index, reply) for reply in ordinary]
+    fragment_ms = (time.perf_counter() - started) * 1000 / len(ordinary)
+    alone = sum(bool(joins(own, [], index)) for own in fragments if len(own) > 1)
+    pool = [(i, f) for i, own in enumerate(fragments) for f in own]
+    false_pairs = tried = 0
+    started = time.perf_counter()
+    while tried < FALSE_PAIRS:
+        (i, earlier), (j, later) = rng.choice(pool), rng.choice(pool)
+        if i != j:
+            tried += 1
+            false_pairs += join(earlier, later, index) is not None
+    pair_us = (time.perf_counter() - started) * 1e6 / FALSE_PAIRS
+    return {
+        "by_length": by_length,
+        "replies": len(ordinary),
+        "with_fragments": sum(bool(own) for own in fragments),
+        "fragments": len(pool),
+        "alone": alone,
+        "false_pairs": false_pairs,
+        "fragment_ms": fragment_ms,
+        "pair_us": pair_us,
+    }
+
+
+def join_table(measured: dict[str, Any]) -> Table:
+    grid = Table(title="joins: pieces of one passage over several replies (guard/fragments.py)")
+    grid.add_column("figure")
+    grid.add_column("value", justify="right")
+    for bucket, (pairs, found) in measured["by_length"].items():
+        rate = found / pairs if pairs else math.nan
+        grid.add_row(f"neighbouring pieces of {bucket} letters joined", f"{found:,} / {pairs:,} ({rate:.1%})")
+    replies = measured["replies"]
+    grid.add_row(
+        "ordinary replies with a fragment",
+        f"{measured['with_fragments']:,} / {replies:,} ({measured['fragments']:,} fragments)",
+    )
+    grid.add_row("ordinary replies whose own fragments join (stopped alone)", f"{measured['alone']:,}")
+    grid.add_row(
+        f"false joins in {FALSE_PAIRS:,} random pairs of fragments of different replies",
+        f"{measured['false_pairs']:,}",
+    )
+    grid.add_row("fragments of a reply, ms (mean)", f"{measured['fragment_ms']:.3f}")
+    grid.add_row("one join test, µs (mean)", f"{measured['pair_us']:.1f}")
+    grid.caption = (
+        f"{JOIN_PAIRS:,} neighbouring pairs drawn; pairs where a piece is under 30 letters or leaks alone "
+        "(the framing happens to go on like the source) are left out. A customer's request is tested "
+        "against at most 64 earlier fragments, both ways."
+    )
+    return grid
 
 
 def accumulation_table(

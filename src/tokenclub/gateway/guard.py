@@ -42,8 +42,8 @@ REFUSED_MESSAGE = (
     "the leak guard refused this prompt: it asks to reproduce contributed source text ({reasons})"
 )
 ACCUMULATED_MESSAGE = (
-    "the leak guard stopped this key: its replies copied {letters} letters of one partner's text "
-    "within {window_s} s (limit {hard}); requests resume as the window moves on"
+    "the leak guard stopped this account (all its keys): its replies copied {letters} letters of "
+    "one partner's text within {window_s} s (limit {hard}); requests resume as the window moves on"
 )
 
 

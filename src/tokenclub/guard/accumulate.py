@@ -1,12 +1,12 @@
-"""Copied letters summed across one key's replies, so a passage taken a sentence at a time is seen.
+"""Copied letters summed across a customer's replies, so that taking text piece by piece costs.
 
-A per-reply guard lets through every copied run shorter than the leak length; joined, such runs
-rebuild a passage. Each delivered reply is therefore also scanned for *short* chains (`min_hits`
-stride-spaced gram hits, 31 letters with the default index), and the letters of each chain the
-attribution filter gives to a partner, less a small allowance per letter of the reply, are
-credited to (key, partner) in time buckets. Past the
-`soft` budget within the window the key's replies are scanned under the strict threshold; past
-the `hard` budget its requests are refused.
+A per-reply guard lets through every copied run shorter than the leak length. Runs that fit
+together are stopped as joins (`guard/fragments.py`); the rest are counted here: each delivered
+reply is also scanned for *short* chains (`min_hits` stride-spaced gram hits, 31 letters with
+the default index), and the letters of each chain the attribution filter gives to a partner,
+less a small allowance per letter of the reply, are credited to (key, partner) in time buckets.
+The budget is per customer (its keys summed): past the `soft` budget within the window its
+replies are scanned under the strict threshold; past the `hard` budget its requests are refused.
 
 This module is the arithmetic only (pure functions); `guard/tallies.py` keeps the tally in the
 database and `gateway/guard.py` applies the standing.

@@ -37,11 +37,12 @@ class GuardSettings(BaseSettings):
     accumulate_soft: int = Field(
         default=800,
         ge=0,
-        description="Letters one key may copy from one partner per window in runs below the leak "
-        "length before its replies are scanned under the strict threshold; 0 turns accumulation off.",
+        description="Letters one customer (all its keys) may copy from one partner per window in runs "
+        "below the leak length before its replies are scanned under the strict threshold; 0 turns "
+        "accumulation and the joining of pieces across replies off.",
     )
     accumulate_hard: int = Field(
-        default=1600, ge=1, description="Accumulated letters past which the key's requests are refused."
+        default=1600, ge=1, description="Accumulated letters past which the customer's requests are refused."
     )
     accumulate_window_s: int = Field(default=3600, ge=12, description="The accumulation window (seconds).")
     accumulate_min_hits: int = Field(
