@@ -24,8 +24,8 @@ Joins (pieces of one passage sent over several replies, `guard/fragments.py`): n
 pieces of indexed petitions (16–21 characters each, inside a short framing sentence, every
 piece below the leak length) are tested for a join, by piece length; the false side takes the
 fragments of the ordinary replies above: replies whose own fragments join each other (a reply
-that would be stopped alone) and random pairs of fragments of different replies (what a
-customer's earlier replies could falsely join).
+that would be stopped alone) and simulated customers whose requests draw ordinary replies at
+random (how often one is stopped for joining the customer's earlier replies).
 
 Run: ``.venv/bin/python bench/bench_guard.py`` (about three minutes on two cores).
 """
@@ -56,7 +56,8 @@ from tokenizers import Tokenizer
 
 from tokenclub.guard.accumulate import Budget, reply_credits
 from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.fragments import fragments_of, join, joins
+from tokenclub.guard.fragment_store import KEPT
+from tokenclub.guard.fragments import Fragment, fragments_of, joins
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.index import GuardIndex, IndexParams, document_keys, open_index, writer
 from tokenclub.guard.indexing import LETTERS_PER_TOKEN
@@ -461,7 +462,8 @@ def main() -> None:
 
 
 JOIN_PAIRS = 1_000
-FALSE_PAIRS = 300_000
+CUSTOMERS = 40
+CUSTOMER_REQUESTS = 250
 JOIN_FRAME = ("요청하신 구절은 이렇습니다 → ", " (끝) 더 필요하시면 말씀해 주세요.")
 
 
@@ -497,24 +499,28 @@ def measure_joins(index: GuardIndex, texts: Sequence[str], ordinary: Sequence[st
     fragments = [fragments_of(index, reply) for reply in ordinary]
     fragment_ms = (time.perf_counter() - started) * 1000 / len(ordinary)
     alone = sum(bool(joins(own, [], index)) for own in fragments if len(own) > 1)
-    pool = [(i, f) for i, own in enumerate(fragments) for f in own]
-    false_pairs = tried = 0
+    stopped = requests = 0
     started = time.perf_counter()
-    while tried < FALSE_PAIRS:
-        (i, earlier), (j, later) = rng.choice(pool), rng.choice(pool)
-        if i != j:
-            tried += 1
-            false_pairs += join(earlier, later, index) is not None
-    pair_us = (time.perf_counter() - started) * 1e6 / FALSE_PAIRS
+    for _ in range(CUSTOMERS):
+        kept: list[Fragment] = []
+        for _ in range(CUSTOMER_REQUESTS):
+            own = fragments[rng.randrange(len(fragments))]
+            requests += 1
+            if joins(own, kept[-KEPT:], index):
+                stopped += 1
+            else:
+                kept += own
+    request_ms = (time.perf_counter() - started) * 1000 / requests
     return {
         "by_length": by_length,
         "replies": len(ordinary),
         "with_fragments": sum(bool(own) for own in fragments),
-        "fragments": len(pool),
+        "fragments": sum(len(own) for own in fragments),
         "alone": alone,
-        "false_pairs": false_pairs,
+        "requests": requests,
+        "stopped": stopped,
         "fragment_ms": fragment_ms,
-        "pair_us": pair_us,
+        "request_ms": request_ms,
     }
 
 
@@ -531,16 +537,21 @@ def join_table(measured: dict[str, Any]) -> Table:
         f"{measured['with_fragments']:,} / {replies:,} ({measured['fragments']:,} fragments)",
     )
     grid.add_row("ordinary replies whose own fragments join (stopped alone)", f"{measured['alone']:,}")
+    stopped, requests = measured["stopped"], measured["requests"]
     grid.add_row(
-        f"false joins in {FALSE_PAIRS:,} random pairs of fragments of different replies",
-        f"{measured['false_pairs']:,}",
+        f"ordinary requests stopped as joins ({CUSTOMERS} customers × {CUSTOMER_REQUESTS} requests)",
+        f"{stopped:,} / {requests:,} ({stopped / requests:.3%})",
     )
     grid.add_row("fragments of a reply, ms (mean)", f"{measured['fragment_ms']:.3f}")
-    grid.add_row("one join test, µs (mean)", f"{measured['pair_us']:.1f}")
+    grid.add_row(
+        f"join tests of a request against ≤ {KEPT} earlier fragments, ms (mean)",
+        f"{measured['request_ms']:.2f}",
+    )
     grid.caption = (
         f"{JOIN_PAIRS:,} neighbouring pairs drawn; pairs where a piece is under 30 letters or leaks alone "
-        "(the framing happens to go on like the source) are left out. A customer's request is tested "
-        "against at most 64 earlier fragments, both ways."
+        "(the framing happens to go on like the source) are left out. Customers: each request is a reply "
+        f"drawn at random from the ordinary replies, tested both ways against the customer's last {KEPT} "
+        "fragments (the gateway's limit), as the gateway does. Target: ≤ 0.1 % of requests."
     )
     return grid
 

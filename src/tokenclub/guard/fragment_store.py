@@ -19,7 +19,7 @@ from tokenclub.db.guard_schema import GuardFragment
 from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.guard.fragments import Fragment
 
-KEPT = 64
+KEPT = 32
 _TABLE = cast(Table, GuardFragment.__table__)
 _COLUMNS = ("hits", "partners", "first", "head", "last", "tail")
 

@@ -24,7 +24,7 @@ fragment: pieces that short are not seen (docs/leak-guard.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -137,6 +137,11 @@ def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:
 
 
 @lru_cache(maxsize=8)
+def _spec(width: int, seed: int) -> GramHash:
+    return GramHash(width, seed)
+
+
+@lru_cache(maxsize=8)
 def _powers(base: int) -> tuple[int, ...]:
     """base⁰ … base⁶³ modulo 2^64: every length a fragment window can have."""
     return tuple(pow(base, n, 1 << 64) for n in range(64))
@@ -147,18 +152,21 @@ def _poly(prefixes: tuple[int, ...], start: int, end: int, powers: tuple[int, ..
     return (prefixes[end] - prefixes[start] * powers[end - start]) & MASK64
 
 
-def _seams(first: Fragment, second: Fragment, width: int, stride: int) -> list[tuple[int, int]]:
+def _seams(first: Fragment, second: Fragment, width: int, stride: int) -> Iterator[tuple[int, int]]:
     """(end of the first run in its tail window, start of the second in its head window) of
     each seam whose grams would line up with both runs' hits."""
-    ends = range(
-        max(first.last + 1, first.last + width - stride),
-        min(len(first.tail), first.last + width + stride),
-    )
-    starts = range(
+    low, high = (
         max(0, second.first - stride + 1),
         min(len(second.head) - width + 1, second.first + stride + 1),
     )
-    return [(e, b) for e in ends for b in starts if (e + second.first - b - first.last) % stride == 0]
+    for end in range(
+        max(first.last + 1, first.last + width - stride), min(len(first.tail), first.last + width + stride)
+    ):
+        # the second run's hits must fall on the first run's stride: begin ≡ end + first − last
+        yield from (
+            (end, begin)
+            for begin in range(low + (end + second.first - first.last - low) % stride, high, stride)
+        )
 
 
 def _straddling(last: int, end: int, width: int, stride: int) -> range:
@@ -173,7 +181,7 @@ def join(first: Fragment, second: Fragment, index: GuardIndex) -> Join | None:
     if not partners:
         return None
     params = index.params
-    spec = GramHash(params.width, params.seed)
+    spec = _spec(params.width, params.seed)
     powers = _powers(spec.base)
 
     def key(start: int, end: int, begin: int) -> int:
@@ -182,11 +190,15 @@ def join(first: Fragment, second: Fragment, index: GuardIndex) -> Join | None:
         right = _poly(second.head, begin, begin + theirs, powers)
         return splitmix_int((left * powers[theirs] + right) & MASK64 ^ spec.key)
 
-    for end, begin in _seams(first, second, params.width, params.stride):
-        starts = _straddling(first.last, end, params.width, params.stride)
-        if len(starts) + 1 >= params.hits and all(
-            index.contains_keys([key(start, end, begin)])[0] for start in starts
-        ):
+    seams = [
+        (end, begin, starts)
+        for end, begin in _seams(first, second, params.width, params.stride)
+        if len(starts := _straddling(first.last, end, params.width, params.stride)) + 1 >= params.hits
+    ]
+    # the first gram across each seam, all in one look-up: nearly every seam fails there
+    held = index.contains_keys([key(starts[0], end, begin) for end, begin, starts in seams])
+    for (end, begin, starts), first_held in zip(seams, held, strict=True):
+        if first_held and all(index.contains_keys([key(start, end, begin) for start in starts[1:]])):
             return Join(first, second, len(starts), partners)
     return None
 
