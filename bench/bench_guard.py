@@ -27,7 +27,10 @@ fragments of the ordinary replies above: replies whose own fragments join each o
 that would be stopped alone) and simulated customers whose requests draw ordinary replies at
 random (how often one is stopped for joining the customer's earlier replies).
 
-Run: ``.venv/bin/python bench/bench_guard.py`` (about three minutes on two cores).
+Size against the leak length: the default index shape rebuilt for longer guaranteed lengths,
+with its size, recall and false positives, to show where the size target would be met.
+
+Run: ``.venv/bin/python bench/bench_guard.py`` (about four minutes on two cores).
 """
 
 from __future__ import annotations
@@ -247,6 +250,45 @@ def measure(root: Path, corpus: Corpus, params: IndexParams) -> dict[str, float]
     }
 
 
+LEAK_LENGTHS = (50, 75, 100, 150, 200)
+CURVE_SAMPLES = 500
+
+
+def size_curve(root: Path, corpus: Corpus) -> Table:
+    """Index size against the configured leak length (default width, hits and bits): how far the
+    leak length would have to rise for the size target."""
+    grid = Table(title="index size against the leak length (width 26, 5 hits, 8+4 bits per gram)")
+    for column in (
+        "leak length (letters)",
+        "stride",
+        "bytes per token",
+        "recall",
+        "false positives (long / short)",
+    ):
+        grid.add_column(column, justify="right")
+    rng = random.Random(3)
+    for length in LEAK_LENGTHS:
+        params = IndexParams.for_leak_length(length, seed=length)
+        index, _ = build_guard(root / f"curve-{length}", corpus.texts, corpus.tokens, params)
+        scanner = LeakScanner(index)
+        copies = [copy_of_length(rng, corpus.texts, params.guaranteed_length()) for _ in range(CURVE_SAMPLES)]
+        recall = sum(scanner.scan(CONTEXT + c + TAIL).leaked for c in copies) / len(copies)
+        long = sum(scanner.scan(r).leaked for r in corpus.fresh_replies)
+        short = sum(scanner.scan(r).leaked for r in corpus.short_replies)
+        grid.add_row(
+            f"{params.guaranteed_length()}",
+            f"{params.stride}",
+            f"{index.nbytes / sum(corpus.tokens):.3f}",
+            f"{recall:.1%}",
+            f"{long} / {short}",
+        )
+    grid.caption = (
+        f"{CURVE_SAMPLES} verbatim copies of each guaranteed length; the same held-out and short fresh "
+        "replies as above. A Hangul syllable is 2–3 guard letters."
+    )
+    return grid
+
+
 KEYS = 20_000
 VOLUMES = (100, 1_000, 3_000)
 ATTACK_CLAUSES = 300
@@ -374,6 +416,7 @@ def main() -> None:
             attacks = [clause_credits(index, texts, owner, trial, partner) for partner in (1, 2, 3)]
             credited[allowance] = (matrix, attacks)
         joins_measured = measure_joins(index, texts, ordinary)
+        curve = size_curve(Path(tmp), corpus)
 
     started = time.perf_counter()
     keys, _ = document_keys(default, texts)
@@ -459,6 +502,7 @@ def main() -> None:
     )
     console.print(accumulation_table(budget, ordinary, credited, credit_ms))
     console.print(join_table(joins_measured))
+    console.print(curve)
 
 
 JOIN_PAIRS = 1_000
