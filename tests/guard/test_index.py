@@ -43,6 +43,18 @@ def test_every_stride_gram_of_every_document_is_found(guard_index: GuardIndex) -
     assert guard_index.attribute(keys[owner == 4]) == (partner_of(4),)
 
 
+def test_attribution_names_each_owner_among_many_partners(tmp_path: Path) -> None:
+    with writer(tmp_path / "guard", PARAMS, capacity=100_000) as index:
+        index.add(DOCS, [100 + i % 40 for i in range(len(DOCS))])  # 40 partners
+        index.add(DOCS[:3], [500] * 3)  # a reseller holds the first three again
+    keys, owner = document_keys(PARAMS, DOCS)
+    for doc in range(len(DOCS)):
+        mine = keys[owner == doc]
+        expected = (100 + doc % 40, 500) if doc < 3 else (100 + doc % 40,)
+        assert index.attribute(mine) == expected
+    assert index.attribute(keys[:0]) == ()
+
+
 def test_index_persists_and_reloads(tmp_path: Path) -> None:
     root = tmp_path / "guard"
     with writer(root, PARAMS, capacity=100_000) as index:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,7 @@ class IndexParams:
         return (self.member_bits + self.partner_bits) / 8 / self.stride
 
 
+@lru_cache(maxsize=1 << 16)
 def partner_salt(partner_id: int) -> int:
     return splitmix_int(0x5A17 + partner_id)
 
@@ -279,16 +281,17 @@ class GuardIndex:
         return found
 
     def attribute(self, keys: U64) -> tuple[int, ...]:
-        """Partners whose attribution filter holds every one of `keys` (the grams of one copy)."""
-        owners = []
-        for partner in sorted(self.partners):
-            mixed = partner_keys(keys, partner)
-            held = np.zeros(len(keys), dtype=np.bool_)
-            for _, attribution in self._filters:
-                held |= attribution.contains(mixed)
-            if held.all():
-                owners.append(partner)
-        return tuple(owners)
+        """Partners whose attribution filter holds every one of `keys` (the grams of one copy):
+        every partner's salted keys in one look-up, as a run is attributed for each fragment."""
+        partners = np.array(sorted(self.partners), dtype=np.int64)
+        if not len(partners) or not len(keys):
+            return ()
+        salts = np.array([partner_salt(int(p)) for p in partners], dtype=np.uint64)
+        mixed = splitmix(keys[np.newaxis, :] ^ salts[:, np.newaxis]).ravel()
+        held = np.zeros(len(mixed), dtype=np.bool_)
+        for _, attribution in self._filters:
+            held |= attribution.contains(mixed)
+        return tuple(int(p) for p in partners[held.reshape(len(partners), len(keys)).all(axis=1)])
 
     @property
     def nbytes(self) -> int:
