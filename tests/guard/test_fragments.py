@@ -156,3 +156,22 @@ def test_a_stream_is_cut_where_it_joins_an_earlier_piece(
     for i, text in enumerate(fresh):
         passed += stream(scanner, text, list(earlier), "block", seed=i) == text
     assert (cut, passed) == (35, 300)
+
+
+def test_screened_joins_equal_testing_every_pair(guard_index: GuardIndex) -> None:
+    """`joins` screens all pairs against earlier fragments at once; it must find exactly what
+    testing each pair with `join` finds, for fragments at the very ends of their replies too."""
+    pieces = [p for _, a, b in piece_pairs(gap=0) for p in (f"네: {a}", f"{b} 끝")]
+    fresh = [t for source in fresh_texts().values() for t in source][:600]
+    pool = [f for text in pieces + fresh for f in fragments_of(guard_index, text)]
+    rng = random.Random(3)
+    found = 0
+    for _ in range(80):
+        new, earlier = rng.sample(pool, 3), rng.sample(pool, 32)
+        pairs = [(a, b) for a in new for b in new if a is not b]
+        pairs += [pair for f in new for other in earlier for pair in ((other, f), (f, other))]
+        every = {(id(j.first), id(j.second)) for a, b in pairs if (j := join(a, b, guard_index))}
+        screened = {(id(j.first), id(j.second)) for j in joins(new, earlier, guard_index)}
+        assert screened == every
+        found += len(every)
+    assert found == 8  # neighbouring pieces drawn together, both ways round

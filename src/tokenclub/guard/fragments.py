@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tokenclub.guard.hashing import MASK64, U64, GramHash, splitmix_int
+from tokenclub.guard.hashing import MASK64, U64, GramHash, splitmix, splitmix_int
 from tokenclub.guard.index import GuardIndex
 from tokenclub.guard.normalize import normalize
 
@@ -203,10 +203,91 @@ def join(first: Fragment, second: Fragment, index: GuardIndex) -> Join | None:
     return None
 
 
-def joins(new: list[Fragment], earlier: list[Fragment], index: GuardIndex) -> list[Join]:
-    """Joins of a reply's fragments with each other and, either way round, with earlier ones."""
-    pairs = [(a, b) for a in new for b in new if a is not b]
-    pairs += [
-        pair for fragment in new for other in earlier for pair in ((other, fragment), (fragment, other))
+@dataclass(frozen=True, slots=True)
+class _Seam:
+    """One seam shape, relative to the first run's last hit and the second run's first hit."""
+
+    end: int  # where the first run ends, letters after its last hit
+    begin: int  # where the second run starts, letters after its first hit
+    straddle: int  # the first straddling gram's start, letters after the first run's last hit
+    theirs: int  # letters of that gram in the second run
+
+
+@lru_cache(maxsize=8)
+def _seam_shapes(width: int, stride: int, hits: int) -> tuple[_Seam, ...]:
+    """Every seam `join` may try, as offsets (the windows of a fragment far from the ends of its
+    reply hold them all)."""
+    shapes = []
+    for end in range(max(1, width - stride), width + stride):
+        straddle = (end - width) // stride * stride + stride  # the first aligned start past end − width
+        if len(range(straddle, end, stride)) + 1 < hits:
+            continue
+        for begin in range(1 - stride, stride + 1):
+            if (end - begin) % stride == 0:
+                shapes.append(_Seam(end, begin, straddle, straddle + width - end))
+    return tuple(shapes)
+
+
+def _windows(fragments: Sequence[Fragment], tails: bool, low: int, size: int) -> tuple[U64, np.ndarray]:
+    """Each fragment's tail (or head) values re-indexed from `low` letters after its last (first)
+    hit, with a mask of the positions its window holds."""
+    values = np.zeros((len(fragments), size), dtype=np.uint64)
+    held = np.zeros((len(fragments), size), dtype=np.bool_)
+    for row, fragment in enumerate(fragments):
+        window, anchor = (fragment.tail, fragment.last) if tails else (fragment.head, fragment.first)
+        start = anchor + low  # window index of canonical position 0
+        lo, hi = max(0, -start), min(size, len(window) - start)
+        if lo < hi:
+            values[row, lo:hi] = window[start + lo : start + hi]
+            held[row, lo:hi] = True
+    return values, held
+
+
+def _maybe_joined(firsts: Sequence[Fragment], seconds: Sequence[Fragment], index: GuardIndex) -> np.ndarray:
+    """Pairs (first, second) that may join: for some seam the first straddling gram hits, or it
+    would start before the first run's reply. A superset of the pairs `join` accepts, computed
+    for all pairs at once."""
+    params = index.params
+    width, stride = params.width, params.stride
+    spec = _spec(width, params.seed)
+    powers = np.array(_powers(spec.base), dtype=np.uint64)
+    tails, tails_held = _windows(firsts, True, -stride, width + 2 * stride)
+    heads, heads_held = _windows(seconds, False, 1 - stride, width + 2 * stride)
+    shape = (len(firsts), len(seconds))
+    seams = _seam_shapes(width, stride, params.hits)
+    # per seam: its first two straddling grams (one alone lets a pair in ~40 through by chance)
+    grams = [
+        (seam, straddle, straddle + width - seam.end)
+        for seam in seams
+        for straddle in (seam.straddle, seam.straddle + stride)
     ]
+    keys = []
+    for seam, straddle, theirs in grams:
+        e, b, p = seam.end + stride, seam.begin + stride - 1, straddle + stride
+        left = tails[:, e] - tails[:, p] * powers[seam.end - straddle]
+        right = heads[:, b + theirs] - heads[:, b] * powers[theirs]
+        keys.append((left[:, np.newaxis] * powers[theirs] + right[np.newaxis, :]).ravel())
+    held = index.contains(splitmix(np.concatenate(keys) ^ np.uint64(spec.key))).reshape(len(grams), *shape)
+    maybe = np.zeros(shape, dtype=np.bool_)
+    for i, seam in enumerate(seams):
+        e, b = seam.end + stride, seam.begin + stride - 1
+        # the seam exists where both windows hold its ends (a run cannot end past its reply);
+        # where a gram would start before the first run's reply, `join` decides
+        exists = tails_held[:, e][:, np.newaxis] & heads_held[:, b][np.newaxis, :]
+        for j, (_, straddle, theirs) in enumerate(grams[2 * i : 2 * i + 2]):
+            unknown = ~tails_held[:, straddle + stride][:, np.newaxis]
+            exists &= heads_held[:, b + theirs][np.newaxis, :] & (unknown | held[2 * i + j])
+        maybe |= exists
+    return maybe
+
+
+def joins(new: list[Fragment], earlier: list[Fragment], index: GuardIndex) -> list[Join]:
+    """Joins of a reply's fragments with each other and, either way round, with earlier ones.
+    Against earlier fragments all pairs are screened at once (`_maybe_joined`) and only the few
+    that pass are tested one by one."""
+    pairs = [(a, b) for a in new for b in new if a is not b]
+    if new and earlier:
+        for firsts, seconds in ((earlier, new), (new, earlier)):
+            rows, cols = np.nonzero(_maybe_joined(firsts, seconds, index))
+            pairs += [(firsts[r], seconds[c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
     return [found for a, b in pairs if (found := join(a, b, index)) is not None]
