@@ -367,7 +367,7 @@ def until_refused(sequence: Sequence[tuple[int, int]], hard: int) -> int:
 
 
 def main() -> None:
-    console = Console()
+    console = Console(width=160)  # the tables are wide; a pipe would wrap them at 80
     tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
     texts = [t for month in INDEXED for t in petitions(month)]
     tokens = [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
