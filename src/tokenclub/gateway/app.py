@@ -49,6 +49,7 @@ from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter
 from tokenclub.gateway.requests import ParsedRequest, parse_request
 from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError
 from tokenclub.gateway.usage import usage_event_dict
+from tokenclub.guard.fragments import Fragment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -369,12 +370,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
         except UpstreamError as exc:
             return await _upstream_failed(admitted, info, started, exc)
         await gateway.settle(admitted, used, info, started)
-        if config.guard is not None and (leak := config.guard.scan_reply(data, endpoint, check.strict)):
-            await gateway.record_guard(request_id, admitted.key, [leak])
+        fragments: list[Fragment] = []
+        if guard is not None:
+            leak, fragments = guard.scan_reply(data, endpoint, check.strict, check.earlier)
+            if leak is not None:
+                await gateway.record_guard(request_id, admitted.key, [leak])
         if guard is not None and watched:
-            joined, fragments = guard.join_reply(data, endpoint, check.earlier)
-            if joined is not None:
-                await gateway.record_guard(request_id, admitted.key, [joined])
             copied = guard.reply_credits(data, endpoint)
             if copied or fragments:
                 await gateway.in_db(lambda session: guard.keep(session, admitted.key, copied, fragments))

@@ -25,7 +25,7 @@ from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.fragment_store import load_fragments, save_fragments
-from tokenclub.guard.fragments import Fragment, Join, fragments_of, joins
+from tokenclub.guard.fragments import Fragment, Join
 from tokenclub.guard.index import IndexParams, LiveIndex
 from tokenclub.guard.indexing import guard_root
 from tokenclub.guard.prompts import check_prompt
@@ -170,46 +170,6 @@ class GatewayGuard:
         )
         return replace(check, refuse=True, accumulated=accumulated, message=message)
 
-    def fragments(self, text: str) -> list[Fragment]:
-        """Copied runs of a delivered reply, to keep for the window (none when accumulation is off)."""
-        index = self.scanner.current()
-        if self.budget is None or index is None or not text:
-            return []
-        return fragments_of(index, text)
-
-    def join_reply(
-        self, data: dict[str, Any], endpoint: str, earlier: tuple[Fragment, ...]
-    ) -> tuple[Decision | None, list[Fragment]]:
-        """Stop, by policy, every choice whose copied runs join each other or the customer's
-        recent fragments (a passage taken piece by piece); the fragments the client gets."""
-        index = self.scanner.current()
-        if self.budget is None or index is None:
-            return None, []
-        found: list[Join] = []
-        kept: list[Fragment] = []
-        for choice in data.get("choices") or ():
-            text = _choice_text(choice, endpoint)
-            pieces = fragments_of(index, text) if text else []
-            joined = joins(pieces, list(earlier), index)
-            if not joined:
-                kept += pieces
-                continue
-            found += joined
-            if self.policy == "block":
-                _set_text(choice, endpoint, BLOCKED_MESSAGE)
-                choice["finish_reason"] = CONTENT_FILTER
-            else:
-                cut = {id(j.first) for j in joined} | {id(j.second) for j in joined}
-                _set_text(
-                    choice, endpoint, _redact(text, [p for p in pieces if id(p) in cut], self.scanner.marker)
-                )
-                kept += [p for p in pieces if id(p) not in cut]
-            if "logprobs" in choice:
-                choice["logprobs"] = None
-        if not found:
-            return None, kept
-        return _join_decision(found, "blocked" if self.policy == "block" else "redacted", index.params), kept
-
     def keep(
         self,
         session: Session,
@@ -246,19 +206,27 @@ class GatewayGuard:
         """`credits` of what a scanned whole reply delivers, all choices together."""
         return self.credits("\n".join(_choice_text(choice, endpoint) for choice in data.get("choices") or ()))
 
-    def scan_reply(self, data: dict[str, Any], endpoint: str, strict: bool) -> Decision | None:
-        """Scan a whole reply in place: blocked or redacted by policy; None when it passes."""
-        if not self.active:
-            return None
+    def scan_reply(
+        self, data: dict[str, Any], endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()
+    ) -> tuple[Decision | None, list[Fragment]]:
+        """Scan a whole reply in place: leaks, and with accumulation on runs that join `earlier`
+        or each other, blocked or redacted by policy. Returns the decision (None when it
+        passes) and the fragments of what the client gets, to keep."""
+        index = self.scanner.current()
+        if index is None:
+            return None, []
+        pieces = list(earlier) if self.budget is not None else None
         choices = data.get("choices") or ()
-        results = [self.scanner.scan(_choice_text(choice, endpoint), strict) for choice in choices]
-        leaks = [result for result in results if result.leaked]
-        if not leaks:
-            return None
+        results = [self.scanner.scan(_choice_text(choice, endpoint), strict, pieces) for choice in choices]
         for choice, result in zip(choices, results, strict=True):
             if result.leaked:
                 _guard_choice(choice, endpoint, result, self.policy)
-        return _output_decision(leaks, "blocked" if self.policy == "block" else "redacted")
+        kept = [p for r in results if not (r.leaked and self.policy == "block") for p in r.pieces]
+        leaks = [result for result in results if result.leaked]
+        if not leaks:
+            return None, kept
+        action: Action = "blocked" if self.policy == "block" else "redacted"
+        return _output_decision(leaks, action, index.params), kept
 
     def stream(self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()) -> StreamGuard | None:
         """A filter for one streamed reply, or None when there is no index to guard. With
@@ -292,17 +260,6 @@ def _guard_choice(choice: dict[str, Any], endpoint: str, result: ScanResult, pol
         choice["logprobs"] = None
 
 
-def _redact(text: str, pieces: list[Fragment], marker: str) -> str:
-    """`text` with each fragment's widened span replaced by the marker (spans merged)."""
-    out, done = [], 0
-    for piece in sorted(pieces, key=lambda p: p.start):
-        if piece.end <= done:
-            continue
-        out += [text[done : max(done, piece.start)], marker]
-        done = piece.end
-    return "".join(out) + text[done:]
-
-
 def _join_decision(found: list[Join], action: Action, params: IndexParams) -> Decision:
     """The event for joined pieces: the letters of the longest seam's grams (a lower bound of
     the rebuilt run) and the partner, when one owns them all."""
@@ -312,7 +269,11 @@ def _join_decision(found: list[Join], action: Action, params: IndexParams) -> De
     return Decision("output", "joined", action, letters, partners[0] if len(partners) == 1 else None)
 
 
-def _output_decision(results: list[ScanResult], action: Action) -> Decision:
+def _output_decision(results: list[ScanResult], action: Action, params: IndexParams) -> Decision:
+    """The event for a stopped reply: a join when runs joined earlier pieces, else a leak."""
+    joined = [j for result in results for j in result.joins]
+    if joined:
+        return _join_decision(joined, action, params)
     partners = sorted({p for result in results for p in result.partner_ids})
     return Decision(
         "output",
@@ -386,18 +347,16 @@ class StreamGuard:
         return self.owner.credits("".join(self._sent))
 
     def fragments(self) -> list[Fragment]:
-        """Copied runs of what the client was sent, to keep for the window."""
-        return self.owner.fragments("".join(self._sent))
+        """Fragments of the copied runs the client was sent, to keep for the window."""
+        return self.scanner.sent_pieces
 
     def decision(self) -> Decision | None:
         spans = self.scanner.spans
         if not spans:
             return None
         action: Action = "blocked" if self.scanner.blocked else "redacted"
-        index = self.scanner.index
-        if self.scanner.joins and index is not None:
-            return _join_decision(self.scanner.joins, action, index.params)
-        return _output_decision([ScanResult(spans, "")], action)
+        result = ScanResult(spans, "", tuple(self.scanner.joins))
+        return _output_decision([result], action, self.scanner.params)
 
     def _closing(self, event: dict[str, Any]) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "finish_reason": CONTENT_FILTER}

@@ -48,6 +48,7 @@ DEFAULT_WIDTH = 26
 DEFAULT_HITS = 5
 DEFAULT_CAPACITY = 1 << 22
 SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
+SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integers
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +287,24 @@ class GuardIndex:
         partners = np.array(sorted(self.partners), dtype=np.int64)
         if not len(partners) or not len(keys):
             return ()
+        if len(partners) * len(keys) <= SMALL_ATTRIBUTION:
+            return self._attribute_small(partners.tolist(), keys.tolist())
         salts = np.array([partner_salt(int(p)) for p in partners], dtype=np.uint64)
         mixed = splitmix(keys[np.newaxis, :] ^ salts[:, np.newaxis]).ravel()
         held = np.zeros(len(mixed), dtype=np.bool_)
         for _, attribution in self._filters:
             held |= attribution.contains(mixed)
         return tuple(int(p) for p in partners[held.reshape(len(partners), len(keys)).all(axis=1)])
+
+    def _attribute_small(self, partners: list[int], keys: list[int]) -> tuple[int, ...]:
+        """`attribute` for a run of a few grams and few partners, in integers: NumPy's fixed
+        cost per call is larger than the work (a chance hit in a streamed reply is one gram)."""
+        mixed = [splitmix_int(key ^ partner_salt(p)) for p in partners for key in keys]
+        held = [False] * len(mixed)
+        for _, attribution in self._filters:
+            held = [a or b for a, b in zip(held, attribution.contains_keys(mixed), strict=True)]
+        n = len(keys)
+        return tuple(p for i, p in enumerate(partners) if all(held[i * n : (i + 1) * n]))
 
     @property
     def nbytes(self) -> int:

@@ -56,6 +56,8 @@ class ScanResult:
 
     spans: tuple[LeakSpan, ...]
     redacted: str
+    joins: tuple[Join, ...] = ()
+    pieces: tuple[Fragment, ...] = ()  # fragments of the copied runs the redacted reply still holds
 
     @property
     def leaked(self) -> bool:
@@ -123,6 +125,7 @@ class StreamScanner:
         self.blocked = False
         self.finished = False
         self.cut: int | None = None
+        self.params = params
         self._stride = params.stride
         self._width = params.width
         self._needed = params.required_hits(strict)
@@ -138,11 +141,23 @@ class StreamScanner:
         self._earlier = earlier  # fragments a run must not join; None: joins are not checked
         self._letters = array("I")  # guard letters so far, kept only while joins are checked
         self.joins: list[Join] = []
+        self._pieces: list[Fragment] = []  # this reply's own fragments, as its runs close
 
     @property
     def spans(self) -> tuple[LeakSpan, ...]:
         """Leaks found so far, merged where they touch."""
         return tuple(region.span() for region in self._regions)
+
+    @property
+    def sent_pieces(self) -> list[Fragment]:
+        """Fragments of the runs that reached the client (not cut off, not redacted); kept
+        only while joins are checked."""
+        return [
+            piece
+            for piece in self._pieces
+            if (self.cut is None or piece.end <= self.cut)
+            and not any(r.start < piece.end and piece.start < r.end for r in self._regions)
+        ]
 
     def feed(self, chunk: str) -> str:
         if self.blocked or self.finished:
@@ -226,6 +241,7 @@ class StreamScanner:
         self.joins += found
         if not found:
             self._earlier.append(piece)
+            self._pieces.append(piece)
         return bool(found)
 
     def _widened(self, chain: _Chain) -> tuple[int, int]:
@@ -306,8 +322,9 @@ class LeakScanner:
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
         return StreamScanner(index, params, policy, strict, self.marker, earlier)
 
-    def scan(self, text: str, strict: bool = False) -> ScanResult:
-        """Every leak in a whole reply, and the reply with each replaced by the marker."""
-        scanner = self.stream("redact", strict)
+    def scan(self, text: str, strict: bool = False, earlier: list[Fragment] | None = None) -> ScanResult:
+        """Every leak in a whole reply (with `earlier`, runs that join them too, and the reply's
+        own fragments), and the reply with each replaced by the marker."""
+        scanner = self.stream("redact", strict, earlier)
         redacted = scanner.feed(text) + scanner.finish()
-        return ScanResult(scanner.spans, redacted)
+        return ScanResult(scanner.spans, redacted, tuple(scanner.joins), tuple(scanner.sent_pieces))
