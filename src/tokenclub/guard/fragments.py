@@ -16,7 +16,9 @@ gram, a hit) and begins up to `stride − 1` letters before its first hit; eithe
 a few letters into the words around it when they happen to go on like the source (a Korean
 reply's next syllable often starts with the same ㅇ). So every seam within `stride` letters
 more on either side is tried whose alignment matches both runs' hits, each with the
-`⌈width / stride⌉` or so aligned grams that straddle it: a few dozen look-ups per pair.
+`⌈width / stride⌉` or so aligned grams that straddle it. A reply's runs are tested against a
+customer's earlier fragments all at once: every pair is screened on the first two grams of
+every seam in one vectorised look-up, and only the few that pass are tested one by one.
 
 Runs shorter than `width + stride − 1` letters may hold no aligned gram, so they leave no
 fragment: pieces that short are not seen (docs/leak-guard.md).
@@ -65,6 +67,11 @@ class Join:
     partners: tuple[int, ...]
 
 
+@lru_cache(maxsize=8)
+def _spec(width: int, seed: int) -> GramHash:
+    return GramHash(width, seed)
+
+
 def _prefixes(letters: Sequence[int], spec: GramHash) -> tuple[int, ...]:
     """Polynomials of the first 0, 1, 2, … letters, by Horner's rule modulo 2^64, started from
     the secret key rather than 0 so that no value is a letter (differences cancel it)."""
@@ -74,16 +81,14 @@ def _prefixes(letters: Sequence[int], spec: GramHash) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _chains(hits: list[int], stride: int) -> list[tuple[int, int, int]]:
-    """(first, last, count) of each run of hit positions spaced exactly `stride` apart."""
+def _chains(hits: list[int], stride: int) -> list[tuple[int, int]]:
+    """(first, last) of each run of hit positions spaced exactly `stride` apart."""
     open_: dict[int, list[int]] = {}
-    done: list[tuple[int, int, int]] = []
     for position in hits:
-        chain = open_.pop(position, None) or [position, position, 0]
-        chain[1], chain[2] = position, chain[2] + 1
+        chain = open_.pop(position, None) or [position, position]
+        chain[1] = position
         open_[position + stride] = chain
-    done.extend((first, last, count) for first, last, count in open_.values())
-    return sorted(done)
+    return sorted((first, last) for first, last in open_.values())
 
 
 def _owned(
@@ -111,7 +116,7 @@ def make_fragment(
         return None
     first, last, count, partners = owned
     params = index.params
-    spec = GramHash(params.width, params.seed)
+    spec = _spec(params.width, params.seed)
     reach = params.width + params.stride - 1
     head_from, tail_from = max(0, first - params.stride + 1), max(0, last - params.stride)
     head = _prefixes(letters[head_from : first + reach], spec)
@@ -126,19 +131,14 @@ def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:
     normalized = normalize(text)
     if len(normalized.letters) < width:
         return []
-    spec = GramHash(width, index.params.seed)
+    spec = _spec(width, index.params.seed)
     keys = spec.at(normalized.letters, np.arange(len(normalized.letters) - width + 1, dtype=np.int64))
     letters, owners = normalized.letters.tolist(), normalized.owners.tolist()
     found = (
         make_fragment(index, letters, owners, keys[first : last + 1 : stride], first, last)
-        for first, last, _ in _chains(np.flatnonzero(index.contains(keys)).tolist(), stride)
+        for first, last in _chains(np.flatnonzero(index.contains(keys)).tolist(), stride)
     )
     return [fragment for fragment in found if fragment is not None]
-
-
-@lru_cache(maxsize=8)
-def _spec(width: int, seed: int) -> GramHash:
-    return GramHash(width, seed)
 
 
 @lru_cache(maxsize=8)
@@ -244,9 +244,9 @@ def _windows(fragments: Sequence[Fragment], tails: bool, low: int, size: int) ->
 
 
 def _maybe_joined(firsts: Sequence[Fragment], seconds: Sequence[Fragment], index: GuardIndex) -> np.ndarray:
-    """Pairs (first, second) that may join: for some seam the first straddling gram hits, or it
-    would start before the first run's reply. A superset of the pairs `join` accepts, computed
-    for all pairs at once."""
+    """Pairs (first, second) that may join: for some seam the first two straddling grams hit (or
+    one would start before the first run's reply). A superset of the pairs `join` accepts,
+    computed for all pairs at once."""
     params = index.params
     width, stride = params.width, params.stride
     spec = _spec(width, params.seed)

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from tokenclub.guard.fragments import Fragment, Join, join, make_fragment
+from tokenclub.guard.fragments import Fragment, Join, joins, make_fragment
 from tokenclub.guard.hashing import GramHash, RollingHasher
 from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
@@ -232,12 +232,7 @@ class StreamScanner:
         piece = make_fragment(self.index, self._letters, self._owners, keys, chain.first, chain.last)
         if piece is None:
             return False
-        found = [
-            hit
-            for other in self._earlier
-            for hit in (join(other, piece, self.index), join(piece, other, self.index))
-            if hit is not None
-        ]
+        found = joins([piece], self._earlier, self.index)
         self.joins += found
         if not found:
             self._earlier.append(piece)
