@@ -20,6 +20,7 @@ class PartnerStatus(StrEnum):
     APPLIED = "applied"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
 
 
 class OrgType(StrEnum):
@@ -56,6 +57,7 @@ class PartnerView:
     customer_id: int
     created_at: datetime
     decided_at: datetime | None
+    withdrawn_at: datetime | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -70,6 +72,7 @@ class PartnerView:
             "customer_id": self.customer_id,
             "created_at": self.created_at.isoformat(),
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "withdrawn_at": self.withdrawn_at.isoformat() if self.withdrawn_at else None,
         }
 
 
@@ -88,6 +91,7 @@ def _view(session: Session, partner: Partner, threshold_words: int) -> PartnerVi
         customer_id=customer_id,
         created_at=partner.created_at,
         decided_at=partner.decided_at,
+        withdrawn_at=partner.withdrawn_at,
     )
 
 
@@ -158,6 +162,27 @@ def decide(
     partner.decision_note = note
     session.flush()
     return _view(session, partner, threshold_words)
+
+
+def withdraw(session: Session, partner_id: int, threshold_words: int) -> PartnerView:
+    """An approved partner takes its data out of future training: no more uploads, its text
+    leaves the corpus export and, once the caller rebuilds it, the leak-guard index. What it
+    earned stays in the ledger. Withdrawing twice is a no-op."""
+    partner = get_partner(session, partner_id)
+    if partner.status == PartnerStatus.WITHDRAWN:
+        return _view(session, partner, threshold_words)
+    if partner.status != PartnerStatus.APPROVED:
+        raise StateError(f"partner {partner_id} is {partner.status}: only an approved partner can withdraw")
+    partner.status = PartnerStatus.WITHDRAWN.value
+    partner.withdrawn_at = utcnow()
+    session.flush()
+    return _view(session, partner, threshold_words)
+
+
+def withdrawn_partners(session: Session) -> list[int]:
+    """Partners whose data is out of future training (and of the guard index at its rebuild)."""
+    query = select(Partner.id).where(Partner.status == PartnerStatus.WITHDRAWN.value).order_by(Partner.id)
+    return list(session.scalars(query))
 
 
 def require_approved(session: Session, partner_id: int) -> Partner:

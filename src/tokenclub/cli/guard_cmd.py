@@ -17,13 +17,13 @@ from tokenizers import Tokenizer
 from tokenclub.cli.output import (
     JSON_OPTION,
     console,
+    corpus_store,
     emit,
     print_json,
     print_rows,
     session_scope,
 )
 from tokenclub.corpus.dump import iter_corpus
-from tokenclub.corpus.store import CorpusStore
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
 from tokenclub.guard.config import GuardSettings
@@ -44,7 +44,6 @@ from tokenclub.guard.redteam import (
 from tokenclub.guard.scanner import LeakScanner
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
-from tokenclub.storage import store_child
 from tokenclub.tokenizer_store import resolve_tokenizer
 
 guard_app = typer.Typer(help="The leak guard: its index, checks and stopped attempts.", no_args_is_help=True)
@@ -56,11 +55,6 @@ def _index_stats() -> dict[str, Any]:
     if index is None:
         raise InvalidInputError("no guard index yet; ingest data or run `tokenclub guard rebuild`")
     return index.stats()
-
-
-def _corpus_store() -> CorpusStore:
-    settings = get_settings()
-    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"))
 
 
 @guard_app.command("rebuild")
@@ -75,7 +69,7 @@ def rebuild_command(
     db = open_database(settings)
     started = time.perf_counter()
     try:
-        rebuild_index(db, settings.home, _corpus_store(), withdrawn)
+        rebuild_index(db, settings.home, corpus_store(), withdrawn)
     finally:
         db.dispose()
     stats = _index_stats()
@@ -89,7 +83,7 @@ def sync_command(json_out: bool = JSON_OPTION) -> None:
     settings = get_settings()
     db = open_database(settings)
     try:
-        added = sync(db, settings.home, _corpus_store())
+        added = sync(db, settings.home, corpus_store())
     finally:
         db.dispose()
     emit({"parts_indexed": added}, json_out, "guard sync")

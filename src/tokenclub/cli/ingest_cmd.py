@@ -158,13 +158,17 @@ def _run(
 @corpus_app.command("dump")
 def corpus_dump(
     partner: int | None = typer.Option(None, "--partner", help="Only this partner's documents."),
+    include_withdrawn: bool = typer.Option(
+        False, "--include-withdrawn", help="Also the documents of partners that withdrew from training."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Print accepted documents, one JSON object per line with --json."""
+    """Print accepted documents for training (one JSON object per line with --json); partners
+    that withdrew are left out."""
     settings = get_settings()
     db = open_database(settings)
     try:
-        rows = iter_corpus(db, settings.home, partner, settings.store_url)
+        rows = iter_corpus(db, settings.home, partner, settings.store_url, include_withdrawn)
         if json_out:
             for row in rows:
                 typer.echo(json.dumps(row, ensure_ascii=False))

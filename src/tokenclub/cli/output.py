@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
+from tokenclub.storage import store_child
 
 console = Console()
 
@@ -62,3 +64,9 @@ def session_scope() -> Iterator[Session]:
             yield session
     finally:
         db.dispose()
+
+
+def corpus_store() -> CorpusStore:
+    """The home's corpus store, on the configured filesystem."""
+    settings = get_settings()
+    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"))

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tokenclub.accounts.partners import PartnerStatus
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
-from tokenclub.db.schema import CorpusDocument
+from tokenclub.db.schema import CorpusDocument, Partner
 from tokenclub.storage import store_child
 
 DUMP_COLUMNS = (
@@ -28,12 +29,20 @@ DUMP_COLUMNS = (
 
 
 def iter_corpus(
-    db: Database, home: Path, partner_id: int | None = None, store_url: str | None = None
+    db: Database,
+    home: Path,
+    partner_id: int | None = None,
+    store_url: str | None = None,
+    include_withdrawn: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Accepted documents in commit order; parts left by a crashed, uncommitted batch are ignored."""
+    """Accepted documents in commit order; parts left by a crashed, uncommitted batch are ignored,
+    and so, unless asked for, are the documents of partners that withdrew from future training."""
     query = select(CorpusDocument.upload_id, CorpusDocument.batch_seq).distinct()
     if partner_id is not None:
         query = query.where(CorpusDocument.partner_id == partner_id)
+    if not include_withdrawn:
+        withdrawn = select(Partner.id).where(Partner.status == PartnerStatus.WITHDRAWN.value)
+        query = query.where(CorpusDocument.partner_id.not_in(withdrawn))
     with db.transaction() as session:
         parts = [(row[0], row[1]) for row in session.execute(query.order_by(*query.selected_columns))]
     store = CorpusStore(store_child(home, store_url, "corpus"))

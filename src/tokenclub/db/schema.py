@@ -36,7 +36,8 @@ class Base(DeclarativeBase):
 
 
 class Partner(Base):
-    """A data provider: applies, is approved or rejected by an operator, then contributes."""
+    """A data provider: applies, is approved or rejected by an operator, then contributes; it may
+    later withdraw its data from future training."""
 
     __tablename__ = "partners"
 
@@ -50,6 +51,7 @@ class Partner(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decision_note: Mapped[str] = mapped_column(Text, default="")
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Customer(Base):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy import func, select
 
+from tokenclub.accounts.partners import withdrawn_partners
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CorpusDocument
@@ -90,17 +91,19 @@ def sync(db: Database, home: Path, store: CorpusStore, upload_id: str | None = N
 def rebuild_index(
     db: Database, home: Path, store: CorpusStore, withdrawn: Collection[int] = ()
 ) -> GuardIndex:
-    """A new generation from the accepted corpus, sized to fit it, without `withdrawn` partners.
+    """A new generation from the accepted corpus, sized to fit it, without the partners that
+    withdrew (in the database) or that the operator names in `withdrawn`.
 
     Their parts are read past and logged, so `sync` does not bring them back, and their later
     batches are refused by the index itself.
     """
     settings = GuardSettings()
     params = settings.index_params()
-    query = select(func.coalesce(func.sum(CorpusDocument.tokens), 0))
-    if withdrawn:
-        query = query.where(CorpusDocument.partner_id.not_in(list(withdrawn)))
     with db.transaction() as session:
+        withdrawn = sorted(set(withdrawn) | set(withdrawn_partners(session)))
+        query = select(func.coalesce(func.sum(CorpusDocument.tokens), 0))
+        if withdrawn:
+            query = query.where(CorpusDocument.partner_id.not_in(withdrawn))
         tokens = int(session.scalar(query) or 0)
     capacity = max(1024, math.ceil(tokens * LETTERS_PER_TOKEN / params.stride))
     parts = _committed_parts(db)
