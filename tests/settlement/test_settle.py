@@ -28,7 +28,7 @@ from tests.settlement.fixtures import (
 )
 from tokenclub.accounts.customers import balance_summary, customer_of_partner
 from tokenclub.db.engine import Database
-from tokenclub.db.schema import Base, LedgerEntry, LedgerTransaction
+from tokenclub.db.schema import Base, LedgerEntry, LedgerTransaction, Partner
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 from tokenclub.ledger.chart import PAYABLE_KRW, PROFIT_SHARE_EXPENSE_KRW, customer_account, system_account
 from tokenclub.ledger.posting import Leg, audit, balance, ensure_system_accounts, post
@@ -249,3 +249,21 @@ def test_a_payout_key_already_in_the_ledger_refuses_the_close_whole(db: Database
     assert _ledger_rows(db) == rows
     with db.transaction() as session:
         assert [(p.name, p.closed) for p in list_periods(session)] == [("2026-10", False)]
+
+
+def test_a_partner_that_withdrew_counts_only_in_periods_ending_before(db: Database) -> None:
+    ids = october(db)
+    with db.transaction() as session:
+        for name, when in (("다솜", OCT_15), ("가람", NOV_10)):  # before / after October's end
+            partner = session.get(Partner, ids[name])
+            assert partner is not None
+            partner.status, partner.withdrawn_at = "withdrawn", when
+        october_close = close_period(session, "2026-10", TERMS, now=LATER)
+        november = close_period(session, "2026-11", TERMS, now=LATER)
+    # October: the pool is the same, shared by 가람 (withdrew later) and 나래: 135,000 / 134,999
+    assert (october_close.pool_krw, october_close.total_tokens) == (269_999, 2_000)
+    by_partner = {line.partner_id: line.allocated_krw for line in october_close.lines}
+    assert by_partner == {ids["가람"]: 135_000, ids["나래"]: 134_999}
+    # November: 가람 withdrew within it, so only 나래 counts
+    assert november.total_tokens == 1_000
+    assert {line.partner_id for line in november.lines} == {ids["나래"]}

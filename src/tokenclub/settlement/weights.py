@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from tokenclub.db.schema import CorpusDocument
+from tokenclub.db.schema import CorpusDocument, Partner
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +37,19 @@ class WeightPolicy(Protocol):
 
 class CreditedTokens:
     """The default: each partner's credited tokens as of the period's end (all accepted
-    documents stored before `ends_at`), the same count its free allowance was granted from."""
+    documents stored before `ends_at`), the same count its free allowance was granted from. A
+    partner that withdrew its data counts only in periods that end before its withdrawal."""
 
     name = "credited_tokens"
 
     def weights(self, session: Session, bounds: Bounds) -> dict[int, int]:
         rows = session.execute(
             select(CorpusDocument.partner_id, func.sum(CorpusDocument.tokens))
-            .where(CorpusDocument.created_at < bounds.ends_at)
+            .join(Partner, Partner.id == CorpusDocument.partner_id)
+            .where(
+                CorpusDocument.created_at < bounds.ends_at,
+                or_(Partner.withdrawn_at.is_(None), Partner.withdrawn_at >= bounds.ends_at),
+            )
             .group_by(CorpusDocument.partner_id)
         )
         return {partner: int(total) for partner, total in rows if total}
