@@ -276,6 +276,8 @@ class GuardIndex:
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
+        if len(self._filters) == 1:  # the usual case: no list to merge
+            return self._filters[0][0].contains_keys(keys)
         found = [False] * len(keys)
         for member, _ in self._filters:
             found = [a or b for a, b in zip(found, member.contains_keys(keys), strict=True)]

@@ -167,7 +167,8 @@ class StreamScanner:
             leak = self._hit(position, key)
             if leak is not None and self.policy == "block":
                 return self._block(leak)
-        self._close(self._hasher.seen - self._width)
+        if self._open:
+            self._close(self._hasher.seen - self._width)
         if self._leaks and self.policy == "block":  # a run that joins an earlier fragment
             return self._block(self._leaks[0])
         return self._release(self._safe_limit())
@@ -186,6 +187,8 @@ class StreamScanner:
             if self.index is None:
                 return []
             held = self.index.contains_keys(keys)
+            if True not in held:  # nearly every streamed token
+                return []
             return [(first + i, key) for i, key in enumerate(keys) if held[i]]
         normalized = self._normalizer.feed(chunk)
         self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
