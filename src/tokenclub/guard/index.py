@@ -175,14 +175,11 @@ class GuardIndex:
         self.withdrawn: frozenset[int] = frozenset(meta.get("withdrawn", ()))
         self.tokens: int = meta["tokens"]
         self.segments = [Segment.from_dict(s) for s in meta["segments"]]
-        self._filters = [self._open(segment) for segment in self.segments]
-
-    def _open(self, segment: Segment) -> tuple[BlockedBloom, BlockedBloom]:
-        where = self.folder / segment.name
-        return (
-            BlockedBloom(where, "member", segment.member, self.mode),
-            BlockedBloom(where, "partner", segment.partner, self.mode),
-        )
+        # one membership and one attribution filter per segment
+        self._members = [BlockedBloom(self.folder / s.name, "member", s.member, mode) for s in self.segments]
+        self._attributions = [
+            BlockedBloom(self.folder / s.name, "partner", s.partner, mode) for s in self.segments
+        ]
 
     @classmethod
     def create(
@@ -221,18 +218,13 @@ class GuardIndex:
             ),
         )
         where = self.folder / segment.name
-        self._filters.append(
-            (
-                BlockedBloom.create(where, "member", segment.member),
-                BlockedBloom.create(where, "partner", segment.partner),
-            )
-        )
+        self._members.append(BlockedBloom.create(where, "member", segment.member))
+        self._attributions.append(BlockedBloom.create(where, "partner", segment.partner))
         self.segments.append(segment)
 
     def _save(self) -> None:
-        for member, partner in self._filters:
-            member.flush()
-            partner.flush()
+        for bloom in (*self._members, *self._attributions):
+            bloom.flush()
         meta = {
             "version": FORMAT_VERSION,
             "params": asdict(self.params),
@@ -257,7 +249,7 @@ class GuardIndex:
         if last.elements and last.elements + len(keys) > last.capacity:
             self._add_segment(max(2 * last.capacity, len(keys)))
             last = self.segments[-1]
-        member, attribution = self._filters[-1]
+        member, attribution = self._members[-1], self._attributions[-1]
         member.add(keys)
         partners = np.asarray(partner_ids, dtype=np.int64)[owner]
         for partner in np.unique(partners).tolist():
@@ -269,19 +261,11 @@ class GuardIndex:
         return len(keys)
 
     def contains(self, keys: U64) -> np.ndarray:
-        found = np.zeros(len(keys), dtype=np.bool_)
-        for member, _ in self._filters:
-            found |= member.contains(keys)
-        return found
+        return _held(self._members, keys)
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
-        if len(self._filters) == 1:  # the usual case: no list to merge
-            return self._filters[0][0].contains_keys(keys)
-        found = [False] * len(keys)
-        for member, _ in self._filters:
-            found = [a or b for a, b in zip(found, member.contains_keys(keys), strict=True)]
-        return found
+        return _held_keys(self._members, keys)
 
     def attribute(self, keys: U64) -> tuple[int, ...]:
         """Partners whose attribution filter holds every one of `keys` (the grams of one copy):
@@ -292,32 +276,27 @@ class GuardIndex:
         if len(partners) * len(keys) <= SMALL_ATTRIBUTION:
             return self._attribute_small(partners.tolist(), keys.tolist())
         salts = np.array([partner_salt(int(p)) for p in partners], dtype=np.uint64)
-        mixed = splitmix(keys[np.newaxis, :] ^ salts[:, np.newaxis]).ravel()
-        held = np.zeros(len(mixed), dtype=np.bool_)
-        for _, attribution in self._filters:
-            held |= attribution.contains(mixed)
+        held = _held(self._attributions, splitmix(keys[np.newaxis, :] ^ salts[:, np.newaxis]).ravel())
         return tuple(int(p) for p in partners[held.reshape(len(partners), len(keys)).all(axis=1)])
 
     def _attribute_small(self, partners: list[int], keys: list[int]) -> tuple[int, ...]:
         """`attribute` for a run of a few grams and few partners, in integers: NumPy's fixed
         cost per call is larger than the work (a chance hit in a streamed reply is one gram)."""
         mixed = [splitmix_int(key ^ partner_salt(p)) for p in partners for key in keys]
-        held = [False] * len(mixed)
-        for _, attribution in self._filters:
-            held = [a or b for a, b in zip(held, attribution.contains_keys(mixed), strict=True)]
+        held = _held_keys(self._attributions, mixed)
         n = len(keys)
         return tuple(p for i, p in enumerate(partners) if all(held[i * n : (i + 1) * n]))
 
     @property
     def nbytes(self) -> int:
-        return sum(m.nbytes + p.nbytes for m, p in self._filters)
+        return sum(bloom.nbytes for bloom in (*self._members, *self._attributions))
 
     def stats(self) -> dict[str, Any]:
         """Size, load and the measured chance of a false leak verdict per 1,000 tokens of reply."""
         elements = sum(s.elements for s in self.segments)
-        fill = max((m.fill() for m, _ in self._filters), default=0.0)
+        fill = max((m.fill() for m in self._members), default=0.0)
         hashes = best_hashes(self.params.member_bits)
-        hit_rate = min(1.0, len(self._filters) * fill**hashes)
+        hit_rate = min(1.0, len(self._members) * fill**hashes)
         return {
             "generation": self.folder.name,
             "segments": len(self.segments),
@@ -330,6 +309,24 @@ class GuardIndex:
             "guaranteed_length": self.params.guaranteed_length(),
             **{f"param_{k}": v for k, v in asdict(self.params).items() if k != "seed"},
         }
+
+
+def _held(filters: Sequence[BlockedBloom], keys: U64) -> np.ndarray:
+    """Keys that any of the filters (one per segment) holds."""
+    found = np.zeros(len(keys), dtype=np.bool_)
+    for bloom in filters:
+        found |= bloom.contains(keys)
+    return found
+
+
+def _held_keys(filters: Sequence[BlockedBloom], keys: list[int]) -> list[bool]:
+    """`_held` for keys as Python integers."""
+    if len(filters) == 1:  # the usual case: no lists to merge
+        return filters[0].contains_keys(keys)
+    found = [False] * len(keys)
+    for bloom in filters:
+        found = [a or b for a, b in zip(found, bloom.contains_keys(keys), strict=True)]
+    return found
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
