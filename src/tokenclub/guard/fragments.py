@@ -26,7 +26,7 @@ fragment: pieces that short are not seen (docs/leak-guard.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -152,21 +152,31 @@ def _poly(prefixes: tuple[int, ...], start: int, end: int, powers: tuple[int, ..
     return (prefixes[end] - prefixes[start] * powers[end - start]) & MASK64
 
 
-def _seams(first: Fragment, second: Fragment, width: int, stride: int) -> Iterator[tuple[int, int]]:
-    """(end of the first run in its tail window, start of the second in its head window) of
-    each seam whose grams would line up with both runs' hits."""
-    low, high = (
-        max(0, second.first - stride + 1),
-        min(len(second.head) - width + 1, second.first + stride + 1),
-    )
-    for end in range(
-        max(first.last + 1, first.last + width - stride), min(len(first.tail), first.last + width + stride)
-    ):
-        # the second run's hits must fall on the first run's stride: begin ≡ end + first − last
-        yield from (
-            (end, begin)
-            for begin in range(low + (end + second.first - first.last - low) % stride, high, stride)
-        )
+@dataclass(frozen=True, slots=True)
+class _Seam:
+    """One seam shape, relative to the first run's last hit and the second run's first hit."""
+
+    end: int  # where the first run ends, letters after its last hit
+    begin: int  # where the second run starts, letters after its first hit
+    straddle: int  # the first straddling gram's start, letters after the first run's last hit
+    theirs: int  # letters of that gram in the second run
+
+
+@lru_cache(maxsize=8)
+def _seam_shapes(width: int, stride: int, hits: int) -> tuple[_Seam, ...]:
+    """Every seam two runs may meet at, as offsets from their hits, in the order `join` tries
+    them: the first run ends `width − stride` to `width + stride − 1` letters after its last hit,
+    the second begins up to `stride` letters either side of its first, and the two hits' strides
+    line up. A fragment far from the ends of its reply holds them all."""
+    shapes = []
+    for end in range(max(1, width - stride), width + stride):
+        straddle = (end - width) // stride * stride + stride  # the first aligned start past end − width
+        if len(range(straddle, end, stride)) + 1 < hits:
+            continue
+        for begin in range(1 - stride, stride + 1):
+            if (end - begin) % stride == 0:
+                shapes.append(_Seam(end, begin, straddle, straddle + width - end))
+    return tuple(shapes)
 
 
 def _straddling(last: int, end: int, width: int, stride: int) -> range:
@@ -190,42 +200,20 @@ def join(first: Fragment, second: Fragment, index: GuardIndex) -> Join | None:
         right = _poly(second.head, begin, begin + theirs, powers)
         return splitmix_int((left * powers[theirs] + right) & MASK64 ^ spec.key)
 
-    seams = [
-        (end, begin, starts)
-        for end, begin in _seams(first, second, params.width, params.stride)
-        if len(starts := _straddling(first.last, end, params.width, params.stride)) + 1 >= params.hits
-    ]
+    seams = []
+    for shape in _seam_shapes(params.width, params.stride, params.hits):
+        end, begin = first.last + shape.end, second.first + shape.begin
+        if end >= len(first.tail) or begin < 0 or begin + params.width > len(second.head):
+            continue  # the first run's reply ends before the seam, or the second's starts after
+        starts = _straddling(first.last, end, params.width, params.stride)
+        if len(starts) + 1 >= params.hits:
+            seams.append((end, begin, starts))
     # the first gram across each seam, all in one look-up: nearly every seam fails there
     held = index.contains_keys([key(starts[0], end, begin) for end, begin, starts in seams])
     for (end, begin, starts), first_held in zip(seams, held, strict=True):
         if first_held and all(index.contains_keys([key(start, end, begin) for start in starts[1:]])):
             return Join(first, second, len(starts), partners)
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Seam:
-    """One seam shape, relative to the first run's last hit and the second run's first hit."""
-
-    end: int  # where the first run ends, letters after its last hit
-    begin: int  # where the second run starts, letters after its first hit
-    straddle: int  # the first straddling gram's start, letters after the first run's last hit
-    theirs: int  # letters of that gram in the second run
-
-
-@lru_cache(maxsize=8)
-def _seam_shapes(width: int, stride: int, hits: int) -> tuple[_Seam, ...]:
-    """Every seam `join` may try, as offsets (the windows of a fragment far from the ends of its
-    reply hold them all)."""
-    shapes = []
-    for end in range(max(1, width - stride), width + stride):
-        straddle = (end - width) // stride * stride + stride  # the first aligned start past end − width
-        if len(range(straddle, end, stride)) + 1 < hits:
-            continue
-        for begin in range(1 - stride, stride + 1):
-            if (end - begin) % stride == 0:
-                shapes.append(_Seam(end, begin, straddle, straddle + width - end))
-    return tuple(shapes)
 
 
 def _windows(fragments: Sequence[Fragment], tails: bool, low: int, size: int) -> tuple[U64, np.ndarray]:
