@@ -179,10 +179,13 @@ def withdraw(session: Session, partner_id: int, threshold_words: int) -> Partner
     return _view(session, partner, threshold_words)
 
 
+WITHDRAWN_IDS = select(Partner.id).where(Partner.status == PartnerStatus.WITHDRAWN.value)
+"""Partners whose data is out of future training, as a query to run or to filter by."""
+
+
 def withdrawn_partners(session: Session) -> list[int]:
     """Partners whose data is out of future training (and of the guard index at its rebuild)."""
-    query = select(Partner.id).where(Partner.status == PartnerStatus.WITHDRAWN.value).order_by(Partner.id)
-    return list(session.scalars(query))
+    return list(session.scalars(WITHDRAWN_IDS.order_by(Partner.id)))
 
 
 def require_approved(session: Session, partner_id: int) -> Partner:

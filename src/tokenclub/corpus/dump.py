@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.accounts.partners import WITHDRAWN_IDS
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
-from tokenclub.db.schema import CorpusDocument, Partner
+from tokenclub.db.schema import CorpusDocument
 from tokenclub.storage import store_child
 
 DUMP_COLUMNS = (
@@ -41,8 +41,7 @@ def iter_corpus(
     if partner_id is not None:
         query = query.where(CorpusDocument.partner_id == partner_id)
     if not include_withdrawn:
-        withdrawn = select(Partner.id).where(Partner.status == PartnerStatus.WITHDRAWN.value)
-        query = query.where(CorpusDocument.partner_id.not_in(withdrawn))
+        query = query.where(CorpusDocument.partner_id.not_in(WITHDRAWN_IDS))
     with db.transaction() as session:
         parts = [(row[0], row[1]) for row in session.execute(query.order_by(*query.selected_columns))]
     store = CorpusStore(store_child(home, store_url, "corpus"))
