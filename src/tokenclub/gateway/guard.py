@@ -215,7 +215,7 @@ class GatewayGuard:
         index = self.scanner.current()
         if index is None:
             return None, []
-        pieces = list(earlier) if self.budget is not None else None
+        pieces = self._joinable(earlier)
         choices = data.get("choices") or ()
         results = [self.scanner.scan(_choice_text(choice, endpoint), strict, pieces) for choice in choices]
         for choice, result in zip(choices, results, strict=True):
@@ -233,8 +233,12 @@ class GatewayGuard:
         accumulation on, a run that joins `earlier` (or another run of the reply) is cut too."""
         if not self.active:
             return None
-        pieces = list(earlier) if self.budget is not None else None
-        return StreamGuard(self.scanner.stream(self.policy, strict, pieces), endpoint, self)
+        return StreamGuard(self.scanner.stream(self.policy, strict, self._joinable(earlier)), endpoint, self)
+
+    def _joinable(self, earlier: tuple[Fragment, ...]) -> list[Fragment] | None:
+        """The fragments a reply's runs are tested against (its own are added as they close);
+        None, and no joins, when accumulation is off."""
+        return list(earlier) if self.budget is not None else None
 
 
 def _choice_text(choice: dict[str, Any], endpoint: str) -> str:
