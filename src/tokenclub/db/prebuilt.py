@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, Table, bindparam
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -91,3 +93,29 @@ def _bind(compiled: _Compiled, params: Params) -> Any:
     if compiled.positional:
         return tuple(values[name] for name in compiled.names)
     return values
+
+
+class CounterUpsert:
+    """Add to counters in a row found by its key columns, creating it when missing, atomically on
+    both backends (`INSERT … ON CONFLICT DO UPDATE SET c = c + excluded.c`), prebuilt per
+    dialect; with `returning`, the counters after the addition come back."""
+
+    def __init__(self, table: Table, keys: Sequence[str], counters: Sequence[str], returning: bool = False):
+        self._by_dialect = {
+            "postgresql": Prebuilt(_counter_upsert(pg_insert, table, keys, counters, returning)),
+            "sqlite": Prebuilt(_counter_upsert(sqlite_insert, table, keys, counters, returning)),
+        }
+
+    def run(self, conn: Connection, params: Params | Sequence[Params]) -> list[Any]:
+        return self._by_dialect[conn.dialect.name].run(conn, params)
+
+
+def _counter_upsert(
+    insert: Any, table: Table, keys: Sequence[str], counters: Sequence[str], returning: bool
+) -> Any:
+    stmt = insert(table).values({name: bindparam(name) for name in (*keys, *counters)})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[name] for name in keys],
+        set_={name: table.c[name] + stmt.excluded[name] for name in counters},
+    )
+    return stmt.returning(*(table.c[name] for name in counters)) if returning else stmt

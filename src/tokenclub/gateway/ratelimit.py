@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import redis
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from tokenclub.db.prebuilt import Prebuilt
+from tokenclub.db.prebuilt import CounterUpsert
 from tokenclub.db.schema import RateCounter
 from tokenclub.errors import TokenclubError
 
@@ -58,29 +56,11 @@ class RateLimiter(Protocol):
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None: ...
 
 
-def _upsert_statement(insert: Any) -> Any:
-    """Add to a key's counters in its window, creating the row if needed; built once per dialect,
-    on the table rather than the ORM class so executing it skips the ORM's insert machinery."""
-    table = cast(Table, RateCounter.__table__)
-    stmt = insert(table).values(
-        key_id=bindparam("key_id"),
-        window=bindparam("window"),
-        requests=bindparam("requests"),
-        tokens=bindparam("tokens"),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.key_id, table.c.window],
-        set_={
-            "requests": table.c.requests + stmt.excluded.requests,
-            "tokens": table.c.tokens + stmt.excluded.tokens,
-        },
-    ).returning(table.c.requests, table.c.tokens)
-
-
-_UPSERTS = {
-    "postgresql": Prebuilt(_upsert_statement(pg_insert)),
-    "sqlite": Prebuilt(_upsert_statement(sqlite_insert)),
-}
+_UPSERT = CounterUpsert(
+    cast(Table, RateCounter.__table__), ("key_id", "window"), ("requests", "tokens"), returning=True
+)
+"""Add to a key's counters in its window, creating the row if needed; on the table rather than
+the ORM class so executing it skips the ORM's insert machinery."""
 
 
 class DatabaseRateLimiter:
@@ -94,7 +74,7 @@ class DatabaseRateLimiter:
     ) -> tuple[int, int]:
         values = {"key_id": key_id, "window": window, "requests": requests, "tokens": tokens}
         conn = session.connection()
-        row = _UPSERTS[conn.dialect.name].run(conn, values)[0]
+        row = _UPSERT.run(conn, values)[0]
         return int(row[0]), int(row[1])
 
     def admit(self, session: Session, key_id: int, now: float | None = None) -> None:

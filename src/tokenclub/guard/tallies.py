@@ -11,38 +11,20 @@ credited. The window is read on every guarded request, so its statements are pre
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tokenclub.db.guard_schema import GuardTally
-from tokenclub.db.prebuilt import Prebuilt
+from tokenclub.db.prebuilt import CounterUpsert, Prebuilt
 from tokenclub.db.schema import ApiKey
 from tokenclub.guard.accumulate import Budget, bucket_of, first_live_bucket
 
 _TABLE = cast(Table, GuardTally.__table__)
 
 
-def _upsert_statement(insert: Any) -> Any:
-    stmt = insert(_TABLE).values(
-        key_id=bindparam("key_id"),
-        partner_id=bindparam("partner_id"),
-        bucket=bindparam("bucket"),
-        letters=bindparam("letters"),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[_TABLE.c.key_id, _TABLE.c.partner_id, _TABLE.c.bucket],
-        set_={"letters": _TABLE.c.letters + stmt.excluded.letters},
-    )
-
-
-_UPSERTS = {
-    "postgresql": Prebuilt(_upsert_statement(pg_insert)),
-    "sqlite": Prebuilt(_upsert_statement(sqlite_insert)),
-}
+_UPSERT = CounterUpsert(_TABLE, ("key_id", "partner_id", "bucket"), ("letters",))
 _EXPIRE = Prebuilt(
     delete(_TABLE).where(_TABLE.c.key_id == bindparam("key_id"), _TABLE.c.bucket < bindparam("first"))
 )
@@ -67,7 +49,7 @@ def add_credits(
         {"key_id": key_id, "partner_id": p, "bucket": bucket, "letters": n}
         for p, n in sorted(credits.items())
     ]
-    _UPSERTS[conn.dialect.name].run(conn, rows)
+    _UPSERT.run(conn, rows)
     _EXPIRE.run(conn, {"key_id": key_id, "first": first_live_bucket(now, budget)})
 
 
