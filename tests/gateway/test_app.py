@@ -281,6 +281,10 @@ def test_health_and_metrics(gateway: str, make_customer: Callable[..., Customer]
     root = gateway.removesuffix("/v1")
     assert httpx.get(f"{root}/healthz").json()["status"] == "ok"
     metrics = httpx.get(f"{root}/metrics").text
-    assert 'tokenclub_requests_total{endpoint="completions",status="200"}' in metrics
-    assert 'tokenclub_tokens_total{kind="completion"}' in metrics
+    assert (
+        'tokenclub_requests_total{endpoint="completions",model="tiny",outcome="ok",status="200"} 1.0'
+        in metrics
+    )
+    assert 'tokenclub_tokens_total{charge="free",kind="completion",model="tiny"} 3.0' in metrics
+    assert 'tokenclub_tokens_total{charge="free",kind="prompt",model="tiny"} 1.0' in metrics
     assert "tokenclub_request_seconds_bucket" in metrics

@@ -1,17 +1,20 @@
-"""The gateway's key check: `accounts.keys.authenticate` as one prebuilt Core statement.
-
-It runs on every request, so it skips the ORM (object loading, identity map) that the
-account commands use; the answer is the same active-key-or-None.
+"""Who may call what: API keys (a prebuilt Core statement, as `accounts.keys.authenticate`
+answers but without the ORM, since it runs on every request) and the operator token, both as
+FastAPI dependencies.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 from typing import cast
 
+from fastapi import Depends, Request
 from sqlalchemy import Connection, Table, bindparam, select
 
 from tokenclub.accounts.keys import KEY_PREFIX, KeyView, hash_key
 from tokenclub.db.schema import ApiKey
+from tokenclub.gateway.errors import INVALID_KEY, ApiError
 
 _KEYS = cast(Table, ApiKey.__table__)
 _KEY_BY_HASH = select(
@@ -32,3 +35,55 @@ def active_key(conn: Connection, plain: str) -> KeyView | None:
     if row is None or row.revoked_at is not None:
         return None
     return KeyView(*row)
+
+
+def bearer(request: Request) -> str:
+    """The presented API key (dependency); 401 when there is none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "missing API key: send Authorization: Bearer <key>",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    return token.strip()
+
+
+async def current_key(request: Request, secret: str = Depends(bearer)) -> KeyView:
+    """The active key behind the request (dependency of the endpoints that charge nothing)."""
+    key: KeyView | None = await request.app.state.gateway.in_db(
+        lambda session: active_key(session.connection(), secret)
+    )
+    if key is None:
+        raise INVALID_KEY
+    return key
+
+
+def is_operator(request: Request) -> bool:
+    """Whether the request carries the operator token (as a bearer token, or as the password of
+    HTTP basic authentication, which a browser opening the docs sends), or none is set."""
+    expected: str | None = request.app.state.gateway.config.operator_token
+    if expected is None:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(token.strip(), validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def operator(request: Request) -> None:
+    """Guards the operator's endpoints (metrics, API docs) when an operator token is set."""
+    if not is_operator(request):
+        raise ApiError(
+            401,
+            "this endpoint needs the operator token (TOKENCLUB_OPERATOR_TOKEN) as a bearer token",
+            "invalid_request_error",
+            "invalid_operator_token",
+            headers={"WWW-Authenticate": 'Basic realm="tokenclub operator"'},
+        )
