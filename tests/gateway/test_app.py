@@ -137,7 +137,7 @@ def test_async_client_and_model_list(gateway: str, make_customer: Callable[..., 
         return models, reply.choices[0].message.content
 
     models, content = asyncio.run(run())
-    assert models == ["cut", "fail", "slow", MODEL]
+    assert models == ["cut", "embed", "fail", "picky", "slow", MODEL]
     assert content == REPLY
 
 
