@@ -205,10 +205,9 @@ def test_content_parts_the_upstream_cannot_read_are_a_clear_400(served: Served) 
         client.chat.completions.create(model="picky", messages=[{"role": "user", "content": image}])
     assert caught.value.code == "upstream_rejected"
     assert "image input is not supported" in caught.value.message
+    system: list[Any] = [{"role": "system", "content": [{"type": "image_url", "image_url": {}}]}]
     with pytest.raises(openai.BadRequestError) as bad_part:
-        client.chat.completions.create(
-            model=MODEL, messages=[{"role": "system", "content": [{"type": "image_url", "image_url": {}}]}]
-        )
+        client.chat.completions.create(model=MODEL, messages=system)
     assert bad_part.value.code == "invalid_content_part"
     assert [e.status for e in _settled(served, customer, 2)] == ["ok", "upstream_rejected"]
 
