@@ -153,6 +153,8 @@ async def _stream(body: dict[str, Any], chat: bool) -> AsyncIterator[bytes]:
         for index in range(count):
             yield _chunk(model, index, {"delta": {"content": char}} if chat else {"text": char})
         await asyncio.sleep(0.002)
+    for index in range(count):
+        yield _chunk(model, index, {"delta": {}} if chat else {"text": ""}, "length")
     yield b"data: [DONE]\n\n"
 
 
