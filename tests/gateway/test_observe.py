@@ -117,3 +117,5 @@ def test_docs_load_no_outside_assets(guarded: Served) -> None:
     assert httpx.get(root + "/docs/assets/swagger-ui-bundle.js").status_code == 200
     schema = httpx.get(root + "/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert {"/v1/chat/completions", "/v1/embeddings", "/v1/models/{model}"} <= set(schema["paths"])
+    chat = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
+    assert chat["schema"]["required"] == ["model", "messages"]

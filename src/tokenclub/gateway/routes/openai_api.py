@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from tokenclub.accounts.keys import KeyView
+from tokenclub.gateway import schemas
 from tokenclub.gateway.auth import bearer, current_key
 from tokenclub.gateway.completion import Completions
 from tokenclub.gateway.errors import ApiError, shorten
@@ -26,20 +27,20 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "tokenclub"}
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", openapi_extra=schemas.CHAT)
 async def chat(request: Request, secret: str = Depends(bearer)) -> Response:
     """OpenAI chat completions: messages (tool calls, tool results, content parts), `n`,
     `stream`, `tools`; held before the upstream is called and charged its exact usage."""
     return await _completions(request).handle(request, CHAT, secret)
 
 
-@router.post("/completions")
+@router.post("/completions", openapi_extra=schemas.COMPLETIONS)
 async def completions(request: Request, secret: str = Depends(bearer)) -> Response:
     """OpenAI (legacy) completions: a prompt or a list of prompts, `n`, `stream`."""
     return await _completions(request).handle(request, COMPLETIONS, secret)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", openapi_extra=schemas.EMBEDDINGS)
 async def embeddings(request: Request, secret: str = Depends(bearer)) -> Response:
     """OpenAI embeddings, forwarded to upstreams that serve them; input tokens are charged."""
     return await _completions(request).handle(request, EMBEDDINGS, secret)
