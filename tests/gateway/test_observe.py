@@ -11,12 +11,16 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from openai import OpenAI
 
 from tests.gateway.conftest import MODEL, Served, config
 from tests.gateway.fake_upstream import serve_in_thread
 from tokenclub.db.engine import Database
 from tokenclub.gateway.app import create_app
+from tokenclub.gateway.metrics import Metrics
+from tokenclub.gateway.observe import RequestObserver
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits
 
 TOKEN = "operator-token-0123456789"
@@ -119,3 +123,29 @@ def test_docs_load_no_outside_assets(guarded: Served) -> None:
     assert {"/v1/chat/completions", "/v1/embeddings", "/v1/models/{model}"} <= set(schema["paths"])
     chat = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
     assert chat["schema"]["required"] == ["model", "messages"]
+
+
+def test_an_unexpected_failure_is_an_openai_shaped_500_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    app.add_middleware(RequestObserver, metrics=Metrics)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/boom")
+    assert answer.status_code == 500
+    request_id = answer.headers["x-request-id"]
+    assert answer.json() == {
+        "error": {
+            "message": f"internal error (request {request_id}); nothing was charged",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
+    assert "secret detail" not in answer.text
+    assert f"request {request_id} failed" in caplog.text

@@ -59,7 +59,6 @@ class Completions:
 
     async def handle(self, request: Request, fmt: ApiFormat, secret: str) -> Response:
         ctx = context(request.state)
-        ctx.endpoint = fmt.kind
         started = time.perf_counter()
         body = await json_body(request, self.config.max_body_bytes)
         parsed = parse_request(body, fmt, self.config.default_max_tokens, self.config.max_tokens_ceiling)
@@ -242,8 +241,16 @@ class Completions:
                 kind = "timeout" if exc.timeout else "error"
                 gateway.metrics.upstream_errors.labels(call.route.name, kind).inc()
                 call.ctx.outcome = "upstream_broke"
+                message = "the model server failed mid-stream; charged only for what was generated"
                 yield sse(
-                    {"error": {"message": "the model server failed mid-stream", "type": "upstream_error"}}
+                    {
+                        "error": {
+                            "message": message,
+                            "type": "upstream_error",
+                            "param": None,
+                            "code": f"upstream_{kind}",
+                        }
+                    }
                 )
             finally:
                 self._after_stream(call, admitted, reply)

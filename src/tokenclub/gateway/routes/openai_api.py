@@ -23,24 +23,33 @@ def _completions(request: Request) -> Completions:
     return completions
 
 
+def _endpoint(kind: str) -> Any:
+    """A dependency naming the endpoint in the request's metrics before anything can refuse it."""
+
+    def tag(request: Request) -> None:
+        context(request.state).endpoint = kind
+
+    return Depends(tag)
+
+
 def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "tokenclub"}
 
 
-@router.post("/chat/completions", openapi_extra=schemas.CHAT)
+@router.post("/chat/completions", openapi_extra=schemas.CHAT, dependencies=[_endpoint("chat")])
 async def chat(request: Request, secret: str = Depends(bearer)) -> Response:
     """OpenAI chat completions: messages (tool calls, tool results, content parts), `n`,
     `stream`, `tools`; held before the upstream is called and charged its exact usage."""
     return await _completions(request).handle(request, CHAT, secret)
 
 
-@router.post("/completions", openapi_extra=schemas.COMPLETIONS)
+@router.post("/completions", openapi_extra=schemas.COMPLETIONS, dependencies=[_endpoint("completions")])
 async def completions(request: Request, secret: str = Depends(bearer)) -> Response:
     """OpenAI (legacy) completions: a prompt or a list of prompts, `n`, `stream`."""
     return await _completions(request).handle(request, COMPLETIONS, secret)
 
 
-@router.post("/embeddings", openapi_extra=schemas.EMBEDDINGS)
+@router.post("/embeddings", openapi_extra=schemas.EMBEDDINGS, dependencies=[_endpoint("embeddings")])
 async def embeddings(request: Request, secret: str = Depends(bearer)) -> Response:
     """OpenAI embeddings, forwarded to upstreams that serve them; input tokens are charged."""
     return await _completions(request).handle(request, EMBEDDINGS, secret)
