@@ -63,6 +63,8 @@ def test_missing_key_is_401(served: Served) -> None:
         (b'{"model": "tiny", "messages": [{"role": "user", "content": "\\ud800"}]}', "invalid_unicode"),
         (b"{not json", "invalid_json"),
         (b"\xff\xfe", "invalid_json"),
+        (b'{"model": "tiny", "prompt": "\xed\xa0\x80"}', "invalid_json"),
+        ('{"model": "tiny", "prompt": "x"}'.encode("utf-16"), "invalid_json"),
     ],
 )
 def test_hostile_bodies_are_a_short_400(served: Served, content: bytes, code: str) -> None:

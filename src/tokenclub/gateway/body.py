@@ -5,6 +5,7 @@ the guard or the upstream could not encode)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import Request
@@ -13,6 +14,14 @@ from tokenclub.gateway.errors import ApiError, bad_request
 
 MAX_DEPTH = 64
 """Deeper than any real request (a JSON schema in a tool definition nests a dozen levels)."""
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def needs_walk(raw: bytes) -> bool:
+    """Whether a body could hold what `check_tree` refuses: more brackets than the depth
+    limit, or a surrogate escape (strict UTF-8 cannot carry a surrogate; only `\\udXXX` can).
+    Most requests have neither and skip the walk (two C-speed scans instead)."""
+    return raw.count(b"[") + raw.count(b"{") > MAX_DEPTH or _SURROGATE_ESCAPE.search(raw) is not None
 
 
 def _too_large(limit: int) -> ApiError:
@@ -67,11 +76,13 @@ async def json_body(request: Request, limit: int) -> Any:
     """The body parsed and checked, or a 400/413 that says briefly why not."""
     raw = await read_body(request, limit)
     try:
-        value = json.loads(raw)
+        # Decoded strictly first: `json.loads` of bytes would let encoded surrogates through.
+        value = json.loads(raw.decode())
     except RecursionError:
         raise bad_request(f"request body is nested deeper than {MAX_DEPTH} levels", "too_deep") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else "it is not UTF-8"
         raise bad_request(f"request body is not valid JSON: {message}", "invalid_json") from None
-    check_tree(value)
+    if needs_walk(raw):
+        check_tree(value)
     return value
