@@ -57,7 +57,26 @@ def test_a_bad_setting_is_one_line_naming_the_variable_and_the_allowed_values(
     assert str(caught.value) == message
 
 
-def test_the_cli_prints_it_and_exits_1(tmp_path: Path) -> None:
-    result = run_cli(tmp_path, "init", env_extra={"TOKENCLUB_POOL_RATE": "1.5"})
+@pytest.mark.parametrize(
+    ("args", "variable", "value", "line"),
+    [
+        (
+            ("init",),
+            "TOKENCLUB_POOL_RATE",
+            "1.5",
+            "TOKENCLUB_POOL_RATE=1.5 is not allowed: use a number >= 0 and <= 1",
+        ),
+        (
+            ("serve", "--upstream", "http://127.0.0.1:9/v1"),
+            "TOKENCLUB_GUARD_POLICY",
+            "loose",
+            "TOKENCLUB_GUARD_POLICY=loose is not allowed: use one of block, redact",
+        ),
+    ],
+)
+def test_the_cli_prints_it_and_exits_1(
+    tmp_path: Path, args: tuple[str, ...], variable: str, value: str, line: str
+) -> None:
+    result = run_cli(tmp_path, *args, env_extra={variable: value})
     assert result.returncode == 1
-    assert result.stderr == "error: TOKENCLUB_POOL_RATE=1.5 is not allowed: use a number >= 0 and <= 1\n"
+    assert result.stderr == f"error: {line}\n"

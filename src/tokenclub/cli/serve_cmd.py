@@ -9,10 +9,12 @@ from contextlib import ExitStack
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from tokenclub.gateway.llama import LlamaServer
+from tokenclub.guard.config import GuardSettings
 from tokenclub.home import open_database
-from tokenclub.settings import get_settings
+from tokenclub.settings import get_settings, settings_error
 
 
 def serve_command(
@@ -37,6 +39,10 @@ def serve_command(
         os.environ["TOKENCLUB_LOG_LEVEL"] = log_level
         get_settings.cache_clear()
     settings = get_settings()
+    try:  # the workers read the guard's settings too: a bad one stops here, in one line
+        GuardSettings()
+    except ValidationError as exc:
+        raise settings_error(exc, GuardSettings, "TOKENCLUB_GUARD_") from None
     open_database(settings).dispose()
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit lets
     # the embedded model server be stopped on the way out.
