@@ -24,9 +24,10 @@ WINDOW_S = 60
 
 
 class RateLimitedError(TokenclubError):
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, standing: Standing | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.standing = standing
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +64,16 @@ def _window(now: float) -> tuple[int, int]:
 
 
 def _check(requests: int, tokens: int, limits: Limits, retry_after: int) -> Standing:
+    standing = Standing(limits, requests, tokens, retry_after)
     if requests > limits.requests_per_minute:
         raise RateLimitedError(
-            f"rate limit: more than {limits.requests_per_minute} requests per minute", retry_after
+            f"rate limit: more than {limits.requests_per_minute} requests per minute", retry_after, standing
         )
     if tokens >= limits.tokens_per_minute:
         raise RateLimitedError(
-            f"rate limit: {limits.tokens_per_minute} tokens per minute used up", retry_after
+            f"rate limit: {limits.tokens_per_minute} tokens per minute used up", retry_after, standing
         )
-    return Standing(limits, requests, tokens, retry_after)
+    return standing
 
 
 class RateLimiter(Protocol):

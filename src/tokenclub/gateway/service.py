@@ -58,7 +58,9 @@ class Admitted:
 
 
 def rate_limited(exc: RateLimitedError) -> ApiError:
-    return ApiError(429, str(exc), "requests", "rate_limit_exceeded", exc.retry_after)
+    """429 with `Retry-After` and, as OpenAI sends them, the window's `x-ratelimit-*` headers."""
+    headers = exc.standing.headers() if exc.standing is not None else None
+    return ApiError(429, str(exc), "requests", "rate_limit_exceeded", exc.retry_after, headers=headers)
 
 
 class Gateway:
