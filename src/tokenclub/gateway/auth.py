@@ -1,6 +1,10 @@
 """Who may call what: API keys (a prebuilt Core statement, as `accounts.keys.authenticate`
 answers but without the ORM, since it runs on every request) and the operator token, both as
 FastAPI dependencies.
+
+The paid endpoints take only the presented key (`bearer`) as a dependency: they check it inside
+the admission's transaction with the rate limit and the hold (`active_key`), one unit of
+database work instead of two.
 """
 
 from __future__ import annotations
