@@ -17,6 +17,7 @@ import json
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import ClassVar
 
 import fsspec
@@ -44,6 +45,13 @@ class FormatWriter(ABC):
         self.fs.makedirs(self.folder, exist_ok=True)
         self.shard = -1
         self.documents = 0
+        self.opened: list[HashingSink] = []
+
+    def open_file(self, basename: str) -> HashingSink:
+        """A new file of this format, remembered so that a failed export can remove it."""
+        sink = HashingSink(self.fs, f"{self.folder}/{basename}")
+        self.opened.append(sink)
+        return sink
 
     def relative(self, basename: str) -> str:
         return f"{self.name}/{basename}"
@@ -69,6 +77,12 @@ class FormatWriter(ABC):
         """Files written once after the last shard (an index); none by default."""
         return []
 
+    def abort(self) -> None:
+        """Close whatever is open after a failure (the caller deletes the files)."""
+        for sink in self.opened:
+            with suppress(OSError, ValueError):
+                sink.close()
+
     def _file(self, sink: HashingSink, basename: str) -> ShardFile:
         return ShardFile(
             self.relative(basename), self.name, self.shard, sink.size, sink.sha256, self.documents
@@ -83,7 +97,7 @@ class ParquetFormat(FormatWriter):
 
     def open_shard(self) -> None:
         self._basename = f"shard-{self.shard:05d}.parquet"
-        self._sink = HashingSink(self.fs, f"{self.folder}/{self._basename}")
+        self._sink = self.open_file(self._basename)
         self._writer = pq.ParquetWriter(self._sink, PARQUET_SCHEMA, compression="zstd")
 
     def write(self, batch: pa.Table, tokens: TokenArrays | None) -> None:
@@ -95,6 +109,12 @@ class ParquetFormat(FormatWriter):
         self._writer.close()
         self._sink.close()
         return [self._file(self._sink, self._basename)]
+
+    def abort(self) -> None:
+        if self.opened:
+            with suppress(OSError, ValueError):
+                self._writer.close()
+        super().abort()
 
 
 MEGATRON_INDEX_HEADER = b"MMIDIDX\x00\x00"
@@ -120,7 +140,7 @@ class MegatronFormat(FormatWriter):
 
     def open_shard(self) -> None:
         self._stem = f"shard-{self.shard:05d}"
-        self._bin = HashingSink(self.fs, f"{self.folder}/{self._stem}.bin")
+        self._bin = self.open_file(f"{self._stem}.bin")
         self._lengths: list[npt.NDArray[np.int32]] = []
 
     def write(self, batch: pa.Table, tokens: TokenArrays | None) -> None:
@@ -140,7 +160,7 @@ class MegatronFormat(FormatWriter):
         if len(lengths) > 1:
             np.cumsum(lengths[:-1].astype(np.int64) * self.dtype.itemsize, out=pointers[1:])
         documents = np.arange(len(lengths) + 1, dtype=np.int64)
-        with HashingSink(self.fs, f"{self.folder}/{self._stem}.idx") as idx:
+        with self.open_file(f"{self._stem}.idx") as idx:
             idx.write(MEGATRON_INDEX_HEADER)
             idx.write(struct.pack("<Q", 1))
             idx.write(struct.pack("<B", MEGATRON_DTYPE_CODES[self.dtype]))
@@ -187,7 +207,7 @@ class MdsFormat(FormatWriter):
         if offsets[-1] > MDS_MAX_SHARD_BYTES:
             raise InvalidInputError("an MDS shard cannot exceed 4 GiB (uint32 offsets); lower the shard size")
         basename = f"shard.{self.shard:05d}.mds"
-        with HashingSink(self.fs, f"{self.folder}/{basename}") as sink:
+        with self.open_file(basename) as sink:
             sink.write(struct.pack("<I", count))
             sink.write(offsets.astype("<u4").tobytes())
             for sample in self._samples:
@@ -213,7 +233,7 @@ class MdsFormat(FormatWriter):
     def finish(self) -> list[ShardFile]:
         data = json.dumps({"shards": self._index, "version": 2}, sort_keys=True).encode("utf-8")
         self.shard = -1
-        with HashingSink(self.fs, f"{self.folder}/index.json") as sink:
+        with self.open_file("index.json") as sink:
             sink.write(data)
         return [ShardFile(self.relative("index.json"), self.name, None, sink.size, sink.sha256, 0)]
 

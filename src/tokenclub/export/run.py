@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,23 +142,28 @@ class _Exporter:
         shard, row, filled = -1, 0, limit
         with HashingSink(self.fs, f"{self.root}/{PROVENANCE}") as sink:
             provenance = pq.ParquetWriter(sink, PROVENANCE_SCHEMA, compression="zstd")
-            for whole in batches:
-                self.text_bytes += int(pc.sum(pc.binary_length(whole.column("text"))).as_py() or 0)
-                rest: pa.Table | None = whole
-                while rest is not None and rest.num_rows:
-                    if filled >= limit:
-                        if shard >= 0:
-                            self._finish_shard()
-                        shard, row, filled = shard + 1, 0, 0
-                        for writer in self.writers:
-                            writer.start_shard(shard)
-                    batch, rest, filled = _cut(rest, filled, limit)
-                    self._write(batch, shard, row, provenance)
-                    row += batch.num_rows
-            if shard >= 0:
-                self._finish_shard()
-            for writer in self.writers:
-                self.files.extend(writer.finish())
+            try:
+                for whole in batches:
+                    self.text_bytes += int(pc.sum(pc.binary_length(whole.column("text"))).as_py() or 0)
+                    rest: pa.Table | None = whole
+                    while rest is not None and rest.num_rows:
+                        if filled >= limit:
+                            if shard >= 0:
+                                self._finish_shard()
+                            shard, row, filled = shard + 1, 0, 0
+                            for writer in self.writers:
+                                writer.start_shard(shard)
+                        batch, rest, filled = _cut(rest, filled, limit)
+                        self._write(batch, shard, row, provenance)
+                        row += batch.num_rows
+                if shard >= 0:
+                    self._finish_shard()
+                for writer in self.writers:
+                    self.files.extend(writer.finish())
+            except BaseException:
+                with suppress(OSError, ValueError):
+                    provenance.close()
+                raise
             provenance.close()
         return ShardFile(
             PROVENANCE,
@@ -220,8 +226,11 @@ def _manifest(
     return manifest
 
 
-def _remove(fs: fsspec.AbstractFileSystem, root: str, files: Sequence[ShardFile]) -> None:
-    for path in [f"{root}/{f.path}" for f in files] + [f"{root}/{PROVENANCE}"]:
+def _remove(fs: fsspec.AbstractFileSystem, root: str, writers: Sequence[FormatWriter]) -> None:
+    """Close and delete every file a failed export opened (best effort: the store may be gone)."""
+    for writer in writers:
+        writer.abort()
+    for path in [s.path for w in writers for s in w.opened] + [f"{root}/{PROVENANCE}"]:
         try:
             if fs.exists(path):
                 fs.rm(path)
@@ -271,7 +280,7 @@ def run_export(
             data = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
             write_atomically(fs, f"{root}/{MANIFEST}", data)
         except BaseException:
-            _remove(fs, root, exporter.files)
+            _remove(fs, root, exporter.writers)
             raise
     except (OSError, TokenclubError) as exc:
         reason = (

@@ -42,6 +42,7 @@ class HashingSink:
     """
 
     def __init__(self, fs: fsspec.AbstractFileSystem, path: str) -> None:
+        self.path = path
         self._file = fs.open(path, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
