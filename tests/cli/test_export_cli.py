@@ -54,7 +54,7 @@ def test_export_download_registry_and_partner_view(tmp_path: Path) -> None:
     second = _json(home, "export", "create", "--as", "kim", "-f", "mds")
     assert (second["snapshot_id"], list(second["partners"])) == (2, ["2"])
     listed = _json(home, "export", "list", "--as", "ops")
-    assert [e["withdrawn_since"] for e in listed][0][0]["partner_id"] == 1
+    assert [w["partner_id"] for w in listed[0]["withdrawn_since"]] == [1]
     assert listed[0]["note"].startswith("partner(s) 1 withdrew after this snapshot")
     assert listed[1]["note"] == ""
 
