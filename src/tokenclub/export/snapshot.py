@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,7 +21,9 @@ from tokenclub.accounts.partners import WITHDRAWN_IDS, withdrawn_partners
 from tokenclub.db.export_schema import Snapshot, SnapshotPart, SnapshotPartner
 from tokenclub.db.schema import CorpusDocument, Partner
 from tokenclub.errors import NotFoundError, StateError
-from tokenclub.pipeline.steps import PipelineSpec
+
+if TYPE_CHECKING:
+    from tokenclub.pipeline.steps import PipelineSpec
 
 
 def curation_rules(spec: PipelineSpec) -> dict[str, Any]:
