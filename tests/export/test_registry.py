@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.export.homes import snapshot, two_partner_home
+from tests.settlement.fixtures import LATER, TERMS, approved_partner, october
 from tokenclub.accounts import partners
 from tokenclub.db.engine import Database
 from tokenclub.errors import InvalidInputError, NotFoundError
@@ -19,6 +20,8 @@ from tokenclub.export.registry import (
     retire_model,
     serve_model,
 )
+from tokenclub.settlement.settle import close_period
+from tokenclub.settlement.statement import build_statement
 
 THRESHOLD = 100_000_000
 
@@ -65,3 +68,18 @@ def test_registry_refuses_bad_input(db: Database, tmp_path: Path) -> None:
             register_model(session, " ", 42, "kim")
         with pytest.raises(NotFoundError, match="model 'nope' is not registered"):
             retire_model(session, "nope")
+
+
+def test_partner_statements_list_the_models_their_data_trained(db: Database) -> None:
+    ids = october(db)
+    with db.transaction() as session:
+        late = approved_partner(session, "늦게 온 곳")  # no documents, so in no snapshot
+        close_period(session, "2026-10", TERMS, now=LATER)
+    first = snapshot(db).id
+    with db.transaction() as session:
+        register_model(session, "ko-llm-1", first, "kim", served_as="ko-chat")
+        register_model(session, "ko-llm-2", first, "kim")
+        statement = build_statement(session, ids["나래"], "2026-10")
+        assert statement.trained_models == ("ko-llm-1", "ko-llm-2")
+        assert statement.as_dict()["trained_models"] == "ko-llm-1, ko-llm-2"
+        assert build_statement(session, late, "2026-10").trained_models == ()
