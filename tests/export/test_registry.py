@@ -52,6 +52,8 @@ def test_served_models_decide_whose_withdrawn_text_stays_guarded(home_db: Databa
         assert partners_in_served_models(session) == {2}  # released by itself
         assert [m.name for m in models_trained_on(session, 1)] == ["ko-llm-1"]
         assert [m.name for m in models_trained_on(session, 2)] == ["ko-llm-1", "ko-llm-2"]
+        with pytest.raises(InvalidInputError, match="a model named 'ko-llm-1' is already registered"):
+            register_model(session, "ko-llm-1", only_two, "kim")
         assert serve_model(session, "ko-llm-1", "ko-chat").retired_at is None
         assert partners_in_served_models(session) == {1, 2}
         assert [(m.name, m.served_as) for m in list_models(session)] == [

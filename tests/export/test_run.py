@@ -30,7 +30,7 @@ from sqlalchemy import select
 from tests.export.homes import export, snapshot, two_partner_home
 from tokenclub.db.engine import Database
 from tokenclub.db.export_schema import Export
-from tokenclub.errors import InvalidInputError, NotFoundError
+from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 from tokenclub.export.formats import ParquetFormat
 from tokenclub.export.run import ExportRequest
 from tokenclub.export.snapshot import SnapshotView
@@ -258,6 +258,12 @@ def test_bad_input_leaves_no_manifest(
     home, db, snap = home_db
     with pytest.raises(NotFoundError, match="snapshot 999 does not exist"):
         export(db, home, ExportRequest(999, ALL, SHARD))
+    taken = str(home.parent / "taken")
+    export(db, home, ExportRequest(snap.id, ("parquet",), SHARD, location=taken))
+    with pytest.raises(StateError, match=f"{taken} already holds an export"):
+        export(db, home, ExportRequest(snap.id, ("parquet",), SHARD, location=taken))
+    with pytest.raises(InvalidInputError, match="cannot write to s3://bucket/x: Install s3fs to access S3"):
+        export(db, home, ExportRequest(snap.id, ALL, SHARD, location="s3://bucket/x"))
     blocker = home.parent / "a-file"
     blocker.write_text("x")
     with pytest.raises(InvalidInputError, match=f"cannot write to {blocker}/out"):
@@ -275,7 +281,9 @@ def test_bad_input_leaves_no_manifest(
     with db.transaction() as session:
         failed = session.scalars(select(Export).where(Export.status == "failed")).all()
     assert [(e.location, e.manifest_sha256) for e in failed] == [
+        (taken, None),
+        ("s3://bucket/x", None),
         (str(blocker / "out"), None),
         (str(target), None),
     ]
-    assert "No space left on device" in failed[1].error
+    assert "No space left on device" in failed[-1].error

@@ -78,6 +78,9 @@ def download_export(db: Database, export_id: int, destination: str, actor: str, 
     manifest = json.loads(data)
     try:
         target_fs, target_root = open_root(destination)
+    except ImportError as exc:
+        raise InvalidInputError(f"cannot write to {destination}: {exc}") from exc
+    try:
         if target_fs.exists(f"{target_root}/{MANIFEST}"):
             raise StateError(f"{destination} already holds an export ({MANIFEST}); choose an empty location")
         for entry in [*manifest["files"], manifest["provenance"]]:

@@ -180,8 +180,13 @@ def _location(request: ExportRequest, exports_root: str, export_id: int) -> str:
 
 
 def _open_target(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The export's store, refusing one that already holds an export or whose fsspec driver
+    (an extra such as s3fs) is not installed."""
     try:
         fs, root = open_root(location)
+    except ImportError as exc:
+        raise InvalidInputError(f"cannot write to {location}: {exc}") from exc
+    try:
         if fs.exists(f"{root}/{MANIFEST}"):
             raise StateError(f"{location} already holds an export ({MANIFEST}); choose an empty location")
         fs.makedirs(root, exist_ok=True)
