@@ -12,7 +12,6 @@ import uvicorn
 from pydantic import ValidationError
 
 from tokenclub.gateway.llama import LlamaServer
-from tokenclub.guard.config import GuardSettings
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings, settings_error
 
@@ -38,6 +37,8 @@ def serve_command(
     if log_level is not None:
         os.environ["TOKENCLUB_LOG_LEVEL"] = log_level
         get_settings.cache_clear()
+    from tokenclub.guard.config import GuardSettings  # the guard's imports only when serving
+
     settings = get_settings()
     try:  # the workers read the guard's settings too: a bad one stops here, in one line
         GuardSettings()
