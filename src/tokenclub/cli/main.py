@@ -12,10 +12,12 @@ from tokenclub.cli import (
     ledger_cmd,
     settlement_cmd,
     tokenizer_cmd,
+    user_cmd,
 )
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
 from tokenclub.cli.serve_cmd import serve_command
+from tokenclub.cli.worker_cmd import worker_command
 from tokenclub.errors import TokenclubError
 from tokenclub.home import init_home
 from tokenclub.settings import get_settings
@@ -36,6 +38,7 @@ app.command("usage")(ledger_cmd.usage)
 app.command("extract")(extract_command)
 app.command("ingest")(ingest_cmd.ingest_command)
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 app.add_typer(ingest_cmd.corpus_app, name="corpus")
 app.add_typer(dedup_cmd.dedup_app, name="dedup")
 app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")
@@ -46,6 +49,7 @@ app.command("settle")(settlement_cmd.settle)
 app.command("statement")(settlement_cmd.statement)
 app.add_typer(guard_cmd.guard_app, name="guard")
 app.add_typer(guard_cmd.audit_app, name="audit")
+app.add_typer(user_cmd.user_app, name="user")
 
 
 @app.command()

@@ -1,0 +1,250 @@
+"""Chunked, resumable uploads in the shape of OpenAI's Uploads API, staged on disk part by part.
+
+A part is streamed to its own file while its SHA-256 is computed, so no request holds more
+than one read buffer in memory; the declared size bounds every write, so a client cannot fill
+the disk past what it announced. Completing concatenates the parts in the order the client
+names (streamed again), checks the size and the optional MD5, and queues a contribution for
+the ingest workers; nothing is queued unless every check passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tokenclub.accounts.partners import require_approved
+from tokenclub.db.engine import Database
+from tokenclub.db.portal_schema import Contribution, DataUpload, UploadPart
+from tokenclub.db.types import utcnow
+from tokenclub.errors import InvalidInputError, NotFoundError, StateError
+
+CHUNK = 1024 * 1024
+UPLOAD_TTL = timedelta(hours=1)
+_FILENAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def staging_dir(home: Path, upload_id: str) -> Path:
+    return home / "staging" / upload_id
+
+
+def assembled_path(home: Path, upload: DataUpload) -> Path:
+    return staging_dir(home, upload.id) / "file" / upload.filename
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Largest upload and largest single part, in bytes (settings)."""
+
+    max_upload_bytes: int
+    max_part_bytes: int
+
+
+def clean_filename(name: str) -> str:
+    base = name.strip()
+    if not _FILENAME.match(base) or base in (".", ".."):
+        raise InvalidInputError(f"filename {name!r} must be 1..255 characters without slashes")
+    return base
+
+
+def create_upload(
+    session: Session,
+    partner_id: int,
+    *,
+    filename: str,
+    purpose: str,
+    size: int,
+    mime_type: str,
+    limits: Limits,
+) -> DataUpload:
+    require_approved(session, partner_id)
+    if size < 1:
+        raise InvalidInputError("bytes: an upload must announce at least 1 byte")
+    if size > limits.max_upload_bytes:
+        raise InvalidInputError(
+            f"bytes: {size:,} exceeds the upload size limit of {limits.max_upload_bytes:,} bytes"
+        )
+    now = utcnow()
+    upload = DataUpload(
+        id=new_id("upload"),
+        partner_id=partner_id,
+        filename=clean_filename(filename),
+        purpose=purpose[:32],
+        mime_type=mime_type[:128],
+        bytes=size,
+        received_bytes=0,
+        status="pending",
+        created_at=now,
+        expires_at=now + UPLOAD_TTL,
+    )
+    session.add(upload)
+    session.flush()
+    return upload
+
+
+def get_upload(session: Session, upload_id: str, partner_id: int) -> DataUpload:
+    """A partner's own upload; another partner's is reported as missing, never as forbidden."""
+    upload = session.get(DataUpload, upload_id)
+    if upload is None or upload.partner_id != partner_id:
+        raise NotFoundError(f"upload {upload_id} does not exist")
+    return upload
+
+
+def _open_for_parts(session: Session, upload_id: str, partner_id: int) -> DataUpload:
+    upload = get_upload(session, upload_id, partner_id)
+    if upload.status == "pending" and upload.expires_at <= utcnow():
+        upload.status = "expired"
+    if upload.status != "pending":
+        raise StateError(f"upload {upload_id} is {upload.status}; parts can only be added while pending")
+    return upload
+
+
+def add_part(
+    db: Database,
+    home: Path,
+    upload_id: str,
+    partner_id: int,
+    source: BinaryIO,
+    limits: Limits,
+    expected_sha256: str | None = None,
+) -> UploadPart:
+    """Stream one part from `source` to the staging folder and record it.
+
+    The part is refused (and nothing kept) if it is empty, larger than the part limit, would
+    take the upload past its announced size, or does not match `expected_sha256`.
+    """
+    with db.transaction() as session:
+        upload = _open_for_parts(session, upload_id, partner_id)
+        room = min(upload.bytes - upload.received_bytes, limits.max_part_bytes)
+    folder = staging_dir(home, upload_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    part_id = new_id("part")
+    final = folder / part_id
+    temp = folder / f".{part_id}.tmp"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with temp.open("wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > room:
+                    raise InvalidInputError(
+                        f"part of upload {upload_id} is too large: more than {room:,} bytes "
+                        f"(announced {upload.bytes:,}, received {upload.received_bytes:,}, "
+                        f"part limit {limits.max_part_bytes:,})"
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise InvalidInputError(f"part of upload {upload_id} is empty")
+        sha = digest.hexdigest()
+        if expected_sha256 is not None and expected_sha256.strip().lower() != sha:
+            raise InvalidInputError(
+                f"part checksum mismatch for upload {upload_id}: sent sha256 {expected_sha256}, got {sha}"
+            )
+        os.replace(temp, final)
+        with db.transaction() as session:
+            _open_for_parts(session, upload_id, partner_id)
+            grown = session.execute(
+                update(DataUpload)
+                .where(DataUpload.id == upload_id, DataUpload.received_bytes + size <= DataUpload.bytes)
+                .values(received_bytes=DataUpload.received_bytes + size)
+            )
+            if getattr(grown, "rowcount", 0) != 1:
+                raise InvalidInputError(f"part would take upload {upload_id} past its announced size")
+            part = UploadPart(id=part_id, upload_id=upload_id, bytes=size, sha256=sha)
+            session.add(part)
+            session.flush()
+        return part
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+
+
+def complete(
+    db: Database, home: Path, upload_id: str, partner_id: int, part_ids: Iterable[str], md5: str | None = None
+) -> tuple[DataUpload, Contribution]:
+    """Join the parts in the given order, verify, and queue the contribution (idempotent)."""
+    order = list(part_ids)
+    with db.transaction() as session:
+        upload = get_upload(session, upload_id, partner_id)
+        if upload.status == "completed":
+            done = session.scalar(select(Contribution).where(Contribution.data_upload_id == upload_id))
+            assert done is not None
+            return upload, done
+        upload = _open_for_parts(session, upload_id, partner_id)
+        parts = {
+            p.id: p for p in session.scalars(select(UploadPart).where(UploadPart.upload_id == upload_id))
+        }
+    if not order:
+        raise InvalidInputError("part_ids: give the parts in order")
+    unknown = [p for p in order if p not in parts]
+    if unknown:
+        raise InvalidInputError(f"part_ids: {unknown[0]} is not a part of upload {upload_id}")
+    if len(set(order)) != len(order):
+        raise InvalidInputError("part_ids: a part is listed twice")
+    total = sum(parts[p].bytes for p in order)
+    if total != upload.bytes:
+        raise InvalidInputError(
+            f"upload {upload_id} announced {upload.bytes:,} bytes but the listed parts hold {total:,}"
+        )
+    target = assembled_path(home, upload)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp")
+    sha, md5_hash = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with temp.open("wb") as out:
+        for part_id in order:
+            with (staging_dir(home, upload_id) / part_id).open("rb") as part:
+                while chunk := part.read(CHUNK):
+                    sha.update(chunk)
+                    md5_hash.update(chunk)
+                    out.write(chunk)
+    if md5 and md5.strip().lower() != md5_hash.hexdigest():
+        temp.unlink()
+        raise InvalidInputError(
+            f"md5 mismatch for upload {upload_id}: sent {md5}, the joined parts give {md5_hash.hexdigest()}"
+        )
+    os.replace(temp, target)
+    with db.transaction() as session:
+        current = _open_for_parts(session, upload_id, partner_id)
+        current.status = "completed"
+        current.sha256 = sha.hexdigest()
+        contribution = Contribution(
+            id=new_id("contrib"),
+            partner_id=partner_id,
+            data_upload_id=upload_id,
+            status="queued",
+            attempts=0,
+            documents_seen=0,
+            documents_accepted=0,
+            batches_done=0,
+            error="",
+        )
+        session.add(contribution)
+        session.flush()
+    for part_id in parts:
+        (staging_dir(home, upload_id) / part_id).unlink(missing_ok=True)
+    return current, contribution
+
+
+def cancel(db: Database, home: Path, upload_id: str, partner_id: int) -> DataUpload:
+    with db.transaction() as session:
+        upload = _open_for_parts(session, upload_id, partner_id)
+        upload.status = "cancelled"
+    shutil.rmtree(staging_dir(home, upload_id), ignore_errors=True)
+    return upload
