@@ -16,6 +16,7 @@ from tokenclub.cli import (
 )
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
+from tokenclub.cli.portal_cmd import portal_command
 from tokenclub.cli.serve_cmd import serve_command
 from tokenclub.cli.worker_cmd import worker_command
 from tokenclub.errors import TokenclubError
@@ -39,6 +40,7 @@ app.command("extract")(extract_command)
 app.command("ingest")(ingest_cmd.ingest_command)
 app.command("serve")(serve_command)
 app.command("worker")(worker_command)
+app.command("portal")(portal_command)
 app.add_typer(ingest_cmd.corpus_app, name="corpus")
 app.add_typer(dedup_cmd.dedup_app, name="dedup")
 app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")

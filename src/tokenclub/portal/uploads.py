@@ -113,6 +113,95 @@ def _open_for_parts(session: Session, upload_id: str, partner_id: int) -> DataUp
     return upload
 
 
+class PartSink:
+    """One part being received: bytes go straight to a temporary file, hashed on the way.
+
+    Writing past `room` (what the upload still lacks, at most the part limit) raises at once, so
+    an oversized part is cut off mid-stream rather than stored and then refused.
+    """
+
+    def __init__(self, upload: DataUpload, folder: Path, room: int, limits: Limits) -> None:
+        self.upload_id = upload.id
+        self.announced = upload.bytes
+        self.received_before = upload.received_bytes
+        self.part_limit = limits.max_part_bytes
+        self.room = room
+        self.part_id = new_id("part")
+        self.final = folder / self.part_id
+        self.temp = folder / f".{self.part_id}.tmp"
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._out: BinaryIO | None = self.temp.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.room:
+            raise InvalidInputError(
+                f"part of upload {self.upload_id} is too large: more than {self.room:,} bytes "
+                f"(announced {self.announced:,}, received {self.received_before:,}, "
+                f"part limit {self.part_limit:,})"
+            )
+        self.digest.update(chunk)
+        assert self._out is not None
+        self._out.write(chunk)
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def abort(self) -> None:
+        self.close()
+        self.temp.unlink(missing_ok=True)
+        self.final.unlink(missing_ok=True)
+
+
+def begin_part(db: Database, home: Path, upload_id: str, partner_id: int, limits: Limits) -> PartSink:
+    """Open a sink for the next part of a pending upload of this partner."""
+    with db.transaction() as session:
+        upload = _open_for_parts(session, upload_id, partner_id)
+        room = min(upload.bytes - upload.received_bytes, limits.max_part_bytes)
+    if room <= 0:
+        raise InvalidInputError(f"upload {upload_id} already holds all {upload.bytes:,} announced bytes")
+    folder = staging_dir(home, upload_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return PartSink(upload, folder, room, limits)
+
+
+def finish_part(
+    db: Database, sink: PartSink, partner_id: int, expected_sha256: str | None = None
+) -> UploadPart:
+    """Check and record a fully received part; on any refusal nothing of it is kept."""
+    try:
+        sink.close()
+        if sink.size == 0:
+            raise InvalidInputError(f"part of upload {sink.upload_id} is empty")
+        sha = sink.digest.hexdigest()
+        if expected_sha256 is not None and expected_sha256.strip().lower() != sha:
+            raise InvalidInputError(
+                f"part checksum mismatch in upload {sink.upload_id}: sent {expected_sha256}, got {sha}"
+            )
+        os.replace(sink.temp, sink.final)
+        with db.transaction() as session:
+            _open_for_parts(session, sink.upload_id, partner_id)
+            grown = session.execute(
+                update(DataUpload)
+                .where(
+                    DataUpload.id == sink.upload_id, DataUpload.received_bytes + sink.size <= DataUpload.bytes
+                )
+                .values(received_bytes=DataUpload.received_bytes + sink.size)
+            )
+            if getattr(grown, "rowcount", 0) != 1:
+                raise InvalidInputError(f"part would take upload {sink.upload_id} past its announced size")
+            part = UploadPart(id=sink.part_id, upload_id=sink.upload_id, bytes=sink.size, sha256=sha)
+            session.add(part)
+            session.flush()
+        return part
+    except BaseException:
+        sink.abort()
+        raise
+
+
 def add_part(
     db: Database,
     home: Path,
@@ -122,58 +211,15 @@ def add_part(
     limits: Limits,
     expected_sha256: str | None = None,
 ) -> UploadPart:
-    """Stream one part from `source` to the staging folder and record it.
-
-    The part is refused (and nothing kept) if it is empty, larger than the part limit, would
-    take the upload past its announced size, or does not match `expected_sha256`.
-    """
-    with db.transaction() as session:
-        upload = _open_for_parts(session, upload_id, partner_id)
-        room = min(upload.bytes - upload.received_bytes, limits.max_part_bytes)
-    folder = staging_dir(home, upload_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    part_id = new_id("part")
-    final = folder / part_id
-    temp = folder / f".{part_id}.tmp"
-    digest = hashlib.sha256()
-    size = 0
+    """Receive a whole part from a file object (the streaming endpoints use the sink directly)."""
+    sink = begin_part(db, home, upload_id, partner_id, limits)
     try:
-        with temp.open("wb") as out:
-            while chunk := source.read(CHUNK):
-                size += len(chunk)
-                if size > room:
-                    raise InvalidInputError(
-                        f"part of upload {upload_id} is too large: more than {room:,} bytes "
-                        f"(announced {upload.bytes:,}, received {upload.received_bytes:,}, "
-                        f"part limit {limits.max_part_bytes:,})"
-                    )
-                digest.update(chunk)
-                out.write(chunk)
-        if size == 0:
-            raise InvalidInputError(f"part of upload {upload_id} is empty")
-        sha = digest.hexdigest()
-        if expected_sha256 is not None and expected_sha256.strip().lower() != sha:
-            raise InvalidInputError(
-                f"part checksum mismatch for upload {upload_id}: sent sha256 {expected_sha256}, got {sha}"
-            )
-        os.replace(temp, final)
-        with db.transaction() as session:
-            _open_for_parts(session, upload_id, partner_id)
-            grown = session.execute(
-                update(DataUpload)
-                .where(DataUpload.id == upload_id, DataUpload.received_bytes + size <= DataUpload.bytes)
-                .values(received_bytes=DataUpload.received_bytes + size)
-            )
-            if getattr(grown, "rowcount", 0) != 1:
-                raise InvalidInputError(f"part would take upload {upload_id} past its announced size")
-            part = UploadPart(id=part_id, upload_id=upload_id, bytes=size, sha256=sha)
-            session.add(part)
-            session.flush()
-        return part
+        while chunk := source.read(CHUNK):
+            sink.write(chunk)
     except BaseException:
-        temp.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        sink.abort()
         raise
+    return finish_part(db, sink, partner_id, expected_sha256)
 
 
 def complete(
