@@ -20,7 +20,7 @@ from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import Contribution
 from tokenclub.db.schema import LedgerTransaction, UploadBatch
 from tokenclub.ingest.receipt import BatchStats
-from tokenclub.jobs import queue, worker
+from tokenclub.jobs import queue
 from tokenclub.jobs.worker import WorkerConfig, run_claim, work
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.portal import uploads
@@ -106,10 +106,10 @@ def test_a_worker_that_dies_mid_ingest_is_resumed_and_credits_once(
         real(*args, **kwargs)  # type: ignore[arg-type]
         raise Killed
 
-    monkeypatch.setattr(worker.queue, "progress", die_after_first)
+    monkeypatch.setattr(queue, "progress", die_after_first)
     with pytest.raises(Killed):
         run_claim(db, _config(home, spec), dead, "dead")
-    monkeypatch.setattr(worker.queue, "progress", real)
+    monkeypatch.setattr(queue, "progress", real)
     with db.transaction() as session:
         row = session.get(Contribution, contribution_id)
         assert row is not None and row.status == "running" and row.batches_done == 1
