@@ -8,6 +8,7 @@ login, a double-submit cookie).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from tokenclub.portal.state import PortalState, portal_state
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+TEMPLATES.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
 SESSION_COOKIE = "tc_session"
 CSRF_COOKIE = "tc_csrf"
 LANG_COOKIE = "tc_lang"
