@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
+from tests.conftest import PG_ADMIN_URL, _pg_available
 from tests.gateway.fake_upstream import serve_in_thread
 from tokenclub.accounts import partners
 from tokenclub.accounts.customers import customer_of_partner
@@ -54,11 +58,44 @@ def make_partner(db: Database, name: str) -> PartnerKeys:
     return PartnerKeys(pid, data, inference)
 
 
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+@contextmanager
+def _database_url(backend: str, home: Path) -> Iterator[str | None]:
+    """None (the home's SQLite file), or a PostgreSQL database of the module's own, dropped after."""
+    if backend == "sqlite":
+        yield None
+        return
+    if not _pg_available():
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"tc_portal_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def portal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """The portal over a fresh home, on each database backend."""
     home = tmp_path_factory.mktemp("home")
+    with _database_url(request.param, home) as url:
+        yield from _serve(home, url)
+
+
+@pytest.fixture(scope="module")
+def sqlite_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """The portal on the embedded SQLite default only (the browser tests)."""
+    yield from _serve(tmp_path_factory.mktemp("home"), None)
+
+
+def _serve(home: Path, database_url: str | None) -> Iterator[Portal]:
     settings = Settings(
         home=home,
+        database_url=database_url,
         upload_max_bytes=UPLOAD_LIMIT,
         upload_part_max_bytes=PART_LIMIT,
         cookie_secure=False,

@@ -64,7 +64,8 @@ def _status(page: Page, url: str) -> int:
     return response.status
 
 
-def test_partner_journey_and_isolation(portal: Portal, browser: Browser, tmp_path: Path) -> None:
+def test_partner_journey_and_isolation(sqlite_portal: Portal, browser: Browser, tmp_path: Path) -> None:
+    portal = sqlite_portal
     with portal.db.transaction() as session:
         add_user(session, OPERATOR[0], OPERATOR[1], Role.OPERATOR)
         open_period(session, "2026-01", *month_bounds("2026-01"))

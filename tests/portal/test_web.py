@@ -78,3 +78,36 @@ def test_roles_are_checked_on_every_route(portal: Portal) -> None:
         for path in ("/portal/partner", "/portal/ops", "/portal/trainer"):
             response = anonymous.get(path)
             assert response.status_code == 303 and response.headers["location"] == "/portal/login", path
+
+
+def test_usage_by_day_and_key_shows_only_the_partners_own(portal: Portal) -> None:
+    from sqlalchemy import select
+
+    from tokenclub.accounts.customers import customer_of_partner
+    from tokenclub.db.schema import ApiKey, UsageEvent
+
+    keys = make_partner(portal.db, "사용량신문")
+    other = make_partner(portal.db, "남의신문")
+    with portal.db.transaction() as session:
+        add_user(session, "usage@x.kr", "usage password", Role.PARTNER_MEMBER, partner_id=keys.partner_id)
+        for n, partner in enumerate((keys.partner_id, keys.partner_id, other.partner_id)):
+            customer = customer_of_partner(session, partner).id
+            key_id = session.scalars(select(ApiKey.id).where(ApiKey.customer_id == customer)).first()
+            session.add(
+                UsageEvent(
+                    request_id=f"usage-{partner}-{n}",
+                    customer_id=customer,
+                    key_id=key_id,
+                    model="m",
+                    endpoint="chat",
+                    prompt_tokens=100 * (n + 1),
+                    completion_tokens=7,
+                    krw=3,
+                    status="ok",
+                )
+            )
+    with _browser(portal) as client:
+        _login(client, "usage@x.kr", "usage password")
+        page = client.get("/portal/partner/usage").text
+    assert "<td>2</td><td>314</td><td>6</td>" in page.replace("\n", "")  # 2 requests, 107 + 207 tokens, 6 KRW
+    assert "407" not in page  # the other partner's request
