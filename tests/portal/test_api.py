@@ -168,3 +168,25 @@ def test_corrupt_archive_fails_its_contribution_with_the_reason(portal: Portal) 
     assert result["status"] == "failed"
     assert result["error"].startswith("nothing could be read from the upload: archive.zip")
     assert json.dumps(result["receipt"]["errors"]).count("archive.zip") >= 1
+
+
+def test_an_interrupted_upload_resumes_from_the_parts_the_server_holds(portal: Portal) -> None:
+    keys = make_partner(portal.db, "재개신문")
+    client = _client(portal, keys.data)
+    data = b"".join(
+        json.dumps({"text": f"문서 {n}"}, ensure_ascii=False).encode() + b"\n" for n in range(300)
+    )
+    upload = client.uploads.create(
+        bytes=len(data), filename="r.jsonl", mime_type="application/jsonl", purpose="user_data"
+    )
+    half = len(data) // 2
+    client.uploads.parts.create(upload_id=upload.id, data=data[:half])
+    # the client goes away; later it asks what arrived and sends the rest
+    state = httpx.get(f"{portal.url}/v1/uploads/{upload.id}", headers=_bearer(keys.data)).json()
+    assert state["received_bytes"] == half and [p["bytes"] for p in state["parts"]] == [half]
+    assert state["parts"][0]["sha256"] == hashlib.sha256(data[:half]).hexdigest()
+    rest = client.uploads.parts.create(upload_id=upload.id, data=data[state["received_bytes"] :])
+    done = client.uploads.complete(upload_id=upload.id, part_ids=[state["parts"][0]["id"], rest.id])
+    assert done.status == "completed"
+    other = make_partner(portal.db, "엿보는신문")
+    assert httpx.get(f"{portal.url}/v1/uploads/{upload.id}", headers=_bearer(other.data)).status_code == 404

@@ -29,7 +29,7 @@ from tokenclub.ingest.service import IngestJob, StoredFile, ingest, upload_id_fo
 from tokenclub.jobs import queue
 from tokenclub.jobs.queue import Claim
 from tokenclub.pipeline.steps import PipelineSpec
-from tokenclub.portal.uploads import assembled_path, staging_dir
+from tokenclub.portal.uploads import assembled_path, staging_dir, sweep_expired
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ def work(
     while not stopping.is_set():
         claim = queue.claim(db, name, config.lease)
         if claim is None:
+            sweep_expired(db, config.home)  # idle: drop the parts of uploads nobody finished
             if once:
                 break
             stopping.wait(poll_s)

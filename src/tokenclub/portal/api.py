@@ -161,6 +161,20 @@ def create_upload(body: CreateUpload, request: Request) -> dict[str, Any]:
     return upload_object(upload)
 
 
+@router.get("/v1/uploads/{upload_id}")
+def get_upload(upload_id: str, request: Request) -> dict[str, Any]:
+    """The upload and the parts received so far (not in OpenAI's API): a client resumes from it."""
+    state = portal_state(request)
+    partner_id = _partner_of(state, request, Scope.DATA)
+    with state.db.transaction() as session:
+        upload, parts = uploads.parts_of(session, upload_id, partner_id)
+        return {
+            **upload_object(upload),
+            "received_bytes": upload.received_bytes,
+            "parts": [part_object(p) for p in parts],
+        }
+
+
 @router.post("/v1/uploads/{upload_id}/parts")
 async def add_part(upload_id: str, request: Request) -> dict[str, Any]:
     state = portal_state(request)

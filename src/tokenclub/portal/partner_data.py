@@ -32,6 +32,7 @@ def contribution_dict(contribution: Contribution, upload: DataUpload, receipt: s
     return {
         "id": contribution.id,
         "object": "contribution",
+        "partner_id": contribution.partner_id,
         "status": contribution.status,
         "filename": upload.filename,
         "bytes": upload.bytes,

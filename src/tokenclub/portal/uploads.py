@@ -193,6 +193,11 @@ def finish_part(
             )
             if getattr(grown, "rowcount", 0) != 1:
                 raise InvalidInputError(f"part would take upload {sink.upload_id} past its announced size")
+            session.execute(
+                update(DataUpload)
+                .where(DataUpload.id == sink.upload_id)
+                .values(expires_at=utcnow() + UPLOAD_TTL)  # a slow upload stays open while parts arrive
+            )
             part = UploadPart(id=sink.part_id, upload_id=sink.upload_id, bytes=sink.size, sha256=sha)
             session.add(part)
             session.flush()
@@ -286,6 +291,32 @@ def complete(
     for part_id in parts:
         (staging_dir(home, upload_id) / part_id).unlink(missing_ok=True)
     return current, contribution
+
+
+def parts_of(session: Session, upload_id: str, partner_id: int) -> tuple[DataUpload, list[UploadPart]]:
+    """An upload and its received parts, oldest first: what a client needs to resume."""
+    upload = get_upload(session, upload_id, partner_id)
+    parts = session.scalars(
+        select(UploadPart)
+        .where(UploadPart.upload_id == upload_id)
+        .order_by(UploadPart.created_at, UploadPart.id)
+    )
+    return upload, list(parts)
+
+
+def sweep_expired(db: Database, home: Path) -> int:
+    """Mark pending uploads past their expiry as expired and delete their staged parts."""
+    with db.transaction() as session:
+        stale = list(
+            session.scalars(
+                select(DataUpload.id).where(DataUpload.status == "pending", DataUpload.expires_at <= utcnow())
+            )
+        )
+        if stale:
+            session.execute(update(DataUpload).where(DataUpload.id.in_(stale)).values(status="expired"))
+    for upload_id in stale:
+        shutil.rmtree(staging_dir(home, upload_id), ignore_errors=True)
+    return len(stale)
 
 
 def cancel(db: Database, home: Path, upload_id: str, partner_id: int) -> DataUpload:
