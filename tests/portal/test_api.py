@@ -190,3 +190,42 @@ def test_an_interrupted_upload_resumes_from_the_parts_the_server_holds(portal: P
     assert done.status == "completed"
     other = make_partner(portal.db, "엿보는신문")
     assert httpx.get(f"{portal.url}/v1/uploads/{upload.id}", headers=_bearer(other.data)).status_code == 404
+
+
+def test_statements_are_listed_and_rendered_in_every_format(portal: Portal) -> None:
+    from decimal import Decimal
+
+    from tokenclub.gateway.pricing import PriceList
+    from tokenclub.settlement.periods import month_bounds, open_period
+    from tokenclub.settlement.settle import Terms, close_period
+
+    keys = make_partner(portal.db, "정산신문")
+    with portal.db.transaction() as session:
+        open_period(session, "2025-01", *month_bounds("2025-01"))
+        close_period(session, "2025-01", Terms(Decimal("0.3"), 1000, PriceList(2000, 8000)))
+    listed = httpx.get(f"{portal.url}/v1/statements", headers=_bearer(keys.data)).json()
+    assert [s["period"] for s in listed["data"]] == ["2025-01"]
+    as_json = httpx.get(f"{portal.url}/v1/statements/2025-01", headers=_bearer(keys.data)).json()
+    assert as_json["partner"] == keys.partner_id and as_json["partner_name"] == "정산신문"
+    csv = httpx.get(
+        f"{portal.url}/v1/statements/2025-01", params={"format": "csv"}, headers=_bearer(keys.data)
+    )
+    assert csv.headers["content-type"].startswith("text/csv") and "정산신문" in csv.content.decode(
+        "utf-8-sig"
+    )
+    html = httpx.get(
+        f"{portal.url}/v1/statements/2025-01", params={"format": "html"}, headers=_bearer(keys.data)
+    )
+    assert "정산신문" in html.text
+    pdf = httpx.get(
+        f"{portal.url}/v1/statements/2025-01", params={"format": "pdf"}, headers=_bearer(keys.data)
+    )
+    assert pdf.content.startswith(b"%PDF") and "attachment" in pdf.headers["content-disposition"]
+    bad = httpx.get(
+        f"{portal.url}/v1/statements/2025-01", params={"format": "docx"}, headers=_bearer(keys.data)
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("query.format")
+    missing = httpx.get(f"{portal.url}/v1/statements/1999-01", headers=_bearer(keys.data))
+    assert missing.status_code == 404
+    no_scope = httpx.get(f"{portal.url}/v1/statements", headers=_bearer(keys.inference))
+    assert no_scope.status_code == 403
