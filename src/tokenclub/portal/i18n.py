@@ -92,6 +92,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "bad_login": ("이메일 또는 비밀번호가 맞지 않습니다.", "Wrong e-mail or password."),
     "name": ("이름", "Name"),
     "language": ("English", "한국어"),
+    "free_tokens_granted": ("무료 토큰 적립", "Free tokens granted"),
+    "free_tokens_used": ("무료 토큰 사용", "Free tokens used"),
+    "free_tokens_left": ("무료 토큰 잔여", "Free tokens left"),
+    "paid_tokens": ("유료 사용 토큰", "Paid tokens"),
+    "receivable_krw": ("청구 금액(원)", "KRW due from you"),
+    "payable_krw": ("지급 예정 금액(원)", "KRW payable to you"),
+    "spending_left_krw": ("남은 결제 한도(원)", "Spending limit left (KRW)"),
 }
 
 
