@@ -115,6 +115,23 @@ class Settings(BaseSettings):
         description="Text bytes (UTF-8) per export shard before a new one starts.",
     )
 
+    upload_max_bytes: int = Field(
+        default=8 * 1024**3, ge=1, description="Largest upload through the data API or the portal, in bytes."
+    )
+    upload_part_max_bytes: int = Field(
+        default=64 * 1024**2, ge=1, description="Largest single part of a chunked upload, in bytes."
+    )
+    worker_lease_s: int = Field(
+        default=300,
+        ge=5,
+        description="Seconds an ingest worker holds a job without renewing; then another may resume it.",
+    )
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, description="Seconds a portal login lasts.")
+    cookie_secure: bool = Field(
+        default=True,
+        description="Mark the portal session cookie Secure (HTTPS only; browsers exempt localhost).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file inside the home."""
