@@ -111,9 +111,10 @@ class Gateway:
         self.work = DatabaseWork(self.db)
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def in_db(self, work: Callable[[Session], T]) -> T:
-        """Run a unit of work off the event loop; its result once it is committed."""
-        return await self.work.run(work)
+    async def in_db(self, work: Callable[[Session], T], durable: bool = True) -> T:
+        """Run a unit of work off the event loop; its result once it is committed (`durable`:
+        see `gateway/dbwork.py`)."""
+        return await self.work.run(work, durable)
 
     def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
         key = active_key(session.connection(), secret)
@@ -350,7 +351,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
             return admitted, check
 
         try:
-            admitted, check = await gateway.in_db(admit)
+            # Not durable: the hold only reserves, and the settlement's commit makes it durable.
+            admitted, check = await gateway.in_db(admit, durable=False)
         except QuotaExceededError as exc:
             await gateway.refuse_quota(secret, info_of)
             raise ApiError(429, str(exc), "insufficient_quota", "insufficient_quota") from exc
@@ -378,7 +380,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         if guard is not None and watched:
             copied = guard.reply_credits(data, endpoint)
             if copied or fragments:
-                await gateway.in_db(lambda session: guard.keep(session, admitted.key, copied, fragments))
+                await gateway.in_db(
+                    lambda session: guard.keep(session, admitted.key, copied, fragments), durable=False
+                )
         data["model"] = route.name
         data["usage"] = {
             "prompt_tokens": used.prompt_tokens,
@@ -428,7 +432,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
         fragments = guard.fragments()
         copied = guard.credits()
         if copied or fragments:
-            gateway.spawn(gateway.in_db(lambda session: owner.keep(session, key, copied, fragments)))
+            gateway.spawn(
+                gateway.in_db(lambda session: owner.keep(session, key, copied, fragments), durable=False)
+            )
 
     async def _stream(
         route: ModelRoute,
