@@ -38,7 +38,9 @@ HEAVY = (
     "uvicorn",
     "redis",
 )
-CLI = [sys.executable, "-m", "tokenclub.cli.main"]
+_SCRIPT = Path(sys.executable).with_name("tokenclub")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tokenclub.cli.main"]
+"""The installed `tokenclub` program (it runs whatever tree `PYTHONPATH` puts first)."""
 
 
 def _rows(home: Path) -> dict[str, list[str]]:
@@ -60,8 +62,9 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
 
 def _heavy(argv: list[str], env: dict[str, str]) -> list[str]:
     """The heavy top-level packages a run imported, read from `-X importtime`."""
+    python = argv if argv[0] == sys.executable else [sys.executable, *argv]
     run = subprocess.run(
-        [argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, text=True, check=False
+        [python[0], "-X", "importtime", *python[1:]], env=env, capture_output=True, text=True, check=False
     )
     loaded = {
         line.rsplit("|", 1)[-1].strip().split(".")[0]
