@@ -103,7 +103,7 @@ def main() -> None:
             f"{median / reference:.1f}×",
             ", ".join(heavy[name]) or "none",
         )
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 if __name__ == "__main__":
