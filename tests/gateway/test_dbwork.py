@@ -11,11 +11,9 @@ from typing import cast
 
 import pytest
 from sqlalchemy import Table, insert, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tokenclub.db.engine import Database
-from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.db.schema import LedgerTransaction
 from tokenclub.db.types import utcnow
 from tokenclub.gateway.dbwork import GATEWAY_LOCK, DatabaseWork
@@ -99,29 +97,3 @@ def test_a_batch_waits_while_another_process_holds_the_gateway_lock(pg_db: Datab
         assert results == [("on", 1)]
     finally:
         other.dispose()
-
-
-def test_a_write_that_waited_for_the_next_round_trip_fails_its_own_unit_only(pg_db: Database) -> None:
-    """Unanswered prebuilt writes are sent with the unit's savepoint step; a duplicate key among
-    them is the failure of the unit that wrote it, and the units around it commit."""
-    work = DatabaseWork(pg_db)
-    write = Prebuilt(insert(TRANSACTIONS))  # no RETURNING: it waits for the next round trip
-
-    def unit(key: str) -> Callable[[Session], str]:
-        def run(session: Session) -> str:
-            row = {"idempotency_key": key, "kind": "test", "memo": "", "digest": "", "created_at": utcnow()}
-            write.run(session.connection(), row)
-            return key
-
-        return run
-
-    results = asyncio.run(_gathered(work, [unit("a"), unit("a"), unit("b")]))
-    assert results[0] == "a" and results[2] == "b"
-    assert isinstance(results[1], IntegrityError)
-    with pg_db.transaction() as session:
-        keys = session.scalars(select(TRANSACTIONS.c.idempotency_key).where(TRANSACTIONS.c.kind == "test"))
-        assert sorted(keys) == ["a", "b"]
-
-
-async def _gathered(work: DatabaseWork, units: list[Callable[[Session], str]]) -> list[str | BaseException]:
-    return await asyncio.gather(*(work.run(unit) for unit in units), return_exceptions=True)

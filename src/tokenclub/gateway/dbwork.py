@@ -35,12 +35,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tokenclub.db.engine import Database
-from tokenclub.db.prebuilt import deferred_writes, drop_writes, flush_writes, send_waiting_writes_first
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 3
@@ -71,10 +69,6 @@ class DatabaseWork:
         self.db = db
         self.max_batch = max_batch
         self.postgres = db.engine.dialect.name == "postgresql"
-        if self.postgres and not event.contains(
-            db.engine, "before_cursor_execute", send_waiting_writes_first
-        ):
-            event.listen(db.engine, "before_cursor_execute", send_waiting_writes_first)
         self._queue: deque[_Unit[Any]] = deque()
         self._writer: asyncio.Task[None] | None = None
 
@@ -120,48 +114,42 @@ class DatabaseWork:
 
     def _attempt(self, batch: list[_Unit[Any]]) -> None:
         with self.db.transaction() as session:
-            conn = session.connection()
-            driver = conn.connection.driver_connection
+            driver = session.connection().connection.driver_connection
             assert driver is not None
             if self.postgres:
                 relaxed = (
                     "" if any(unit.durable for unit in batch) else "SET LOCAL synchronous_commit TO off; "
                 )
                 driver.execute(f"{relaxed}SELECT pg_advisory_xact_lock({GATEWAY_LOCK})")
-            with deferred_writes(conn):
-                if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint
-                    batch[0].outcome = (True, batch[0].work(session))
-                    flush_writes(conn)
-                    return
-                self._units(session, conn, driver, batch)
-
-    def _units(self, session: Session, conn: Connection, driver: Any, batch: list[_Unit[Any]]) -> None:
-        """Each unit in its own savepoint. Savepoints go straight to the driver: SQLAlchemy's
-        nested transaction costs ~90 µs a unit, these ~1 µs; on PostgreSQL the step to the next
-        savepoint travels with the unit's waiting writes (`db/prebuilt.py`), in one round trip,
-        so a failing write is still its own unit's failure. The session knows nothing of them, so
-        each unit's ORM writes are flushed inside its savepoint, and a refused unit's objects
-        leave the session (rolled back in the database, they must not be flushed by a later
-        unit). A flush that fails deactivates the whole session: every unit fails, nothing is
-        answered."""
-        driver.execute("SAVEPOINT unit")
-        for index, unit in enumerate(batch):
-            step = ("RELEASE unit",) if index == len(batch) - 1 else ("RELEASE unit", "SAVEPOINT unit")
-            try:
-                result = unit.work(session)
-                if session.new or session.dirty or session.deleted:
-                    session.flush()
-                flush_writes(conn, *step)
-            except Exception as exc:
-                if _retryable(exc):  # the whole batch runs again
-                    raise
-                drop_writes(conn)
-                driver.execute("ROLLBACK TO unit")
-                session.expunge_all()
-                unit.outcome = (False, exc)
-                flush_writes(conn, *step)
-            else:
-                unit.outcome = (True, result)
+            if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
+                batch[0].outcome = (True, batch[0].work(session))
+                return
+            # Savepoints go straight to the driver: SQLAlchemy's nested transaction costs ~90 µs
+            # a unit, these ~1 µs (one round trip on PostgreSQL, RELEASE and SAVEPOINT together).
+            # The session knows nothing of them, so each unit's ORM writes are flushed inside its
+            # savepoint, and a refused unit's objects leave the session (rolled back in the
+            # database, they must not be flushed by a later unit). A flush that fails
+            # deactivates the whole session: every unit fails, nothing is answered.
+            driver.execute("SAVEPOINT unit")
+            for index, unit in enumerate(batch):
+                if index and self.postgres:
+                    driver.execute("RELEASE unit; SAVEPOINT unit")
+                elif index:
+                    driver.execute("RELEASE unit")
+                    driver.execute("SAVEPOINT unit")
+                try:
+                    result = unit.work(session)
+                    if session.new or session.dirty or session.deleted:
+                        session.flush()
+                except Exception as exc:
+                    if _retryable(exc):  # the whole batch runs again
+                        raise
+                    driver.execute("ROLLBACK TO unit")
+                    session.expunge_all()
+                    unit.outcome = (False, exc)
+                else:
+                    unit.outcome = (True, result)
+            driver.execute("RELEASE unit")
 
 
 def _deliver(batch: list[_Unit[Any]], failure: Exception | None) -> None:
