@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -61,7 +62,18 @@ def test_same_upload_twice_credits_once(db: Database, spec: PipelineSpec, tmp_pa
     upload = write_jsonl(tmp_path / "in" / "a.jsonl", petitions(0, 40))
     first = ingest(db, tmp_path / "home", _job(spec, pid, upload))
     again = ingest(db, tmp_path / "home", _job(spec, pid, upload))
-    assert again == first
+    assert first["replay"] is False
+    assert again["replay"] is True
+    assert (again["credited_tokens"], again["free_tokens_granted"]) == (0, 0)
+    assert again["original"] == {
+        "credited_tokens": first["credited_tokens"],
+        "free_tokens_granted": first["free_tokens_granted"],
+    }
+    assert {
+        k: v
+        for k, v in again.items()
+        if k not in ("replay", "credited_tokens", "free_tokens_granted", "original")
+    } == {k: v for k, v in first.items() if k not in ("replay", "credited_tokens", "free_tokens_granted")}
     assert first["documents_seen"] == 40
     assert first["documents_accepted"] + sum(first["rejected"].values()) == 40
     assert first["credited_tokens"] == first["tokens"] == first["free_tokens_granted"] > 0
@@ -145,3 +157,26 @@ def test_unapproved_partner_and_missing_path_are_refused(
     with pytest.raises(InvalidInputError, match=r"nope\.jsonl: no such file"):
         ingest(db, tmp_path / "h", _job(spec, approved, tmp_path / "nope.jsonl"))
     assert _grants(db) == 0
+
+
+def test_folder_links_are_refused_and_nothing_outside_is_stored(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pid = _partner(db, "A")
+    outside = write_jsonl(tmp_path / "outside" / "secret.jsonl", petitions(500, 5))
+    up = tmp_path / "up"
+    write_jsonl(up / "good.jsonl", petitions(400, 5))
+    (up / "linked.jsonl").symlink_to(outside)
+    os.link(outside, up / "hard.jsonl")
+    home = tmp_path / "h"
+    receipt = ingest(db, home, _job(spec, pid, up))
+    assert receipt["documents_seen"] == 5
+    assert receipt["errors"] == [
+        {
+            "source": "up/hard.jsonl",
+            "reason": "hard link (2 names for one file); skipped: copy the file to upload it",
+        },
+        {"source": "up/linked.jsonl", "reason": "symbolic link; skipped (uploads never follow links)"},
+    ]
+    assert [f["name"] for f in receipt["files"]] == ["up/good.jsonl"]
+    assert {row["source"].split("#")[0] for row in iter_corpus(db, home, pid)} == {"up/good.jsonl"}

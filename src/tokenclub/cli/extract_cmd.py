@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tokenclub.cli.output import JSON_OPTION, console
+from tokenclub.cli.terminal import safe
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.reader import iter_extract
 
@@ -29,8 +30,9 @@ def extract_command(
 ) -> None:
     """Read files as an upload would be read; list the documents and the files that failed.
 
-    With --json, one JSON object per document on stdout. Failures are summarised on stderr.
-    Exits with status 1 only when no document at all could be read.
+    With --json, one JSON object per line on stdout, in reading order: a document, or a file
+    that could not be read as {"source": …, "error": …}. Exits with status 0 when everything
+    was read and 1 when anything failed (a summary line on stderr says how much).
     """
     table = _document_table()
     documents = 0
@@ -40,7 +42,9 @@ def extract_command(
         for item in iter_extract(path):
             if isinstance(item, ExtractionFailure):
                 failed += 1
-                if failed <= TABLE_ROWS:
+                if json_out:
+                    typer.echo(json.dumps({"source": item.source, "error": item.reason}, ensure_ascii=False))
+                elif failed <= TABLE_ROWS:
                     failures.append(item)
                 continue
             documents += 1
@@ -53,7 +57,7 @@ def extract_command(
         if documents > TABLE_ROWS:
             console.print(f"… and {documents - TABLE_ROWS:,} more documents")
     _print_failures(failures, failed, documents)
-    if documents == 0:
+    if failed:
         raise typer.Exit(1)
 
 
@@ -81,9 +85,9 @@ def _document_table() -> Table:
 
 def _add_row(table: Table, document: ExtractedDocument) -> None:
     table.add_row(
-        document.source,
+        safe(document.source),
         document.format,
-        document.title or "",
+        safe(document.title or ""),
         f"{len(document.text):,}",
         f"{document.byte_size:,}",
     )
@@ -95,9 +99,9 @@ def _print_failures(failures: list[ExtractionFailure], failed: int, documents: i
         table.add_column("source", overflow="fold")
         table.add_column("reason", overflow="fold")
         for failure in failures:
-            table.add_row(failure.source, failure.reason)
+            table.add_row(safe(failure.source), safe(failure.reason))
         _errors.print(table)
-    if failed > len(failures):
+    if failed > len(failures) and failures:
         _errors.print(f"… and {failed - len(failures):,} more failures")
     verdict = f"{documents:,} documents, {failed:,} failures"
     _errors.print(verdict if documents else f"error: nothing could be read ({verdict})")

@@ -58,6 +58,7 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
         key: receipt[key]
         for key in (
             "upload_id",
+            "replay",
             "partner_id",
             "documents_seen",
             "documents_accepted",

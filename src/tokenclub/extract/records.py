@@ -64,7 +64,7 @@ class RecordOptions:
     max_record_bytes: int = 64 * 1024 * 1024
 
 
-class _Schema:
+class Schema:
     """The field choice for one file, fixed by the first record that has a string field."""
 
     def __init__(self, options: RecordOptions) -> None:
@@ -148,7 +148,7 @@ def iter_jsonl(
     JSON Lines is UTF-8 by definition (a BOM on the first line is tolerated); a line that
     is not a JSON object, or not UTF-8, fails alone.
     """
-    schema = _Schema(options)
+    schema = Schema(options)
     for number, line in enumerate(_lines(stream, options.max_record_bytes), start=1):
         where = f"{source}#L{number}"
         if line is None:
@@ -192,13 +192,13 @@ def iter_csv(
     # so that a long article in one cell is read rather than refused.
     csv.field_size_limit(max(csv.field_size_limit(), options.max_record_bytes))
     rows = csv.reader(
-        _decoded_lines(stream, source, options.max_record_bytes),
+        decoded_lines(stream, source, options.max_record_bytes),
         delimiter="\t" if tsv else ",",
         quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
         strict=False,
     )
     fmt = "tsv" if tsv else "csv"
-    schema = _Schema(options)
+    schema = Schema(options)
     header: list[str] | None = None
     while True:
         start = rows.line_num + 1
@@ -222,7 +222,7 @@ def iter_csv(
         yield schema.document(dict(zip(header, row, strict=True)), where, fmt, byte_size, sha256)
 
 
-def _decoded_lines(stream: IO[bytes], source: str, limit: int) -> Iterator[str]:
+def decoded_lines(stream: IO[bytes], source: str, limit: int) -> Iterator[str]:
     """Lines as text, in the encoding the start of the file shows."""
     lines = _lines(stream, limit)
     sample: list[bytes | None] = []

@@ -103,6 +103,7 @@ def receipt_dict(
     """The receipt as stored and printed; key order is fixed so equal uploads print equal JSON."""
     return {
         "upload_id": upload_id,
+        "replay": False,
         "partner_id": partner_id,
         "files": files,
         "documents_seen": stats.documents,
@@ -116,4 +117,22 @@ def receipt_dict(
         "free_tokens_granted": free_tokens_granted,
         "tokenizer": tokenizer,
         "errors": stats.errors,
+    }
+
+
+def replay_of(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The receipt for an upload sent again: what was found then, and that nothing is credited now.
+
+    `credited_tokens` and `free_tokens_granted` are what this submission credited (nothing);
+    `original` keeps what the first one credited, so no reader mistakes a replay for a credit.
+    """
+    return {
+        **receipt,
+        "replay": True,
+        "credited_tokens": 0,
+        "free_tokens_granted": 0,
+        "original": {
+            "credited_tokens": receipt["credited_tokens"],
+            "free_tokens_granted": receipt["free_tokens_granted"],
+        },
     }

@@ -32,11 +32,12 @@ from tokenclub.db.schema import Partner, Upload, UploadBatch
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
+from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract
 from tokenclub.guard.indexing import index_part
 from tokenclub.guard.indexing import sync as guard_sync
-from tokenclub.ingest.receipt import BatchStats, receipt_dict, stats_of, total
+from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
 from tokenclub.pipeline.executor import Executor, LocalExecutor
@@ -72,23 +73,37 @@ class IngestJob:
 BatchCallback = Callable[[int, BatchStats], None]
 
 
-def collect_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
-    """Files to ingest with their names in the upload; folders are walked in sorted order."""
+@dataclass(frozen=True, slots=True)
+class CollectedFiles:
+    """What an upload's paths hold: the files to store, and those refused with a reason."""
+
+    files: list[tuple[str, Path]]
+    refused: list[ExtractionFailure]
+
+
+def collect_files(paths: Iterable[Path]) -> CollectedFiles:
+    """Files to ingest with their names in the upload; folders are walked in sorted order.
+
+    Inside a folder, links and special files are refused (see `extract.folder`): they are
+    reported in the receipt and never stored.
+    """
     found: list[tuple[str, Path]] = []
+    refused: list[ExtractionFailure] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                (f"{path.name}/{child.relative_to(path).as_posix()}", child)
-                for child in sorted(path.rglob("*"))
-                if child.is_file()
-            )
+            for entry in walk_folder(path, path.name):
+                if isinstance(entry, ExtractionFailure):
+                    refused.append(entry)
+                else:
+                    found.append((entry.name, entry.path))
         elif path.is_file():
             found.append((path.name, path))
         else:
             raise InvalidInputError(f"{path}: no such file or folder")
     if not found:
-        raise InvalidInputError("no files to ingest")
-    return found
+        detail = "; ".join(f"{f.source}: {f.reason}" for f in refused[:3])
+        raise InvalidInputError(f"no files to ingest{f' ({detail})' if detail else ''}")
+    return CollectedFiles(found, refused)
 
 
 def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
@@ -97,7 +112,10 @@ def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
     return hashlib.sha256(f"{partner_id}:{shas}".encode()).hexdigest()[:32]
 
 
-def _extract_all(raw: RawStore, files: list[StoredFile]) -> Iterator[ExtractedDocument | ExtractionFailure]:
+def _extract_all(
+    raw: RawStore, files: list[StoredFile], refused: list[ExtractionFailure]
+) -> Iterator[ExtractedDocument | ExtractionFailure]:
+    yield from refused
     for stored in files:
         with raw.local_copy(stored.sha256) as path:
             yield from iter_extract(path, source=stored.name)
@@ -183,8 +201,7 @@ def _finish(db: Database, job: IngestJob, upload: Upload, batch_count: int) -> d
         current = session.get(Upload, upload.id, with_for_update=True)
         assert current is not None
         if current.status == "done" and current.receipt:
-            result: dict[str, Any] = json.loads(current.receipt)
-            return result
+            return replay_of(json.loads(current.receipt))
         rows = list(
             session.scalars(
                 select(UploadBatch.stats).where(UploadBatch.upload_id == upload.id).order_by(UploadBatch.seq)
@@ -244,12 +261,12 @@ def ingest(
     """
     if job.batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
-    named = collect_files(job.paths)
+    collected = collect_files(job.paths)
     with db.transaction() as session:
         require_approved(session, job.partner_id)
     raw = RawStore(store_child(home, job.store_url, "raw"))
     files = sorted(
-        (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in named),
+        (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in collected.files),
         key=lambda f: (f.name, f.sha256),
     )
     upload, done = _open_upload(db, job, files, job.spec.tokenizer_fingerprint)
@@ -263,7 +280,7 @@ def ingest(
 
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:
         nonlocal seen
-        for raw_batch in batches(upload.id, _extract_all(raw, files), batch_size):
+        for raw_batch in batches(upload.id, _extract_all(raw, files, collected.refused), batch_size):
             seen = raw_batch.seq + 1
             if raw_batch.seq not in done:
                 yield (raw_batch.seq, raw_batch.failures), raw_batch.table
