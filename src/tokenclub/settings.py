@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         le=1,
         description="Least share of Hangul among letters for a Korean document (see docs/quality.md).",
     )
+    max_bad_byte_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of undecodable bytes a Korean text file may have and still be read, "
+        "each replaced by U+FFFD and counted in the receipt (see docs/ingest.md).",
+    )
     batch_size: int = Field(default=256, ge=1, description="Documents per pipeline batch (and checkpoint).")
     workers: int | None = Field(
         default=None, ge=1, description="Pipeline worker processes; default one per core."

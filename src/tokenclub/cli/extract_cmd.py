@@ -17,6 +17,8 @@ from tokenclub.cli.output import JSON_OPTION, console
 from tokenclub.cli.terminal import safe
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.reader import iter_extract
+from tokenclub.extract.records import RecordOptions
+from tokenclub.settings import get_settings
 
 TABLE_ROWS = 200
 """Rows listed per table; a dump of a million records is summarised, not printed."""
@@ -26,6 +28,12 @@ _errors = Console(stderr=True)
 
 def extract_command(
     paths: list[Path] = typer.Argument(..., help="Files, archives or folders to read."),
+    text_fields: list[str] = typer.Option(
+        [],
+        "--text-field",
+        help="Field or column that holds the text in dumps (JSONL, CSV, SQL); repeat for several. "
+        "Default: detected by name, else guessed (and reported in each document's metadata).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Read files as an upload would be read; list the documents and the files that failed.
@@ -38,8 +46,11 @@ def extract_command(
     documents = 0
     failed = 0
     failures: list[ExtractionFailure] = []
+    options = RecordOptions(
+        text_fields=tuple(text_fields) or None, max_bad_byte_share=get_settings().max_bad_byte_share
+    )
     for path in paths:
-        for item in iter_extract(path):
+        for item in iter_extract(path, options=options):
             if isinstance(item, ExtractionFailure):
                 failed += 1
                 if json_out:

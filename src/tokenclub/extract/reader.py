@@ -158,7 +158,7 @@ def _extract(
             if fmt in _ZIP_PACKAGES:
                 check_zip_package(blob, source, context.limits)
             data = blob.read_all(context.limits.max_member_size, source)
-            documents = _whole_file_reader(fmt)(data, source, blob.sha256)
+            documents = _whole_file_reader(fmt, context.options)(data, source, blob.sha256)
             yield from _with_text(documents, identity)
     except ExpansionLimitError:
         raise
@@ -231,7 +231,7 @@ def _with_text(
             yield document
 
 
-def _whole_file_reader(fmt: Format) -> WholeFileReader:
+def _whole_file_reader(fmt: Format, options: RecordOptions) -> WholeFileReader:
     """The reader for a format read whole; imported on demand, as some pull in large libraries."""
     if fmt is Format.PDF:
         from tokenclub.extract.pdf import read_pdf
@@ -259,6 +259,8 @@ def _whole_file_reader(fmt: Format) -> WholeFileReader:
         return read_html
     from tokenclub.extract.text import read_text
 
-    if fmt is Format.MARKDOWN:
-        return lambda data, source, sha256: read_text(data, source, sha256, markdown=True)
-    return read_text
+    markdown = fmt is Format.MARKDOWN
+    share = options.max_bad_byte_share
+    return lambda data, source, sha256: read_text(
+        data, source, sha256, markdown=markdown, max_bad_share=share
+    )

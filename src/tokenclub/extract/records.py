@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from tokenclub.errors import ExtractionError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
-from tokenclub.extract.text import decode_text, to_nfc
+from tokenclub.extract.text import MAX_BAD_BYTE_SHARE, decode_text, to_nfc
 
 TEXT_FIELD_NAMES = (
     "text",
@@ -55,13 +55,15 @@ class RecordOptions:
     TITLE_FIELD_NAMES; metadata is every other scalar field. The choice is made once per
     file, so all records of a dump are read alike. Several text fields are joined with a
     blank line. `max_record_bytes` bounds one line, so a file with no newlines cannot
-    exhaust memory.
+    exhaust memory. `max_bad_byte_share` is how damaged a text file may be and still be
+    read (see `text.decode_repairing`).
     """
 
     text_fields: tuple[str, ...] | None = None
     meta_fields: tuple[str, ...] | None = None
     title_field: str | None = None
     max_record_bytes: int = 64 * 1024 * 1024
+    max_bad_byte_share: float = MAX_BAD_BYTE_SHARE
 
 
 class Schema:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract
+from tokenclub.extract.records import RecordOptions
 from tokenclub.guard.indexing import index_part
 from tokenclub.guard.indexing import sync as guard_sync
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
@@ -68,6 +69,7 @@ class IngestJob:
     batch_size: int = 256
     workers: int | None = None
     store_url: str | None = None
+    options: RecordOptions = field(default_factory=RecordOptions)
 
 
 BatchCallback = Callable[[int, BatchStats], None]
@@ -113,12 +115,12 @@ def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
 
 
 def _extract_all(
-    raw: RawStore, files: list[StoredFile], refused: list[ExtractionFailure]
+    raw: RawStore, files: list[StoredFile], refused: list[ExtractionFailure], options: RecordOptions
 ) -> Iterator[ExtractedDocument | ExtractionFailure]:
     yield from refused
     for stored in files:
         with raw.local_copy(stored.sha256) as path:
-            yield from iter_extract(path, source=stored.name)
+            yield from iter_extract(path, source=stored.name, options=options)
 
 
 def _lock_dedup(session: Session) -> None:
@@ -237,6 +239,15 @@ def _finish(db: Database, job: IngestJob, upload: Upload, batch_count: int) -> d
     return receipt
 
 
+def upload_errors(db: Database, upload_id: str) -> list[dict[str, str]]:
+    """Every file error of an upload, in reading order: the full list a long receipt groups."""
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(UploadBatch.stats).where(UploadBatch.upload_id == upload_id).order_by(UploadBatch.seq)
+        )
+        return [error for raw in rows for error in BatchStats.from_json(raw).errors]
+
+
 def _release_raw(db: Database, raw: RawStore, files: list[StoredFile]) -> None:
     """Delete raw files whose receipts are written, unless an unfinished upload still needs them."""
     with db.transaction() as session:
@@ -280,7 +291,9 @@ def ingest(
 
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:
         nonlocal seen
-        for raw_batch in batches(upload.id, _extract_all(raw, files, collected.refused), batch_size):
+        for raw_batch in batches(
+            upload.id, _extract_all(raw, files, collected.refused, job.options), batch_size
+        ):
             seen = raw_batch.seq + 1
             if raw_batch.seq not in done:
                 yield (raw_batch.seq, raw_batch.failures), raw_batch.table
