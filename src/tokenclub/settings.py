@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,23 @@ class Settings(BaseSettings):
         default=None,
         description="Where the raw and corpus stores live: a folder or an fsspec URL (s3://bucket/tc); "
         "default the home.",
+    )
+    encrypt_at_rest: bool = Field(
+        default=True,
+        description="Seal raw uploads and corpus parts with AES-256-GCM under per-object data keys "
+        "(see docs/ingest.md).",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Master key, 32 bytes in base64; default the key file in the home.",
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="Key file (created 0600 by `tokenclub init`); default <home>/master.key."
+    )
+    kms: str | None = Field(
+        default=None,
+        description="External KMS as 'package.module:factory' returning a KeyWrapper; "
+        "it wins over the keys above.",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default a SQLite file in the home (WAL mode)."

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tokenclub.atrest.objects import sealing_for
 from tokenclub.cli.output import JSON_OPTION, console, print_json, print_record, print_rows
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.curate.quality import QualitySettings
@@ -119,6 +120,7 @@ def ingest_command(
         workers=workers or settings.workers,
         store_url=settings.store_url,
         options=RecordOptions(max_bad_byte_share=settings.max_bad_byte_share),
+        sealing=sealing_for(settings),
     )
     db = open_database(settings)
     with ExitStack() as stack:
@@ -188,7 +190,9 @@ def corpus_dump(
     settings = get_settings()
     db = open_database(settings)
     try:
-        rows = iter_corpus(db, settings.home, partner, settings.store_url, include_withdrawn)
+        rows = iter_corpus(
+            db, settings.home, partner, settings.store_url, include_withdrawn, sealing_for(settings)
+        )
         if json_out:
             for row in rows:
                 typer.echo(json.dumps(row, ensure_ascii=False))

@@ -9,6 +9,7 @@ from tokenclub.cli import (
     dedup_cmd,
     guard_cmd,
     ingest_cmd,
+    keys_cmd,
     ledger_cmd,
     settlement_cmd,
     tokenizer_cmd,
@@ -46,6 +47,7 @@ app.command("settle")(settlement_cmd.settle)
 app.command("statement")(settlement_cmd.statement)
 app.add_typer(guard_cmd.guard_app, name="guard")
 app.add_typer(guard_cmd.audit_app, name="audit")
+app.add_typer(keys_cmd.keys_app, name="keys")
 
 
 @app.command()

@@ -71,6 +71,8 @@ def session_scope() -> Iterator[Session]:
 
 
 def corpus_store() -> CorpusStore:
-    """The home's corpus store, on the configured filesystem."""
+    """The home's corpus store, on the configured filesystem, sealed with the configured key."""
+    from tokenclub.atrest.objects import sealing_for
+
     settings = get_settings()
-    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"))
+    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"), sealing_for(settings))

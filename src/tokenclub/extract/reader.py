@@ -105,6 +105,20 @@ def _extract_open(
         yield from _extract_upload(blob, name, options, limits)
 
 
+def iter_extract_stream(
+    stream: IO[bytes],
+    size: int,
+    sha256: str,
+    source: str,
+    *,
+    options: RecordOptions | None = None,
+    limits: ArchiveLimits | None = None,
+) -> Iterator[Item]:
+    """Documents and failures from a stored file already hashed: a seekable stream of `size`
+    bytes with content hash `sha256` (the raw store's decrypting reader)."""
+    yield from _extract_upload(Blob(stream, size, sha256), source, options, limits)
+
+
 def iter_extract_bytes(
     data: bytes, source: str, *, options: RecordOptions | None = None, limits: ArchiveLimits | None = None
 ) -> Iterator[Item]:

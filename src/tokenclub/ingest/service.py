@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.accounts.customers import customer_of_partner
 from tokenclub.accounts.partners import require_approved
+from tokenclub.atrest.objects import Sealing
 from tokenclub.corpus.dedup_index import mark_duplicates, record_accepted
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.step import REJECT
@@ -34,7 +35,7 @@ from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
-from tokenclub.extract.reader import iter_extract
+from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
 from tokenclub.guard.indexing import index_part
 from tokenclub.guard.indexing import sync as guard_sync
@@ -70,6 +71,7 @@ class IngestJob:
     workers: int | None = None
     store_url: str | None = None
     options: RecordOptions = field(default_factory=RecordOptions)
+    sealing: Sealing | None = None
 
 
 BatchCallback = Callable[[int, BatchStats], None]
@@ -119,8 +121,8 @@ def _extract_all(
 ) -> Iterator[ExtractedDocument | ExtractionFailure]:
     yield from refused
     for stored in files:
-        with raw.local_copy(stored.sha256) as path:
-            yield from iter_extract(path, source=stored.name, options=options)
+        with raw.reader(stored.sha256) as (stream, size):
+            yield from iter_extract_stream(stream, size, stored.sha256, stored.name, options=options)
 
 
 def _lock_dedup(session: Session) -> None:
@@ -275,7 +277,7 @@ def ingest(
     collected = collect_files(job.paths)
     with db.transaction() as session:
         require_approved(session, job.partner_id)
-    raw = RawStore(store_child(home, job.store_url, "raw"))
+    raw = RawStore(store_child(home, job.store_url, "raw"), job.sealing)
     files = sorted(
         (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in collected.files),
         key=lambda f: (f.name, f.sha256),
@@ -285,7 +287,7 @@ def ingest(
         receipt = _finish(db, job, upload, 0)
         _release_raw(db, raw, files)
         return receipt
-    store = CorpusStore(store_child(home, job.store_url, "corpus"))
+    store = CorpusStore(store_child(home, job.store_url, "corpus"), job.sealing)
     batch_size = upload.batch_size
     seen = 0
 
