@@ -11,7 +11,7 @@ import pytest
 
 from tokenclub.atrest.keys import Keyring
 from tokenclub.atrest.objects import Sealing
-from tokenclub.errors import InvalidInputError, NotFoundError, StateError
+from tokenclub.errors import ExtractionError, InvalidInputError, NotFoundError, StateError
 from tokenclub.extract.rawstore import RawStore
 
 
@@ -117,3 +117,14 @@ def test_a_sealed_store_keeps_only_ciphertext(tmp_path: Path) -> None:
         assert copy.read_bytes() == data and copy != store.path(digest)
     with pytest.raises(StateError, match="encrypted at rest, and no master key"):
         RawStore(tmp_path / "raw").open(digest)
+
+
+def test_a_folder_file_swapped_for_a_link_is_not_stored(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:x:0:0")
+    link = tmp_path / "up.txt"
+    link.symlink_to(secret)
+    store = RawStore(tmp_path / "raw")
+    with pytest.raises(ExtractionError, match="symbolic link"):
+        store.put_file(link, regular_only=True)
+    assert stored_files(tmp_path / "raw") == []

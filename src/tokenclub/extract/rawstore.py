@@ -13,6 +13,7 @@ of the plaintext, and `open` gives the plaintext back. Files are 0600 and folder
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from tokenclub.atrest.objects import Sealing, make_private_dirs, open_read, open_write, plaintext_size
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
+from tokenclub.extract.folder import open_regular
 from tokenclub.storage import open_root
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -61,18 +63,20 @@ class RawStore:
     def exists(self, sha256: str) -> bool:
         return bool(self.fs.isfile(self.location(sha256)))
 
-    def put_file(self, path: Path) -> str:
+    def put_file(self, path: Path, *, regular_only: bool = False) -> str:
         """Store a copy of the file, streamed and hashed in one pass; returns its SHA-256.
 
         Storing content that is already there changes nothing, so retries are harmless.
+        With `regular_only` (a file found in a folder upload) the file is opened without
+        following links and refused unless it is still a regular file with one name.
         """
         if not self.local:
-            return self._put_remote(path)
+            return self._put_remote(path, regular_only)
         make_private_dirs(self.fs, self._incoming)
         digest = hashlib.sha256()
         temp = f"{self._incoming}/{uuid.uuid4().hex}"
         try:
-            with path.open("rb") as source, open_write(self.fs, temp, self.sealing) as sink:
+            with _open_source(path, regular_only) as source, open_write(self.fs, temp, self.sealing) as sink:
                 while chunk := source.read(_CHUNK):
                     digest.update(chunk)
                     sink.write(chunk)
@@ -92,15 +96,15 @@ class RawStore:
         _fsync_dir(target.parent)
         return sha256
 
-    def _put_remote(self, path: Path) -> str:
+    def _put_remote(self, path: Path, regular_only: bool) -> str:
         """Hash first, then upload under a temporary name and move it into place (a server-side copy)."""
-        with path.open("rb") as source:
+        with _open_source(path, regular_only) as source:
             sha256 = hashlib.file_digest(source, "sha256").hexdigest()
         target = self.location(sha256)
         if self.fs.isfile(target):
             return sha256
         temp = f"{self._incoming}/{uuid.uuid4().hex}"
-        with path.open("rb") as source, open_write(self.fs, temp, self.sealing) as sink:
+        with _open_source(path, regular_only) as source, open_write(self.fs, temp, self.sealing) as sink:
             shutil.copyfileobj(source, sink, _CHUNK)
         self.fs.mv(temp, target)
         return sha256
@@ -141,6 +145,10 @@ class RawStore:
             Path(location).unlink(missing_ok=True)
         elif self.fs.isfile(location):
             self.fs.rm_file(location)
+
+
+def _open_source(path: Path, regular_only: bool) -> io.BufferedReader:
+    return open_regular(path, str(path)) if regular_only else path.open("rb")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -79,9 +79,10 @@ BatchCallback = Callable[[int, BatchStats], None]
 
 @dataclass(frozen=True, slots=True)
 class CollectedFiles:
-    """What an upload's paths hold: the files to store, and those refused with a reason."""
+    """What an upload's paths hold: the files to store (name, path, found in a folder), and
+    those refused with a reason."""
 
-    files: list[tuple[str, Path]]
+    files: list[tuple[str, Path, bool]]
     refused: list[ExtractionFailure]
 
 
@@ -91,7 +92,7 @@ def collect_files(paths: Iterable[Path]) -> CollectedFiles:
     Inside a folder, links and special files are refused (see `extract.folder`): they are
     reported in the receipt and never stored.
     """
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[str, Path, bool]] = []
     refused: list[ExtractionFailure] = []
     for path in paths:
         if path.is_dir():
@@ -99,9 +100,9 @@ def collect_files(paths: Iterable[Path]) -> CollectedFiles:
                 if isinstance(entry, ExtractionFailure):
                     refused.append(entry)
                 else:
-                    found.append((entry.name, entry.path))
+                    found.append((entry.name, entry.path, True))
         elif path.is_file():
-            found.append((path.name, path))
+            found.append((path.name, path, False))
         else:
             raise InvalidInputError(f"{path}: no such file or folder")
     if not found:
@@ -279,7 +280,10 @@ def ingest(
         require_approved(session, job.partner_id)
     raw = RawStore(store_child(home, job.store_url, "raw"), job.sealing)
     files = sorted(
-        (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in collected.files),
+        (
+            StoredFile(name, raw.put_file(path, regular_only=inside), path.stat().st_size)
+            for name, path, inside in collected.files
+        ),
         key=lambda f: (f.name, f.sha256),
     )
     upload, done = _open_upload(db, job, files, job.spec.tokenizer_fingerprint)
