@@ -86,3 +86,21 @@ def test_nothing_read_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert [json.loads(line)["source"] for line in result.stdout.splitlines()] == [str(empty), str(junk)]
     assert result.stderr.rstrip().endswith("error: nothing could be read (0 documents, 2 failures)")
+
+
+def test_sql_dump_reports_the_text_column_chosen(tmp_path: Path) -> None:
+    dump = tmp_path / "cms_dump.sql"
+    dump.write_text(
+        "CREATE TABLE `articles` (`id` int, `title` varchar(100), `body` text);\n"
+        "INSERT INTO `articles` VALUES (1,'제목','첫 기사 본문'),(2,'둘','둘째 기사 본문');\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["extract", str(dump)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert f"{dump}#articles: body (named)" in result.stdout
+    machine = CliRunner().invoke(app, ["extract", str(dump), "--json", "--text-field", "title"])
+    lines = [json.loads(line) for line in machine.stdout.splitlines()]
+    assert [(d["source"], d["text"], d["metadata"]["text_column_rule"]) for d in lines] == [
+        (f"{dump}#articles:1", "제목", "given"),
+        (f"{dump}#articles:2", "둘", "given"),
+    ]

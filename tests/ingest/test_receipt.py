@@ -51,7 +51,7 @@ def test_errors_are_listed_up_to_the_limit_then_only_grouped() -> None:
     ]
 
 
-def test_repaired_documents_and_bad_bytes_are_summed() -> None:
+def test_repaired_bytes_and_sql_columns_are_summed() -> None:
     table = pa.table(
         {
             REJECT: [None, "too short"],
@@ -60,7 +60,14 @@ def test_repaired_documents_and_bad_bytes_are_summed() -> None:
             "tokens": [5, 2],
             "metadata": [
                 json.dumps({"encoding": "utf-8", "bad_bytes": "6"}),
-                json.dumps({"encoding": "cp949", "bad_bytes": "2"}),
+                json.dumps(
+                    {
+                        "sql_table": "articles",
+                        "text_columns": "body",
+                        "text_column_rule": "named",
+                        "bad_bytes": "2",
+                    }
+                ),
             ],
         }
     )
@@ -68,4 +75,6 @@ def test_repaired_documents_and_bad_bytes_are_summed() -> None:
     again = BatchStats.from_json(stats.to_json())
     summed = total([again, again])
     assert (summed.repaired, summed.bad_bytes, summed.accepted) == (4, 16, 2)
-    assert _receipt(summed, 100)["repaired"] == {"documents": 4, "bad_bytes": 16}
+    receipt = _receipt(summed, 100)
+    assert receipt["repaired"] == {"documents": 4, "bad_bytes": 16}
+    assert receipt["sql_text_columns"] == {"articles: body (named)": 2}

@@ -7,6 +7,7 @@ as what, with how much text, and which did not and why.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -46,6 +47,7 @@ def extract_command(
     documents = 0
     failed = 0
     failures: list[ExtractionFailure] = []
+    columns: Counter[str] = Counter()
     options = RecordOptions(
         text_fields=tuple(text_fields) or None, max_bad_byte_share=get_settings().max_bad_byte_share
     )
@@ -59,6 +61,8 @@ def extract_command(
                     failures.append(item)
                 continue
             documents += 1
+            if item.format == "sql":
+                columns[f"{item.source.rsplit(':', 1)[0]}: {_sql_choice(item)}"] += 1
             if json_out:
                 typer.echo(json.dumps(_as_json(item), ensure_ascii=False))
             elif documents <= TABLE_ROWS:
@@ -67,9 +71,21 @@ def extract_command(
         console.print(table)
         if documents > TABLE_ROWS:
             console.print(f"… and {documents - TABLE_ROWS:,} more documents")
+        if columns:
+            chosen = Table(title="SQL dump tables: the text columns read")
+            chosen.add_column("table: columns (how chosen)", overflow="fold")
+            chosen.add_column("rows", justify="right")
+            for name, count in columns.items():
+                chosen.add_row(safe(name), f"{count:,}")
+            console.print(chosen)
     _print_failures(failures, failed, documents)
     if failed:
         raise typer.Exit(1)
+
+
+def _sql_choice(document: ExtractedDocument) -> str:
+    meta = document.metadata
+    return f"{meta.get('text_columns', '')} ({meta.get('text_column_rule', '')})"
 
 
 def _as_json(document: ExtractedDocument) -> dict[str, object]:

@@ -78,6 +78,12 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
             ("reason", "documents"),
             [{"reason": k, "documents": v} for k, v in receipt["rejected"].items()],
         )
+    if receipt.get("sql_text_columns"):
+        print_rows(
+            "SQL dump tables read (text columns and how they were chosen)",
+            ("table", "documents"),
+            [{"table": k, "documents": v} for k, v in receipt["sql_text_columns"].items()],
+        )
     if receipt["pii"]:
         print_rows(
             "PII replaced", ("type", "count"), [{"type": k, "count": v} for k, v in receipt["pii"].items()]

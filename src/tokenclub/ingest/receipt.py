@@ -35,6 +35,7 @@ class BatchStats:
     errors: list[dict[str, str]] = field(default_factory=list)
     repaired: int = 0
     bad_bytes: int = 0
+    sql_columns: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -48,6 +49,7 @@ class BatchStats:
                 "errors": self.errors,
                 "repaired": self.repaired,
                 "bad_bytes": self.bad_bytes,
+                "sql_columns": dict(sorted(self.sql_columns.items())),
             },
             ensure_ascii=False,
         )
@@ -65,6 +67,7 @@ class BatchStats:
             errors=data["errors"],
             repaired=data.get("repaired", 0),
             bad_bytes=data.get("bad_bytes", 0),
+            sql_columns=Counter(data.get("sql_columns", {})),
         )
 
 
@@ -76,6 +79,11 @@ def stats_of(table: pa.Table, failures: Iterable[ExtractionFailure]) -> BatchSta
         if '"bad_bytes"' in meta:
             stats.repaired += 1
             stats.bad_bytes += int(json.loads(meta)["bad_bytes"])
+        if '"sql_table"' in meta:
+            chosen = json.loads(meta)
+            stats.sql_columns[
+                f"{chosen['sql_table']}: {chosen['text_columns']} ({chosen['text_column_rule']})"
+            ] += 1
     reasons = table.column(REJECT).to_pylist()
     for reason, pii, words, tokens in zip(
         reasons,
@@ -106,6 +114,7 @@ def total(parts: Iterable[BatchStats]) -> BatchStats:
         out.errors.extend(part.errors)
         out.repaired += part.repaired
         out.bad_bytes += part.bad_bytes
+        out.sql_columns.update(part.sql_columns)
     return out
 
 
@@ -144,6 +153,7 @@ def receipt_dict(
         "free_tokens_granted": free_tokens_granted,
         "tokenizer": tokenizer,
         "repaired": {"documents": stats.repaired, "bad_bytes": stats.bad_bytes},
+        "sql_text_columns": dict(sorted(stats.sql_columns.items())),
         "error_count": len(stats.errors),
         "error_groups": group_errors(stats.errors),
         "errors": stats.errors if len(stats.errors) <= error_limit else [],
