@@ -8,6 +8,9 @@ metadata, one dataclass per record) is the price the ratio shows.
 
 Plain text is the petitions' contents joined into one file, in UTF-8 and in CP949 (the
 petitions CP949 cannot encode are left out of that one), written to a temporary folder.
+The SQL dumps hold the same petitions as a mysqldump (extended INSERTs of 100 rows, with
+backslash escapes) and as a pg_dump (one COPY block); their naive references are one regular
+expression over the decoded file for the INSERT tuples, and `split('\t')` per COPY line.
 
     .venv/bin/python bench/bench_extract.py [--corpora /work/shared/corpora] [--repeat 5]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -70,6 +74,65 @@ def _naive_jsonl(paths: list[Path]) -> Callable[[], int]:
     return run
 
 
+_MYSQL_ROW = re.compile(r"\((\d+),'((?:[^'\\]|\\.)*)','((?:[^'\\]|\\.)*)'\)")
+
+
+def _naive_mysql(path: Path) -> Callable[[], int]:
+    def run() -> int:
+        text = path.read_bytes().decode("utf-8")
+        return sum(1 for match in _MYSQL_ROW.finditer(text) if match.group(3).strip())
+
+    return run
+
+
+def _naive_copy(path: Path) -> Callable[[], int]:
+    def run() -> int:
+        count = 0
+        inside = False
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("COPY "):
+                    inside = True
+                elif line == "\\.\n":
+                    inside = False
+                elif inside and line.rstrip("\n").split("\t")[2].strip():
+                    count += 1
+        return count
+
+    return run
+
+
+def _mysql_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def _copy_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _sql_dumps(petitions: list[Path], folder: Path) -> tuple[Path, Path]:
+    rows = [json.loads(line) for path in petitions for line in path.open(encoding="utf-8")]
+    mysql = folder / "petitions-mysql.sql"
+    with mysql.open("w", encoding="utf-8") as out:
+        out.write("-- MySQL dump 10.13\n/*!40101 SET NAMES utf8mb4 */;\n")
+        out.write("CREATE TABLE `petitions` (`id` int, `title` text, `content` longtext);\n")
+        for start in range(0, len(rows), 100):
+            tuples = ",".join(
+                f"({n},{_mysql_literal(row['title'])},{_mysql_literal(row['content'])})"
+                for n, row in enumerate(rows[start : start + 100], start=start)
+            )
+            out.write(f"INSERT INTO `petitions` VALUES {tuples};\n")
+    postgres = folder / "petitions-pg.sql"
+    with postgres.open("w", encoding="utf-8") as out:
+        out.write("--\n-- PostgreSQL database dump\n--\nSET standard_conforming_strings = on;\n")
+        out.write("CREATE TABLE public.petitions (id integer, title text, content text);\n")
+        out.write("COPY public.petitions (id, title, content) FROM stdin;\n")
+        for n, row in enumerate(rows):
+            out.write(f"{n}\t{_copy_field(row['title'])}\t{_copy_field(row['content'])}\n")
+        out.write("\\.\n")
+    return mysql, postgres
+
+
 def _text_files(petitions: list[Path], folder: Path) -> tuple[Path, Path]:
     contents = [json.loads(line)["content"] for path in petitions for line in path.open(encoding="utf-8")]
     utf8 = folder / "petitions.txt"
@@ -100,10 +163,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         utf8, cp949 = _text_files(petitions, Path(folder))
+        mysql, postgres = _sql_dumps(petitions, Path(folder))
         cases = [
             ("text, UTF-8", [utf8], _naive_text(utf8, "utf-8"), "read().decode('utf-8')"),
             ("text, CP949", [cp949], _naive_text(cp949, "cp949"), "read().decode('cp949')"),
             ("JSONL, 5 files", petitions, _naive_jsonl(petitions), "json.loads per line"),
+            ("SQL, mysqldump INSERTs", [mysql], _naive_mysql(mysql), "one regex over the text"),
+            ("SQL, pg_dump COPY", [postgres], _naive_copy(postgres), "split('\\t') per line"),
         ]
         for label, paths, naive, reference in cases:
             size = sum(path.stat().st_size for path in paths) / 1e6

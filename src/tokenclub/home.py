@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -22,8 +23,18 @@ class InitResult:
 
 
 def init_home(settings: Settings) -> InitResult:
-    """Create the home folder and bring the database to the newest schema (idempotent)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    """Create the home folder (0700) and bring the database to the newest schema (idempotent).
+
+    With encryption at rest on and no key from a KMS or the environment, the master key file
+    is created too (0600), once: an existing one is never replaced.
+    """
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(settings.home, 0o700)
+    if settings.encrypt_at_rest and not settings.kms and settings.master_key is None:
+        from tokenclub.atrest.keys import new_key_file
+        from tokenclub.atrest.objects import key_file_path
+
+        new_key_file(key_file_path(settings))
     db = Database(settings.resolved_database_url)
     try:
         revision = upgrade(db.engine)

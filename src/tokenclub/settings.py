@@ -7,7 +7,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +26,23 @@ class Settings(BaseSettings):
         default=None,
         description="Where the raw and corpus stores live: a folder or an fsspec URL (s3://bucket/tc); "
         "default the home.",
+    )
+    encrypt_at_rest: bool = Field(
+        default=True,
+        description="Seal raw uploads and corpus parts with AES-256-GCM under per-object data keys "
+        "(see docs/ingest.md).",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Master key, 32 bytes in base64; default the key file in the home.",
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="Key file (created 0600 by `tokenclub init`); default <home>/master.key."
+    )
+    kms: str | None = Field(
+        default=None,
+        description="External KMS as 'package.module:factory' returning a KeyWrapper; "
+        "it wins over the keys above.",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default a SQLite file in the home (WAL mode)."
@@ -46,6 +63,13 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="Least share of Hangul among letters for a Korean document (see docs/quality.md).",
+    )
+    max_bad_byte_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of undecodable bytes a Korean text file may have and still be read, "
+        "each replaced by U+FFFD and counted in the receipt (see docs/ingest.md).",
     )
     batch_size: int = Field(default=256, ge=1, description="Documents per pipeline batch (and checkpoint).")
     workers: int | None = Field(

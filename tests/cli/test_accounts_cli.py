@@ -107,3 +107,16 @@ def test_customer_credit_line_and_usage_listing(home: Path) -> None:
     assert run_json(home, "usage", "--customer", str(added["id"])) == []
     refused = run_cli(home, "customer", "credit", "--customer", "99", "--krw", "1")
     assert (refused.returncode, refused.stderr.strip()) == (1, "error: customer 99 does not exist")
+
+
+def test_rejection_note_is_shown(home: Path) -> None:
+    run_json(home, "partner", "add", "작은 출판사")
+    note = "최소 기여량 미달 (1억 어절 필요)"
+    rejected = run_json(home, "partner", "reject", "1", "--note", note)
+    assert (rejected["status"], rejected["decision_note"]) == ("rejected", note)
+    assert run_json(home, "partner", "show", "1")["decision_note"] == note
+    assert [p["decision_note"] for p in run_json(home, "partner", "list")] == [note]
+    shown = run_cli(home, "partner", "show", "1", env_extra={"COLUMNS": "200"})
+    assert note in shown.stdout
+    listed = run_cli(home, "partner", "list", env_extra={"COLUMNS": "250"})
+    assert note in listed.stdout

@@ -7,6 +7,7 @@ import hashlib
 import io
 import tarfile
 import zipfile
+import zlib
 
 import pytest
 
@@ -207,3 +208,47 @@ def test_gzip_bomb_is_stopped_by_the_ratio_while_streaming() -> None:
     assert failures == [
         ExtractionFailure("bomb.txt.gz", "compression ratio above 200:1 (a decompression bomb?)")
     ]
+
+
+def legacy_zip(names: list[bytes], extras: dict[bytes, bytes] | None = None) -> bytes:
+    """A zip whose entry names are the given raw bytes with the UTF-8 flag unset, as Korean
+    Windows' built-in zip writes them (zipfile itself would write UTF-8 and set the flag)."""
+    buffer = io.BytesIO()
+    placeholders = [f"{n:0{len(raw) - 4}d}.txt".encode() for n, raw in enumerate(names)]
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for placeholder, raw in zip(placeholders, names, strict=True):
+            info = zipfile.ZipInfo(placeholder.decode())
+            info.extra = (extras or {}).get(raw, b"")
+            archive.writestr(info, raw)
+    data = buffer.getvalue()
+    for placeholder, raw in zip(placeholders, names, strict=True):
+        data = data.replace(placeholder, raw)
+    return data
+
+
+def test_cp949_names_from_korean_windows_are_decoded() -> None:
+    names = ["기사_0.txt", "보도자료 2024.txt", "똠방각하.txt"]
+    data = legacy_zip([name.encode("cp949") for name in names])
+    with zipfile.ZipFile(io.BytesIO(data)) as check:
+        assert check.namelist()[0] == "▒Γ╗τ_0.txt"
+        assert not any(info.flag_bits & 0x800 for info in check.infolist())
+    assert [item[0] for item in zip_members(data) if isinstance(item, tuple)] == [
+        f"up.zip!{name}" for name in names
+    ]
+
+
+def test_genuine_cp437_names_stay_cp437() -> None:
+    data = legacy_zip(["café.txt".encode("cp437"), "naïve.txt".encode("cp437")])
+    assert [item[0] for item in zip_members(data) if isinstance(item, tuple)] == [
+        "up.zip!café.txt",
+        "up.zip!naïve.txt",
+    ]
+
+
+def test_info_zip_unicode_path_field_wins() -> None:
+    raw = "기사.txt".encode("cp949")
+    utf8 = "기사_유니코드.txt".encode()
+    field = b"\x01" + zlib.crc32(raw).to_bytes(4, "little") + utf8
+    extra = (0x7075).to_bytes(2, "little") + len(field).to_bytes(2, "little") + field
+    data = legacy_zip([raw], {raw: extra})
+    assert [item[0] for item in zip_members(data) if isinstance(item, tuple)] == ["up.zip!기사_유니코드.txt"]

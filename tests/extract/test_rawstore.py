@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tokenclub.errors import InvalidInputError, NotFoundError, StateError
+from tokenclub.atrest.keys import Keyring
+from tokenclub.atrest.objects import Sealing
+from tokenclub.errors import ExtractionError, InvalidInputError, NotFoundError, StateError
 from tokenclub.extract.rawstore import RawStore
 
 
@@ -28,7 +30,8 @@ def test_put_file_stores_under_the_hash(tmp_path: Path) -> None:
     assert store.exists(digest)
     with store.open(digest) as stored:
         assert stored.read() == data
-    assert not stat.S_IMODE(store.path(digest).stat().st_mode) & 0o222  # stored files are read-only
+    assert stat.S_IMODE(store.path(digest).stat().st_mode) == 0o600  # private to the service
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "raw").rglob("*") if p.is_dir()} == {0o700}
     assert stored_files(tmp_path / "raw") == [store.path(digest)]  # no temporary file left behind
 
 
@@ -94,3 +97,34 @@ def test_a_store_on_another_filesystem(tmp_path: Path) -> None:
     store.delete(digest)
     store.delete(digest)
     assert not store.exists(digest)
+
+
+def test_a_sealed_store_keeps_only_ciphertext(tmp_path: Path) -> None:
+    data = ("신문사 원본 기사 " * 200_000).encode()  # several chunks
+    upload = tmp_path / "upload.txt"
+    upload.write_bytes(data)
+    sealing = Sealing(Keyring({}, "").with_new_key())
+    store = RawStore(tmp_path / "raw", sealing)
+    digest = store.put_file(upload)
+    assert digest == hashlib.sha256(data).hexdigest()
+    stored = store.path(digest).read_bytes()
+    assert stored.startswith(b"TCSEALv1") and "원본".encode() not in stored
+    with store.reader(digest) as (stream, size):
+        assert size == len(data)
+        stream.seek(len(data) - 10)
+        assert stream.read() == data[-10:]
+    with store.local_copy(digest) as copy:
+        assert copy.read_bytes() == data and copy != store.path(digest)
+    with pytest.raises(StateError, match="encrypted at rest, and no master key"):
+        RawStore(tmp_path / "raw").open(digest)
+
+
+def test_a_folder_file_swapped_for_a_link_is_not_stored(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:x:0:0")
+    link = tmp_path / "up.txt"
+    link.symlink_to(secret)
+    store = RawStore(tmp_path / "raw")
+    with pytest.raises(ExtractionError, match="symbolic link"):
+        store.put_file(link, regular_only=True)
+    assert stored_files(tmp_path / "raw") == []

@@ -11,7 +11,7 @@ import pytest
 
 from tests.extract.helpers import corpus
 from tokenclub.errors import ExtractionError
-from tokenclub.extract.text import codec_name, decode_text, read_text
+from tokenclub.extract.text import codec_name, decode_repairing, decode_text, read_text
 
 KOREAN = "대한민국 헌법 제1조 ① 대한민국은 민주공화국이다.\n똠방각하 햏자 쌰라라 - CP949에만 있는 음절.\n"
 
@@ -125,3 +125,39 @@ def test_random_bytes_without_controls_never_escape_as_other_errors() -> None:
         decode_text(data, "r.txt")
     except ExtractionError as err:
         assert err.reason.startswith("not text")
+
+
+PROSE = "대한민국은 민주공화국이다. 모든 권력은 국민으로부터 나온다. " * 20
+
+
+def damage(good: bytes) -> bytes:
+    """Six bad bytes between characters: invalid bytes, stray continuations, a cut-off sequence."""
+    cut = [good.index(b" ", n) for n in (100, 400)]
+    return good[: cut[0]] + b"\xff\xfe" + good[cut[0] : cut[1]] + b"\x80\x80" + good[cut[1] :] + b"\xc3\xc3"
+
+
+def test_a_few_bad_bytes_are_replaced_and_counted() -> None:
+    damaged = damage(PROSE.encode())
+    text, codec, bad = decode_repairing(damaged, "six.txt", 0.01)
+    assert (codec, bad) == ("utf-8", 6)
+    assert text.count("\ufffd") == 6
+    assert text.replace("\ufffd", "") == PROSE
+    (document,) = read_text(damaged, "six.txt", "0" * 64)
+    assert document.metadata == {"encoding": "utf-8", "bad_bytes": "6"}
+
+
+def test_damaged_cp949_is_repaired_as_cp949() -> None:
+    damaged = PROSE[:40].encode("cp949") + b"\xff\xff" + PROSE[40:].encode("cp949")
+    text, codec, bad = decode_repairing(damaged, "old.txt", 0.01)
+    assert (codec, bad) == ("cp949", 2)
+    assert text.replace("\ufffd", "") == PROSE
+
+
+def test_too_broken_is_refused_with_the_threshold_named() -> None:
+    damaged = damage(PROSE.encode())
+    with pytest.raises(
+        ExtractionError,
+        match=r"^six.txt: not text: damaged Korean text; 6 of \d+ bytes are not utf-8, more than the 0.10%",
+    ):
+        decode_repairing(damaged, "six.txt", 0.001)
+    assert decode_repairing(PROSE.encode(), "clean.txt", 0.0) == (PROSE, "utf-8", 0)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from tokenclub.db.engine import Database
 from tokenclub.db.migrate import upgrade
 from tokenclub.db.schema import CorpusDocument, LedgerTransaction
 from tokenclub.errors import InvalidInputError, StateError
-from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.ingest.service import IngestJob, ingest, upload_errors
 from tokenclub.ledger.posting import audit
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
@@ -61,7 +64,18 @@ def test_same_upload_twice_credits_once(db: Database, spec: PipelineSpec, tmp_pa
     upload = write_jsonl(tmp_path / "in" / "a.jsonl", petitions(0, 40))
     first = ingest(db, tmp_path / "home", _job(spec, pid, upload))
     again = ingest(db, tmp_path / "home", _job(spec, pid, upload))
-    assert again == first
+    assert first["replay"] is False
+    assert again["replay"] is True
+    assert (again["credited_tokens"], again["free_tokens_granted"]) == (0, 0)
+    assert again["original"] == {
+        "credited_tokens": first["credited_tokens"],
+        "free_tokens_granted": first["free_tokens_granted"],
+    }
+    assert {
+        k: v
+        for k, v in again.items()
+        if k not in ("replay", "credited_tokens", "free_tokens_granted", "original")
+    } == {k: v for k, v in first.items() if k not in ("replay", "credited_tokens", "free_tokens_granted")}
     assert first["documents_seen"] == 40
     assert first["documents_accepted"] + sum(first["rejected"].values()) == 40
     assert first["credited_tokens"] == first["tokens"] == first["free_tokens_granted"] > 0
@@ -145,3 +159,73 @@ def test_unapproved_partner_and_missing_path_are_refused(
     with pytest.raises(InvalidInputError, match=r"nope\.jsonl: no such file"):
         ingest(db, tmp_path / "h", _job(spec, approved, tmp_path / "nope.jsonl"))
     assert _grants(db) == 0
+
+
+def test_folder_links_are_refused_and_nothing_outside_is_stored(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pid = _partner(db, "A")
+    outside = write_jsonl(tmp_path / "outside" / "secret.jsonl", petitions(500, 5))
+    up = tmp_path / "up"
+    write_jsonl(up / "good.jsonl", petitions(400, 5))
+    (up / "linked.jsonl").symlink_to(outside)
+    os.link(outside, up / "hard.jsonl")
+    home = tmp_path / "h"
+    receipt = ingest(db, home, _job(spec, pid, up))
+    assert receipt["documents_seen"] == 5
+    assert receipt["errors"] == [
+        {
+            "source": "up/hard.jsonl",
+            "reason": "hard link (2 names for one file); skipped: copy the file to upload it",
+        },
+        {"source": "up/linked.jsonl", "reason": "symbolic link; skipped (uploads never follow links)"},
+    ]
+    assert [f["name"] for f in receipt["files"]] == ["up/good.jsonl"]
+    assert {row["source"].split("#")[0] for row in iter_corpus(db, home, pid)} == {"up/good.jsonl"}
+
+
+def test_ten_thousand_failing_members_make_a_short_grouped_receipt(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pid = _partner(db, "A")
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        for n in range(10_000):
+            archive.writestr(f"empty/{n:05d}.txt", b"")
+        for n in range(17):
+            archive.writestr(f"junk/{n:02d}.bin", bytes(range(32)) * 8)
+    up = tmp_path / "up"
+    up.mkdir()
+    with zipfile.ZipFile(up / "bomb.zip", "w") as outer:
+        outer.writestr("inner.zip", inner.getvalue())
+    write_jsonl(up / "good.jsonl", petitions(601, 3))
+    home = tmp_path / "h"
+    receipt = ingest(db, home, _job(spec, pid, up, batch=4096))
+    assert receipt["error_count"] == 10_017
+    assert receipt["errors"] == []
+    assert [(g["reason"], g["count"]) for g in receipt["error_groups"]] == [
+        ("empty file", 10_000),
+        ("not text: binary data (216 control bytes in 256)", 17),
+    ]
+    assert receipt["error_groups"][0]["examples"] == [
+        "up/bomb.zip!inner.zip!empty/00000.txt",
+        "up/bomb.zip!inner.zip!empty/00001.txt",
+        "up/bomb.zip!inner.zip!empty/00002.txt",
+    ]
+    assert len(json.dumps(receipt, ensure_ascii=False)) < 4_000
+    assert receipt["documents_seen"] == 3 and receipt["credited_tokens"] > 0
+    full = upload_errors(db, receipt["upload_id"])
+    assert len(full) == 10_017 and full[-1]["source"] == "up/bomb.zip!inner.zip!junk/16.bin"
+
+
+def test_damaged_text_is_read_and_its_bad_bytes_counted(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    pid = _partner(db, "A")
+    text = "\n".join(row["content"] for row in petitions(700, 2))
+    good = text.encode()
+    cut = good.index(b" ", len(good) // 2)
+    (tmp_path / "damaged.txt").write_bytes(good[:cut] + b"\xff\xfe\xfd" + good[cut:])
+    receipt = ingest(db, tmp_path / "h", _job(spec, pid, tmp_path / "damaged.txt"))
+    assert receipt["repaired"] == {"documents": 1, "bad_bytes": 3}
+    assert receipt["error_count"] == 0 and receipt["documents_seen"] == 1

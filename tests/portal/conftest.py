@@ -18,6 +18,7 @@ from tokenclub.accounts import partners
 from tokenclub.accounts.customers import customer_of_partner
 from tokenclub.accounts.keys import create_key
 from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.atrest.objects import sealing_for
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.home import init_home
@@ -110,6 +111,7 @@ def _serve(home: Path, database_url: str | None) -> Iterator[Portal]:
         batch_size=16,
         workers=1,
         store_url=None,
+        sealing=sealing_for(settings),
     )
     with serve_in_thread(create_portal_app(settings)) as url:
         yield Portal(url, home, db, settings, worker)

@@ -58,6 +58,7 @@ class PartnerView:
     created_at: datetime
     decided_at: datetime | None
     withdrawn_at: datetime | None = None
+    decision_note: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -72,6 +73,7 @@ class PartnerView:
             "customer_id": self.customer_id,
             "created_at": self.created_at.isoformat(),
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "decision_note": self.decision_note,
             "withdrawn_at": self.withdrawn_at.isoformat() if self.withdrawn_at else None,
         }
 
@@ -92,6 +94,7 @@ def _view(session: Session, partner: Partner, threshold_words: int) -> PartnerVi
         created_at=partner.created_at,
         decided_at=partner.decided_at,
         withdrawn_at=partner.withdrawn_at,
+        decision_note=partner.decision_note or "",
     )
 
 

@@ -21,7 +21,16 @@ partner_app = typer.Typer(help="Partner applications and decisions.", no_args_is
 customer_app = typer.Typer(help="Customer accounts that use the API.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 
-PARTNER_COLUMNS = ("id", "name", "status", "tier", "org_type", "accepted_words", "customer_id")
+PARTNER_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "tier",
+    "org_type",
+    "accepted_words",
+    "customer_id",
+    "decision_note",
+)
 
 
 def _threshold() -> int:

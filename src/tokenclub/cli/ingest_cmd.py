@@ -13,13 +13,15 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tokenclub.atrest.objects import sealing_for
 from tokenclub.cli.output import JSON_OPTION, console, print_json, print_record, print_rows
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
+from tokenclub.extract.records import RecordOptions
 from tokenclub.home import open_database
 from tokenclub.ingest.receipt import BatchStats
-from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.ingest.service import IngestJob, ingest, upload_errors
 from tokenclub.pipeline.executor import Executor as PipelineExecutor
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.settings import Settings, get_settings
@@ -58,6 +60,7 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
         key: receipt[key]
         for key in (
             "upload_id",
+            "replay",
             "partner_id",
             "documents_seen",
             "documents_accepted",
@@ -75,12 +78,24 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
             ("reason", "documents"),
             [{"reason": k, "documents": v} for k, v in receipt["rejected"].items()],
         )
+    if receipt.get("sql_text_columns"):
+        print_rows(
+            "SQL dump tables read (text columns and how they were chosen)",
+            ("table", "documents"),
+            [{"table": k, "documents": v} for k, v in receipt["sql_text_columns"].items()],
+        )
     if receipt["pii"]:
         print_rows(
             "PII replaced", ("type", "count"), [{"type": k, "count": v} for k, v in receipt["pii"].items()]
         )
     if receipt["errors"]:
         print_rows("files that could not be read", ("source", "reason"), receipt["errors"])
+    elif receipt.get("error_count"):
+        print_rows(
+            f"files that could not be read ({receipt['error_count']:,}, by reason; --all-errors lists them)",
+            ("count", "reason", "examples"),
+            [{**group, "examples": "\n".join(group["examples"])} for group in receipt["error_groups"]],
+        )
 
 
 def ingest_command(
@@ -92,6 +107,9 @@ def ingest_command(
     ),
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
+    ),
+    all_errors: bool = typer.Option(
+        False, "--all-errors", help="List every file error, however many (default: grouped past 100)."
     ),
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -107,52 +125,62 @@ def ingest_command(
         batch_size=settings.batch_size,
         workers=workers or settings.workers,
         store_url=settings.store_url,
+        options=RecordOptions(max_bad_byte_share=settings.max_bad_byte_share),
+        sealing=sealing_for(settings),
     )
     db = open_database(settings)
     with ExitStack() as stack:
         mapper = None
         if executor_name is Executor.RAY:
             mapper = stack.enter_context(ray_executor(job.spec, ray_address, job.workers))
-        receipt = _run(db, settings.home, job, mapper, json_out)
+        receipt = _run(db, settings.home, job, mapper, json_out, all_errors)
     if json_out:
         print_json(receipt)
     else:
         _print_receipt(receipt)
-    if receipt["documents_seen"] == 0 and receipt["errors"]:
-        typer.echo(
-            f"error: nothing could be read from the upload ({len(receipt['errors'])} file errors)", err=True
-        )
+    errors = receipt.get("error_count", len(receipt["errors"]))
+    if receipt["documents_seen"] == 0 and errors:
+        typer.echo(f"error: nothing could be read from the upload ({errors} file errors)", err=True)
         raise typer.Exit(1)
 
 
 def _run(
-    db: Database, home: Path, job: IngestJob, mapper: PipelineExecutor | None, quiet: bool
+    db: Database, home: Path, job: IngestJob, mapper: PipelineExecutor | None, quiet: bool, all_errors: bool
 ) -> dict[str, Any]:
     try:
-        if quiet:
-            return ingest(db, home, job, executor=mapper)
-        with Progress(
-            TextColumn("ingest"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("documents accepted"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("ingest", total=None)
-            accepted = 0
-            seen = 0
-
-            def on_batch(_seq: int, stats: BatchStats) -> None:
-                nonlocal accepted, seen
-                accepted += stats.accepted
-                seen += stats.documents
-                progress.update(task, completed=accepted, total=seen)
-
-            return ingest(db, home, job, on_batch, executor=mapper)
+        receipt = _ingest(db, home, job, mapper, quiet)
+        if all_errors:
+            receipt["errors"] = upload_errors(db, receipt["upload_id"])
+        return receipt
     finally:
         db.dispose()
+
+
+def _ingest(
+    db: Database, home: Path, job: IngestJob, mapper: PipelineExecutor | None, quiet: bool
+) -> dict[str, Any]:
+    if quiet:
+        return ingest(db, home, job, executor=mapper)
+    with Progress(
+        TextColumn("ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("documents accepted"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("ingest", total=None)
+        accepted = 0
+        seen = 0
+
+        def on_batch(_seq: int, stats: BatchStats) -> None:
+            nonlocal accepted, seen
+            accepted += stats.accepted
+            seen += stats.documents
+            progress.update(task, completed=accepted, total=seen)
+
+        return ingest(db, home, job, on_batch, executor=mapper)
 
 
 @corpus_app.command("dump")
@@ -168,7 +196,9 @@ def corpus_dump(
     settings = get_settings()
     db = open_database(settings)
     try:
-        rows = iter_corpus(db, settings.home, partner, settings.store_url, include_withdrawn)
+        rows = iter_corpus(
+            db, settings.home, partner, settings.store_url, include_withdrawn, sealing_for(settings)
+        )
         if json_out:
             for row in rows:
                 typer.echo(json.dumps(row, ensure_ascii=False))

@@ -64,6 +64,7 @@ COMMANDS: dict[str, Lazy] = {
         "tokenclub.cli.worker_cmd:worker_command", "Drain the ingest queue of uploaded contributions."
     ),
     "portal": Lazy("tokenclub.cli.portal_cmd:portal_command", "Serve the partner portal and the data API."),
+    "keys": Lazy("tokenclub.cli.keys_cmd:keys_app", "Encryption keys of the stores: rotate the master key."),
 }
 
 

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tokenclub.cli.terminal import safe
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -30,22 +32,25 @@ def print_json(data: Any) -> None:
 
 
 def print_record(title: str, record: Mapping[str, Any]) -> None:
+    """One record as a two-column table; values are escaped (see `cli.terminal`)."""
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for name, value in record.items():
         table.add_row(
-            name, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+            safe(name),
+            safe(f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value),
         )
     console.print(table)
 
 
 def print_rows(title: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows as a table; cells are escaped, as many hold names and text from uploads."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row.get(column, "")) for column in columns))
+        table.add_row(*(safe(row.get(column, "")) for column in columns))
     console.print(table)
 
 
@@ -72,10 +77,11 @@ def session_scope() -> Iterator[Session]:
 
 
 def corpus_store() -> CorpusStore:
-    """The home's corpus store, on the configured filesystem."""
+    """The home's corpus store, on the configured filesystem, sealed with the configured key."""
+    from tokenclub.atrest.objects import sealing_for
     from tokenclub.corpus.store import CorpusStore
     from tokenclub.settings import get_settings
     from tokenclub.storage import store_child
 
     settings = get_settings()
-    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"))
+    return CorpusStore(store_child(settings.home, settings.store_url, "corpus"), sealing_for(settings))

@@ -26,7 +26,9 @@ def worker_command(
     A worker that dies leaves its job to another one once its lease runs out; the ingest resumes
     from its last committed batch and credits nothing twice.
     """
+    from tokenclub.atrest.objects import sealing_for
     from tokenclub.cli.ingest_cmd import pipeline_spec
+    from tokenclub.extract.records import RecordOptions
     from tokenclub.home import open_database
     from tokenclub.jobs.worker import WorkerConfig, work
     from tokenclub.settings import get_settings
@@ -40,6 +42,8 @@ def worker_command(
         workers=settings.workers,
         store_url=settings.store_url,
         lease=timedelta(seconds=settings.worker_lease_s),
+        sealing=sealing_for(settings),
+        options=RecordOptions(max_bad_byte_share=settings.max_bad_byte_share),
     )
     worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
     stop = threading.Event()

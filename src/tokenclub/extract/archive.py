@@ -15,9 +15,11 @@ import hashlib
 import io
 import lzma
 import re
+import struct
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -41,6 +43,8 @@ _CHUNK = 1 * MiB
 _ZIP_UTF8_FLAG = 0x800
 _ZIP_ENCRYPTED_FLAG = 0x1
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
+_UNICODE_PATH_TAG = 0x7075
 
 _DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (*ZIP_ERRORS, lzma.LZMAError, tarfile.TarError)
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError)
@@ -208,21 +212,69 @@ def _junk(name: str) -> bool:
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:
-    """The member's name; names without the UTF-8 flag are tried as UTF-8, then CP949.
+    """The member's name, in the encoding its writer used.
 
-    Windows' built-in zip writes Korean names in CP949 without saying so, and zipfile then
-    decodes them as CP437 mojibake; re-encoding recovers the original bytes.
+    With the UTF-8 flag (bit 11) set the name is UTF-8 and zipfile has it right. Without it
+    zipfile decodes CP437, which is right only for old DOS tools: an Info-ZIP Unicode Path
+    field (7-Zip, Info-ZIP) then gives the UTF-8 name; else the raw bytes are tried as UTF-8
+    (macOS and Linux tools that do not set the flag) and then as CP949, which Korean Windows
+    writes without saying so (`▒Γ╗τ.txt` is `기사.txt`). CP949 is taken only when it yields
+    Korean, so a genuine CP437 name (`café`) stays as it was.
     """
     name = info.filename
     if not info.flag_bits & _ZIP_UTF8_FLAG:
         raw = name.encode("cp437")
-        for codec in ("utf-8", "cp949"):
-            try:
-                name = raw.decode(codec)
-                break
-            except UnicodeDecodeError:
-                continue
+        name = _unicode_path(info, raw) or _legacy_name(raw, name)
     return to_nfc(name)
+
+
+def _unicode_path(info: zipfile.ZipInfo, raw: bytes) -> str | None:
+    """The UTF-8 name in an Info-ZIP Unicode Path extra field (0x7075), if it matches the header name."""
+    extra = info.extra
+    while len(extra) >= 4:
+        tag, size = struct.unpack("<HH", extra[:4])
+        body, extra = extra[4 : 4 + size], extra[4 + size :]
+        if tag == _UNICODE_PATH_TAG and len(body) > 5 and body[0] == 1:
+            (crc,) = struct.unpack("<I", body[1:5])
+            if crc == zlib.crc32(raw):
+                try:
+                    return body[5:].decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+    return None
+
+
+def _legacy_name(raw: bytes, cp437: str) -> str:
+    if raw.isascii():
+        return cp437
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        korean = raw.decode("cp949")
+    except UnicodeDecodeError:
+        return cp437
+    return korean if _plausibly_korean(korean) else cp437
+
+
+def _plausibly_korean(name: str) -> bool:
+    """Whether a CP949 reading is Korean rather than CP437 bytes that happen to pair up.
+
+    Real names use the 2,350 common syllables of KS X 1001 (EUC-KR) almost exclusively;
+    CP437 accents read as CP949 land among the rare extended ones (`naïve` → `na땦e`).
+    """
+    syllables = _HANGUL.findall(name)
+    common = sum(1 for s in syllables if _common_syllable(s))
+    return bool(syllables) and 2 * common >= len(syllables)
+
+
+def _common_syllable(syllable: str) -> bool:
+    """In KS X 1001 itself: two bytes of EUC-KR (Python spells the others as 8-byte jamo sequences)."""
+    try:
+        return len(syllable.encode("euc_kr")) == 2
+    except UnicodeEncodeError:
+        return False
 
 
 def _tar_name(name: str) -> str:

@@ -5,11 +5,15 @@ raw bytes. The store lives on any fsspec filesystem (a local folder by default, 
 as ``s3://bucket/raw``). On a local disk files are written to a temporary name, flushed to
 disk and renamed into place, so a reader never sees half a file and a crash leaves at worst a
 stray temporary file; on an object store a finished upload appears at once.
+
+Given a `Sealing`, files are stored encrypted (see `atrest`); the address stays the SHA-256
+of the plaintext, and `open` gives the plaintext back. Files are 0600 and folders 0700.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -18,11 +22,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import IO
 
 from fsspec.implementations.local import LocalFileSystem
 
+from tokenclub.atrest.objects import Sealing, make_private_dirs, open_read, open_write, plaintext_size
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
+from tokenclub.extract.folder import open_regular
 from tokenclub.storage import open_root
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -35,8 +41,9 @@ class RawStore:
     `root` is a local path or an fsspec URL.
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, sealing: Sealing | None = None) -> None:
         self.fs, self.root = open_root(root)
+        self.sealing = sealing
         self.local = isinstance(self.fs, LocalFileSystem)
         self._incoming = f"{self.root}/incoming"
 
@@ -56,63 +63,73 @@ class RawStore:
     def exists(self, sha256: str) -> bool:
         return bool(self.fs.isfile(self.location(sha256)))
 
-    def put_file(self, path: Path) -> str:
+    def put_file(self, path: Path, *, regular_only: bool = False) -> str:
         """Store a copy of the file, streamed and hashed in one pass; returns its SHA-256.
 
         Storing content that is already there changes nothing, so retries are harmless.
+        With `regular_only` (a file found in a folder upload) the file is opened without
+        following links and refused unless it is still a regular file with one name.
         """
         if not self.local:
-            return self._put_remote(path)
-        incoming = Path(self._incoming)
-        incoming.mkdir(parents=True, exist_ok=True)
+            return self._put_remote(path, regular_only)
+        make_private_dirs(self.fs, self._incoming)
         digest = hashlib.sha256()
-        with path.open("rb") as source, tempfile.NamedTemporaryFile(dir=incoming, delete=False) as temp:
-            try:
+        temp = f"{self._incoming}/{uuid.uuid4().hex}"
+        try:
+            with _open_source(path, regular_only) as source, open_write(self.fs, temp, self.sealing) as sink:
                 while chunk := source.read(_CHUNK):
                     digest.update(chunk)
-                    temp.write(chunk)
-                temp.flush()
-                os.fsync(temp.fileno())
-            except BaseException:
-                os.unlink(temp.name)
-                raise
+                    sink.write(chunk)
+                sink.flush()
+                if self.sealing is None:
+                    os.fsync(sink.fileno())
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
         sha256 = digest.hexdigest()
         target = self.path(sha256)
         if target.exists():
-            os.unlink(temp.name)
+            os.unlink(temp)
             return sha256
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(temp.name, 0o444)  # content-addressed files never change
-        os.replace(temp.name, target)
+        make_private_dirs(self.fs, str(target.parent))
+        os.replace(temp, target)
         _fsync_dir(target.parent)
         return sha256
 
-    def _put_remote(self, path: Path) -> str:
+    def _put_remote(self, path: Path, regular_only: bool) -> str:
         """Hash first, then upload under a temporary name and move it into place (a server-side copy)."""
-        with path.open("rb") as source:
+        with _open_source(path, regular_only) as source:
             sha256 = hashlib.file_digest(source, "sha256").hexdigest()
         target = self.location(sha256)
         if self.fs.isfile(target):
             return sha256
         temp = f"{self._incoming}/{uuid.uuid4().hex}"
-        self.fs.put_file(str(path), temp)
+        with _open_source(path, regular_only) as source, open_write(self.fs, temp, self.sealing) as sink:
+            shutil.copyfileobj(source, sink, _CHUNK)
         self.fs.mv(temp, target)
         return sha256
 
-    def open(self, sha256: str) -> BinaryIO:
-        """The stored file, opened for binary reading."""
+    def open(self, sha256: str) -> IO[bytes]:
+        """The stored file's content (decrypted if sealed), opened for seekable binary reading."""
         try:
-            return cast(BinaryIO, self.fs.open(self.location(sha256), "rb"))
+            return open_read(self.fs, self.location(sha256), self.sealing)
         except FileNotFoundError:
             raise NotFoundError(f"no raw file {sha256}") from None
 
     @contextmanager
-    def local_copy(self, sha256: str) -> Iterator[Path]:
-        """A local file with the stored content: the file itself on a local store, else a spooled copy.
+    def reader(self, sha256: str) -> Iterator[tuple[IO[bytes], int]]:
+        """The stored content as a seekable stream and its size: what readers read uploads from."""
+        with self.open(sha256) as stream:
+            yield stream, plaintext_size(stream)
 
-        Readers need a seekable local file (zip archives, PDF); the copy is removed on exit.
+    @contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        """A local plaintext file with the stored content: the file itself on an unsealed local store,
+        else a copy in a private temporary folder, removed on exit.
+
+        Prefer `reader`: it never puts plaintext on disk.
         """
-        if self.local:
+        if self.local and self.sealing is None:
             yield self.path(sha256)
             return
         with tempfile.TemporaryDirectory(prefix="tokenclub-raw-") as folder:
@@ -128,6 +145,10 @@ class RawStore:
             Path(location).unlink(missing_ok=True)
         elif self.fs.isfile(location):
             self.fs.rm_file(location)
+
+
+def _open_source(path: Path, regular_only: bool) -> io.BufferedReader:
+    return open_regular(path, str(path)) if regular_only else path.open("rb")
 
 
 def _fsync_dir(folder: Path) -> None:

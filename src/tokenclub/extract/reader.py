@@ -8,6 +8,7 @@ goes on with the next one, so one bad file never costs a partner the rest of an 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -30,8 +31,10 @@ from tokenclub.extract.archive import (
     peek_decompressed,
 )
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
+from tokenclub.extract.folder import open_regular, walk_folder
 from tokenclub.extract.records import RecordOptions, iter_csv, iter_jsonl
 from tokenclub.extract.sniff import COMPRESSED, HEAD_BYTES, RECORDS, Format, inner_name, sniff, sniff_head
+from tokenclub.extract.sqldump import iter_sql
 
 Item = ExtractedDocument | ExtractionFailure
 WholeFileReader = Callable[[bytes, str, str], list[ExtractedDocument]]
@@ -61,25 +64,36 @@ def iter_extract(
 ) -> Iterator[Item]:
     """Documents and failures from a file, an archive or a folder (walked in name order).
 
+    In a folder only regular files with one name are read: links and special files are
+    refused one by one (see `extract.folder`); a path given itself is read as given.
+
     `source` names the file in documents and failures (default: the path as given), e.g.
     the original upload name of a file kept under its hash in the raw store.
     """
     name = str(path) if source is None else source
     if path.is_dir():
-        for child in sorted(path.rglob("*")):
-            if child.is_file():
-                yield from iter_extract(
-                    child,
-                    source=f"{name}/{child.relative_to(path).as_posix()}",
-                    options=options,
-                    limits=limits,
-                )
+        for entry in walk_folder(path, name):
+            if isinstance(entry, ExtractionFailure):
+                yield entry
+                continue
+            try:
+                file = open_regular(entry.path, entry.name)
+            except ExtractionError as err:
+                yield ExtractionFailure(err.source, err.reason)
+                continue
+            yield from _extract_open(file, entry.name, options, limits)
         return
     try:
         file = path.open("rb")
     except OSError as err:
         yield ExtractionFailure(name, f"cannot open: {err.strerror or err}")
         return
+    yield from _extract_open(file, name, options, limits)
+
+
+def _extract_open(
+    file: io.BufferedReader, name: str, options: RecordOptions | None, limits: ArchiveLimits | None
+) -> Iterator[Item]:
     with file:
         try:
             blob = Blob(
@@ -89,6 +103,20 @@ def iter_extract(
             yield ExtractionFailure(name, f"cannot read: {err.strerror or err}")
             return
         yield from _extract_upload(blob, name, options, limits)
+
+
+def iter_extract_stream(
+    stream: IO[bytes],
+    size: int,
+    sha256: str,
+    source: str,
+    *,
+    options: RecordOptions | None = None,
+    limits: ArchiveLimits | None = None,
+) -> Iterator[Item]:
+    """Documents and failures from a stored file already hashed: a seekable stream of `size`
+    bytes with content hash `sha256` (the raw store's decrypting reader)."""
+    yield from _extract_upload(Blob(stream, size, sha256), source, options, limits)
 
 
 def iter_extract_bytes(
@@ -144,7 +172,7 @@ def _extract(
             if fmt in _ZIP_PACKAGES:
                 check_zip_package(blob, source, context.limits)
             data = blob.read_all(context.limits.max_member_size, source)
-            documents = _whole_file_reader(fmt)(data, source, blob.sha256)
+            documents = _whole_file_reader(fmt, context.options)(data, source, blob.sha256)
             yield from _with_text(documents, identity)
     except ExpansionLimitError:
         raise
@@ -193,6 +221,8 @@ def _records(
 ) -> Iterator[Item]:
     if fmt is Format.JSONL:
         records = iter_jsonl(stream, source, size, sha256, options)
+    elif fmt is Format.SQL:
+        records = iter_sql(stream, source, size, sha256, options)
     else:
         records = iter_csv(stream, source, size, sha256, options, tsv=fmt is Format.TSV)
     for item in records:
@@ -215,7 +245,7 @@ def _with_text(
             yield document
 
 
-def _whole_file_reader(fmt: Format) -> WholeFileReader:
+def _whole_file_reader(fmt: Format, options: RecordOptions) -> WholeFileReader:
     """The reader for a format read whole; imported on demand, as some pull in large libraries."""
     if fmt is Format.PDF:
         from tokenclub.extract.pdf import read_pdf
@@ -243,6 +273,8 @@ def _whole_file_reader(fmt: Format) -> WholeFileReader:
         return read_html
     from tokenclub.extract.text import read_text
 
-    if fmt is Format.MARKDOWN:
-        return lambda data, source, sha256: read_text(data, source, sha256, markdown=True)
-    return read_text
+    markdown = fmt is Format.MARKDOWN
+    share = options.max_bad_byte_share
+    return lambda data, source, sha256: read_text(
+        data, source, sha256, markdown=markdown, max_bad_share=share
+    )

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from tokenclub.errors import ExtractionError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
-from tokenclub.extract.text import decode_text, to_nfc
+from tokenclub.extract.text import MAX_BAD_BYTE_SHARE, decode_text, to_nfc
 
 TEXT_FIELD_NAMES = (
     "text",
@@ -55,16 +55,18 @@ class RecordOptions:
     TITLE_FIELD_NAMES; metadata is every other scalar field. The choice is made once per
     file, so all records of a dump are read alike. Several text fields are joined with a
     blank line. `max_record_bytes` bounds one line, so a file with no newlines cannot
-    exhaust memory.
+    exhaust memory. `max_bad_byte_share` is how damaged a text file may be and still be
+    read (see `text.decode_repairing`).
     """
 
     text_fields: tuple[str, ...] | None = None
     meta_fields: tuple[str, ...] | None = None
     title_field: str | None = None
     max_record_bytes: int = 64 * 1024 * 1024
+    max_bad_byte_share: float = MAX_BAD_BYTE_SHARE
 
 
-class _Schema:
+class Schema:
     """The field choice for one file, fixed by the first record that has a string field."""
 
     def __init__(self, options: RecordOptions) -> None:
@@ -148,7 +150,7 @@ def iter_jsonl(
     JSON Lines is UTF-8 by definition (a BOM on the first line is tolerated); a line that
     is not a JSON object, or not UTF-8, fails alone.
     """
-    schema = _Schema(options)
+    schema = Schema(options)
     for number, line in enumerate(_lines(stream, options.max_record_bytes), start=1):
         where = f"{source}#L{number}"
         if line is None:
@@ -192,13 +194,13 @@ def iter_csv(
     # so that a long article in one cell is read rather than refused.
     csv.field_size_limit(max(csv.field_size_limit(), options.max_record_bytes))
     rows = csv.reader(
-        _decoded_lines(stream, source, options.max_record_bytes),
+        decoded_lines(stream, source, options.max_record_bytes),
         delimiter="\t" if tsv else ",",
         quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
         strict=False,
     )
     fmt = "tsv" if tsv else "csv"
-    schema = _Schema(options)
+    schema = Schema(options)
     header: list[str] | None = None
     while True:
         start = rows.line_num + 1
@@ -222,7 +224,7 @@ def iter_csv(
         yield schema.document(dict(zip(header, row, strict=True)), where, fmt, byte_size, sha256)
 
 
-def _decoded_lines(stream: IO[bytes], source: str, limit: int) -> Iterator[str]:
+def decoded_lines(stream: IO[bytes], source: str, limit: int) -> Iterator[str]:
     """Lines as text, in the encoding the start of the file shows."""
     lines = _lines(stream, limit)
     sample: list[bytes | None] = []

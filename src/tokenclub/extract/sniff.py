@@ -51,6 +51,7 @@ class Format(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
     TSV = "tsv"
+    SQL = "sql"
     MARKDOWN = "markdown"
     TEXT = "text"
     UNSUPPORTED = "unsupported"
@@ -59,7 +60,7 @@ class Format(StrEnum):
 COMPRESSED = frozenset({Format.GZIP, Format.BZIP2, Format.XZ})
 """Single-file compression wrappers: the reader looks through them."""
 
-RECORDS = frozenset({Format.JSONL, Format.CSV, Format.TSV})
+RECORDS = frozenset({Format.JSONL, Format.CSV, Format.TSV, Format.SQL})
 """Dumps read record by record, streamed rather than loaded whole."""
 
 _MAGIC: tuple[tuple[bytes, Format], ...] = (
@@ -100,6 +101,7 @@ _SUFFIXES: dict[str, Format] = {
     ".ndjson": Format.JSONL,
     ".csv": Format.CSV,
     ".tsv": Format.TSV,
+    ".sql": Format.SQL,
     ".md": Format.MARKDOWN,
     ".markdown": Format.MARKDOWN,
 }
@@ -160,9 +162,35 @@ def _sniff_text(head: bytes, name: str) -> tuple[Format, str]:
         return Format.JSONL, ""
     if PurePosixPath(name).suffix.lower() == ".json":
         return Format.UNSUPPORTED, "JSON document that is not JSON Lines (one object per line)"
-    if claimed in (Format.HTML, Format.JSONL, Format.CSV, Format.TSV, Format.MARKDOWN):
+    if _looks_like_sql(start):
+        return Format.SQL, ""
+    if claimed in (Format.HTML, Format.JSONL, Format.CSV, Format.TSV, Format.SQL, Format.MARKDOWN):
         return claimed, ""
     return Format.TEXT, ""
+
+
+_SQL_SKIP = (b"--", b"/*", b"set ", b"select pg_catalog.", b"\\connect", b"use ")
+_SQL_START = (
+    *(b"create " + what for what in (b"table", b"database", b"schema", b"extension", b"sequence", b"type")),
+    b"insert into",
+    b"copy ",
+    b"drop table",
+    b"alter table",
+    b"lock tables",
+    b"comment on",
+    b"begin;",
+    b"start transaction",
+)
+
+
+def _looks_like_sql(start: bytes) -> bool:
+    """A dump's head: comments and SET lines, then a table statement (`start` is lower-cased)."""
+    for line in start.splitlines()[:200]:
+        line = line.strip()
+        if not line or line.startswith(_SQL_SKIP):
+            continue
+        return line.startswith(_SQL_START)
+    return False
 
 
 def _first_line_is_object(start: bytes) -> bool:

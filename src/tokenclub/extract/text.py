@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import threading
 import unicodedata
 
 from charset_normalizer import from_bytes
@@ -41,6 +42,26 @@ MESS_THRESHOLD = 0.5
 """charset-normalizer's tolerance for odd characters. Its default (0.2) found no encoding for
 47 of 368 real CP949 samples (petitions, headlines: ‘’“”…· are double-byte in CP949); at
 0.5 it finds CP949 for all of them and still nothing for random bytes."""
+
+MAX_BAD_BYTE_SHARE = 0.01
+"""Default share of undecodable bytes a text file may have and still be read, with each bad
+byte sequence replaced by U+FFFD. Text in the wrong codec has far more (CP949 read as UTF-8:
+over half its bytes), so 1% repairs damage without letting mojibake through."""
+
+_REPAIR_CODECS = ("utf-8", "cp949")
+_TRUSTED_CODECS = frozenset({"utf-8", "cp949", "utf-16", "utf-32"})
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+_REPAIR_ERRORS = "tokenclub.count-and-replace"
+_bad_bytes = threading.local()
+
+
+def _count_and_replace(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    _bad_bytes.count += error.end - error.start
+    return "\ufffd", error.end
+
+
+codecs.register_error(_REPAIR_ERRORS, _count_and_replace)
 
 _NFC_PIECE = 64 * 1024
 
@@ -107,6 +128,46 @@ def decode_text(data: bytes, source: str, declared: str | None = None) -> tuple[
     return to_nfc(_strict(data, guessed, source)), guessed
 
 
+def decode_repairing(data: bytes, source: str, max_bad_share: float) -> tuple[str, str, int]:
+    """Like `decode_text`, but a Korean file with a few damaged bytes is read, not refused.
+
+    A damaged UTF-8 or CP949 file fails strict decoding, or worse, is "decoded" by some
+    single-byte codec into mojibake. So unless strict decoding found UTF-8 or CP949, both are
+    tried with each bad byte sequence replaced by U+FFFD, and the one with fewer bad bytes is
+    taken if they are at most `max_bad_share` of the file and it reads as Korean. Returns the
+    text, the codec and the number of bad bytes.
+    """
+    strict: tuple[str, str] | None = None
+    strict_reason = ""
+    try:
+        strict = decode_text(data, source)
+    except ExtractionError as err:
+        if err.reason.startswith("not text: binary data"):
+            raise
+        strict_reason = err.reason
+    if strict is not None and strict[1] in _TRUSTED_CODECS:
+        return strict[0], strict[1], 0
+    bad, codec, text = min((_decode_counting(data, codec) for codec in _REPAIR_CODECS), key=lambda c: c[0])
+    korean = _HANGUL.search(text) is not None
+    if korean and bad <= max_bad_share * len(data):
+        return to_nfc(text), codec, bad
+    if strict is not None and not korean:
+        return strict[0], strict[1], 0
+    reason = strict_reason if strict is None else "not text: damaged Korean text"
+    raise ExtractionError(
+        source,
+        f"{reason}; {bad} of {len(data)} bytes are not {codec}, "
+        f"more than the {max_bad_share:.2%} that are repaired",
+    )
+
+
+def _decode_counting(data: bytes, codec: str) -> tuple[int, str, str]:
+    """(bad bytes, codec, text) of `data` decoded with each bad sequence replaced by U+FFFD."""
+    _bad_bytes.count = 0
+    text = data.decode(codec, _REPAIR_ERRORS)
+    return _bad_bytes.count, codec, text
+
+
 def _broken_utf8(data: bytes) -> bool:
     """UTF-8 with a few bad bytes (a cut-off or damaged file), not another encoding.
 
@@ -126,16 +187,28 @@ def _strict(data: bytes, codec: str, source: str) -> str:
         raise ExtractionError(source, f"not text: invalid {codec} at byte {err.start}") from None
 
 
-def read_text(data: bytes, source: str, sha256: str, *, markdown: bool = False) -> list[ExtractedDocument]:
+def read_text(
+    data: bytes,
+    source: str,
+    sha256: str,
+    *,
+    markdown: bool = False,
+    max_bad_share: float = MAX_BAD_BYTE_SHARE,
+) -> list[ExtractedDocument]:
     """One document for a text or Markdown file; a Markdown file's first `# heading` is its title.
 
     The whole file is one document however long its lines are: a 10 MB line is just a long
     document, and bounding file size is the caller's job (`ArchiveLimits.max_member_size`).
+    A file with a few damaged bytes is read with them replaced; their number is recorded in
+    the metadata as `bad_bytes` (and summed in the receipt).
     """
-    text, codec = decode_text(data, source)
+    text, codec, bad = decode_repairing(data, source, max_bad_share)
     title = None
     if markdown and (match := _MARKDOWN_TITLE.search(text)) is not None:
         title = match.group(1)
+    metadata = {"encoding": codec}
+    if bad:
+        metadata["bad_bytes"] = str(bad)
     return [
         ExtractedDocument(
             source=source,
@@ -144,6 +217,6 @@ def read_text(data: bytes, source: str, sha256: str, *, markdown: bool = False) 
             title=title,
             byte_size=len(data),
             sha256=sha256,
-            metadata={"encoding": codec},
+            metadata=metadata,
         )
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,6 +13,13 @@ import pyarrow as pa
 
 from tokenclub.curate.step import REJECT
 from tokenclub.extract.document import ExtractionFailure
+
+ERRORS_LISTED = 100
+"""Errors a receipt lists one by one; past this it gives them grouped by reason."""
+ERROR_EXAMPLES = 3
+"""Sources shown per group of errors."""
+
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(slots=True)
@@ -25,6 +33,9 @@ class BatchStats:
     words: int = 0
     tokens: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    repaired: int = 0
+    bad_bytes: int = 0
+    sql_columns: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -36,6 +47,9 @@ class BatchStats:
                 "words": self.words,
                 "tokens": self.tokens,
                 "errors": self.errors,
+                "repaired": self.repaired,
+                "bad_bytes": self.bad_bytes,
+                "sql_columns": dict(sorted(self.sql_columns.items())),
             },
             ensure_ascii=False,
         )
@@ -51,6 +65,9 @@ class BatchStats:
             words=data["words"],
             tokens=data["tokens"],
             errors=data["errors"],
+            repaired=data.get("repaired", 0),
+            bad_bytes=data.get("bad_bytes", 0),
+            sql_columns=Counter(data.get("sql_columns", {})),
         )
 
 
@@ -58,6 +75,15 @@ def stats_of(table: pa.Table, failures: Iterable[ExtractionFailure]) -> BatchSta
     """Count a finished batch: rejects per reason, PII per type, words and tokens of the accepted."""
     stats = BatchStats(errors=[{"source": f.source, "reason": f.reason} for f in failures])
     stats.documents = table.num_rows
+    for meta in table.column("metadata").to_pylist():
+        if '"bad_bytes"' in meta:
+            stats.repaired += 1
+            stats.bad_bytes += int(json.loads(meta)["bad_bytes"])
+        if '"sql_table"' in meta:
+            chosen = json.loads(meta)
+            stats.sql_columns[
+                f"{chosen['sql_table']}: {chosen['text_columns']} ({chosen['text_column_rule']})"
+            ] += 1
     reasons = table.column(REJECT).to_pylist()
     for reason, pii, words, tokens in zip(
         reasons,
@@ -86,6 +112,9 @@ def total(parts: Iterable[BatchStats]) -> BatchStats:
         out.words += part.words
         out.tokens += part.tokens
         out.errors.extend(part.errors)
+        out.repaired += part.repaired
+        out.bad_bytes += part.bad_bytes
+        out.sql_columns.update(part.sql_columns)
     return out
 
 
@@ -99,10 +128,18 @@ def receipt_dict(
     free_tokens_granted: int,
     credit_ratio: str,
     tokenizer: dict[str, Any],
+    error_limit: int = ERRORS_LISTED,
 ) -> dict[str, Any]:
-    """The receipt as stored and printed; key order is fixed so equal uploads print equal JSON."""
+    """The receipt as stored and printed; key order is fixed so equal uploads print equal JSON.
+
+    Errors are listed one by one up to `error_limit`; past it `errors` is empty and only
+    `error_groups` (always present) account for them, so a nested zip bomb with ten thousand
+    failing members still makes a receipt of a few kilobytes. The full list stays with the
+    upload's batches (`upload_errors`).
+    """
     return {
         "upload_id": upload_id,
+        "replay": False,
         "partner_id": partner_id,
         "files": files,
         "documents_seen": stats.documents,
@@ -115,5 +152,45 @@ def receipt_dict(
         "credit_ratio": credit_ratio,
         "free_tokens_granted": free_tokens_granted,
         "tokenizer": tokenizer,
-        "errors": stats.errors,
+        "repaired": {"documents": stats.repaired, "bad_bytes": stats.bad_bytes},
+        "sql_text_columns": dict(sorted(stats.sql_columns.items())),
+        "error_count": len(stats.errors),
+        "error_groups": group_errors(stats.errors),
+        "errors": stats.errors if len(stats.errors) <= error_limit else [],
+    }
+
+
+def group_errors(errors: list[dict[str, str]], examples: int = ERROR_EXAMPLES) -> list[dict[str, Any]]:
+    """Errors by kind of reason, most frequent first, each with its count and first sources.
+
+    Reasons that differ only in numbers (line 12 / line 13, 4096 bytes / 512 bytes) are one
+    kind; the first reason of the kind is shown.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for error in errors:
+        key = _DIGITS.sub("#", error["reason"])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {"reason": error["reason"], "count": 0, "examples": []}
+        group["count"] += 1
+        if len(group["examples"]) < examples:
+            group["examples"].append(error["source"])
+    return sorted(groups.values(), key=lambda g: -int(g["count"]))
+
+
+def replay_of(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The receipt for an upload sent again: what was found then, and that nothing is credited now.
+
+    `credited_tokens` and `free_tokens_granted` are what this submission credited (nothing);
+    `original` keeps what the first one credited, so no reader mistakes a replay for a credit.
+    """
+    return {
+        **receipt,
+        "replay": True,
+        "credited_tokens": 0,
+        "free_tokens_granted": 0,
+        "original": {
+            "credited_tokens": receipt["credited_tokens"],
+            "free_tokens_granted": receipt["free_tokens_granted"],
+        },
     }

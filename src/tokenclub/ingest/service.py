@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.accounts.customers import customer_of_partner
 from tokenclub.accounts.partners import require_approved
+from tokenclub.atrest.objects import Sealing
 from tokenclub.corpus.dedup_index import mark_duplicates, record_accepted
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.step import REJECT
@@ -32,12 +33,14 @@ from tokenclub.db.schema import Partner, Upload, UploadBatch
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
+from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
-from tokenclub.extract.reader import iter_extract
+from tokenclub.extract.reader import iter_extract_stream
+from tokenclub.extract.records import RecordOptions
 from tokenclub.guard.indexing import index_part
 from tokenclub.guard.indexing import sync as guard_sync
 from tokenclub.ingest.decisions import record_decisions
-from tokenclub.ingest.receipt import BatchStats, receipt_dict, stats_of, total
+from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
 from tokenclub.pipeline.executor import Executor, LocalExecutor
@@ -68,28 +71,45 @@ class IngestJob:
     batch_size: int = 256
     workers: int | None = None
     store_url: str | None = None
+    options: RecordOptions = field(default_factory=RecordOptions)
+    sealing: Sealing | None = None
 
 
 BatchCallback = Callable[[int, BatchStats], None]
 
 
-def collect_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
-    """Files to ingest with their names in the upload; folders are walked in sorted order."""
-    found: list[tuple[str, Path]] = []
+@dataclass(frozen=True, slots=True)
+class CollectedFiles:
+    """What an upload's paths hold: the files to store (name, path, found in a folder), and
+    those refused with a reason."""
+
+    files: list[tuple[str, Path, bool]]
+    refused: list[ExtractionFailure]
+
+
+def collect_files(paths: Iterable[Path]) -> CollectedFiles:
+    """Files to ingest with their names in the upload; folders are walked in sorted order.
+
+    Inside a folder, links and special files are refused (see `extract.folder`): they are
+    reported in the receipt and never stored.
+    """
+    found: list[tuple[str, Path, bool]] = []
+    refused: list[ExtractionFailure] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                (f"{path.name}/{child.relative_to(path).as_posix()}", child)
-                for child in sorted(path.rglob("*"))
-                if child.is_file()
-            )
+            for entry in walk_folder(path, path.name):
+                if isinstance(entry, ExtractionFailure):
+                    refused.append(entry)
+                else:
+                    found.append((entry.name, entry.path, True))
         elif path.is_file():
-            found.append((path.name, path))
+            found.append((path.name, path, False))
         else:
             raise InvalidInputError(f"{path}: no such file or folder")
     if not found:
-        raise InvalidInputError("no files to ingest")
-    return found
+        detail = "; ".join(f"{f.source}: {f.reason}" for f in refused[:3])
+        raise InvalidInputError(f"no files to ingest{f' ({detail})' if detail else ''}")
+    return CollectedFiles(found, refused)
 
 
 def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
@@ -98,10 +118,13 @@ def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
     return hashlib.sha256(f"{partner_id}:{shas}".encode()).hexdigest()[:32]
 
 
-def _extract_all(raw: RawStore, files: list[StoredFile]) -> Iterator[ExtractedDocument | ExtractionFailure]:
+def _extract_all(
+    raw: RawStore, files: list[StoredFile], refused: list[ExtractionFailure], options: RecordOptions
+) -> Iterator[ExtractedDocument | ExtractionFailure]:
+    yield from refused
     for stored in files:
-        with raw.local_copy(stored.sha256) as path:
-            yield from iter_extract(path, source=stored.name)
+        with raw.reader(stored.sha256) as (stream, size):
+            yield from iter_extract_stream(stream, size, stored.sha256, stored.name, options=options)
 
 
 def _lock_dedup(session: Session) -> None:
@@ -185,8 +208,7 @@ def _finish(db: Database, job: IngestJob, upload: Upload, batch_count: int) -> d
         current = session.get(Upload, upload.id, with_for_update=True)
         assert current is not None
         if current.status == "done" and current.receipt:
-            result: dict[str, Any] = json.loads(current.receipt)
-            return result
+            return replay_of(json.loads(current.receipt))
         rows = list(
             session.scalars(
                 select(UploadBatch.stats).where(UploadBatch.upload_id == upload.id).order_by(UploadBatch.seq)
@@ -222,6 +244,15 @@ def _finish(db: Database, job: IngestJob, upload: Upload, batch_count: int) -> d
     return receipt
 
 
+def upload_errors(db: Database, upload_id: str) -> list[dict[str, str]]:
+    """Every file error of an upload, in reading order: the full list a long receipt groups."""
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(UploadBatch.stats).where(UploadBatch.upload_id == upload_id).order_by(UploadBatch.seq)
+        )
+        return [error for raw in rows for error in BatchStats.from_json(raw).errors]
+
+
 def _release_raw(db: Database, raw: RawStore, files: list[StoredFile]) -> None:
     """Delete raw files whose receipts are written, unless an unfinished upload still needs them."""
     with db.transaction() as session:
@@ -246,12 +277,15 @@ def ingest(
     """
     if job.batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
-    named = collect_files(job.paths)
+    collected = collect_files(job.paths)
     with db.transaction() as session:
         require_approved(session, job.partner_id)
-    raw = RawStore(store_child(home, job.store_url, "raw"))
+    raw = RawStore(store_child(home, job.store_url, "raw"), job.sealing)
     files = sorted(
-        (StoredFile(name, raw.put_file(path), path.stat().st_size) for name, path in named),
+        (
+            StoredFile(name, raw.put_file(path, regular_only=inside), path.stat().st_size)
+            for name, path, inside in collected.files
+        ),
         key=lambda f: (f.name, f.sha256),
     )
     upload, done = _open_upload(db, job, files, job.spec.tokenizer_fingerprint)
@@ -259,13 +293,15 @@ def ingest(
         receipt = _finish(db, job, upload, 0)
         _release_raw(db, raw, files)
         return receipt
-    store = CorpusStore(store_child(home, job.store_url, "corpus"))
+    store = CorpusStore(store_child(home, job.store_url, "corpus"), job.sealing)
     batch_size = upload.batch_size
     seen = 0
 
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:
         nonlocal seen
-        for raw_batch in batches(upload.id, _extract_all(raw, files), batch_size):
+        for raw_batch in batches(
+            upload.id, _extract_all(raw, files, collected.refused, job.options), batch_size
+        ):
             seen = raw_batch.seq + 1
             if raw_batch.seq not in done:
                 yield (raw_batch.seq, raw_batch.failures), raw_batch.table

@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -20,10 +20,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tokenclub.atrest.objects import Sealing
 from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import DataUpload
 from tokenclub.db.schema import UploadBatch
 from tokenclub.errors import TokenclubError
+from tokenclub.extract.records import RecordOptions
 from tokenclub.ingest.receipt import BatchStats, total
 from tokenclub.ingest.service import IngestJob, StoredFile, ingest, upload_id_for
 from tokenclub.jobs import queue
@@ -47,6 +49,8 @@ class WorkerConfig:
     workers: int | None
     store_url: str | None
     lease: timedelta = timedelta(minutes=5)
+    sealing: Sealing | None = None
+    options: RecordOptions = field(default_factory=RecordOptions)
 
 
 Report = Callable[[str, dict[str, Any]], None]
@@ -96,6 +100,8 @@ def run_claim(
         batch_size=config.batch_size,
         workers=config.workers,
         store_url=config.store_url,
+        options=config.options,
+        sealing=config.sealing,
     )
     renewer = threading.Thread(target=keep_lease, daemon=True)
     renewer.start()
