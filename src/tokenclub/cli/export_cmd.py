@@ -1,6 +1,7 @@
 """Commands for training exports: snapshots, exports, downloads, the access log, partners' view.
 
-Only trainers and operators (`--as NAME`) take data out; every export and download is logged.
+Only portal users with the trainer or operator role (`--as EMAIL`) take data out; every export
+and download is logged.
 The export modules load pyarrow, NumPy and the tokenizer, so they are imported per command.
 """
 
@@ -21,7 +22,9 @@ export_app = typer.Typer(
     help="Training exports: snapshots, shards, downloads (trainers and operators).", no_args_is_help=True
 )
 
-ACTOR_OPTION = typer.Option(..., "--as", help="Who acts: a trainer or operator name (purpose limitation).")
+ACTOR_OPTION = typer.Option(
+    ..., "--as", help="Who acts: a trainer's or operator's portal e-mail (purpose limitation)."
+)
 FORMAT_OPTION = typer.Option(
     ["parquet"], "--format", "-f", help="parquet, megatron, mds; repeat or comma-separate for several."
 )
@@ -40,7 +43,8 @@ def parse_size(raw: str) -> int:
 def _authorize(actor: str) -> Any:
     from tokenclub.export.access import authorize
 
-    return authorize(get_settings(), actor)
+    with session_scope() as session:
+        return authorize(session, actor)
 
 
 @export_app.command("snapshot")
