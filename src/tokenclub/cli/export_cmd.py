@@ -7,13 +7,12 @@ The export modules load pyarrow, NumPy and the tokenizer, so they are imported p
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import typer
 
 from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
-from tokenclub.errors import InvalidInputError
+from tokenclub.export.sizes import parse_size
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
 from tokenclub.storage import store_child
@@ -28,16 +27,6 @@ ACTOR_OPTION = typer.Option(
 FORMAT_OPTION = typer.Option(
     ["parquet"], "--format", "-f", help="parquet, megatron, mds; repeat or comma-separate for several."
 )
-_SIZE = re.compile(r"^\s*(\d+)\s*(|b|kb|kib|mb|mib|gb|gib)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
-
-
-def parse_size(raw: str) -> int:
-    """`268435456`, `256MiB`, `200MB`, `1GB` → bytes."""
-    match = _SIZE.match(raw)
-    if match is None or int(match.group(1)) <= 0:
-        raise InvalidInputError(f"--shard-size {raw!r} is not a positive size such as 256MiB or 200MB")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def _authorize(actor: str) -> Any:
