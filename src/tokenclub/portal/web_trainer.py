@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from tokenclub.accounts.users import Role
 from tokenclub.errors import InvalidInputError
@@ -18,11 +19,19 @@ from tokenclub.export import access
 from tokenclub.portal import exports
 from tokenclub.portal.sessions import Login
 from tokenclub.portal.state import PortalState, portal_state
-from tokenclub.portal.web import page, require
+from tokenclub.portal.web import PortalDenied, page, require
 
 router = APIRouter(prefix="/portal/trainer")
 trainer = require(Role.TRAINER, Role.OPERATOR)
 FORMATS = ("parquet", "megatron", "mds")
+
+
+def _authorize(session: Session, actor: str) -> access.Role:
+    """The export role of the session's user; a refusal is a 403 page, not a bad request."""
+    try:
+        return access.authorize(session, actor)
+    except access.AccessDeniedError as exc:
+        raise PortalDenied(403, str(exc)) from exc
 
 
 @router.get("", response_class=HTMLResponse)
@@ -31,7 +40,7 @@ def trainer_page(request: Request, login: Login = Depends(trainer)) -> Response:
 
     state = portal_state(request)
     with state.db.transaction() as session:
-        access.authorize(session, login.user.email)
+        _authorize(session, login.user.email)
         snapshots = [
             {**view.as_dict(), "withdrawn_since": withdrawn_since(session, view.id)}
             for view in list_snapshots(session)
@@ -81,7 +90,7 @@ def _create(state: PortalState, actor: str, form: dict[str, Any]) -> int:
     snapshot_id = _form_int(form["snapshot"], "snapshot")
     tokenizer = resolve_tokenizer(settings)
     with state.db.transaction() as session:
-        role = access.authorize(session, actor)
+        role = _authorize(session, actor)
         if snapshot_id is None:
             spec = PipelineSpec.for_tokenizer(tokenizer, settings.hangul_threshold, QualitySettings())
             view = create_snapshot(session, actor, spec)
@@ -121,7 +130,7 @@ def create_export(
 def export_page(request: Request, export_id: int, login: Login = Depends(trainer)) -> Response:
     state = portal_state(request)
     with state.db.transaction() as session:
-        access.authorize(session, login.user.email)
+        _authorize(session, login.user.email)
         row, manifest, files = exports.export_detail(session, export_id)
     return page(
         request,
@@ -140,7 +149,7 @@ def download(request: Request, export_id: int, name: str, login: Login = Depends
     state = portal_state(request)
     actor = login.user.email
     with state.db.transaction() as session:
-        role = access.authorize(session, actor)
+        role = _authorize(session, actor)
         file, chunks, snapshot_id = exports.open_file(session, export_id, name)
         access.log_action(
             session,
