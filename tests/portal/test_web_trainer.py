@@ -5,6 +5,7 @@ the snapshots and models of their own data."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.export.homes import two_partner_home
 from tests.gateway.fake_upstream import serve_in_thread
+from tests.portal.test_portal_e2e import ARGS, CHROMIUM
 from tests.portal.test_web import _login, _token
 from tokenclub.accounts import partners
 from tokenclub.accounts.users import Role, add_user
@@ -153,3 +156,39 @@ def test_partners_never_reach_the_trainer_routes_and_see_only_their_own_snapshot
     with _client(site, TRAINER) as trainer:
         listing = trainer.get("/portal/trainer").text
         assert "partner(s) 2 withdrew after this snapshot" in listing
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("/usr/bin/chromium is missing in CI (.ci/run installs it)")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with sync_playwright() as play:
+        launched = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.mark.slow
+def test_trainer_creates_and_downloads_an_export_in_chromium(site: Site, browser: Browser) -> None:
+    context = browser.new_context(locale="en-GB", accept_downloads=True)
+    page = context.new_page()
+    page.goto(site.url + "/portal/login")
+    page.fill("#email", TRAINER)
+    page.fill("#password", PASSWORD)
+    page.click("form[action='/portal/login'] button")
+    page.wait_for_url("**/portal/trainer")
+    page.check("#format-mds")
+    page.uncheck("#format-parquet")
+    page.fill("#shard_size", "20kB")
+    page.click("form[action='/portal/trainer/exports'] button")
+    page.wait_for_url(re.compile(r".*/portal/trainer/exports/\d+$"))
+    export_id = int(page.url.rsplit("/", 1)[1])
+    root = site.home / "exports" / f"export-{export_id:06d}"
+    with page.expect_download() as info:
+        page.click("a[href$='/files/manifest.json']")
+    saved = info.value.path()
+    assert saved is not None and Path(saved).read_bytes() == (root / "manifest.json").read_bytes()
+    assert page.locator("a[href*='/files/mds/']").count() >= 2
+    context.close()
