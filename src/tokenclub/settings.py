@@ -125,14 +125,6 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field(
         default="info", description="Gateway log level; at info every request writes one access-log line."
     )
-    trainers: str = Field(
-        default="",
-        description="Comma-separated names that may create and download training exports (trainer role).",
-    )
-    operators: str = Field(
-        default="",
-        description="Comma-separated operator names; operators may also create and download exports.",
-    )
     export_shard_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=1,

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tokenclub.accounts.partners import apply
+from tokenclub.accounts.users import Role as UserRole
+from tokenclub.accounts.users import add_user, set_active
 from tokenclub.db.engine import Database
 from tokenclub.export.access import AccessDeniedError, Role, authorize, log_action, read_log
-from tokenclub.settings import Settings
+
+PASSWORD = "correct horse battery"
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, trainers="kim, lee", operators="ops")
-
-
-def test_roles_come_from_one_function(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    assert authorize(settings, "kim") is Role.TRAINER
-    assert authorize(settings, " lee ") is Role.TRAINER
-    assert authorize(settings, "ops") is Role.OPERATOR
-    with pytest.raises(AccessDeniedError, match="'partner-7' is neither a trainer nor an operator"):
-        authorize(settings, "partner-7")
-    with pytest.raises(AccessDeniedError, match="an actor is required"):
-        authorize(settings, " ")
-    with pytest.raises(AccessDeniedError):
-        authorize(Settings(home=tmp_path), "kim")  # nobody is a trainer by default
+def test_roles_come_from_portal_users(db: Database) -> None:
+    with db.transaction() as session:
+        partner = apply(session, "한겨레", threshold_words=1000)
+        add_user(session, "kim@lab.kr", PASSWORD, UserRole.TRAINER)
+        add_user(session, "ops@coop.kr", PASSWORD, UserRole.OPERATOR)
+        add_user(session, "desk@paper.kr", PASSWORD, UserRole.PARTNER_ADMIN, partner_id=partner.id)
+        gone = add_user(session, "old@lab.kr", PASSWORD, UserRole.TRAINER)
+        set_active(session, gone.id, False)
+        assert authorize(session, "kim@lab.kr") is Role.TRAINER
+        assert authorize(session, " KIM@lab.kr ") is Role.TRAINER
+        assert authorize(session, "ops@coop.kr") is Role.OPERATOR
+        with pytest.raises(AccessDeniedError, match=r"'desk@paper.kr' is neither a trainer nor an operator"):
+            authorize(session, "desk@paper.kr")
+        with pytest.raises(AccessDeniedError, match=r"'old@lab.kr' is no active portal user"):
+            authorize(session, "old@lab.kr")
+        with pytest.raises(AccessDeniedError, match=r"'kim' is no active portal user"):
+            authorize(session, "kim")
+        with pytest.raises(AccessDeniedError, match="an actor is required"):
+            authorize(session, " ")
 
 
 def test_log_records_who_did_what_newest_first(db: Database) -> None:

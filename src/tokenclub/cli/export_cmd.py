@@ -1,18 +1,18 @@
 """Commands for training exports: snapshots, exports, downloads, the access log, partners' view.
 
-Only trainers and operators (`--as NAME`) take data out; every export and download is logged.
+Only portal users with the trainer or operator role (`--as EMAIL`) take data out; every export
+and download is logged.
 The export modules load pyarrow, NumPy and the tokenizer, so they are imported per command.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import typer
 
 from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
-from tokenclub.errors import InvalidInputError
+from tokenclub.export.sizes import parse_size
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
 from tokenclub.storage import store_child
@@ -21,26 +21,19 @@ export_app = typer.Typer(
     help="Training exports: snapshots, shards, downloads (trainers and operators).", no_args_is_help=True
 )
 
-ACTOR_OPTION = typer.Option(..., "--as", help="Who acts: a trainer or operator name (purpose limitation).")
+ACTOR_OPTION = typer.Option(
+    ..., "--as", help="Who acts: a trainer's or operator's portal e-mail (purpose limitation)."
+)
 FORMAT_OPTION = typer.Option(
     ["parquet"], "--format", "-f", help="parquet, megatron, mds; repeat or comma-separate for several."
 )
-_SIZE = re.compile(r"^\s*(\d+)\s*(|b|kb|kib|mb|mib|gb|gib)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
-
-
-def parse_size(raw: str) -> int:
-    """`268435456`, `256MiB`, `200MB`, `1GB` → bytes."""
-    match = _SIZE.match(raw)
-    if match is None or int(match.group(1)) <= 0:
-        raise InvalidInputError(f"--shard-size {raw!r} is not a positive size such as 256MiB or 200MB")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def _authorize(actor: str) -> Any:
     from tokenclub.export.access import authorize
 
-    return authorize(get_settings(), actor)
+    with session_scope() as session:
+        return authorize(session, actor)
 
 
 @export_app.command("snapshot")

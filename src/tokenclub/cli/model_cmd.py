@@ -7,13 +7,12 @@ import typer
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.export.access import authorize, log_action
 from tokenclub.export.registry import list_models, register_model, retire_model, serve_model
-from tokenclub.settings import get_settings
 
 model_app = typer.Typer(
     help="Model registry: models trained on snapshots, and what the gateway serves.", no_args_is_help=True
 )
 
-ACTOR_OPTION = typer.Option(..., "--as", help="Who acts: a trainer or operator name.")
+ACTOR_OPTION = typer.Option(..., "--as", help="Who acts: a trainer's or operator's portal e-mail.")
 
 
 @model_app.command("register")
@@ -25,8 +24,8 @@ def model_register(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Record that a model was trained on a snapshot (and, with --served-as, that it is served)."""
-    role = authorize(get_settings(), actor)
     with session_scope() as session:
+        role = authorize(session, actor)
         view = register_model(session, name, snapshot, actor, served_as)
         log_action(
             session,
@@ -42,8 +41,8 @@ def model_register(
 @model_app.command("serve")
 def model_serve(name: str, served_as: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Mark a registered model as served under a gateway model name."""
-    role = authorize(get_settings(), actor)
     with session_scope() as session:
+        role = authorize(session, actor)
         view = serve_model(session, name, served_as)
         log_action(
             session,
@@ -59,8 +58,8 @@ def model_serve(name: str, served_as: str, actor: str = ACTOR_OPTION, json_out: 
 @model_app.command("retire")
 def model_retire(name: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
     """The model is no longer served: withdrawn text it saw stops being held in the guard."""
-    role = authorize(get_settings(), actor)
     with session_scope() as session:
+        role = authorize(session, actor)
         view = retire_model(session, name)
         log_action(
             session, actor, role, "model_retire", snapshot_id=view.snapshot_id, detail={"model": view.name}

@@ -1,8 +1,10 @@
 """Purpose limitation: who may take training data out, and the log of everyone who did.
 
 Contributed text leaves the platform only as a training export. `authorize` is the one place
-that decides whether an actor may create, download or register against exports; today it reads
-the trainer and operator names from the settings, and it is where account roles plug in.
+that decides whether an actor may create, download or register against exports: the actor is a
+portal user (named by e-mail), active, whose role is trainer or operator. Roles live only in the
+accounts table, so deactivating a user or changing a role takes effect for the CLI, the portal
+and everything else at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from tokenclub.db.export_schema import ExportLog
 from tokenclub.errors import InvalidInputError
-from tokenclub.settings import Settings
 
 
 class Role(StrEnum):
@@ -28,21 +29,27 @@ class AccessDeniedError(InvalidInputError):
     """The actor holds no role that may take training data out."""
 
 
-def _names(raw: str) -> set[str]:
-    return {name.strip() for name in raw.split(",") if name.strip()}
+def authorize(session: Session, actor: str) -> Role:
+    """The role under which the portal user `actor` (an e-mail) may create and download exports,
+    or AccessDeniedError."""
+    from tokenclub.accounts.users import Role as UserRole
+    from tokenclub.accounts.users import find_by_email
 
-
-def authorize(settings: Settings, actor: str) -> Role:
-    """The role under which `actor` may create and download exports, or AccessDeniedError."""
     name = actor.strip()
     if not name:
-        raise AccessDeniedError("an actor is required (--as NAME): exports are purpose-limited")
-    if name in _names(settings.operators):
+        raise AccessDeniedError("an actor is required (--as EMAIL): exports are purpose-limited")
+    user = find_by_email(session, name)
+    if user is None or not user.active:
+        raise AccessDeniedError(
+            f"{name!r} is no active portal user (tokenclub user add …): "
+            "training data leaves only for training"
+        )
+    if user.role == UserRole.OPERATOR:
         return Role.OPERATOR
-    if name in _names(settings.trainers):
+    if user.role == UserRole.TRAINER:
         return Role.TRAINER
     raise AccessDeniedError(
-        f"{name!r} is neither a trainer nor an operator (TOKENCLUB_TRAINERS, TOKENCLUB_OPERATORS): "
+        f"{name!r} is neither a trainer nor an operator (role {user.role}): "
         "training data leaves only for training"
     )
 

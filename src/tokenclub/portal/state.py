@@ -1,4 +1,5 @@
-"""What the portal's and data API's requests share: the database, the home and the limits."""
+"""What the portal's and data API's requests share: the database, the home, the limits and the
+settings the export pages need (stores, tokenizer)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class PortalState:
     threshold_words: int
     session_ttl: timedelta
     cookie_secure: bool
+    settings: Settings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PortalState:
@@ -31,6 +33,7 @@ class PortalState:
             threshold_words=settings.member_threshold_words,
             session_ttl=timedelta(seconds=settings.session_ttl_s),
             cookie_secure=settings.cookie_secure,
+            settings=settings,
         )
 
 

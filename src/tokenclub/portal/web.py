@@ -181,7 +181,7 @@ def logout(request: Request, _login: Login = Depends(require(*Role))) -> Respons
 
 def mount(app: FastAPI) -> None:
     """Add the portal's pages, static files and error pages to `app`."""
-    from tokenclub.portal import web_apply, web_ops, web_partner
+    from tokenclub.portal import web_apply, web_ops, web_partner, web_trainer
 
     @app.exception_handler(PortalDenied)
     async def _denied(request: Request, exc: PortalDenied) -> Response:
@@ -215,4 +215,5 @@ def mount(app: FastAPI) -> None:
     app.include_router(web_apply.router)
     app.include_router(web_partner.router)
     app.include_router(web_ops.router)
+    app.include_router(web_trainer.router)
     app.mount("/portal/static", StaticFiles(directory=HERE / "static"), name="portal-static")

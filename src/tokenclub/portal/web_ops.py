@@ -1,5 +1,5 @@
 """The operator console: applications, partners and users, ingest jobs, revenue and costs,
-period closes, guard events, the ledger audit; and the trainer's page. Every change an
+period closes, guard events, the ledger audit. Every change an
 operator makes is written to the audit trail in the same transaction as the change."""
 
 from __future__ import annotations
@@ -200,8 +200,3 @@ def audit_page(request: Request, login: Login = Depends(operator)) -> Response:
     with state.db.transaction() as session:
         rows = [e.as_dict() for e in audit.entries(session)]
     return page(request, "ops/audit.html", login, entries=rows)
-
-
-@router.get("/trainer", response_class=HTMLResponse)
-def trainer_page(request: Request, login: Login = Depends(require(Role.TRAINER, Role.OPERATOR))) -> Response:
-    return page(request, "trainer.html", login)

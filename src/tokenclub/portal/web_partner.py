@@ -16,6 +16,8 @@ from tokenclub.accounts.partners import PartnerStatus
 from tokenclub.accounts.users import Role, add_user, list_users
 from tokenclub.db.schema import ApiKey
 from tokenclub.errors import InvalidInputError, NotFoundError
+from tokenclub.export.registry import models_trained_on
+from tokenclub.export.snapshot import partner_snapshots
 from tokenclub.portal import partner_data, statements, uploads
 from tokenclub.portal.api import receive_part, upload_object
 from tokenclub.portal.sessions import Login
@@ -47,7 +49,17 @@ def dashboard(request: Request, login: Login = Depends(member)) -> Response:
         partner_id = partner_of(session, login)
         account = partner_data.account(session, partner_id)
         recent, _ = partner_data.list_contributions(session, partner_id, limit=5)
-    return page(request, "partner/dashboard.html", login, account=account, contributions=recent)
+        snapshots = partner_snapshots(session, partner_id)
+        models = [m.as_dict() for m in models_trained_on(session, partner_id)]
+    return page(
+        request,
+        "partner/dashboard.html",
+        login,
+        account=account,
+        contributions=recent,
+        snapshots=snapshots,
+        models=models,
+    )
 
 
 @router.get("/uploads", response_class=HTMLResponse)
