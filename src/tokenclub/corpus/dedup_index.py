@@ -11,23 +11,39 @@ per table; band keys never become Python objects one by one until the decision l
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Result, insert, literal, null, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Result,
+    String,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.types import TypeEngine
 
 from tokenclub.curate.dedup import NEAR_DUPLICATE_JACCARD, U32Array, band_key_integers, signature_from_bytes
 from tokenclub.curate.step import REJECT, set_column
 from tokenclub.db.schema import CorpusDocument, DedupBand
 
+T = TypeVar("T")
+
 DUPLICATE_REASON = "dedup:duplicate of an earlier contribution"
-# Bound parameters per statement: under SQLite's 32,766 and PostgreSQL's 65,535 with room to
-# spare; a batch of 256 documents needs about 4,400, so it is one statement.
-_MAX_PARAMETERS = 30_000
 
 
 def row_band_keys(bands: pa.ChunkedArray | pa.Array) -> list[list[int]]:
@@ -39,30 +55,43 @@ def row_band_keys(bands: pa.ChunkedArray | pa.Array) -> list[list[int]]:
     return [flat[cuts[i] : cuts[i + 1]] for i in range(len(lengths))]
 
 
+def _one_of(
+    session: Session, column: InstrumentedAttribute[T], values: Sequence[T], type_: TypeEngine[T]
+) -> ColumnElement[bool]:
+    """`column IN values` with the values bound as one parameter (a PostgreSQL array, an SQLite
+    JSON array), so a statement is compiled once and its parameters are not expanded one by one."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(type_)))
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam(None, json.dumps(list(values)), type_=String())).table_valued(
+            "value"
+        )
+        return column.in_(select(listed.c.value))
+    return column.in_(values)
+
+
 def _known(
     session: Session, keys: Sequence[str], bands: Sequence[int]
 ) -> tuple[set[str], dict[int, list[U32Array]]]:
     """Which exact keys are taken, and the signatures of accepted documents under each band key."""
     seen: set[str] = set()
     by_band: dict[int, list[U32Array]] = defaultdict(list)
-    step = _MAX_PARAMETERS // 2
-    for lo in range(0, max(len(keys), len(bands)), step):
-        key_part, band_part = keys[lo : lo + step], bands[lo : lo + step]
-        rows: Result[int | None, str | None, bytes | None] = session.execute(
-            union_all(
-                select(null().label("band_key"), CorpusDocument.dedup_key, null().label("minhash")).where(
-                    CorpusDocument.dedup_key.in_(key_part)
-                ),
-                select(DedupBand.band_key, literal(None).label("dedup_key"), CorpusDocument.minhash)
-                .join(CorpusDocument, CorpusDocument.doc_id == DedupBand.doc_id)
-                .where(DedupBand.band_key.in_(band_part)),
-            )
+    rows: Result[int | None, str | None, bytes | None] = session.execute(
+        union_all(
+            select(null().label("band_key"), CorpusDocument.dedup_key, null().label("minhash")).where(
+                _one_of(session, CorpusDocument.dedup_key, keys, String())
+            ),
+            select(DedupBand.band_key, literal(None).label("dedup_key"), CorpusDocument.minhash)
+            .join(CorpusDocument, CorpusDocument.doc_id == DedupBand.doc_id)
+            .where(_one_of(session, DedupBand.band_key, bands, BigInteger())),
         )
-        for band, key, minhash in rows:
-            if key is not None:
-                seen.add(key)
-            elif band is not None and minhash is not None:
-                by_band[band].append(signature_from_bytes(minhash))
+    )
+    for band, key, minhash in rows:
+        if key is not None:
+            seen.add(key)
+        elif band is not None and minhash is not None:
+            by_band[band].append(signature_from_bytes(minhash))
     return seen, by_band
 
 
@@ -112,7 +141,7 @@ def record_accepted(
         name: accepted.column(name).to_pylist()
         for name in ("doc_id", "dedup_key", "source", "words", "tokens", "minhash")
     }
-    session.execute(
+    session.connection().execute(
         insert(CorpusDocument),
         [
             {
@@ -131,11 +160,17 @@ def record_accepted(
         ],
     )
     bands = row_band_keys(accepted.column("minhash_bands"))
-    session.execute(
-        insert(DedupBand),
-        [
-            {"band_key": band, "doc_id": doc_id}
-            for doc_id, row in zip(columns["doc_id"], bands, strict=True)
-            for band in sorted(set(row))
-        ],
+    rows = [
+        (band, doc_id)
+        for doc_id, row in zip(columns["doc_id"], bands, strict=True)
+        for band in sorted(set(row))
+    ]
+    connection = session.connection()
+    marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(connection.dialect.paramstyle)
+    if marker is None:
+        connection.execute(insert(DedupBand), [{"band_key": band, "doc_id": doc_id} for band, doc_id in rows])
+        return
+    # The driver's own executemany: no per-row parameter processing in SQLAlchemy for 16 rows a document.
+    connection.exec_driver_sql(
+        f"INSERT INTO {DedupBand.__tablename__} (band_key, doc_id) VALUES ({marker}, {marker})", rows
     )
