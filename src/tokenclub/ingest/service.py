@@ -70,6 +70,9 @@ class IngestJob:
 
 
 BatchCallback = Callable[[int, BatchStats], None]
+Decider = Callable[[Session, pa.Table], pa.Table]
+"""Marks a batch's duplicates inside its commit: the dedup index by default, or decisions made
+for a whole corpus beforehand (`scale.bulk_load`)."""
 
 
 def collect_files(paths: Iterable[Path]) -> list[tuple[str, Path]]:
@@ -120,6 +123,7 @@ def _commit_batch(
     seq: int,
     table: pa.Table,
     failures: list[ExtractionFailure],
+    decide: Decider = mark_duplicates,
 ) -> BatchStats | None:
     """Dedup against the index and commit one batch; None if another run committed it first."""
     try:
@@ -127,7 +131,7 @@ def _commit_batch(
             _lock_dedup(session)
             if session.get(UploadBatch, (upload.id, seq)) is not None:
                 return None
-            table = mark_duplicates(session, table)
+            table = decide(session, table)
             stats = stats_of(table, failures)
             accepted = table.filter(pc.is_null(table.column(REJECT)))
             if accepted.num_rows:
@@ -236,6 +240,7 @@ def ingest(
     job: IngestJob,
     on_batch: BatchCallback | None = None,
     executor: Executor | None = None,
+    decide: Decider = mark_duplicates,
 ) -> dict[str, Any]:
     """Run an upload to its receipt; safe to call again after any crash.
 
@@ -270,7 +275,7 @@ def ingest(
 
     mapper = executor or LocalExecutor(job.spec, job.workers)
     for (seq, failures), table in mapper.map(todo()):
-        stats = _commit_batch(db, store, upload, seq, table, failures)
+        stats = _commit_batch(db, store, upload, seq, table, failures, decide)
         if stats is not None and stats.accepted:
             index_part(home, store, upload.id, seq)
         if on_batch is not None and stats is not None:
