@@ -39,15 +39,13 @@ def _uploads(folder: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def _database(path: Path) -> tuple[Database, dict[str, int]]:
-    db = Database(f"sqlite:///{path}")
-    upgrade(db.engine)
+def _partners(db: Database) -> dict[str, int]:
     ids = {}
     with db.transaction() as session:
         for name in ("a", "b"):
             ids[name] = partners.apply(session, name, threshold_words=1).id
             partners.decide(session, ids[name], PartnerStatus.APPROVED, 1)
-    return db, ids
+    return ids
 
 
 def _outcome(db: Database, home: Path, ids: dict[str, int]) -> dict[str, Any]:
@@ -60,11 +58,17 @@ def _outcome(db: Database, home: Path, ids: dict[str, int]) -> dict[str, Any]:
     return {"balances": balances, "kept": kept, "band_rows": bands}
 
 
-def test_bulk_load_credits_like_upload_by_upload(tmp_path: Path, ray_runtime: RayRuntime) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_bulk_load_credits_like_upload_by_upload(
+    tmp_path: Path, ray_runtime: RayRuntime, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """On PostgreSQL the uploads commit on several threads at once; the outcome is the same."""
     spec = PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.2, QualitySettings())
     uploads = _uploads(tmp_path / "in")
 
-    one_by_one, ids = _database(tmp_path / "incremental.db")
+    one_by_one = Database(f"sqlite:///{tmp_path / 'incremental.db'}")
+    upgrade(one_by_one.engine)
+    ids = _partners(one_by_one)
     receipts = [
         ingest(
             one_by_one,
@@ -76,7 +80,12 @@ def test_bulk_load_credits_like_upload_by_upload(tmp_path: Path, ray_runtime: Ra
     expected = _outcome(one_by_one, tmp_path / "home1", ids)
     one_by_one.dispose()
 
-    bulk, ids = _database(tmp_path / "bulk.db")
+    if backend == "sqlite":
+        bulk = Database(f"sqlite:///{tmp_path / 'bulk.db'}")
+        upgrade(bulk.engine)
+    else:
+        bulk = request.getfixturevalue("pg_db")
+    ids = _partners(bulk)
     contributions = [Contribution(ids[who], (path,)) for who, path in uploads]
     loaded = bulk_load(
         bulk, tmp_path / "home2", contributions, spec, Fraction(1), batch_size=8, workers=1, parts=4
@@ -88,4 +97,5 @@ def test_bulk_load_credits_like_upload_by_upload(tmp_path: Path, ray_runtime: Ra
 
     with pytest.raises(StateError, match="empty corpus index"):
         bulk_load(bulk, tmp_path / "home2", contributions, spec, Fraction(1), batch_size=8, workers=1)
-    bulk.dispose()
+    if backend == "sqlite":
+        bulk.dispose()

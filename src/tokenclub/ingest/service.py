@@ -128,7 +128,8 @@ def _commit_batch(
     """Dedup against the index and commit one batch; None if another run committed it first."""
     try:
         with db.transaction() as session:
-            _lock_dedup(session)
+            if decide is mark_duplicates:  # decisions made beforehand read no index: nothing to order
+                _lock_dedup(session)
             if session.get(UploadBatch, (upload.id, seq)) is not None:
                 return None
             table = decide(session, table)

@@ -10,10 +10,11 @@ Three passes over the contributions, in contribution order:
 2. **decide**: `bulk_dedup` (Ray Data shuffles) over those signatures; its rule is the
    incremental index's, so it rejects the documents that upload-by-upload ingest would;
 3. **commit**: `ingest` runs for each upload with the staged batches as its executor and the
-   bulk decisions as its dedup decider. Everything after dedup is the incremental path
-   itself: corpus parts through the corpus store, the dedup index rows of accepted documents,
-   the leak-guard index, the receipt, and one ledger credit per upload under its idempotency
-   key, so a re-run (or a crash and a re-run) credits nothing twice.
+   bulk decisions as its dedup decider, several uploads at once on PostgreSQL (they read no
+   index and write disjoint documents, so they take no dedup lock). Everything after dedup is
+   the incremental path itself: corpus parts through the corpus store, the dedup index rows
+   of accepted documents, the leak-guard index, the receipt, and one ledger credit per upload
+   under its idempotency key, so a re-run (or a crash and a re-run) credits nothing twice.
 
 The index must be empty of accepted documents when a load starts: the bulk decisions compare
 the historical corpus with itself, not with what was accepted before. Uploads after the load
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -174,10 +176,12 @@ def bulk_load(
     workers: int | None = None,
     parts: int = 8,
     store_url: str | None = None,
+    commit_threads: int = 4,
 ) -> list[dict[str, Any]]:
     """Load the contributions as if ingested one after another; their receipts, in order.
 
-    Needs a connected Ray runtime (`scale.runtime.connect`) for the dedup job.
+    Needs a connected Ray runtime (`scale.runtime.connect`) for the dedup job. On PostgreSQL
+    `commit_threads` uploads commit at once. No other ingest may run during a load.
     """
     with db.transaction() as session:
         if session.scalar(select(exists().where(CorpusDocument.doc_id.is_not(None)))):
@@ -189,13 +193,22 @@ def bulk_load(
         staged = _Staged(Path(folder), spec)
         duplicates = _duplicates(_stage(raw, contributions, spec, batch_size, workers, staged), parts)
         decide = _preset(duplicates)
-        return [
-            ingest(
-                db,
-                home,
-                IngestJob(c.partner_id, c.paths, spec, credit_ratio, batch_size, workers, store_url),
-                executor=staged,
-                decide=decide,
+
+        def commit(contribution: Contribution) -> dict[str, Any]:
+            job = IngestJob(
+                contribution.partner_id,
+                contribution.paths,
+                spec,
+                credit_ratio,
+                batch_size,
+                workers,
+                store_url,
             )
-            for c in contributions
-        ]
+            return ingest(db, home, job, executor=staged, decide=decide)
+
+        if db.engine.dialect.name != "postgresql" or commit_threads < 2:
+            return [commit(c) for c in contributions]
+        # Uploads commit independently once decided (disjoint documents, no index reads), so
+        # several drivers' worth of commits run at once; SQLite has one writer and stays serial.
+        with ThreadPoolExecutor(commit_threads) as pool:
+            return list(pool.map(commit, contributions))
