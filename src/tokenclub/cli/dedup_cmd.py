@@ -129,7 +129,7 @@ def load(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
     ),
-    workers: int | None = typer.Option(None, help="Worker processes for the steps, and CPUs of a local Ray."),
+    workers: int | None = typer.Option(None, help="CPUs of a local Ray instance (default: all)."),
     partitions: int | None = typer.Option(
         None, min=1, help="Hash partitions per shuffle (default: 4 per cluster CPU)."
     ),
@@ -142,6 +142,7 @@ def load(
     from tokenclub.cli.ingest_cmd import pipeline_spec
     from tokenclub.home import open_database
     from tokenclub.scale.bulk_load import Contribution, bulk_load
+    from tokenclub.scale.ray_executor import RayExecutor
     from tokenclub.scale.runtime import connect
     from tokenclub.settings import get_settings
 
@@ -149,18 +150,20 @@ def load(
     settings = get_settings()
     db = open_database(settings)
     started = time.perf_counter()
+    spec = pipeline_spec(settings)
     runtime = connect(ray_address, num_cpus=workers)
     try:
         receipts = bulk_load(
             db,
             settings.home,
             [Contribution(partner, (path,)) for partner, path in uploads],
-            pipeline_spec(settings),
+            spec,
             Fraction(str(settings.credit_ratio)),
             batch_size=settings.batch_size,
             workers=workers or settings.workers,
             parts=partitions or 4 * runtime.cpus,
             store_url=settings.store_url,
+            mapper=RayExecutor(spec, runtime.cpus),
         )
     finally:
         runtime.close()

@@ -48,7 +48,7 @@ from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract
 from tokenclub.ingest.service import Decider, IngestJob, StoredFile, collect_files, ingest, upload_id_for
 from tokenclub.pipeline.batching import batches
-from tokenclub.pipeline.executor import LocalExecutor, run_steps
+from tokenclub.pipeline.executor import Executor, LocalExecutor, run_steps
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.storage import store_child
 
@@ -100,15 +100,9 @@ def _extracted(raw: RawStore, files: list[StoredFile]) -> Iterator[ExtractedDocu
 
 
 def _stage(
-    raw: RawStore,
-    contributions: Sequence[Contribution],
-    spec: PipelineSpec,
-    batch_size: int,
-    workers: int | None,
-    staged: _Staged,
+    raw: RawStore, contributions: Sequence[Contribution], mapper: Executor, batch_size: int, staged: _Staged
 ) -> pa.Table:
     """Map every upload's batches once; the live documents' signatures in contribution order."""
-    mapper = LocalExecutor(spec, workers)
     signed: list[pa.Table] = []
     order = 0
     for contribution in contributions:
@@ -177,11 +171,14 @@ def bulk_load(
     parts: int = 8,
     store_url: str | None = None,
     commit_threads: int = 4,
+    mapper: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Load the contributions as if ingested one after another; their receipts, in order.
 
     Needs a connected Ray runtime (`scale.runtime.connect`) for the dedup job. On PostgreSQL
-    `commit_threads` uploads commit at once. No other ingest may run during a load.
+    `commit_threads` uploads commit at once. `mapper` maps the steps in the stage pass (local
+    processes by default; a `RayExecutor` spreads them over the cluster). No other ingest may
+    run during a load.
     """
     with db.transaction() as session:
         if session.scalar(select(exists().where(CorpusDocument.doc_id.is_not(None)))):
@@ -191,7 +188,9 @@ def bulk_load(
     raw = RawStore(store_child(home, store_url, "raw"))
     with tempfile.TemporaryDirectory(prefix="tokenclub-bulk-") as folder:
         staged = _Staged(Path(folder), spec)
-        duplicates = _duplicates(_stage(raw, contributions, spec, batch_size, workers, staged), parts)
+        duplicates = _duplicates(
+            _stage(raw, contributions, mapper or LocalExecutor(spec, workers), batch_size, staged), parts
+        )
         decide = _preset(duplicates)
 
         def commit(contribution: Contribution) -> dict[str, Any]:
