@@ -141,7 +141,7 @@ def load(
 
     from tokenclub.cli.ingest_cmd import pipeline_spec
     from tokenclub.home import open_database
-    from tokenclub.scale.bulk_load import Contribution, bulk_load
+    from tokenclub.scale.bulk_load import Contribution, bulk_load, require_empty_index
     from tokenclub.scale.ray_executor import RayExecutor
     from tokenclub.scale.runtime import connect
     from tokenclub.settings import get_settings
@@ -149,6 +149,7 @@ def load(
     uploads = read_manifest(manifest)
     settings = get_settings()
     db = open_database(settings)
+    require_empty_index(db)  # before a Ray instance starts
     started = time.perf_counter()
     spec = pipeline_spec(settings)
     runtime = connect(ray_address, num_cpus=workers)

@@ -159,6 +159,15 @@ def _preset(duplicates: frozenset[str]) -> Decider:
     return decide
 
 
+def require_empty_index(db: Database) -> None:
+    """A load compares the historical corpus with itself: nothing may have been accepted before."""
+    with db.transaction() as session:
+        if session.scalar(select(exists().where(CorpusDocument.doc_id.is_not(None)))):
+            raise StateError(
+                "bulk load needs an empty corpus index: later uploads go through `tokenclub ingest`"
+            )
+
+
 def bulk_load(
     db: Database,
     home: Path,
@@ -180,11 +189,7 @@ def bulk_load(
     processes by default; a `RayExecutor` spreads them over the cluster). No other ingest may
     run during a load.
     """
-    with db.transaction() as session:
-        if session.scalar(select(exists().where(CorpusDocument.doc_id.is_not(None)))):
-            raise StateError(
-                "bulk load needs an empty corpus index: later uploads go through `tokenclub ingest`"
-            )
+    require_empty_index(db)
     raw = RawStore(store_child(home, store_url, "raw"))
     with tempfile.TemporaryDirectory(prefix="tokenclub-bulk-") as folder:
         staged = _Staged(Path(folder), spec)
