@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner, Result
 
 from tests.ingest.fixtures import disguise, petitions
+from tokenclub.cli.dedup_cmd import read_manifest
 from tokenclub.cli.main import app
 from tokenclub.corpus.dedup_index import DUPLICATE_REASON
 from tokenclub.errors import InvalidInputError
@@ -53,3 +55,21 @@ def test_bulk_dedup_command(ray_runtime: RayRuntime, tmp_path: Path) -> None:
     assert isinstance(bad.exception, InvalidInputError)
     assert str(bad.exception).endswith("bad.parquet: missing column(s) order")
     assert not (tmp_path / "o2").exists()
+
+
+def test_load_manifest_rows_and_errors(tmp_path: Path) -> None:
+    manifest = tmp_path / "uploads.csv"
+    manifest.write_text("partner_id,path\n3,archive/1990s\n4,/data/b.jsonl\n", encoding="utf-8")
+    assert read_manifest(manifest) == [(3, tmp_path / "archive" / "1990s"), (4, Path("/data/b.jsonl"))]
+    cases = {
+        "partner,path\n3,a\n": "needs a header with the columns partner_id and path",
+        "partner_id,path\nthree,a\n": "line 2: partner_id 'three' is not a number",
+        "partner_id,path\n3,\n": "line 2: path is empty",
+        "partner_id,path\n": "the manifest lists no uploads",
+    }
+    for text, message in cases.items():
+        manifest.write_text(text, encoding="utf-8")
+        with pytest.raises(InvalidInputError, match=message):
+            read_manifest(manifest)
+    with pytest.raises(InvalidInputError, match="cannot read the manifest"):
+        read_manifest(tmp_path / "missing.csv")

@@ -159,27 +159,92 @@ def _always(match: re.Match[str]) -> bool:
 
 
 _Validator = Callable[[re.Match[str]], bool]
-_Rule = tuple[str, re.Pattern[str], _Validator, str | int]
+_Rule = tuple[str, re.Pattern[str], _Validator, str | int, str]
 # Most specific first: an e-mail's local part may hold digits, and a card number or an RRN must
-# be taken whole before its pieces can pass for phone or account numbers.
+# be taken whole before its pieces can pass for phone or account numbers. The last field lists
+# characters of which every match holds one (empty: no such shortcut): a text without any of
+# them is not scanned for that rule.
 _RULES: tuple[_Rule, ...] = (
-    ("EMAIL", _EMAIL, _always, 0),
-    ("IP", _IPV6, _ipv6, 0),
-    ("RRN", _RRN, _rrn, 0),
-    ("CARD", _CARD, _card, 0),
-    ("BRN", _BRN, _brn, 0),
-    ("DRIVER_LICENSE", _DRIVER_LICENSE, _always, 0),
-    ("PHONE", _PHONE, _phone, 0),
-    ("PASSPORT", _PASSPORT, _always, 0),
-    ("ACCOUNT", _ACCOUNT, _account, "number"),
-    ("IP", _IPV4, _ipv4, 0),
+    ("EMAIL", _EMAIL, _always, 0, "@"),
+    ("IP", _IPV6, _ipv6, 0, ":"),
+    ("RRN", _RRN, _rrn, 0, ""),
+    ("CARD", _CARD, _card, 0, ""),
+    ("BRN", _BRN, _brn, 0, "-"),
+    ("DRIVER_LICENSE", _DRIVER_LICENSE, _always, 0, "-"),
+    ("PHONE", _PHONE, _phone, 0, ""),
+    ("PASSPORT", _PASSPORT, _always, 0, "MSRGD"),
+    ("ACCOUNT", _ACCOUNT, _account, "number", ""),
+    ("IP", _IPV4, _ipv4, 0, "."),
 )
 _CANDIDATE = re.compile("[0-9@]")
+
+# Every match of every rule holds an ASCII digit or "@" (an anchor). Apart from an account
+# number's bank name and the few characters after it, and a driver's licence's region, a match
+# lies inside one run of `_RUN_CHARS`, so the rules only need to see each run that holds an
+# anchor, with a little context on both sides (`_windows`); the rest of a document cannot change.
+_RUN_CHARS = r"A-Za-z0-9_.%+\-@:()* "
+_ANCHORED_RUN = re.compile(rf"[0-9@][{_RUN_CHARS}]*+", _A)
+# Characters some rule's look-behind tests for: a window never starts right after one.
+_LOOK_BEHIND = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.%+-:")
+_ACCOUNT_LEAD = re.compile(rf"(?:(?:{_BANKS})(?:은행)?|계좌|통장)", _A)
+_DIGIT = re.compile("[0-9]", _A)
+# 은행, the filler, the number's first digit, and room for a bank name overlapping the one found
+# ("IBKB": KB starts inside IBK, and finditer reports only IBK)
+_ACCOUNT_REACH = 2 + 20 + 1 + 7
+_LEAD_LONGEST = 7  # 카카오뱅크, 수출입은행; a bank name with 은행 after it
+_REGION_REACH = 2  # a licence's region name before its run
+_LOOK_AHEAD = 2  # "1588-1234" followed by " 년" is a year span, not a number
+_MERGE_GAP = 32  # windows closer than this are scanned as one
+_SEPARATOR = "<\x00>"  # no rule reads across "<" or ">", so windows joined by it stay apart
+
+
+def _window_start(text: str, start: int) -> int:
+    """Move a window's start left until no look-behind at it could read a character before it."""
+    while start > 0 and text[start - 1] in _LOOK_BEHIND:
+        start -= 1
+    return start
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """Disjoint, sorted spans of `text` outside which no rule can match, at any round of scrubbing.
+
+    Each run of `_RUN_CHARS` that holds an anchor is found from both ends (its first anchor to
+    its end in `text`, its last anchor to its start in the reversed text: one scan each, no
+    walking back), then widened by a licence region on the left, by what a look-ahead reads on
+    the right, and back to a bank name or 계좌/통장 that an account number's rule starts from.
+    A start never falls right after a character some look-behind tests. Scrubbing inserts only
+    placeholders, which hold no anchor and end runs, so later rounds match inside the same spans.
+    """
+    size = len(text)
+    ends = [match.end() for match in _ANCHORED_RUN.finditer(text)]
+    starts = [size - match.end() for match in _ANCHORED_RUN.finditer(text[::-1])]
+    spans: list[tuple[int, int]] = []
+    for start, end in zip(reversed(starts), ends, strict=True):
+        spans.append((_window_start(text, max(start - _REGION_REACH, 0)), min(end + _LOOK_AHEAD, size)))
+        # An account number's bank name ends at most _ACCOUNT_REACH before the number's first
+        # digit, which is at or after the run's start; one inside the run is in the window.
+        for lead in _ACCOUNT_LEAD.finditer(
+            text, max(start - _ACCOUNT_REACH - _LEAD_LONGEST, 0), start + _LEAD_LONGEST
+        ):
+            digit = _DIGIT.search(text, lead.end(), lead.end() + _ACCOUNT_REACH)
+            if digit is not None:
+                spans.append((_window_start(text, lead.start()), digit.end()))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1] + _MERGE_GAP:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _substitute(text: str, rule: _Rule, counts: dict[str, int]) -> str:
     """Replace the `group` of every valid match of `pattern` with ``<kind>``."""
-    kind, pattern, valid, group = rule
+    kind, pattern, valid, group, needs = rule
+    if needs and not any(char in text for char in needs):
+        return text
 
     def replace(match: re.Match[str]) -> str:
         whole = match.group()
@@ -192,18 +257,47 @@ def _substitute(text: str, rule: _Rule, counts: dict[str, int]) -> str:
     return pattern.sub(replace, text)
 
 
-def scrub_pii(text: str) -> tuple[str, dict[str, int]]:
-    """The text with every recognised identifier replaced by ``<TYPE>``, and counts per type."""
-    counts: dict[str, int] = {}
-    if not _CANDIDATE.search(text):
-        return text, counts
+def apply_rules(text: str, counts: dict[str, int]) -> str:
+    """Every rule in order over the whole of `text`, repeated until nothing changes.
+
+    This defines the scrubbed text; `scrub_pii` gets the same result by running it on the
+    document's windows only.
+    """
     while True:
         scrubbed = text
         for rule in _RULES:
             scrubbed = _substitute(scrubbed, rule, counts)
         if scrubbed == text:
-            return text, counts
+            return text
         text = scrubbed
+
+
+def scrub_pii(text: str) -> tuple[str, dict[str, int]]:
+    """The text with every recognised identifier replaced by ``<TYPE>``, and counts per type.
+
+    The rules run once over the document's windows (`_windows`) joined by a separator that no
+    rule reads across, not over the whole text: in Korean prose the windows are a small share
+    of the characters, and the digits, dates and e-mail addresses in it are all they see.
+    """
+    counts: dict[str, int] = {}
+    if not _CANDIDATE.search(text):
+        return text, counts
+    windows = _windows(text)
+    if "\x00" in text:
+        pieces = [apply_rules(text[start:end], counts) for start, end in windows]
+    else:
+        pieces = apply_rules(_SEPARATOR.join(text[start:end] for start, end in windows), counts).split(
+            _SEPARATOR
+        )
+    if not counts:
+        return text, counts
+    out: list[str] = []
+    last = 0
+    for (start, end), piece in zip(windows, pieces, strict=True):
+        out += (text[last:start], piece)
+        last = end
+    out.append(text[last:])
+    return "".join(out), counts
 
 
 class PiiStep(Step):

@@ -172,11 +172,11 @@ class CorpusDocument(Base):
 
 
 class DedupBand(Base):
-    """MinHash LSH band keys of accepted documents: the persistent near-duplicate index."""
+    """MinHash LSH band keys of accepted documents as 64-bit integers: the near-duplicate index."""
 
-    __tablename__ = "dedup_bands"
+    __tablename__ = "dedup_band_keys"
 
-    band_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     doc_id: Mapped[str] = mapped_column(ForeignKey("corpus_documents.doc_id"), primary_key=True)
 
 

@@ -76,6 +76,9 @@ class IngestJob:
 
 
 BatchCallback = Callable[[int, BatchStats], None]
+Decider = Callable[[Session, pa.Table], pa.Table]
+"""Marks a batch's duplicates inside its commit: the dedup index by default, or decisions made
+for a whole corpus beforehand (`scale.bulk_load`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
     return hashlib.sha256(f"{partner_id}:{shas}".encode()).hexdigest()[:32]
 
 
-def _extract_all(
+def extract_upload(
     raw: RawStore, files: list[StoredFile], refused: list[ExtractionFailure], options: RecordOptions
 ) -> Iterator[ExtractedDocument | ExtractionFailure]:
     yield from refused
@@ -144,14 +147,16 @@ def _commit_batch(
     seq: int,
     table: pa.Table,
     failures: list[ExtractionFailure],
+    decide: Decider = mark_duplicates,
 ) -> BatchStats | None:
     """Dedup against the index and commit one batch; None if another run committed it first."""
     try:
         with db.transaction() as session:
-            _lock_dedup(session)
+            if decide is mark_duplicates:  # decisions made beforehand read no index: nothing to order
+                _lock_dedup(session)
             if session.get(UploadBatch, (upload.id, seq)) is not None:
                 return None
-            table = mark_duplicates(session, table)
+            table = decide(session, table)
             stats = stats_of(table, failures)
             record_decisions(session, upload.id, seq, table)
             accepted = table.filter(pc.is_null(table.column(REJECT)))
@@ -269,6 +274,7 @@ def ingest(
     job: IngestJob,
     on_batch: BatchCallback | None = None,
     executor: Executor | None = None,
+    decide: Decider = mark_duplicates,
 ) -> dict[str, Any]:
     """Run an upload to its receipt; safe to call again after any crash.
 
@@ -300,7 +306,7 @@ def ingest(
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:
         nonlocal seen
         for raw_batch in batches(
-            upload.id, _extract_all(raw, files, collected.refused, job.options), batch_size
+            upload.id, extract_upload(raw, files, collected.refused, job.options), batch_size
         ):
             seen = raw_batch.seq + 1
             if raw_batch.seq not in done:
@@ -308,7 +314,7 @@ def ingest(
 
     mapper = executor or LocalExecutor(job.spec, job.workers)
     for (seq, failures), table in mapper.map(todo()):
-        stats = _commit_batch(db, store, upload, seq, table, failures)
+        stats = _commit_batch(db, store, upload, seq, table, failures, decide)
         if stats is not None and stats.accepted:
             index_part(home, store, upload.id, seq)
         if on_batch is not None and stats is not None:
