@@ -31,9 +31,10 @@ from tokenclub.db.engine import Database
 from tokenclub.db.schema import Base, LedgerEntry, LedgerTransaction, Partner
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 from tokenclub.ledger.chart import PAYABLE_KRW, PROFIT_SHARE_EXPENSE_KRW, customer_account, system_account
+from tokenclub.ledger.operations import PAYOUT_KIND
 from tokenclub.ledger.posting import Leg, audit, balance, ensure_system_accounts, post
 from tokenclub.settlement.periods import RecordKind, add_record, day_bounds, list_periods, open_period
-from tokenclub.settlement.settle import PAYOUT_KIND, close_period, payout_key
+from tokenclub.settlement.settle import close_period, payout_key
 
 
 def _ledger_rows(db: Database) -> tuple[int, int]:

@@ -44,12 +44,12 @@ from tokenclub.gateway.guard import (
     record,
 )
 from tokenclub.gateway.metering import counted_usage, usage_from
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter
 from tokenclub.gateway.requests import ParsedRequest, parse_request
 from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError
 from tokenclub.gateway.usage import usage_event_dict
 from tokenclub.guard.fragments import Fragment
+from tokenclub.ledger.pricing import PriceList
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,9 +8,9 @@ from datetime import timedelta
 from tokenclub.errors import InvalidInputError
 from tokenclub.gateway.app import GatewayConfig
 from tokenclub.gateway.guard import GatewayGuard
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits, RateLimiter, RedisRateLimiter
 from tokenclub.gateway.upstream import ModelRoute
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settings import Settings
 
 

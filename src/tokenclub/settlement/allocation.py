@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, TypeVar
 
-from tokenclub.gateway.pricing import MICRO, PriceList
+from tokenclub.ledger.pricing import MICRO, PriceList
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison

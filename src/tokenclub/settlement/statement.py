@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tokenclub.accounts.partners import get_partner
 from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine, SettlementRecord
 from tokenclub.errors import StateError
-from tokenclub.gateway.pricing import PriceList
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settlement.periods import get_period
 from tokenclub.settlement.settle import PeriodFigures, payout_key, token_share
 
