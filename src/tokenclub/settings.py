@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="Share of a period's API profit that goes into the partners' pool.",
+    )
+    pool_basis: Literal["profit", "revenue"] = Field(
+        default="profit",
+        description="What the pool rate applies to: profit (revenue − costs) or revenue (costs not "
+        "deducted); frozen into each period when it closes.",
     )
     min_payout_krw: int = Field(
         default=1_000, ge=0, description="Smallest payout; smaller amounts carry forward to the next period."

@@ -48,6 +48,7 @@ from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter
 from tokenclub.gateway.requests import ParsedRequest, parse_request
 from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError
 from tokenclub.gateway.usage import usage_event_dict
+from tokenclub.gateway.usage_estimate import estimate_usage
 from tokenclub.guard.fragments import Fragment
 from tokenclub.ledger.pricing import PriceList
 
@@ -92,12 +93,23 @@ class Metrics:
         self.guard = Counter(
             "tokenclub_guard_events", "Leak guard decisions", ["stage", "action"], registry=self.registry
         )
+        self.usage_anomalies = Counter(
+            "tokenclub_upstream_usage_anomalies",
+            "Upstream replies that reported more usage than the hold; charged at the hold",
+            registry=self.registry,
+        )
+        self.estimated = Counter(
+            "tokenclub_estimated_usage",
+            "Cut streams charged on the pinned-tokenizer estimate",
+            registry=self.registry,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
     key: KeyView
     hold_id: str
+    hold_tokens: int
 
 
 class Gateway:
@@ -126,7 +138,7 @@ class Gateway:
         hold = billing.place_hold(
             session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl
         )
-        return Admitted(key, hold.id)
+        return Admitted(key, hold.id, hold.tokens)
 
     async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
         def record(session: Session) -> None:
@@ -139,14 +151,16 @@ class Gateway:
     async def settle(self, admitted: Admitted, usage: Usage, info: RequestInfo, started: float) -> None:
         latency = int((time.perf_counter() - started) * 1000)
 
-        def work(session: Session) -> None:
-            # The rate counter first, as in admission: one lock order, no deadlocks.
-            self.config.limiter.add_tokens(
-                session, admitted.key.id, usage.prompt_tokens + usage.completion_tokens
-            )
-            billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
+        def work(session: Session) -> bool:
+            # The rate counter first, as in admission: one lock order, no deadlocks. It counts
+            # what is charged: a reported usage is capped at the hold there too.
+            self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
+            return billing.settle_hold(
+                session, admitted.hold_id, usage, self.config.prices, info, latency
+            ).capped
 
-        await self.in_db(work)
+        if await self.in_db(work):
+            self.metrics.usage_anomalies.inc()
         self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
         self.metrics.tokens.labels("completion").inc(usage.completion_tokens)
 
@@ -370,6 +384,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         except UpstreamError as exc:
             return await _upstream_failed(admitted, info, started, exc)
         await gateway.settle(admitted, used, info, started)
+        used = used.capped(admitted.hold_tokens)  # what was charged
         fragments: list[Fragment] = []
         if guard is not None:
             leak, fragments = guard.scan_reply(data, endpoint, check.strict, check.earlier)
@@ -529,14 +544,15 @@ def create_app(config: GatewayConfig) -> FastAPI:
         try:
             used = reported or await counted_usage(gateway.upstream, route, endpoint, parsed, generated)
         except UpstreamError as exc:
-            # The text was delivered but cannot be counted now: the hold stays and the sweep
-            # releases it, so the customer is never charged an invented amount.
+            # The text was delivered but cannot be counted exactly: settle at once on the
+            # pinned-tokenizer estimate (gateway/usage_estimate.py), capped by the hold.
             log.warning(
-                "request %s: usage could not be counted, hold left to expire: %s", info.request_id, exc
+                "request %s: usage could not be counted, charged on the estimate: %s", info.request_id, exc
             )
-            return None
+            used = await asyncio.to_thread(estimate_usage, parsed.prompt_text, generated)
+            gateway.metrics.estimated.inc()
         await gateway.settle(admitted, used, info, started)
-        return used
+        return used.capped(admitted.hold_tokens)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:

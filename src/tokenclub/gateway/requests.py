@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenclub.gateway.errors import bad_request
+from tokenclub.gateway.hold_bound import worst_tokens
 
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS_BASE = 64
@@ -27,7 +28,8 @@ class ParsedRequest:
 
     @property
     def worst_tokens(self) -> int:
-        return self.prompt_bound + self.max_tokens
+        """The hold: every forwarded field that costs tokens, bounded (`hold_bound`)."""
+        return worst_tokens(self.body, self.prompt_bound, self.max_tokens)
 
 
 def _text_of(content: Any, where: str) -> str:

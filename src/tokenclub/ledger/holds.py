@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tokenclub.db.ledger_schema import HoldResolution
@@ -366,3 +366,11 @@ def audit_holds(session: Session) -> list[str]:
                 f"hold {hold_id}: charged {prompt + completion} tokens / {charged_krw} KRW above its hold"
             )
     return problems
+
+
+def usage_anomalies(session: Session) -> int:
+    """Holds posted at their bound because the upstream reported more than the hold."""
+    return int(
+        session.scalar(select(func.count()).select_from(_RESOLUTIONS).where(_RESOLUTIONS.c.capped.is_(True)))
+        or 0
+    )

@@ -27,7 +27,7 @@ from tokenclub.ledger.chart import API_REVENUE_KRW, PAYABLE_KRW, system_account
 from tokenclub.ledger.operations import PAYOUT_KIND, post_payouts
 from tokenclub.ledger.pricing import PriceList
 from tokenclub.settings import Settings
-from tokenclub.settlement.allocation import Payout, allocate, free_usage_krw, pay_out, pool_krw
+from tokenclub.settlement.allocation import Payout, PoolBasis, allocate, free_usage_krw, pay_out, pool_krw
 from tokenclub.settlement.periods import RecordKind, get_or_open, is_closed, record_totals
 from tokenclub.settlement.weights import Bounds, CreditedTokens, WeightPolicy
 
@@ -46,14 +46,16 @@ class Terms:
     pool_rate: Decimal
     min_payout_krw: int
     prices: PriceList
+    pool_basis: PoolBasis = PoolBasis.PROFIT
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Terms:
+    def from_settings(cls, settings: Settings, pool_basis: PoolBasis | None = None) -> Terms:
         # The float setting's shortest repr (0.3) is the decimal the operator typed.
         return cls(
             Decimal(repr(settings.pool_rate)),
             settings.min_payout_krw,
             PriceList(settings.price_input_krw_per_mtok, settings.price_output_krw_per_mtok),
+            pool_basis or PoolBasis(settings.pool_basis),
         )
 
 
@@ -108,6 +110,7 @@ class Settlement(PeriodFigures):
     closed_at: datetime
     policy: str
     pool_rate: str
+    pool_basis: str
     min_payout_krw: int
     prices: PriceList
     api_revenue_krw: int
@@ -127,6 +130,7 @@ class Settlement(PeriodFigures):
             "closed_at": self.closed_at.isoformat(),
             "policy": self.policy,
             "pool_rate": self.pool_rate,
+            "pool_basis": self.pool_basis,
             "min_payout_krw": self.min_payout_krw,
             "api_revenue_krw": self.api_revenue_krw,
             "manual_revenue_krw": self.manual_revenue_krw,
@@ -304,6 +308,7 @@ def _settlement(
         closed_at=closing.closed_at,
         policy=closing.policy,
         pool_rate=closing.pool_rate,
+        pool_basis=closing.pool_basis,
         min_payout_krw=closing.min_payout_krw,
         prices=PriceList(closing.price_input_krw_per_mtok, closing.price_output_krw_per_mtok),
         api_revenue_krw=closing.api_revenue_krw,
@@ -356,7 +361,12 @@ def close_period(
     api = api_revenue_krw(session, bounds)
     records = record_totals(session, period)
     pool = (
-        pool_krw(api + records[RecordKind.REVENUE], records[RecordKind.COST], Fraction(terms.pool_rate))
+        pool_krw(
+            api + records[RecordKind.REVENUE],
+            records[RecordKind.COST],
+            Fraction(terms.pool_rate),
+            terms.pool_basis,
+        )
         if total_tokens
         else 0
     )
@@ -378,6 +388,7 @@ def close_period(
         closed_at=moment,
         policy=chosen.name,
         pool_rate=str(terms.pool_rate),
+        pool_basis=terms.pool_basis.value,
         min_payout_krw=terms.min_payout_krw,
         price_input_krw_per_mtok=terms.prices.input_krw_per_mtok,
         price_output_krw_per_mtok=terms.prices.output_krw_per_mtok,

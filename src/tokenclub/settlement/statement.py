@@ -41,6 +41,7 @@ class Statement(PeriodFigures):
     closed_at: datetime
     policy: str
     pool_rate: str
+    pool_basis: str
     api_revenue_krw: int
     manual_revenue_krw: int
     cost_krw: int
@@ -86,6 +87,7 @@ class Statement(PeriodFigures):
             "cost_krw": self.cost_krw,
             "profit_krw": self.profit_krw,
             "pool_rate": self.pool_rate,
+            "pool_basis": self.pool_basis,
             "pool_krw": self.pool_krw,
             "policy": self.policy,
             "total_tokens": self.total_tokens,
@@ -135,6 +137,7 @@ def build_statement(session: Session, partner_id: int, period_name: str) -> Stat
         closed_at=closing.closed_at,
         policy=closing.policy,
         pool_rate=closing.pool_rate,
+        pool_basis=closing.pool_basis,
         api_revenue_krw=closing.api_revenue_krw,
         manual_revenue_krw=closing.manual_revenue_krw,
         cost_krw=closing.cost_krw,
