@@ -185,7 +185,7 @@ class Gateway:
 
         def work(session: Session) -> int:
             stale = billing.stale_holds(session, utcnow())
-            return sum(billing.release_hold(session, hold_id, "expired") for hold_id in stale)
+            return sum(billing.release_hold(session, hold_id, expire=True) for hold_id in stale)
 
         return await self.in_db(work)
 

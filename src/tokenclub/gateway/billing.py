@@ -155,11 +155,11 @@ def _event(
     return event_id
 
 
-def release_hold(session: Session, hold_id: str, status: str = "released") -> bool:
-    """Void a whole hold (upstream failure, refusal) or, with status `expired`, expire it;
+def release_hold(session: Session, hold_id: str, expire: bool = False) -> bool:
+    """Void a whole hold (upstream failure, refusal) or, with `expire`, expire it once due;
     False if it was already resolved."""
     try:
-        holds.void(session, hold_id, expire=status == "expired")
+        holds.void(session, hold_id, expire=expire)
     except HoldResolvedError:
         return False
     return True
