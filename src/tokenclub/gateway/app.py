@@ -150,19 +150,20 @@ class Gateway:
 
     async def settle(self, admitted: Admitted, usage: Usage, info: RequestInfo, started: float) -> None:
         latency = int((time.perf_counter() - started) * 1000)
+        charged = usage.capped(admitted.hold_tokens)  # what the ledger will charge
 
         def work(session: Session) -> bool:
             # The rate counter first, as in admission: one lock order, no deadlocks. It counts
             # what is charged: a reported usage is capped at the hold there too.
-            self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
+            self.config.limiter.add_tokens(session, admitted.key.id, charged.total)
             return billing.settle_hold(
                 session, admitted.hold_id, usage, self.config.prices, info, latency
             ).capped
 
         if await self.in_db(work):
             self.metrics.usage_anomalies.inc()
-        self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
-        self.metrics.tokens.labels("completion").inc(usage.completion_tokens)
+        self.metrics.tokens.labels("prompt").inc(charged.prompt_tokens)
+        self.metrics.tokens.labels("completion").inc(charged.completion_tokens)
 
     async def release(self, admitted: Admitted, info: RequestInfo, status: str, started: float) -> None:
         latency = int((time.perf_counter() - started) * 1000)

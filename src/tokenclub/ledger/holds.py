@@ -52,7 +52,7 @@ from tokenclub.ledger.chart import (
     customer_account,
     system_account,
 )
-from tokenclub.ledger.posting import Leg, _connection, lock_accounts, post
+from tokenclub.ledger.posting import Leg, connection_of, lock_accounts, post
 from tokenclub.ledger.pricing import PriceList, Split, krw_due, plan_hold, split_usage
 
 
@@ -157,7 +157,7 @@ def place(
     """Set aside a pending amount of `tokens`, or refuse with `QuotaExceededError` and write nothing."""
     if tokens < 0:
         raise InvalidInputError(f"a hold's pending amount must not be negative, got {tokens}")
-    conn = _connection(db)
+    conn = connection_of(db)
     codes = [
         _acct(customer_id, kind)
         for kind in (FREE_ALLOWANCE, FREE_ALLOWANCE_HELD, CREDIT_LINE_KRW, CREDIT_LINE_HELD_KRW)
@@ -299,7 +299,7 @@ def post_pending(
 ) -> Posted:
     """Charge `usage` against a pending hold and return the rest; refused above the pending
     amount (`HoldExceededError`) or once resolved (`HoldResolvedError`)."""
-    conn = _connection(db)
+    conn = connection_of(db)
     hold, _ = _lock_pending(conn, hold_id)
     return _post(conn, hold, usage, usage, prices, memo)
 
@@ -309,14 +309,14 @@ def charge(
 ) -> Posted:
     """Post min(reported usage, hold): what an upstream reports beyond the hold is never
     charged; `Posted.capped` tells the caller to report the anomaly."""
-    conn = _connection(db)
+    conn = connection_of(db)
     hold, _ = _lock_pending(conn, hold_id)
     return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo)
 
 
 def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hold:
     """Return a whole hold, once; `expire` is a void by time, refused before the hold is due."""
-    conn = _connection(db)
+    conn = connection_of(db)
     hold, due = _lock_pending(conn, hold_id)
     if expire and not due:
         raise StateError(f"hold {hold_id} has not expired yet")
@@ -335,7 +335,7 @@ def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hol
 
 def stale(db: Session | Connection, now: datetime) -> list[str]:
     """Pending holds past their expiry: what the sweep expires."""
-    return list(_connection(db).execute(_STALE_HOLDS, {"now": now}).scalars())
+    return list(connection_of(db).execute(_STALE_HOLDS, {"now": now}).scalars())
 
 
 def audit_holds(session: Session) -> list[str]:

@@ -178,7 +178,7 @@ _INSERT_TRANSACTION = {
 }
 
 
-def _connection(db: Session | Connection) -> Connection:
+def connection_of(db: Session | Connection) -> Connection:
     """The connection of the caller's transaction; a session's pending ORM writes are flushed
     first, because the statements here run on the driver's cursor and bypass autoflush."""
     if isinstance(db, Connection):
@@ -192,7 +192,7 @@ def lock_accounts(db: Session | Connection, codes: Iterable[str]) -> dict[str, L
     """Lock the named accounts in id order (the order every posting writes in, so postings do
     not deadlock) and read their balances. PostgreSQL locks the rows (FOR UPDATE); SQLite
     transactions here start with BEGIN IMMEDIATE and already hold the database's write lock."""
-    conn = _connection(db)
+    conn = connection_of(db)
     wanted = sorted(set(codes))
     params = {f"code_{i}": code for i, code in enumerate(wanted)}
     found = {
@@ -243,7 +243,7 @@ def post(
     replay.
     """
     _validate(key, legs)
-    conn = _connection(db)
+    conn = connection_of(db)
     accounts = locked if locked is not None else lock_accounts(conn, [leg.account for leg in legs])
     digest = posting_digest(kind, legs)
     try:
@@ -324,7 +324,7 @@ def post_many(session: Session, transfers: Sequence[Transfer]) -> list[int]:
     """
     if not transfers:
         return []
-    conn = _connection(session)
+    conn = connection_of(session)
     keys = [transfer.key for transfer in transfers]
     if len(set(keys)) != len(keys):
         raise InvalidInputError("a bulk posting repeats an idempotency key")
