@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL for rate limits shared by gateway replicas; default the database.",
     )
+    trainers: str = Field(
+        default="",
+        description="Comma-separated names that may create and download training exports (trainer role).",
+    )
+    operators: str = Field(
+        default="",
+        description="Comma-separated operator names; operators may also create and download exports.",
+    )
+    export_shard_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="Text bytes (UTF-8) per export shard before a new one starts.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -67,6 +67,7 @@ def test_a_statement_shows_the_pool_the_share_the_payout_and_free_usage(
         "price_input_krw_per_mtok": 2_000,
         "price_output_krw_per_mtok": 8_000,
         "free_usage_krw": 310,
+        "trained_models": "",
         "records": None,
     }
     assert [(r["kind"], r["krw"], r["note"]) for r in data["records"]] == [  # type: ignore[attr-defined]

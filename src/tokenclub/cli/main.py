@@ -7,9 +7,11 @@ import typer
 from tokenclub.cli import (
     accounts_cmd,
     dedup_cmd,
+    export_cmd,
     guard_cmd,
     ingest_cmd,
     ledger_cmd,
+    model_cmd,
     settlement_cmd,
     tokenizer_cmd,
 )
@@ -46,6 +48,8 @@ app.command("settle")(settlement_cmd.settle)
 app.command("statement")(settlement_cmd.statement)
 app.add_typer(guard_cmd.guard_app, name="guard")
 app.add_typer(guard_cmd.audit_app, name="audit")
+app.add_typer(export_cmd.export_app, name="export")
+app.add_typer(model_cmd.model_app, name="model")
 
 
 @app.command()

@@ -238,6 +238,7 @@ class UsageEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+from tokenclub.db import export_schema as export_schema  # noqa: E402
 from tokenclub.db import guard_schema as guard_schema  # noqa: E402
 from tokenclub.db import ledger_schema as ledger_schema  # noqa: E402
 from tokenclub.db import settlement_schema as settlement_schema  # noqa: E402

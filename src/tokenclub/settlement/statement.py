@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tokenclub.accounts.partners import get_partner
 from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine, SettlementRecord
 from tokenclub.errors import StateError
+from tokenclub.export.registry import models_trained_on
 from tokenclub.ledger.pricing import PriceList
 from tokenclub.settlement.periods import get_period
 from tokenclub.settlement.settle import PeriodFigures, payout_key, token_share
@@ -58,6 +59,7 @@ class Statement(PeriodFigures):
     free_completion_tokens: int
     prices: PriceList
     free_usage_krw: int
+    trained_models: tuple[str, ...] = ()
 
     @property
     def share(self) -> Fraction:
@@ -105,6 +107,7 @@ class Statement(PeriodFigures):
             "price_input_krw_per_mtok": self.prices.input_krw_per_mtok,
             "price_output_krw_per_mtok": self.prices.output_krw_per_mtok,
             "free_usage_krw": self.free_usage_krw,
+            "trained_models": ", ".join(self.trained_models),
             "records": [
                 {"kind": r.kind, "krw": r.krw, "note": r.note, "created_at": r.created_at.isoformat()}
                 for r in self.records
@@ -154,4 +157,5 @@ def build_statement(session: Session, partner_id: int, period_name: str) -> Stat
         free_completion_tokens=line.free_completion_tokens if line else 0,
         prices=PriceList(closing.price_input_krw_per_mtok, closing.price_output_krw_per_mtok),
         free_usage_krw=line.free_usage_krw if line else 0,
+        trained_models=tuple(model.name for model in models_trained_on(session, partner.id)),
     )

@@ -1,0 +1,211 @@
+"""Commands for training exports: snapshots, exports, downloads, the access log, partners' view.
+
+Only trainers and operators (`--as NAME`) take data out; every export and download is logged.
+The export modules load pyarrow, NumPy and the tokenizer, so they are imported per command.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import typer
+
+from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
+from tokenclub.errors import InvalidInputError
+from tokenclub.home import open_database
+from tokenclub.settings import get_settings
+from tokenclub.storage import store_child
+
+export_app = typer.Typer(
+    help="Training exports: snapshots, shards, downloads (trainers and operators).", no_args_is_help=True
+)
+
+ACTOR_OPTION = typer.Option(..., "--as", help="Who acts: a trainer or operator name (purpose limitation).")
+FORMAT_OPTION = typer.Option(
+    ["parquet"], "--format", "-f", help="parquet, megatron, mds; repeat or comma-separate for several."
+)
+_SIZE = re.compile(r"^\s*(\d+)\s*(|b|kb|kib|mb|mib|gb|gib)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+
+
+def parse_size(raw: str) -> int:
+    """`268435456`, `256MiB`, `200MB`, `1GB` → bytes."""
+    match = _SIZE.match(raw)
+    if match is None or int(match.group(1)) <= 0:
+        raise InvalidInputError(f"--shard-size {raw!r} is not a positive size such as 256MiB or 200MB")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def _authorize(actor: str) -> Any:
+    from tokenclub.export.access import authorize
+
+    return authorize(get_settings(), actor)
+
+
+@export_app.command("snapshot")
+def snapshot_create(actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Freeze the accepted documents of partners still in training as a new snapshot."""
+    from tokenclub.cli.ingest_cmd import pipeline_spec
+    from tokenclub.export.access import log_action
+    from tokenclub.export.snapshot import create_snapshot
+
+    role = _authorize(actor)
+    with session_scope() as session:
+        view = create_snapshot(session, actor, pipeline_spec(get_settings()))
+        log_action(
+            session, actor, role, "snapshot", snapshot_id=view.id, detail={"documents": view.documents}
+        )
+    emit(view.as_dict(), json_out, f"snapshot {view.id}")
+
+
+@export_app.command("create")
+def export_create(
+    actor: str = ACTOR_OPTION,
+    snapshot: int | None = typer.Option(None, "--snapshot", help="Export this snapshot; default a new one."),
+    formats: list[str] = FORMAT_OPTION,
+    to: str | None = typer.Option(
+        None, "--to", help="Folder or fsspec URL; default <store>/exports/export-N."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Shuffle reproducibly with this seed."),
+    shard_size: str | None = typer.Option(
+        None, "--shard-size", help="Text bytes per shard (e.g. 256MiB); default TOKENCLUB_EXPORT_SHARD_BYTES."
+    ),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write a snapshot (a new one unless --snapshot) as shards, provenance and a manifest."""
+    from tokenclub.cli.ingest_cmd import pipeline_spec
+    from tokenclub.export.access import log_action
+    from tokenclub.export.formats import parse_formats
+    from tokenclub.export.run import ExportRequest, run_export
+    from tokenclub.export.snapshot import create_snapshot
+    from tokenclub.tokenizer_store import resolve_tokenizer
+
+    settings = get_settings()
+    role = _authorize(actor)
+    names = parse_formats(formats)
+    shard_bytes = parse_size(shard_size) if shard_size else settings.export_shard_bytes
+    if snapshot is None:
+        with session_scope() as session:
+            view = create_snapshot(session, actor, pipeline_spec(settings))
+            log_action(
+                session, actor, role, "snapshot", snapshot_id=view.id, detail={"documents": view.documents}
+            )
+            snapshot = view.id
+    request = ExportRequest(snapshot, names, shard_bytes, seed, to)
+    db = open_database(settings)
+    try:
+        manifest = run_export(
+            db,
+            corpus_store(),
+            store_child(settings.home, settings.store_url, "exports"),
+            resolve_tokenizer(settings),
+            actor,
+            role,
+            request,
+        )
+    finally:
+        db.dispose()
+    summary = {
+        key: manifest[key]
+        for key in ("export_id", "snapshot_id", "formats", "documents", "tokens", "text_bytes", "seed")
+    }
+    summary["files"] = len(manifest["files"])
+    summary["location"] = request.location or store_child(settings.home, settings.store_url, "exports") + (
+        f"/export-{manifest['export_id']:06d}"
+    )
+    emit(manifest if json_out else summary, json_out, f"export {manifest['export_id']}")
+
+
+@export_app.command("list")
+def export_list(actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Every export, with a note where partners of its snapshot have withdrawn since."""
+    from tokenclub.export.catalog import list_exports
+
+    _authorize(actor)
+    with session_scope() as session:
+        rows = list_exports(session)
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows(
+            "exports", ("id", "snapshot_id", "status", "formats", "location", "created_by", "note"), rows
+        )
+
+
+@export_app.command("snapshots")
+def snapshot_list(actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Every snapshot with its counts."""
+    from tokenclub.export.snapshot import list_snapshots
+
+    _authorize(actor)
+    with session_scope() as session:
+        rows = [view.as_dict() for view in list_snapshots(session)]
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows(
+            "snapshots", ("id", "created_at", "created_by", "documents", "tokens", "excluded_partners"), rows
+        )
+
+
+@export_app.command("download")
+def export_download(
+    export_id: int,
+    to: str = typer.Option(..., "--to", help="Destination folder or fsspec URL (must hold no export)."),
+    actor: str = ACTOR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Copy a finished export, verifying every checksum; the download is logged."""
+    from tokenclub.export.catalog import download_export
+
+    role = _authorize(actor)
+    db = open_database(get_settings())
+    try:
+        result = download_export(db, export_id, to, actor, role)
+    finally:
+        db.dispose()
+    emit(result, json_out, f"export {export_id} downloaded")
+
+
+@export_app.command("log")
+def export_log(
+    actor: str = ACTOR_OPTION,
+    limit: int = typer.Option(100, min=1, help="Newest entries to show."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Who snapshotted, exported and downloaded what, and when (newest first)."""
+    from tokenclub.export.access import read_log
+
+    _authorize(actor)
+    with session_scope() as session:
+        rows = read_log(session, limit)
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows("export log", ("id", "at", "actor", "role", "action", "snapshot_id", "export_id"), rows)
+
+
+@export_app.command("partner")
+def export_partner(partner_id: int, json_out: bool = JSON_OPTION) -> None:
+    """What a partner may see: the snapshots holding its data (its own counts only) and the models
+    trained on them."""
+    from tokenclub.accounts.partners import get_partner
+    from tokenclub.export.registry import models_trained_on
+    from tokenclub.export.snapshot import partner_snapshots
+
+    with session_scope() as session:
+        get_partner(session, partner_id)
+        snapshots = partner_snapshots(session, partner_id)
+        models = [m.as_dict() for m in models_trained_on(session, partner_id)]
+    if json_out:
+        print_json({"partner_id": partner_id, "snapshots": snapshots, "models": models})
+        return
+    print_rows(
+        f"partner {partner_id}: snapshots with its data",
+        ("snapshot_id", "created_at", "documents", "tokens"),
+        snapshots,
+    )
+    print_rows(
+        f"partner {partner_id}: models trained on its data", ("name", "snapshot_id", "served_as"), models
+    )

@@ -1,0 +1,79 @@
+"""Commands for the model registry: which model was trained on which snapshot, and is it served."""
+
+from __future__ import annotations
+
+import typer
+
+from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
+from tokenclub.export.access import authorize, log_action
+from tokenclub.export.registry import list_models, register_model, retire_model, serve_model
+from tokenclub.settings import get_settings
+
+model_app = typer.Typer(
+    help="Model registry: models trained on snapshots, and what the gateway serves.", no_args_is_help=True
+)
+
+ACTOR_OPTION = typer.Option(..., "--as", help="Who acts: a trainer or operator name.")
+
+
+@model_app.command("register")
+def model_register(
+    name: str,
+    snapshot: int = typer.Option(..., "--snapshot", help="The snapshot the model was trained on."),
+    served_as: str | None = typer.Option(None, "--served-as", help="Gateway model name that serves it."),
+    actor: str = ACTOR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Record that a model was trained on a snapshot (and, with --served-as, that it is served)."""
+    role = authorize(get_settings(), actor)
+    with session_scope() as session:
+        view = register_model(session, name, snapshot, actor, served_as)
+        log_action(
+            session,
+            actor,
+            role,
+            "model_register",
+            snapshot_id=snapshot,
+            detail={"model": view.name, "served_as": view.served_as},
+        )
+    emit(view.as_dict(), json_out, f"model {view.name}")
+
+
+@model_app.command("serve")
+def model_serve(name: str, served_as: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Mark a registered model as served under a gateway model name."""
+    role = authorize(get_settings(), actor)
+    with session_scope() as session:
+        view = serve_model(session, name, served_as)
+        log_action(
+            session,
+            actor,
+            role,
+            "model_serve",
+            snapshot_id=view.snapshot_id,
+            detail={"model": view.name, "served_as": view.served_as},
+        )
+    emit(view.as_dict(), json_out, f"model {view.name}")
+
+
+@model_app.command("retire")
+def model_retire(name: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """The model is no longer served: withdrawn text it saw stops being held in the guard."""
+    role = authorize(get_settings(), actor)
+    with session_scope() as session:
+        view = retire_model(session, name)
+        log_action(
+            session, actor, role, "model_retire", snapshot_id=view.snapshot_id, detail={"model": view.name}
+        )
+    emit(view.as_dict(), json_out, f"model {view.name}")
+
+
+@model_app.command("list")
+def model_list(json_out: bool = JSON_OPTION) -> None:
+    """Registered models, their snapshots and the names they are served under."""
+    with session_scope() as session:
+        rows = [view.as_dict() for view in list_models(session)]
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows("models", ("name", "snapshot_id", "served_as", "registered_at", "retired_at"), rows)

@@ -1,0 +1,1 @@
+"""Training exports: snapshots of the corpus, shards in the formats trainers load, the model registry."""
