@@ -19,7 +19,6 @@ from typing import Any, cast
 from sqlalchemy import BindParameter, Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tokenclub.db.prebuilt import Prebuilt
@@ -314,13 +313,29 @@ def _lock_many(conn: Connection, codes: set[str]) -> dict[str, LockedAccount]:
     return found
 
 
+def _used_keys(conn: Connection, keys: Sequence[str]) -> list[str]:
+    used: list[str] = []
+    for start in range(0, len(keys), LOCK_CHUNK):
+        chunk = keys[start : start + LOCK_CHUNK]
+        used.extend(
+            conn.execute(
+                select(_TRANSACTIONS_TABLE.c.idempotency_key).where(
+                    _TRANSACTIONS_TABLE.c.idempotency_key.in_(chunk)
+                )
+            ).scalars()
+        )
+    return sorted(used)
+
+
 def post_many(session: Session, transfers: Sequence[Transfer]) -> list[int]:
     """Write many new transactions in a fixed number of statements (a period's payouts).
 
     Every transfer is validated and guarded exactly as `post` does it, against the locked
-    balances plus the batch's own earlier legs, before anything is written. Every key must be
-    new: a used one refuses the whole batch (`IdempotencyConflictError`) and nothing of it
-    stays. Returns the transaction ids in the order of `transfers`.
+    balances plus the batch's own earlier legs, and every key must be new (a used one refuses
+    the whole batch, `IdempotencyConflictError`), before anything is written. A key written by
+    a concurrent transaction between that check and the insert still fails the insert (the
+    database's unique key), and the caller's transaction with it. Returns the transaction ids
+    in the order of `transfers`.
     """
     if not transfers:
         return []
@@ -335,27 +350,26 @@ def post_many(session: Session, transfers: Sequence[Transfer]) -> list[int]:
         _check(accounts, transfer.legs, moved)
         for leg in transfer.legs:
             moved[accounts[leg.account].id] += leg.amount
+    used = _used_keys(conn, keys)
+    if used:
+        raise IdempotencyConflictError(f"keys of this bulk posting were already used: {', '.join(used[:5])}")
     now = utcnow()
     # Core executemany without RETURNING (one statement per row on SQLite): the new ids are
     # read back by key, above the highest id there was before.
     before = conn.execute(select(func.max(_TRANSACTIONS_TABLE.c.id))).scalar() or 0
-    try:
-        with session.begin_nested():
-            conn.execute(
-                insert(_TRANSACTIONS_TABLE),
-                [
-                    {
-                        "idempotency_key": t.key,
-                        "kind": t.kind,
-                        "memo": t.memo,
-                        "digest": posting_digest(t.kind, t.legs),
-                        "created_at": now,
-                    }
-                    for t in transfers
-                ],
-            )
-    except IntegrityError as exc:
-        raise IdempotencyConflictError("a key of this bulk posting was already used") from exc
+    conn.execute(
+        insert(_TRANSACTIONS_TABLE),
+        [
+            {
+                "idempotency_key": t.key,
+                "kind": t.kind,
+                "memo": t.memo,
+                "digest": posting_digest(t.kind, t.legs),
+                "created_at": now,
+            }
+            for t in transfers
+        ],
+    )
     ids = {
         key: tx_id
         for tx_id, key in conn.execute(
