@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint clean
+.PHONY: demo demo-portal test lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+demo-portal: $(STAMP)
+	bash scripts/demo_portal.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
@@ -23,4 +26,4 @@ test: lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .tokenclub-demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tokenclub-demo .tokenclub-portal-demo .mypy_cache .ruff_cache .pytest_cache

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field
+from pydantic import Field, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokenclub.errors import InvalidInputError
+
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class Settings(BaseSettings):
@@ -88,6 +94,18 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL for rate limits shared by gateway replicas; default the database.",
     )
+    operator_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, /metrics, /docs, /openapi.json and /healthz details need it as a bearer "
+        "token; at least 16 characters.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body the gateway reads (413 above)."
+    )
+    log_level: LogLevel = Field(
+        default="info", description="Gateway log level; at info every request writes one access-log line."
+    )
     trainers: str = Field(
         default="",
         description="Comma-separated names that may create and download training exports (trainer role).",
@@ -102,6 +120,23 @@ class Settings(BaseSettings):
         description="Text bytes (UTF-8) per export shard before a new one starts.",
     )
 
+    upload_max_bytes: int = Field(
+        default=8 * 1024**3, ge=1, description="Largest upload through the data API or the portal, in bytes."
+    )
+    upload_part_max_bytes: int = Field(
+        default=64 * 1024**2, ge=1, description="Largest single part of a chunked upload, in bytes."
+    )
+    worker_lease_s: int = Field(
+        default=300,
+        ge=5,
+        description="Seconds an ingest worker holds a job without renewing; then another may resume it.",
+    )
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, description="Seconds a portal login lasts.")
+    cookie_secure: bool = Field(
+        default=True,
+        description="Mark the portal session cookie Secure (HTTPS only; browsers exempt localhost).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file inside the home."""
@@ -110,7 +145,54 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'tokenclub.db').resolve()}"
 
 
+BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "length >="))
+KINDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", Path: "a path"}
+
+
+def _kind(info: FieldInfo) -> Any:
+    """A field's type, without the `| None` of an optional one."""
+    kind = info.annotation
+    if get_origin(kind) in (Union, UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    return kind
+
+
+def _allowed(info: FieldInfo) -> str:
+    """The values a field accepts, in words: its type and bounds."""
+    kind = _kind(info)
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(str(v) for v in get_args(kind))
+    bounds = [
+        f"{word} {getattr(meta, attr)}"
+        for meta in info.metadata
+        for attr, word in BOUNDS
+        if getattr(meta, attr, None) is not None
+    ]
+    return KINDS.get(kind, "text") + (" " + " and ".join(bounds) if bounds else "")
+
+
+def settings_error(exc: ValidationError, model: type[BaseSettings], prefix: str) -> InvalidInputError:
+    """One line naming each bad variable and what is allowed; the value given is repeated only
+    for numbers and choices (a token or URL may be a secret)."""
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        info = model.model_fields.get(name)
+        if info is None:
+            parts.append(f"{prefix}{name.upper()}: {error['msg']}")
+            continue
+        given = error.get("input")
+        plain = _kind(info) in KINDS or get_origin(_kind(info)) is Literal
+        shown = f"={given}" if plain and isinstance(given, str) and len(given) <= 40 else ""
+        parts.append(f"{prefix}{name.upper()}{shown} is not allowed: use {_allowed(info)}")
+    return InvalidInputError("; ".join(parts))
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings read once per process (tests clear the cache after changing the environment)."""
-    return Settings()
+    """Settings read once per process (tests clear the cache after changing the environment);
+    a bad value is an `InvalidInputError` naming the variable, so the CLI prints one line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc, Settings, "TOKENCLUB_") from None

@@ -38,3 +38,22 @@ def test_revoked_key_no_longer_authenticates(db: Database) -> None:
         assert authenticate(session, plain) is None
         assert authenticate(session, keep) is not None
         assert [k.revoked_at is None for k in list_keys(session, cid)] == [False, True]
+
+
+def test_scopes_default_to_inference_and_are_validated(db: Database) -> None:
+    import pytest
+
+    from tokenclub.accounts.keys import Scope
+    from tokenclub.errors import InvalidInputError
+
+    with db.transaction() as session:
+        cid = create_customer(session, "c").id
+        _, plain_view = create_key(session, cid)
+        _, data_view = create_key(session, cid, "uploader", ["data", "account", "data"])
+        assert plain_view.allows(Scope.INFERENCE) and not plain_view.allows(Scope.DATA)
+        assert data_view.scopes == "data,account" and not data_view.allows(Scope.INFERENCE)
+        assert data_view.as_dict()["scopes"] == ["data", "account"]
+        with pytest.raises(InvalidInputError, match="unknown scope 'admin'"):
+            create_key(session, cid, scopes=["admin"])
+        with pytest.raises(InvalidInputError, match="at least one scope"):
+            create_key(session, cid, scopes=[])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +38,7 @@ def upstream_url() -> Iterator[str]:
 
 def routes(upstream_url: str) -> dict[str, ModelRoute]:
     base = upstream_url + "/v1"
-    return {name: ModelRoute(name, base, name) for name in (MODEL, "fail", "slow", "cut")}
+    return {name: ModelRoute(name, base, name) for name in (MODEL, "fail", "slow", "cut", "embed", "picky")}
 
 
 def config(db: Database, upstream_url: str, limiter: RateLimiter | None = None) -> GatewayConfig:
@@ -59,16 +60,35 @@ def gateway(db: Database, upstream_url: str) -> Iterator[str]:
         yield url + "/v1"
 
 
+def add_customer(db: Database, name: str = "c", free: int = 0, credit_krw: int = 0) -> Customer:
+    with db.transaction() as session:
+        cid = create_customer(session, name).id
+        if free:
+            grant_free_tokens(session, cid, free, f"grant-{cid}")
+        if credit_krw:
+            grant_credit_line(session, cid, credit_krw, f"line-{cid}")
+        plain, view = create_key(session, cid)
+    return Customer(cid, plain, view.id)
+
+
 @pytest.fixture
 def make_customer(db: Database) -> Callable[..., Customer]:
-    def make(name: str = "c", free: int = 0, credit_krw: int = 0) -> Customer:
-        with db.transaction() as session:
-            cid = create_customer(session, name).id
-            if free:
-                grant_free_tokens(session, cid, free, f"grant-{cid}")
-            if credit_krw:
-                grant_credit_line(session, cid, credit_krw, f"line-{cid}")
-            plain, view = create_key(session, cid)
-        return Customer(cid, plain, view.id)
+    return functools.partial(add_customer, db)
 
-    return make
+
+@dataclass(frozen=True)
+class Served:
+    """A gateway kept for a whole test module, on the SQLite database (tests of the protocol
+    rather than of the ledger, which the per-backend `gateway` fixture covers)."""
+
+    db: Database
+    url: str
+
+    def customer(self, free: int = 10_000, credit_krw: int = 0) -> Customer:
+        return add_customer(self.db, "c", free, credit_krw)
+
+
+@pytest.fixture(scope="module")
+def served(_sqlite_db: Database, upstream_url: str) -> Iterator[Served]:
+    with serve_in_thread(create_app(config(_sqlite_db, upstream_url))) as url:
+        yield Served(_sqlite_db, url + "/v1")

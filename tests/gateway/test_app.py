@@ -137,7 +137,7 @@ def test_async_client_and_model_list(gateway: str, make_customer: Callable[..., 
         return models, reply.choices[0].message.content
 
     models, content = asyncio.run(run())
-    assert models == ["cut", "fail", "slow", MODEL]
+    assert models == ["cut", "embed", "fail", "picky", "slow", MODEL]
     assert content == REPLY
 
 
@@ -281,6 +281,10 @@ def test_health_and_metrics(gateway: str, make_customer: Callable[..., Customer]
     root = gateway.removesuffix("/v1")
     assert httpx.get(f"{root}/healthz").json()["status"] == "ok"
     metrics = httpx.get(f"{root}/metrics").text
-    assert 'tokenclub_requests_total{endpoint="completions",status="200"}' in metrics
-    assert 'tokenclub_tokens_total{kind="completion"}' in metrics
+    assert (
+        'tokenclub_requests_total{endpoint="completions",model="tiny",outcome="ok",status="200"} 1.0'
+        in metrics
+    )
+    assert 'tokenclub_tokens_total{charge="free",kind="completion",model="tiny"} 3.0' in metrics
+    assert 'tokenclub_tokens_total{charge="free",kind="prompt",model="tiny"} 1.0' in metrics
     assert "tokenclub_request_seconds_bucket" in metrics

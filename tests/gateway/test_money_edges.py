@@ -22,8 +22,9 @@ from tokenclub.db.engine import Database
 from tokenclub.db.ledger_schema import HoldResolution
 from tokenclub.db.schema import CreditHold, RateCounter, UsageEvent
 from tokenclub.gateway.app import create_app
+from tokenclub.gateway.formats import CHAT
 from tokenclub.gateway.hold_bound import TEMPLATE_TOKENS_PER_TOOL
-from tokenclub.gateway.requests import TEMPLATE_TOKENS_BASE, TEMPLATE_TOKENS_PER_MESSAGE
+from tokenclub.gateway.requests import TEMPLATE_TOKENS_BASE, TEMPLATE_TOKENS_PER_MESSAGE, parse_request
 from tokenclub.gateway.upstream import ModelRoute
 from tokenclub.gateway.usage_estimate import estimate_usage
 from tokenclub.ledger.holds import audit_holds
@@ -156,7 +157,7 @@ def test_usage_reported_above_the_hold_is_charged_at_the_hold_and_flagged(
     )
     assert limiter_tokens == hold
     metrics = httpx.get(gateway.removesuffix("/v1") + "/metrics").text
-    assert "tokenclub_upstream_usage_anomalies_total 1.0" in metrics
+    assert 'tokenclub_upstream_usage_anomalies_total{model="huge"} 1.0' in metrics
     _check_books(db)
 
 
@@ -202,7 +203,7 @@ def test_a_stream_cut_by_a_bad_event_is_charged_at_once_on_the_pinned_estimate(
     ) as response:
         text = response.read().decode()
     assert "the model server failed mid-stream" in text
-    expected = estimate_usage("hi", TEXT)
+    expected = estimate_usage("hi", [TEXT])
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
     with db.transaction() as session:
         assert balance_summary(session, customer.id)["free_tokens_used"] == expected.total
@@ -220,7 +221,7 @@ def test_a_stream_without_countable_usage_settles_on_the_estimate_not_the_ttl(
         response.read()
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
     with db.transaction() as session:
-        assert balance_summary(session, customer.id)["free_tokens_used"] == estimate_usage("hi", TEXT).total
+        assert balance_summary(session, customer.id)["free_tokens_used"] == estimate_usage("hi", [TEXT]).total
     _check_books(db)
 
 
@@ -237,7 +238,8 @@ def test_forwarded_tool_schemas_are_held_and_refused_beyond_the_allowance(
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "insufficient_quota"
     assert _holds(db, customer) == []
-    small = tools[:1]
-    response = _post(gateway, customer, {"model": "list", "messages": HI, "max_tokens": 20, "tools": small})
-    tools_bytes = len(json.dumps(small, ensure_ascii=False, separators=(",", ":")).encode())
-    assert _holds(db, customer) == [("voided", HI_PROMPT + 20 + tools_bytes + TEMPLATE_TOKENS_PER_TOOL)]
+    small = {"model": "list", "messages": HI, "max_tokens": 20, "tools": tools[:1]}
+    response = _post(gateway, customer, small)
+    held = parse_request(small, CHAT, 64, 4096).worst_tokens
+    assert held >= HI_PROMPT + 20 + len(json.dumps(tools[:1]).encode()) + TEMPLATE_TOKENS_PER_TOOL
+    assert _holds(db, customer) == [("voided", held)]

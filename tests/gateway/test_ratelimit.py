@@ -87,3 +87,5 @@ def test_http_429_with_retry_after(
     refused = [r for r in answers if r.status_code == 429]
     assert refused and all(r.json()["error"]["code"] == "rate_limit_exceeded" for r in refused)
     assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in refused)
+    assert all(r.headers["x-ratelimit-remaining-requests"] == "0" for r in refused)
+    assert all(r.headers["x-ratelimit-limit-requests"] == "2" for r in refused)

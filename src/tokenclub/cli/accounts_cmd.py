@@ -180,12 +180,15 @@ def key_create(
     partner: int | None = PARTNER_OPTION,
     customer: int | None = CUSTOMER_OPTION,
     name: str = typer.Option("", help="A label for the key."),
+    scope: list[str] = typer.Option(
+        ["inference"], "--scope", help="inference, data or account; repeat for several."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Issue an API key; the key is printed once and cannot be shown again."""
     customer_id = _resolve_customer(partner, customer)
     with session_scope() as session:
-        plain, view = keys.create_key(session, customer_id, name)
+        plain, view = keys.create_key(session, customer_id, name, scope)
     data = {"key": plain, **view.as_dict()}
     if json_out:
         print_json(data)

@@ -14,10 +14,13 @@ from tokenclub.cli import (
     model_cmd,
     settlement_cmd,
     tokenizer_cmd,
+    user_cmd,
 )
 from tokenclub.cli.extract_cmd import extract_command
 from tokenclub.cli.output import JSON_OPTION, emit
+from tokenclub.cli.portal_cmd import portal_command
 from tokenclub.cli.serve_cmd import serve_command
+from tokenclub.cli.worker_cmd import worker_command
 from tokenclub.errors import TokenclubError
 from tokenclub.home import init_home
 from tokenclub.settings import get_settings
@@ -38,6 +41,8 @@ app.command("usage")(ledger_cmd.usage)
 app.command("extract")(extract_command)
 app.command("ingest")(ingest_cmd.ingest_command)
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
+app.command("portal")(portal_command)
 app.add_typer(ingest_cmd.corpus_app, name="corpus")
 app.add_typer(dedup_cmd.dedup_app, name="dedup")
 app.add_typer(tokenizer_cmd.tokenizer_app, name="tokenizer")
@@ -50,6 +55,7 @@ app.add_typer(guard_cmd.guard_app, name="guard")
 app.add_typer(guard_cmd.audit_app, name="audit")
 app.add_typer(export_cmd.export_app, name="export")
 app.add_typer(model_cmd.model_app, name="model")
+app.add_typer(user_cmd.user_app, name="user")
 
 
 @app.command()

@@ -9,10 +9,11 @@ from contextlib import ExitStack
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from tokenclub.gateway.llama import LlamaServer
 from tokenclub.home import open_database
-from tokenclub.settings import get_settings
+from tokenclub.settings import get_settings, settings_error
 
 
 def serve_command(
@@ -22,9 +23,27 @@ def serve_command(
         None, "--upstream", help="OpenAI-compatible upstream base URL (…/v1)."
     ),
     workers: int = typer.Option(1, min=1, help="Gateway worker processes."),
+    log_level: str | None = typer.Option(
+        None,
+        "--log-level",
+        help="debug, info (one access-log line per request), warning or error; "
+        "default TOKENCLUB_LOG_LEVEL (info).",
+    ),
 ) -> None:
-    """Serve the OpenAI-compatible API, metered and paid for through the ledger."""
+    """Serve the OpenAI-compatible API, metered and paid for through the ledger.
+
+    With an upstream and neither TOKENCLUB_MODELS nor TOKENCLUB_MODEL_NAME, the served model
+    names are the ones the upstream lists at `/v1/models`."""
+    if log_level is not None:
+        os.environ["TOKENCLUB_LOG_LEVEL"] = log_level
+        get_settings.cache_clear()
+    from tokenclub.guard.config import GuardSettings  # the guard's imports only when serving
+
     settings = get_settings()
+    try:  # the workers read the guard's settings too: a bad one stops here, in one line
+        GuardSettings()
+    except ValidationError as exc:
+        raise settings_error(exc, GuardSettings, "TOKENCLUB_GUARD_") from None
     open_database(settings).dispose()
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit lets
     # the embedded model server be stopped on the way out.
@@ -34,6 +53,8 @@ def serve_command(
         if not url:
             typer.echo("starting the embedded llama.cpp server (SmolLM2-135M-Instruct)…", err=True)
             url = stack.enter_context(LlamaServer()).base_url
+            # The embedded server is served under the configured name, not its file's.
+            os.environ["TOKENCLUB_MODEL_NAME"] = settings.model_name
         os.environ["TOKENCLUB_UPSTREAM_URL"] = url
         get_settings.cache_clear()
         typer.echo(f"gateway on http://{host}:{port}/v1 → {url}", err=True)
@@ -43,5 +64,6 @@ def serve_command(
             host=host,
             port=port,
             workers=workers,
-            log_level="warning",
+            log_level=settings.log_level,
+            access_log=False,
         )

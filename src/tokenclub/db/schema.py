@@ -76,6 +76,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     display_prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(64), default="inference")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -241,4 +242,5 @@ class UsageEvent(Base):
 from tokenclub.db import export_schema as export_schema  # noqa: E402
 from tokenclub.db import guard_schema as guard_schema  # noqa: E402
 from tokenclub.db import ledger_schema as ledger_schema  # noqa: E402
+from tokenclub.db import portal_schema as portal_schema  # noqa: E402
 from tokenclub.db import settlement_schema as settlement_schema  # noqa: E402

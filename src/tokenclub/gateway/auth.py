@@ -1,17 +1,24 @@
-"""The gateway's key check: `accounts.keys.authenticate` as one prebuilt Core statement.
+"""Who may call what: API keys (a prebuilt Core statement, as `accounts.keys.authenticate`
+answers but without the ORM, since it runs on every request) and the operator token, both as
+FastAPI dependencies.
 
-It runs on every request, so it skips the ORM (object loading, identity map) that the
-account commands use; the answer is the same active-key-or-None.
+The paid endpoints take only the presented key (`bearer`) as a dependency: they check it inside
+the admission's transaction with the rate limit and the hold (`active_key`), one unit of
+database work instead of two.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 from typing import cast
 
+from fastapi import Depends, Request
 from sqlalchemy import Connection, Table, bindparam, select
 
-from tokenclub.accounts.keys import KEY_PREFIX, KeyView, hash_key
+from tokenclub.accounts.keys import KEY_PREFIX, KeyView, Scope, hash_key
 from tokenclub.db.schema import ApiKey
+from tokenclub.gateway.errors import INVALID_KEY, ApiError
 
 _KEYS = cast(Table, ApiKey.__table__)
 _KEY_BY_HASH = select(
@@ -21,14 +28,73 @@ _KEY_BY_HASH = select(
     _KEYS.c.display_prefix,
     _KEYS.c.created_at,
     _KEYS.c.revoked_at,
+    _KEYS.c.scopes,
 ).where(_KEYS.c.key_hash == bindparam("key_hash"))
 
 
 def active_key(conn: Connection, plain: str) -> KeyView | None:
-    """The active (not revoked) key matching a presented secret, or None."""
+    """The active (not revoked) key matching a presented secret, or None; a key without the
+    inference scope (one made for uploads or statements) is refused with 403."""
     if not plain.startswith(KEY_PREFIX):
         return None
     row = conn.execute(_KEY_BY_HASH, {"key_hash": hash_key(plain)}).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
-    return KeyView(*row)
+    key = KeyView(*row)
+    if not key.allows(Scope.INFERENCE):
+        raise ApiError(
+            403, "this API key has no inference scope", "invalid_request_error", "insufficient_scope"
+        )
+    return key
+
+
+def bearer(request: Request) -> str:
+    """The presented API key (dependency); 401 when there is none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "missing API key: send Authorization: Bearer <key>",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    return token.strip()
+
+
+async def current_key(request: Request, secret: str = Depends(bearer)) -> KeyView:
+    """The active key behind the request (dependency of the endpoints that charge nothing)."""
+    key: KeyView | None = await request.app.state.gateway.in_db(
+        lambda session: active_key(session.connection(), secret)
+    )
+    if key is None:
+        raise INVALID_KEY
+    return key
+
+
+def is_operator(request: Request) -> bool:
+    """Whether the request carries the operator token (as a bearer token, or as the password of
+    HTTP basic authentication, which a browser opening the docs sends), or none is set."""
+    expected: str | None = request.app.state.gateway.config.operator_token
+    if expected is None:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(token.strip(), validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def operator(request: Request) -> None:
+    """Guards the operator's endpoints (metrics, API docs) when an operator token is set."""
+    if not is_operator(request):
+        raise ApiError(
+            401,
+            "this endpoint needs the operator token (TOKENCLUB_OPERATOR_TOKEN) as a bearer token",
+            "invalid_request_error",
+            "invalid_operator_token",
+            headers={"WWW-Authenticate": 'Basic realm="tokenclub operator"'},
+        )

@@ -2,7 +2,8 @@
 
 Fixed one-minute windows counted in the database (PostgreSQL or SQLite, one upsert per
 request) or in Redis (INCR with expiry) when `TOKENCLUB_REDIS_URL` is set. A refused
-request learns how many seconds remain in the window (`Retry-After`).
+request learns how many seconds remain in the window (`Retry-After`); an admitted one, its
+standing in the window (the `x-ratelimit-*` headers).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ WINDOW_S = 60
 
 
 class RateLimitedError(TokenclubError):
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, standing: Standing | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.standing = standing
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,24 +36,48 @@ class Limits:
     tokens_per_minute: int
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A key's counts in the current window after admission, for the `x-ratelimit-*` headers."""
+
+    limits: Limits
+    requests: int
+    tokens: int
+    reset_s: int
+
+    def headers(self) -> dict[str, str]:
+        """The headers as OpenAI sends them (remaining counts never below zero)."""
+        reset = f"{self.reset_s}s"
+        return {
+            "x-ratelimit-limit-requests": str(self.limits.requests_per_minute),
+            "x-ratelimit-limit-tokens": str(self.limits.tokens_per_minute),
+            "x-ratelimit-remaining-requests": str(max(0, self.limits.requests_per_minute - self.requests)),
+            "x-ratelimit-remaining-tokens": str(max(0, self.limits.tokens_per_minute - self.tokens)),
+            "x-ratelimit-reset-requests": reset,
+            "x-ratelimit-reset-tokens": reset,
+        }
+
+
 def _window(now: float) -> tuple[int, int]:
     window = int(now // WINDOW_S)
     return window, max(1, int((window + 1) * WINDOW_S - now))
 
 
-def _check(requests: int, tokens: int, limits: Limits, retry_after: int) -> None:
+def _check(requests: int, tokens: int, limits: Limits, retry_after: int) -> Standing:
+    standing = Standing(limits, requests, tokens, retry_after)
     if requests > limits.requests_per_minute:
         raise RateLimitedError(
-            f"rate limit: more than {limits.requests_per_minute} requests per minute", retry_after
+            f"rate limit: more than {limits.requests_per_minute} requests per minute", retry_after, standing
         )
     if tokens >= limits.tokens_per_minute:
         raise RateLimitedError(
-            f"rate limit: {limits.tokens_per_minute} tokens per minute used up", retry_after
+            f"rate limit: {limits.tokens_per_minute} tokens per minute used up", retry_after, standing
         )
+    return standing
 
 
 class RateLimiter(Protocol):
-    def admit(self, session: Session, key_id: int, now: float | None = None) -> None: ...
+    def admit(self, session: Session, key_id: int, now: float | None = None) -> Standing: ...
 
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None: ...
 
@@ -77,10 +103,10 @@ class DatabaseRateLimiter:
         row = _UPSERT.run(conn, values)[0]
         return int(row[0]), int(row[1])
 
-    def admit(self, session: Session, key_id: int, now: float | None = None) -> None:
+    def admit(self, session: Session, key_id: int, now: float | None = None) -> Standing:
         window, retry_after = _window(time.time() if now is None else now)
         requests, tokens = self._upsert(session, key_id, window, 1, 0)
-        _check(requests, tokens, self.limits, retry_after)
+        return _check(requests, tokens, self.limits, retry_after)
 
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None:
         if tokens:
@@ -113,9 +139,9 @@ class RedisRateLimiter:
         counted = pipe.execute()
         return int(counted[0]), int(counted[1]), retry_after
 
-    def admit(self, session: Session, key_id: int, now: float | None = None) -> None:
+    def admit(self, session: Session, key_id: int, now: float | None = None) -> Standing:
         requests, tokens, retry_after = self._bump(key_id, time.time() if now is None else now, 1, 0)
-        _check(requests, tokens, self.limits, retry_after)
+        return _check(requests, tokens, self.limits, retry_after)
 
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None:
         if tokens:

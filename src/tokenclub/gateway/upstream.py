@@ -20,11 +20,34 @@ MAX_CONNECTIONS = 512
 
 
 class UpstreamError(Exception):
-    """The upstream failed or timed out; the request is charged nothing."""
+    """The upstream failed, timed out or refused the request; the request is charged nothing.
 
-    def __init__(self, message: str, timeout: bool = False) -> None:
+    `status` is the upstream's HTTP status when it answered one, `detail` its error message
+    (shortened), which a client may be shown when the upstream refused the request itself."""
+
+    def __init__(
+        self, message: str, timeout: bool = False, status: int | None = None, detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.timeout = timeout
+        self.status = status
+        self.detail = detail
+
+
+DETAIL_LIMIT = 200
+
+
+def _refused(status: int, raw: bytes) -> UpstreamError:
+    """An error answer: its message (OpenAI's `error.message`, else the start of the body)."""
+    text = raw[:4096].decode(errors="replace")
+    try:
+        error = json.loads(raw).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        text = message if isinstance(message, str) else text
+    except (ValueError, AttributeError, RecursionError):
+        pass
+    detail = text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
+    return UpstreamError(f"upstream answered {status}: {detail}", status=status, detail=detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +119,7 @@ class Upstream:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _failed(exc) from exc
         if status >= 400:
-            raise UpstreamError(f"upstream answered {status}: {raw[:200].decode(errors='replace')}")
+            raise _refused(status, raw)
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -117,8 +140,7 @@ class Upstream:
         finished = False
         try:
             if response.status >= 400:
-                text = (await response.read()).decode(errors="replace")
-                raise UpstreamError(f"upstream answered {response.status}: {text[:200]}")
+                raise _refused(response.status, await response.read())
             done = False
             async for line in sse_lines(response.content.iter_any()):
                 # After [DONE] the rest of the body is still read, so the connection goes back
@@ -171,6 +193,17 @@ def well_formed(data: Any, what: str) -> dict[str, Any]:
         ):
             raise UpstreamError(f"upstream {what}: a choice is not a well-formed object")
     return data
+
+
+def model_ids(raw: bytes) -> list[str]:
+    """The ids in an OpenAI model list."""
+    try:
+        data = json.loads(raw).get("data")
+    except (ValueError, AttributeError, RecursionError) as exc:
+        raise UpstreamError("upstream model list is not an OpenAI model list") from exc
+    if not isinstance(data, list):
+        raise UpstreamError("upstream model list has no data")
+    return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
 
 
 async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -16,6 +16,7 @@ The ledger caps the charge at the hold in any case.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from tokenclub.ledger.holds import Usage
@@ -30,7 +31,7 @@ def pinned_counter() -> TokenCounter:
     return TokenCounter(resolve_tokenizer(get_settings()))
 
 
-def estimate_usage(prompt_text: str, delivered: str, counter: TokenCounter | None = None) -> Usage:
-    """Tokens of the prompt text and of the delivered text, with the pinned tokenizer."""
-    prompt, completion = (counter or pinned_counter()).count([prompt_text, delivered])
-    return Usage(prompt, completion)
+def estimate_usage(prompt_text: str, delivered: Sequence[str], counter: TokenCounter | None = None) -> Usage:
+    """Tokens of the prompt text and of the text delivered in each choice, with the pinned tokenizer."""
+    prompt, *completions = (counter or pinned_counter()).count([prompt_text, *delivered])
+    return Usage(prompt, sum(completions))

@@ -36,6 +36,7 @@ from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract
 from tokenclub.guard.indexing import index_part
 from tokenclub.guard.indexing import sync as guard_sync
+from tokenclub.ingest.decisions import record_decisions
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, stats_of, total
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
@@ -129,6 +130,7 @@ def _commit_batch(
                 return None
             table = mark_duplicates(session, table)
             stats = stats_of(table, failures)
+            record_decisions(session, upload.id, seq, table)
             accepted = table.filter(pc.is_null(table.column(REJECT)))
             if accepted.num_rows:
                 rows = accepted.num_rows

@@ -1,7 +1,7 @@
 """hold resolutions, hold token bound, pool basis
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0011
 Create Date: 2026-12-04 20:50:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

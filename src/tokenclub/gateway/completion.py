@@ -1,0 +1,312 @@
+"""One paid request from body to settled charge: chat completions, completions, embeddings.
+
+Per request: parse and bound it; check the prompt with the guard; admit (key, rate limit, hold:
+one database transaction); call the upstream; guard the reply; settle the hold with the exact
+usage (a second transaction) or release it when nothing was delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+
+from tokenclub.accounts.keys import KeyView, authenticate
+from tokenclub.gateway import billing
+from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
+from tokenclub.gateway.body import json_body
+from tokenclub.gateway.errors import ApiError, shorten
+from tokenclub.gateway.formats import EMBEDDINGS, SSE_DONE, ApiFormat, sse, usage_dict, usage_from
+from tokenclub.gateway.guard import PASS, PromptCheck, close_stream, record
+from tokenclub.gateway.metering import counted_usage
+from tokenclub.gateway.observe import RequestContext, context
+from tokenclub.gateway.ratelimit import RateLimitedError
+from tokenclub.gateway.requests import ParsedRequest, parse_request
+from tokenclub.gateway.service import Admitted, Gateway, rate_limited
+from tokenclub.gateway.streaming import ReplyStream
+from tokenclub.gateway.upstream import ModelRoute, UpstreamError
+from tokenclub.gateway.usage_estimate import estimate_usage
+
+log = logging.getLogger("tokenclub.gateway")
+REJECTED_BY_UPSTREAM = (400, 404, 405, 413, 415, 422, 501)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request past parsing: what every later step needs."""
+
+    fmt: ApiFormat
+    route: ModelRoute
+    parsed: ParsedRequest
+    ctx: RequestContext
+    started: float
+
+    def info(self, key: KeyView) -> RequestInfo:
+        return RequestInfo(self.ctx.request_id, key.id, self.route.name, self.fmt.kind, self.parsed.stream)
+
+
+class Completions:
+    """The paid endpoints of one gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.config = gateway.config
+
+    async def handle(self, request: Request, fmt: ApiFormat, secret: str) -> Response:
+        ctx = context(request.state)
+        started = time.perf_counter()
+        body = await json_body(request, self.config.max_body_bytes)
+        parsed = parse_request(body, fmt, self.config.default_max_tokens, self.config.max_tokens_ceiling)
+        route = self.config.routes.get(parsed.model)
+        if route is None:
+            raise ApiError(
+                404,
+                f"model {shorten(parsed.model)} does not exist",
+                "invalid_request_error",
+                "model_not_found",
+                param="model",
+            )
+        ctx.model = route.name
+        call = Call(fmt, route, parsed, ctx, started)
+        guard = self.config.guard
+        check = guard.check_prompt(parsed.prompt_text) if guard is not None and fmt.generates else PASS
+        if check.refuse:
+            await self._refuse(secret, call, check)
+        admitted, check = await self._admit(secret, call, check)
+        ctx.key_prefix = admitted.key.display_prefix
+        if admitted.standing is not None:
+            ctx.headers.update(admitted.standing.headers())
+        info = call.info(admitted.key)
+        if check.decisions:
+            await self.gateway.record_guard(ctx.request_id, admitted.key, check.decisions)
+        if check.refuse:  # the key's accumulated copying is past the budget
+            ctx.outcome = "guard_refused"
+            await self.gateway.release(admitted, info, "guard_accumulated", started)
+            raise ApiError(400, check.message, "invalid_request_error", "content_filter")
+        if parsed.stream:
+            return await self._stream(call, admitted, info, check)
+        return await self._whole(call, admitted, info, check)
+
+    async def _admit(self, secret: str, call: Call, check: PromptCheck) -> tuple[Admitted, PromptCheck]:
+        guard = self.config.guard
+        watched = guard is not None and guard.watches_keys and call.fmt.generates
+
+        def admit(session: Session) -> tuple[Admitted, PromptCheck]:
+            # The key's tally is read in the admission's transaction: one unit of database work
+            # (one thread hop, one slot in the group commit) instead of two.
+            admitted = self.gateway.admit(session, secret, call.parsed.worst_tokens)
+            if guard is not None and watched:
+                return admitted, guard.with_tally(session, admitted.key, check)
+            return admitted, check
+
+        try:
+            return await self.gateway.in_db(admit)
+        except QuotaExceededError as exc:
+            call.ctx.outcome = "insufficient_quota"
+            await self.gateway.refuse_quota(secret, call.info)
+            raise ApiError(429, str(exc), "insufficient_quota", "insufficient_quota") from exc
+
+    async def _whole(self, call: Call, admitted: Admitted, info: RequestInfo, check: PromptCheck) -> Response:
+        gateway, guard = self.gateway, self.config.guard
+        try:
+            data = await gateway.upstream.complete(call.route, call.fmt.path, call.parsed.body)
+            used = usage_from(data) or await counted_usage(
+                gateway.upstream, call.route, call.parsed, call.fmt.reply_texts(data)
+            )
+        except UpstreamError as exc:
+            return await self._upstream_failed(call, admitted, info, exc)
+        used = await self._settle(call, admitted, info, used)
+        if guard is not None and call.fmt.generates:
+            leak, fragments = guard.scan_reply(data, call.fmt.kind, check.strict, check.earlier)
+            if leak is not None:
+                call.ctx.outcome = "guard_" + leak.action
+                await gateway.record_guard(call.ctx.request_id, admitted.key, [leak])
+            if guard.watches_keys:
+                copied = guard.reply_credits(data, call.fmt.kind)
+                if copied or fragments:
+                    await gateway.in_db(lambda session: guard.keep(session, admitted.key, copied, fragments))
+        data["model"] = call.route.name
+        data["usage"] = usage_dict(used) if call.fmt.generates else _embedding_usage(used)
+        return JSONResponse(data)
+
+    async def _settle(self, call: Call, admitted: Admitted, info: RequestInfo, used: Usage) -> Usage:
+        """Settle the hold; the usage charged, which is never above the hold."""
+        await self.gateway.settle(admitted, used, info, call.started)
+        charged = used.capped(admitted.hold_tokens)
+        call.ctx.prompt_tokens, call.ctx.completion_tokens = charged.prompt_tokens, charged.completion_tokens
+        return charged
+
+    async def _refuse(self, secret: str, call: Call, check: PromptCheck) -> None:
+        """An extraction attempt under the refuse policy: counted against the rate limit and
+        recorded, never sent upstream, charged nothing."""
+        limiter = self.config.limiter
+
+        def work(session: Session) -> KeyView | None:
+            key = authenticate(session, secret)
+            if key is None:
+                return None
+            try:
+                limiter.admit(session, key.id)
+            except RateLimitedError as exc:
+                raise rate_limited(exc) from exc
+            assert check.decision is not None
+            record(session, call.ctx.request_id, key, [check.decision])
+            billing.record_failure(session, call.info(key), key.customer_id, "prompt_refused", 0)
+            return key
+
+        key = await self.gateway.in_db(work)
+        if key is None:
+            raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
+        call.ctx.key_prefix, call.ctx.outcome = key.display_prefix, "guard_refused"
+        self.gateway.metrics.guard.labels("prompt", "refused").inc()
+        raise ApiError(400, check.message, "invalid_request_error", "content_filter")
+
+    async def _upstream_failed(
+        self, call: Call, admitted: Admitted, info: RequestInfo, exc: UpstreamError
+    ) -> Response:
+        """Release the hold and say why: the upstream refused the request (a 400 the client can
+        act on), timed out (504) or failed (502)."""
+        if exc.status in REJECTED_BY_UPSTREAM:
+            call.ctx.outcome = "upstream_rejected"
+            await self.gateway.release(admitted, info, "upstream_rejected", call.started)
+            if call.fmt is EMBEDDINGS and exc.status in (404, 405, 501):
+                raise ApiError(
+                    400,
+                    f"model {shorten(call.route.name)} does not offer embeddings",
+                    "invalid_request_error",
+                    "unsupported_endpoint",
+                )
+            raise ApiError(
+                400,
+                f"the model server refused the request; nothing was charged: {exc.detail}",
+                "invalid_request_error",
+                "upstream_rejected",
+            )
+        kind = "timeout" if exc.timeout else "error"
+        call.ctx.outcome = f"upstream_{kind}"
+        self.gateway.metrics.upstream_errors.labels(call.route.name, kind).inc()
+        await self.gateway.release(admitted, info, f"upstream_{kind}", call.started)
+        if exc.timeout:
+            raise ApiError(
+                504, "the model server timed out; nothing was charged", "timeout", "upstream_timeout"
+            )
+        raise ApiError(
+            502, "the model server failed; nothing was charged", "upstream_error", "upstream_error"
+        )
+
+    async def _stream(
+        self, call: Call, admitted: Admitted, info: RequestInfo, check: PromptCheck
+    ) -> Response:
+        gateway, owner = self.gateway, self.config.guard
+        reply = ReplyStream(
+            call.fmt, call.route.name, call.parsed.choices, owner, check.strict, check.earlier
+        )
+        events = gateway.upstream.stream(call.route, call.fmt.path, call.parsed.body)
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        except UpstreamError as exc:
+            return await self._upstream_failed(call, admitted, info, exc)
+        first_token = gateway.metrics.first_token.labels(call.route.name)
+
+        async def body() -> AsyncIterator[bytes]:
+            failed = completed = False
+            timed = False
+            try:
+                pending = [first] if first is not None else []
+                while True:
+                    if pending:
+                        event = pending.pop()
+                    else:
+                        try:
+                            event = await anext(events)
+                        except StopAsyncIteration:
+                            break
+                    for out in reply.feed(event):
+                        if not timed:
+                            first_token.observe(time.perf_counter() - call.started)
+                            timed = True
+                        yield sse(out)
+                    if reply.blocked:
+                        await close_stream(events)
+                        break
+                for out in reply.finish():
+                    yield sse(out)
+                completed = True
+            except UpstreamError as exc:
+                failed = True
+                kind = "timeout" if exc.timeout else "error"
+                gateway.metrics.upstream_errors.labels(call.route.name, kind).inc()
+                call.ctx.outcome = "upstream_broke"
+                message = "the model server failed mid-stream; charged only for what was generated"
+                yield sse(
+                    {
+                        "error": {
+                            "message": message,
+                            "type": "upstream_error",
+                            "param": None,
+                            "code": f"upstream_{kind}",
+                        }
+                    }
+                )
+            finally:
+                self._after_stream(call, admitted, reply)
+                if not completed:
+                    # The client went away or the upstream broke: charge what was generated.
+                    if failed and not any(reply.generated()):
+                        gateway.spawn(gateway.release(admitted, info, "upstream_error", call.started))
+                    else:
+                        call.ctx.settling = gateway.spawn(self._settle_stream(call, admitted, info, reply))
+            if completed:
+                settling = gateway.spawn(self._settle_stream(call, admitted, info, reply))
+                call.ctx.settling = settling
+                if call.parsed.include_usage:
+                    final = await asyncio.shield(settling)
+                    if final is not None:
+                        yield sse(call.fmt.usage_chunk(reply.last_id, call.route.name, final))
+            yield SSE_DONE
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    def _after_stream(self, call: Call, admitted: Admitted, reply: ReplyStream) -> None:
+        """The guard's bookkeeping of a finished stream: its decisions, and with accumulation
+        on, the credits and fragments of what was sent, kept for the window."""
+        gateway, owner = self.gateway, self.config.guard
+        decisions = reply.decisions()
+        if decisions:
+            call.ctx.outcome = "guard_" + decisions[0].action
+            gateway.spawn(gateway.record_guard(call.ctx.request_id, admitted.key, decisions))
+        if owner is not None and owner.watches_keys:
+            copied, fragments = reply.credits(), reply.fragments()
+            if copied or fragments:
+                gateway.spawn(
+                    gateway.in_db(lambda session: owner.keep(session, admitted.key, copied, fragments))
+                )
+
+    async def _settle_stream(
+        self, call: Call, admitted: Admitted, info: RequestInfo, reply: ReplyStream
+    ) -> Usage | None:
+        try:
+            used = reply.reported or await counted_usage(
+                self.gateway.upstream, call.route, call.parsed, reply.generated()
+            )
+        except UpstreamError as exc:
+            # The text was delivered but cannot be counted exactly: settle at once on the
+            # pinned-tokenizer estimate (gateway/usage_estimate.py), capped by the hold.
+            log.warning(
+                "request %s: usage could not be counted, charged on the estimate: %s", info.request_id, exc
+            )
+            used = await asyncio.to_thread(estimate_usage, call.parsed.prompt_text, reply.generated())
+            self.gateway.metrics.estimated.labels(call.route.name).inc()
+        return await self._settle(call, admitted, info, used)
+
+
+def _embedding_usage(used: Usage) -> dict[str, int]:
+    return {"prompt_tokens": used.prompt_tokens, "total_tokens": used.prompt_tokens}

@@ -1,0 +1,150 @@
+"""The state one gateway worker shares across requests, and the database steps of a request:
+admit (key, rate limit, hold) and settle or release (exact usage, ledger, usage event).
+
+Database work runs in a thread (`DatabaseWork`) so the event loop keeps streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from tokenclub.accounts.keys import KeyView, authenticate
+from tokenclub.db.engine import Database
+from tokenclub.db.types import utcnow
+from tokenclub.gateway import billing
+from tokenclub.gateway.auth import active_key
+from tokenclub.gateway.billing import Charge, RequestInfo, Usage
+from tokenclub.gateway.dbwork import DatabaseWork
+from tokenclub.gateway.errors import INVALID_KEY, ApiError
+from tokenclub.gateway.guard import Decision, GatewayGuard, record
+from tokenclub.gateway.metrics import Metrics
+from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter, Standing
+from tokenclub.gateway.upstream import ModelRoute, Upstream
+from tokenclub.ledger.pricing import PriceList
+
+T = TypeVar("T")
+U = TypeVar("U")
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    database_url: str
+    routes: dict[str, ModelRoute]
+    prices: PriceList
+    limiter: RateLimiter
+    default_max_tokens: int = 512
+    max_tokens_ceiling: int = 4096
+    hold_ttl: timedelta = timedelta(minutes=15)
+    upstream_timeout_s: float = 120.0
+    guard: GatewayGuard | None = None
+    operator_token: str | None = None
+    """When set, `/metrics`, `/healthz` details and the API docs need it as a bearer token."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    key: KeyView
+    hold_id: str
+    hold_tokens: int
+    """The hold's pending amount: no charge of this request, and no tokens it adds to the
+    rate limit, exceed it."""
+    standing: Standing | None = None
+
+
+def rate_limited(exc: RateLimitedError) -> ApiError:
+    """429 with `Retry-After` and, as OpenAI sends them, the window's `x-ratelimit-*` headers."""
+    headers = exc.standing.headers() if exc.standing is not None else None
+    return ApiError(429, str(exc), "requests", "rate_limit_exceeded", exc.retry_after, headers=headers)
+
+
+class Gateway:
+    """Shared state of one worker process: database, upstream client, limiter, metrics."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.db = Database(config.database_url)
+        self.upstream = Upstream(config.routes, config.upstream_timeout_s)
+        self.metrics = Metrics()
+        self.work = DatabaseWork(self.db)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def in_db(self, work: Callable[[Session], T]) -> T:
+        """Run a unit of work off the event loop; its result once it is committed."""
+        return await self.work.run(work)
+
+    def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
+        key = active_key(session.connection(), secret)
+        if key is None:
+            raise INVALID_KEY
+        try:
+            standing = self.config.limiter.admit(session, key.id)
+        except RateLimitedError as exc:
+            raise rate_limited(exc) from exc
+        hold = billing.place_hold(
+            session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl
+        )
+        return Admitted(key, hold.id, hold.tokens, standing)
+
+    async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
+        def work(session: Session) -> None:
+            key = authenticate(session, secret)
+            if key is not None:
+                billing.record_failure(session, info_of(key), key.customer_id, "insufficient_quota", 0)
+
+        await self.in_db(work)
+
+    async def settle(self, admitted: Admitted, usage: Usage, info: RequestInfo, started: float) -> Charge:
+        latency = int((time.perf_counter() - started) * 1000)
+
+        def work(session: Session) -> Charge:
+            # The rate counter first, as in admission: one lock order, no deadlocks. It counts
+            # what is charged: a reported usage is capped at the hold there too.
+            self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
+            return billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
+
+        charge = await self.in_db(work)
+        self.metrics.charged(info.model, charge)
+        return charge
+
+    async def release(self, admitted: Admitted, info: RequestInfo, status: str, started: float) -> None:
+        latency = int((time.perf_counter() - started) * 1000)
+
+        def work(session: Session) -> None:
+            if billing.release_hold(session, admitted.hold_id):
+                billing.record_failure(session, info, admitted.key.customer_id, status, latency)
+
+        await self.in_db(work)
+
+    def spawn(self, coro: Coroutine[Any, Any, U]) -> asyncio.Task[U]:
+        """Run work that must finish even if the client went away (settling a cut stream)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def sweep(self) -> int:
+        """Release holds left by a crashed worker; returns how many were released."""
+
+        def work(session: Session) -> int:
+            stale = billing.stale_holds(session, utcnow())
+            return sum(billing.release_hold(session, hold_id, expire=True) for hold_id in stale)
+
+        return await self.in_db(work)
+
+    async def record_guard(self, request_id: str, key: KeyView, decisions: list[Decision]) -> None:
+        await self.in_db(lambda session: record(session, request_id, key, decisions))
+        for decision in decisions:
+            self.metrics.guard.labels(decision.stage, decision.action).inc()
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,134 @@
+"""The ingest queue: one winner per claim, leases that expire, and a resumed ingest after a
+worker dies mid-job that credits exactly once."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.ingest.fixtures import petitions, write_jsonl
+from tokenclub.accounts import partners
+from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.curate.quality import QualitySettings
+from tokenclub.db.engine import Database
+from tokenclub.db.portal_schema import Contribution
+from tokenclub.db.schema import LedgerTransaction, UploadBatch
+from tokenclub.ingest.receipt import BatchStats
+from tokenclub.jobs import queue
+from tokenclub.jobs.worker import WorkerConfig, run_claim, work
+from tokenclub.pipeline.steps import PipelineSpec
+from tokenclub.portal import uploads
+from tokenclub.portal.uploads import Limits
+from tokenclub.tokenizer_store import default_tokenizer_path
+
+THRESHOLD = 1_000
+LIMITS = Limits(10**8, 10**7)
+
+
+@pytest.fixture(scope="module")
+def spec() -> PipelineSpec:
+    return PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.5, QualitySettings())
+
+
+def _config(home: Path, spec: PipelineSpec, lease: timedelta = timedelta(minutes=5)) -> WorkerConfig:
+    return WorkerConfig(home, spec, Fraction(1), batch_size=4, workers=1, store_url=None, lease=lease)
+
+
+def _queued(db: Database, home: Path, data: bytes, name: str = "p.jsonl") -> tuple[int, str]:
+    with db.transaction() as session:
+        pid = partners.apply(session, f"partner-{name}-{len(data)}", threshold_words=THRESHOLD).id
+        partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
+        upload = uploads.create_upload(
+            session, pid, filename=name, purpose="user_data", size=len(data), mime_type="", limits=LIMITS
+        )
+    part = uploads.add_part(db, home, upload.id, pid, io.BytesIO(data), LIMITS)
+    _, contribution = uploads.complete(db, home, upload.id, pid, [part.id])
+    return pid, contribution.id
+
+
+def _jsonl(tmp_path: Path, count: int) -> bytes:
+    return write_jsonl(tmp_path / "src.jsonl", petitions(100, count)).read_bytes()
+
+
+def test_only_one_worker_wins_a_job_and_a_dead_ones_lease_expires(db: Database, tmp_path: Path) -> None:
+    _queued(db, tmp_path, b'{"text": "x"}\n')
+    first = queue.claim(db, "a", timedelta(seconds=-1))  # its lease has already run out
+    assert first is not None and first.attempt == 1
+    second = queue.claim(db, "b", timedelta(minutes=5))
+    assert second is not None and second.contribution_id == first.contribution_id and second.attempt == 2
+    assert queue.claim(db, "c", timedelta(minutes=5)) is None
+    assert not queue.renew(db, first, "a", timedelta(minutes=5))
+    assert queue.renew(db, second, "b", timedelta(minutes=5))
+    assert queue.finish(db, second, "b", upload_id=None, error="boom", retry=True) == "queued"
+    assert queue.finish(db, first, "a", upload_id=None) is not None  # the dead worker's close changes nothing
+    with db.transaction() as session:
+        assert session.scalars(select(Contribution.status)).one() == "queued"
+
+
+def test_concurrent_claims_have_one_winner(pg_db: Database, tmp_path: Path) -> None:
+    _queued(pg_db, tmp_path, b'{"text": "x"}\n')
+    results: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def race(name: str) -> None:
+        barrier.wait()
+        results.append(queue.claim(pg_db, name, timedelta(minutes=5)))
+
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_a_worker_that_dies_mid_ingest_is_resumed_and_credits_once(
+    db: Database, tmp_path: Path, spec: PipelineSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    data = _jsonl(tmp_path, 20)
+    _, contribution_id = _queued(db, home, data)
+    dead = queue.claim(db, "dead", timedelta(seconds=-1))
+    assert dead is not None
+
+    class Killed(BaseException):
+        """Stands for the process being killed after its first committed batch."""
+
+    real = queue.progress
+
+    def die_after_first(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        raise Killed
+
+    monkeypatch.setattr(queue, "progress", die_after_first)
+    with pytest.raises(Killed):
+        run_claim(db, _config(home, spec), dead, "dead")
+    monkeypatch.setattr(queue, "progress", real)
+    with db.transaction() as session:
+        row = session.get(Contribution, contribution_id)
+        assert row is not None and row.status == "running" and row.batches_done == 1
+        committed = session.scalar(select(func.count()).select_from(UploadBatch))
+    assert committed == 1
+
+    events: list[str] = []
+    assert work(db, _config(home, spec), "alive", once=True, report=lambda e, _d: events.append(e)) == 1
+    assert events == ["claimed", *["batch"] * 4, "done"]
+    with db.transaction() as session:
+        row = session.get(Contribution, contribution_id)
+        assert row is not None and row.status == "done" and row.attempts == 2 and row.worker == "alive"
+        assert row.documents_seen == 20 and row.batches_done == 5
+        grants = session.scalar(
+            select(func.count())
+            .select_from(LedgerTransaction)
+            .where(LedgerTransaction.kind == "grant_free_tokens")
+        )
+        stats = [BatchStats.from_json(s) for s in session.scalars(select(UploadBatch.stats))]
+    assert grants == 1 and len(stats) == 5
+    assert row.documents_accepted == sum(s.accepted for s in stats)
+    assert not (home / "staging").joinpath(row.data_upload_id).exists()
