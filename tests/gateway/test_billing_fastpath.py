@@ -103,8 +103,7 @@ def test_a_hold_beyond_allowance_and_credit_line_is_refused_on_the_locked_balanc
 def test_queued_holds_never_overdraw_and_group_commit_batches_them(
     db: Database, make_customer: Callable[..., Customer]
 ) -> None:
-    """On SQLite the queue is drained in batches, a refusal undoing only its own savepoint; on
-    PostgreSQL each unit is its own transaction, racing on row locks."""
+    """The queue is drained in batches on both databases, a refusal undoing only its own savepoint."""
     c = make_customer(free=1_000)
     commits = 0
 
@@ -114,7 +113,6 @@ def test_queued_holds_never_overdraw_and_group_commit_batches_them(
 
     event.listen(db.engine, "commit", count)
     work = DatabaseWork(db)
-    assert work.grouped == (db.engine.dialect.name == "sqlite")
 
     def hold(tokens: int) -> Callable[[Session], Hold]:
         return lambda session: place_hold(session, c.id, c.key_id, tokens, PRICES, TTL)
@@ -131,8 +129,7 @@ def test_queued_holds_never_overdraw_and_group_commit_batches_them(
     held = [r for r in results if isinstance(r, Hold)]
     refused = [r for r in results if isinstance(r, QuotaExceededError)]
     assert (len(held), len(refused)) == (10, 2)
-    if work.grouped:
-        assert commits == 1  # all twelve were queued before the writer ran: one batch
+    assert commits == 1  # all twelve were queued before the writer ran: one batch
     with db.transaction() as session:
         assert balance_summary(session, c.id)["free_tokens_left"] == 0
         assert session.scalar(select(func.count()).select_from(CreditHold)) == 10

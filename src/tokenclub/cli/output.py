@@ -1,22 +1,24 @@
-"""Printing results: one JSON document for machines, a Rich table for people."""
+"""Printing results: one JSON document for machines, a Rich table for people.
+
+Every command imports this module, so it stays light: the database and the corpus store are
+imported inside the helpers that open them (see `cli/main.py`).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from tokenclub.corpus.store import CorpusStore
-from tokenclub.db.engine import Database
-from tokenclub.home import open_database
-from tokenclub.settings import get_settings
-from tokenclub.storage import store_child
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from tokenclub.corpus.store import CorpusStore
 
 console = Console()
 
@@ -58,7 +60,10 @@ def emit(data: Any, json_out: bool, title: str) -> None:
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A database transaction for one command; it commits only if the command succeeds."""
-    db: Database = open_database(get_settings())
+    from tokenclub.home import open_database
+    from tokenclub.settings import get_settings
+
+    db = open_database(get_settings())
     try:
         with db.transaction() as session:
             yield session
@@ -68,5 +73,9 @@ def session_scope() -> Iterator[Session]:
 
 def corpus_store() -> CorpusStore:
     """The home's corpus store, on the configured filesystem."""
+    from tokenclub.corpus.store import CorpusStore
+    from tokenclub.settings import get_settings
+    from tokenclub.storage import store_child
+
     settings = get_settings()
     return CorpusStore(store_child(settings.home, settings.store_url, "corpus"))

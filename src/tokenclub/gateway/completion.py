@@ -106,7 +106,9 @@ class Completions:
             return admitted, check
 
         try:
-            return await self.gateway.in_db(admit)
+            # Not durable: the hold only reserves; the settlement's durable commit flushes it too
+            # (docs/gateway.md, "Admissions skip the flush").
+            return await self.gateway.in_db(admit, durable=False)
         except QuotaExceededError as exc:
             call.ctx.outcome = "insufficient_quota"
             await self.gateway.refuse_quota(secret, call.info)
@@ -130,7 +132,10 @@ class Completions:
             if guard.watches_keys:
                 copied = guard.reply_credits(data, call.fmt.kind)
                 if copied or fragments:
-                    await gateway.in_db(lambda session: guard.keep(session, admitted.key, copied, fragments))
+                    # Not durable: a tally lost with a database crash only forgives a few letters.
+                    await gateway.in_db(
+                        lambda session: guard.keep(session, admitted.key, copied, fragments), durable=False
+                    )
         data["model"] = call.route.name
         data["usage"] = usage_dict(used) if call.fmt.generates else _embedding_usage(used)
         return JSONResponse(data)
@@ -287,7 +292,9 @@ class Completions:
             copied, fragments = reply.credits(), reply.fragments()
             if copied or fragments:
                 gateway.spawn(
-                    gateway.in_db(lambda session: owner.keep(session, admitted.key, copied, fragments))
+                    gateway.in_db(
+                        lambda session: owner.keep(session, admitted.key, copied, fragments), durable=False
+                    )
                 )
 
     async def _settle_stream(

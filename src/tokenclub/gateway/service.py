@@ -77,9 +77,10 @@ class Gateway:
         self.work = DatabaseWork(self.db)
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def in_db(self, work: Callable[[Session], T]) -> T:
-        """Run a unit of work off the event loop; its result once it is committed."""
-        return await self.work.run(work)
+    async def in_db(self, work: Callable[[Session], T], durable: bool = True) -> T:
+        """Run a unit of work off the event loop; its result once it is committed (`durable`:
+        see `gateway/dbwork.py`)."""
+        return await self.work.run(work, durable)
 
     def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
         key = active_key(session.connection(), secret)

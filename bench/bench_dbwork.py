@@ -1,0 +1,174 @@
+"""The gateway's database work under concurrency: group commit against a transaction per unit.
+
+Each simulated request runs the gateway's own two units of database work through its
+`Gateway` object, as `gateway/app.py` does: the admission (key, rate counter, hold; not durable)
+and the settlement (rate counter, ledger posting, usage event; durable), c requests at a time
+in one event loop, for one customer (its account rows are the hot rows), on SQLite and on
+PostgreSQL. No HTTP, upstream or guard, so the rows show the database's share alone. The
+reference in the same run is the scheduling the gateway had on PostgreSQL before group commit:
+every unit its own durable transaction, on as many threads as the pool has connections
+(`PerUnit` below). Rows run in interleaved rounds, as in bench_gateway.py.
+
+    .venv/bin/python bench/bench_dbwork.py                  # 2 rounds, 200 (c=1) / 1,000 (c=50)
+    .venv/bin/python bench/bench_dbwork.py --rounds 1 --requests 100   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from anyio import CapacityLimiter, to_thread
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from bench_gateway import MODEL, postgres_database, provision
+from tokenclub.db.engine import POSTGRES_POOL_SIZE, Database
+from tokenclub.gateway.app import Gateway, GatewayConfig
+from tokenclub.gateway.billing import RequestInfo, Usage
+from tokenclub.gateway.pricing import PriceList
+from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits
+from tokenclub.gateway.upstream import ModelRoute
+
+T = TypeVar("T")
+USAGE = Usage(20, 10)
+CONCURRENCIES = (1, 50)
+
+
+class PerUnit:
+    """The reference: each unit alone in a durable transaction on a pool thread, retried whole
+    when PostgreSQL picks it as a deadlock victim."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._threads: CapacityLimiter | None = None
+
+    async def run(self, work: Callable[[Session], T], durable: bool = True) -> T:
+        if self._threads is None:
+            self._threads = CapacityLimiter(POSTGRES_POOL_SIZE if self.db.url.startswith("postgres") else 1)
+        return await to_thread.run_sync(self._alone, work, limiter=self._threads)
+
+    def _alone(self, work: Callable[[Session], T]) -> T:
+        for attempt in range(3):
+            try:
+                with self.db.transaction() as session:
+                    return work(session)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in {"40P01", "40001"} or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+async def _request(gateway: Gateway, secret: str) -> float:
+    started = time.perf_counter()
+    admitted = await gateway.in_db(lambda session: gateway.admit(session, secret, 200), durable=False)
+    info = RequestInfo(uuid.uuid4().hex, admitted.key.id, MODEL, "chat", False)
+    await gateway.settle(admitted, USAGE, info, started)
+    return time.perf_counter() - started
+
+
+async def _row(gateway: Gateway, secret: str, concurrency: int, total: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            latencies.append(await _request(gateway, secret))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(total // concurrency) for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def _gateway(url: str, scheduling: str) -> Gateway:
+    config = GatewayConfig(
+        database_url=url,
+        routes={MODEL: ModelRoute(MODEL, "http://127.0.0.1:9/v1", MODEL)},
+        prices=PriceList(2_000, 8_000),
+        limiter=DatabaseRateLimiter(Limits(10**9, 10**15)),
+    )
+    gateway = Gateway(config)
+    if scheduling == "per unit (reference)":
+        gateway.work = PerUnit(gateway.db)  # type: ignore[assignment]
+    return gateway
+
+
+async def measure(databases: dict[str, tuple[str, str]], rounds: int, requests: int) -> dict[Any, Any]:
+    results: dict[tuple[str, str, int], tuple[list[float], list[float]]] = {}
+    schedulings = ("per unit (reference)", "group commit")
+    for _ in range(rounds):
+        for backend, (url, secret) in databases.items():
+            for scheduling in schedulings:
+                gateway = _gateway(url, scheduling)
+                try:
+                    await _row(gateway, secret, 1, 20)  # warm the pool and the statement caches
+                    for concurrency in CONCURRENCIES:
+                        total = requests if concurrency == 1 else requests * 5
+                        elapsed, latencies = await _row(gateway, secret, concurrency, total)
+                        rates, all_latencies = results.setdefault(
+                            (backend, scheduling, concurrency), ([], [])
+                        )
+                        rates.append(len(latencies) / elapsed)
+                        all_latencies.extend(latencies)
+                finally:
+                    await gateway.upstream.aclose()
+                    gateway.db.dispose()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--requests", type=int, default=200, help="requests per row and round at c=1 (×5 at c=50)"
+    )
+    args = parser.parse_args()
+    console = Console(width=140)
+    with tempfile.TemporaryDirectory(prefix="tc-bench-dbwork-") as tmp, postgres_database(True) as pg_url:
+        databases = {"sqlite": f"sqlite:///{Path(tmp) / 'tokenclub.db'}"}
+        if pg_url is not None:
+            databases["postgresql"] = pg_url
+        else:
+            console.print("[yellow]PostgreSQL did not answer: SQLite rows only[/]")
+        homes = {
+            name: (url, provision(Path(tmp) / name, url, guard=False)) for name, url in databases.items()
+        }
+        results = asyncio.run(measure(homes, args.rounds, args.requests))
+    table = Table(title=f"The gateway's database work per request (admit + settle), {args.rounds} rounds")
+    for column in (
+        "backend",
+        "scheduling",
+        "c",
+        "req/s",
+        "req/s per round",
+        "p50 ms",
+        "p99 ms",
+        "÷ reference",
+    ):
+        table.add_column(column, justify="left" if column in ("backend", "scheduling") else "right")
+    for (backend, scheduling, concurrency), (rates, latencies) in results.items():
+        reference = statistics.mean(results[(backend, "per unit (reference)", concurrency)][0])
+        ordered = sorted(latencies)
+        table.add_row(
+            backend,
+            scheduling,
+            str(concurrency),
+            f"{statistics.mean(rates):.0f}",
+            "–".join(f"{rate:.0f}" for rate in (min(rates), max(rates))),
+            f"{statistics.median(ordered) * 1000:.2f}",
+            f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.2f}",
+            f"{statistics.mean(rates) / reference:.2f}×",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

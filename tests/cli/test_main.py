@@ -1,0 +1,81 @@
+"""The command registry: `--help` lists every command without importing any command module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenclub.cli.main import COMMANDS, app
+
+HEAVY = (
+    "pyarrow",
+    "numpy",
+    "httpx",
+    "tokenizers",
+    "fastapi",
+    "sqlalchemy",
+    "pydantic",
+    "alembic",
+    "aiohttp",
+    "uvicorn",
+    "redis",
+)
+PROBE = """
+import json, sys
+sys.argv = ["tokenclub", *sys.argv[1:]]
+from tokenclub.cli.main import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+loaded = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in HEAVY or (name.startswith("tokenclub.cli.") and name.endswith("_cmd"))
+)
+print("\\n" + json.dumps({"code": code, "loaded": loaded}))
+"""
+
+
+def _probe(*args: str) -> tuple[str, dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENCLUB_")}
+    source = f"HEAVY = {HEAVY!r}\n{PROBE}"
+    run = subprocess.run(
+        [sys.executable, "-c", source, *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    text, _, last = run.stdout.rstrip().rpartition("\n")
+    return text, json.loads(last)
+
+
+def test_help_imports_no_heavy_module_and_no_command_module() -> None:
+    text, result = _probe("--help")
+    assert result == {"code": 0, "loaded": []}
+    for name in [*COMMANDS, "init"]:
+        assert f" {name} " in text
+
+
+def test_a_group_help_imports_only_its_own_module() -> None:
+    text, result = _probe("ledger", "--help")
+    assert result["code"] == 0
+    assert [name for name in result["loaded"] if name.endswith("_cmd")] == ["tokenclub.cli.ledger_cmd"]
+    assert "audit" in text
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_registered_command_loads_and_prints_its_help_under_its_name(name: str) -> None:
+    result = CliRunner().invoke(app, [name, "--help"], prog_name="tokenclub")
+    assert result.exit_code == 0, result.output
+    assert f"Usage: tokenclub {name} " in result.output
+
+
+def test_an_unknown_command_is_refused() -> None:
+    result = CliRunner().invoke(app, ["no-such-command"])
+    assert result.exit_code == 2
+    assert "No such command" in result.output

@@ -1,0 +1,99 @@
+"""Group commit on PostgreSQL: batches of gateway processes exclude each other, a batch that
+PostgreSQL aborted runs again whole, and only a batch of non-durable units skips the flush."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import cast
+
+import pytest
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.orm import Session
+
+from tokenclub.db.engine import Database
+from tokenclub.db.schema import LedgerTransaction
+from tokenclub.db.types import utcnow
+from tokenclub.gateway.dbwork import GATEWAY_LOCK, DatabaseWork
+
+pytestmark = pytest.mark.postgres
+TRANSACTIONS = cast(Table, LedgerTransaction.__table__)
+OWN_LOCK = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+)
+
+
+def _setting(session: Session) -> tuple[str, int]:
+    commit = session.execute(text("SHOW synchronous_commit")).scalar_one()
+    return commit, session.execute(OWN_LOCK).scalar_one()
+
+
+def _batch(work: DatabaseWork, units: list[tuple[Callable[[Session], object], bool]]) -> list[object]:
+    async def run() -> list[object]:
+        return await asyncio.gather(*(work.run(unit, durable) for unit, durable in units))
+
+    return asyncio.run(run())
+
+
+def test_every_batch_holds_the_gateway_lock_and_only_a_non_durable_one_skips_the_flush(
+    pg_db: Database,
+) -> None:
+    work = DatabaseWork(pg_db)
+    assert _batch(work, [(_setting, False), (_setting, False)]) == [("off", 1), ("off", 1)]
+    assert _batch(work, [(_setting, False), (_setting, True)]) == [("on", 1), ("on", 1)]
+    assert _batch(work, [(_setting, True)]) == [("on", 1)]
+    assert _batch(work, [(_setting, False)]) == [("off", 1)]
+
+
+def test_a_batch_aborted_by_a_deadlock_runs_again_whole_and_writes_once(pg_db: Database) -> None:
+    work = DatabaseWork(pg_db)
+    calls = {"first": 0, "victim": 0}
+
+    def count(key_id: int) -> Callable[[Session], int]:
+        def unit(session: Session) -> int:
+            calls["first"] += key_id == 1
+            session.execute(
+                insert(TRANSACTIONS).values(
+                    idempotency_key=f"unit-{key_id}", kind="test", memo="", digest="", created_at=utcnow()
+                )
+            )
+            return key_id
+
+        return unit
+
+    def victim(session: Session) -> str:
+        calls["victim"] += 1
+        if calls["victim"] == 1:
+            session.execute(text("DO $$ BEGIN RAISE EXCEPTION 'chosen' USING ERRCODE = '40P01'; END $$"))
+        return "ran"
+
+    assert _batch(work, [(count(1), True), (victim, True), (count(3), True)]) == [1, "ran", 3]
+    assert calls == {"first": 2, "victim": 2}
+    with pg_db.transaction() as session:
+        keys = session.scalars(select(TRANSACTIONS.c.idempotency_key).where(TRANSACTIONS.c.kind == "test"))
+        assert sorted(keys) == ["unit-1", "unit-3"]
+
+
+def test_a_batch_waits_while_another_process_holds_the_gateway_lock(pg_db: Database) -> None:
+    other = Database(pg_db.url)  # another gateway process: its own engine and connections
+    work = DatabaseWork(pg_db)
+    results: list[object] = []
+    try:
+        with other.engine.connect() as holder:
+            holder.execute(text(f"SELECT pg_advisory_xact_lock({GATEWAY_LOCK})"))
+            waiter = threading.Thread(target=lambda: results.extend(_batch(work, [(_setting, True)])))
+            waiter.start()
+            deadline = time.monotonic() + 10
+            waiting = 0
+            while not waiting and time.monotonic() < deadline:
+                waiting = holder.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                ).scalar_one()
+            assert waiting == 1 and results == []
+            holder.rollback()
+            waiter.join(timeout=10)
+        assert results == [("on", 1)]
+    finally:
+        other.dispose()
