@@ -35,9 +35,9 @@ from bench_gateway import MODEL, postgres_database, provision
 from tokenclub.db.engine import POSTGRES_POOL_SIZE, Database
 from tokenclub.gateway.app import Gateway, GatewayConfig
 from tokenclub.gateway.billing import RequestInfo, Usage
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits
 from tokenclub.gateway.upstream import ModelRoute
+from tokenclub.ledger.pricing import PriceList
 
 T = TypeVar("T")
 USAGE = Usage(20, 10)

@@ -753,9 +753,9 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
     from tokenclub.gateway import billing
     from tokenclub.gateway.app import Admitted, Gateway, GatewayConfig
     from tokenclub.gateway.billing import RequestInfo, Usage
-    from tokenclub.gateway.pricing import PriceList
     from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits
     from tokenclub.gateway.upstream import ModelRoute
+    from tokenclub.ledger.pricing import PriceList
 
     limiter = DatabaseRateLimiter(Limits(10**9, 10**15))
     config = GatewayConfig(

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from tokenclub.db.engine import Database
 from tokenclub.db.migrate import upgrade
 from tokenclub.db.schema import CorpusDocument, Customer, LedgerAccount, Partner, UsageEvent
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.ledger.chart import (
     API_REVENUE_KRW,
     CUSTOMER_KINDS,
@@ -42,11 +41,12 @@ from tokenclub.ledger.chart import (
     customer_account,
     system_account,
 )
+from tokenclub.ledger.operations import PAYOUT_KIND
 from tokenclub.ledger.posting import Leg, ensure_system_accounts, post
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settlement.allocation import allocate, free_usage_krw, pay_out, pool_krw
 from tokenclub.settlement.periods import RecordKind, add_record, get_period, record_totals
 from tokenclub.settlement.settle import (
-    PAYOUT_KIND,
     Settlement,
     Terms,
     api_revenue_krw,

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         le=1,
         description="Share of a period's API profit that goes into the partners' pool.",
     )
+    pool_basis: Literal["profit", "revenue"] = Field(
+        default="profit",
+        description="What the pool rate applies to: profit (revenue − costs) or revenue (costs not "
+        "deducted); frozen into each period when it closes.",
+    )
     min_payout_krw: int = Field(
         default=1_000, ge=0, description="Smallest payout; smaller amounts carry forward to the next period."
     )

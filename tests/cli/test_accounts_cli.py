@@ -57,7 +57,7 @@ def test_partner_key_balance_flow(home: Path) -> None:
         "payable_krw": 0,
         "spending_left_krw": 0,
     }
-    assert run_json(home, "ledger", "audit") == {"ok": True, "problems": []}
+    assert run_json(home, "ledger", "audit") == {"ok": True, "problems": [], "usage_anomalies": 0}
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,10 @@ from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
 from tokenclub.gateway.app import GatewayConfig, create_app
-from tokenclub.gateway.billing import grant_credit_line
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits, RateLimiter
 from tokenclub.gateway.upstream import ModelRoute
-from tokenclub.ledger.operations import grant_free_tokens
+from tokenclub.ledger.operations import grant_credit_line, grant_free_tokens
+from tokenclub.ledger.pricing import PriceList
 
 PRICES = PriceList(2_000, 8_000)
 MODEL = "tiny"

@@ -91,6 +91,6 @@ def test_stale_holds_expire_after_a_restart(db: Database, make_customer: Callabl
         fresh = place_hold(session, c.id, c.key_id, 100, PRICES, TTL)
     with db.transaction() as session:
         assert stale_holds(session, utcnow()) == [old.id]
-        assert release_hold(session, old.id, "expired")
+        assert release_hold(session, old.id, expire=True)
         assert balance_summary(session, c.id)["free_tokens_left"] == 900
         assert session.get(CreditHold, fresh.id) is not None

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.gateway.conftest import PRICES, Customer
@@ -22,7 +21,7 @@ from tokenclub.gateway.billing import Hold, QuotaExceededError, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.guard.events import record_event
 from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
-from tokenclub.ledger.posting import Leg, audit, lock_accounts, post_locked
+from tokenclub.ledger.posting import Leg, audit, lock_accounts, post
 
 TTL = timedelta(minutes=15)
 
@@ -35,7 +34,7 @@ def _counts(session: Session) -> tuple[int, int, int]:
     )
 
 
-def test_post_locked_refuses_an_overdraft_before_writing_anything(
+def test_post_on_locked_accounts_refuses_an_overdraft_before_writing_anything(
     db: Database, make_customer: Callable[..., Customer]
 ) -> None:
     c = make_customer(free=100)
@@ -45,19 +44,19 @@ def test_post_locked_refuses_an_overdraft_before_writing_anything(
         conn = session.connection()
         accounts = lock_accounts(conn, [allowance, used])
         with pytest.raises(InsufficientBalanceError, match=f"{allowance}: balance too low for 101 token"):
-            post_locked(conn, accounts, "spend-101", "spend", [Leg(allowance, 101), Leg(used, -101)])
+            post(conn, "spend-101", "spend", [Leg(allowance, 101), Leg(used, -101)], locked=accounts)
         with pytest.raises(InvalidInputError, match="does not balance"):
-            post_locked(conn, accounts, "unbalanced", "spend", [Leg(allowance, 10), Leg(used, -9)])
+            post(conn, "unbalanced", "spend", [Leg(allowance, 10), Leg(used, -9)], locked=accounts)
         assert _counts(session) == before
         assert balance_summary(session, c.id)["free_tokens_left"] == 100
-        tx_id = post_locked(conn, accounts, "spend-100", "spend", [Leg(allowance, 100), Leg(used, -100)])
-        assert tx_id > 0
+        posting = post(conn, "spend-100", "spend", [Leg(allowance, 100), Leg(used, -100)], locked=accounts)
+        assert posting.created and posting.transaction_id > 0
         assert balance_summary(session, c.id)["free_tokens_left"] == 0
         assert _counts(session) == (before[0] + 1, before[1] + 2, before[2])
         assert audit(session) == []
 
 
-def test_post_locked_needs_every_account_locked_and_a_fresh_key(
+def test_post_on_locked_accounts_needs_every_account_locked_and_replays_a_used_key(
     db: Database, make_customer: Callable[..., Customer]
 ) -> None:
     c = make_customer(free=100)
@@ -69,16 +68,17 @@ def test_post_locked_needs_every_account_locked_and_a_fresh_key(
         conn = session.connection()
         accounts = lock_accounts(conn, [allowance])
         with pytest.raises(NotFoundError, match=f"{used} is not locked"):
-            post_locked(conn, accounts, "k", "spend", [Leg(allowance, 1), Leg(used, -1)])
+            post(conn, "k", "spend", [Leg(allowance, 1), Leg(used, -1)], locked=accounts)
     with db.transaction() as session:
         conn = session.connection()
         accounts = lock_accounts(conn, [allowance, used])
-        post_locked(conn, accounts, "once", "spend", [Leg(allowance, 1), Leg(used, -1)])
-    # A second posting under a used key is refused by the database and rolls back whole.
-    with pytest.raises(IntegrityError), db.transaction() as session:
+        first = post(conn, "once", "spend", [Leg(allowance, 1), Leg(used, -1)], locked=accounts)
+    # A second posting under a used key writes nothing and returns the first.
+    with db.transaction() as session:
         conn = session.connection()
         accounts = lock_accounts(conn, [allowance, used])
-        post_locked(conn, accounts, "once", "spend", [Leg(allowance, 1), Leg(used, -1)])
+        again = post(conn, "once", "spend", [Leg(allowance, 1), Leg(used, -1)], locked=accounts)
+    assert (again.created, again.transaction_id) == (False, first.transaction_id)
     with db.transaction() as session:
         assert balance_summary(session, c.id)["free_tokens_left"] == 99
         assert audit(session) == []

@@ -92,7 +92,7 @@ def test_killed_ingest_resumes_to_the_same_receipt(
     expected_receipt, expected_balance = reference
     assert receipt == expected_receipt
     assert run_json(home, "balance", "--partner", "1") == expected_balance
-    assert run_json(home, "ledger", "audit") == {"ok": True, "problems": []}
+    assert run_json(home, "ledger", "audit") == {"ok": True, "problems": [], "usage_anomalies": 0}
     dumped = run_cli(home, "corpus", "dump", "--json").stdout.splitlines()
     assert len(dumped) == expected_receipt["documents_accepted"]
     assert interrupted_at < 20, "the kill came after the upload had finished"

@@ -17,12 +17,13 @@ from tokenclub.errors import (
 from tokenclub.ledger.chart import (
     API_REVENUE_KRW,
     FREE_ALLOWANCE,
+    FREE_TOKENS_USED,
     RECEIVABLE_KRW,
     customer_account,
     system_account,
 )
 from tokenclub.ledger.operations import grant_free_tokens, spend_free_tokens
-from tokenclub.ledger.posting import Leg, audit, balance, post
+from tokenclub.ledger.posting import Leg, Transfer, audit, balance, post, post_many
 
 
 def _customer(db: Database, name: str = "고객") -> int:
@@ -141,3 +142,32 @@ def test_krw_sale_is_receivable_against_revenue(db: Database) -> None:
         assert balance_summary(session, cid)["receivable_krw"] == 1_234
         assert balance(session, system_account(API_REVENUE_KRW)) == 1_234
         assert audit(session) == []
+
+
+def test_a_bulk_posting_is_guarded_like_single_postings_and_refused_whole(db: Database) -> None:
+    cid = _customer(db)
+    allowance, used = customer_account(cid, FREE_ALLOWANCE), customer_account(cid, FREE_TOKENS_USED)
+    with db.transaction() as session:
+        grant_free_tokens(session, cid, 100, "g")
+    spends = [Transfer(f"s{i}", "spend", (Leg(allowance, 40), Leg(used, -40))) for i in range(3)]
+    # Each spend alone fits; the third one of the batch would overdraw what the first two left.
+    with pytest.raises(InsufficientBalanceError, match="free_allowance"), db.transaction() as session:
+        post_many(session, spends)
+    assert _counts(db) == (1, 2)
+    with db.transaction() as session:
+        ids = post_many(session, spends[:2])
+        assert balance(session, allowance) == 20 and audit(session) == []
+    assert len(set(ids)) == 2 and _counts(db) == (3, 6)
+    with db.transaction() as session:
+        with pytest.raises(IdempotencyConflictError, match="already used"):
+            post_many(
+                session, [Transfer(key, "spend", (Leg(allowance, 1), Leg(used, -1))) for key in ("new", "s0")]
+            )
+        # The refusal left the caller's transaction usable and wrote nothing.
+        assert balance(session, allowance) == 20
+    with pytest.raises(InvalidInputError, match="repeats"), db.transaction() as session:
+        post_many(session, [spends[2], spends[2]])
+    assert _counts(db) == (3, 6)
+    with db.transaction() as session:
+        replay = post(session, "s0", "spend", [Leg(allowance, 40), Leg(used, -40)])
+    assert (replay.created, replay.transaction_id) == (False, ids[0])

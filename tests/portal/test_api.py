@@ -195,7 +195,7 @@ def test_an_interrupted_upload_resumes_from_the_parts_the_server_holds(portal: P
 def test_statements_are_listed_and_rendered_in_every_format(portal: Portal) -> None:
     from decimal import Decimal
 
-    from tokenclub.gateway.pricing import PriceList
+    from tokenclub.ledger.pricing import PriceList
     from tokenclub.settlement.periods import month_bounds, open_period
     from tokenclub.settlement.settle import Terms, close_period
 

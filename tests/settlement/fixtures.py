@@ -13,9 +13,9 @@ from tokenclub.accounts.customers import create_customer, customer_of_partner
 from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CorpusDocument, LedgerTransaction, Upload, UsageEvent
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.ledger.chart import API_REVENUE_KRW, RECEIVABLE_KRW, customer_account, system_account
 from tokenclub.ledger.posting import Leg, post
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settlement.periods import RecordKind, add_record
 from tokenclub.settlement.settle import Terms
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenclub.gateway.pricing import PriceList
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settlement.allocation import Payout, allocate, free_usage_krw, pay_out, pool_krw
 
 weights_st = st.dictionaries(st.integers(1, 10_000), st.integers(0, 10**12), min_size=1, max_size=60).filter(

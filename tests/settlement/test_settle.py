@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,9 +32,13 @@ from tokenclub.db.engine import Database
 from tokenclub.db.schema import Base, LedgerEntry, LedgerTransaction, Partner
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 from tokenclub.ledger.chart import PAYABLE_KRW, PROFIT_SHARE_EXPENSE_KRW, customer_account, system_account
+from tokenclub.ledger.operations import PAYOUT_KIND
 from tokenclub.ledger.posting import Leg, audit, balance, ensure_system_accounts, post
+from tokenclub.settlement.allocation import PoolBasis, pool_krw
+from tokenclub.settlement.export import sections
 from tokenclub.settlement.periods import RecordKind, add_record, day_bounds, list_periods, open_period
-from tokenclub.settlement.settle import PAYOUT_KIND, close_period, payout_key
+from tokenclub.settlement.settle import close_period, payout_key
+from tokenclub.settlement.statement import build_statement
 
 
 def _ledger_rows(db: Database) -> tuple[int, int]:
@@ -267,3 +272,33 @@ def test_a_partner_that_withdrew_counts_only_in_periods_ending_before(db: Databa
     # November: 가람 withdrew within it, so only 나래 counts
     assert november.total_tokens == 1_000
     assert {line.partner_id for line in november.lines} == {ids["나래"]}
+
+
+def test_a_revenue_basis_pool_ignores_costs_and_is_frozen_with_the_period(db: Database) -> None:
+    ids = october(db)
+    terms = replace(TERMS, pool_basis=PoolBasis.REVENUE)
+    with db.transaction() as session:
+        result = close_period(session, "2026-10", terms, now=LATER)
+    # 0.3 × 1,000,001 (API 700,000 + recorded 300,001; the 100,003 of costs not deducted).
+    assert (result.pool_basis, result.revenue_krw, result.pool_krw) == ("revenue", 1_000_001, 300_000)
+    assert result.as_dict()["pool_basis"] == "revenue"
+    assert sum(line.allocated_krw for line in result.lines) == 300_000
+    with db.transaction() as session:
+        again = close_period(session, "2026-10", TERMS, now=LATER)
+        statement = build_statement(session, ids["가람"], "2026-10")
+    assert (again.pool_basis, again.pool_krw) == ("revenue", 300_000)
+    assert statement.as_dict()["pool_basis"] == "revenue"
+    assert ("배분 기준 · Pool basis", "매출의 일정 비율 · share of revenue (costs not deducted)") in [
+        row for _, rows in sections(statement) for row in rows
+    ]
+
+
+@given(
+    revenue=st.integers(0, 10**12), cost=st.integers(0, 10**12), rate=st.fractions(0, 1, max_denominator=1000)
+)
+def test_the_pool_never_exceeds_the_rate_of_its_basis(revenue: int, cost: int, rate: Fraction) -> None:
+    by_profit = pool_krw(revenue, cost, rate, PoolBasis.PROFIT)
+    by_revenue = pool_krw(revenue, cost, rate, PoolBasis.REVENUE)
+    assert 0 <= by_profit <= max(0, revenue - cost) * rate < by_profit + 1
+    assert by_revenue <= revenue * rate < by_revenue + 1
+    assert by_profit <= by_revenue

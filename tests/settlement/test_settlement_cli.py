@@ -186,5 +186,13 @@ def test_periods_from_the_command_line(home: Path, cli: Any) -> None:
         f"error: period {JANUARY} is still open; close periods in order\n",
     )
     assert cli(home, "settle", "--period", JANUARY, "--json").json()["pool_krw"] == 600_000
-    ranged = cli(home, "settle", "--period", "2020-02-01..2020-02-14", "--json").json()
-    assert (ranged["api_revenue_krw"], ranged["pool_krw"]) == (50_000, 15_000)
+    unknown = cli(home, "settle", "--period", "2020-02-01..2020-02-14", "--pool-basis", "sales")
+    assert unknown.code == 2 and "sales" in unknown.stderr
+    ranged = cli(
+        home, "settle", "--period", "2020-02-01..2020-02-14", "--pool-basis", "revenue", "--json"
+    ).json()
+    assert (ranged["api_revenue_krw"], ranged["pool_krw"], ranged["pool_basis"]) == (
+        50_000,
+        15_000,
+        "revenue",
+    )

@@ -49,6 +49,7 @@ def test_a_statement_shows_the_pool_the_share_the_payout_and_free_usage(
         "cost_krw": 100_003,
         "profit_krw": 899_998,
         "pool_rate": "0.3",
+        "pool_basis": "profit",
         "pool_krw": 269_999,
         "policy": "credited_tokens",
         "total_tokens": 3_000,

@@ -11,10 +11,10 @@ from tokenclub.accounts.partners import OrgType, PartnerStatus
 from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
 from tokenclub.db.schema import Customer
 from tokenclub.errors import InvalidInputError
-from tokenclub.gateway.billing import grant_credit_line
 from tokenclub.guard.index import open_index
 from tokenclub.guard.indexing import guard_root, rebuild_index
 from tokenclub.home import open_database
+from tokenclub.ledger.operations import grant_credit_line
 from tokenclub.settings import get_settings
 
 partner_app = typer.Typer(help="Partner applications and decisions.", no_args_is_help=True)

@@ -11,6 +11,7 @@ from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, sess
 from tokenclub.db.schema import UsageEvent
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.gateway.usage import usage_event_dict
+from tokenclub.ledger.holds import audit_holds, usage_anomalies
 from tokenclub.ledger.posting import audit
 
 ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
@@ -77,12 +78,15 @@ def balance(
 
 @ledger_app.command("audit")
 def ledger_audit(json_out: bool = JSON_OPTION) -> None:
-    """Check that every cached balance equals the sum of its entries and every transaction balances."""
+    """Check that every cached balance equals the sum of its entries, every transaction balances
+    and no hold charged more than it held; counts the upstream usage anomalies (usage reported
+    above a hold, charged at the hold)."""
     with session_scope() as session:
-        problems = audit(session)
+        problems = audit(session) + audit_holds(session)
+        anomalies = usage_anomalies(session)
     if json_out:
-        print_json({"ok": not problems, "problems": problems})
+        print_json({"ok": not problems, "problems": problems, "usage_anomalies": anomalies})
     elif not problems:
-        emit({"ok": True}, False, "ledger audit")
+        emit({"ok": True, "usage_anomalies": anomalies}, False, "ledger audit")
     if problems:
         raise StateError(f"ledger audit found {len(problems)} problem(s): {problems[0]}")

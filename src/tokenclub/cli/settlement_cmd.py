@@ -20,6 +20,7 @@ from tokenclub.cli.output import (
 from tokenclub.errors import InvalidInputError
 from tokenclub.settings import get_settings
 from tokenclub.settlement import periods
+from tokenclub.settlement.allocation import PoolBasis
 from tokenclub.settlement.export import sections, to_csv, to_html, to_pdf
 from tokenclub.settlement.periods import RecordKind
 from tokenclub.settlement.settle import Settlement, Terms, close_period
@@ -128,13 +129,22 @@ def _print_settlement(result: Settlement) -> None:
         console.print(f"period {result.period} was already closed; this is its frozen result")
 
 
-def settle(period: str = PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """Close a period: pool = rate × max(0, revenue − costs), split by credited tokens, payouts posted.
+def settle(
+    period: str = PERIOD_OPTION,
+    pool_basis: PoolBasis | None = typer.Option(
+        None,
+        "--pool-basis",
+        help="profit: rate × max(0, revenue − costs); revenue: rate × revenue. "
+        "Default TOKENCLUB_POOL_BASIS; frozen into the period.",
+    ),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Close a period: pool = rate × max(0, profit or revenue), split by credited tokens, payouts posted.
 
     Settling a closed period again prints the same result and changes nothing.
     """
     with session_scope() as session:
-        result = close_period(session, period, Terms.from_settings(get_settings()))
+        result = close_period(session, period, Terms.from_settings(get_settings(), pool_basis))
     if json_out:
         print_json(result.as_dict())
     else:

@@ -181,10 +181,11 @@ class DedupBand(Base):
 
 
 class CreditHold(Base):
-    """The most a running API request may cost, set aside before the upstream is called.
+    """A pending transfer: the most a running API request may cost, set aside before the
+    upstream is called.
 
-    Settled (usage charged, the rest released) or released exactly once; a hold left by a
-    crashed gateway expires and is released by the next sweep.
+    Resolved exactly once (`ledger_schema.HoldResolution`): posted (usage charged, the rest
+    returned), voided, or expired by the sweep; `status` caches the outcome for the sweep.
     """
 
     __tablename__ = "credit_holds"
@@ -194,6 +195,8 @@ class CreditHold(Base):
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
     free_tokens: Mapped[int] = mapped_column(BigInteger)
     krw: Mapped[int] = mapped_column(BigInteger)
+    tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """The pending amount: the most tokens a post against this hold may charge."""
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -238,5 +241,6 @@ class UsageEvent(Base):
 
 from tokenclub.db import export_schema as export_schema  # noqa: E402
 from tokenclub.db import guard_schema as guard_schema  # noqa: E402
+from tokenclub.db import ledger_schema as ledger_schema  # noqa: E402
 from tokenclub.db import portal_schema as portal_schema  # noqa: E402
 from tokenclub.db import settlement_schema as settlement_schema  # noqa: E402

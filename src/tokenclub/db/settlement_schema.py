@@ -49,6 +49,8 @@ class SettlementClosing(Base):
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     policy: Mapped[str] = mapped_column(String(64))
     pool_rate: Mapped[str] = mapped_column(String(32))
+    pool_basis: Mapped[str] = mapped_column(String(16), server_default="profit")
+    """What the pool rate applies to: `profit` (revenue − cost) or `revenue` (API revenue)."""
     min_payout_krw: Mapped[int] = mapped_column(BigInteger)
     price_input_krw_per_mtok: Mapped[int] = mapped_column(BigInteger)
     price_output_krw_per_mtok: Mapped[int] = mapped_column(BigInteger)

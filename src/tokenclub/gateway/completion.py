@@ -31,6 +31,7 @@ from tokenclub.gateway.requests import ParsedRequest, parse_request
 from tokenclub.gateway.service import Admitted, Gateway, rate_limited
 from tokenclub.gateway.streaming import ReplyStream
 from tokenclub.gateway.upstream import ModelRoute, UpstreamError
+from tokenclub.gateway.usage_estimate import estimate_usage
 
 log = logging.getLogger("tokenclub.gateway")
 REJECTED_BY_UPSTREAM = (400, 404, 405, 413, 415, 422, 501)
@@ -122,7 +123,7 @@ class Completions:
             )
         except UpstreamError as exc:
             return await self._upstream_failed(call, admitted, info, exc)
-        await self._settle(call, admitted, info, used)
+        used = await self._settle(call, admitted, info, used)
         if guard is not None and call.fmt.generates:
             leak, fragments = guard.scan_reply(data, call.fmt.kind, check.strict, check.earlier)
             if leak is not None:
@@ -139,9 +140,12 @@ class Completions:
         data["usage"] = usage_dict(used) if call.fmt.generates else _embedding_usage(used)
         return JSONResponse(data)
 
-    async def _settle(self, call: Call, admitted: Admitted, info: RequestInfo, used: Usage) -> None:
+    async def _settle(self, call: Call, admitted: Admitted, info: RequestInfo, used: Usage) -> Usage:
+        """Settle the hold; the usage charged, which is never above the hold."""
         await self.gateway.settle(admitted, used, info, call.started)
-        call.ctx.prompt_tokens, call.ctx.completion_tokens = used.prompt_tokens, used.completion_tokens
+        charged = used.capped(admitted.hold_tokens)
+        call.ctx.prompt_tokens, call.ctx.completion_tokens = charged.prompt_tokens, charged.completion_tokens
+        return charged
 
     async def _refuse(self, secret: str, call: Call, check: PromptCheck) -> None:
         """An extraction attempt under the refuse policy: counted against the rate limit and
@@ -301,14 +305,14 @@ class Completions:
                 self.gateway.upstream, call.route, call.parsed, reply.generated()
             )
         except UpstreamError as exc:
-            # The text was delivered but cannot be counted now: the hold stays and the sweep
-            # releases it, so the customer is never charged an invented amount.
+            # The text was delivered but cannot be counted exactly: settle at once on the
+            # pinned-tokenizer estimate (gateway/usage_estimate.py), capped by the hold.
             log.warning(
-                "request %s: usage could not be counted, hold left to expire: %s", info.request_id, exc
+                "request %s: usage could not be counted, charged on the estimate: %s", info.request_id, exc
             )
-            return None
-        await self._settle(call, admitted, info, used)
-        return used
+            used = await asyncio.to_thread(estimate_usage, call.parsed.prompt_text, reply.generated())
+            self.gateway.metrics.estimated.labels(call.route.name).inc()
+        return await self._settle(call, admitted, info, used)
 
 
 def _embedding_usage(used: Usage) -> dict[str, int]:

@@ -11,9 +11,9 @@ import httpx
 from tokenclub.errors import InvalidInputError
 from tokenclub.gateway.app import GatewayConfig
 from tokenclub.gateway.guard import GatewayGuard
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits, RateLimiter, RedisRateLimiter
 from tokenclub.gateway.upstream import ModelRoute, UpstreamError, model_ids
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settings import Settings
 
 log = logging.getLogger("tokenclub.gateway")

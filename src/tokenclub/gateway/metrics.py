@@ -48,9 +48,23 @@ class Metrics:
         self.guard = Counter(
             "tokenclub_guard_events", "Leak guard decisions", ["stage", "action"], registry=self.registry
         )
+        self.usage_anomalies = Counter(
+            "tokenclub_upstream_usage_anomalies",
+            "Upstream replies that reported more usage than the hold; charged at the hold",
+            ["model"],
+            registry=self.registry,
+        )
+        self.estimated = Counter(
+            "tokenclub_estimated_usage",
+            "Cut streams charged on the pinned-tokenizer estimate (no exact count possible)",
+            ["model"],
+            registry=self.registry,
+        )
 
     def charged(self, model: str, charge: Charge) -> None:
-        """Count a settled request's tokens, free and paid apart."""
+        """Count a settled request's tokens, free and paid apart, and a usage anomaly."""
+        if charge.capped:
+            self.usage_anomalies.labels(model).inc()
         for kind, charge_kind, tokens in (
             ("prompt", "free", charge.free_prompt_tokens),
             ("prompt", "paid", charge.paid_prompt_tokens),

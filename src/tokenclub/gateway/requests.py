@@ -14,6 +14,7 @@ from typing import Any
 
 from tokenclub.gateway.errors import bad_request, shorten
 from tokenclub.gateway.formats import CHAT, COMPLETIONS, EMBEDDINGS, ApiFormat
+from tokenclub.gateway.hold_bound import worst_tokens
 
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS_BASE = 64
@@ -48,8 +49,9 @@ class ParsedRequest:
 
     @property
     def worst_tokens(self) -> int:
-        """The most the request can cost: its prompt and every choice at full length."""
-        return self.prompt_bound + self.choices * self.max_tokens
+        """The hold: the prompt, every choice at full length, and whatever else forwarded can
+        cost tokens (`hold_bound`)."""
+        return worst_tokens(self.body, self.prompt_bound, self.max_tokens, self.choices)
 
 
 def _nbytes(text: str) -> int:

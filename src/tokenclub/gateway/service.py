@@ -25,9 +25,9 @@ from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 from tokenclub.gateway.guard import Decision, GatewayGuard, record
 from tokenclub.gateway.metrics import Metrics
-from tokenclub.gateway.pricing import PriceList
 from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter, Standing
 from tokenclub.gateway.upstream import ModelRoute, Upstream
+from tokenclub.ledger.pricing import PriceList
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -54,6 +54,9 @@ class GatewayConfig:
 class Admitted:
     key: KeyView
     hold_id: str
+    hold_tokens: int
+    """The hold's pending amount: no charge of this request, and no tokens it adds to the
+    rate limit, exceed it."""
     standing: Standing | None = None
 
 
@@ -90,7 +93,7 @@ class Gateway:
         hold = billing.place_hold(
             session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl
         )
-        return Admitted(key, hold.id, standing)
+        return Admitted(key, hold.id, hold.tokens, standing)
 
     async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
         def work(session: Session) -> None:
@@ -104,10 +107,9 @@ class Gateway:
         latency = int((time.perf_counter() - started) * 1000)
 
         def work(session: Session) -> Charge:
-            # The rate counter first, as in admission: one lock order, no deadlocks.
-            self.config.limiter.add_tokens(
-                session, admitted.key.id, usage.prompt_tokens + usage.completion_tokens
-            )
+            # The rate counter first, as in admission: one lock order, no deadlocks. It counts
+            # what is charged: a reported usage is capped at the hold there too.
+            self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
             return billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
 
         charge = await self.in_db(work)
@@ -135,7 +137,7 @@ class Gateway:
 
         def work(session: Session) -> int:
             stale = billing.stale_holds(session, utcnow())
-            return sum(billing.release_hold(session, hold_id, "expired") for hold_id in stale)
+            return sum(billing.release_hold(session, hold_id, expire=True) for hold_id in stale)
 
         return await self.in_db(work)
 

@@ -121,10 +121,10 @@ class Upstream:
         if status >= 400:
             raise _refused(status, raw)
         try:
-            data: dict[str, Any] = json.loads(raw)
+            data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UpstreamError("upstream answered with invalid JSON") from exc
-        return data
+        return well_formed(data, "reply")
 
     async def stream(
         self, route: ModelRoute, path: str, body: dict[str, Any]
@@ -152,9 +152,10 @@ class Upstream:
                     done = True
                     continue
                 try:
-                    yield json.loads(payload)
+                    event = json.loads(payload)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise UpstreamError("upstream sent an invalid stream event") from exc
+                yield well_formed(event, "stream event")
             finished = True
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _failed(exc, " mid-stream") from exc
@@ -173,6 +174,25 @@ class Upstream:
         if not isinstance(count, int):
             raise UpstreamError("upstream tokenize endpoint gave no count")
         return count
+
+
+def well_formed(data: Any, what: str) -> dict[str, Any]:
+    """An upstream payload in the shape the gateway reads, or UpstreamError (a 502, the hold
+    voided): a JSON object whose `choices`, when present, are objects with object-valued
+    `message`/`delta`."""
+    if not isinstance(data, dict):
+        raise UpstreamError(f"upstream {what} is not a JSON object")
+    choices = data.get("choices")
+    if choices is None:
+        return data
+    if not isinstance(choices, list):
+        raise UpstreamError(f"upstream {what}: choices is not a list")
+    for choice in choices:
+        if not isinstance(choice, dict) or any(
+            not isinstance(choice.get(field), dict | None) for field in ("message", "delta")
+        ):
+            raise UpstreamError(f"upstream {what}: a choice is not a well-formed object")
+    return data
 
 
 def model_ids(raw: bytes) -> list[str]:

@@ -1,8 +1,9 @@
 """Posting balanced, idempotent transactions and reading balances back.
 
-Overdraft safety comes from a conditional UPDATE per guarded leg: the database re-checks the
-guard against the committed row after taking its lock, so on PostgreSQL two racing debits
-cannot both pass, and on SQLite writers are serialised by BEGIN IMMEDIATE.
+One posting path (`post`, and `post_many` for a batch): the accounts are locked and read
+first (FOR UPDATE on PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE), every
+rule is checked on the locked balances, and only then is anything written. So two racing
+debits cannot both pass, and a refusal writes nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import BindParameter, Connection, Table, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tokenclub.db.prebuilt import Prebuilt
@@ -80,101 +82,15 @@ def _validate(key: str, legs: Sequence[Leg]) -> None:
         seen.add(leg.account)
 
 
-def _existing(session: Session, key: str, digest: str) -> Posting | None:
-    tx = session.scalar(select(LedgerTransaction).where(LedgerTransaction.idempotency_key == key))
-    if tx is None:
+def _existing(conn: Connection, key: str, digest: str) -> Posting | None:
+    found = _TRANSACTION_BY_KEY.run(conn, {"key": key})
+    if not found:
         return None
-    if tx.digest != digest:
+    tx_id, kind, stored = found[0]
+    if stored != digest:
         raise IdempotencyConflictError(f"idempotency key {key!r} was already used for a different posting")
-    rows = session.execute(
-        select(LedgerAccount.code, LedgerEntry.amount)
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(LedgerEntry.transaction_id == tx.id)
-        .order_by(LedgerEntry.id)
-    ).all()
-    legs = tuple(Leg(code, amount) for code, amount in rows)
-    return Posting(tx.id, key, tx.kind, legs, created=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Account:
-    id: int
-    code: str
-    unit: str
-    normal: str
-    guarded: bool
-
-
-def _apply_leg(session: Session, account: _Account, amount: int) -> None:
-    stmt = update(LedgerAccount).where(LedgerAccount.id == account.id)
-    decreases = (amount > 0) if account.normal == Normal.CREDIT else (amount < 0)
-    if account.guarded and decreases:
-        if account.normal == Normal.CREDIT:
-            stmt = stmt.where(LedgerAccount.balance + amount <= 0)
-        else:
-            stmt = stmt.where(LedgerAccount.balance + amount >= 0)
-    result = session.execute(
-        stmt.values(balance=LedgerAccount.balance + amount).execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise InsufficientBalanceError(f"{account.code}: balance too low for {abs(amount)} {account.unit}")
-
-
-def _accounts(session: Session, legs: Sequence[Leg]) -> dict[str, _Account]:
-    rows = session.execute(
-        select(
-            LedgerAccount.id,
-            LedgerAccount.code,
-            LedgerAccount.unit,
-            LedgerAccount.normal,
-            LedgerAccount.guarded,
-        ).where(LedgerAccount.code.in_([leg.account for leg in legs]))
-    )
-    found = {row.code: _Account(row.id, row.code, row.unit, row.normal, row.guarded) for row in rows}
-    for leg in legs:
-        if leg.account not in found:
-            raise NotFoundError(f"ledger account {leg.account} does not exist")
-    return found
-
-
-def post(session: Session, key: str, kind: str, legs: Sequence[Leg], memo: str = "") -> Posting:
-    """Write a balanced transaction once; replaying the same key returns the first posting.
-
-    Runs inside a savepoint, so a refused debit leaves the caller's transaction untouched. The
-    unique idempotency key is the replay check: the insert comes first and only a conflict
-    looks the earlier posting up, which saves a query on every new posting.
-    """
-    _validate(key, legs)
-    digest = posting_digest(kind, legs)
-    accounts = _accounts(session, legs)
-    per_unit: dict[str, int] = defaultdict(int)
-    for leg in legs:
-        per_unit[accounts[leg.account].unit] += leg.amount
-    unbalanced = {unit: total for unit, total in per_unit.items() if total != 0}
-    if unbalanced:
-        raise InvalidInputError(f"transaction does not balance: {unbalanced}")
-    try:
-        with session.begin_nested():
-            tx_id = session.execute(
-                insert(LedgerTransaction)
-                .values(idempotency_key=key, kind=kind, memo=memo, digest=digest, created_at=utcnow())
-                .returning(LedgerTransaction.id)
-            ).scalar_one()
-            for leg in sorted(legs, key=lambda leg: accounts[leg.account].id):
-                _apply_leg(session, accounts[leg.account], leg.amount)
-            session.execute(
-                insert(LedgerEntry),
-                [
-                    {"transaction_id": tx_id, "account_id": accounts[leg.account].id, "amount": leg.amount}
-                    for leg in legs
-                ],
-            )
-    except IntegrityError:
-        found = _existing(session, key, digest)
-        if found is None:
-            raise
-        return found
-    return Posting(tx_id, key, kind, tuple(legs), created=True)
+    rows = _LEGS_OF.run(conn, {"transaction_id": tx_id})
+    return Posting(tx_id, key, kind, tuple(Leg(code, amount) for code, amount in rows), created=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +107,15 @@ class LockedAccount:
     def reported(self) -> int:
         return reported(self.normal, self.balance)
 
+    def refuses(self, amount: int) -> bool:
+        """Whether adding `amount` would take a guarded account below zero."""
+        after = self.balance + amount
+        return self.guarded and (after > 0 if self.normal == Normal.CREDIT else after < 0)
+
 
 _ACCOUNTS_TABLE = cast(Table, LedgerAccount.__table__)
+_TRANSACTIONS_TABLE = cast(Table, LedgerTransaction.__table__)
+_ENTRIES_TABLE = cast(Table, LedgerEntry.__table__)
 
 
 @lru_cache(maxsize=32)
@@ -221,16 +144,54 @@ _ADD_TO_BALANCE = Prebuilt(
     .where(_ACCOUNTS_TABLE.c.id == bindparam("account_id"))
     .values(balance=_ACCOUNTS_TABLE.c.balance + bindparam("amount"))
 )
-_INSERT_TRANSACTION = Prebuilt(
-    insert(cast(Table, LedgerTransaction.__table__)).returning(cast(Table, LedgerTransaction.__table__).c.id)
+_INSERT_ENTRIES = Prebuilt(insert(_ENTRIES_TABLE))
+_TRANSACTION_BY_KEY = Prebuilt(
+    select(_TRANSACTIONS_TABLE.c.id, _TRANSACTIONS_TABLE.c.kind, _TRANSACTIONS_TABLE.c.digest).where(
+        _TRANSACTIONS_TABLE.c.idempotency_key == bindparam("key")
+    )
 )
-_INSERT_ENTRIES = Prebuilt(insert(cast(Table, LedgerEntry.__table__)))
+_LEGS_OF = Prebuilt(
+    select(_ACCOUNTS_TABLE.c.code, _ENTRIES_TABLE.c.amount)
+    .join(_ACCOUNTS_TABLE, _ACCOUNTS_TABLE.c.id == _ENTRIES_TABLE.c.account_id)
+    .where(_ENTRIES_TABLE.c.transaction_id == bindparam("transaction_id"))
+    .order_by(_ENTRIES_TABLE.c.id)
+)
 
 
-def lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, LockedAccount]:
-    """Lock the named accounts in id order (the same order `post` writes in, so no deadlock
-    between them) and read their balances. PostgreSQL locks the rows (FOR UPDATE); SQLite
+def _insert_new_transaction(dialect_insert: Any) -> Prebuilt:
+    """INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id: a replayed key returns
+    no row instead of raising, so no savepoint is needed around it."""
+    stmt = dialect_insert(_TRANSACTIONS_TABLE).values(
+        {name: bindparam(name) for name in ("idempotency_key", "kind", "memo", "digest", "created_at")}
+    )
+    return Prebuilt(
+        stmt.on_conflict_do_nothing(index_elements=[_TRANSACTIONS_TABLE.c.idempotency_key]).returning(
+            _TRANSACTIONS_TABLE.c.id
+        )
+    )
+
+
+_INSERT_TRANSACTION = {
+    "postgresql": _insert_new_transaction(pg_insert),
+    "sqlite": _insert_new_transaction(sqlite_insert),
+}
+
+
+def connection_of(db: Session | Connection) -> Connection:
+    """The connection of the caller's transaction; a session's pending ORM writes are flushed
+    first, because the statements here run on the driver's cursor and bypass autoflush."""
+    if isinstance(db, Connection):
+        return db
+    if db.new or db.dirty or db.deleted:
+        db.flush()
+    return db.connection()
+
+
+def lock_accounts(db: Session | Connection, codes: Iterable[str]) -> dict[str, LockedAccount]:
+    """Lock the named accounts in id order (the order every posting writes in, so postings do
+    not deadlock) and read their balances. PostgreSQL locks the rows (FOR UPDATE); SQLite
     transactions here start with BEGIN IMMEDIATE and already hold the database's write lock."""
+    conn = connection_of(db)
     wanted = sorted(set(codes))
     params = {f"code_{i}": code for i, code in enumerate(wanted)}
     found = {
@@ -243,51 +204,66 @@ def lock_accounts(conn: Connection, codes: Iterable[str]) -> dict[str, LockedAcc
     return found
 
 
-def post_locked(
-    conn: Connection,
-    accounts: dict[str, LockedAccount],
-    key: str,
-    kind: str,
-    legs: Sequence[Leg],
-    memo: str = "",
-) -> int:
-    """`post` for a hot path whose accounts were locked with `lock_accounts`; the transaction id.
-
-    The overdraft guards are checked against the locked balances before anything is written,
-    so a refusal writes nothing and needs no savepoint, and all legs go in one executemany.
-    The unique idempotency key still refuses a second posting under the same key (an
-    IntegrityError that aborts the caller's transaction); callers keep their own once-only
-    state (a hold's status), so a replay never reaches it.
-    """
-    _validate(key, legs)
+def _check(accounts: Mapping[str, LockedAccount], legs: Sequence[Leg], spent: Mapping[int, int]) -> None:
+    """Balance per unit and the overdraft guards, on locked balances plus what `spent` already
+    moved in the same batch: a refusal is raised before anything is written."""
     per_unit: dict[str, int] = defaultdict(int)
     for leg in legs:
         account = accounts.get(leg.account)
         if account is None:
             raise NotFoundError(f"ledger account {leg.account} is not locked for this posting")
         per_unit[account.unit] += leg.amount
-        after = account.balance + leg.amount
-        if account.guarded and (after > 0 if account.normal == Normal.CREDIT else after < 0):
+        if account.refuses(spent.get(account.id, 0) + leg.amount):
             raise InsufficientBalanceError(
                 f"{account.code}: balance too low for {abs(leg.amount)} {account.unit}"
             )
     unbalanced = {unit: total for unit, total in per_unit.items() if total != 0}
     if unbalanced:
         raise InvalidInputError(f"transaction does not balance: {unbalanced}")
+
+
+def post(
+    db: Session | Connection,
+    key: str,
+    kind: str,
+    legs: Sequence[Leg],
+    memo: str = "",
+    *,
+    locked: Mapping[str, LockedAccount] | None = None,
+) -> Posting:
+    """Write a balanced transaction once; replaying the same key returns the first posting.
+
+    The one way money or tokens move. Its accounts are locked and read (or were, by the
+    caller: `locked`), the legs are validated and the overdraft guards checked on the locked
+    balances, and only then is anything written, so a refusal leaves the caller's transaction
+    untouched without a savepoint. The unique idempotency key decides a replay: the insert
+    does nothing on a used key, and only then is the earlier posting looked up (one query
+    saved on every new posting); a refused replay of a posting that was written is still a
+    replay.
+    """
+    _validate(key, legs)
+    conn = connection_of(db)
+    accounts = locked if locked is not None else lock_accounts(conn, [leg.account for leg in legs])
+    digest = posting_digest(kind, legs)
+    try:
+        _check(accounts, legs, {})
+    except InsufficientBalanceError:
+        found = _existing(conn, key, digest)
+        if found is None:
+            raise
+        return found
+    rows = _INSERT_TRANSACTION[conn.dialect.name].run(
+        conn, {"idempotency_key": key, "kind": kind, "memo": memo, "digest": digest, "created_at": utcnow()}
+    )
+    if not rows:
+        found = _existing(conn, key, digest)
+        assert found is not None
+        return found
+    tx_id: int = rows[0][0]
     ordered = sorted(legs, key=lambda leg: accounts[leg.account].id)
     _ADD_TO_BALANCE.run(
         conn, [{"account_id": accounts[leg.account].id, "amount": leg.amount} for leg in ordered]
     )
-    tx_id: int = _INSERT_TRANSACTION.run(
-        conn,
-        {
-            "idempotency_key": key,
-            "kind": kind,
-            "memo": memo,
-            "digest": posting_digest(kind, legs),
-            "created_at": utcnow(),
-        },
-    )[0][0]
     _INSERT_ENTRIES.run(
         conn,
         [
@@ -295,7 +271,131 @@ def post_locked(
             for leg in ordered
         ],
     )
-    return tx_id
+    return Posting(tx_id, key, kind, tuple(legs), created=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One transaction of a bulk posting."""
+
+    key: str
+    kind: str
+    legs: tuple[Leg, ...]
+    memo: str = ""
+
+
+LOCK_CHUNK = 5_000
+"""Accounts locked per statement in a bulk posting (PostgreSQL takes at most 65,535 parameters)."""
+
+
+def _lock_many(conn: Connection, codes: set[str]) -> dict[str, LockedAccount]:
+    found: dict[str, LockedAccount] = {}
+    wanted = sorted(codes)
+    for start in range(0, len(wanted), LOCK_CHUNK):
+        rows = conn.execute(
+            select(
+                _ACCOUNTS_TABLE.c.id,
+                _ACCOUNTS_TABLE.c.code,
+                _ACCOUNTS_TABLE.c.unit,
+                _ACCOUNTS_TABLE.c.normal,
+                _ACCOUNTS_TABLE.c.guarded,
+                _ACCOUNTS_TABLE.c.balance,
+            )
+            .where(_ACCOUNTS_TABLE.c.code.in_(wanted[start : start + LOCK_CHUNK]))
+            .order_by(_ACCOUNTS_TABLE.c.id)
+            .with_for_update()
+        )
+        for account_id, code, unit, normal, guarded, balance in rows:
+            found[code] = LockedAccount(account_id, code, unit, normal, bool(guarded), balance)
+    missing = [code for code in wanted if code not in found]
+    if missing:
+        raise NotFoundError(f"ledger accounts do not exist: {', '.join(missing[:5])}")
+    return found
+
+
+def _used_keys(conn: Connection, keys: Sequence[str]) -> list[str]:
+    used: list[str] = []
+    for start in range(0, len(keys), LOCK_CHUNK):
+        chunk = keys[start : start + LOCK_CHUNK]
+        used.extend(
+            conn.execute(
+                select(_TRANSACTIONS_TABLE.c.idempotency_key).where(
+                    _TRANSACTIONS_TABLE.c.idempotency_key.in_(chunk)
+                )
+            ).scalars()
+        )
+    return sorted(used)
+
+
+def post_many(session: Session, transfers: Sequence[Transfer]) -> list[int]:
+    """Write many new transactions in a fixed number of statements (a period's payouts).
+
+    Every transfer is validated and guarded exactly as `post` does it, against the locked
+    balances plus the batch's own earlier legs, and every key must be new (a used one refuses
+    the whole batch, `IdempotencyConflictError`), before anything is written. A key written by
+    a concurrent transaction between that check and the insert still fails the insert (the
+    database's unique key), and the caller's transaction with it. Returns the transaction ids
+    in the order of `transfers`.
+    """
+    if not transfers:
+        return []
+    conn = connection_of(session)
+    keys = [transfer.key for transfer in transfers]
+    if len(set(keys)) != len(keys):
+        raise InvalidInputError("a bulk posting repeats an idempotency key")
+    accounts = _lock_many(conn, {leg.account for transfer in transfers for leg in transfer.legs})
+    moved: dict[int, int] = defaultdict(int)
+    for transfer in transfers:
+        _validate(transfer.key, transfer.legs)
+        _check(accounts, transfer.legs, moved)
+        for leg in transfer.legs:
+            moved[accounts[leg.account].id] += leg.amount
+    used = _used_keys(conn, keys)
+    if used:
+        raise IdempotencyConflictError(f"keys of this bulk posting were already used: {', '.join(used[:5])}")
+    now = utcnow()
+    # Core executemany without RETURNING (one statement per row on SQLite): the new ids are
+    # read back by key, above the highest id there was before.
+    before = conn.execute(select(func.max(_TRANSACTIONS_TABLE.c.id))).scalar() or 0
+    conn.execute(
+        insert(_TRANSACTIONS_TABLE),
+        [
+            {
+                "idempotency_key": t.key,
+                "kind": t.kind,
+                "memo": t.memo,
+                "digest": posting_digest(t.kind, t.legs),
+                "created_at": now,
+            }
+            for t in transfers
+        ],
+    )
+    ids = {
+        key: tx_id
+        for tx_id, key in conn.execute(
+            select(_TRANSACTIONS_TABLE.c.id, _TRANSACTIONS_TABLE.c.idempotency_key).where(
+                _TRANSACTIONS_TABLE.c.id > before
+            )
+        )
+    }
+    conn.execute(
+        insert(_ENTRIES_TABLE),
+        [
+            {"transaction_id": ids[t.key], "account_id": accounts[leg.account].id, "amount": leg.amount}
+            for t in transfers
+            for leg in t.legs
+        ],
+    )
+    conn.execute(
+        update(_ACCOUNTS_TABLE)
+        .where(_ACCOUNTS_TABLE.c.id == bindparam("account"))
+        .values(balance=_ACCOUNTS_TABLE.c.balance + bindparam("delta")),
+        [{"account": account_id, "delta": delta} for account_id, delta in sorted(moved.items()) if delta],
+    )
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, LedgerAccount):
+            session.expire(obj)
+    return [ids[key] for key in keys]
 
 
 def ensure_accounts(session: Session, codes_and_kinds: Iterable[tuple[str, int | None, AccountKind]]) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from fractions import Fraction
 from typing import TYPE_CHECKING, TypeVar
 
-from tokenclub.gateway.pricing import MICRO, PriceList
+from tokenclub.ledger.pricing import MICRO, PriceList
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison
@@ -19,12 +20,22 @@ if TYPE_CHECKING:
 K = TypeVar("K", bound="SupportsRichComparison")
 
 
-def pool_krw(revenue_krw: int, cost_krw: int, rate: Fraction) -> int:
-    """rate × max(0, revenue − cost), rounded down: the pool never exceeds what the rate allows."""
+class PoolBasis(StrEnum):
+    """What the pool rate applies to, the operator's choice frozen into each closed period."""
+
+    PROFIT = "profit"
+    """rate × max(0, revenue − costs): a share of the API business's profit."""
+    REVENUE = "revenue"
+    """rate × revenue, costs not deducted: a share of the API revenue."""
+
+
+def pool_krw(revenue_krw: int, cost_krw: int, rate: Fraction, basis: PoolBasis = PoolBasis.PROFIT) -> int:
+    """rate × the basis (profit or revenue, never below zero), rounded down: the pool never
+    exceeds what the rate allows."""
     if not 0 <= rate <= 1:
         raise ValueError(f"pool rate must be within [0, 1], got {rate}")
-    profit = max(0, revenue_krw - cost_krw)
-    return profit * rate.numerator // rate.denominator
+    base = revenue_krw - cost_krw if basis is PoolBasis.PROFIT else revenue_krw
+    return max(0, base) * rate.numerator // rate.denominator
 
 
 def allocate(pool: int, weights: Mapping[K, int]) -> dict[K, int]:

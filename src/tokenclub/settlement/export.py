@@ -42,6 +42,17 @@ def _moment(statement: Statement) -> str:
     )
 
 
+_BASIS = {
+    "profit": "이익의 일정 비율 · share of profit (revenue - costs)",
+    "revenue": "매출의 일정 비율 · share of revenue (costs not deducted)",
+}
+
+
+def _base(s: Statement) -> int:
+    """What the pool rate was applied to, as the period froze it."""
+    return s.profit_krw if s.pool_basis == "profit" else s.revenue_krw
+
+
 def sections(s: Statement) -> list[Section]:
     """The statement for people: every figure with the rule that produced it."""
     share = s.share
@@ -65,9 +76,10 @@ def sections(s: Statement) -> list[Section]:
                 ("비용 · Costs (operator records)", _krw(s.cost_krw)),
                 ("이익 · Profit = revenue - costs", _krw(s.profit_krw)),
                 ("배분율 · Pool rate", s.pool_rate),
+                ("배분 기준 · Pool basis", _BASIS[s.pool_basis]),
                 (
-                    "배분 풀 · Pool = rate × max(0, profit), rounded down",
-                    f"{s.pool_rate} × {max(0, s.profit_krw):,} → {_krw(s.pool_krw)}",
+                    f"배분 풀 · Pool = rate × max(0, {s.pool_basis}), rounded down",
+                    f"{s.pool_rate} × {max(0, _base(s)):,} → {_krw(s.pool_krw)}",
                 ),
                 *records,
             ],

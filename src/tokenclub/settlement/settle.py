@@ -16,23 +16,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import ColumnElement, Integer, bindparam, func, insert, literal_column, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Integer, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
 from tokenclub.db.schema import Customer, LedgerAccount, LedgerEntry, LedgerTransaction, Partner, UsageEvent
 from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine, SettlementPeriod
 from tokenclub.db.types import UTCDateTime, utcnow
-from tokenclub.errors import StateError
-from tokenclub.gateway.pricing import PriceList
-from tokenclub.ledger.chart import API_REVENUE_KRW, PAYABLE_KRW, PROFIT_SHARE_EXPENSE_KRW, system_account
-from tokenclub.ledger.posting import Leg, posting_digest
+from tokenclub.errors import IdempotencyConflictError, NotFoundError, StateError
+from tokenclub.ledger.chart import API_REVENUE_KRW, PAYABLE_KRW, system_account
+from tokenclub.ledger.operations import PAYOUT_KIND, post_payouts
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settings import Settings
-from tokenclub.settlement.allocation import Payout, allocate, free_usage_krw, pay_out, pool_krw
+from tokenclub.settlement.allocation import Payout, PoolBasis, allocate, free_usage_krw, pay_out, pool_krw
 from tokenclub.settlement.periods import RecordKind, get_or_open, is_closed, record_totals
 from tokenclub.settlement.weights import Bounds, CreditedTokens, WeightPolicy
 
-PAYOUT_KIND = "profit_share"
 NOTHING = Payout(0, 0, 0)
 
 
@@ -48,14 +46,16 @@ class Terms:
     pool_rate: Decimal
     min_payout_krw: int
     prices: PriceList
+    pool_basis: PoolBasis = PoolBasis.PROFIT
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Terms:
+    def from_settings(cls, settings: Settings, pool_basis: PoolBasis | None = None) -> Terms:
         # The float setting's shortest repr (0.3) is the decimal the operator typed.
         return cls(
             Decimal(repr(settings.pool_rate)),
             settings.min_payout_krw,
             PriceList(settings.price_input_krw_per_mtok, settings.price_output_krw_per_mtok),
+            pool_basis or PoolBasis(settings.pool_basis),
         )
 
 
@@ -110,6 +110,7 @@ class Settlement(PeriodFigures):
     closed_at: datetime
     policy: str
     pool_rate: str
+    pool_basis: str
     min_payout_krw: int
     prices: PriceList
     api_revenue_krw: int
@@ -129,6 +130,7 @@ class Settlement(PeriodFigures):
             "closed_at": self.closed_at.isoformat(),
             "policy": self.policy,
             "pool_rate": self.pool_rate,
+            "pool_basis": self.pool_basis,
             "min_payout_krw": self.min_payout_krw,
             "api_revenue_krw": self.api_revenue_krw,
             "manual_revenue_krw": self.manual_revenue_krw,
@@ -236,8 +238,8 @@ def _refuse_early_or_out_of_order(session: Session, period: SettlementPeriod, no
         raise StateError(f"period {earlier_open} is still open; close periods in order")
 
 
-def _post_payouts(session: Session, period_name: str, paid: dict[int, int], now: datetime) -> None:
-    """One ledger transaction per payout (expense debit, partner payable credit), written in bulk.
+def _post_payouts(session: Session, period_name: str, paid: dict[int, int]) -> None:
+    """One ledger transaction per payout, posted in bulk by the ledger.
 
     The keys are new: they are written only here, in the transaction that closes the period,
     and a closed period never posts again (a clash is refused whole). The digest is the
@@ -245,69 +247,29 @@ def _post_payouts(session: Session, period_name: str, paid: dict[int, int], now:
     """
     if not paid:
         return
-    expense_code = system_account(PROFIT_SHARE_EXPENSE_KRW)
-    expense_id = session.scalar(select(LedgerAccount.id).where(LedgerAccount.code == expense_code))
     payable = {
-        partner: (account_id, code)
-        for partner, account_id, code in session.execute(
-            select(Customer.partner_id, LedgerAccount.id, LedgerAccount.code)
+        partner: code
+        for partner, code in session.execute(
+            select(Customer.partner_id, LedgerAccount.code)
             .join(LedgerAccount, LedgerAccount.customer_id == Customer.id)
             .where(Customer.partner_id.is_not(None), LedgerAccount.kind == PAYABLE_KRW.name)
         )
     }
     missing = sorted(paid.keys() - payable.keys())
-    if expense_id is None or missing:
+    if missing:
         raise StateError(
             f"ledger accounts missing for payouts (partners {missing[:5]}); run `tokenclub init`"
         )
-    keys = {payout_key(period_name, partner): partner for partner in paid}
-    # Core executemany, not ORM bulk inserts or RETURNING (one statement per row on SQLite):
-    # the new ids are read back by key, above the highest id there was before.
-    connection = session.connection()
-    before = session.scalar(select(func.max(LedgerTransaction.id))) or 0
     try:
-        connection.execute(
-            insert(LedgerTransaction),
-            [
-                {
-                    "idempotency_key": key,
-                    "kind": PAYOUT_KIND,
-                    "memo": f"profit share {period_name}",
-                    "digest": posting_digest(
-                        PAYOUT_KIND,
-                        [Leg(expense_code, paid[partner]), Leg(payable[partner][1], -paid[partner])],
-                    ),
-                    "created_at": now,
-                }
-                for key, partner in keys.items()
-            ],
+        post_payouts(
+            session,
+            {payout_key(period_name, partner): (payable[partner], krw) for partner, krw in paid.items()},
+            f"profit share {period_name}",
         )
-    except IntegrityError as exc:
+    except NotFoundError as exc:
+        raise StateError(f"ledger accounts missing for payouts: {exc}; run `tokenclub init`") from exc
+    except IdempotencyConflictError as exc:
         raise StateError(f"the ledger already holds payouts keyed to period {period_name}") from exc
-    written = connection.execute(
-        select(LedgerTransaction.id, LedgerTransaction.idempotency_key).where(LedgerTransaction.id > before)
-    )
-    entries = []
-    for tx_id, key in written:
-        if key in keys:
-            amount = paid[keys[key]]
-            entries.append({"transaction_id": tx_id, "account_id": expense_id, "amount": amount})
-            entries.append({"transaction_id": tx_id, "account_id": payable[keys[key]][0], "amount": -amount})
-    assert len(entries) == 2 * len(keys)
-    connection.execute(insert(LedgerEntry), entries)
-    deltas = [{"account": expense_id, "delta": sum(paid.values())}]
-    deltas.extend({"account": payable[p][0], "delta": -krw} for p, krw in paid.items())
-    # Plain UPDATE ... WHERE id = ? per account (executemany): the payouts only credit the
-    # payable and debit the expense, so no overdraft guard applies.
-    connection.execute(
-        update(LedgerAccount)
-        .where(LedgerAccount.id == bindparam("account"))
-        .values(balance=LedgerAccount.balance + bindparam("delta")),
-        deltas,
-    )
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, LedgerAccount):
-            session.expire(obj)
 
 
 def load_settlement(session: Session, period: SettlementPeriod) -> Settlement:
@@ -346,6 +308,7 @@ def _settlement(
         closed_at=closing.closed_at,
         policy=closing.policy,
         pool_rate=closing.pool_rate,
+        pool_basis=closing.pool_basis,
         min_payout_krw=closing.min_payout_krw,
         prices=PriceList(closing.price_input_krw_per_mtok, closing.price_output_krw_per_mtok),
         api_revenue_krw=closing.api_revenue_krw,
@@ -398,7 +361,12 @@ def close_period(
     api = api_revenue_krw(session, bounds)
     records = record_totals(session, period)
     pool = (
-        pool_krw(api + records[RecordKind.REVENUE], records[RecordKind.COST], Fraction(terms.pool_rate))
+        pool_krw(
+            api + records[RecordKind.REVENUE],
+            records[RecordKind.COST],
+            Fraction(terms.pool_rate),
+            terms.pool_basis,
+        )
         if total_tokens
         else 0
     )
@@ -420,6 +388,7 @@ def close_period(
         closed_at=moment,
         policy=chosen.name,
         pool_rate=str(terms.pool_rate),
+        pool_basis=terms.pool_basis.value,
         min_payout_krw=terms.min_payout_krw,
         price_input_krw_per_mtok=terms.prices.input_krw_per_mtok,
         price_output_krw_per_mtok=terms.prices.output_krw_per_mtok,
@@ -450,5 +419,5 @@ def close_period(
                 for line in lines
             ],
         )
-    _post_payouts(session, period.name, {ln.partner_id: ln.paid_krw for ln in lines if ln.paid_krw}, moment)
+    _post_payouts(session, period.name, {ln.partner_id: ln.paid_krw for ln in lines if ln.paid_krw})
     return _settlement(period, closing, lines, created=True)

@@ -17,7 +17,7 @@ from tokenclub.accounts.partners import get_partner
 from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine, SettlementRecord
 from tokenclub.errors import StateError
 from tokenclub.export.registry import models_trained_on
-from tokenclub.gateway.pricing import PriceList
+from tokenclub.ledger.pricing import PriceList
 from tokenclub.settlement.periods import get_period
 from tokenclub.settlement.settle import PeriodFigures, payout_key, token_share
 
@@ -42,6 +42,7 @@ class Statement(PeriodFigures):
     closed_at: datetime
     policy: str
     pool_rate: str
+    pool_basis: str
     api_revenue_krw: int
     manual_revenue_krw: int
     cost_krw: int
@@ -88,6 +89,7 @@ class Statement(PeriodFigures):
             "cost_krw": self.cost_krw,
             "profit_krw": self.profit_krw,
             "pool_rate": self.pool_rate,
+            "pool_basis": self.pool_basis,
             "pool_krw": self.pool_krw,
             "policy": self.policy,
             "total_tokens": self.total_tokens,
@@ -138,6 +140,7 @@ def build_statement(session: Session, partner_id: int, period_name: str) -> Stat
         closed_at=closing.closed_at,
         policy=closing.policy,
         pool_rate=closing.pool_rate,
+        pool_basis=closing.pool_basis,
         api_revenue_krw=closing.api_revenue_krw,
         manual_revenue_krw=closing.manual_revenue_krw,
         cost_krw=closing.cost_krw,

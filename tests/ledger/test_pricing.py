@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenclub.gateway.pricing import MICRO, PriceList, krw_due, plan_hold, split_usage
+from tokenclub.ledger.pricing import MICRO, PriceList, krw_due, plan_hold, split_usage
 
 counts = st.integers(0, 10**7)
 prices = st.builds(PriceList, st.integers(0, 100_000), st.integers(0, 100_000))

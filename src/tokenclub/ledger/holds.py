@@ -1,0 +1,376 @@
+"""Holds as two-phase pending transfers, in the sense of TigerBeetle's.
+
+`place` writes a pending transfer: the request's bound in tokens (`tokens`), covered by free
+allowance first and, beyond it, by KRW of credit line, both moved into held accounts, so
+concurrent requests can never spend the same allowance twice. Then exactly one resolution:
+
+- **post** charges real usage, at most the pending amount, and returns the rest;
+- **void** returns everything (upstream failure, refusal);
+- **expire** is a void by time, allowed only once the hold's `expires_at` has passed.
+
+Each resolution is a ledger transaction plus an immutable `hold_resolutions` row keyed by the
+hold's id: the hold row is locked and its state checked, and the primary key is the database's
+own refusal of a second resolution. A post above the pending amount is refused
+(`HoldExceededError`); `charge` is the gateway's way in: it caps the reported usage at the
+hold, so no charge ever exceeds its hold whatever an upstream reports, and flags the cap.
+
+The gateway's hot path: statements are built once and run on the driver's cursor
+(`db/prebuilt.py`); the accounts a resolution touches are locked and read in one statement and
+every rule is checked on them before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import cast
+
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tokenclub.db.ledger_schema import HoldResolution
+from tokenclub.db.prebuilt import Prebuilt
+from tokenclub.db.schema import CreditHold
+from tokenclub.db.types import utcnow
+from tokenclub.errors import InsufficientBalanceError, InvalidInputError, StateError
+from tokenclub.ledger.chart import (
+    API_REVENUE_KRW,
+    CREDIT_LINE_HELD_KRW,
+    CREDIT_LINE_KRW,
+    CREDIT_LINES_ISSUED_KRW,
+    FREE_ALLOWANCE,
+    FREE_ALLOWANCE_HELD,
+    FREE_TOKENS_USED,
+    PAID_TOKENS,
+    PAID_TOKENS_SOLD,
+    RECEIVABLE_KRW,
+    USAGE_MICRO_KRW,
+    USAGE_MICRO_KRW_BILLED,
+    AccountKind,
+    customer_account,
+    system_account,
+)
+from tokenclub.ledger.posting import Leg, connection_of, lock_accounts, post
+from tokenclub.ledger.pricing import PriceList, Split, krw_due, plan_hold, split_usage
+
+
+class Outcome(StrEnum):
+    POSTED = "posted"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+PENDING = "pending"
+
+
+class QuotaExceededError(InsufficientBalanceError):
+    """Neither free allowance nor credit line covers the request's bound."""
+
+
+class HoldResolvedError(StateError):
+    """The hold already has its one resolution."""
+
+
+class HoldExceededError(InvalidInputError):
+    """A post above the hold's pending amount."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def capped(self, tokens: int) -> Usage:
+        """At most `tokens` in all, the prompt counted first."""
+        prompt = min(self.prompt_tokens, tokens)
+        return Usage(prompt, min(self.completion_tokens, tokens - prompt))
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A pending transfer: its bound in tokens, and what was set aside in free tokens and KRW."""
+
+    id: str
+    customer_id: int
+    tokens: int
+    free_tokens: int
+    krw: int
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A posted hold: the usage charged (never above the hold), the split and the KRW."""
+
+    hold: Hold
+    usage: Usage
+    reported: Usage
+    split: Split
+    krw: int
+
+    @property
+    def capped(self) -> bool:
+        """The reported usage exceeded the hold: an upstream usage anomaly."""
+        return self.reported != self.usage
+
+
+_HOLDS = cast(Table, CreditHold.__table__)
+_RESOLUTIONS = cast(Table, HoldResolution.__table__)
+_INSERT_HOLD = Prebuilt(insert(_HOLDS))
+_LOCK_HOLD = Prebuilt(
+    select(
+        _HOLDS.c.customer_id,
+        _HOLDS.c.tokens,
+        _HOLDS.c.free_tokens,
+        _HOLDS.c.krw,
+        _HOLDS.c.status,
+        (_HOLDS.c.expires_at <= bindparam("now")).label("due"),
+    )
+    .where(_HOLDS.c.id == bindparam("hold_id"))
+    .with_for_update()
+)
+_CLOSE_HOLD = Prebuilt(
+    update(_HOLDS)
+    .where(_HOLDS.c.id == bindparam("hold_id"))
+    .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
+)
+_INSERT_RESOLUTION = Prebuilt(insert(_RESOLUTIONS))
+_STALE_HOLDS = select(_HOLDS.c.id).where(_HOLDS.c.status == PENDING, _HOLDS.c.expires_at < bindparam("now"))
+
+
+def _legs(*pairs: tuple[str, int]) -> list[Leg]:
+    return [Leg(account, amount) for account, amount in pairs if amount != 0]
+
+
+def _acct(customer_id: int, kind: AccountKind) -> str:
+    return customer_account(customer_id, kind)
+
+
+def place(
+    db: Session | Connection, customer_id: int, key_id: int, tokens: int, prices: PriceList, ttl: timedelta
+) -> Hold:
+    """Set aside a pending amount of `tokens`, or refuse with `QuotaExceededError` and write nothing."""
+    if tokens < 0:
+        raise InvalidInputError(f"a hold's pending amount must not be negative, got {tokens}")
+    conn = connection_of(db)
+    codes = [
+        _acct(customer_id, kind)
+        for kind in (FREE_ALLOWANCE, FREE_ALLOWANCE_HELD, CREDIT_LINE_KRW, CREDIT_LINE_HELD_KRW)
+    ]
+    accounts = lock_accounts(conn, codes)
+    allowance, allowance_held, line, line_held = codes
+    plan = plan_hold(tokens, accounts[allowance].reported(), prices)
+    if plan.krw > accounts[line].reported():
+        raise QuotaExceededError(
+            "insufficient quota: free allowance and spending limit do not cover this request"
+        )
+    hold_id = uuid.uuid4().hex
+    legs = _legs(
+        (allowance, plan.free_tokens),
+        (allowance_held, -plan.free_tokens),
+        (line, plan.krw),
+        (line_held, -plan.krw),
+    )
+    if legs:
+        post(conn, f"hold:{hold_id}", "hold", legs, locked=accounts)
+    now = utcnow()
+    _INSERT_HOLD.run(
+        conn,
+        {
+            "id": hold_id,
+            "customer_id": customer_id,
+            "key_id": key_id,
+            "tokens": tokens,
+            "free_tokens": plan.free_tokens,
+            "krw": plan.krw,
+            "status": PENDING,
+            "created_at": now,
+            "expires_at": now + ttl,
+        },
+    )
+    return Hold(hold_id, customer_id, tokens, plan.free_tokens, plan.krw)
+
+
+def _lock_pending(conn: Connection, hold_id: str) -> tuple[Hold, bool]:
+    """The hold, locked, and whether it is due to expire; refused unless it is still pending."""
+    rows = _LOCK_HOLD.run(conn, {"hold_id": hold_id, "now": utcnow()})
+    if not rows:
+        raise StateError(f"hold {hold_id} does not exist")
+    customer_id, tokens, free_tokens, krw, status, due = rows[0]
+    if status != PENDING:
+        raise HoldResolvedError(f"hold {hold_id} is already {status}")
+    return Hold(hold_id, customer_id, tokens, free_tokens, krw), bool(due)
+
+
+def _resolve(
+    conn: Connection,
+    hold: Hold,
+    outcome: Outcome,
+    charged: Usage,
+    reported: Usage,
+    krw: int,
+    transaction_id: int | None,
+) -> None:
+    now = utcnow()
+    _CLOSE_HOLD.run(conn, {"hold_id": hold.id, "status": outcome.value, "closed_at": now})
+    _INSERT_RESOLUTION.run(
+        conn,
+        {
+            "hold_id": hold.id,
+            "outcome": outcome.value,
+            "prompt_tokens": charged.prompt_tokens,
+            "completion_tokens": charged.completion_tokens,
+            "reported_prompt_tokens": reported.prompt_tokens,
+            "reported_completion_tokens": reported.completion_tokens,
+            "krw": krw,
+            "capped": reported != charged,
+            "transaction_id": transaction_id,
+            "created_at": now,
+        },
+    )
+
+
+def _post_codes(cid: int, split: Split, hold: Hold) -> list[str]:
+    """Every account the post may touch, so all of them are locked at once, in id order."""
+    codes = [_acct(cid, FREE_ALLOWANCE_HELD), _acct(cid, FREE_TOKENS_USED), _acct(cid, FREE_ALLOWANCE)]
+    if split.paid:
+        codes += [
+            _acct(cid, PAID_TOKENS),
+            system_account(PAID_TOKENS_SOLD),
+            _acct(cid, RECEIVABLE_KRW),
+            system_account(API_REVENUE_KRW),
+            _acct(cid, USAGE_MICRO_KRW),
+            system_account(USAGE_MICRO_KRW_BILLED),
+        ]
+    if hold.krw:
+        codes += [
+            _acct(cid, CREDIT_LINE_HELD_KRW),
+            _acct(cid, CREDIT_LINE_KRW),
+            system_account(CREDIT_LINES_ISSUED_KRW),
+        ]
+    return codes
+
+
+def _post(
+    conn: Connection, hold: Hold, usage: Usage, reported: Usage, prices: PriceList, memo: str
+) -> Posted:
+    if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
+        raise InvalidInputError(f"hold {hold.id}: usage must not be negative, got {usage}")
+    if usage.total > hold.tokens:
+        raise HoldExceededError(f"hold {hold.id}: a post of {usage.total} tokens exceeds its {hold.tokens}")
+    cid = hold.customer_id
+    split = split_usage(usage.prompt_tokens, usage.completion_tokens, hold.free_tokens)
+    accounts = lock_accounts(conn, _post_codes(cid, split, hold))
+    cost_micro = prices.cost_micro_krw(split.paid_prompt, split.paid_completion)
+    billed = accounts[_acct(cid, USAGE_MICRO_KRW)].reported() if cost_micro else 0
+    krw = krw_due(billed, cost_micro) if cost_micro else 0
+    if krw > hold.krw:
+        raise HoldExceededError(f"hold {hold.id}: a charge of {krw} KRW exceeds its {hold.krw} KRW")
+    legs = _legs(
+        (_acct(cid, FREE_ALLOWANCE_HELD), hold.free_tokens),
+        (_acct(cid, FREE_TOKENS_USED), -split.free),
+        (_acct(cid, FREE_ALLOWANCE), -(hold.free_tokens - split.free)),
+        (_acct(cid, PAID_TOKENS), split.paid),
+        (system_account(PAID_TOKENS_SOLD), -split.paid),
+        (_acct(cid, CREDIT_LINE_HELD_KRW), hold.krw),
+        (_acct(cid, CREDIT_LINE_KRW), -(hold.krw - krw)),
+        (system_account(CREDIT_LINES_ISSUED_KRW), -krw),
+        (_acct(cid, RECEIVABLE_KRW), krw),
+        (system_account(API_REVENUE_KRW), -krw),
+        (_acct(cid, USAGE_MICRO_KRW), cost_micro),
+        (system_account(USAGE_MICRO_KRW_BILLED), -cost_micro),
+    )
+    tx_id = (
+        post(conn, f"settle:{hold.id}", "api_usage", legs, memo, locked=accounts).transaction_id
+        if legs
+        else None
+    )
+    _resolve(conn, hold, Outcome.POSTED, usage, reported, krw, tx_id)
+    return Posted(hold, usage, reported, split, krw)
+
+
+def post_pending(
+    db: Session | Connection, hold_id: str, usage: Usage, prices: PriceList, memo: str = ""
+) -> Posted:
+    """Charge `usage` against a pending hold and return the rest; refused above the pending
+    amount (`HoldExceededError`) or once resolved (`HoldResolvedError`)."""
+    conn = connection_of(db)
+    hold, _ = _lock_pending(conn, hold_id)
+    return _post(conn, hold, usage, usage, prices, memo)
+
+
+def charge(
+    db: Session | Connection, hold_id: str, reported: Usage, prices: PriceList, memo: str = ""
+) -> Posted:
+    """Post min(reported usage, hold): what an upstream reports beyond the hold is never
+    charged; `Posted.capped` tells the caller to report the anomaly."""
+    conn = connection_of(db)
+    hold, _ = _lock_pending(conn, hold_id)
+    return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo)
+
+
+def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hold:
+    """Return a whole hold, once; `expire` is a void by time, refused before the hold is due."""
+    conn = connection_of(db)
+    hold, due = _lock_pending(conn, hold_id)
+    if expire and not due:
+        raise StateError(f"hold {hold_id} has not expired yet")
+    cid = hold.customer_id
+    legs = _legs(
+        (_acct(cid, FREE_ALLOWANCE_HELD), hold.free_tokens),
+        (_acct(cid, FREE_ALLOWANCE), -hold.free_tokens),
+        (_acct(cid, CREDIT_LINE_HELD_KRW), hold.krw),
+        (_acct(cid, CREDIT_LINE_KRW), -hold.krw),
+    )
+    tx_id = post(conn, f"release:{hold_id}", "release_hold", legs).transaction_id if legs else None
+    nothing = Usage(0, 0)
+    _resolve(conn, hold, Outcome.EXPIRED if expire else Outcome.VOIDED, nothing, nothing, 0, tx_id)
+    return hold
+
+
+def stale(db: Session | Connection, now: datetime) -> list[str]:
+    """Pending holds past their expiry: what the sweep expires."""
+    return list(connection_of(db).execute(_STALE_HOLDS, {"now": now}).scalars())
+
+
+def audit_holds(session: Session) -> list[str]:
+    """Problems found: a resolution that disagrees with its hold, or a charge above its hold."""
+    problems: list[str] = []
+    rows = session.execute(
+        select(
+            _HOLDS.c.id,
+            _HOLDS.c.status,
+            _HOLDS.c.tokens,
+            _HOLDS.c.krw,
+            _RESOLUTIONS.c.outcome,
+            _RESOLUTIONS.c.prompt_tokens,
+            _RESOLUTIONS.c.completion_tokens,
+            _RESOLUTIONS.c.krw,
+        )
+        .select_from(_HOLDS.outerjoin(_RESOLUTIONS, _RESOLUTIONS.c.hold_id == _HOLDS.c.id))
+        .where(_HOLDS.c.status != PENDING)
+    )
+    for hold_id, status, tokens, krw, outcome, prompt, completion, charged_krw in rows:
+        if outcome is None:
+            # Holds resolved before resolutions were recorded carry their outcome in `status`.
+            continue
+        if outcome != status:
+            problems.append(f"hold {hold_id}: status {status} but resolution {outcome}")
+        if prompt + completion > tokens or charged_krw > krw:
+            problems.append(
+                f"hold {hold_id}: charged {prompt + completion} tokens / {charged_krw} KRW above its hold"
+            )
+    return problems
+
+
+def usage_anomalies(session: Session) -> int:
+    """Holds posted at their bound because the upstream reported more than the hold."""
+    return int(
+        session.scalar(select(func.count()).select_from(_RESOLUTIONS).where(_RESOLUTIONS.c.capped.is_(True)))
+        or 0
+    )
