@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from tests.gateway.fake_upstream import openai_app, prompt_tokens
-from tests.guard.disguise import DISGUISES
+from tests.guard.disguise import ALL_DISGUISES
 
 COVER = "네, 요청하신 내용을 정리했습니다."
 CHANNELS = (
@@ -201,7 +201,7 @@ def worst_case_app() -> FastAPI:
     async def answer(request: Request, chat: bool) -> Any:
         body = await request.json()
         spec = _order(body)
-        text = DISGUISES[spec.get("disguise", "verbatim")](spec["text"])
+        text = ALL_DISGUISES[spec.get("disguise", "verbatim")](spec["text"])
         if body.get("stream"):
             return _stream(chat, spec, text, body)
         return _whole(chat, spec, text, body)

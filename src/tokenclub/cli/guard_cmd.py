@@ -14,6 +14,7 @@ import typer
 from rich.progress import Progress
 from tokenizers import Tokenizer
 
+from tokenclub.accounts.partners import withdrawn_partners
 from tokenclub.cli.output import (
     JSON_OPTION,
     console,
@@ -41,6 +42,7 @@ from tokenclub.guard.redteam import (
     run_suite,
     summarize,
 )
+from tokenclub.guard.releases import record_release
 from tokenclub.guard.scanner import LeakScanner
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
@@ -77,6 +79,32 @@ def rebuild_command(
     emit(stats, json_out, "guard index rebuilt")
 
 
+@guard_app.command("release")
+def release_command(
+    partner: int = typer.Option(
+        ..., "--partner", help="The withdrawn partner whose text may leave the index."
+    ),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Release a withdrawn partner's text from the guard (once no served model saw it): the
+    index is rebuilt without it, and every later rebuild leaves it out."""
+    settings = get_settings()
+    with session_scope() as session:
+        if partner not in withdrawn_partners(session):
+            raise InvalidInputError(
+                f"partner {partner} has not withdrawn: only a withdrawn partner's text can be released"
+            )
+    released = record_release(guard_root(settings.home), partner)
+    db = open_database(settings)
+    try:
+        rebuild_index(db, settings.home, corpus_store())
+    finally:
+        db.dispose()
+    stats = _index_stats()
+    stats["released"] = sorted(released)
+    emit(stats, json_out, f"partner {partner} released from the guard index")
+
+
 @guard_app.command("sync")
 def sync_command(json_out: bool = JSON_OPTION) -> None:
     """Index committed corpus batches that the index lacks (after a crash mid-ingest)."""
@@ -105,7 +133,7 @@ def check_command(
     """Would the guard stop this text? Prints the verdict, matched letters and partner."""
     body = sys.stdin.read() if text == "-" else text
     scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
-    result = scanner.scan(body, strict)
+    result = scanner.inspect(body, strict)
     report: dict[str, Any] = {
         "verdict": result.verdict,
         "matched_length": result.matched_length,

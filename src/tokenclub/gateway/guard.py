@@ -39,8 +39,9 @@ from tokenclub.guard.replies import (
     clean_reply,
     set_channel,
 )
-from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner, holdback
+from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, holdback
 from tokenclub.guard.tallies import add_credits, window_totals
+from tokenclub.guard.views import ViewScanner
 
 PromptPolicy = Literal["refuse", "strict"]
 CONTENT_FILTER = "content_filter"
@@ -238,7 +239,7 @@ class GatewayGuard:
         kept: list[Fragment] = []
         for choice in data["choices"]:
             found = {
-                channel: self.scanner.scan(text, strict, pieces)
+                channel: self.scanner.inspect(text, strict, pieces)
                 for channel, text in channels(choice, kind).items()
             }
             results += found.values()
@@ -339,7 +340,7 @@ class StreamGuard:
     strict: bool
     pieces: list[Fragment] | None
     reply_id: str
-    _scanners: dict[Channel, StreamScanner] = field(default_factory=dict)
+    _scanners: dict[Channel, ViewScanner] = field(default_factory=dict)
     _names: dict[Channel, str] = field(default_factory=dict)
     _name_results: list[ScanResult] = field(default_factory=list)
     _sent: dict[Channel, list[str]] = field(default_factory=dict)
@@ -419,10 +420,10 @@ class StreamGuard:
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
         return _output_decision(results, action, params)
 
-    def _scanner(self, channel: Channel) -> StreamScanner:
+    def _scanner(self, channel: Channel) -> ViewScanner:
         scanner = self._scanners.get(channel)
         if scanner is None:
-            scanner = self.owner.scanner.stream(self.owner.policy, self.strict, self.pieces)
+            scanner = self.owner.scanner.watch(self.owner.policy, self.strict, self.pieces)
             self._scanners[channel] = scanner
         return scanner
 
@@ -436,7 +437,7 @@ class StreamGuard:
             return None
         if self.owner.scanner.current() is None:
             return text
-        result = self.owner.scanner.scan(name, self.strict, self.pieces)
+        result = self.owner.scanner.inspect(name, self.strict, self.pieces)
         self._name_results = [r for r in self._name_results if r.leaked] + [result]
         if not result.leaked:
             return text

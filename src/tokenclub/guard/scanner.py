@@ -21,14 +21,17 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from tokenclub.guard.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import GramHash, RollingHasher
+from tokenclub.guard.hashing import GramHash, ReversedRollingHasher, RollingHasher
 from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
+
+if TYPE_CHECKING:
+    from tokenclub.guard.views import ViewScanner
 
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
@@ -118,6 +121,7 @@ class StreamScanner:
         strict: bool = False,
         marker: str = REDACTION,
         earlier: list[Fragment] | None = None,
+        reverse: bool = False,
     ) -> None:
         self.index = index
         self.policy = policy
@@ -130,8 +134,9 @@ class StreamScanner:
         self._width = params.width
         self._needed = params.required_hits(strict)
         self.holdback = holdback(params) if index is not None else 0
-        self._normalizer = IncrementalNormalizer()
-        self._hasher = RollingHasher(GramHash(params.width, params.seed))
+        self._normalizer = IncrementalNormalizer(backwards=reverse)
+        spec = GramHash(params.width, params.seed)
+        self._hasher = ReversedRollingHasher(spec) if reverse else RollingHasher(spec)
         self._owners = array("q")  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
         self._released = 0
@@ -324,5 +329,21 @@ class LeakScanner:
         """Every leak in a whole reply (with `earlier`, runs that join them too, and the reply's
         own fragments), and the reply with each replaced by the marker."""
         scanner = self.stream("redact", strict, earlier)
+        redacted = scanner.feed(text) + scanner.finish()
+        return ScanResult(scanner.spans, redacted, tuple(scanner.joins), tuple(scanner.sent_pieces))
+
+    def watch(
+        self, policy: Policy = "block", strict: bool = False, earlier: list[Fragment] | None = None
+    ) -> ViewScanner:
+        """`stream` in every canonical view (`guard/views.py`): what the gateway uses."""
+        from tokenclub.guard.views import ViewScanner
+
+        index = self.current()
+        params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
+        return ViewScanner(index, params, policy, strict, self.marker, earlier)
+
+    def inspect(self, text: str, strict: bool = False, earlier: list[Fragment] | None = None) -> ScanResult:
+        """`scan` in every canonical view."""
+        scanner = self.watch("redact", strict, earlier)
         redacted = scanner.feed(text) + scanner.finish()
         return ScanResult(scanner.spans, redacted, tuple(scanner.joins), tuple(scanner.sent_pieces))
