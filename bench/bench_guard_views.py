@@ -4,9 +4,11 @@ Indexed: the 2019-05 petitions (dealt to three partners). Attacks: 32 passages o
 characters per family, each disguised by the test helpers (`tests/guard/disguise.py`, the same
 disguises the worst-case upstream performs) inside a framing sentence. Guard off means the
 reply goes out as it is (every attack leaks: the disguises are reversible); guard on is
-measured three ways: the whole reply (`LeakScanner.inspect`), streamed one character per call
-and three characters per call (`LeakScanner.watch`, block policy). An attack counts as stopped
-when the reply is blocked before the copy's first character. The reference in the same run is
+measured three ways: the whole reply (`LeakScanner.inspect`, redact policy: the copy is cut
+out), streamed one character per call and three characters per call (`LeakScanner.watch`,
+block policy). An attack leaks when the client gets the whole disguised copy, or so much of it
+that the share received times the passage's guard letters reaches 50 (what the client can
+undo of a partial disguised copy). The reference in the same run is
 the plain-view scanner (`LeakScanner.scan` / `stream`), as the guard was before the views.
 
 False positives: the 2019-07 petitions (a month not indexed) cut into 750-character replies
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.guard.disguise import ALL_DISGUISES
 
 from tokenclub.guard.index import IndexParams, open_index, writer
+from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.scanner import LeakScanner
 
 CORPORA = Path("/work/shared/corpora/petitions")
@@ -45,14 +48,26 @@ def petitions(month: str) -> list[str]:
         return [json.loads(line)["content"] for line in fh]
 
 
-def stopped_streamed(scanner: LeakScanner, reply: str, size: int, views: bool) -> bool:
-    stream = scanner.watch("block") if views else scanner.stream("block")
+def leaked(out: str, disguised: str, passage: str, leak_length: int = 50) -> bool:
+    """Whether what the client got of the disguised copy recovers a leak: the whole copy, or a
+    share of it (the part received in place, right after the intro) that, times the passage's
+    guard letters, reaches `leak_length`."""
+    if disguised in out:
+        return True
+    got = out[len(INTRO) :]
+    received = next((i for i, (a, b) in enumerate(zip(got, disguised, strict=False)) if a != b), len(got))
+    return received / len(disguised) * len(guard_text(passage)) >= leak_length
+
+
+def streamed(scanner: LeakScanner, reply: str, size: int) -> str:
+    stream = scanner.watch("block")
+    out = []
     for start in range(0, len(reply), size):
-        stream.feed(reply[start : start + size])
+        out.append(stream.feed(reply[start : start + size]))
         if stream.blocked:
             break
-    stream.finish()
-    return stream.blocked and stream.cut is not None and stream.cut <= len(INTRO) + 6
+    out.append(stream.finish())
+    return "".join(out)
 
 
 def main() -> None:
@@ -66,25 +81,31 @@ def main() -> None:
         long_docs = [d for d in docs if len(d) >= 400]
         starts = [(d, rng.randrange(len(d) - 100)) for d in rng.sample(long_docs, PASSAGES)]
         passages = [d[s : s + 100] for d, s in starts]
-        print(
-            "| family | guard off | plain view, whole | every view, whole | streamed 1 char | streamed 3 chars |"
+        columns = (
+            "guard off",
+            "plain view, whole",
+            "every view, whole",
+            "streamed 1 char",
+            "streamed 3 chars",
         )
+        print("| family | " + " | ".join(columns) + " |")
         print("|---|---|---|---|---|---|")
         for name, disguise in ALL_DISGUISES.items():
-            replies = [INTRO + disguise(p) + OUTRO for p in passages]
-            plain = sum(not scanner.scan(r).leaked for r in replies)
-            whole = sum(not scanner.inspect(r).leaked for r in replies)
-            one = sum(not stopped_streamed(scanner, r, 1, True) for r in replies)
-            three = sum(not stopped_streamed(scanner, r, 3, True) for r in replies)
+            disguised = [disguise(p) for p in passages]
+            replies = [INTRO + d + OUTRO for d in disguised]
+            cases = list(zip(replies, disguised, passages, strict=True))
+            plain = sum(leaked(scanner.scan(r).redacted, d, p) for r, d, p in cases)
+            whole = sum(leaked(scanner.inspect(r).redacted, d, p) for r, d, p in cases)
+            one = sum(leaked(streamed(scanner, r, 1), d, p) for r, d, p in cases)
+            three = sum(leaked(streamed(scanner, r, 3), d, p) for r, d, p in cases)
             rates = [f"{n / len(replies):.1%}" for n in (len(replies), plain, whole, one, three)]
             print(f"| {name} | " + " | ".join(rates) + " |")
 
         fresh = [t[i : i + 750] for t in petitions("2019-07") for i in range(0, len(t) - 749, 750)]
         plain_fp = sum(scanner.scan(t).leaked for t in fresh)
         views_fp = sum(scanner.inspect(t).leaked for t in fresh)
-        print(
-            f"\nfresh replies of 750 characters: {len(fresh)}; flagged plain view {plain_fp}, every view {views_fp}"
-        )
+        print(f"\nfresh replies of 750 characters: {len(fresh)}")
+        print(f"flagged: plain view {plain_fp}, every view {views_fp}")
 
         def per_1000(seconds: float, text: str) -> float:
             return seconds * 1000 / (len(text) / CHARS_PER_TOKEN) * 1000
@@ -106,12 +127,12 @@ def main() -> None:
         medians = {k: statistics.median(v) for k, v in timings.items()}
         print("\n| ms per 1,000 tokens (median) | plain view (reference) | every view | ratio |")
         print("|---|---|---|---|")
-        print(
-            f"| whole reply | {medians['scan']:.2f} | {medians['inspect']:.2f} | {medians['inspect'] / medians['scan']:.2f} |"
-        )
-        print(
-            f"| streamed, 3 characters a call | {medians['stream']:.2f} | {medians['watch']:.2f} | {medians['watch'] / medians['stream']:.2f} |"
-        )
+        for label, reference, every in (
+            ("whole reply", "scan", "inspect"),
+            ("streamed, 3 characters a call", "stream", "watch"),
+        ):
+            ratio = medians[every] / medians[reference]
+            print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

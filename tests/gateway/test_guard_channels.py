@@ -206,3 +206,25 @@ def test_completions_stream_and_whole_reply_are_scanned(db: Database, gateway_ur
     ]
     outputs = [e.action for e in streamed_events(db, 4) if e.stage == "output"]
     assert outputs == ["blocked", "blocked"]
+
+
+def test_a_partner_may_read_its_own_text_and_no_one_else_may(
+    db: Database, hostile_url: str, world: World
+) -> None:
+    guard = GatewayGuard(world.root, "block", "strict", check_every_s=0.0, own_text=True)
+    routes = {MODEL: ModelRoute(MODEL, hostile_url + "/v1", MODEL)}
+    with serve_in_thread(create_app(replace(config(db, hostile_url), routes=routes, guard=guard))) as url:
+        own = post(url, world.a.key, "chat/completions", chat_body(SPAN, "content")).json()
+        assert own["choices"][0]["message"]["content"] == SPAN
+        streamed = sse(post(url, world.a.key, "chat/completions", chat_body(SPAN, "content", 1, stream=True)))
+        assert "".join(c["delta"].get("content") or "" for e in streamed for c in e["choices"]) == SPAN
+        other = post(url, world.b.key, "chat/completions", chat_body(SPAN, "content")).json()
+        assert other["choices"][0]["finish_reason"] == "content_filter" and not leaked(other)
+        stranger = sse(
+            post(url, world.outsider.key, "chat/completions", chat_body(SPAN, "content", 1, stream=True))
+        )
+        assert not leaked(stranger)
+    outputs = [(e.customer_id, e.action) for e in streamed_events(db, 6) if e.stage == "output"]
+    assert sorted(outputs) == sorted(
+        [(world.b.customer_id, "blocked"), (world.outsider.customer_id, "blocked")]
+    )

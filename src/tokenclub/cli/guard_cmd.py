@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,9 +28,10 @@ from tokenclub.cli.output import (
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
+from tokenclub.guard.commonness import add_public_text, public_texts
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import list_events, stopped_attempts
-from tokenclub.guard.index import LiveIndex
+from tokenclub.guard.index import LiveIndex, open_index, writer
 from tokenclub.guard.indexing import guard_root, rebuild_index, sync
 from tokenclub.guard.prompts import check_prompt
 from tokenclub.guard.redteam import (
@@ -44,6 +46,7 @@ from tokenclub.guard.redteam import (
 )
 from tokenclub.guard.releases import record_release
 from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.worst_case import FAMILIES, PIECES, run_worst_case, summarize_families
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
 from tokenclub.tokenizer_store import resolve_tokenizer
@@ -103,6 +106,41 @@ def release_command(
     stats = _index_stats()
     stats["released"] = sorted(released)
     emit(stats, json_out, f"partner {partner} released from the guard index")
+
+
+public_app = typer.Typer(
+    help="Public text (laws, the constitution) that is never a leak.", no_args_is_help=True
+)
+guard_app.add_typer(public_app, name="public")
+
+
+@public_app.command("add")
+def public_add_command(
+    files: list[Path] = typer.Argument(..., help="UTF-8 text files of public text."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Load public text: its grams stop counting toward a leak in the live index and every rebuild."""
+    texts: list[tuple[Path, str]] = []
+    for path in files:
+        try:
+            texts.append((path, path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise InvalidInputError(f"{path}: no such file") from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        except IsADirectoryError as exc:
+            raise InvalidInputError(f"{path}: is a directory, not a text file") from exc
+    root = guard_root(get_settings().home)
+    for path, text in texts:
+        if not text.strip():
+            raise InvalidInputError(f"{path}: empty file")
+    for _, text in texts:
+        add_public_text(root, text)
+    out: dict[str, Any] = {"files": len(texts), "public_files": len(public_texts(root)), "grams": 0}
+    if open_index(root) is not None:
+        with writer(root) as index:
+            out["grams"] = index.set_public(public_texts(root))
+    emit(out, json_out, "public text loaded")
 
 
 @guard_app.command("sync")
@@ -259,6 +297,16 @@ def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tok
         )
 
 
+def _worst_case_suite(
+    url: str, key: str | None, model: str, targets: list[Target], _max_tokens: int
+) -> list[Outcome]:
+    leak_length = GuardSettings().leak_length
+    attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES)
+    with client_for(url, key) as client, Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"attacking {url}", total=len(targets) * attacks)
+        return run_worst_case(client, model, targets, leak_length, lambda _o: bar.advance(task))
+
+
 @audit_app.command("redteam")
 def redteam_command(
     gateway: str = typer.Option(..., "--gateway", help="The gateway's base URL (…/v1)."),
@@ -270,6 +318,11 @@ def redteam_command(
     samples: int = typer.Option(10, min=1, help="Documents to attack."),
     max_tokens: int = typer.Option(300, min=1, help="Model tokens per reply."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    worst_case: bool = typer.Option(
+        False,
+        "--worst-case",
+        help="Order each disguise and side channel from a worst-case upstream (a test helper) instead.",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run the extraction attack suite and report the leak rate per attack family."""
@@ -277,10 +330,14 @@ def redteam_command(
     if not targets:
         raise InvalidInputError("no accepted document is long enough to attack")
     name = model or get_settings().model_name
-    runs = {"guard_on": _suite(gateway, key, name, targets, max_tokens)}
+    suite = _worst_case_suite if worst_case else _suite
+    runs = {"guard_on": suite(gateway, key, name, targets, max_tokens)}
     if direct_url is not None:
-        runs["guard_off"] = _suite(direct_url, None, name, targets, max_tokens)
-    tables = {label: summarize(outcomes) for label, outcomes in runs.items()}
+        runs["guard_off"] = suite(direct_url, None, name, targets, max_tokens)
+    tables = {
+        label: summarize_families(outcomes) if worst_case else summarize(outcomes)
+        for label, outcomes in runs.items()
+    }
     if json_out:
         print_json({"targets": len(targets), **tables})
         return

@@ -372,11 +372,11 @@ def create_app(config: GatewayConfig) -> FastAPI:
         await gateway.settle(admitted, used, info, started)
         fragments: list[Fragment] = []
         if guard is not None:
-            leak, fragments = guard.scan_reply(data, endpoint, check.strict, check.earlier)
+            leak, fragments = guard.scan_reply(data, endpoint, check.strict, check.earlier, check.own_partner)
             if leak is not None:
                 await gateway.record_guard(request_id, admitted.key, [leak])
         if guard is not None and watched:
-            copied = guard.reply_credits(data, endpoint)
+            copied = guard.reply_credits(data, endpoint, check.own_partner)
             if copied or fragments:
                 await gateway.in_db(lambda session: guard.keep(session, admitted.key, copied, fragments))
         data["model"] = route.name
@@ -440,7 +440,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         check: PromptCheck,
     ) -> Response:
         owner = config.guard
-        guard = owner.stream(endpoint, check.strict, check.earlier) if owner else None
+        guard = owner.stream(endpoint, check.strict, check.earlier, check.own_partner) if owner else None
         events = gateway.upstream.stream(route, PATHS[endpoint], parsed.body)
         try:
             first = await anext(events)

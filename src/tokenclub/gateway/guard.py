@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView
+from tokenclub.db.schema import Customer
 from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
@@ -80,6 +82,7 @@ class PromptCheck:
     accumulated: Decision | None = None
     message: str = ""
     earlier: tuple[Fragment, ...] = ()
+    own_partner: int | None = None  # the key's partner, when it may read its own text
 
     @property
     def decisions(self) -> list[Decision]:
@@ -99,8 +102,11 @@ class GatewayGuard:
         prompt_policy: PromptPolicy = "strict",
         check_every_s: float = 1.0,
         budget: Budget | None = None,
+        own_text: bool = False,
     ) -> None:
         self.budget = budget
+        self.own_text = own_text
+        self._partners: dict[int, int | None] = {}  # customer → partner (fixed once created)
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
         self.scanner = LeakScanner(LiveIndex(root, check_every_s))
@@ -109,7 +115,13 @@ class GatewayGuard:
     def from_settings(cls, home: Path) -> GatewayGuard:
         """The guard of a home, with `TOKENCLUB_GUARD_POLICY`, `…_PROMPT_POLICY`, `…_ACCUMULATE_*`."""
         settings = GuardSettings()
-        return cls(guard_root(home), settings.policy, settings.prompt_policy, budget=settings.budget())
+        return cls(
+            guard_root(home),
+            settings.policy,
+            settings.prompt_policy,
+            budget=settings.budget(),
+            own_text=settings.own_text,
+        )
 
     @property
     def active(self) -> bool:
@@ -117,8 +129,16 @@ class GatewayGuard:
 
     @property
     def watches_keys(self) -> bool:
-        """Whether requests are checked against their key's accumulated copying."""
-        return self.budget is not None and self.active
+        """Whether requests are checked against their key: its accumulated copying, and whose
+        partner it belongs to (a partner may read its own text)."""
+        return (self.budget is not None or self.own_text) and self.active
+
+    def _partner_of(self, session: Session, customer_id: int) -> int | None:
+        if customer_id not in self._partners:
+            self._partners[customer_id] = session.scalar(
+                select(Customer.partner_id).where(Customer.id == customer_id)
+            )
+        return self._partners[customer_id]
 
     def health(self) -> dict[str, Any]:
         index = self.scanner.current()
@@ -161,7 +181,11 @@ class GatewayGuard:
         the soft budget it is answered under the strict threshold, past the hard budget refused.
         It also carries the customer's recent fragments, which the reply must not join."""
         index = self.scanner.current()
-        if self.budget is None or index is None:
+        if index is None:
+            return check
+        if self.own_text:
+            check = replace(check, own_partner=self._partner_of(session, key.customer_id))
+        if self.budget is None:
             return check
         moment = time.time() if now is None else now
         since = int(moment) - self.budget.window_s
@@ -206,27 +230,34 @@ class GatewayGuard:
             int(moment) - self.budget.window_s,
         )
 
-    def credits(self, text: str) -> dict[int, int]:
-        """Copied letters per partner in a delivered reply, for the key's tally (empty when off)."""
+    def credits(self, text: str, own: int | None = None) -> dict[int, int]:
+        """Copied letters per partner in a delivered reply, for the key's tally (empty when off);
+        the reader's own text (`own`) is not counted."""
         index = self.scanner.current()
         if self.budget is None or index is None or not text:
             return {}
-        return reply_credits(index, text, self.budget)
+        return {p: n for p, n in reply_credits(index, text, self.budget).items() if p != own}
 
-    def reply_credits(self, data: dict[str, Any], endpoint: str) -> dict[int, int]:
+    def reply_credits(self, data: dict[str, Any], endpoint: str, own: int | None = None) -> dict[int, int]:
         """`credits` of what a scanned whole reply delivers, every channel of every choice."""
         texts = [
             t for choice in data.get("choices") or () for t in channels(choice, _endpoint(endpoint)).values()
         ]
-        return self.credits("\n".join(texts))
+        return self.credits("\n".join(texts), own)
 
     def scan_reply(
-        self, data: dict[str, Any], endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()
+        self,
+        data: dict[str, Any],
+        endpoint: str,
+        strict: bool,
+        earlier: tuple[Fragment, ...] = (),
+        own: int | None = None,
     ) -> tuple[Decision | None, list[Fragment]]:
         """Rebuild a whole reply in place from its allow-listed fields and scan every text channel
         of every choice: leaks, and with accumulation on runs that join `earlier` or each other
         (across channels too), blocked or redacted by policy. Returns the decision (None when it
-        passes) and the fragments of what the client gets, to keep."""
+        passes) and the fragments of what the client gets, to keep. `own`: the reader's partner,
+        whose own text passes."""
         kind = _endpoint(endpoint)
         clean = clean_reply(data, kind, _reply_id(kind))
         data.clear()
@@ -239,7 +270,7 @@ class GatewayGuard:
         kept: list[Fragment] = []
         for choice in data["choices"]:
             found = {
-                channel: self.scanner.inspect(text, strict, pieces)
+                channel: self.scanner.inspect(text, strict, pieces, own)
                 for channel, text in channels(choice, kind).items()
             }
             results += found.values()
@@ -254,13 +285,14 @@ class GatewayGuard:
         action: Action = "blocked" if self.policy == "block" else "redacted"
         return _output_decision(leaks, action, index.params), kept
 
-    def stream(self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()) -> StreamGuard:
+    def stream(
+        self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = (), own: int | None = None
+    ) -> StreamGuard:
         """A filter for one streamed reply (its events rebuilt from allow-listed fields, every
         channel scanned). With accumulation on, a run that joins `earlier` (or another run of
         the reply, in any channel) is cut too. Without an index it only rebuilds the events."""
-        return StreamGuard(
-            self, _endpoint(endpoint), strict, self._joinable(earlier), _reply_id(_endpoint(endpoint))
-        )
+        kind = _endpoint(endpoint)
+        return StreamGuard(self, kind, strict, self._joinable(earlier), _reply_id(kind), own)
 
     def _joinable(self, earlier: tuple[Fragment, ...]) -> list[Fragment] | None:
         """The fragments a reply's runs are tested against (its own are added as they close);
@@ -340,6 +372,7 @@ class StreamGuard:
     strict: bool
     pieces: list[Fragment] | None
     reply_id: str
+    own: int | None = None
     _scanners: dict[Channel, ViewScanner] = field(default_factory=dict)
     _names: dict[Channel, str] = field(default_factory=dict)
     _name_results: list[ScanResult] = field(default_factory=list)
@@ -398,7 +431,7 @@ class StreamGuard:
 
     def credits(self) -> dict[int, int]:
         """Copied letters per partner in what the client was sent (all channels), for the tally."""
-        return self.owner.credits("\n".join("".join(parts) for parts in self._sent.values()))
+        return self.owner.credits("\n".join("".join(parts) for parts in self._sent.values()), self.own)
 
     def fragments(self) -> list[Fragment]:
         """Fragments of the copied runs the client was sent, to keep for the window."""
@@ -423,7 +456,7 @@ class StreamGuard:
     def _scanner(self, channel: Channel) -> ViewScanner:
         scanner = self._scanners.get(channel)
         if scanner is None:
-            scanner = self.owner.scanner.watch(self.owner.policy, self.strict, self.pieces)
+            scanner = self.owner.scanner.watch(self.owner.policy, self.strict, self.pieces, self.own)
             self._scanners[channel] = scanner
         return scanner
 
@@ -437,7 +470,7 @@ class StreamGuard:
             return None
         if self.owner.scanner.current() is None:
             return text
-        result = self.owner.scanner.inspect(name, self.strict, self.pieces)
+        result = self.owner.scanner.inspect(name, self.strict, self.pieces, self.own)
         self._name_results = [r for r in self._name_results if r.leaked] + [result]
         if not result.leaked:
             return text

@@ -50,7 +50,9 @@ def index_accepted(home: Path, table: pa.Table, part: str | None = None, once: b
     """
     settings = GuardSettings()
     texts, partners, tokens = _rows(table)
-    with writer(guard_root(home), settings.index_params(), settings.initial_capacity) as index:
+    with writer(
+        guard_root(home), settings.index_params(), settings.initial_capacity, settings.commonness()
+    ) as index:
         if once and part is not None and part in logged_parts(index):
             return 0
         added = index.add(texts, partners, tokens)
@@ -114,6 +116,6 @@ def rebuild_index(
             yield _rows(store.read_part(upload_id, seq, ["text", "partner_id", "tokens"]))
 
     names = [part_name(u, s) for u, s in parts]
-    index = rebuild(guard_root(home), batches(), params, capacity, names, withdrawn)
+    index = rebuild(guard_root(home), batches(), params, capacity, names, withdrawn, settings.commonness())
     sync(db, home, store)
     return index

@@ -17,10 +17,12 @@ import json
 import re
 import urllib.parse
 from array import array
-from collections.abc import Callable
+from functools import cache
+
+import numpy as np
 
 from tokenclub.guard.lookalike import hanja_readings, romanized_syllables
-from tokenclub.guard.normalize import char_letters
+from tokenclub.guard.normalize import char_letters, code_points
 
 _ESCAPE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a surrogate pair
@@ -120,38 +122,42 @@ def _decode(escape: str) -> str:
     return urllib.parse.unquote(escape, errors="ignore")
 
 
-class CharMap(Transform):
-    """Each character mapped on its own (to one character or dropped): no look-ahead."""
-
-    def __init__(self, mapping: Callable[[str], str]) -> None:
-        super().__init__()
-        self._mapping = mapping
+class HangulOnly(Transform):
+    """Only Hangul: Latin, digits, Han and tags between the syllables go (vectorised)."""
 
     def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
-        out: list[str] = []
-        origins: list[int] = []
-        for offset, char in enumerate(buffer, base):
-            mapped = self._mapping(char)
-            if mapped:
-                out.append(mapped)
-                origins += [offset] * len(mapped)
-        return "".join(out), origins, len(buffer), base + len(buffer)
+        cps = code_points(buffer)
+        keep = (
+            ((cps >= 0xAC00) & (cps < 0xD7A4))
+            | ((cps >= 0x3131) & (cps < 0x318F))
+            | ((cps >= 0x1100) & (cps < 0x1200))
+            | ((cps >= 0xA960) & (cps < 0xA980))
+            | ((cps >= 0xD7B0) & (cps < 0xD800))
+        )
+        chosen = np.flatnonzero(keep)
+        out = cps[chosen].astype("<u4").tobytes().decode("utf-32-le")
+        return out, (chosen + base).tolist(), len(buffer), base + len(buffer)
 
 
-def is_hangul(char: str) -> bool:
-    cp = ord(char)
-    return 0xAC00 <= cp < 0xD7A4 or 0x3131 <= cp < 0x318F or 0x1100 <= cp < 0x1200 or 0xA960 <= cp < 0xD800
+class HanjaRead(Transform):
+    """Han characters read as their Hangul syllables (one character each: offsets unchanged)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._table = _hanja_table()
+
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+        return (
+            buffer.translate(self._table),
+            list(range(base, base + len(buffer))),
+            len(buffer),
+            base + len(buffer),
+        )
 
 
-def hangul_only() -> CharMap:
-    """Only Hangul: Latin, digits, Han and tags between the syllables go."""
-    return CharMap(lambda char: char if is_hangul(char) else "")
-
-
-def hanja_read() -> CharMap:
-    """Han characters read as their Hangul syllables."""
-    readings = hanja_readings()
-    return CharMap(lambda char: readings.get(char, char))
+@cache
+def _hanja_table() -> dict[int, str]:
+    return {ord(hanja): hangul for hanja, hangul in hanja_readings().items()}
 
 
 class Filler(Transform):

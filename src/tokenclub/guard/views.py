@@ -8,8 +8,8 @@ The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, p
   alone tests joins with the customer's earlier pieces;
 - **reversed**: the same letters hashed backwards, for text written in reverse;
 - **hanja**: Han characters read as Hangul (once a Han character appears);
-- **hangul**: Hangul only, dropping Latin, digit and other filler between syllables (once short
-  non-Hangul runs sit between Hangul characters);
+- **hangul**: Hangul only, dropping Latin, digit and other filler between syllables (once eight
+  short non-Hangul runs sit between Hangul characters within 72 characters);
 - **filler**: a character repeated at a regular stride removed (once one appears);
 - **base64**: base64 runs decoded (once a run of 16+ base64 characters appears);
 - **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear).
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from tokenclub.guard.fragments import Fragment, Join
 from tokenclub.guard.index import GuardIndex, IndexParams
+from tokenclub.guard.normalize import code_points
 from tokenclub.guard.scanner import REDACTION, LeakSpan, Policy, StreamScanner
 from tokenclub.guard.transforms import (
     FILLER_PERIODS,
@@ -36,10 +37,10 @@ from tokenclub.guard.transforms import (
     Base64Runs,
     Decoder,
     Filler,
+    HangulOnly,
+    HanjaRead,
     Romanized,
     Transform,
-    hangul_only,
-    hanja_read,
 )
 
 CHECK_EVERY = 8
@@ -51,18 +52,28 @@ _HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
 _NOT_LETTER = re.compile(r"[\W_]+")
 
 
-_FILLER = re.compile(
-    "|".join(
-        f"(.)(?:.{{{period - 1}}}\\{i + 1}){{{FILLER_REPEATS - 1}}}"
-        for i, period in enumerate(FILLER_PERIODS)
-    ),
-    re.DOTALL,
-)
-
-
 def _filler_seen(text: str) -> bool:
-    """Whether one letter recurs `FILLER_REPEATS` times at a regular stride (`Filler`'s rule)."""
-    return _FILLER.search(_NOT_LETTER.sub("", text)) is not None
+    """Whether one letter recurs `FILLER_REPEATS` times at a regular stride (`Filler`'s rule),
+    vectorised over the text's letters."""
+    letters = code_points(_NOT_LETTER.sub("", text))
+    for period in FILLER_PERIODS:
+        span = (FILLER_REPEATS - 1) * period
+        if len(letters) <= span:
+            break
+        same = letters[period:] == letters[:-period]
+        run = same[: len(same) - span + period]
+        for step in range(1, FILLER_REPEATS - 1):
+            run = run & same[step * period : len(same) - span + period + step * period]
+        if run.any():
+            return True
+    return False
+
+
+def _dense(pattern: re.Pattern[str], text: str, count: int = 8, span: int = 72) -> bool:
+    """Whether `count` matches fall within some `span` characters (filler every few characters,
+    not the odd date or name between Hangul words)."""
+    starts = [match.start() for match in pattern.finditer(text)]
+    return any(starts[i + count - 1] - starts[i] < span for i in range(len(starts) - count + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +86,8 @@ class ViewSpec:
 
 
 LAZY_VIEWS = (
-    ViewSpec("hanja", lambda text: _HAN.search(text) is not None, hanja_read),
-    ViewSpec("hangul", lambda text: len(_SANDWICH.findall(text)) >= 3, hangul_only),
+    ViewSpec("hanja", lambda text: _HAN.search(text) is not None, HanjaRead),
+    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), HangulOnly),
     ViewSpec("filler", _filler_seen, Filler),
     ViewSpec("base64", lambda text: _BASE64.search(text) is not None, Base64Runs),
     ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, Romanized),
@@ -125,8 +136,10 @@ class ViewScanner:
         strict: bool = False,
         marker: str = REDACTION,
         earlier: list[Fragment] | None = None,
+        own: int | None = None,
     ) -> None:
         self.index = index
+        self.own = own
         self.params = params
         self.policy = policy
         self.strict = strict
@@ -141,7 +154,7 @@ class ViewScanner:
         self._released = 0
         self._received = 0
         self._emitted: list[tuple[int, int]] = []
-        primary = StreamScanner(index, params, policy, strict, marker, earlier)
+        primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
         self.holdback = primary.holdback
         self._views = [_View("plain", None, primary)]
         if index is not None:
@@ -149,7 +162,9 @@ class ViewScanner:
         self._waiting = list(LAZY_VIEWS) if index is not None else []
 
     def _scanner(self, reverse: bool = False) -> StreamScanner:
-        return StreamScanner(self.index, self.params, self.policy, self.strict, self.marker, None, reverse)
+        return StreamScanner(
+            self.index, self.params, self.policy, self.strict, self.marker, None, reverse, self.own
+        )
 
     @property
     def views(self) -> tuple[str, ...]:
