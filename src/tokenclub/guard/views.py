@@ -148,6 +148,7 @@ class ViewScanner:
         self.cut: int | None = None
         self._decoder = Decoder()
         self._decoded: list[str] = []
+        self._recent = ""  # decoded text from `_CONTEXT` characters before the last check
         self._decoded_length = 0
         self._checked = 0
         self._pending = ""
@@ -185,7 +186,7 @@ class ViewScanner:
         found = []
         for view in self._views:
             for span in view.scanner.spans:
-                start, end = self._raw(view, span.start), self._raw(view, span.end)
+                start, end = self._raw(view, span.start), self._raw_end(view, span.end)
                 found.append(LeakSpan(start, max(end, start + 1), span.matched, span.partner_ids))
         return tuple(sorted(found, key=lambda span: span.start))
 
@@ -213,6 +214,7 @@ class ViewScanner:
         if not decoded:
             return
         self._decoded.append(decoded)
+        self._recent += decoded
         self._decoded_length += len(decoded)
         for view in self._views:
             view.feed(decoded)
@@ -222,11 +224,15 @@ class ViewScanner:
         if not self._waiting or self._checked >= self._decoded_length:
             self._checked = self._decoded_length
             return
+        window = self._recent
+        self._recent = window[-_CONTEXT:]
+        self._checked = self._decoded_length
+        started = [spec for spec in self._waiting if spec.seen(window)]
+        if not started:
+            return
         text = "".join(self._decoded)
         self._decoded = [text]
-        window = text[max(0, self._checked - _CONTEXT) :]
-        self._checked = self._decoded_length
-        for spec in [s for s in self._waiting if s.seen(window)]:
+        for spec in started:
             self._waiting.remove(spec)
             view = _View(spec.name, spec.make(), self._scanner())
             view.feed(text)
@@ -238,6 +244,23 @@ class ViewScanner:
         if decoded < len(self._decoder.origins):
             return self._decoder.origins[decoded]
         return self._decoder.waiting
+
+    def _raw_end(self, view: _View, end: int) -> int:
+        """The reply offset just past view characters [.., end): past the whole escape, run or
+        group the last of them came from (a base64 run's letters all come from its start)."""
+        if end <= 0:
+            return self._raw(view, 0)
+        last = view.decoded_at(end - 1, self._decoded_length)
+        after = end
+        while after < view.produced and view.decoded_at(after, self._decoded_length) <= last:
+            after += 1
+        decoded = view.decoded_at(after, self._decoded_length)
+        origins = self._decoder.origins
+        if 0 < decoded <= len(origins):
+            previous = origins[decoded - 1]
+            while decoded < len(origins) and origins[decoded] <= previous:
+                decoded += 1
+        return origins[decoded] if decoded < len(origins) else self._decoder.waiting
 
     def _limit(self, final: bool) -> int:
         if final:
@@ -262,7 +285,7 @@ class ViewScanner:
     def _regions(self) -> list[tuple[int, int]]:
         """Every view's redacted regions in reply offsets, merged."""
         found = sorted(
-            (self._raw(view, r.start), self._raw(view, r.end))
+            (self._raw(view, r.start), self._raw_end(view, r.end))
             for view in self._views
             for r in view.scanner._regions
         )
