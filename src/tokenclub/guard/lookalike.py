@@ -5,7 +5,7 @@
   digit is read as that letter (丨 → ㅣ, 一 → ㅡ, Cyrillic а → a, 〇 → o). Only non-ASCII,
   non-Hangul letters and numbers are folded, so ordinary text keeps its letters.
 - **Hanja readings** (`pyhanja`'s dictionary, libhangul's hanja table): each Han character's
-  first listed Hangul reading (大 → 대, 韓 → 한).
+  Hangul reading (大 → 대, 韓 → 한), at a word's start and inside one (羅 → 나 / 라).
 - **Romanization** (`anyascii`): the Revised Romanization's letter-by-letter transliteration
   of every Hangul syllable (값 → gabs), inverted: a hyphen-separated group that spells exactly
   one syllable is read back as it.
@@ -59,18 +59,44 @@ def lookalikes() -> dict[str, str]:
 
 
 @cache
-def hanja_readings() -> dict[str, str]:
-    """Each Han character → its first Hangul reading in the dictionary."""
+def hanja_readings() -> dict[str, tuple[str, str]]:
+    """Each Han character → its Hangul reading at the start of a word and inside one.
+
+    Korean writes some readings differently at a word's start (the initial sound rule: 羅 is 라
+    inside a word, 나 at its start); the dictionary lists both, so the reading inside a word is
+    the one with ㄹ (else ㄴ), and the one at the start the same syllable with ㄴ or ㅇ."""
     text = importlib.resources.files("pyhanja.data").joinpath("hanja.txt").read_text("utf-8")
-    table: dict[str, str] = {}
+    readings: dict[str, list[str]] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         hangul, _, rest = line.partition(":")
         hanja = rest.partition(":")[0]
-        if len(hangul) == 1 and len(hanja) == 1 and hanja not in table:
-            table[hanja] = hangul
-    return table
+        if len(hangul) == 1 and len(hanja) == 1 and 0xAC00 <= ord(hangul) < 0xD7A4:
+            found = readings.setdefault(hanja, [])
+            if hangul not in found:
+                found.append(hangul)
+    return {hanja: _word_forms(found) for hanja, found in readings.items()}
+
+
+_RIEUL, _NIEUN, _IEUNG = 5, 2, 11  # lead consonant indexes in the syllable arithmetic
+
+
+def _lead(syllable: str) -> int:
+    return (ord(syllable) - 0xAC00) // 588
+
+
+def _rest(syllable: str) -> int:
+    return (ord(syllable) - 0xAC00) % 588
+
+
+def _word_forms(found: list[str]) -> tuple[str, str]:
+    """(reading at a word's start, reading inside a word) from a character's readings."""
+    inside = next((r for r in found if _lead(r) == _RIEUL), None)
+    inside = inside or next((r for r in found if _lead(r) == _NIEUN), found[0])
+    softer = (_NIEUN, _IEUNG) if _lead(inside) == _RIEUL else (_IEUNG,) if _lead(inside) == _NIEUN else ()
+    start = next((r for r in found if _lead(r) in softer and _rest(r) == _rest(inside)), inside)
+    return start, inside
 
 
 @cache

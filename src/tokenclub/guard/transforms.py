@@ -17,7 +17,6 @@ import json
 import re
 import urllib.parse
 from array import array
-from functools import cache
 
 import numpy as np
 
@@ -33,6 +32,8 @@ _ESCAPE = re.compile(
 )
 _TRIGGERS = "\\&<%"
 _REACH = {"<": 210, "\\": 12, "&": 40, "%": 3}  # how far an escape can reach from its first char
+_HAN_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_WORD_CHAR = re.compile(r"[가-힣\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _ROMAN_GROUP = re.compile(r"[A-Za-z]+")
 FILLER_PERIODS = range(2, 9)
@@ -140,24 +141,25 @@ class HangulOnly(Transform):
 
 
 class HanjaRead(Transform):
-    """Han characters read as their Hangul syllables (one character each: offsets unchanged)."""
+    """Han characters read as Hangul syllables (one character each: offsets unchanged), in the
+    form for a word's start unless a syllable or Han character comes right before."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._table = _hanja_table()
+        self._readings = hanja_readings()
+        self._previous = ""
 
     def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
-        return (
-            buffer.translate(self._table),
-            list(range(base, base + len(buffer))),
-            len(buffer),
-            base + len(buffer),
-        )
-
-
-@cache
-def _hanja_table() -> dict[int, str]:
-    return {ord(hanja): hangul for hanja, hangul in hanja_readings().items()}
+        out = list(buffer)
+        for match in _HAN_CHAR.finditer(buffer):
+            forms = self._readings.get(match.group())
+            if forms is not None:
+                at = match.start()
+                before = buffer[at - 1] if at else self._previous
+                out[at] = forms[1] if before and _WORD_CHAR.match(before) else forms[0]
+        if buffer:
+            self._previous = buffer[-1]
+        return "".join(out), list(range(base, base + len(buffer))), len(buffer), base + len(buffer)
 
 
 class Filler(Transform):
@@ -190,18 +192,22 @@ class Filler(Transform):
 
 
 def _periodic(chars: list[str], i: int) -> bool:
-    """Whether chars[i] is one of `FILLER_REPEATS` equal characters at some stride P."""
+    """Whether chars[i] is one of `FILLER_REPEATS` equal characters at some stride P, each step
+    P or P − 1 (a punctuation mark inside one stretch of source text shortens it by one)."""
     char, n = chars[i], len(chars)
     for period in FILLER_PERIODS:
         run = 1
-        j = i - period
-        while j >= 0 and chars[j] == char and run < FILLER_REPEATS:
-            run += 1
-            j -= period
-        j = i + period
-        while j < n and chars[j] == char and run < FILLER_REPEATS:
-            run += 1
-            j += period
+        for direction in (-1, 1):
+            j = i
+            while run < FILLER_REPEATS:
+                for step in (period, period - 1):
+                    k = j + direction * step
+                    if step > 1 and 0 <= k < n and chars[k] == char:
+                        j = k
+                        break
+                else:
+                    break
+                run += 1
         if run >= FILLER_REPEATS:
             return True
     return False
