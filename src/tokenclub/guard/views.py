@@ -18,7 +18,9 @@ A view that waits for its trigger starts on the whole decoded text so far, so it
 that came before. What may be released is the least that every view allows (each maps its own
 hold-back to the reply's offsets); a leak in any view blocks the reply at the earliest cut, or
 under the redact policy every view's leaks are cut out. Triggers are checked every
-`CHECK_EVERY` decoded characters, and nothing after the last check is released.
+`CHECK_EVERY` decoded characters, and while a lazy view waits nothing within `LAZY_HOLD`
+characters of the last check is released, so the text a trigger needed is still held when the
+view starts.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from tokenclub.guard.transforms import (
 )
 
 CHECK_EVERY = 8
+LAZY_HOLD = 24
+"""Decoded characters held back behind the last trigger check while some lazy view has not
+started: a trigger needs up to this much disguised text (four fillers 8 apart), and what the
+started view then finds from the copy's first character must not be out already."""
 _CONTEXT = 64
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _SANDWICH = re.compile(r"[가-힣ㄱ-ㆎ][\W_]*[^\W가-힣ㄱ-ㆎ]{1,3}[\W_]*(?=[가-힣ㄱ-ㆎ])")
@@ -265,7 +271,8 @@ class ViewScanner:
     def _limit(self, final: bool) -> int:
         if final:
             return self._received
-        limit = self._raw(_CHECKED, self._checked)
+        hold = LAZY_HOLD if self._waiting else 0
+        limit = self._raw(_CHECKED, max(0, self._checked - hold))
         for view in self._views:
             limit = min(limit, self._raw(view, view.scanner._released))
         return limit
