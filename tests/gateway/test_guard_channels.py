@@ -228,3 +228,17 @@ def test_a_partner_may_read_its_own_text_and_no_one_else_may(
     assert sorted(outputs) == sorted(
         [(world.b.customer_id, "blocked"), (world.outsider.customer_id, "blocked")]
     )
+
+
+def test_a_streamed_tool_name_longer_than_64_characters_ends_the_stream(
+    db: Database, gateway_url: str, world: World
+) -> None:
+    name = "a" * 70
+    body = {"messages": [{"role": "user", "content": make_order(name, "tool_name", piece=1)}], "stream": True}
+    events = sse(post(gateway_url, world.b.key, "chat/completions", body))
+    assert [c["finish_reason"] for e in events for c in e["choices"] if c["finish_reason"]] == [
+        "content_filter"
+    ]
+    assert name not in all_strings(events)
+    outputs = [(e.verdict, e.action) for e in streamed_events(db, 2) if e.stage == "output"]
+    assert outputs == [("malformed", "blocked")]
