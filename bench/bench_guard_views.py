@@ -13,7 +13,8 @@ the plain-view scanner (`LeakScanner.scan` / `stream`), as the guard was before 
 
 False positives: the 2019-07 petitions (a month not indexed) cut into 750-character replies
 (about 300 tokens at 2.5 characters a token), plain view against every view. Cost: median ms
-per 1,000 tokens over those replies, whole and streamed 3 characters (about one token) per call.
+per 1,000 tokens over those replies, whole and streamed 3 characters (about one token) per call,
+and the median text held back while streaming (tokens of 2.5 characters).
 
 Run: ``.venv/bin/python bench/bench_guard_views.py`` (a few minutes on two cores).
 """
@@ -124,6 +125,14 @@ def main() -> None:
                     stream.feed(text[start : start + 3])
                 stream.finish()
                 timings[name].append(per_1000(time.perf_counter() - started, text))
+        held: dict[str, list[float]] = {"stream": [], "watch": []}
+        for text in sample:
+            for name, views in (("stream", False), ("watch", True)):
+                stream = scanner.watch("block") if views else scanner.stream("block")
+                sent = 0
+                for start in range(0, len(text), 3):
+                    sent += len(stream.feed(text[start : start + 3]))
+                    held[name].append((min(start + 3, len(text)) - sent) / CHARS_PER_TOKEN)
         medians = {k: statistics.median(v) for k, v in timings.items()}
         print("\n| ms per 1,000 tokens (median) | plain view (reference) | every view | ratio |")
         print("|---|---|---|---|")
@@ -133,6 +142,10 @@ def main() -> None:
         ):
             ratio = medians[every] / medians[reference]
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
+        delay = {k: statistics.median(v) for k, v in held.items()}
+        print(
+            f"\nmedian tokens held back while streaming: plain view {delay['stream']:.1f}, every view {delay['watch']:.1f}"
+        )
 
 
 if __name__ == "__main__":
