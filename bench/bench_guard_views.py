@@ -143,9 +143,8 @@ def main() -> None:
             ratio = medians[every] / medians[reference]
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
         delay = {k: statistics.median(v) for k, v in held.items()}
-        print(
-            f"\nmedian tokens held back while streaming: plain view {delay['stream']:.1f}, every view {delay['watch']:.1f}"
-        )
+        plain, every = delay["stream"], delay["watch"]
+        print(f"\nmedian tokens held back while streaming: plain view {plain:.1f}, every view {every:.1f}")
 
 
 if __name__ == "__main__":
