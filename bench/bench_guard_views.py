@@ -143,8 +143,10 @@ def main() -> None:
             ratio = medians[every] / medians[reference]
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
         delay = {k: statistics.median(v) for k, v in held.items()}
-        plain, every = delay["stream"], delay["watch"]
-        print(f"\nmedian tokens held back while streaming: plain view {plain:.1f}, every view {every:.1f}")
+        held_plain, held_every = delay["stream"], delay["watch"]
+        print(
+            f"\nmedian tokens held back while streaming: plain view {held_plain:.1f}, every view {held_every:.1f}"
+        )
 
 
 if __name__ == "__main__":
