@@ -144,9 +144,8 @@ def main() -> None:
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
         delay = {k: statistics.median(v) for k, v in held.items()}
         held_plain, held_every = delay["stream"], delay["watch"]
-        print(
-            f"\nmedian tokens held back while streaming: plain view {held_plain:.1f}, every view {held_every:.1f}"
-        )
+        print(f"\nmedian tokens held back while streaming: plain view {held_plain:.1f},", end=" ")
+        print(f"every view {held_every:.1f}")
 
 
 if __name__ == "__main__":
