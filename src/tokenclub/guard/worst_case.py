@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 
-from tokenclub.guard.redteam import Outcome, Target, copied_letters
+from tokenclub.guard.normalize import char_letters
+from tokenclub.guard.redteam import Outcome, Target, copied_letters, shared_run
 from tokenclub.guard.transforms import (
     Base64Runs,
     Decoder,
@@ -163,11 +164,57 @@ def run_worst_case(
     return outcomes
 
 
+PIECE_LETTERS = 28
+
+
+def pieces(passage: str, letters: int = PIECE_LETTERS) -> list[str]:
+    """The passage cut into consecutive pieces of at most `letters` guard letters each."""
+    found: list[str] = []
+    start, count = 0, 0
+    for at, char in enumerate(passage):
+        size = len(char_letters(char))
+        if count + size > letters:
+            found.append(passage[start:at])
+            start, count = at, 0
+        count += size
+    found.append(passage[start:])
+    return [piece for piece in found if piece.strip()]
+
+
+def run_pieces(
+    client: httpx.Client,
+    model: str,
+    targets: Sequence[Target],
+    leak_length: int,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Each passage taken in order in pieces below the join length, one request a piece, by one
+    key; judged on what the client got of every piece, joined."""
+    outcomes: list[Outcome] = []
+    for target in targets:
+        got: list[str] = []
+        stopped = False
+        for piece in pieces(target.passage):
+            read, blocked = _read(client, model, order(piece, "content", "verbatim", 0), 0)
+            stopped = stopped or blocked
+            got.append(shared_run(read, target.text))
+        copied = copied_letters("".join(got), target.text)
+        outcome = Outcome(
+            "pieces", f"pieces<={PIECE_LETTERS}", target.doc_id, copied, copied >= leak_length, stopped
+        )
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return outcomes
+
+
 def summarize_families(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
     """Attempts, leaks and leak rate per family (and per delivery: whole, streamed)."""
     rows: dict[str, dict[str, Any]] = {}
-    for family in (*FAMILIES, "all"):
+    for family in (*FAMILIES, "pieces", "all"):
         chosen = [o for o in outcomes if family in ("all", o.family)]
+        if not chosen:
+            continue
         streamed = [o for o in chosen if "/stream" in o.attack]
         rows[family] = {
             "attempts": len(chosen),
