@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.guard.conftest import partner_of
@@ -15,7 +15,7 @@ from tests.guard.disguise import DISGUISES
 from tokenclub.guard import scanner as scanner_module
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.index import GuardIndex
-from tokenclub.guard.normalize import guard_text, normalize
+from tokenclub.guard.normalize import Normalized, guard_text, normalize
 from tokenclub.guard.scanner import REDACTION, LeakScanner, Policy, ScanResult
 
 DOC = 10
@@ -28,6 +28,14 @@ FRESH = "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한�
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+
+
+def _common(index: GuardIndex, letters: Normalized, first: int, need: int) -> bool:
+    """Whether a run holds a gram that many petitions share (the board's notices): common text,
+    not secret, so not a leak (docs/leak-guard.md)."""
+    spec = GramHash(index.params.width, index.params.seed)
+    grams = spec.at(letters.letters, np.arange(first, first + need - spec.width + 1, dtype=np.int64))
+    return index.sketch is not None and bool(index.sketch.common(grams).any())
 
 
 def letters_between(text: str, start: int, end: int) -> int:
@@ -58,13 +66,16 @@ def test_disguised_copies_are_caught(scanner: LeakScanner, name: str) -> None:
 
 @SETTINGS
 @given(doc=st.integers(0, len(petitions()) - 1), where=st.floats(0, 1))
-def test_every_copy_of_the_guaranteed_length_is_caught(scanner: LeakScanner, doc: int, where: float) -> None:
+def test_every_copy_of_the_guaranteed_length_is_caught(
+    scanner: LeakScanner, guard_index: GuardIndex, doc: int, where: float
+) -> None:
     text = petitions()[doc]
     letters = normalize(text)
     need = 50
     if len(letters) < need:
         return
     first = int(where * (len(letters) - need))
+    assume(not _common(guard_index, letters, first, need))
     start, end = int(letters.owners[first]), int(letters.owners[first + need - 1]) + 1
     copy = text[start:end]
     assert len(guard_text(copy)) >= need
@@ -255,6 +266,7 @@ def test_a_copy_of_the_guaranteed_length_never_reaches_the_client(
     need = guard_index.params.guaranteed_length(strict)
     first = int(where * (len(letters) - need))
     copy = text[int(letters.owners[first]) : int(letters.owners[first + need - 1]) + 1]
+    assume(not _common(guard_index, letters, first, need))
     reply = FRESH + copy + FRESH
     whole = scanner.scan(reply, strict)
     assert whole.leaked

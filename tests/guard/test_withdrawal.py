@@ -1,4 +1,4 @@
-"""A partner withdraws: no more uploads, out of the training dump, out of the rebuilt guard index."""
+"""A partner withdraws: no more uploads, out of the training dump; its text stays guarded until released."""
 
 from __future__ import annotations
 
@@ -29,17 +29,24 @@ def test_withdrawal_takes_a_partner_out_of_training_and_the_guard(tmp_path: Path
 
     withdrawn = run_json(home, "partner", "withdraw", "1")
     assert withdrawn["status"] == "withdrawn" and withdrawn["withdrawn_at"] is not None
-    assert withdrawn["guard_index"]["withdrawn"] == [1]
-    assert run_json(home, "guard", "check", span_a)["verdict"] == "pass"  # no longer guarded
-    assert run_json(home, "guard", "check", span_b)["partner_id"] == 2  # the other still is
+    assert withdrawn["guard_index"]["protected"] is True
+    assert run_json(home, "guard", "check", span_a)["partner_id"] == 1  # still guarded
     kept = run_cli(home, "corpus", "dump", "--json").stdout.splitlines()
     assert (len(dumped), len(kept)) == (11, 6)  # 5 of partner 1's 6 petitions were accepted
     assert kept == [line for line in dumped if '"partner_id": 2' in line]
     assert run_cli(home, "corpus", "dump", "--json", "--include-withdrawn").stdout.splitlines() == dumped
-    # withdrawing again changes nothing; a later rebuild keeps the partner out on its own
+    # withdrawing again changes nothing; a rebuild keeps the withdrawn text protected
     assert run_json(home, "partner", "withdraw", "1")["withdrawn_at"] == withdrawn["withdrawn_at"]
-    assert run_json(home, "guard", "rebuild")["partners"] == 1
+    assert run_json(home, "guard", "rebuild")["partners"] == 2
+    assert run_json(home, "guard", "check", span_a)["partner_id"] == 1
+    # only the operator's release takes it out, and only for a withdrawn partner
+    not_withdrawn = run_cli(home, "guard", "release", "--partner", "2")
+    assert not_withdrawn.returncode != 0 and "partner 2 has not withdrawn" in not_withdrawn.stderr
+    released = run_json(home, "guard", "release", "--partner", "1")
+    assert (released["released"], released["partners"]) == ([1], 1)
     assert run_json(home, "guard", "check", span_a)["verdict"] == "pass"
+    assert run_json(home, "guard", "check", span_b)["partner_id"] == 2
+    assert run_json(home, "guard", "rebuild")["partners"] == 1  # later rebuilds leave it out
 
     refused = run_cli(home, "ingest", "--partner", "1", str(write_jsonl(tmp_path / "more.jsonl", rows_a)))
     assert refused.returncode != 0 and "partner 1 is not approved (status withdrawn)" in refused.stderr

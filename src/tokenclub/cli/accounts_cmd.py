@@ -8,12 +8,11 @@ import typer
 
 from tokenclub.accounts import customers, keys, partners
 from tokenclub.accounts.partners import OrgType, PartnerStatus
-from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
+from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.db.schema import Customer
 from tokenclub.errors import InvalidInputError
 from tokenclub.guard.index import open_index
-from tokenclub.guard.indexing import guard_root, rebuild_index
-from tokenclub.home import open_database
+from tokenclub.guard.indexing import guard_root
 from tokenclub.ledger.operations import grant_credit_line
 from tokenclub.settings import get_settings
 
@@ -101,19 +100,16 @@ def partner_reject(partner_id: int, note: str = "", json_out: bool = JSON_OPTION
 
 @partner_app.command("withdraw")
 def partner_withdraw(partner_id: int, json_out: bool = JSON_OPTION) -> None:
-    """Take an approved partner's data out of future training (operator): no more uploads, its
-    documents leave `corpus dump`, and the leak-guard index is rebuilt without them."""
+    """Take an approved partner's data out of future training (operator): no more uploads and
+    its documents leave `corpus dump`. Its text stays in the leak-guard index, protected, until
+    `tokenclub guard release --partner ID` (a served model may have been trained on it)."""
     settings = get_settings()
     with session_scope() as session:
         view = partners.withdraw(session, partner_id, _threshold())
     out: dict[str, object] = view.as_dict()
-    if open_index(guard_root(settings.home)) is not None:
-        db = open_database(settings)
-        try:
-            index = rebuild_index(db, settings.home, corpus_store(), ())
-        finally:
-            db.dispose()
-        out["guard_index"] = {"generation": index.folder.name, "withdrawn": sorted(index.withdrawn)}
+    index = open_index(guard_root(settings.home))
+    if index is not None:
+        out["guard_index"] = {"generation": index.folder.name, "protected": partner_id not in index.withdrawn}
     emit(out, json_out, f"partner {view.id} withdrawn")
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import typer
 from rich.progress import Progress
 from tokenizers import Tokenizer
 
+from tokenclub.accounts.partners import withdrawn_partners
 from tokenclub.cli.output import (
     JSON_OPTION,
     console,
@@ -26,9 +28,10 @@ from tokenclub.cli.output import (
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
+from tokenclub.guard.commonness import add_public_text, public_texts
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import list_events, stopped_attempts
-from tokenclub.guard.index import LiveIndex
+from tokenclub.guard.index import LiveIndex, open_index, writer
 from tokenclub.guard.indexing import guard_root, rebuild_index, sync
 from tokenclub.guard.prompts import check_prompt
 from tokenclub.guard.redteam import (
@@ -41,7 +44,9 @@ from tokenclub.guard.redteam import (
     run_suite,
     summarize,
 )
+from tokenclub.guard.releases import record_release
 from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.worst_case import FAMILIES, PIECES, run_worst_case, summarize_families
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
 from tokenclub.tokenizer_store import resolve_tokenizer
@@ -77,6 +82,67 @@ def rebuild_command(
     emit(stats, json_out, "guard index rebuilt")
 
 
+@guard_app.command("release")
+def release_command(
+    partner: int = typer.Option(
+        ..., "--partner", help="The withdrawn partner whose text may leave the index."
+    ),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Release a withdrawn partner's text from the guard (once no served model saw it): the
+    index is rebuilt without it, and every later rebuild leaves it out."""
+    settings = get_settings()
+    with session_scope() as session:
+        if partner not in withdrawn_partners(session):
+            raise InvalidInputError(
+                f"partner {partner} has not withdrawn: only a withdrawn partner's text can be released"
+            )
+    released = record_release(guard_root(settings.home), partner)
+    db = open_database(settings)
+    try:
+        rebuild_index(db, settings.home, corpus_store())
+    finally:
+        db.dispose()
+    stats = _index_stats()
+    stats["released"] = sorted(released)
+    emit(stats, json_out, f"partner {partner} released from the guard index")
+
+
+public_app = typer.Typer(
+    help="Public text (laws, the constitution) that is never a leak.", no_args_is_help=True
+)
+guard_app.add_typer(public_app, name="public")
+
+
+@public_app.command("add")
+def public_add_command(
+    files: list[Path] = typer.Argument(..., help="UTF-8 text files of public text."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Load public text: its grams stop counting toward a leak in the live index and every rebuild."""
+    texts: list[tuple[Path, str]] = []
+    for path in files:
+        try:
+            texts.append((path, path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise InvalidInputError(f"{path}: no such file") from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        except IsADirectoryError as exc:
+            raise InvalidInputError(f"{path}: is a directory, not a text file") from exc
+    root = guard_root(get_settings().home)
+    for path, text in texts:
+        if not text.strip():
+            raise InvalidInputError(f"{path}: empty file")
+    for _, text in texts:
+        add_public_text(root, text)
+    out: dict[str, Any] = {"files": len(texts), "public_files": len(public_texts(root)), "grams": 0}
+    if open_index(root) is not None:
+        with writer(root) as index:
+            out["grams"] = index.set_public(public_texts(root))
+    emit(out, json_out, "public text loaded")
+
+
 @guard_app.command("sync")
 def sync_command(json_out: bool = JSON_OPTION) -> None:
     """Index committed corpus batches that the index lacks (after a crash mid-ingest)."""
@@ -105,7 +171,7 @@ def check_command(
     """Would the guard stop this text? Prints the verdict, matched letters and partner."""
     body = sys.stdin.read() if text == "-" else text
     scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
-    result = scanner.scan(body, strict)
+    result = scanner.inspect(body, strict)
     report: dict[str, Any] = {
         "verdict": result.verdict,
         "matched_length": result.matched_length,
@@ -231,6 +297,16 @@ def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tok
         )
 
 
+def _worst_case_suite(
+    url: str, key: str | None, model: str, targets: list[Target], _max_tokens: int
+) -> list[Outcome]:
+    leak_length = GuardSettings().leak_length
+    attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES)
+    with client_for(url, key) as client, Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"attacking {url}", total=len(targets) * attacks)
+        return run_worst_case(client, model, targets, leak_length, lambda _o: bar.advance(task))
+
+
 @audit_app.command("redteam")
 def redteam_command(
     gateway: str = typer.Option(..., "--gateway", help="The gateway's base URL (…/v1)."),
@@ -242,6 +318,11 @@ def redteam_command(
     samples: int = typer.Option(10, min=1, help="Documents to attack."),
     max_tokens: int = typer.Option(300, min=1, help="Model tokens per reply."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    worst_case: bool = typer.Option(
+        False,
+        "--worst-case",
+        help="Order each disguise and side channel from a worst-case upstream (a test helper) instead.",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run the extraction attack suite and report the leak rate per attack family."""
@@ -249,10 +330,14 @@ def redteam_command(
     if not targets:
         raise InvalidInputError("no accepted document is long enough to attack")
     name = model or get_settings().model_name
-    runs = {"guard_on": _suite(gateway, key, name, targets, max_tokens)}
+    suite = _worst_case_suite if worst_case else _suite
+    runs = {"guard_on": suite(gateway, key, name, targets, max_tokens)}
     if direct_url is not None:
-        runs["guard_off"] = _suite(direct_url, None, name, targets, max_tokens)
-    tables = {label: summarize(outcomes) for label, outcomes in runs.items()}
+        runs["guard_off"] = suite(direct_url, None, name, targets, max_tokens)
+    tables = {
+        label: summarize_families(outcomes) if worst_case else summarize(outcomes)
+        for label, outcomes in runs.items()
+    }
     if json_out:
         print_json({"targets": len(targets), **tables})
         return

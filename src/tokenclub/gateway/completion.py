@@ -125,12 +125,14 @@ class Completions:
             return await self._upstream_failed(call, admitted, info, exc)
         used = await self._settle(call, admitted, info, used)
         if guard is not None and call.fmt.generates:
-            leak, fragments = guard.scan_reply(data, call.fmt.kind, check.strict, check.earlier)
+            leak, fragments = guard.scan_reply(
+                data, call.fmt.kind, check.strict, check.earlier, check.own_partner
+            )
             if leak is not None:
                 call.ctx.outcome = "guard_" + leak.action
                 await gateway.record_guard(call.ctx.request_id, admitted.key, [leak])
             if guard.watches_keys:
-                copied = guard.reply_credits(data, call.fmt.kind)
+                copied = guard.reply_credits(data, call.fmt.kind, check.own_partner)
                 if copied or fragments:
                     # Not durable: a tally lost with a database crash only forgives a few letters.
                     await gateway.in_db(
@@ -210,7 +212,13 @@ class Completions:
     ) -> Response:
         gateway, owner = self.gateway, self.config.guard
         reply = ReplyStream(
-            call.fmt, call.route.name, call.parsed.choices, owner, check.strict, check.earlier
+            call.fmt,
+            call.route.name,
+            call.parsed.choices,
+            owner,
+            check.strict,
+            check.earlier,
+            check.own_partner,
         )
         events = gateway.upstream.stream(call.route, call.fmt.path, call.parsed.body)
         try:

@@ -13,14 +13,17 @@ and records the returned decisions.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView
+from tokenclub.db.schema import Customer
 from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
@@ -29,8 +32,18 @@ from tokenclub.guard.fragments import Fragment, Join
 from tokenclub.guard.index import IndexParams, LiveIndex
 from tokenclub.guard.indexing import guard_root
 from tokenclub.guard.prompts import check_prompt
-from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, StreamScanner, holdback
+from tokenclub.guard.replies import (
+    TOOL_NAME_MAX,
+    Channel,
+    Endpoint,
+    channels,
+    clean_chunk,
+    clean_reply,
+    set_channel,
+)
+from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, holdback
 from tokenclub.guard.tallies import add_credits, window_totals
+from tokenclub.guard.views import ViewScanner
 
 PromptPolicy = Literal["refuse", "strict"]
 CONTENT_FILTER = "content_filter"
@@ -69,6 +82,7 @@ class PromptCheck:
     accumulated: Decision | None = None
     message: str = ""
     earlier: tuple[Fragment, ...] = ()
+    own_partner: int | None = None  # the key's partner, when it may read its own text
 
     @property
     def decisions(self) -> list[Decision]:
@@ -88,8 +102,11 @@ class GatewayGuard:
         prompt_policy: PromptPolicy = "strict",
         check_every_s: float = 1.0,
         budget: Budget | None = None,
+        own_text: bool = False,
     ) -> None:
         self.budget = budget
+        self.own_text = own_text
+        self._partners: dict[int, int | None] = {}  # customer → partner (fixed once created)
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
         self.scanner = LeakScanner(LiveIndex(root, check_every_s))
@@ -98,7 +115,13 @@ class GatewayGuard:
     def from_settings(cls, home: Path) -> GatewayGuard:
         """The guard of a home, with `TOKENCLUB_GUARD_POLICY`, `…_PROMPT_POLICY`, `…_ACCUMULATE_*`."""
         settings = GuardSettings()
-        return cls(guard_root(home), settings.policy, settings.prompt_policy, budget=settings.budget())
+        return cls(
+            guard_root(home),
+            settings.policy,
+            settings.prompt_policy,
+            budget=settings.budget(),
+            own_text=settings.own_text,
+        )
 
     @property
     def active(self) -> bool:
@@ -106,8 +129,16 @@ class GatewayGuard:
 
     @property
     def watches_keys(self) -> bool:
-        """Whether requests are checked against their key's accumulated copying."""
-        return self.budget is not None and self.active
+        """Whether requests are checked against their key: its accumulated copying, and whose
+        partner it belongs to (a partner may read its own text)."""
+        return (self.budget is not None or self.own_text) and self.active
+
+    def _partner_of(self, session: Session, customer_id: int) -> int | None:
+        if customer_id not in self._partners:
+            self._partners[customer_id] = session.scalar(
+                select(Customer.partner_id).where(Customer.id == customer_id)
+            )
+        return self._partners[customer_id]
 
     def health(self) -> dict[str, Any]:
         index = self.scanner.current()
@@ -150,7 +181,11 @@ class GatewayGuard:
         the soft budget it is answered under the strict threshold, past the hard budget refused.
         It also carries the customer's recent fragments, which the reply must not join."""
         index = self.scanner.current()
-        if self.budget is None or index is None:
+        if index is None:
+            return check
+        if self.own_text:
+            check = replace(check, own_partner=self._partner_of(session, key.customer_id))
+        if self.budget is None:
             return check
         moment = time.time() if now is None else now
         since = int(moment) - self.budget.window_s
@@ -195,45 +230,69 @@ class GatewayGuard:
             int(moment) - self.budget.window_s,
         )
 
-    def credits(self, text: str) -> dict[int, int]:
-        """Copied letters per partner in a delivered reply, for the key's tally (empty when off)."""
+    def credits(self, text: str, own: int | None = None) -> dict[int, int]:
+        """Copied letters per partner in a delivered reply, for the key's tally (empty when off);
+        the reader's own text (`own`) is not counted."""
         index = self.scanner.current()
         if self.budget is None or index is None or not text:
             return {}
-        return reply_credits(index, text, self.budget)
+        return {p: n for p, n in reply_credits(index, text, self.budget).items() if p != own}
 
-    def reply_credits(self, data: dict[str, Any], endpoint: str) -> dict[int, int]:
-        """`credits` of what a scanned whole reply delivers, all choices together."""
-        return self.credits("\n".join(_choice_text(choice, endpoint) for choice in data.get("choices") or ()))
+    def reply_credits(self, data: dict[str, Any], endpoint: str, own: int | None = None) -> dict[int, int]:
+        """`credits` of what a scanned whole reply delivers, every channel of every choice."""
+        texts = [
+            t for choice in data.get("choices") or () for t in channels(choice, _endpoint(endpoint)).values()
+        ]
+        return self.credits("\n".join(texts), own)
 
     def scan_reply(
-        self, data: dict[str, Any], endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()
+        self,
+        data: dict[str, Any],
+        endpoint: str,
+        strict: bool,
+        earlier: tuple[Fragment, ...] = (),
+        own: int | None = None,
     ) -> tuple[Decision | None, list[Fragment]]:
-        """Scan a whole reply in place: leaks, and with accumulation on runs that join `earlier`
-        or each other, blocked or redacted by policy. Returns the decision (None when it
-        passes) and the fragments of what the client gets, to keep."""
+        """Rebuild a whole reply in place from its allow-listed fields and scan every text channel
+        of every choice: leaks, and with accumulation on runs that join `earlier` or each other
+        (across channels too), blocked or redacted by policy. Returns the decision (None when it
+        passes) and the fragments of what the client gets, to keep. `own`: the reader's partner,
+        whose own text passes."""
+        kind = _endpoint(endpoint)
+        clean = clean_reply(data, kind, _reply_id(kind))
+        data.clear()
+        data.update(clean)
         index = self.scanner.current()
         if index is None:
             return None, []
         pieces = self._joinable(earlier)
-        choices = data.get("choices") or ()
-        results = [self.scanner.scan(_choice_text(choice, endpoint), strict, pieces) for choice in choices]
-        for choice, result in zip(choices, results, strict=True):
-            if result.leaked:
-                _guard_choice(choice, endpoint, result, self.policy)
-        kept = [p for r in results if not (r.leaked and self.policy == "block") for p in r.pieces]
+        results: list[ScanResult] = []
+        kept: list[Fragment] = []
+        for choice in data["choices"]:
+            found = {
+                channel: self.scanner.inspect(text, strict, pieces, own)
+                for channel, text in channels(choice, kind).items()
+            }
+            results += found.values()
+            if any(result.leaked for result in found.values()):
+                _guard_choice(choice, kind, found, self.policy)
+                if self.policy == "block":
+                    continue
+            kept += [p for result in found.values() for p in result.pieces]
         leaks = [result for result in results if result.leaked]
         if not leaks:
             return None, kept
         action: Action = "blocked" if self.policy == "block" else "redacted"
         return _output_decision(leaks, action, index.params), kept
 
-    def stream(self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = ()) -> StreamGuard | None:
-        """A filter for one streamed reply, or None when there is no index to guard. With
-        accumulation on, a run that joins `earlier` (or another run of the reply) is cut too."""
-        if not self.active:
-            return None
-        return StreamGuard(self.scanner.stream(self.policy, strict, self._joinable(earlier)), endpoint, self)
+    def stream(
+        self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = (), own: int | None = None
+    ) -> StreamGuard:
+        """A filter for one streamed reply (its events rebuilt from allow-listed fields, every
+        channel scanned). With accumulation on, a run that joins `earlier` (or another run of
+        the reply, in any channel) is cut too. Without an index it only rebuilds the events."""
+        kind = _endpoint(endpoint)
+        return StreamGuard(self, kind, strict, self._joinable(earlier), _reply_id(kind), own)
 
     def _joinable(self, earlier: tuple[Fragment, ...]) -> list[Fragment] | None:
         """The fragments a reply's runs are tested against (its own are added as they close);
@@ -241,27 +300,31 @@ class GatewayGuard:
         return list(earlier) if self.budget is not None else None
 
 
-def _choice_text(choice: dict[str, Any], endpoint: str) -> str:
-    content = (choice.get("message") or {}).get("content") if endpoint == "chat" else choice.get("text")
-    return content if isinstance(content, str) else ""
+def _endpoint(endpoint: str) -> Endpoint:
+    return "chat" if endpoint == "chat" else "completions"
 
 
-def _set_text(choice: dict[str, Any], endpoint: str, text: str) -> None:
-    if endpoint == "chat":
-        choice.setdefault("message", {})["content"] = text
-    else:
-        choice["text"] = text
+def _reply_id(endpoint: Endpoint) -> str:
+    return f"{'chatcmpl' if endpoint == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
 
 
-def _guard_choice(choice: dict[str, Any], endpoint: str, result: ScanResult, policy: Policy) -> None:
-    """Replace a leaking choice's text; its logprobs go too, as they spell out the same tokens."""
+def _guard_choice(
+    choice: dict[str, Any], endpoint: Endpoint, found: dict[Channel, ScanResult], policy: Policy
+) -> None:
+    """A leaking choice: under `block` only the notice is left (no tool calls, reasoning or
+    logprobs); under `redact` each leaking channel loses its leaks. Logprobs go either way, as
+    they spell out the same tokens."""
+    choice["logprobs"] = None
     if policy == "block":
-        _set_text(choice, endpoint, BLOCKED_MESSAGE)
+        if endpoint == "chat":
+            choice["message"] = {"role": "assistant", "content": BLOCKED_MESSAGE}
+        else:
+            choice["text"] = BLOCKED_MESSAGE
         choice["finish_reason"] = CONTENT_FILTER
-    else:
-        _set_text(choice, endpoint, result.redacted)
-    if "logprobs" in choice:
-        choice["logprobs"] = None
+        return
+    for channel, result in found.items():
+        if result.leaked:
+            set_channel(choice, endpoint, channel, result.redacted)
 
 
 def _join_decision(found: list[Join], action: Action, params: IndexParams) -> Decision:
@@ -290,107 +353,175 @@ def _output_decision(results: list[ScanResult], action: Action, params: IndexPar
 
 @dataclass
 class StreamGuard:
-    """Filters one streamed reply (n = 1) event by event.
+    """Filters one streamed reply (n = 1) event by event, each text channel on its own scanner.
 
-    Text is held back until the scanner has seen enough after it (`holdback` guard letters while
-    no chain of hits is open); an event whose text is all held back is dropped unless it carries
-    something else (the role, a finish reason). A finish reason from the upstream first flushes
-    the held-back rest. Under the block policy a leak ends the stream with `finish_reason:
-    "content_filter"` before any letter of it is sent. Logprobs are dropped: they would spell
-    out held-back tokens ahead of the text.
+    Every event is rebuilt from its allow-listed fields (`guard/replies.py`). Each channel
+    (content, reasoning, refusal, each tool call's arguments, a completion's text) is held back
+    by its scanner until enough has followed it (`holdback` guard letters while no chain of hits
+    is open); tool and function names are short (at most `TOOL_NAME_MAX` characters, a longer
+    one ends the stream as malformed) and are scanned whole as they arrive, so a call's name and
+    id go out with its first delta. The channels share the reply's fragments, so pieces split
+    across channels join. Under the block policy a leak in any channel ends the stream with
+    `finish_reason: "content_filter"` before any letter of it is sent; a finish reason from
+    the upstream first flushes every channel. An event with nothing released and nothing else
+    to say (role, a new tool call, a finish reason) is dropped.
     """
 
-    scanner: StreamScanner
-    endpoint: str
     owner: GatewayGuard
+    endpoint: Endpoint
+    strict: bool
+    pieces: list[Fragment] | None
+    reply_id: str
+    own: int | None = None
+    _scanners: dict[Channel, ViewScanner] = field(default_factory=dict)
+    _names: dict[Channel, str] = field(default_factory=dict)
+    _name_results: list[ScanResult] = field(default_factory=list)
+    _sent: dict[Channel, list[str]] = field(default_factory=dict)
     _template: dict[str, Any] | None = None
     _done: bool = False
-    _sent: list[str] = field(default_factory=list)
+    _blocked: bool = False
+    _malformed: bool = False
 
     @property
     def blocked(self) -> bool:
-        return self.scanner.blocked
+        return self._blocked
 
     def filter(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """The events to send in place of one upstream event that has choices."""
         if self._done:
             return []
-        self._template = event
-        choice = event["choices"][0]
-        text = _delta_content(choice, self.endpoint)
-        released = self.scanner.feed(text) if text else ""
-        self._sent.append(released)
-        if self.scanner.blocked:
-            self._done = True
-            out = [_with_text(event, self.endpoint, released)] if released else []
-            return [*out, self._closing(event)]
+        clean = clean_chunk(event, self.endpoint, self.reply_id)
+        if not clean["choices"]:
+            return []
+        self._template = clean
+        choice = clean["choices"][0]
+        released: dict[Channel, str] = {}
+        for channel, text in channels(choice, self.endpoint).items():
+            if channel[-1] == "name":
+                name = self._name(channel, text)
+                if name is None:
+                    return self._stop(clean, released)
+                released[channel] = name
+                continue
+            scanner = self._scanner(channel)
+            released[channel] = scanner.feed(text)
+            if scanner.blocked:
+                return self._stop(clean, released)
         if choice.get("finish_reason") is not None:
-            rest = self.scanner.finish()
-            self._sent.append(rest)
-            released += rest
             self._done = True
-            if self.scanner.blocked:  # the last run joined an earlier piece
-                out = [_with_text(event, self.endpoint, released)] if released else []
-                return [*out, self._closing(event)]
-        if released or _carries_more(choice, self.endpoint):
-            return [_with_text(event, self.endpoint, released)]
-        return []
+            for channel, scanner in self._scanners.items():
+                released[channel] = released.get(channel, "") + scanner.finish()
+                if scanner.blocked:
+                    return self._stop(clean, released)
+        out = self._event(clean, released, keep_finish=True)
+        return [out] if out is not None else []
 
     def finish(self) -> list[dict[str, Any]]:
         """What is still held back when the upstream ends without a finish reason."""
         if self._done or self._template is None:
             return []
         self._done = True
-        rest = self.scanner.finish()
-        self._sent.append(rest)
-        out = [_with_text(self._template, self.endpoint, rest)] if rest else []
-        return [*out, self._closing(self._template)] if self.scanner.blocked else out
+        released: dict[Channel, str] = {}
+        for channel, scanner in self._scanners.items():
+            released[channel] = scanner.finish()
+            if scanner.blocked:
+                return self._stop(self._template, released)
+        out = self._event(self._template, released, keep_finish=False)
+        return [out] if out is not None else []
 
     def credits(self) -> dict[int, int]:
-        """Copied letters per partner in what the client was sent, for the key's tally."""
-        return self.owner.credits("".join(self._sent))
+        """Copied letters per partner in what the client was sent (all channels), for the tally."""
+        return self.owner.credits("\n".join("".join(parts) for parts in self._sent.values()), self.own)
 
     def fragments(self) -> list[Fragment]:
         """Fragments of the copied runs the client was sent, to keep for the window."""
-        return self.scanner.sent_pieces
+        named = [p for result in self._name_results if not result.leaked for p in result.pieces]
+        return [p for scanner in self._scanners.values() for p in scanner.sent_pieces] + named
 
     def decision(self) -> Decision | None:
-        spans = self.scanner.spans
-        if not spans:
+        if self._malformed:
+            return Decision("output", "malformed", "blocked", reasons=("tool name too long",))
+        results = [
+            ScanResult(scanner.spans, "", tuple(scanner.joins))
+            for scanner in self._scanners.values()
+            if scanner.spans
+        ] + [result for result in self._name_results if result.leaked]
+        if not results:
             return None
-        action: Action = "blocked" if self.scanner.blocked else "redacted"
-        result = ScanResult(spans, "", tuple(self.scanner.joins))
-        return _output_decision([result], action, self.scanner.params)
+        action: Action = "blocked" if self._blocked else "redacted"
+        index = self.owner.scanner.current()
+        params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
+        return _output_decision(results, action, params)
+
+    def _scanner(self, channel: Channel) -> ViewScanner:
+        scanner = self._scanners.get(channel)
+        if scanner is None:
+            scanner = self.owner.scanner.watch(self.owner.policy, self.strict, self.pieces, self.own)
+            self._scanners[channel] = scanner
+        return scanner
+
+    def _name(self, channel: Channel, text: str) -> str | None:
+        """A piece of a call's name, scanned whole with what came of the name before: what to
+        send of it, or None when the stream must stop."""
+        name = self._names.get(channel, "") + text
+        self._names[channel] = name
+        if len(name) > TOOL_NAME_MAX:
+            self._malformed = True
+            return None
+        if self.owner.scanner.current() is None:
+            return text
+        result = self.owner.scanner.inspect(name, self.strict, self.pieces, self.own)
+        self._name_results = [r for r in self._name_results if r.leaked] + [result]
+        if not result.leaked:
+            return text
+        if self.owner.policy == "block":
+            return None
+        return result.redacted if len(name) == len(text) else ""
+
+    def _event(
+        self, clean: dict[str, Any], released: dict[Channel, str], keep_finish: bool
+    ) -> dict[str, Any] | None:
+        """`clean` with its texts replaced by what is released now; None when it says nothing."""
+        choice = clean["choices"][0]
+        out: dict[str, Any] = {"index": 0}
+        says = keep_finish and choice.get("finish_reason") is not None
+        if self.endpoint == "chat":
+            delta = choice.get("delta") or {}
+            out["delta"] = {"role": "assistant"} if "role" in delta else {}
+            says = says or "role" in delta
+            for call in delta.get("tool_calls") or ():
+                if "id" in call:  # a new call: its id and type go out at once
+                    out["delta"].setdefault("tool_calls", []).append(
+                        {"index": call["index"], "id": call["id"], "type": "function"}
+                    )
+                    says = True
+        else:
+            out["text"] = ""
+        for channel, text in released.items():
+            if text:
+                set_channel(out, self.endpoint, channel, text)
+                self._sent.setdefault(channel, []).append(text)
+                says = True
+        out["logprobs"] = None
+        out["finish_reason"] = choice.get("finish_reason") if keep_finish else None
+        if not says:
+            return None
+        return {**{k: v for k, v in clean.items() if k != "choices"}, "choices": [out]}
+
+    def _stop(self, clean: dict[str, Any], released: dict[Channel, str]) -> list[dict[str, Any]]:
+        """End the stream: what was safe in this event, then the content filter's finish."""
+        self._done = True
+        self._blocked = True
+        out = self._event(clean, released, keep_finish=False)
+        return [*([out] if out is not None else []), self._closing(clean)]
 
     def _closing(self, event: dict[str, Any]) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "finish_reason": CONTENT_FILTER}
         if self.endpoint == "chat":
-            choice["delta"] = {}
+            choice.update(delta={}, logprobs=None)
         else:
             choice.update(text="", logprobs=None)
         return {k: v for k, v in event.items() if k not in ("choices", "usage")} | {"choices": [choice]}
-
-
-def _delta_content(choice: dict[str, Any], endpoint: str) -> str:
-    content = (choice.get("delta") or {}).get("content") if endpoint == "chat" else choice.get("text")
-    return content if isinstance(content, str) else ""
-
-
-def _carries_more(choice: dict[str, Any], endpoint: str) -> bool:
-    if choice.get("finish_reason") is not None:
-        return True
-    if endpoint != "chat":
-        return False
-    return any(v is not None for k, v in (choice.get("delta") or {}).items() if k != "content")
-
-
-def _with_text(event: dict[str, Any], endpoint: str, text: str) -> dict[str, Any]:
-    choice = {k: v for k, v in event["choices"][0].items() if k != "logprobs"}
-    if endpoint == "chat":
-        choice["delta"] = {**(choice.get("delta") or {}), "content": text}
-    else:
-        choice["text"] = text
-    return {**event, "choices": [choice]}
 
 
 def record(session: Session, request_id: str, key: KeyView | None, decisions: list[Decision]) -> None:

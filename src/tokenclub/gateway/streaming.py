@@ -28,6 +28,7 @@ class ReplyStream:
     owner: GatewayGuard | None = None
     strict: bool = False
     earlier: tuple[Fragment, ...] = ()
+    own: int | None = None  # the key's partner, when it may read its own text
     last_id: str = ""
     reported: Usage | None = None
     _generated: dict[int, list[str]] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class ReplyStream:
     def _guard(self, index: int) -> StreamGuard | None:
         if index not in self._guards:
             self._guards[index] = (
-                self.owner.stream(self.fmt.kind, self.strict, self.earlier) if self.owner else None
+                self.owner.stream(self.fmt.kind, self.strict, self.earlier, self.own) if self.owner else None
             )
         return self._guards[index]
 
@@ -55,7 +56,9 @@ class ReplyStream:
             if self.owner is None:
                 continue
             guard = self._guard(index)
-            single = {**event, "choices": [choice]}
+            # Each filter sees its choice as choice 0 of a one-choice reply; `_indexed` puts the
+            # choice's own index back.
+            single = {**event, "choices": [{**choice, "index": 0}]}
             out.extend([single] if guard is None else _indexed(guard.filter(single), index))
         return out if self.owner is not None else [event | {"choices": choices}]
 

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenclub.guard.accumulate import Budget
-from tokenclub.guard.index import DEFAULT_CAPACITY, IndexParams
+from tokenclub.guard.index import COMMON_BITS, COMMON_DOCS, DEFAULT_CAPACITY, Commonness, IndexParams
 
 
 class GuardSettings(BaseSettings):
@@ -32,6 +32,20 @@ class GuardSettings(BaseSettings):
         default=DEFAULT_CAPACITY,
         ge=1024,
         description="Grams the first segment holds before a larger one opens.",
+    )
+
+    common_documents: int = Field(
+        default=COMMON_DOCS,
+        ge=2,
+        description="Contributed documents that must hold a gram for it to count as common, not secret.",
+    )
+    common_bits: float = Field(
+        default=COMMON_BITS, gt=0, description="Document-frequency sketch bits per indexed gram."
+    )
+
+    own_text: bool = Field(
+        default=True,
+        description="A partner's own keys may receive that partner's own text (its archive, quoted).",
     )
 
     accumulate_soft: int = Field(
@@ -77,3 +91,6 @@ class GuardSettings(BaseSettings):
         return IndexParams.for_leak_length(
             self.leak_length, member_bits=self.member_bits, partner_bits=self.partner_bits
         )
+
+    def commonness(self) -> Commonness:
+        return Commonness(self.common_bits, self.common_documents)

@@ -137,3 +137,43 @@ class RollingHasher:
         self._raw = raw
         first, skip = self._first(len(letters))
         return first, keys[skip:]
+
+
+class ReversedRollingHasher(RollingHasher):
+    """Keys of every gram of a stream read backwards: the gram at i gets the key of
+    ``letters[i : i + w][::-1]``, so text written in reverse hits the grams the index stored.
+
+    Its polynomial is ``R(i) = Σ_j c[i+j]·B^j``, rolled as ``R ← (R − c_old)·B⁻¹ + c_new·B^(w−1)``.
+    """
+
+    def __init__(self, spec: GramHash) -> None:
+        super().__init__(spec)
+        self._top = pow(spec.base, spec.width - 1, 1 << 64)
+
+    def feed(self, letters: U32) -> tuple[int, U64]:
+        count = len(letters)
+        if not count:
+            return self.seen - self.spec.width + 1, np.zeros(0, dtype=np.uint64)
+        joined = np.concatenate((np.array(self._window, dtype=np.uint32), letters.astype(np.uint32)))
+        backwards = joined[::-1].copy()
+        n, width = len(joined), self.spec.width
+        starts = n - np.arange(1, count + 1, dtype=np.int64) - width
+        raw = self.spec.raw_at(backwards, starts)
+        self._window = joined[-width:].tolist()
+        self._raw = int(raw[-1])
+        first, skip = self._first(count)
+        return first, self.spec.finish(raw[skip:])
+
+    def feed_small(self, letters: list[int]) -> tuple[int, list[int]]:
+        window, raw, top, inverse, key = self._window, self._raw, self._top, self.spec.inverse, self.spec.key
+        keys: list[int] = []
+        for letter in letters:
+            raw = ((raw - window.pop(0)) * inverse + letter * top) & MASK64
+            window.append(letter)
+            z = raw ^ key
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK64
+            keys.append(z ^ (z >> 31))
+        self._raw = raw
+        first, skip = self._first(len(letters))
+        return first, keys[skip:]

@@ -40,6 +40,14 @@ from typing import Any, Literal
 import numpy as np
 
 from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for, false_positive_rate
+from tokenclub.guard.commonness import (
+    DEPTH,
+    DocumentFrequency,
+    build_public_filter,
+    public_keys,
+    public_texts,
+    repeated,
+)
 from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
 from tokenclub.guard.normalize import normalize
 
@@ -49,6 +57,17 @@ DEFAULT_HITS = 5
 DEFAULT_CAPACITY = 1 << 22
 SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
 SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integers
+COMMON_BITS = 1.0  # document-frequency sketch bits per gram of the first segment's capacity
+COMMON_DOCS = 10  # documents holding a gram that make it common (not secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Commonness:
+    """How common text is told from secret: the sketch's size and the documents that make a
+    gram common (`guard/commonness.py`)."""
+
+    bits: float = COMMON_BITS
+    documents: int = COMMON_DOCS
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +136,22 @@ def partner_keys(keys: U64, partner_id: int) -> U64:
     return splitmix(keys ^ np.uint64(partner_salt(partner_id)))
 
 
-def document_keys(params: IndexParams, texts: Sequence[str]) -> tuple[U64, np.ndarray]:
-    """Keys of the stride-aligned grams of each text, and the index of the text of each key."""
+def document_keys(
+    params: IndexParams, texts: Sequence[str], step: int | None = None
+) -> tuple[U64, np.ndarray]:
+    """Keys of the stride-aligned grams of each text (every `step` letters instead, when given),
+    and the index of the text of each key."""
+    stride = params.stride if step is None else step
     streams = [normalize(text).letters for text in texts]
     lengths = np.array([len(s) for s in streams], dtype=np.int64)
-    counts = np.maximum(0, (lengths - params.width) // params.stride + 1)
+    counts = np.maximum(0, (lengths - params.width) // stride + 1)
     if not counts.sum():
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     owner = np.repeat(np.arange(len(streams)), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
-    starts = np.repeat(offsets, counts) + step * params.stride
+    step_of = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
+    starts = np.repeat(offsets, counts) + step_of * stride
     letters = np.concatenate(streams)
     return GramHash(params.width, params.seed).at(letters, starts), owner
 
@@ -180,6 +203,14 @@ class GuardIndex:
         self._attributions = [
             BlockedBloom(self.folder / s.name, "partner", s.partner, mode) for s in self.segments
         ]
+        common = meta.get("common")
+        self.sketch = (
+            DocumentFrequency(folder / "common.bin", common["width"], common["documents"], mode)
+            if common
+            else None
+        )
+        self.public = Geometry(**meta["public"]) if meta.get("public") else None
+        self._public = BlockedBloom(folder, "public", self.public, "r") if self.public else None
 
     @classmethod
     def create(
@@ -188,8 +219,12 @@ class GuardIndex:
         params: IndexParams,
         capacity: int = DEFAULT_CAPACITY,
         withdrawn: Collection[int] = (),
+        commonness: Commonness | None = None,
     ) -> GuardIndex:
+        commonness = commonness or Commonness()
         folder.mkdir(parents=True)
+        width = max(1024, math.ceil(capacity * commonness.bits / 8 / DEPTH))
+        DocumentFrequency.create(folder / "common.bin", width, commonness.documents)
         meta = {
             "version": FORMAT_VERSION,
             "params": asdict(params),
@@ -197,6 +232,8 @@ class GuardIndex:
             "withdrawn": sorted(withdrawn),
             "tokens": 0,
             "segments": [],
+            "common": {"width": width, "documents": commonness.documents},
+            "public": None,
         }
         _write_json(folder / "meta.json", meta)
         index = cls(folder, "r+")
@@ -225,6 +262,8 @@ class GuardIndex:
     def _save(self) -> None:
         for bloom in (*self._members, *self._attributions):
             bloom.flush()
+        if self.sketch is not None:
+            self.sketch.flush()
         meta = {
             "version": FORMAT_VERSION,
             "params": asdict(self.params),
@@ -232,6 +271,10 @@ class GuardIndex:
             "withdrawn": sorted(self.withdrawn),
             "tokens": self.tokens,
             "segments": [s.as_dict() for s in self.segments],
+            "common": (
+                {"width": self.sketch.width, "documents": self.sketch.threshold} if self.sketch else None
+            ),
+            "public": self.public.as_dict() if self.public else None,
         }
         _write_json(self.folder / "meta.json", meta)
 
@@ -250,6 +293,11 @@ class GuardIndex:
             self._add_segment(max(2 * last.capacity, len(keys)))
             last = self.segments[-1]
         member, attribution = self._members[-1], self._attributions[-1]
+        if self.sketch is not None:
+            # every position, not only the stored grams: a passage shared by many documents
+            # sits at a different alignment in each, and each of its grams must be counted
+            every, every_owner = document_keys(self.params, texts, step=1)
+            self.sketch.add(*repeated(every, every_owner, lambda unique: _held(self._members, unique)))
         member.add(keys)
         partners = np.asarray(partner_ids, dtype=np.int64)[owner]
         for partner in np.unique(partners).tolist():
@@ -260,12 +308,48 @@ class GuardIndex:
         self._save()
         return len(keys)
 
-    def contains(self, keys: U64) -> np.ndarray:
+    def holds(self, keys: U64) -> np.ndarray:
+        """Keys the membership filters hold, common or public ones included."""
         return _held(self._members, keys)
+
+    def contains(self, keys: U64) -> np.ndarray:
+        """Keys of indexed grams that count: held, and neither common nor public."""
+        held = _held(self._members, keys)
+        if (self.sketch is not None or self._public is not None) and held.any():
+            chosen = np.flatnonzero(held)
+            held[chosen] = ~self._ignored(keys[chosen])
+        return held
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
-        return _held_keys(self._members, keys)
+        held = _held_keys(self._members, keys)
+        if True in held and (self.sketch is not None or self._public is not None):
+            for i, key in enumerate(keys):
+                if held[i] and self._ignored_key(key):
+                    held[i] = False
+        return held
+
+    def _ignored(self, keys: U64) -> np.ndarray:
+        """Held keys that do not count: common to many documents, or public text."""
+        ignored = np.zeros(len(keys), dtype=np.bool_)
+        if self.sketch is not None:
+            ignored |= self.sketch.common(keys)
+        if self._public is not None:
+            ignored |= self._public.contains(keys)
+        return ignored
+
+    def _ignored_key(self, key: int) -> bool:
+        if self.sketch is not None and self.sketch.common_key(key):
+            return True
+        return self._public is not None and self._public.contains_keys([key])[0]
+
+    def set_public(self, texts: list[str]) -> int:
+        """Hash the public texts into this generation's public filter; returns its grams."""
+        keys = public_keys(texts, self.params.width, self.params.seed)
+        self.public = build_public_filter(self.folder, keys)
+        self._public = BlockedBloom(self.folder, "public", self.public, "r") if self.public else None
+        self._save()
+        return len(keys)
 
     def attribute(self, keys: U64) -> tuple[int, ...]:
         """Partners whose attribution filter holds every one of `keys` (the grams of one copy):
@@ -289,7 +373,8 @@ class GuardIndex:
 
     @property
     def nbytes(self) -> int:
-        return sum(bloom.nbytes for bloom in (*self._members, *self._attributions))
+        filters = sum(bloom.nbytes for bloom in (*self._members, *self._attributions))
+        return filters + (self.sketch.nbytes if self.sketch else 0)
 
     def stats(self) -> dict[str, Any]:
         """Size, load and the measured chance of a false leak verdict per 1,000 tokens of reply."""
@@ -304,6 +389,9 @@ class GuardIndex:
             "grams": elements,
             "tokens": self.tokens,
             "bytes": self.nbytes,
+            "sketch_bytes": self.sketch.nbytes if self.sketch else 0,
+            "common_documents": self.sketch.threshold if self.sketch else None,
+            "public": self.public is not None,
             "bytes_per_token": round(self.nbytes / self.tokens, 4) if self.tokens else None,
             "gram_hit_rate": hit_rate,
             "guaranteed_length": self.params.guaranteed_length(),
@@ -368,14 +456,20 @@ def write_lock(root: Path) -> Iterator[None]:
 
 @contextmanager
 def writer(
-    root: Path, params: IndexParams | None = None, capacity: int = DEFAULT_CAPACITY
+    root: Path,
+    params: IndexParams | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    commonness: Commonness | None = None,
 ) -> Iterator[GuardIndex]:
     """The live index open for adding, created with `params` if there is none yet."""
     with write_lock(root):
         folder = _generation(root)
         if folder is None:
             folder = _next_generation(root)
-            index = GuardIndex.create(folder, params or IndexParams.for_leak_length(), capacity)
+            index = GuardIndex.create(
+                folder, params or IndexParams.for_leak_length(), capacity, (), commonness
+            )
+            index.set_public(public_texts(root))
             _switch(root, folder)
         else:
             index = GuardIndex(folder, "r+")
@@ -395,6 +489,7 @@ def rebuild(
     capacity: int,
     parts: Iterable[str] = (),
     withdrawn: Collection[int] = (),
+    commonness: Commonness | None = None,
 ) -> GuardIndex:
     """Index `(texts, partner ids, tokens)` document batches into a new generation, then make it live.
 
@@ -402,9 +497,10 @@ def rebuild(
     switch over on their next refresh; the old generation is deleted afterwards.
     """
     with write_lock(root):
-        index = GuardIndex.create(_next_generation(root), params, capacity, withdrawn)
+        index = GuardIndex.create(_next_generation(root), params, capacity, withdrawn, commonness)
     for texts, partners, tokens in batches:
         index.add(texts, partners, tokens)
+    index.set_public(public_texts(root))
     log_parts(index, parts)
     with write_lock(root):
         old = _generation(root)

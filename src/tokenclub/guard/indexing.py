@@ -5,8 +5,8 @@ its upload at the end. A crash between a commit and its indexing leaves the batc
 index until then; `sync` (cheap when nothing is missing: it compares the committed parts with
 the index's parts log) puts it back, for one upload or for the whole corpus. `rebuild_index`
 reads the corpus again into a fresh generation, leaving out the partners it is told to (the
-database has no withdrawal yet, so the operator names them), then syncs whatever was
-committed meanwhile.
+operator names them, or released them after a withdrawal), then syncs whatever was committed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy import func, select
 
-from tokenclub.accounts.partners import withdrawn_partners
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CorpusDocument
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.index import GuardIndex, log_parts, logged_parts, open_index, rebuild, writer
+from tokenclub.guard.releases import released_partners
 
 LETTERS_PER_TOKEN = 5.0
 """Guard letters per counted token, rounded up from 4.6 measured on Korean prose (docs/leak-guard.md)."""
@@ -50,7 +50,9 @@ def index_accepted(home: Path, table: pa.Table, part: str | None = None, once: b
     """
     settings = GuardSettings()
     texts, partners, tokens = _rows(table)
-    with writer(guard_root(home), settings.index_params(), settings.initial_capacity) as index:
+    with writer(
+        guard_root(home), settings.index_params(), settings.initial_capacity, settings.commonness()
+    ) as index:
         if once and part is not None and part in logged_parts(index):
             return 0
         added = index.add(texts, partners, tokens)
@@ -91,16 +93,17 @@ def sync(db: Database, home: Path, store: CorpusStore, upload_id: str | None = N
 def rebuild_index(
     db: Database, home: Path, store: CorpusStore, withdrawn: Collection[int] = ()
 ) -> GuardIndex:
-    """A new generation from the accepted corpus, sized to fit it, without the partners that
-    withdrew (in the database) or that the operator names in `withdrawn`.
+    """A new generation from the accepted corpus, sized to fit it, without the partners whose
+    text the operator released (`guard release`, after withdrawal) or names in `withdrawn`.
+    A withdrawn partner's text stays until it is released: a served model may have seen it.
 
     Their parts are read past and logged, so `sync` does not bring them back, and their later
     batches are refused by the index itself.
     """
     settings = GuardSettings()
     params = settings.index_params()
+    withdrawn = sorted(set(withdrawn) | released_partners(guard_root(home)))
     with db.transaction() as session:
-        withdrawn = sorted(set(withdrawn) | set(withdrawn_partners(session)))
         query = select(func.coalesce(func.sum(CorpusDocument.tokens), 0))
         if withdrawn:
             query = query.where(CorpusDocument.partner_id.not_in(withdrawn))
@@ -113,6 +116,6 @@ def rebuild_index(
             yield _rows(store.read_part(upload_id, seq, ["text", "partner_id", "tokens"]))
 
     names = [part_name(u, s) for u, s in parts]
-    index = rebuild(guard_root(home), batches(), params, capacity, names, withdrawn)
+    index = rebuild(guard_root(home), batches(), params, capacity, names, withdrawn, settings.commonness())
     sync(db, home, store)
     return index

@@ -18,7 +18,9 @@ letters. Leading and trailing forms of a consonant are the same letter; double c
 consonant clusters and compound vowels split into their basic letters (ㄲ → ㄱㄱ, ㄳ → ㄱㅅ,
 ㅘ → ㅗㅏ), so the two ways of typing them agree. The split is read from the Unicode character
 names, so archaic jamo follow the same rule. Arae-a (ㆍ, U+119E) counts as punctuation:
-Korean documents use it as a middle dot.
+Korean documents use it as a middle dot. A letter of another script that Unicode lists as
+confusable with a Hangul or ASCII letter is read as that letter first (丨 → ㅣ, Cyrillic а → a;
+`guard/lookalike.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from functools import cache, lru_cache
 
 import numpy as np
 import numpy.typing as npt
+
+from tokenclub.guard.lookalike import lookalikes
 
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
@@ -88,6 +92,7 @@ def guard_letters(char: str) -> str:
     if 0xD800 <= ord(char) < 0xE000:
         return ""
     jamo = _jamo_letters()
+    char = lookalikes().get(char, char)
     out: list[str] = []
     for part in unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", char).casefold()):
         if part in jamo:
@@ -106,7 +111,8 @@ class _Table:
 
     UNFILLED = 255
 
-    def __init__(self) -> None:
+    def __init__(self, backwards: bool = False) -> None:
+        self.backwards = backwards  # each character's letters in reverse order
         self.lengths = np.full(0x110000, self.UNFILLED, dtype=np.uint8)
         self.starts = np.zeros(0x110000, dtype=np.int64)
         self.flat = np.zeros(0, dtype=np.uint32)
@@ -127,6 +133,8 @@ class _Table:
         if self.lengths[first] != self.UNFILLED:
             return
         pieces = [guard_letters(chr(cp)) for cp in range(first, first + (1 << _PAGE_BITS))]
+        if self.backwards:
+            pieces = [piece[::-1] for piece in pieces]
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         letters = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4").astype(np.uint32)
         offsets = len(self.flat) + np.concatenate(([0], np.cumsum(lengths)[:-1]))
@@ -136,8 +144,8 @@ class _Table:
 
 
 @cache
-def _table() -> _Table:
-    return _Table()
+def _table(backwards: bool = False) -> _Table:
+    return _Table(backwards)
 
 
 def code_points(text: str) -> U32:
@@ -160,10 +168,10 @@ class Normalized:
         return len(self.letters)
 
 
-def normalize(text: str, offset: int = 0) -> Normalized:
+def normalize(text: str, offset: int = 0, backwards: bool = False) -> Normalized:
     """The guard stream of `text`; owners count from `offset` (the text's place in a stream)."""
     cps = code_points(text)
-    table = _table()
+    table = _table(backwards)
     table.ensure(cps)
     lengths = table.lengths[cps].astype(np.int64)
     total = int(lengths.sum())
@@ -185,15 +193,24 @@ def char_letters(char: str) -> tuple[int, ...]:
     return tuple(map(ord, guard_letters(char)))
 
 
+@lru_cache(maxsize=1 << 16)
+def char_letters_backwards(char: str) -> tuple[int, ...]:
+    """`char_letters` in reverse order: read backwards, a reversed text gives its source's letters."""
+    return char_letters(char)[::-1]
+
+
 class IncrementalNormalizer:
     """Normalizes a stream chunk by chunk; the letters never depend on where chunks break."""
 
-    def __init__(self) -> None:
+    def __init__(self, backwards: bool = False) -> None:
+        """`backwards`: each character's letters in reverse order (for reading text backwards)."""
         self.consumed = 0
+        self.backwards = backwards
+        self._letters_of = char_letters_backwards if backwards else char_letters
 
     def feed(self, chunk: str) -> Normalized:
         """Letters of `chunk`, owners counted from the start of the stream."""
-        result = normalize(chunk, self.consumed)
+        result = normalize(chunk, self.consumed, self.backwards)
         self.consumed += len(chunk)
         return result
 
@@ -203,7 +220,7 @@ class IncrementalNormalizer:
         letters: list[int] = []
         owners: list[int] = []
         for offset, char in enumerate(chunk, self.consumed):
-            found = char_letters(char)
+            found = self._letters_of(char)
             letters += found
             owners += [offset] * len(found)
         self.consumed += len(chunk)

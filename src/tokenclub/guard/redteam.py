@@ -119,7 +119,7 @@ def _error_code(response: httpx.Response) -> str | None:
     return str(code)
 
 
-def _shared(reply: str, source: str) -> str:
+def shared_run(reply: str, source: str) -> str:
     """The longest run of guard letters that the reply shares with the source document."""
     got, text = guard_text(reply), guard_text(source)
     if not got or not text:
@@ -130,7 +130,7 @@ def _shared(reply: str, source: str) -> str:
 
 def copied_letters(reply: str, source: str) -> int:
     """Length of the longest run of guard letters that the reply shares with the source."""
-    return len(_shared(reply, source))
+    return len(shared_run(reply, source))
 
 
 def sentences(passage: str) -> list[str]:
@@ -231,7 +231,7 @@ def _judged(replies: Sequence[Reply], family: str, source: str) -> str:
     if family == "translation_round_trip":
         return replies[-1].text
     if family == "sentence_by_sentence":
-        return "".join(_shared(r.text, source) for r in replies)
+        return "".join(shared_run(r.text, source) for r in replies)
     return "".join(r.text for r in replies)
 
 

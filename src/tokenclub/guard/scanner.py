@@ -21,14 +21,17 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from tokenclub.guard.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import GramHash, RollingHasher
+from tokenclub.guard.hashing import GramHash, ReversedRollingHasher, RollingHasher
 from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
+
+if TYPE_CHECKING:
+    from tokenclub.guard.views import ViewScanner
 
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
@@ -88,6 +91,7 @@ class _Chain:
     first: int
     last: int
     keys: list[int] = field(default_factory=list)
+    own: bool = False  # the reader's own text (`StreamScanner.own`): never a leak
 
 
 @dataclass(slots=True)
@@ -118,8 +122,12 @@ class StreamScanner:
         strict: bool = False,
         marker: str = REDACTION,
         earlier: list[Fragment] | None = None,
+        reverse: bool = False,
+        own: int | None = None,
     ) -> None:
+        """`own`: the partner reading (its own text, attributed to it alone, is no leak)."""
         self.index = index
+        self.own = own
         self.policy = policy
         self.marker = marker
         self.blocked = False
@@ -130,8 +138,9 @@ class StreamScanner:
         self._width = params.width
         self._needed = params.required_hits(strict)
         self.holdback = holdback(params) if index is not None else 0
-        self._normalizer = IncrementalNormalizer()
-        self._hasher = RollingHasher(GramHash(params.width, params.seed))
+        self._normalizer = IncrementalNormalizer(backwards=reverse)
+        spec = GramHash(params.width, params.seed)
+        self._hasher = ReversedRollingHasher(spec) if reverse else RollingHasher(spec)
         self._owners = array("q")  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
         self._released = 0
@@ -216,12 +225,18 @@ class StreamScanner:
         chain.last = position
         chain.keys.append(key)
         self._open[position + self._stride] = chain
-        return chain if len(chain.keys) == self._needed else None
+        if len(chain.keys) != self._needed:
+            return None
+        if self.own is not None and self.index is not None:
+            chain.own = self.index.attribute(np.array(chain.keys, dtype=np.uint64)) == (self.own,)
+        return None if chain.own else chain
 
     def _close(self, checked: int | None) -> None:
         """Retire chains whose next hit did not come (all of them at the end of the reply)."""
         for expected in [e for e in self._open if checked is None or e <= checked]:
             chain = self._open.pop(expected)
+            if chain.own:
+                continue
             if len(chain.keys) >= self._needed or self._joins_earlier(chain):
                 self._leaks.append(chain)
         self._leaks.sort(key=lambda chain: chain.first)
@@ -324,5 +339,28 @@ class LeakScanner:
         """Every leak in a whole reply (with `earlier`, runs that join them too, and the reply's
         own fragments), and the reply with each replaced by the marker."""
         scanner = self.stream("redact", strict, earlier)
+        redacted = scanner.feed(text) + scanner.finish()
+        return ScanResult(scanner.spans, redacted, tuple(scanner.joins), tuple(scanner.sent_pieces))
+
+    def watch(
+        self,
+        policy: Policy = "block",
+        strict: bool = False,
+        earlier: list[Fragment] | None = None,
+        own: int | None = None,
+    ) -> ViewScanner:
+        """`stream` in every canonical view (`guard/views.py`): what the gateway uses. `own`:
+        the partner reading, whose own text passes."""
+        from tokenclub.guard.views import ViewScanner
+
+        index = self.current()
+        params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
+        return ViewScanner(index, params, policy, strict, self.marker, earlier, own)
+
+    def inspect(
+        self, text: str, strict: bool = False, earlier: list[Fragment] | None = None, own: int | None = None
+    ) -> ScanResult:
+        """`scan` in every canonical view."""
+        scanner = self.watch("redact", strict, earlier, own)
         redacted = scanner.feed(text) + scanner.finish()
         return ScanResult(scanner.spans, redacted, tuple(scanner.joins), tuple(scanner.sent_pieces))

@@ -1,0 +1,152 @@
+"""The guard's canonical views: leak rate per disguise family, false positives and scan cost.
+
+Indexed: the 2019-05 petitions (dealt to three partners). Attacks: 32 passages of 100
+characters per family, each disguised by the test helpers (`tests/guard/disguise.py`, the same
+disguises the worst-case upstream performs) inside a framing sentence. Guard off means the
+reply goes out as it is (every attack leaks: the disguises are reversible); guard on is
+measured three ways: the whole reply (`LeakScanner.inspect`, redact policy: the copy is cut
+out), streamed one character per call and three characters per call (`LeakScanner.watch`,
+block policy). An attack leaks when the client gets the whole disguised copy, or so much of it
+that the share received times the passage's guard letters reaches 50 (what the client can
+undo of a partial disguised copy). The reference in the same run is
+the plain-view scanner (`LeakScanner.scan` / `stream`), as the guard was before the views.
+
+False positives: the 2019-07 petitions (a month not indexed) cut into 750-character replies
+(about 300 tokens at 2.5 characters a token), plain view against every view. Cost: median ms
+per 1,000 tokens over those replies, whole and streamed 3 characters (about one token) per call,
+and the median text held back while streaming (tokens of 2.5 characters).
+
+Run: ``.venv/bin/python bench/bench_guard_views.py`` (a few minutes on two cores).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.guard.disguise import ALL_DISGUISES
+
+from tokenclub.guard.index import IndexParams, open_index, writer
+from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.scanner import LeakScanner
+
+CORPORA = Path("/work/shared/corpora/petitions")
+PASSAGES = 32
+CHARS_PER_TOKEN = 2.5
+INTRO = "네, 요청하신 부분을 옮겨 드립니다. "
+OUTRO = " 이상입니다."
+
+
+def petitions(month: str) -> list[str]:
+    with (CORPORA / f"petitions_{month}.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line)["content"] for line in fh]
+
+
+def leaked(out: str, disguised: str, passage: str, leak_length: int = 50) -> bool:
+    """Whether what the client got of the disguised copy recovers a leak: the whole copy, or a
+    share of it (the part received in place, right after the intro) that, times the passage's
+    guard letters, reaches `leak_length`."""
+    if disguised in out:
+        return True
+    got = out[len(INTRO) :]
+    received = next((i for i, (a, b) in enumerate(zip(got, disguised, strict=False)) if a != b), len(got))
+    return received / len(disguised) * len(guard_text(passage)) >= leak_length
+
+
+def streamed(scanner: LeakScanner, reply: str, size: int) -> str:
+    stream = scanner.watch("block")
+    out = []
+    for start in range(0, len(reply), size):
+        out.append(stream.feed(reply[start : start + size]))
+        if stream.blocked:
+            break
+    out.append(stream.finish())
+    return "".join(out)
+
+
+def main() -> None:
+    docs = petitions("2019-05")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "guard"
+        with writer(root, IndexParams.for_leak_length(50, seed=7), capacity=400_000) as index:
+            index.add(docs, [1 + i % 3 for i in range(len(docs))])
+        scanner = LeakScanner(open_index(root))
+        rng = random.Random(13)
+        long_docs = [d for d in docs if len(d) >= 400]
+        starts = [(d, rng.randrange(len(d) - 100)) for d in rng.sample(long_docs, PASSAGES)]
+        passages = [d[s : s + 100] for d, s in starts]
+        columns = (
+            "guard off",
+            "plain view, whole",
+            "every view, whole",
+            "streamed 1 char",
+            "streamed 3 chars",
+        )
+        print("| family | " + " | ".join(columns) + " |")
+        print("|---|---|---|---|---|---|")
+        for name, disguise in ALL_DISGUISES.items():
+            disguised = [disguise(p) for p in passages]
+            replies = [INTRO + d + OUTRO for d in disguised]
+            cases = list(zip(replies, disguised, passages, strict=True))
+            plain = sum(leaked(scanner.scan(r).redacted, d, p) for r, d, p in cases)
+            whole = sum(leaked(scanner.inspect(r).redacted, d, p) for r, d, p in cases)
+            one = sum(leaked(streamed(scanner, r, 1), d, p) for r, d, p in cases)
+            three = sum(leaked(streamed(scanner, r, 3), d, p) for r, d, p in cases)
+            rates = [f"{n / len(replies):.1%}" for n in (len(replies), plain, whole, one, three)]
+            print(f"| {name} | " + " | ".join(rates) + " |")
+
+        fresh = [t[i : i + 750] for t in petitions("2019-07") for i in range(0, len(t) - 749, 750)]
+        plain_fp = sum(scanner.scan(t).leaked for t in fresh)
+        views_fp = sum(scanner.inspect(t).leaked for t in fresh)
+        print(f"\nfresh replies of 750 characters: {len(fresh)}")
+        print(f"flagged: plain view {plain_fp}, every view {views_fp}")
+
+        def per_1000(seconds: float, text: str) -> float:
+            return seconds * 1000 / (len(text) / CHARS_PER_TOKEN) * 1000
+
+        sample = fresh[:300]
+        timings: dict[str, list[float]] = {"scan": [], "inspect": [], "stream": [], "watch": []}
+        for text in sample:
+            for name, run in (("scan", scanner.scan), ("inspect", scanner.inspect)):
+                started = time.perf_counter()
+                run(text)
+                timings[name].append(per_1000(time.perf_counter() - started, text))
+            for name, views in (("stream", False), ("watch", True)):
+                stream = scanner.watch("block") if views else scanner.stream("block")
+                started = time.perf_counter()
+                for start in range(0, len(text), 3):
+                    stream.feed(text[start : start + 3])
+                stream.finish()
+                timings[name].append(per_1000(time.perf_counter() - started, text))
+        held: dict[str, list[float]] = {"stream": [], "watch": []}
+        for text in sample:
+            for name, views in (("stream", False), ("watch", True)):
+                stream = scanner.watch("block") if views else scanner.stream("block")
+                sent = 0
+                for start in range(0, len(text), 3):
+                    sent += len(stream.feed(text[start : start + 3]))
+                    held[name].append((min(start + 3, len(text)) - sent) / CHARS_PER_TOKEN)
+        medians = {k: statistics.median(v) for k, v in timings.items()}
+        print("\n| ms per 1,000 tokens (median) | plain view (reference) | every view | ratio |")
+        print("|---|---|---|---|")
+        for label, reference, every in (
+            ("whole reply", "scan", "inspect"),
+            ("streamed, 3 characters a call", "stream", "watch"),
+        ):
+            ratio = medians[every] / medians[reference]
+            print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
+        delay = {k: statistics.median(v) for k, v in held.items()}
+        held_plain, held_every = delay["stream"], delay["watch"]
+        print(f"\nmedian tokens held back while streaming: plain view {held_plain:.1f},", end=" ")
+        print(f"every view {held_every:.1f}")
+
+
+if __name__ == "__main__":
+    main()

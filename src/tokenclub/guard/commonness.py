@@ -1,0 +1,145 @@
+"""Common text is not secret: how many documents hold a gram, estimated while indexing.
+
+A **count-min sketch** (`depth` rows of saturating 8-bit counters, conservative update) counts,
+for each indexed gram, the documents *beyond the first* that hold it: a document's grams that
+the membership filter already held (or that several documents of one batch share) add one each.
+Only repeated grams enter the sketch, so it stays sparse even when it is much smaller than the
+filters (`common_bits` bits per indexed gram, default 1). A gram that `common_docs` or more
+documents hold (boilerplate, notices, legal formulas) is *common* and does not count as a hit:
+it starts, extends and joins no chain. The estimate only errs upward (a collision can make a
+rare gram look common, never the reverse).
+
+**Public text** (`tokenclub guard public add FILE`: laws, the constitution) is kept as text under
+`<home>/guard/public/` and hashed at every position into a small Bloom filter of each generation
+(`public-*.bin`), rebuilt from all public files whenever one is added or the index is rebuilt
+(each generation has its own seed). Its grams do not count either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for
+from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.normalize import normalize
+
+DEPTH = 2
+_SALTS = [splitmix_int(0xC0DE + row) for row in range(DEPTH)]
+PUBLIC_BITS = 10.0
+PUBLIC_SHARD_BLOCKS = 1 << 24
+
+
+class DocumentFrequency:
+    """The sketch of one generation: `common.bin`, memory-mapped."""
+
+    def __init__(self, path: Path, width: int, threshold: int, mode: str) -> None:
+        self.width = width
+        self.threshold = threshold
+        self.counts = np.memmap(path, dtype=np.uint8, mode=mode, shape=(DEPTH, width))  # type: ignore[call-overload]
+
+    @classmethod
+    def create(cls, path: Path, width: int, threshold: int) -> DocumentFrequency:
+        with path.open("wb") as fh:
+            fh.truncate(DEPTH * width)
+        return cls(path, width, threshold, "r+")
+
+    @property
+    def nbytes(self) -> int:
+        return DEPTH * self.width
+
+    def _cells(self, keys: U64) -> list[np.ndarray]:
+        return [(splitmix(keys ^ np.uint64(salt)) % np.uint64(self.width)).astype(np.intp) for salt in _SALTS]
+
+    def estimate(self, keys: U64) -> np.ndarray:
+        """Documents beyond the first that hold each key (an upper bound)."""
+        cells = self._cells(keys)
+        found = self.counts[0, cells[0]]
+        for row in range(1, DEPTH):
+            found = np.minimum(found, self.counts[row, cells[row]])
+        return np.asarray(found)
+
+    def add(self, keys: U64, amounts: np.ndarray) -> None:
+        """Conservative update: each row is raised only to the new minimum."""
+        if not len(keys):
+            return
+        cells = self._cells(keys)
+        target = np.minimum(255, self.estimate(keys).astype(np.int64) + amounts).astype(np.uint8)
+        for row in range(DEPTH):
+            np.maximum.at(self.counts[row], cells[row], target)
+
+    def common(self, keys: U64) -> np.ndarray:
+        """Keys that `threshold` or more documents hold."""
+        return self.estimate(keys) >= max(0, self.threshold - 1)
+
+    def common_key(self, key: int) -> bool:
+        """`common` for one key as a Python integer (a streamed hit)."""
+        need = max(0, self.threshold - 1)
+        for row, salt in enumerate(_SALTS):
+            if self.counts[row, splitmix_int(key ^ salt) % self.width] < need:
+                return False
+        return True
+
+    def flush(self) -> None:
+        self.counts.flush()
+
+
+def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.ndarray]:
+    """The keys of one batch that repeat a document, and by how many documents each.
+
+    `held_before(unique_keys)` tells which keys the index held before the batch."""
+    if not len(keys):
+        return keys, np.zeros(0, dtype=np.int64)
+    pairs = np.unique(np.stack((owner.astype(np.uint64), keys), axis=1), axis=0)
+    unique, documents = np.unique(pairs[:, 1], return_counts=True)
+    extra = documents.astype(np.int64) - (~np.asarray(held_before(unique), dtype=np.bool_)).astype(np.int64)
+    chosen = extra > 0
+    return unique[chosen], extra[chosen]
+
+
+def public_root(guard_root: Path) -> Path:
+    return guard_root / "public"
+
+
+def add_public_text(guard_root: Path, text: str) -> Path:
+    """Keep one public text (named by its content hash, so adding it twice changes nothing)."""
+    folder = public_root(guard_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.txt"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def public_texts(guard_root: Path) -> list[str]:
+    folder = public_root(guard_root)
+    return [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))] if folder.exists() else []
+
+
+def public_keys(texts: list[str], width: int, seed: int) -> U64:
+    """Every gram of the public texts (all positions: a quote may start anywhere)."""
+    spec = GramHash(width, seed)
+    found = []
+    for text in texts:
+        letters = normalize(text).letters
+        if len(letters) >= width:
+            found.append(spec.at(letters, np.arange(len(letters) - width + 1, dtype=np.int64)))
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)
+
+
+def build_public_filter(folder: Path, keys: U64) -> Geometry | None:
+    """The public filter of a generation from its keys (None when there are none)."""
+    for old in folder.glob("public-*.bin"):
+        old.unlink()
+    if not len(keys):
+        return None
+    geometry = Geometry(blocks_for(len(keys), PUBLIC_BITS), best_hashes(PUBLIC_BITS), PUBLIC_SHARD_BLOCKS)
+    bloom = BlockedBloom.create(folder, "public", geometry)
+    bloom.add(keys)
+    bloom.flush()
+    return geometry

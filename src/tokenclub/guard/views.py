@@ -1,0 +1,330 @@
+"""One reply matched in several canonical views at once, whole or streamed.
+
+The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, percent-encoding;
+`guard/transforms.py`); the decoded text is then scanned in these views, each by its own
+`StreamScanner` on the same index:
+
+- **plain**: the guard letters (look-alike letters already folded, `guard/normalize.py`); it
+  alone tests joins with the customer's earlier pieces;
+- **reversed**: the same letters hashed backwards, for text written in reverse;
+- **hanja**: Han characters read as Hangul (once a Han character appears);
+- **hangul**: Hangul only, dropping Latin, digit and other filler between syllables (once eight
+  short non-Hangul runs sit between Hangul characters within 72 characters);
+- **filler**: a character repeated at a regular stride removed (once one appears);
+- **base64**: base64 runs decoded (once a run of 16+ base64 characters appears);
+- **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear).
+
+A view that waits for its trigger starts on the whole decoded text so far, so it misses nothing
+that came before. What may be released is the least that every view allows (each maps its own
+hold-back to the reply's offsets); a leak in any view blocks the reply at the earliest cut, or
+under the redact policy every view's leaks are cut out. Triggers are checked every
+`CHECK_EVERY` decoded characters, and while a lazy view waits nothing within `LAZY_HOLD`
+characters of the last check is released, so the text a trigger needed is still held when the
+view starts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tokenclub.guard.fragments import Fragment, Join
+from tokenclub.guard.index import GuardIndex, IndexParams
+from tokenclub.guard.normalize import code_points
+from tokenclub.guard.scanner import REDACTION, LeakSpan, Policy, StreamScanner
+from tokenclub.guard.transforms import (
+    FILLER_PERIODS,
+    FILLER_REPEATS,
+    Base64Runs,
+    Decoder,
+    Filler,
+    HangulOnly,
+    HanjaRead,
+    Romanized,
+    Transform,
+)
+
+CHECK_EVERY = 8
+LAZY_HOLD = 24
+"""Decoded characters held back behind the last trigger check while some lazy view has not
+started: a trigger needs up to this much disguised text (four fillers 8 apart), and what the
+started view then finds from the copy's first character must not be out already."""
+_CONTEXT = 64
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_SANDWICH = re.compile(r"[가-힣ㄱ-ㆎ][\W_]*[^\W가-힣ㄱ-ㆎ]{1,3}[\W_]*(?=[가-힣ㄱ-ㆎ])")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}")
+_HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
+_NOT_LETTER = re.compile(r"[\W_]+")
+
+
+def _filler_seen(text: str) -> bool:
+    """Whether one letter recurs `FILLER_REPEATS` times at a regular stride (`Filler`'s rule),
+    vectorised over the text's letters."""
+    letters = code_points(_NOT_LETTER.sub("", text))
+    for period in FILLER_PERIODS:
+        span = (FILLER_REPEATS - 1) * period
+        if len(letters) <= span:
+            break
+        same = letters[period:] == letters[:-period]
+        run = same[: len(same) - span + period]
+        for step in range(1, FILLER_REPEATS - 1):
+            run = run & same[step * period : len(same) - span + period + step * period]
+        if run.any():
+            return True
+    return False
+
+
+def _dense(pattern: re.Pattern[str], text: str, count: int = 8, span: int = 72) -> bool:
+    """Whether `count` matches fall within some `span` characters (filler every few characters,
+    not the odd date or name between Hangul words)."""
+    starts = [match.start() for match in pattern.finditer(text)]
+    return any(starts[i + count - 1] - starts[i] < span for i in range(len(starts) - count + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSpec:
+    """A lazily started view: its name, when it starts, and its transform of the decoded text."""
+
+    name: str
+    seen: Callable[[str], bool]
+    make: Callable[[], Transform]
+
+
+LAZY_VIEWS = (
+    ViewSpec("hanja", lambda text: _HAN.search(text) is not None, HanjaRead),
+    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), HangulOnly),
+    ViewSpec("filler", _filler_seen, Filler),
+    ViewSpec("base64", lambda text: _BASE64.search(text) is not None, Base64Runs),
+    ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, Romanized),
+)
+VIEW_NAMES = ("plain", "reversed", *(spec.name for spec in LAZY_VIEWS))
+
+
+class _View:
+    """One view: a transform of the decoded text (None: the decoded text itself) and its scanner."""
+
+    def __init__(self, name: str, transform: Transform | None, scanner: StreamScanner) -> None:
+        self.name = name
+        self.transform = transform
+        self.scanner = scanner
+        self.produced = 0
+
+    def feed(self, decoded: str) -> None:
+        text = self.transform.feed(decoded) if self.transform is not None else decoded
+        self.produced += len(text)
+        self.scanner.feed(text)
+
+    def finish(self) -> None:
+        if self.transform is not None:
+            text = self.transform.flush()
+            self.produced += len(text)
+            self.scanner.feed(text)
+        self.scanner.finish()
+
+    def decoded_at(self, offset: int, decoded_length: int) -> int:
+        """The decoded-text offset of view character `offset` (past the end: what the view waits on)."""
+        if self.transform is None:
+            return offset
+        if offset < self.produced:
+            return self.transform.origins[offset]
+        return min(self.transform.waiting, decoded_length)
+
+
+class ViewScanner:
+    """`StreamScanner`'s interface over every view: `feed` returns what is safe to send now."""
+
+    def __init__(
+        self,
+        index: GuardIndex | None,
+        params: IndexParams,
+        policy: Policy = "block",
+        strict: bool = False,
+        marker: str = REDACTION,
+        earlier: list[Fragment] | None = None,
+        own: int | None = None,
+    ) -> None:
+        self.index = index
+        self.own = own
+        self.params = params
+        self.policy = policy
+        self.strict = strict
+        self.marker = marker
+        self.blocked = False
+        self.cut: int | None = None
+        self._decoder = Decoder()
+        self._decoded: list[str] = []
+        self._recent = ""  # decoded text from `_CONTEXT` characters before the last check
+        self._decoded_length = 0
+        self._checked = 0
+        self._pending = ""
+        self._released = 0
+        self._received = 0
+        self._emitted: list[tuple[int, int]] = []
+        primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
+        self.holdback = primary.holdback
+        self._views = [_View("plain", None, primary)]
+        if index is not None:
+            self._views.append(_View("reversed", None, self._scanner(reverse=True)))
+        self._waiting = list(LAZY_VIEWS) if index is not None else []
+
+    def _scanner(self, reverse: bool = False) -> StreamScanner:
+        return StreamScanner(
+            self.index, self.params, self.policy, self.strict, self.marker, None, reverse, self.own
+        )
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """Names of the views running on this reply."""
+        return tuple(view.name for view in self._views)
+
+    @property
+    def joins(self) -> list[Join]:
+        return self._views[0].scanner.joins
+
+    @property
+    def sent_pieces(self) -> list[Fragment]:
+        return self._views[0].scanner.sent_pieces
+
+    @property
+    def spans(self) -> tuple[LeakSpan, ...]:
+        """Leaks found in any view, in the reply's offsets."""
+        found = []
+        for view in self._views:
+            for span in view.scanner.spans:
+                start, end = self._raw(view, span.start), self._raw_end(view, span.end)
+                found.append(LeakSpan(start, max(end, start + 1), span.matched, span.partner_ids))
+        return tuple(sorted(found, key=lambda span: span.start))
+
+    def feed(self, chunk: str) -> str:
+        if self.blocked:
+            return ""
+        self._pending += chunk
+        self._received += len(chunk)
+        decoded = self._decoder.feed(chunk)
+        self._add(decoded)
+        if self._decoded_length - self._checked >= CHECK_EVERY:
+            self._check()
+        return self._after_feed(final=False)
+
+    def finish(self) -> str:
+        if self.blocked:
+            return ""
+        self._add(self._decoder.flush())
+        self._check()
+        for view in self._views:
+            view.finish()
+        return self._after_feed(final=True)
+
+    def _add(self, decoded: str) -> None:
+        if not decoded:
+            return
+        self._decoded.append(decoded)
+        self._recent += decoded
+        self._decoded_length += len(decoded)
+        for view in self._views:
+            view.feed(decoded)
+
+    def _check(self) -> None:
+        """Start the lazy views whose trigger the decoded text since the last check shows."""
+        if not self._waiting or self._checked >= self._decoded_length:
+            self._checked = self._decoded_length
+            return
+        window = self._recent
+        self._recent = window[-_CONTEXT:]
+        self._checked = self._decoded_length
+        started = [spec for spec in self._waiting if spec.seen(window)]
+        if not started:
+            return
+        text = "".join(self._decoded)
+        self._decoded = [text]
+        for spec in started:
+            self._waiting.remove(spec)
+            view = _View(spec.name, spec.make(), self._scanner())
+            view.feed(text)
+            self._views.append(view)
+
+    def _raw(self, view: _View, offset: int) -> int:
+        """The reply offset of view character `offset`."""
+        decoded = view.decoded_at(offset, self._decoded_length)
+        if decoded < len(self._decoder.origins):
+            return self._decoder.origins[decoded]
+        return self._decoder.waiting
+
+    def _raw_end(self, view: _View, end: int) -> int:
+        """The reply offset just past view characters [.., end): past the whole escape, run or
+        group the last of them came from (a base64 run's letters all come from its start)."""
+        if end <= 0:
+            return self._raw(view, 0)
+        last = view.decoded_at(end - 1, self._decoded_length)
+        after = end
+        while after < view.produced and view.decoded_at(after, self._decoded_length) <= last:
+            after += 1
+        decoded = view.decoded_at(after, self._decoded_length)
+        origins = self._decoder.origins
+        if 0 < decoded <= len(origins):
+            previous = origins[decoded - 1]
+            while decoded < len(origins) and origins[decoded] <= previous:
+                decoded += 1
+        return origins[decoded] if decoded < len(origins) else self._decoder.waiting
+
+    def _limit(self, final: bool) -> int:
+        if final:
+            return self._received
+        hold = LAZY_HOLD if self._waiting else 0
+        limit = self._raw(_CHECKED, max(0, self._checked - hold))
+        for view in self._views:
+            limit = min(limit, self._raw(view, view.scanner._released))
+        return limit
+
+    def _after_feed(self, final: bool) -> str:
+        cuts = [
+            self._raw(v, v.scanner.cut)
+            for v in self._views
+            if v.scanner.blocked and v.scanner.cut is not None
+        ]
+        if cuts:
+            self.blocked = True
+            self.cut = max(self._released, min(cuts))
+            return self._take(self.cut)
+        return self._release(self._limit(final))
+
+    def _regions(self) -> list[tuple[int, int]]:
+        """Every view's redacted regions in reply offsets, merged."""
+        found = sorted(
+            (self._raw(view, r.start), self._raw_end(view, r.end))
+            for view in self._views
+            for r in view.scanner._regions
+        )
+        merged: list[tuple[int, int]] = []
+        for start, end in found:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def _release(self, limit: int) -> str:
+        out: list[str] = []
+        for start, end in self._regions():
+            if end <= self._released or start >= max(limit, self._released + 1):
+                continue
+            out += [self._take(max(start, self._released)), self.marker]
+            self._skip(end)
+        if limit > self._released:
+            out.append(self._take(limit))
+        return "".join(out)
+
+    def _take(self, end: int) -> str:
+        piece = self._pending[: max(0, end - self._released)]
+        self._skip(end)
+        return piece
+
+    def _skip(self, end: int) -> None:
+        if end > self._released:
+            self._pending = self._pending[end - self._released :]
+            self._released = end
+
+
+_CHECKED = _View("checked", None, StreamScanner(None, IndexParams.for_leak_length(seed=0)))
+"""A stand-in view whose offsets are decoded offsets: `_raw(_CHECKED, n)` maps decoded → reply."""

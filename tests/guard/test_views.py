@@ -1,0 +1,77 @@
+"""Every canonical view: disguised copies caught whole and streamed; transforms chunk-independent."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.guard.conftest import partner_of
+from tests.guard.corpus import fresh_texts, petitions
+from tests.guard.disguise import ALL_DISGUISES, LOOKALIKE_JAMO, VIEW_DISGUISES
+from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.transforms import Base64Runs, Decoder, Filler, Romanized, Transform
+
+DOC = 10
+SPAN = petitions()[DOC][120:200]
+INTRO = "네, 말씀하신 청원의 핵심을 정리해 드리겠습니다. "
+OUTRO = " 이상이 주요 내용이며, 더 궁금한 점이 있으면 말씀해 주세요."
+SETTINGS = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+CAUGHT = sorted(set(VIEW_DISGUISES) - {"lookalike_jamo"})
+
+
+@pytest.mark.parametrize("name", CAUGHT)
+def test_a_disguised_copy_is_caught_whole_and_cut_in_a_stream(scanner: LeakScanner, name: str) -> None:
+    reply = INTRO + ALL_DISGUISES[name](SPAN) + OUTRO
+    result = scanner.inspect(reply)
+    assert result.leaked and result.partner_id == partner_of(DOC)
+    stream = scanner.watch("block")
+    out = "".join(stream.feed(char) for char in reply) + stream.finish()
+    assert stream.blocked and out == reply[: stream.cut]
+    # what went out of the disguised copy holds fewer letters than a leak, disguise and all
+    assert len(guard_text(out[len(INTRO) :])) < 45
+
+
+def test_look_alike_jamo_outside_unicode_confusables_are_a_known_gap(scanner: LeakScanner) -> None:
+    """Unicode lists 丨 as confusable with ㅣ, but not 〇 with ㅇ or 口 with ㅁ: with those two
+    swapped in, the copy is not caught (docs/leak-guard.md states the limit)."""
+    only_listed = "".join("丨" if c == "ㅣ" else c for c in ALL_DISGUISES["compatibility_jamo"](SPAN))
+    assert scanner.inspect(only_listed).leaked
+    assert set(LOOKALIKE_JAMO) == {"ㅇ", "ㅣ", "ㅁ"}
+    assert not scanner.inspect(ALL_DISGUISES["lookalike_jamo"](SPAN)).leaked
+
+
+def test_fresh_text_passes_every_view(scanner: LeakScanner) -> None:
+    texts = [t for source in fresh_texts().values() for t in source[:300]]
+    flagged = [t[:40] for t in texts if scanner.inspect(t).leaked]
+    assert flagged == []
+    assert scanner.inspect("x" * 40 + " 2024년 5월 4일 A씨와 B씨가 C동 1번지에서 만났다").spans == ()
+
+
+def _pieces(text: str, cuts: list[int]) -> list[str]:
+    bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
+    return [text[a:b] for a, b in pairwise(bounds)]
+
+
+def _run(transform: Transform, pieces: list[str]) -> tuple[str, list[int]]:
+    out = "".join(transform.feed(p) for p in pieces) + transform.flush()
+    return out, list(transform.origins)
+
+
+@SETTINGS
+@given(cuts=st.lists(st.integers(0, 400), max_size=40), name=st.sampled_from(sorted(VIEW_DISGUISES)))
+def test_transforms_do_not_depend_on_how_the_text_is_cut(cuts: list[int], name: str) -> None:
+    text = INTRO + ALL_DISGUISES[name](SPAN[:40]) + OUTRO
+    for make in (Decoder, Filler, Base64Runs, Romanized):
+        assert _run(make(), _pieces(text, cuts)) == _run(make(), [text])
+
+
+def test_decoder_maps_each_escape_to_its_first_character() -> None:
+    out, origins = _run(Decoder(), ["가&#xAC00;<b>나</b>\\uB2E4%EB%9D%BC &amp; 끝"])
+    assert out == "가가나다라 & 끝"
+    assert origins == [0, 1, 12, 17, 23, 32, 33, 38, 39]
