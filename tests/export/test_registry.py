@@ -13,12 +13,14 @@ from tokenclub.accounts import partners
 from tokenclub.db.engine import Database
 from tokenclub.errors import InvalidInputError, NotFoundError
 from tokenclub.export.registry import (
+    freed_by_retirement,
     list_models,
     models_trained_on,
     partners_in_served_models,
     register_model,
     retire_model,
     serve_model,
+    served_models_holding,
 )
 from tokenclub.settlement.settle import close_period
 from tokenclub.settlement.statement import build_statement
@@ -47,9 +49,15 @@ def test_served_models_decide_whose_withdrawn_text_stays_guarded(home_db: Databa
         register_model(session, "ko-llm-2", only_two, "kim", served_as="ko-chat-2")
         # partner 1 withdrew, but ko-llm-1 saw its text and is still served: keep guarding it
         assert partners_in_served_models(session) == {1, 2}
+        assert served_models_holding(session, 1) == ["ko-llm-1"]
+        assert served_models_holding(session, 2) == ["ko-llm-1", "ko-llm-2"]
         retired = retire_model(session, "ko-llm-1")
         assert retired.served_as is None and retired.retired_at is not None
         assert partners_in_served_models(session) == {2}  # released by itself
+        assert served_models_holding(session, 1) == []
+        assert freed_by_retirement(session, both, {1}) == {1}
+        assert freed_by_retirement(session, only_two, {1}) == set()  # not in that snapshot
+        assert freed_by_retirement(session, both, {2}) == set()  # ko-llm-2 still serves it
         assert [m.name for m in models_trained_on(session, 1)] == ["ko-llm-1"]
         assert [m.name for m in models_trained_on(session, 2)] == ["ko-llm-1", "ko-llm-2"]
         with pytest.raises(InvalidInputError, match="a model named 'ko-llm-1' is already registered"):

@@ -27,6 +27,7 @@ from tokenclub.cli.output import (
 )
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.errors import InvalidInputError, StateError
+from tokenclub.export.registry import served_models_holding
 from tokenclub.guard.audit import audit_memorization, client_for, make_probes
 from tokenclub.guard.commonness import add_public_text, public_texts
 from tokenclub.guard.config import GuardSettings
@@ -96,6 +97,11 @@ def release_command(
         if partner not in withdrawn_partners(session):
             raise InvalidInputError(
                 f"partner {partner} has not withdrawn: only a withdrawn partner's text can be released"
+            )
+        if serving := served_models_holding(session, partner):
+            raise StateError(
+                f"partner {partner}'s text is in the snapshot of served model(s) {', '.join(serving)}: "
+                "retire them first (`tokenclub model retire`)"
             )
     released = record_release(guard_root(settings.home), partner)
     db = open_database(settings)

@@ -6,7 +6,13 @@ import typer
 
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.export.access import authorize, log_action
-from tokenclub.export.registry import list_models, register_model, retire_model, serve_model
+from tokenclub.export.registry import (
+    freed_by_retirement,
+    list_models,
+    register_model,
+    retire_model,
+    serve_model,
+)
 
 model_app = typer.Typer(
     help="Model registry: models trained on snapshots, and what the gateway serves.", no_args_is_help=True
@@ -57,14 +63,39 @@ def model_serve(name: str, served_as: str, actor: str = ACTOR_OPTION, json_out: 
 
 @model_app.command("retire")
 def model_retire(name: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """The model is no longer served: withdrawn text it saw stops being held in the guard."""
+    """The model is no longer served: withdrawn partners' text that no served model saw any more
+    leaves the leak-guard index (released, and the index rebuilt without it)."""
+    from tokenclub.accounts.partners import withdrawn_partners
+    from tokenclub.cli.output import corpus_store
+    from tokenclub.guard.index import open_index
+    from tokenclub.guard.indexing import guard_root, rebuild_index
+    from tokenclub.guard.releases import record_release
+    from tokenclub.home import open_database
+    from tokenclub.settings import get_settings
+
+    settings = get_settings()
     with session_scope() as session:
         role = authorize(session, actor)
         view = retire_model(session, name)
+        freed = freed_by_retirement(session, view.snapshot_id, set(withdrawn_partners(session)))
         log_action(
-            session, actor, role, "model_retire", snapshot_id=view.snapshot_id, detail={"model": view.name}
+            session,
+            actor,
+            role,
+            "model_retire",
+            snapshot_id=view.snapshot_id,
+            detail={"model": view.name, "guard_released": sorted(freed)},
         )
-    emit(view.as_dict(), json_out, f"model {view.name}")
+    root = guard_root(settings.home)
+    for partner in sorted(freed):
+        record_release(root, partner)
+    if freed and open_index(root) is not None:
+        db = open_database(settings)
+        try:
+            rebuild_index(db, settings.home, corpus_store())
+        finally:
+            db.dispose()
+    emit(view.as_dict() | {"guard_released": sorted(freed)}, json_out, f"model {view.name}")
 
 
 @model_app.command("list")

@@ -118,6 +118,28 @@ def partners_in_served_models(session: Session) -> set[int]:
     )
 
 
+def served_models_holding(session: Session, partner_id: int) -> list[str]:
+    """Names of the served models whose snapshot holds this partner's documents: while any is
+    left, a withdrawn partner's text must stay in the leak-guard index."""
+    mine = select(SnapshotPartner.snapshot_id).where(SnapshotPartner.partner_id == partner_id)
+    return list(
+        session.scalars(
+            select(TrainedModel.name)
+            .where(TrainedModel.served_as.is_not(None), TrainedModel.snapshot_id.in_(mine))
+            .order_by(TrainedModel.name)
+        )
+    )
+
+
+def freed_by_retirement(session: Session, snapshot_id: int, withdrawn: set[int]) -> set[int]:
+    """Withdrawn partners of a retired model's snapshot that no served model holds any more:
+    their text may leave the leak-guard index."""
+    in_snapshot = set(
+        session.scalars(select(SnapshotPartner.partner_id).where(SnapshotPartner.snapshot_id == snapshot_id))
+    )
+    return (in_snapshot & withdrawn) - partners_in_served_models(session)
+
+
 def models_trained_on(session: Session, partner_id: int) -> list[ModelView]:
     """The registered models whose snapshot holds this partner's documents (served or not)."""
     mine = select(SnapshotPartner.snapshot_id).where(SnapshotPartner.partner_id == partner_id)
