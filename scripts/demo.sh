@@ -18,7 +18,9 @@ $tc partner add "국회 의안 아카이브" --org-type public --description "bi
 $tc partner add "청원 게시판 아카이브" --org-type media --description "citizen petitions 2019 (JSONL)"
 $tc partner add "재배포 업체" --org-type enterprise --description "a reseller whose archive copies others"
 for id in 1 2 3; do $tc partner approve "$id" >/dev/null; done
-key=$($tc key create --partner 2 --name demo --json | .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)['key'])")
+# Partner 1 asks for partner 2's text: a partner may read its own text (TOKENCLUB_GUARD_OWN_TEXT),
+# never another partner's.
+key=$($tc key create --partner 1 --name demo --json | .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)['key'])")
 
 echo "== partner 1 contributes official documents"
 $tc ingest --partner 1 "$CORPORA/samples"
@@ -37,7 +39,7 @@ passage=$(head -n 1 "$input/petitions-2019-06.jsonl" | .venv/bin/python -c "impo
 $tc guard check "$passage"
 $tc guard check "오늘 회의에서는 내년도 예산 편성 방향과 지역 균형 발전 과제를 함께 논의하였다."
 
-echo "== the gateway starts the embedded llama.cpp server (SmolLM2-135M) and partner 2 uses its free tokens"
+echo "== the gateway starts the embedded llama.cpp server (SmolLM2-135M) and partner 1 uses its free tokens"
 port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 $tc serve --port "$port" &
 server=$!
@@ -47,8 +49,8 @@ for _ in $(seq 1 240); do
     sleep 0.5
 done
 .venv/bin/python scripts/demo_api.py "http://127.0.0.1:$port/v1" "$key" smollm2-135m-instruct "$passage"
-$tc usage --partner 2
-$tc balance --partner 2
+$tc usage --partner 1
+$tc balance --partner 1
 $tc guard stopped
 $tc guard events --limit 5
 $tc ledger audit
