@@ -235,7 +235,7 @@ def list_records(
         query = query.where(SettlementRecord.period_id == get_period(session, period_name).id)
     if kind is not None:
         query = query.where(SettlementRecord.kind == kind.value)
-    return [_view(record, name, void) for record, name, void in session.execute(query).tuples()]
+    return [_view(record, name, void) for record, name, void in session.execute(query)]
 
 
 def get_record(session: Session, record_id: int) -> RecordView:
@@ -244,7 +244,7 @@ def get_record(session: Session, record_id: int) -> RecordView:
         .join(SettlementPeriod, SettlementPeriod.id == SettlementRecord.period_id)
         .outerjoin(SettlementRecordVoid, SettlementRecordVoid.record_id == SettlementRecord.id)
         .where(SettlementRecord.id == record_id)
-    ).tuples()
+    )
     found = rows.first()
     if found is None:
         raise NotFoundError(f"record {record_id} does not exist")
