@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 import pytest
@@ -120,6 +121,46 @@ def test_a_record_is_voided_once_and_only_as_its_own_kind(db: Database) -> None:
         with pytest.raises(NotFoundError, match="record 999999 does not exist"):
             void_record(session, 999_999, RecordKind.REVENUE, "why", "kim")
     assert _count(db, SettlementRecordVoid) == 1
+
+
+@pytest.mark.postgres
+def test_racing_voids_and_a_close_on_postgresql_agree(pg_db: Database) -> None:
+    """Voids of one record race each other and the close: at most one void lands, and the close
+    counts the record exactly when no void landed before it."""
+    october(pg_db)
+    with pg_db.transaction() as session:
+        record = add_record(session, "2026-10", RecordKind.COST, 50_000, "raced").id
+    barrier = threading.Barrier(5)
+    refusals: list[str] = []
+    unexpected: list[BaseException] = []
+
+    def void(who: str) -> None:
+        barrier.wait()
+        try:
+            with pg_db.transaction() as session:
+                void_record(session, record, RecordKind.COST, "wrong", who)
+        except StateError as exc:
+            refusals.append(str(exc))
+        except BaseException as exc:
+            unexpected.append(exc)
+
+    def close() -> None:
+        barrier.wait()
+        with pg_db.transaction() as session:
+            close_period(session, "2026-10", TERMS, now=LATER)
+
+    threads = [threading.Thread(target=void, args=(f"op{i}",)) for i in range(4)]
+    threads.append(threading.Thread(target=close))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert unexpected == [] and len(refusals) in (3, 4)
+    with pg_db.transaction() as session:
+        result = close_period(session, "2026-10", TERMS, now=LATER)
+        (view,) = [r for r in list_records(session) if r.id == record]
+    assert _count(pg_db, SettlementRecordVoid) == 4 - len(refusals)
+    assert result.cost_krw == (100_003 if view.voided else 150_003)
 
 
 def _reset(db: Database) -> None:
