@@ -8,6 +8,7 @@ program in a subprocess.
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import os
@@ -196,3 +197,52 @@ def test_periods_from_the_command_line(home: Path, cli: Any) -> None:
         15_000,
         "revenue",
     )
+
+
+def test_revenue_and_cost_voids_from_the_command_line(home: Path, cli: Any) -> None:
+    def add(kind: str, krw: str, note: str) -> int:
+        added = cli(home, kind, "add", "--period", JANUARY, "--krw", krw, "--note", note, "--json")
+        return int(added.json()["id"])
+
+    revenue, cost = add("revenue", "500000", "기업 계약"), add("cost", "300000", "GPU")
+    wrong_revenue, wrong_cost = add("revenue", "1000000", "중복 입력"), add("cost", "2500000", "오타")
+    voided = cli(
+        home, "revenue", "void", str(wrong_revenue), "--reason", "두 번 입력됨", "--by", "kim", "--json"
+    )
+    assert {k: voided.json()[k] for k in ("id", "kind", "krw", "status", "voided_by", "void_reason")} == {
+        "id": wrong_revenue,
+        "kind": "revenue",
+        "krw": 1_000_000,
+        "status": "voided",
+        "voided_by": "kim",
+        "void_reason": "두 번 입력됨",
+    }
+    by_default = cli(home, "cost", "void", str(wrong_cost), "--reason", "typo", "--json").json()
+    assert by_default["voided_by"] == getpass.getuser()
+    again = cli(home, "revenue", "void", str(wrong_revenue), "--reason", "again")
+    assert again.code == 1 and again.stderr.startswith(
+        f"error: record {wrong_revenue} was already voided at "
+    )
+    other_kind = cli(home, "cost", "void", str(revenue), "--reason", "x")
+    assert (other_kind.code, other_kind.stderr) == (1, f"error: record {revenue} is revenue, not cost\n")
+    missing = cli(home, "revenue", "void", "999999", "--reason", "x")
+    assert (missing.code, missing.stderr) == (1, "error: record 999999 does not exist\n")
+    assert cli(home, "revenue", "void", str(revenue)).code == 2  # --reason is required
+    assert cli(home, "revenue", "void", "first", "--reason", "x").code == 2
+    listed = cli(home, "revenue", "list", "--period", JANUARY, "--json").json()
+    assert [(r["id"], r["krw"], r["status"]) for r in listed] == [
+        (revenue, 500_000, "counted"),
+        (wrong_revenue, 1_000_000, "voided"),
+    ]
+    table = cli(home, "cost", "list", "--period", JANUARY)
+    assert table.code == 0 and "voided" in table.stdout and "typo" in table.stdout
+    settled = run_json(home, "settle", "--period", JANUARY)
+    assert (settled["manual_revenue_krw"], settled["cost_krw"]) == (500_000, 300_000)
+    assert settled["pool_krw"] == 660_000  # 0.3 × (2,000,000 + 500,000 − 300,000)
+    closed = cli(home, "cost", "void", str(cost), "--reason", "late")
+    assert (closed.code, closed.stderr) == (
+        1,
+        f"error: period {JANUARY} is closed; its record {cost} can no longer be voided\n",
+    )
+    costs = cli(home, "cost", "list", "--json").json()
+    assert [(r["id"], r["status"]) for r in costs] == [(cost, "counted"), (wrong_cost, "voided")]

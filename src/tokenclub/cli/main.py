@@ -47,8 +47,12 @@ COMMANDS: dict[str, Lazy] = {
         "tokenclub.cli.tokenizer_cmd:tokenizer_app", "The tokenizer that counts credited tokens."
     ),
     "period": Lazy("tokenclub.cli.settlement_cmd:period_app", "Settlement periods: open and list."),
-    "revenue": Lazy("tokenclub.cli.settlement_cmd:revenue_app", "Revenue recorded by hand for a period."),
-    "cost": Lazy("tokenclub.cli.settlement_cmd:cost_app", "Costs recorded by hand for a period."),
+    "revenue": Lazy(
+        "tokenclub.cli.settlement_cmd:revenue_app", "Revenue recorded by hand for a period: add, list, void."
+    ),
+    "cost": Lazy(
+        "tokenclub.cli.settlement_cmd:cost_app", "Costs recorded by hand for a period: add, list, void."
+    ),
     "settle": Lazy("tokenclub.cli.settlement_cmd:settle", "Close a period and post its payouts."),
     "statement": Lazy(
         "tokenclub.cli.settlement_cmd:statement", "One partner's statement for a closed period."

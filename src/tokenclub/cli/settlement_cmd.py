@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,13 +27,23 @@ from tokenclub.settlement.periods import RecordKind
 from tokenclub.settlement.settle import Settlement, Terms, close_period
 from tokenclub.settlement.statement import build_statement
 
-revenue_app = typer.Typer(help="Revenue recorded by hand for a settlement period.", no_args_is_help=True)
-cost_app = typer.Typer(help="Costs recorded by hand for a settlement period.", no_args_is_help=True)
+revenue_app = typer.Typer(
+    help="Revenue recorded by hand for a settlement period: add, list, void.", no_args_is_help=True
+)
+cost_app = typer.Typer(
+    help="Costs recorded by hand for a settlement period: add, list, void.", no_args_is_help=True
+)
 period_app = typer.Typer(help="Settlement periods: open and list.", no_args_is_help=True)
 
 PERIOD_OPTION = typer.Option(..., "--period", help="YYYY-MM (opened on first use) or a period's name.")
 KRW_OPTION = typer.Option(..., "--krw", help="Amount in won.")
 NOTE_OPTION = typer.Option(..., "--note", help="What it is, e.g. the contract or invoice.")
+REASON_OPTION = typer.Option(..., "--reason", help="Why the record is wrong (kept with the void).")
+BY_OPTION = typer.Option(
+    None, "--by", help="Who voids it, kept with the void; default the login name of this shell's user."
+)
+LIST_PERIOD_OPTION = typer.Option(None, "--period", help="Only this period's records.")
+RECORD_COLUMNS = ("id", "period", "krw", "note", "created_at", "status", "voided_by", "void_reason")
 PEOPLE_ROWS = 50
 PAYOUT_COLUMNS = ("partner", "tokens", "share", "allocated", "carried in", "paid", "carried out")
 
@@ -70,6 +81,58 @@ def cost_add(
 ) -> None:
     """Record a cost of the API business in a period (it lowers the profit the pool is taken from)."""
     _add(RecordKind.COST, period, krw, note, json_out)
+
+
+def _void(kind: RecordKind, record_id: int, reason: str, by: str | None, json_out: bool) -> None:
+    who = by if by is not None else getpass.getuser()
+    with session_scope() as session:
+        _, after = periods.void_record(session, record_id, kind, reason, who)
+        result = after.as_dict()
+    emit(result, json_out, f"{kind.value} record {record_id} voided")
+
+
+def _list(kind: RecordKind, period: str | None, json_out: bool) -> None:
+    with session_scope() as session:
+        rows = [view.as_dict() for view in periods.list_records(session, period, kind)]
+    if json_out:
+        print_json(rows)
+        return
+    shown = [{**row, "krw": f"{row['krw']:,}", "voided_by": row["voided_by"] or ""} for row in rows]
+    print_rows(f"{kind.value} records (voided ones count for nothing)", RECORD_COLUMNS, shown)
+
+
+@revenue_app.command("void")
+def revenue_void(
+    record_id: int = typer.Argument(..., help="The record's id, as `revenue list` shows it."),
+    reason: str = REASON_OPTION,
+    by: str | None = BY_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Void a wrong revenue record of an open period; it stays listed, marked voided, and no longer counts."""
+    _void(RecordKind.REVENUE, record_id, reason, by, json_out)
+
+
+@cost_app.command("void")
+def cost_void(
+    record_id: int = typer.Argument(..., help="The record's id, as `cost list` shows it."),
+    reason: str = REASON_OPTION,
+    by: str | None = BY_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Void a wrong cost record of an open period; it stays listed, marked voided, and no longer counts."""
+    _void(RecordKind.COST, record_id, reason, by, json_out)
+
+
+@revenue_app.command("list")
+def revenue_list(period: str | None = LIST_PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """List revenue records, voided ones included and marked."""
+    _list(RecordKind.REVENUE, period, json_out)
+
+
+@cost_app.command("list")
+def cost_list(period: str | None = LIST_PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """List cost records, voided ones included and marked."""
+    _list(RecordKind.COST, period, json_out)
 
 
 @period_app.command("open")

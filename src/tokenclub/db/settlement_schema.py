@@ -1,7 +1,9 @@
 """Tables of the profit-share settlement: periods, the operator's records, closings and lines.
 
 A period is closed by inserting its `SettlementClosing` and `SettlementLine` rows; nothing
-of a closed period is ever updated, so a closing row's presence is the period's state.
+of a closed period is ever updated, so a closing row's presence is the period's state. A
+wrong record of an open period is voided by inserting its `SettlementRecordVoid`: the record
+itself stays as it was entered.
 """
 
 from __future__ import annotations
@@ -38,6 +40,18 @@ class SettlementRecord(Base):
     krw: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SettlementRecordVoid(Base):
+    """The void of one record: who, when and why. At most one per record (its primary key)."""
+
+    __tablename__ = "settlement_record_voids"
+
+    record_id: Mapped[int] = mapped_column(ForeignKey("settlement_records.id"), primary_key=True)
+    voided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    voided_by: Mapped[str] = mapped_column(String(400))
+    """Who voided it: `user:<id> <email>` from the portal, the operator's name from the CLI."""
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class SettlementClosing(Base):

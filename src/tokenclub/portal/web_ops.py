@@ -134,8 +134,12 @@ def jobs_page(request: Request, login: Login = Depends(operator), before: str | 
 def settlement_page(request: Request, login: Login = Depends(operator)) -> Response:
     state = portal_state(request)
     with state.db.transaction() as session:
-        rows = [p.as_dict() for p in periods.list_periods(session)]
-    return page(request, "ops/settlement.html", login, periods=rows)
+        views = periods.list_periods(session)
+        closed = {view.name for view in views if view.closed}
+        records = [
+            {**r.as_dict(), "period_open": r.period not in closed} for r in periods.list_records(session)
+        ]
+    return page(request, "ops/settlement.html", login, periods=[v.as_dict() for v in views], records=records)
 
 
 @router.post("/ops/settlement/records")
@@ -163,6 +167,32 @@ def add_record(
             f"period:{period.strip()}",
             None,
             {"id": record.id, "krw": amount, "note": record.note},
+        )
+    return RedirectResponse("/portal/ops/settlement", status_code=303)
+
+
+@router.post("/ops/settlement/records/{record_id}/void")
+def void_record(
+    record_id: int,
+    request: Request,
+    login: Login = Depends(operator),
+    kind: str = Form(...),
+    reason: str = Form(...),
+) -> Response:
+    """Void a wrong record of an open period; the record stays, marked, and the pool ignores it."""
+    if kind not in set(RecordKind):
+        raise InvalidInputError(f"kind: {kind!r} is not revenue or cost")
+    state = portal_state(request)
+    with state.db.transaction() as session:
+        who = f"user:{login.user.id} {login.user.email}"
+        before, after = periods.void_record(session, record_id, RecordKind(kind), reason, who)
+        audit.record(
+            session,
+            login.user.id,
+            f"settlement.{kind}.void",
+            f"record:{record_id}",
+            before.as_dict(),
+            after.as_dict(),
         )
     return RedirectResponse("/portal/ops/settlement", status_code=303)
 

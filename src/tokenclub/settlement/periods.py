@@ -4,6 +4,10 @@ A period is a half-open UTC range [starts_at, ends_at). Periods never overlap, s
 revenue is counted twice, and they are closed in time order, so the carry-over of one close
 is always the carry-in of the next. Monthly periods are named `YYYY-MM` and open themselves
 on first use; any other range is opened explicitly.
+
+A wrong record is voided while its period is open: the record stays as entered, its void
+(who, when, why) is a row of its own, and the pool no longer counts it. Records are the
+operator's inputs to the pool, not ledger entries: no money moves when one is added or voided.
 """
 
 from __future__ import annotations
@@ -13,20 +17,60 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tokenclub.db.settlement_schema import SettlementClosing, SettlementPeriod, SettlementRecord
+from tokenclub.db.settlement_schema import (
+    SettlementClosing,
+    SettlementPeriod,
+    SettlementRecord,
+    SettlementRecordVoid,
+)
+from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 
 MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
+VOIDED_BY_MAX = 400
 
 
 class RecordKind(StrEnum):
     REVENUE = "revenue"
     COST = "cost"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    """A record as listed: what was entered and, when voided, who voided it, when and why."""
+
+    id: int
+    period: str
+    kind: str
+    krw: int
+    note: str
+    created_at: datetime
+    voided_at: datetime | None
+    voided_by: str | None
+    void_reason: str | None
+
+    @property
+    def voided(self) -> bool:
+        return self.voided_at is not None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "period": self.period,
+            "kind": self.kind,
+            "krw": self.krw,
+            "note": self.note,
+            "created_at": self.created_at.isoformat(),
+            "status": "voided" if self.voided else "counted",
+            "voided_at": self.voided_at.isoformat() if self.voided_at else None,
+            "voided_by": self.voided_by,
+            "void_reason": self.void_reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +194,111 @@ def add_record(session: Session, period_name: str, kind: RecordKind, krw: int, n
     return record
 
 
+def _not_voided() -> ColumnElement[bool]:
+    return ~exists().where(SettlementRecordVoid.record_id == SettlementRecord.id)
+
+
 def record_totals(session: Session, period: SettlementPeriod) -> dict[RecordKind, int]:
-    """Manual revenue and cost of a period, in won."""
+    """Manual revenue and cost of a period, in won; voided records count for nothing."""
     totals = dict.fromkeys(RecordKind, 0)
     for kind, total in session.execute(
         select(SettlementRecord.kind, func.sum(SettlementRecord.krw))
-        .where(SettlementRecord.period_id == period.id)
+        .where(SettlementRecord.period_id == period.id, _not_voided())
         .group_by(SettlementRecord.kind)
     ):
         totals[RecordKind(kind)] = int(total)
     return totals
+
+
+def counted_records(session: Session, period: SettlementPeriod) -> list[SettlementRecord]:
+    """The records of a period that count towards its pool, in the order they were entered."""
+    return list(
+        session.scalars(
+            select(SettlementRecord)
+            .where(SettlementRecord.period_id == period.id, _not_voided())
+            .order_by(SettlementRecord.id)
+        )
+    )
+
+
+def list_records(
+    session: Session, period_name: str | None = None, kind: RecordKind | None = None
+) -> list[RecordView]:
+    """Records with their voids, oldest first; of one period and of one kind when given."""
+    query = (
+        select(SettlementRecord, SettlementPeriod.name, SettlementRecordVoid)
+        .join(SettlementPeriod, SettlementPeriod.id == SettlementRecord.period_id)
+        .outerjoin(SettlementRecordVoid, SettlementRecordVoid.record_id == SettlementRecord.id)
+        .order_by(SettlementRecord.id)
+    )
+    if period_name is not None:
+        query = query.where(SettlementRecord.period_id == get_period(session, period_name).id)
+    if kind is not None:
+        query = query.where(SettlementRecord.kind == kind.value)
+    return [_view(record, name, void) for record, name, void in session.execute(query)]
+
+
+def get_record(session: Session, record_id: int) -> RecordView:
+    rows = session.execute(
+        select(SettlementRecord, SettlementPeriod.name, SettlementRecordVoid)
+        .join(SettlementPeriod, SettlementPeriod.id == SettlementRecord.period_id)
+        .outerjoin(SettlementRecordVoid, SettlementRecordVoid.record_id == SettlementRecord.id)
+        .where(SettlementRecord.id == record_id)
+    )
+    found = rows.first()
+    if found is None:
+        raise NotFoundError(f"record {record_id} does not exist")
+    return _view(*found)
+
+
+def _view(record: SettlementRecord, period: str, void: SettlementRecordVoid | None) -> RecordView:
+    return RecordView(
+        record.id,
+        period,
+        record.kind,
+        record.krw,
+        record.note,
+        record.created_at,
+        void.voided_at if void else None,
+        void.voided_by if void else None,
+        void.reason if void else None,
+    )
+
+
+def void_record(
+    session: Session, record_id: int, kind: RecordKind, reason: str, voided_by: str
+) -> tuple[RecordView, RecordView]:
+    """Void a record of an open period; returns it (before, after).
+
+    Refused when the record is of the other kind, already voided, or its period is closed
+    (a closed period never changes). The period row is locked first, as `add_record` and
+    closing do, so a void and a close of the same period cannot interleave.
+    """
+    why, who = reason.strip(), voided_by.strip()
+    if not why:
+        raise InvalidInputError("reason: say why the record is voided")
+    if not who or len(who) > VOIDED_BY_MAX:
+        raise InvalidInputError(f"voided by: give a name of 1..{VOIDED_BY_MAX} characters")
+    record = session.get(SettlementRecord, record_id)
+    if record is None:
+        raise NotFoundError(f"record {record_id} does not exist")
+    if record.kind != kind.value:
+        raise InvalidInputError(f"record {record_id} is {record.kind}, not {kind.value}")
+    period = session.scalar(
+        select(SettlementPeriod).where(SettlementPeriod.id == record.period_id).with_for_update()
+    )
+    assert period is not None
+    if is_closed(session, period):
+        raise StateError(f"period {period.name} is closed; its record {record_id} can no longer be voided")
+    before = get_record(session, record_id)
+    if before.voided:
+        raise StateError(f"record {record_id} was already voided at {before.voided_at:%Y-%m-%d %H:%M} UTC")
+    try:
+        with session.begin_nested():
+            session.add(
+                SettlementRecordVoid(record_id=record_id, voided_at=utcnow(), voided_by=who, reason=why)
+            )
+            session.flush()
+    except IntegrityError as exc:
+        raise StateError(f"record {record_id} was already voided") from exc
+    return before, get_record(session, record_id)

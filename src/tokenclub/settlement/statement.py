@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.partners import get_partner
-from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine, SettlementRecord
+from tokenclub.db.settlement_schema import SettlementClosing, SettlementLine
 from tokenclub.errors import StateError
 from tokenclub.export.registry import models_trained_on
 from tokenclub.ledger.pricing import PriceList
-from tokenclub.settlement.periods import get_period
+from tokenclub.settlement.periods import counted_records, get_period
 from tokenclub.settlement.settle import PeriodFigures, payout_key, token_share
 
 
@@ -123,14 +122,7 @@ def build_statement(session: Session, partner_id: int, period_name: str) -> Stat
     if closing is None:
         raise StateError(f"period {period.name} is open; statements are issued when it closes")
     line = session.get(SettlementLine, (period.id, partner.id))
-    records = tuple(
-        Record(r.kind, r.krw, r.note, r.created_at)
-        for r in session.scalars(
-            select(SettlementRecord)
-            .where(SettlementRecord.period_id == period.id)
-            .order_by(SettlementRecord.id)
-        )
-    )
+    records = tuple(Record(r.kind, r.krw, r.note, r.created_at) for r in counted_records(session, period))
     return Statement(
         partner_id=partner.id,
         partner_name=partner.name,
