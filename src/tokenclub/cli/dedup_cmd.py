@@ -26,19 +26,24 @@ def _filesystem(url: str) -> Any:
     return PyFileSystem(FSSpecHandler(fs)), path
 
 
+RAY_ADDRESS_OPTION = typer.Option(
+    None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
+)
+WORKERS_OPTION = typer.Option(None, help="CPUs of a local Ray instance (default: all).")
+PARTITIONS_OPTION = typer.Option(
+    None, min=1, help="Hash partitions per shuffle (default: 4 per cluster CPU)."
+)
+
+
 @dedup_app.command("bulk")
 def bulk(
     source: str = typer.Argument(
         ..., help="Parquet file or folder (path or fsspec URL) with doc_id, order (int, earlier first), text."
     ),
     out: str = typer.Option(..., "--out", help="Folder (path or fsspec URL) for the decisions as Parquet."),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
-    ),
-    workers: int | None = typer.Option(None, help="CPUs of a local Ray instance (default: all)."),
-    partitions: int | None = typer.Option(
-        None, min=1, help="Hash partitions per shuffle (default: 4 per cluster CPU)."
-    ),
+    ray_address: str | None = RAY_ADDRESS_OPTION,
+    workers: int | None = WORKERS_OPTION,
+    partitions: int | None = PARTITIONS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Decide exact and near duplicates of a corpus as the incremental index would, in parallel.
@@ -126,13 +131,9 @@ def load(
     manifest: Path = typer.Argument(
         ..., help="CSV with partner_id,path: one upload a row, in contribution order (earliest first)."
     ),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
-    ),
-    workers: int | None = typer.Option(None, help="CPUs of a local Ray instance (default: all)."),
-    partitions: int | None = typer.Option(
-        None, min=1, help="Hash partitions per shuffle (default: 4 per cluster CPU)."
-    ),
+    ray_address: str | None = RAY_ADDRESS_OPTION,
+    workers: int | None = WORKERS_OPTION,
+    partitions: int | None = PARTITIONS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Load a historical corpus into an empty index: curated, deduplicated as a whole, stored,

@@ -118,6 +118,17 @@ _TRANSACTIONS_TABLE = cast(Table, LedgerTransaction.__table__)
 _ENTRIES_TABLE = cast(Table, LedgerEntry.__table__)
 
 
+_LOCKED_COLUMNS = (
+    _ACCOUNTS_TABLE.c.id,
+    _ACCOUNTS_TABLE.c.code,
+    _ACCOUNTS_TABLE.c.unit,
+    _ACCOUNTS_TABLE.c.normal,
+    _ACCOUNTS_TABLE.c.guarded,
+    _ACCOUNTS_TABLE.c.balance,
+)
+"""What a locked account row carries (the fields of `LockedAccount`)."""
+
+
 @lru_cache(maxsize=32)
 def _lock_statement(count: int) -> Prebuilt:
     """Lock and read `count` accounts by code; one statement per count (a hot path locks 2 to
@@ -125,14 +136,7 @@ def _lock_statement(count: int) -> Prebuilt:
     re-rendered on every execution)."""
     codes: list[BindParameter[str]] = [bindparam(f"code_{i}") for i in range(count)]
     return Prebuilt(
-        select(
-            _ACCOUNTS_TABLE.c.id,
-            _ACCOUNTS_TABLE.c.code,
-            _ACCOUNTS_TABLE.c.unit,
-            _ACCOUNTS_TABLE.c.normal,
-            _ACCOUNTS_TABLE.c.guarded,
-            _ACCOUNTS_TABLE.c.balance,
-        )
+        select(*_LOCKED_COLUMNS)
         .where(_ACCOUNTS_TABLE.c.code.in_(codes))
         .order_by(_ACCOUNTS_TABLE.c.id)
         .with_for_update()
@@ -293,14 +297,7 @@ def _lock_many(conn: Connection, codes: set[str]) -> dict[str, LockedAccount]:
     wanted = sorted(codes)
     for start in range(0, len(wanted), LOCK_CHUNK):
         rows = conn.execute(
-            select(
-                _ACCOUNTS_TABLE.c.id,
-                _ACCOUNTS_TABLE.c.code,
-                _ACCOUNTS_TABLE.c.unit,
-                _ACCOUNTS_TABLE.c.normal,
-                _ACCOUNTS_TABLE.c.guarded,
-                _ACCOUNTS_TABLE.c.balance,
-            )
+            select(*_LOCKED_COLUMNS)
             .where(_ACCOUNTS_TABLE.c.code.in_(wanted[start : start + LOCK_CHUNK]))
             .order_by(_ACCOUNTS_TABLE.c.id)
             .with_for_update()
