@@ -13,6 +13,13 @@ is not what is measured here), one snapshot is taken, and each format is exporte
 
 MB/s per core = MB of UTF-8 text ÷ CPU seconds. Ratio = tokenclub ÷ datatrove (> 1: tokenclub
 is faster). Also: shard bytes per token for every format (corpus tokens, EOD excluded).
+
+Then, when the ``ray`` extra is installed, ``--executor ray``: each format exported here and on a
+local Ray instance with `RAY_WORKERS` workers (one tokenizer thread each), in wall seconds (the
+workers' CPU is not this process's), alternately, `ROUNDS` times, best of each; the checksums of
+both must match. Ratio = local wall ÷ Ray wall (> 1: Ray is faster). The driver's CPU seconds
+in the Ray run give its ceiling (reading, decrypting, cutting, writing) and, with the local
+per-core rate of the encoding, the projected cores for 1 GB/min.
 Run: ``bash bench/setup_datatrove.sh && .venv/bin/python bench/bench_export.py``
 (``DATATROVE_PYTHON=/path/to/python`` uses another datatrove environment).
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -39,6 +47,7 @@ from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.migrate import upgrade
 from tokenclub.db.schema import CorpusDocument, Upload, UploadBatch
+from tokenclub.errors import TokenclubError
 from tokenclub.export.access import Role
 from tokenclub.export.run import ExportRequest, run_export
 from tokenclub.export.snapshot import create_snapshot
@@ -51,6 +60,10 @@ CORPORA = HERE.parent.parent / "shared" / "corpora"
 DATATROVE_PYTHON = Path(os.environ.get("DATATROVE_PYTHON") or HERE / ".venv-datatrove" / "bin" / "python")
 PART = 256
 SHARD_BYTES = 64 * 2**20
+RAY_WORKERS = 2
+ROUNDS = 2
+TARGET_MB_S = 1000 / 60
+"""1 GB/min."""
 
 
 def load_texts() -> list[str]:
@@ -148,6 +161,56 @@ def tokenclub_side(db: Database, home: Path, snapshot_id: int) -> dict[str, dict
     return out
 
 
+def _export(
+    db: Database, home: Path, snapshot_id: int, name: str, where: str, encoding: Any
+) -> dict[str, Any]:
+    location = home / where
+    if location.exists():
+        shutil.rmtree(location)
+    manifest: dict[str, Any] = run_export(
+        db,
+        CorpusStore(home / "corpus"),
+        str(home / "exports"),
+        default_tokenizer_path(),
+        "bench",
+        Role.OPERATOR,
+        ExportRequest(snapshot_id, (name,), SHARD_BYTES, location=str(location)),
+        encoding,
+    )
+    return manifest
+
+
+def ray_side(db: Database, home: Path, snapshot_id: int) -> dict[str, dict[str, float]] | None:
+    """Wall seconds here and on Ray (best of `ROUNDS`), and the driver's CPU seconds on Ray."""
+    try:
+        from tokenclub.export.ray_encode import RayEncoding
+        from tokenclub.scale.runtime import connect
+    except ImportError:
+        return None
+    try:
+        runtime = connect(num_cpus=RAY_WORKERS)
+    except TokenclubError:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for name in ("parquet", "megatron", "mds"):
+            row = {"local": float("inf"), "ray": float("inf"), "driver_cpu": float("inf")}
+            for _ in range(ROUNDS):
+                start = time.perf_counter()
+                local = _export(db, home, snapshot_id, name, f"local-{name}", None)
+                row["local"] = min(row["local"], time.perf_counter() - start)
+                start, cpu = time.perf_counter(), time.process_time()
+                ray = _export(db, home, snapshot_id, name, f"ray-{name}", RayEncoding(RAY_WORKERS))
+                row["ray"] = min(row["ray"], time.perf_counter() - start)
+                row["driver_cpu"] = min(row["driver_cpu"], time.process_time() - cpu)
+                sums = [[(f["path"], f["sha256"]) for f in m["files"]] for m in (local, ray)]
+                assert sums[0] == sums[1], f"{name}: the Ray export differs from the local one"
+            out[name] = row
+    finally:
+        runtime.close()
+    return out
+
+
 def datatrove_side(home: Path, order: list[str], texts: dict[str, str]) -> dict[str, Any] | None:
     if not DATATROVE_PYTHON.exists():
         return None
@@ -185,6 +248,7 @@ def main() -> None:
         order = pq.read_table(home / "parquet" / "provenance.parquet").column("doc_id").to_pylist()
         by_id = {f"{i:012d}": t for i, t in enumerate(texts)}
         theirs = datatrove_side(home, order, by_id)
+        scaled = ray_side(db, home, snap.id)
         db.dispose()
     tokens = snap.tokens
     table = Table(
@@ -219,6 +283,45 @@ def main() -> None:
             else ""
         )
     )
+    if scaled is None:
+        console.print("ray: not installed (pip install 'tokenclub[ray]'), --executor ray not measured")
+        return
+    ray_table = Table(
+        title=f"--executor ray ({RAY_WORKERS} workers, local instance) against local, same snapshot, "
+        f"wall seconds (best of {ROUNDS}); byte-identical checksums checked"
+    )
+    for column in (
+        "format",
+        "local s",
+        "ray s",
+        "ratio local/ray",
+        "driver MB/s/core",
+        "tokenize MB/s/core",
+        "cores for 1 GB/min",
+    ):
+        ray_table.add_column(column)
+    for name, row in scaled.items():
+        driver_rate = mb / row["driver_cpu"]
+        encode, cores = "— (in the driver)", "—"
+        if name == "megatron":
+            # Tokenizing's per-core rate: the local export's CPU seconds less the driver's share.
+            encode_rate = mb / max(ours[name]["seconds"] - row["driver_cpu"], 1e-9)
+            encode = f"{encode_rate:.2f}"
+            cores = (
+                f"{TARGET_MB_S / encode_rate:.1f} + 1 driver"
+                if driver_rate >= TARGET_MB_S
+                else f"driver-bound ({driver_rate:.1f} MB/s)"
+            )
+        ray_table.add_row(
+            name,
+            f"{row['local']:.2f}",
+            f"{row['ray']:.2f}",
+            f"{row['local'] / row['ray']:.2f}",
+            f"{driver_rate:.1f}",
+            encode,
+            cores,
+        )
+    console.print(ray_table)
 
 
 if __name__ == "__main__":

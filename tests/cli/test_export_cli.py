@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,21 @@ def test_export_download_registry_and_partner_view(tmp_path: Path) -> None:
         (KIM, "export"),
         (KIM, "model_register"),
     ]
+
+
+def test_ray_executor_without_the_ray_extra_says_so_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    two_partner_home(home).dispose()
+    _json(home, "user", "add", KIM, "--role", "trainer", "--password", "correct horse battery")
+    shadow = tmp_path / "no-ray" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    path = os.pathsep.join([str(shadow.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    result = run_cli(
+        home, "export", "create", "--as", KIM, "--executor", "ray", env_extra={"PYTHONPATH": path}
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "error: Ray is not installed: pip install 'tokenclub[ray]'\n"
+    assert _json(home, "export", "snapshots", "--as", KIM) == []  # nothing was frozen or written
+    misuse = run_cli(home, "export", "create", "--as", KIM, "--workers", "2")
+    assert misuse.returncode == 2 and "--ray-address and --workers need --executor ray" in misuse.stderr

@@ -7,7 +7,10 @@ The export modules load pyarrow, NumPy and the tokenizer, so they are imported p
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -16,6 +19,9 @@ from tokenclub.export.sizes import parse_size
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
 from tokenclub.storage import store_child
+
+if TYPE_CHECKING:
+    from tokenclub.export.encode import Encoding
 
 export_app = typer.Typer(
     help="Training exports: snapshots, shards, downloads (trainers and operators).", no_args_is_help=True
@@ -27,6 +33,25 @@ ACTOR_OPTION = typer.Option(
 FORMAT_OPTION = typer.Option(
     ["parquet"], "--format", "-f", help="parquet, megatron, mds; repeat or comma-separate for several."
 )
+
+
+class Executor(StrEnum):
+    LOCAL = "local"
+    RAY = "ray"
+
+
+@contextmanager
+def ray_encoding(address: str | None, workers: int | None) -> Iterator[Encoding]:
+    """Encoding on Ray actors: the cluster at `address` (`workers` actors, default one per CPU),
+    or a local instance with `workers` CPUs."""
+    from tokenclub.export.ray_encode import RayEncoding
+    from tokenclub.scale.runtime import connect
+
+    runtime = connect(address, num_cpus=None if address else workers)
+    try:
+        yield RayEncoding(workers or runtime.cpus)
+    finally:
+        runtime.close()
 
 
 def _authorize(actor: str) -> Any:
@@ -64,6 +89,15 @@ def export_create(
     shard_size: str | None = typer.Option(
         None, "--shard-size", help="Text bytes per shard (e.g. 256MiB); default TOKENCLUB_EXPORT_SHARD_BYTES."
     ),
+    executor: Executor = typer.Option(
+        Executor.LOCAL, "--executor", help="Where tokenizing and encoding run: here, or on Ray workers."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (default: start a local Ray instance)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Ray workers (default: one per CPU of the cluster)."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Write a snapshot (a new one unless --snapshot) as shards, provenance and a manifest."""
@@ -74,31 +108,43 @@ def export_create(
     from tokenclub.export.snapshot import create_snapshot
     from tokenclub.tokenizer_store import resolve_tokenizer
 
+    if executor is not Executor.RAY and (ray_address is not None or workers is not None):
+        raise typer.BadParameter("--ray-address and --workers need --executor ray")
     settings = get_settings()
     role = _authorize(actor)
     names = parse_formats(formats)
     shard_bytes = parse_size(shard_size) if shard_size else settings.export_shard_bytes
-    if snapshot is None:
-        with session_scope() as session:
-            view = create_snapshot(session, actor, pipeline_spec(settings))
-            log_action(
-                session, actor, role, "snapshot", snapshot_id=view.id, detail={"documents": view.documents}
-            )
-            snapshot = view.id
-    request = ExportRequest(snapshot, names, shard_bytes, seed, to)
-    db = open_database(settings)
-    try:
-        manifest = run_export(
-            db,
-            corpus_store(),
-            store_child(settings.home, settings.store_url, "exports"),
-            resolve_tokenizer(settings),
-            actor,
-            role,
-            request,
+    with ExitStack() as stack:
+        encoding = (
+            stack.enter_context(ray_encoding(ray_address, workers)) if executor is Executor.RAY else None
         )
-    finally:
-        db.dispose()
+        if snapshot is None:
+            with session_scope() as session:
+                view = create_snapshot(session, actor, pipeline_spec(settings))
+                log_action(
+                    session,
+                    actor,
+                    role,
+                    "snapshot",
+                    snapshot_id=view.id,
+                    detail={"documents": view.documents},
+                )
+                snapshot = view.id
+        request = ExportRequest(snapshot, names, shard_bytes, seed, to)
+        db = open_database(settings)
+        try:
+            manifest = run_export(
+                db,
+                corpus_store(),
+                store_child(settings.home, settings.store_url, "exports"),
+                resolve_tokenizer(settings),
+                actor,
+                role,
+                request,
+                encoding,
+            )
+        finally:
+            db.dispose()
     summary = {
         key: manifest[key]
         for key in ("export_id", "snapshot_id", "formats", "documents", "tokens", "text_bytes", "seed")

@@ -27,10 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenclub.errors import InvalidInputError
+from tokenclub.export.encode import Encoded
 from tokenclub.export.sink import HashingSink, ShardFile
-
-TokenArrays = Sequence[npt.NDArray[np.integer]]
-"""Per document of a batch, its token ids with the end-of-document token appended."""
 
 
 class FormatWriter(ABC):
@@ -66,8 +64,8 @@ class FormatWriter(ABC):
         """Open the files of shard `self.shard`."""
 
     @abstractmethod
-    def write(self, batch: pa.Table, tokens: TokenArrays | None) -> None:
-        """Append a batch (columns `doc_id`, `text`) to the open shard."""
+    def write(self, batch: pa.Table, encoded: Encoded) -> None:
+        """Append a batch (columns `doc_id`, `text`; `encoded` by `export.encode`) to the open shard."""
 
     @abstractmethod
     def finish_shard(self) -> list[ShardFile]:
@@ -100,7 +98,7 @@ class ParquetFormat(FormatWriter):
         self._sink = self.open_file(self._basename)
         self._writer = pq.ParquetWriter(self._sink, PARQUET_SCHEMA, compression="zstd")
 
-    def write(self, batch: pa.Table, tokens: TokenArrays | None) -> None:
+    def write(self, batch: pa.Table, encoded: Encoded) -> None:
         table = pa.table({"id": batch.column("doc_id"), "text": batch.column("text")}, schema=PARQUET_SCHEMA)
         self._writer.write_table(table)
         self.documents += batch.num_rows
@@ -143,13 +141,13 @@ class MegatronFormat(FormatWriter):
         self._bin = self.open_file(f"{self._stem}.bin")
         self._lengths: list[npt.NDArray[np.int32]] = []
 
-    def write(self, batch: pa.Table, tokens: TokenArrays | None) -> None:
-        assert tokens is not None and len(tokens) == batch.num_rows
-        if not tokens:
+    def write(self, batch: pa.Table, encoded: Encoded) -> None:
+        flat, lengths = encoded.tokens, encoded.lengths
+        assert flat is not None and lengths is not None and len(lengths) == batch.num_rows
+        if not len(lengths):
             return
-        flat = np.concatenate(tokens).astype(self.dtype, copy=False)
-        self._bin.write(flat.tobytes())
-        self._lengths.append(np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens)))
+        self._bin.write(flat.astype(self.dtype, copy=False).tobytes())
+        self._lengths.append(lengths)
         self.documents += batch.num_rows
         self.tokens += int(flat.size)
 
@@ -190,19 +188,18 @@ class MdsFormat(FormatWriter):
 
     def open_shard(self) -> None:
         self._samples: list[bytes] = []
+        self._sizes: list[npt.NDArray[np.int64]] = []
 
-    def write(self, batch: pa.Table, tokens: TokenArrays | None) -> None:
-        for doc_id, text in zip(
-            batch.column("doc_id").to_pylist(), batch.column("text").to_pylist(), strict=True
-        ):
-            id_bytes, text_bytes = doc_id.encode("utf-8"), text.encode("utf-8")
-            self._samples.append(struct.pack("<II", len(id_bytes), len(text_bytes)) + id_bytes + text_bytes)
+    def write(self, batch: pa.Table, encoded: Encoded) -> None:
+        assert encoded.samples is not None and encoded.sizes is not None
+        self._samples.append(encoded.samples)
+        self._sizes.append(encoded.sizes)
         self.documents += batch.num_rows
 
     def finish_shard(self) -> list[ShardFile]:
-        count = len(self._samples)
+        sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, np.int64)
+        count = len(sizes)
         header = 4 + 4 * (count + 1)
-        sizes = np.fromiter((len(s) for s in self._samples), dtype=np.int64, count=count)
         offsets = np.concatenate([[0], np.cumsum(sizes)]) + header
         if offsets[-1] > MDS_MAX_SHARD_BYTES:
             raise InvalidInputError("an MDS shard cannot exceed 4 GiB (uint32 offsets); lower the shard size")
@@ -212,7 +209,7 @@ class MdsFormat(FormatWriter):
             sink.write(offsets.astype("<u4").tobytes())
             for sample in self._samples:
                 sink.write(sample)
-        self._samples = []
+        self._samples, self._sizes = [], []
         self._index.append(
             {
                 "column_encodings": ["str", "str"],

@@ -29,22 +29,22 @@ from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, StateError, TokenclubError
 from tokenclub.export.access import Role, log_action
 from tokenclub.export.documents import DEFAULT_SHUFFLE_WINDOW, iter_snapshot
-from tokenclub.export.formats import (
-    FormatWriter,
-    MdsFormat,
-    MegatronFormat,
-    ParquetFormat,
-    TokenArrays,
-    megatron_dtype,
+from tokenclub.export.encode import (
+    ENCODE_COLUMNS,
+    EOD_TOKEN,
+    Encoded,
+    EncodeSpec,
+    Encoding,
+    LocalEncoding,
 )
+from tokenclub.export.formats import FormatWriter, MdsFormat, MegatronFormat, ParquetFormat, megatron_dtype
 from tokenclub.export.sink import HashingSink, ShardFile, write_atomically
 from tokenclub.export.snapshot import SnapshotView, get_snapshot, snapshot_parts
 from tokenclub.storage import open_root
-from tokenclub.tokenizer import SPECIAL_TOKENS, TokenCounter
+from tokenclub.tokenizer import TokenCounter
 
 MANIFEST = "manifest.json"
 PROVENANCE = "provenance.parquet"
-EOD_TOKEN = SPECIAL_TOKENS[0]
 PROVENANCE_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),
@@ -78,6 +78,15 @@ def _cut(batch: pa.Table, filled: int, limit: int) -> tuple[pa.Table, pa.Table |
     return batch.slice(0, stop), batch.slice(stop), int(totals[stop - 1])
 
 
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Rows of one batch bound for one shard, starting at `row` of it."""
+
+    batch: pa.Table
+    shard: int
+    row: int
+
+
 class _Exporter:
     """The streaming core, apart from the database: documents in, files out."""
 
@@ -86,33 +95,31 @@ class _Exporter:
     ) -> None:
         self.fs, self.root, self.request, self.counter = fs, root, request, counter
         self.writers: list[FormatWriter] = []
+        dtype = None
         for name in request.formats:
             if name == "parquet":
                 self.writers.append(ParquetFormat(fs, root))
             elif name == "megatron":
                 assert counter is not None
-                self.writers.append(
-                    MegatronFormat(fs, root, megatron_dtype(counter.tokenizer.get_vocab_size()))
-                )
+                dtype = megatron_dtype(counter.tokenizer.get_vocab_size())
+                self.writers.append(MegatronFormat(fs, root, dtype))
             else:
                 self.writers.append(MdsFormat(fs, root, request.shard_bytes))
+        self.spec = EncodeSpec(
+            counter if dtype is not None else None,
+            None if dtype is None else dtype.name,
+            "mds" in request.formats,
+        )
         self.eod = None if counter is None else counter.tokenizer.token_to_id(EOD_TOKEN)
         self.files: list[ShardFile] = []
         self.partners: dict[int, list[int]] = {}
         self.text_bytes = 0
 
-    def _tokens(self, batch: pa.Table) -> TokenArrays | None:
-        if self.counter is None:
-            return None
-        encodings = self.counter.tokenizer.encode_batch_fast(
-            batch.column("text").to_pylist(), add_special_tokens=False
-        )
-        return [np.array([*encoding.ids, self.eod], dtype=np.int64) for encoding in encodings]
-
-    def _write(self, batch: pa.Table, shard: int, row: int, provenance: pq.ParquetWriter) -> None:
-        tokens = self._tokens(batch)
+    def _write(
+        self, batch: pa.Table, encoded: Encoded, shard: int, row: int, provenance: pq.ParquetWriter
+    ) -> None:
         for writer in self.writers:
-            writer.write(batch, tokens)
+            writer.write(batch, encoded)
         provenance.write_table(
             pa.table(
                 {
@@ -136,26 +143,37 @@ class _Exporter:
         for writer in self.writers:
             self.files.extend(writer.finish_shard())
 
-    def run(self, batches: Iterator[pa.Table]) -> ShardFile:
-        """Write every batch; returns the provenance file (the shards are in `self.files`)."""
+    def _pieces(self, batches: Iterator[pa.Table]) -> Iterator[_Piece]:
+        """The batches cut at shard boundaries (by text bytes alone, before any encoding)."""
         limit = self.request.shard_bytes
         shard, row, filled = -1, 0, limit
+        for whole in batches:
+            self.text_bytes += int(pc.sum(pc.binary_length(whole.column("text"))).as_py() or 0)
+            rest: pa.Table | None = whole
+            while rest is not None and rest.num_rows:
+                if filled >= limit:
+                    shard, row, filled = shard + 1, 0, 0
+                batch, rest, filled = _cut(rest, filled, limit)
+                yield _Piece(batch, shard, row)
+                row += batch.num_rows
+
+    def run(self, batches: Iterator[pa.Table], encoding: Encoding | None = None) -> ShardFile:
+        """Write every batch, encoded by `encoding` (here by default; the result is the same
+        bytes either way); returns the provenance file (the shards are in `self.files`)."""
+        mapper = encoding or LocalEncoding()
+        items = ((piece, piece.batch.select(ENCODE_COLUMNS)) for piece in self._pieces(batches))
+        shard = -1
         with HashingSink(self.fs, f"{self.root}/{PROVENANCE}") as sink:
             provenance = pq.ParquetWriter(sink, PROVENANCE_SCHEMA, compression="zstd")
             try:
-                for whole in batches:
-                    self.text_bytes += int(pc.sum(pc.binary_length(whole.column("text"))).as_py() or 0)
-                    rest: pa.Table | None = whole
-                    while rest is not None and rest.num_rows:
-                        if filled >= limit:
-                            if shard >= 0:
-                                self._finish_shard()
-                            shard, row, filled = shard + 1, 0, 0
-                            for writer in self.writers:
-                                writer.start_shard(shard)
-                        batch, rest, filled = _cut(rest, filled, limit)
-                        self._write(batch, shard, row, provenance)
-                        row += batch.num_rows
+                for piece, encoded in mapper.map(self.spec, items):
+                    if piece.shard != shard:
+                        if shard >= 0:
+                            self._finish_shard()
+                        shard = piece.shard
+                        for writer in self.writers:
+                            writer.start_shard(shard)
+                    self._write(piece.batch, encoded, shard, piece.row, provenance)
                 if shard >= 0:
                     self._finish_shard()
                 for writer in self.writers:
@@ -251,8 +269,13 @@ def run_export(
     actor: str,
     role: Role,
     request: ExportRequest,
+    encoding: Encoding | None = None,
 ) -> dict[str, Any]:
-    """Write an export of a snapshot; returns its manifest. The caller has authorized `actor`."""
+    """Write an export of a snapshot; returns its manifest. The caller has authorized `actor`.
+
+    `encoding` does the per-document work (tokenizing, MDS samples): in this process by
+    default, or on Ray workers (`export.ray_encode.RayEncoding`); the files are the same bytes.
+    """
     with db.transaction() as session:
         snapshot = get_snapshot(session, request.snapshot_id)
         parts = snapshot_parts(session, request.snapshot_id)
@@ -280,7 +303,9 @@ def run_export(
         fs, root = _open_target(export.location)
         exporter = _Exporter(fs, root, request, counter)
         try:
-            provenance = exporter.run(iter_snapshot(store, parts, request.seed, request.shuffle_window))
+            provenance = exporter.run(
+                iter_snapshot(store, parts, request.seed, request.shuffle_window), encoding
+            )
             manifest = _manifest(export, snapshot, exporter, provenance)
             data = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
             write_atomically(fs, f"{root}/{MANIFEST}", data)
