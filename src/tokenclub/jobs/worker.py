@@ -102,6 +102,7 @@ def run_claim(
         store_url=config.store_url,
         options=config.options,
         sealing=config.sealing,
+        sealed_sources=True,
     )
     renewer = threading.Thread(target=keep_lease, daemon=True)
     renewer.start()
