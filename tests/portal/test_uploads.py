@@ -90,3 +90,18 @@ def test_a_tampered_sealed_part_refuses_the_completion_and_queues_nothing(
         assert session.scalar(select(func.count()).select_from(Contribution)) == 0
         assert session.get(DataUpload, upload.id).status == "pending"  # type: ignore[union-attr]
     assert not (uploads.staging_dir(tmp_path, upload.id) / "file" / ".a.tmp").exists()
+
+
+def test_a_plain_part_altered_on_disk_refuses_the_completion(db: Database, tmp_path: Path) -> None:
+    pid = _partner(db)
+    with db.transaction() as session:
+        upload = uploads.create_upload(
+            session, pid, filename="a", purpose="p", size=4, mime_type="", limits=LIMITS
+        )
+    part = uploads.add_part(db, tmp_path, upload.id, pid, io.BytesIO(b"abcd"), LIMITS)
+    staged = uploads.staging_dir(tmp_path, upload.id) / part.id
+    staged.write_bytes(b"abce")
+    with pytest.raises(StateError, match=f"{staged}: the staged part is not the part received"):
+        uploads.complete(db, tmp_path, upload.id, pid, [part.id])
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Contribution)) == 0

@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.partners import require_approved
-from tokenclub.atrest.objects import Sealing, make_private_dirs, open_own, open_write
+from tokenclub.atrest.objects import Sealing, make_private_dirs, open_read, open_write
 from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import Contribution, DataUpload, UploadPart
 from tokenclub.db.types import utcnow
@@ -257,7 +257,8 @@ def complete(
     """Join the parts in the given order, verify, and queue the contribution (idempotent).
 
     Sealed parts are opened (every chunk authenticated) and the joined file sealed afresh, one
-    chunk in memory at a time; a part that fails to open refuses the completion.
+    chunk in memory at a time; a part that fails to open, or no longer has the SHA-256 it was
+    received with (a plain part staged before encryption was on), refuses the completion.
     """
     order = list(part_ids)
     with db.transaction() as session:
@@ -289,11 +290,16 @@ def complete(
     try:
         with open_write(_LOCAL, str(temp), sealing) as out:
             for part_id in order:
-                with open_own(staging_dir(home, upload_id) / part_id, sealing) as part:
+                staged = staging_dir(home, upload_id) / part_id
+                part_sha = hashlib.sha256()
+                with open_read(_LOCAL, str(staged), sealing) as part:
                     while chunk := part.read(CHUNK):
+                        part_sha.update(chunk)
                         sha.update(chunk)
                         md5_hash.update(chunk)
                         out.write(chunk)
+                if part_sha.hexdigest() != parts[part_id].sha256:
+                    raise StateError(f"{staged}: the staged part is not the part received (altered on disk)")
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
