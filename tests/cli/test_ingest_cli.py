@@ -95,3 +95,66 @@ def test_shipped_default_tokenizer_is_rebuilt_byte_for_byte(tmp_path: Path) -> N
     )
     assert built["vocab_size"] == 32_000
     assert out.read_bytes() == default_tokenizer_path().read_bytes()
+
+
+def _sql_string(text: str) -> str:
+    """A string literal as mysqldump writes it."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{escaped}'"
+
+
+def write_mysqldump(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """A dump in mysqldump's own layout: header comments, session settings, locks, one INSERT."""
+    values = ",".join(
+        f"({n},{_sql_string(title)},{_sql_string(content)},{_sql_string(note)})"
+        for n, (title, content, note) in enumerate(rows, 1)
+    )
+    path.write_text(
+        "-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n"
+        "--\n-- Host: localhost    Database: board\n"
+        "-- ------------------------------------------------------\n"
+        "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n"
+        "/*!50503 SET NAMES utf8mb4 */;\n"
+        "/*!40103 SET TIME_ZONE='+00:00' */;\n\n"
+        "DROP TABLE IF EXISTS `posts`;\n"
+        "/*!40101 SET @saved_cs_client     = @@character_set_client */;\n"
+        "CREATE TABLE `posts` (\n"
+        "  `id` int NOT NULL AUTO_INCREMENT,\n"
+        "  `title` varchar(200) NOT NULL,\n"
+        "  `content` mediumtext NOT NULL,\n"
+        "  `answer_note` mediumtext,\n"
+        "  PRIMARY KEY (`id`)\n"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci;\n"
+        "/*!40101 SET character_set_client = @saved_cs_client */;\n\n"
+        "LOCK TABLES `posts` WRITE;\n"
+        "/*!40000 ALTER TABLE `posts` DISABLE KEYS */;\n"
+        f"INSERT INTO `posts` VALUES {values};\n"
+        "/*!40000 ALTER TABLE `posts` ENABLE KEYS */;\n"
+        "UNLOCK TABLES;\n"
+        "-- Dump completed on 2024-05-01 12:00:00\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_ingest_text_field_names_the_sql_dump_column_that_becomes_the_documents(
+    home: Path, tmp_path: Path
+) -> None:
+    rows = petitions(100, 6)
+    notes = petitions(200, 6)
+    dump = write_mysqldump(
+        tmp_path / "board.sql",
+        [(row["title"], row["content"], note["content"]) for row, note in zip(rows, notes, strict=True)],
+    )
+    receipt = run_json(home, "ingest", "--partner", "1", "--text-field", "answer_note", str(dump))
+    assert receipt["documents_seen"] == 6
+    assert receipt["errors"] == []
+    assert receipt["sql_text_columns"] == {"posts: answer_note (given)": 6}
+    dumped = [json.loads(line) for line in run_cli(home, "corpus", "dump", "--json").stdout.splitlines()]
+    assert len(dumped) == receipt["documents_accepted"] > 0
+    note_starts = {note["content"][:30] for note in notes}
+    content_starts = {row["content"][:30] for row in rows}
+    assert all(doc["text"][:30] in note_starts for doc in dumped)
+    assert not any(doc["text"][:30] in content_starts for doc in dumped)
+    default = run_cli(home, "extract", str(dump))
+    assert "content (named)" in default.stdout

@@ -3,23 +3,32 @@ worker dies mid-job that credits exactly once."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import stat
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 
 from tests.ingest.fixtures import petitions, write_jsonl
 from tokenclub.accounts import partners
 from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.atrest.keys import Keyring
+from tokenclub.atrest.objects import Sealing
+from tokenclub.atrest.sealed import HEADER_SIZE, MAGIC
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import Contribution
 from tokenclub.db.schema import LedgerTransaction, UploadBatch
 from tokenclub.ingest.receipt import BatchStats
+from tokenclub.ingest.service import IngestJob, StoredFile, ingest, upload_id_for
 from tokenclub.jobs import queue
 from tokenclub.jobs.worker import WorkerConfig, run_claim, work
 from tokenclub.pipeline.steps import PipelineSpec
@@ -132,3 +141,114 @@ def test_a_worker_that_dies_mid_ingest_is_resumed_and_credits_once(
     assert grants == 1 and len(stats) == 5
     assert row.documents_accepted == sum(s.accepted for s in stats)
     assert not (home / "staging").joinpath(row.data_upload_id).exists()
+
+
+SENTENCE = "봉인된 업로드는 디스크 어디에도 평문으로 남지 않아야 합니다."
+
+
+def _sealing() -> Sealing:
+    """A local master key and small chunks, so every file spans several sealed chunks."""
+    return Sealing(Keyring({"k": AESGCM.generate_key(bit_length=256)}, "k"), chunk_size=4096)
+
+
+def _sealed_upload(db: Database, home: Path, data: bytes, sealing: Sealing) -> tuple[int, str, str]:
+    """An upload sent in two parts and completed with its MD5; (partner, upload, contribution)."""
+    with db.transaction() as session:
+        pid = partners.apply(session, "sealed partner", threshold_words=THRESHOLD).id
+        partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
+        upload = uploads.create_upload(
+            session, pid, filename="s.jsonl", purpose="user_data", size=len(data), mime_type="", limits=LIMITS
+        )
+    half = len(data) // 2
+    parts = [
+        uploads.add_part(db, home, upload.id, pid, io.BytesIO(piece), LIMITS, sealing=sealing)
+        for piece in (data[:half], data[half:])
+    ]
+    assert [p.sha256 for p in parts] == [hashlib.sha256(p).hexdigest() for p in (data[:half], data[half:])]
+    for part in parts:
+        _assert_sealed_file(uploads.staging_dir(home, upload.id) / part.id)
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    done, contribution = uploads.complete(db, home, upload.id, pid, [p.id for p in parts], md5, sealing)
+    assert done.sha256 == hashlib.sha256(data).hexdigest()
+    return pid, upload.id, contribution.id
+
+
+def _assert_sealed_file(path: Path) -> None:
+    stored = path.read_bytes()
+    assert stored.startswith(MAGIC)
+    assert SENTENCE.encode() not in stored
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def _sealed_data(tmp_path: Path) -> bytes:
+    rows = [*petitions(300, 8), {"title": "봉인", "content": " ".join([SENTENCE] * 40)}]
+    return write_jsonl(tmp_path / "sealed.jsonl", rows).read_bytes()
+
+
+def test_sealed_staging_keeps_no_plaintext_and_ingests_to_the_plain_files_receipt(
+    db: Database, spec: PipelineSpec, tmp_path: Path
+) -> None:
+    home, sealing = tmp_path / "home", _sealing()
+    data = _sealed_data(tmp_path)
+    pid, upload_id, contribution_id = _sealed_upload(db, home, data, sealing)
+    assembled = uploads.staging_dir(home, upload_id) / "file" / "s.jsonl"
+    _assert_sealed_file(assembled)
+    assert stat.S_IMODE(uploads.staging_dir(home, upload_id).stat().st_mode) == 0o700
+    assert sorted(p.name for p in uploads.staging_dir(home, upload_id).iterdir()) == ["file"]
+
+    assert work(db, replace(_config(home, spec), sealing=sealing), "w", once=True) == 1
+    with db.transaction() as session:
+        row = session.get(Contribution, contribution_id)
+        assert row is not None and row.status == "done", row.error if row else None
+        seen, accepted, receipt_id = row.documents_seen, row.documents_accepted, row.upload_id
+    stored = StoredFile("s.jsonl", hashlib.sha256(data).hexdigest(), len(data))
+    assert receipt_id == upload_id_for(pid, [stored])
+    assert seen == 9 and accepted > 0
+    assert not uploads.staging_dir(home, upload_id).exists()
+    for raw in (home / "raw").rglob("*"):
+        assert not raw.is_file() or SENTENCE.encode() not in raw.read_bytes()
+
+    plain = tmp_path / "plain" / "s.jsonl"
+    plain.parent.mkdir()
+    plain.write_bytes(data)
+    job = IngestJob(pid, (plain,), spec, Fraction(1), batch_size=4, workers=1, sealing=sealing)
+    again = ingest(db, home, job)
+    assert again["replay"] is True
+    assert (again["upload_id"], again["documents_seen"], again["documents_accepted"]) == (
+        receipt_id,
+        seen,
+        accepted,
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (
+            lambda b: b[: HEADER_SIZE + 100] + bytes([b[HEADER_SIZE + 100] ^ 1]) + b[HEADER_SIZE + 101 :],
+            "chunk 0 fails authentication",
+        ),
+        (lambda b: b[:-1], "fails authentication (tampered or truncated)"),
+        (lambda _b: b'{"text": "swapped in plaintext"}\n', "expected an encrypted file, found plaintext"),
+    ],
+    ids=["flipped-bit", "cut-short", "replaced-by-plaintext"],
+)
+def test_a_tampered_staged_file_fails_the_job_with_its_reason(
+    db: Database,
+    spec: PipelineSpec,
+    tmp_path: Path,
+    damage: Callable[[bytes], bytes],
+    reason: str,
+) -> None:
+    home, sealing = tmp_path / "home", _sealing()
+    _, upload_id, contribution_id = _sealed_upload(db, home, _sealed_data(tmp_path), sealing)
+    assembled = uploads.staging_dir(home, upload_id) / "file" / "s.jsonl"
+    assembled.write_bytes(damage(assembled.read_bytes()))
+    assert work(db, replace(_config(home, spec), sealing=sealing), "w", once=True) == 1
+    with db.transaction() as session:
+        row = session.get(Contribution, contribution_id)
+        assert row is not None and row.status == "failed"
+        assert str(assembled) in row.error and reason in row.error
+        assert session.scalar(select(func.count()).select_from(UploadBatch)) == 0
+    assert not [p for p in (home / "raw").rglob("*") if p.is_file()]

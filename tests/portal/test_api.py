@@ -45,6 +45,10 @@ def test_sdk_chunked_upload_becomes_a_contribution_with_decisions(portal: Portal
     assert upload.status == "completed" and upload.bytes == size and upload.filename == "petitions.jsonl"
     assert upload.file is not None
     contribution_id = upload.file.id
+    staged = [p for p in (portal.home / "staging" / upload.id).rglob("*") if p.is_file()]
+    assert [p.name for p in staged] == ["petitions.jsonl"]  # the joined file; the parts are gone
+    known = rows[0]["content"][:40].encode()
+    assert known in path.read_bytes() and not any(known in p.read_bytes() for p in staged)  # sealed
 
     queued = httpx.get(f"{portal.url}/v1/contributions/{contribution_id}", headers=_bearer(keys.data))
     assert queued.status_code == 200 and queued.json()["status"] == "queued"

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+_LOCAL = LocalFileSystem()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,19 @@ def open_read(fs: fsspec.AbstractFileSystem, path: str, sealing: Sealing | None)
         raise SealError(f"{path}: encrypted at rest, and no master key is configured")
     reader = SealedReader(source, int(fs.size(path)), sealing.wrapper, path)
     return io.BufferedReader(reader, buffer_size=sealing.chunk_size)
+
+
+def open_own(path: Path, sealing: Sealing | None) -> IO[bytes]:
+    """The plaintext of a local file this home wrote with `open_write` under the same `sealing`.
+
+    Unlike `open_read`, which takes a plain file for one written before encryption was turned
+    on, this refuses a file that should be sealed and is not: it was replaced behind our back.
+    """
+    stream = open_read(_LOCAL, str(path), sealing)
+    if sealing is not None and not isinstance(getattr(stream, "raw", None), SealedReader):
+        stream.close()
+        raise SealError(f"{path}: expected an encrypted file, found plaintext (replaced or tampered with)")
+    return stream
 
 
 def plaintext_size(stream: IO[bytes]) -> int:

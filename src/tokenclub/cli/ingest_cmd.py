@@ -111,6 +111,12 @@ def ingest_command(
     all_errors: bool = typer.Option(
         False, "--all-errors", help="List every file error, however many (default: grouped past 100)."
     ),
+    text_fields: list[str] = typer.Option(
+        [],
+        "--text-field",
+        help="Field or column that holds the text in dumps (JSONL, CSV, SQL); repeat for several. "
+        "Default: detected by name, else guessed (each table's choice is in the receipt).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Ingest an upload: extract, curate, deduplicate, count, store and credit it; print the receipt."""
@@ -125,7 +131,9 @@ def ingest_command(
         batch_size=settings.batch_size,
         workers=workers or settings.workers,
         store_url=settings.store_url,
-        options=RecordOptions(max_bad_byte_share=settings.max_bad_byte_share),
+        options=RecordOptions(
+            text_fields=tuple(text_fields) or None, max_bad_byte_share=settings.max_bad_byte_share
+        ),
         sealing=sealing_for(settings),
     )
     db = open_database(settings)

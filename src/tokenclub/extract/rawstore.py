@@ -13,7 +13,6 @@ of the plaintext, and `open` gives the plaintext back. Files are 0600 and folder
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -26,7 +25,14 @@ from typing import IO
 
 from fsspec.implementations.local import LocalFileSystem
 
-from tokenclub.atrest.objects import Sealing, make_private_dirs, open_read, open_write, plaintext_size
+from tokenclub.atrest.objects import (
+    Sealing,
+    make_private_dirs,
+    open_own,
+    open_read,
+    open_write,
+    plaintext_size,
+)
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 from tokenclub.extract.folder import open_regular
 from tokenclub.storage import open_root
@@ -63,20 +69,25 @@ class RawStore:
     def exists(self, sha256: str) -> bool:
         return bool(self.fs.isfile(self.location(sha256)))
 
-    def put_file(self, path: Path, *, regular_only: bool = False) -> str:
+    def put_file(self, path: Path, *, regular_only: bool = False, sealed: bool = False) -> str:
         """Store a copy of the file, streamed and hashed in one pass; returns its SHA-256.
 
         Storing content that is already there changes nothing, so retries are harmless.
         With `regular_only` (a file found in a folder upload) the file is opened without
         following links and refused unless it is still a regular file with one name.
+        With `sealed` the file is one this home sealed with the store's key (an upload staged by
+        the data API): its plaintext is stored, decrypted on the way, never written out plain.
         """
         if not self.local:
-            return self._put_remote(path, regular_only)
+            return self._put_remote(path, regular_only, sealed)
         make_private_dirs(self.fs, self._incoming)
         digest = hashlib.sha256()
         temp = f"{self._incoming}/{uuid.uuid4().hex}"
         try:
-            with _open_source(path, regular_only) as source, open_write(self.fs, temp, self.sealing) as sink:
+            with (
+                self._open_source(path, regular_only, sealed) as source,
+                open_write(self.fs, temp, self.sealing) as sink,
+            ):
                 while chunk := source.read(_CHUNK):
                     digest.update(chunk)
                     sink.write(chunk)
@@ -96,18 +107,34 @@ class RawStore:
         _fsync_dir(target.parent)
         return sha256
 
-    def _put_remote(self, path: Path, regular_only: bool) -> str:
+    def _put_remote(self, path: Path, regular_only: bool, sealed: bool) -> str:
         """Hash first, then upload under a temporary name and move it into place (a server-side copy)."""
-        with _open_source(path, regular_only) as source:
-            sha256 = hashlib.file_digest(source, "sha256").hexdigest()
+        with self._open_source(path, regular_only, sealed) as source:
+            digest = hashlib.sha256()
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+            sha256 = digest.hexdigest()
         target = self.location(sha256)
         if self.fs.isfile(target):
             return sha256
         temp = f"{self._incoming}/{uuid.uuid4().hex}"
-        with _open_source(path, regular_only) as source, open_write(self.fs, temp, self.sealing) as sink:
+        with (
+            self._open_source(path, regular_only, sealed) as source,
+            open_write(self.fs, temp, self.sealing) as sink,
+        ):
             shutil.copyfileobj(source, sink, _CHUNK)
         self.fs.mv(temp, target)
         return sha256
+
+    def _open_source(self, path: Path, regular_only: bool, sealed: bool) -> IO[bytes]:
+        if sealed:
+            return open_own(path, self.sealing)
+        return open_regular(path, str(path)) if regular_only else path.open("rb")
+
+    def size(self, sha256: str) -> int:
+        """The plaintext size of a stored file."""
+        with self.reader(sha256) as (_, size):
+            return size
 
     def open(self, sha256: str) -> IO[bytes]:
         """The stored file's content (decrypted if sealed), opened for seekable binary reading."""
@@ -145,10 +172,6 @@ class RawStore:
             Path(location).unlink(missing_ok=True)
         elif self.fs.isfile(location):
             self.fs.rm_file(location)
-
-
-def _open_source(path: Path, regular_only: bool) -> io.BufferedReader:
-    return open_regular(path, str(path)) if regular_only else path.open("rb")
 
 
 def _fsync_dir(folder: Path) -> None:

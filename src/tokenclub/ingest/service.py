@@ -62,7 +62,11 @@ class StoredFile:
 
 @dataclass(frozen=True, slots=True)
 class IngestJob:
-    """One ingest request with everything that decides its result."""
+    """One ingest request with everything that decides its result.
+
+    `sealed_sources`: the paths are files this home sealed with `sealing` (uploads staged by
+    the data API); they are decrypted into the raw store, and one that does not open is refused.
+    """
 
     partner_id: int
     paths: tuple[Path, ...]
@@ -73,6 +77,7 @@ class IngestJob:
     store_url: str | None = None
     options: RecordOptions = field(default_factory=RecordOptions)
     sealing: Sealing | None = None
+    sealed_sources: bool = False
 
 
 BatchCallback = Callable[[int, BatchStats], None]
@@ -268,6 +273,11 @@ def _release_raw(db: Database, raw: RawStore, files: list[StoredFile]) -> None:
             raw.delete(stored.sha256)
 
 
+def _store(raw: RawStore, name: str, path: Path, inside: bool, sealed: bool) -> StoredFile:
+    sha256 = raw.put_file(path, regular_only=inside, sealed=sealed)
+    return StoredFile(name, sha256, raw.size(sha256) if sealed else path.stat().st_size)
+
+
 def ingest(
     db: Database,
     home: Path,
@@ -288,10 +298,7 @@ def ingest(
         require_approved(session, job.partner_id)
     raw = RawStore(store_child(home, job.store_url, "raw"), job.sealing)
     files = sorted(
-        (
-            StoredFile(name, raw.put_file(path, regular_only=inside), path.stat().st_size)
-            for name, path, inside in collected.files
-        ),
+        (_store(raw, name, path, inside, job.sealed_sources) for name, path, inside in collected.files),
         key=lambda f: (f.name, f.sha256),
     )
     upload, done = _open_upload(db, job, files, job.spec.tokenizer_fingerprint)

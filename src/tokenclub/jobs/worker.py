@@ -8,11 +8,12 @@ puts it back in the queue for another attempt, up to `MAX_ATTEMPTS`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tokenclub.atrest.objects import Sealing
+from tokenclub.atrest.sealed import MAGIC, SealError, is_sealed
 from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import DataUpload
 from tokenclub.db.schema import UploadBatch
@@ -61,6 +63,26 @@ def _resume_progress(db: Database, claim: Claim, name: str, upload_id: str) -> N
         rows = list(session.scalars(select(UploadBatch.stats).where(UploadBatch.upload_id == upload_id)))
     stats = total(BatchStats.from_json(raw) for raw in rows)
     queue.reset_progress(db, claim, name, stats.documents, stats.accepted, len(rows))
+
+
+def staged_is_sealed(path: Path, sha256: str, sealing: Sealing | None) -> bool:
+    """Whether the joined upload is sealed; a plain one is taken only if it still is the upload.
+
+    A file joined before encryption at rest was turned on is plaintext; with a key configured it
+    must hash to the SHA-256 checked at completion, or it was put there by someone else.
+    """
+    if not path.is_file():
+        return False  # ingest reports the missing file
+    with path.open("rb") as staged:
+        if is_sealed(staged.read(len(MAGIC))):
+            return True
+        staged.seek(0)
+        if sealing is not None and hashlib.file_digest(staged, "sha256").hexdigest() != sha256:
+            raise SealError(
+                f"{path}: expected an encrypted file, found plaintext that is not the upload "
+                "(replaced or tampered with)"
+            )
+    return False
 
 
 def run_claim(
@@ -106,6 +128,7 @@ def run_claim(
     renewer = threading.Thread(target=keep_lease, daemon=True)
     renewer.start()
     try:
+        job = replace(job, sealed_sources=staged_is_sealed(path, stored.sha256, config.sealing))
         receipt = ingest(db, config.home, job, on_batch)
     except TakenOverError:
         return "taken_over"

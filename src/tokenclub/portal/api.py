@@ -195,7 +195,7 @@ async def receive_part(
                 f"{state.limits.max_part_bytes:,}"
             )
     sink = await run_in_threadpool(
-        uploads.begin_part, state.db, state.home, upload_id, partner_id, state.limits
+        uploads.begin_part, state.db, state.home, upload_id, partner_id, state.limits, state.sealing
     )
     try:
         fields = await receive(request.headers.get("content-type", ""), request.stream(), sink)
@@ -212,7 +212,7 @@ def complete_upload(upload_id: str, body: CompleteUpload, request: Request) -> d
     state = portal_state(request)
     partner_id = _partner_of(state, request, Scope.DATA)
     upload, contribution = uploads.complete(
-        state.db, state.home, upload_id, partner_id, body.part_ids, body.md5
+        state.db, state.home, upload_id, partner_id, body.part_ids, body.md5, state.sealing
     )
     return upload_object(upload, contribution.id)
 

@@ -1,5 +1,5 @@
-"""What the portal's and data API's requests share: the database, the home, the limits and the
-settings the export pages need (stores, tokenizer)."""
+"""What the portal's and data API's requests share: the database, the home, the limits, how
+staged uploads are sealed, and the settings the export pages need (stores, tokenizer)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from tokenclub.atrest.objects import Sealing, sealing_for
 from tokenclub.db.engine import Database
 from tokenclub.portal.uploads import Limits
 from tokenclub.settings import Settings
@@ -23,6 +24,7 @@ class PortalState:
     session_ttl: timedelta
     cookie_secure: bool
     settings: Settings
+    sealing: Sealing | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PortalState:
@@ -34,6 +36,7 @@ class PortalState:
             session_ttl=timedelta(seconds=settings.session_ttl_s),
             cookie_secure=settings.cookie_secure,
             settings=settings,
+            sealing=sealing_for(settings),
         )
 
 

@@ -5,6 +5,11 @@ than one read buffer in memory; the declared size bounds every write, so a clien
 the disk past what it announced. Completing concatenates the parts in the order the client
 names (streamed again), checks the size and the optional MD5, and queues a contribution for
 the ingest workers; nothing is queued unless every check passed.
+
+Given a `Sealing`, staged parts and the joined file are sealed as the raw store's objects are
+(`atrest`): the plaintext the client sent never lies on disk, the checksums are still of that
+plaintext, and the worker reads the joined file through the same key (`IngestJob.sealed_sources`).
+Staging files are 0600 and folders 0700 either way.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
+from fsspec.implementations.local import LocalFileSystem
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.partners import require_approved
+from tokenclub.atrest.objects import Sealing, make_private_dirs, open_read, open_write
 from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import Contribution, DataUpload, UploadPart
 from tokenclub.db.types import utcnow
@@ -32,6 +39,7 @@ from tokenclub.errors import InvalidInputError, NotFoundError, StateError
 CHUNK = 1024 * 1024
 UPLOAD_TTL = timedelta(hours=1)
 _FILENAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+_LOCAL = LocalFileSystem()
 
 
 def new_id(prefix: str) -> str:
@@ -120,7 +128,9 @@ class PartSink:
     an oversized part is cut off mid-stream rather than stored and then refused.
     """
 
-    def __init__(self, upload: DataUpload, folder: Path, room: int, limits: Limits) -> None:
+    def __init__(
+        self, upload: DataUpload, folder: Path, room: int, limits: Limits, sealing: Sealing | None = None
+    ) -> None:
         self.upload_id = upload.id
         self.announced = upload.bytes
         self.received_before = upload.received_bytes
@@ -131,7 +141,7 @@ class PartSink:
         self.temp = folder / f".{self.part_id}.tmp"
         self.digest = hashlib.sha256()
         self.size = 0
-        self._out: BinaryIO | None = self.temp.open("wb")
+        self._out: IO[bytes] | None = open_write(_LOCAL, str(self.temp), sealing)
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -156,16 +166,23 @@ class PartSink:
         self.final.unlink(missing_ok=True)
 
 
-def begin_part(db: Database, home: Path, upload_id: str, partner_id: int, limits: Limits) -> PartSink:
-    """Open a sink for the next part of a pending upload of this partner."""
+def begin_part(
+    db: Database,
+    home: Path,
+    upload_id: str,
+    partner_id: int,
+    limits: Limits,
+    sealing: Sealing | None = None,
+) -> PartSink:
+    """Open a sink for the next part of a pending upload of this partner (sealed if `sealing`)."""
     with db.transaction() as session:
         upload = _open_for_parts(session, upload_id, partner_id)
         room = min(upload.bytes - upload.received_bytes, limits.max_part_bytes)
     if room <= 0:
         raise InvalidInputError(f"upload {upload_id} already holds all {upload.bytes:,} announced bytes")
     folder = staging_dir(home, upload_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    return PartSink(upload, folder, room, limits)
+    make_private_dirs(_LOCAL, str(folder))
+    return PartSink(upload, folder, room, limits, sealing)
 
 
 def finish_part(
@@ -215,9 +232,10 @@ def add_part(
     source: BinaryIO,
     limits: Limits,
     expected_sha256: str | None = None,
+    sealing: Sealing | None = None,
 ) -> UploadPart:
     """Receive a whole part from a file object (the streaming endpoints use the sink directly)."""
-    sink = begin_part(db, home, upload_id, partner_id, limits)
+    sink = begin_part(db, home, upload_id, partner_id, limits, sealing)
     try:
         while chunk := source.read(CHUNK):
             sink.write(chunk)
@@ -228,9 +246,20 @@ def add_part(
 
 
 def complete(
-    db: Database, home: Path, upload_id: str, partner_id: int, part_ids: Iterable[str], md5: str | None = None
+    db: Database,
+    home: Path,
+    upload_id: str,
+    partner_id: int,
+    part_ids: Iterable[str],
+    md5: str | None = None,
+    sealing: Sealing | None = None,
 ) -> tuple[DataUpload, Contribution]:
-    """Join the parts in the given order, verify, and queue the contribution (idempotent)."""
+    """Join the parts in the given order, verify, and queue the contribution (idempotent).
+
+    Sealed parts are opened (every chunk authenticated) and the joined file sealed afresh, one
+    chunk in memory at a time; a part that fails to open, or no longer has the SHA-256 it was
+    received with (a plain part staged before encryption was on), refuses the completion.
+    """
     order = list(part_ids)
     with db.transaction() as session:
         upload = get_upload(session, upload_id, partner_id)
@@ -255,16 +284,25 @@ def complete(
             f"upload {upload_id} announced {upload.bytes:,} bytes but the listed parts hold {total:,}"
         )
     target = assembled_path(home, upload)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(_LOCAL, str(target.parent))
     temp = target.with_name(f".{target.name}.tmp")
     sha, md5_hash = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with temp.open("wb") as out:
-        for part_id in order:
-            with (staging_dir(home, upload_id) / part_id).open("rb") as part:
-                while chunk := part.read(CHUNK):
-                    sha.update(chunk)
-                    md5_hash.update(chunk)
-                    out.write(chunk)
+    try:
+        with open_write(_LOCAL, str(temp), sealing) as out:
+            for part_id in order:
+                staged = staging_dir(home, upload_id) / part_id
+                part_sha = hashlib.sha256()
+                with open_read(_LOCAL, str(staged), sealing) as part:
+                    while chunk := part.read(CHUNK):
+                        part_sha.update(chunk)
+                        sha.update(chunk)
+                        md5_hash.update(chunk)
+                        out.write(chunk)
+                if part_sha.hexdigest() != parts[part_id].sha256:
+                    raise StateError(f"{staged}: the staged part is not the part received (altered on disk)")
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     if md5 and md5.strip().lower() != md5_hash.hexdigest():
         temp.unlink()
         raise InvalidInputError(

@@ -126,7 +126,9 @@ def finish_upload(
 ) -> dict[str, Any]:
     state = portal_state(request)
     partner_id = _live_partner(state, login)
-    upload, contribution = uploads.complete(state.db, state.home, upload_id, partner_id, body.part_ids)
+    upload, contribution = uploads.complete(
+        state.db, state.home, upload_id, partner_id, body.part_ids, sealing=state.sealing
+    )
     return upload_object(upload, contribution.id)
 
 
