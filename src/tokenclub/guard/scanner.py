@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
 SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
+MID_CHUNK = 256  # characters; up to this a chunk is normalized a character at a time
 
 
 def holdback(params: IndexParams) -> int:
@@ -199,11 +200,19 @@ class StreamScanner:
             if True not in held:  # nearly every streamed token
                 return []
             return [(first + i, key) for i, key in enumerate(keys) if held[i]]
-        normalized = self._normalizer.feed(chunk)
-        self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
-        if self._earlier is not None:
-            self._letters.frombytes(normalized.letters.astype(np.uint32).tobytes())
-        first, grams = self._hasher.feed(normalized.letters)
+        if len(chunk) <= MID_CHUNK:  # a streamed batch: a look-up per character, NumPy after
+            small, owners = self._normalizer.feed_small(chunk)
+            self._owners.extend(owners)
+            if self._earlier is not None:
+                self._letters.extend(small)
+            letters = np.array(small, dtype=np.uint32)
+        else:
+            normalized = self._normalizer.feed(chunk)
+            letters = normalized.letters
+            self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
+            if self._earlier is not None:
+                self._letters.frombytes(letters.astype(np.uint32).tobytes())
+        first, grams = self._hasher.feed(letters)
         if self.index is None or not len(grams):
             return []
         chosen = np.flatnonzero(self.index.contains(grams))

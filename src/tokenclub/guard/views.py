@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from tokenclub.guard.fragments import Fragment, Join
 from tokenclub.guard.index import GuardIndex, IndexParams
-from tokenclub.guard.normalize import code_points
 from tokenclub.guard.scanner import REDACTION, LeakSpan, Policy, StreamScanner
 from tokenclub.guard.transforms import (
     FILLER_PERIODS,
@@ -46,6 +45,8 @@ from tokenclub.guard.transforms import (
 )
 
 CHECK_EVERY = 8
+BATCH = 32
+"""Reply characters gathered before they are decoded and scanned in one piece."""
 LAZY_HOLD = 24
 """Decoded characters held back behind the last trigger check while some lazy view has not
 started: a trigger needs up to this much disguised text (four fillers 8 apart), and what the
@@ -58,21 +59,17 @@ _HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
 _NOT_LETTER = re.compile(r"[\W_]+")
 
 
+_FILLER_SEEN = re.compile(
+    "|".join(rf"(.)(?:.{{{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}" for n, period in enumerate(FILLER_PERIODS, 1)),
+    re.DOTALL,
+)
+"""One letter `FILLER_REPEATS` times, `period` letters apart, for some period (`Filler`'s rule)."""
+
+
 def _filler_seen(text: str) -> bool:
-    """Whether one letter recurs `FILLER_REPEATS` times at a regular stride (`Filler`'s rule),
-    vectorised over the text's letters."""
-    letters = code_points(_NOT_LETTER.sub("", text))
-    for period in FILLER_PERIODS:
-        span = (FILLER_REPEATS - 1) * period
-        if len(letters) <= span:
-            break
-        same = letters[period:] == letters[:-period]
-        run = same[: len(same) - span + period]
-        for step in range(1, FILLER_REPEATS - 1):
-            run = run & same[step * period : len(same) - span + period + step * period]
-        if run.any():
-            return True
-    return False
+    """Whether one letter recurs `FILLER_REPEATS` times at a regular stride among the text's
+    letters (one regular expression over them: no per-period array work per check)."""
+    return _FILLER_SEEN.search(_NOT_LETTER.sub("", text)) is not None
 
 
 def _dense(pattern: re.Pattern[str], text: str, count: int = 8, span: int = 72) -> bool:
@@ -160,6 +157,7 @@ class ViewScanner:
         self._pending = ""
         self._released = 0
         self._received = 0
+        self._scanned = 0  # reply characters handed to the decoder
         self._emitted: list[tuple[int, int]] = []
         primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
         self.holdback = primary.holdback
@@ -201,8 +199,9 @@ class ViewScanner:
             return ""
         self._pending += chunk
         self._received += len(chunk)
-        decoded = self._decoder.feed(chunk)
-        self._add(decoded)
+        if self._received - self._scanned < BATCH:
+            return ""
+        self._scan_pending()
         if self._decoded_length - self._checked >= CHECK_EVERY:
             self._check()
         return self._after_feed(final=False)
@@ -210,11 +209,18 @@ class ViewScanner:
     def finish(self) -> str:
         if self.blocked:
             return ""
+        self._scan_pending()
         self._add(self._decoder.flush())
         self._check()
         for view in self._views:
             view.finish()
         return self._after_feed(final=True)
+
+    def _scan_pending(self) -> None:
+        """Decode and scan what was received since the last scan, in one piece."""
+        if self._received > self._scanned:
+            self._add(self._decoder.feed(self._pending[self._scanned - self._released :]))
+            self._scanned = self._received
 
     def _add(self, decoded: str) -> None:
         if not decoded:
