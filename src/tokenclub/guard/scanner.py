@@ -205,14 +205,14 @@ class StreamScanner:
             self._owners.extend(owners)
             if self._earlier is not None:
                 self._letters.extend(small)
-            letters = np.array(small, dtype=np.uint32)
+            codes = np.array(small, dtype=np.uint32)
         else:
             normalized = self._normalizer.feed(chunk)
-            letters = normalized.letters
+            codes = normalized.letters
             self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
             if self._earlier is not None:
-                self._letters.frombytes(letters.astype(np.uint32).tobytes())
-        first, grams = self._hasher.feed(letters)
+                self._letters.frombytes(codes.astype(np.uint32).tobytes())
+        first, grams = self._hasher.feed(codes)
         if self.index is None or not len(grams):
             return []
         chosen = np.flatnonzero(self.index.contains(grams))

@@ -60,7 +60,9 @@ _NOT_LETTER = re.compile(r"[\W_]+")
 
 
 _FILLER_SEEN = re.compile(
-    "|".join(rf"(.)(?:.{{{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}" for n, period in enumerate(FILLER_PERIODS, 1)),
+    "|".join(
+        rf"(.)(?:.{{{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}" for n, period in enumerate(FILLER_PERIODS, 1)
+    ),
     re.DOTALL,
 )
 """One letter `FILLER_REPEATS` times, `period` letters apart, for some period (`Filler`'s rule)."""
