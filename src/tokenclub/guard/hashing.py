@@ -73,6 +73,12 @@ def _cached_powers(base: int, inverse: int, count: int) -> tuple[U64, U64]:
     return _powers(1, inverse, count), _powers(1, base, count)
 
 
+@lru_cache(maxsize=16)
+def gram_hash(width: int, seed: int) -> GramHash:
+    """`GramHash(width, seed)`, made once: its modular powers cost more than a short reply's scan."""
+    return GramHash(width, seed)
+
+
 @dataclass(frozen=True, slots=True)
 class GramHash:
     """The keyed hash of width-`width` grams; everything derives from `seed`."""
@@ -82,6 +88,8 @@ class GramHash:
     base: int = field(init=False)
     inverse: int = field(init=False)
     key: int = field(init=False)
+    drop: int = field(init=False, repr=False, compare=False)  # B^w: the weight a letter leaves with
+    top: int = field(init=False, repr=False, compare=False)  # B^(w−1): a reversed gram's new letter
     _key64: np.uint64 = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +98,8 @@ class GramHash:
         base = splitmix_int(self.seed ^ _GOLDEN) | 1
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "inverse", pow(base, -1, 1 << 64))
+        object.__setattr__(self, "drop", pow(base, self.width, 1 << 64))
+        object.__setattr__(self, "top", pow(base, self.width - 1, 1 << 64))
         object.__setattr__(self, "key", splitmix_int(self.seed + 2 * _GOLDEN))
         object.__setattr__(self, "_key64", np.uint64(self.key))
 
@@ -123,7 +133,7 @@ class RollingHasher:
         self.seen = 0
         self._window = [0] * spec.width
         self._raw = 0
-        self._drop = pow(spec.base, spec.width, 1 << 64)  # B^w: the weight a letter leaves with
+        self._drop = spec.drop
 
     def _first(self, count: int) -> tuple[int, int]:
         """(start of the first new complete gram, new grams to skip as not complete)."""
@@ -169,7 +179,7 @@ class ReversedRollingHasher(RollingHasher):
 
     def __init__(self, spec: GramHash) -> None:
         super().__init__(spec)
-        self._top = pow(spec.base, spec.width - 1, 1 << 64)
+        self._top = spec.top
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         count = len(letters)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import GramHash, ReversedRollingHasher, RollingHasher
+from tokenclub.guard.hashing import ReversedRollingHasher, RollingHasher, gram_hash
 from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
 
@@ -140,7 +140,7 @@ class StreamScanner:
         self._needed = params.required_hits(strict)
         self.holdback = holdback(params) if index is not None else 0
         self._normalizer = IncrementalNormalizer(backwards=reverse)
-        spec = GramHash(params.width, params.seed)
+        spec = gram_hash(params.width, params.seed)
         self._hasher = ReversedRollingHasher(spec) if reverse else RollingHasher(spec)
         self._owners = array("q")  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
