@@ -15,15 +15,16 @@ The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, p
 - **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear).
 
 A stream is scanned `BATCH` characters at a time (decoded, fed to every view, triggers
-checked), not per token: the same text in fewer, larger pieces, so the same leaks and cuts.
+checked), not per token: the views see the same text in fewer pieces and nothing unscanned is
+released; a trigger then sees text not yet out, so a cut can come earlier, never later.
 
 A view that waits for its trigger starts on the whole decoded text so far, so it misses nothing
 that came before. What may be released is the least that every view allows (each maps its own
 hold-back to the reply's offsets); a leak in any view blocks the reply at the earliest cut, or
-under the redact policy every view's leaks are cut out. Triggers are checked every
-`CHECK_EVERY` decoded characters, and while a lazy view waits nothing within `LAZY_HOLD`
-characters of the last check is released, so the text a trigger needed is still held when the
-view starts.
+under the redact policy every view's leaks are cut out. Triggers are checked at a batch once
+`CHECK_EVERY` decoded characters have come since the last check, and while a lazy view waits
+nothing within `LAZY_HOLD` characters of the last check is released, so the text a trigger
+needed is still held when the view starts.
 """
 
 from __future__ import annotations
