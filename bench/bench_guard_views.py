@@ -13,8 +13,10 @@ the plain-view scanner (`LeakScanner.scan` / `stream`), as the guard was before 
 
 False positives: the 2019-07 petitions (a month not indexed) cut into 750-character replies
 (about 300 tokens at 2.5 characters a token), plain view against every view. Cost: median ms
-per 1,000 tokens over those replies, whole and streamed 3 characters (about one token) per call,
-and the median text held back while streaming (tokens of 2.5 characters).
+per 1,000 tokens over those replies, whole and streamed 3 characters (about one token) per call
+(every view scanned at each call, as before, against every view scanned `BATCH` characters at
+a time), the median text held back while streaming (tokens of 2.5 characters), and the cost of
+a short reply (the first 25 characters of each).
 
 Run: ``.venv/bin/python bench/bench_guard_views.py`` (a few minutes on two cores).
 """
@@ -35,13 +37,15 @@ from tests.guard.disguise import ALL_DISGUISES
 
 from tokenclub.guard.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.scanner import LeakScanner, StreamScanner
+from tokenclub.guard.views import BATCH, ViewScanner
 
 CORPORA = Path("/work/shared/corpora/petitions")
 PASSAGES = 32
 CHARS_PER_TOKEN = 2.5
 INTRO = "네, 요청하신 부분을 옮겨 드립니다. "
 OUTRO = " 이상입니다."
+SHORT = 25  # characters: a short reply (about 10 tokens)
 
 
 def petitions(month: str) -> list[str]:
@@ -112,40 +116,72 @@ def main() -> None:
             return seconds * 1000 / (len(text) / CHARS_PER_TOKEN) * 1000
 
         sample = fresh[:300]
-        timings: dict[str, list[float]] = {"scan": [], "inspect": [], "stream": [], "watch": []}
+        names = ("scan", "inspect", "stream", "watch per call", "watch")
+        timings: dict[str, list[float]] = {name: [] for name in names}
+        held: dict[str, list[float]] = {name: [] for name in names[2:]}
         for text in sample:
             for name, run in (("scan", scanner.scan), ("inspect", scanner.inspect)):
                 started = time.perf_counter()
                 run(text)
                 timings[name].append(per_1000(time.perf_counter() - started, text))
-            for name, views in (("stream", False), ("watch", True)):
-                stream = scanner.watch("block") if views else scanner.stream("block")
+            for name in names[2:]:
                 started = time.perf_counter()
-                for start in range(0, len(text), 3):
-                    stream.feed(text[start : start + 3])
-                stream.finish()
+                chunked(scanner, name, text, held[name])
                 timings[name].append(per_1000(time.perf_counter() - started, text))
-        held: dict[str, list[float]] = {"stream": [], "watch": []}
-        for text in sample:
-            for name, views in (("stream", False), ("watch", True)):
-                stream = scanner.watch("block") if views else scanner.stream("block")
-                sent = 0
-                for start in range(0, len(text), 3):
-                    sent += len(stream.feed(text[start : start + 3]))
-                    held[name].append((min(start + 3, len(text)) - sent) / CHARS_PER_TOKEN)
         medians = {k: statistics.median(v) for k, v in timings.items()}
         print("\n| ms per 1,000 tokens (median) | plain view (reference) | every view | ratio |")
         print("|---|---|---|---|")
         for label, reference, every in (
             ("whole reply", "scan", "inspect"),
-            ("streamed, 3 characters a call", "stream", "watch"),
+            (
+                "streamed, 3 characters a call, every view scanned per call (before)",
+                "stream",
+                "watch per call",
+            ),
+            (f"streamed 3 characters a call, scanned {BATCH} characters at a time", "stream", "watch"),
         ):
             ratio = medians[every] / medians[reference]
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
+        batched = medians["watch"] / medians["watch per call"]
+        print(f"\nstreamed every view, batched / per call: {batched:.2f};", end=" ")
+        print(f"streamed batched / whole every view: {medians['watch'] / medians['inspect']:.2f}")
         delay = {k: statistics.median(v) for k, v in held.items()}
-        held_plain, held_every = delay["stream"], delay["watch"]
-        print(f"\nmedian tokens held back while streaming: plain view {held_plain:.1f},", end=" ")
-        print(f"every view {held_every:.1f}")
+        print("median tokens held back while streaming: plain view", end=" ")
+        print(f"{delay['stream']:.1f}, every view per call {delay['watch per call']:.1f},", end=" ")
+        print(f"every view batched {delay['watch']:.1f}")
+
+        short = [t[:SHORT] for t in sample]
+        costs: dict[str, list[float]] = {"scan": [], "inspect": [], "watch": []}
+        for text in short:
+            for name, run in (("scan", scanner.scan), ("inspect", scanner.inspect)):
+                started = time.perf_counter()
+                run(text)
+                costs[name].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            chunked(scanner, "watch", text, [])
+            costs["watch"].append((time.perf_counter() - started) * 1000)
+        short_ms = {k: statistics.median(v) for k, v in costs.items()}
+        print(f"\nshort replies ({SHORT} characters), ms per reply (median): plain view whole", end=" ")
+        print(f"{short_ms['scan']:.3f}, every view whole {short_ms['inspect']:.3f},", end=" ")
+        print(f"every view streamed 3 characters a call {short_ms['watch']:.3f}")
+
+
+def chunked(scanner: LeakScanner, name: str, text: str, held: list[float]) -> str:
+    """`text` streamed 3 characters a call through the scanner `name` names; the tokens held
+    back after each call go to `held`."""
+    if name == "stream":
+        stream: StreamScanner | ViewScanner = scanner.stream("block")
+    else:
+        stream = scanner.watch("block")
+        stream.batch = 1 if name == "watch per call" else BATCH
+    out: list[str] = []
+    sent = 0
+    for start in range(0, len(text), 3):
+        out.append(stream.feed(text[start : start + 3]))
+        sent += len(out[-1])
+        held.append((min(start + 3, len(text)) - sent) / CHARS_PER_TOKEN)
+    out.append(stream.finish())
+    return "".join(out)
 
 
 if __name__ == "__main__":

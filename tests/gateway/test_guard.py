@@ -321,7 +321,7 @@ def test_stream_is_cut_before_the_copy_and_charged_for_what_was_generated(
     assert SENT[prompt] < len(LEAK) - len(OUTRO) // 2
     # Charged exactly what the gateway read from the upstream before the cut.
     index = open_index(world.root)
-    oracle = LeakScanner(index).stream("block")
+    oracle = LeakScanner(index).watch("block")  # what the gateway runs: every view, in batches
     generated = 0
     for piece in chunks(LEAK):
         generated += len(piece)

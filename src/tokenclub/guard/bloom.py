@@ -27,6 +27,9 @@ from tokenclub.guard.hashing import U64, splitmix_int
 
 BLOCK_BITS = 512
 BLOCK_WORDS = BLOCK_BITS // 64
+_BLOCK_WORDS64 = np.uint64(BLOCK_WORDS)
+_S6, _S23, _S32 = np.uint64(6), np.uint64(23), np.uint64(32)  # made once: a small array's cost
+_LOW6, _LOW32, _ONE = np.uint64(63), np.uint64(0xFFFFFFFF), np.uint64(1)
 MAX_BLOCKS = 1 << 32
 
 Bools = npt.NDArray[np.bool_]
@@ -91,8 +94,10 @@ class BlockedBloom:
             for i, path in enumerate(self.paths)
         ]
         self._salts = _salts(geometry.hashes)
+        self._blocks64 = np.uint64(geometry.blocks)
         self._salt_ints: list[int] = self._salts.tolist()
         self._words = [shard.data.cast("B").cast("Q") for shard in self._shards]
+        self._plain = [np.asarray(shard) for shard in self._shards]  # no memmap cost per look-up
 
     @classmethod
     def create(cls, folder: Path, prefix: str, geometry: Geometry) -> BlockedBloom:
@@ -109,10 +114,10 @@ class BlockedBloom:
 
     def _locate(self, keys: U64) -> tuple[U64, U64, U64]:
         """Block, word inside the block and bit inside the word of every key's k bits."""
-        block = ((keys >> np.uint64(32)) * np.uint64(self.geometry.blocks)) >> np.uint64(32)
-        low = (keys & np.uint64(0xFFFFFFFF))[:, None]
-        position = ((low * self._salts[None, :]) & np.uint64(0xFFFFFFFF)) >> np.uint64(23)
-        return block, position >> np.uint64(6), position & np.uint64(63)
+        block = ((keys >> _S32) * self._blocks64) >> _S32
+        low = (keys & _LOW32)[:, None]
+        position = ((low * self._salts[None, :]) & _LOW32) >> _S23
+        return block, position >> _S6, position & _LOW6
 
     def _by_shard(self, block: U64) -> Iterator[tuple[int, npt.NDArray[np.intp], U64]]:
         """(shard, indexes of the keys in it, their block inside the shard)."""
@@ -136,9 +141,12 @@ class BlockedBloom:
         if not len(keys):
             return found
         block, word, bit = self._locate(keys)
+        if len(self._plain) == 1:  # the usual case, without the per-shard bookkeeping
+            words = self._plain[0][(block[:, None] * _BLOCK_WORDS64 + word).astype(np.intp)]
+            return np.asarray(((words >> bit) & _ONE).all(axis=1))
         for shard, chosen, local in self._by_shard(block):
             index = (local[:, None] * np.uint64(BLOCK_WORDS) + word[chosen]).astype(np.intp)
-            words = self._shards[shard][index]
+            words = self._plain[shard][index]
             found[chosen] = ((words >> bit[chosen]) & np.uint64(1)).all(axis=1)
         return found
 

@@ -29,6 +29,7 @@ from tokenclub.guard.normalize import normalize
 
 DEPTH = 2
 _SALTS = [splitmix_int(0xC0DE + row) for row in range(DEPTH)]
+_SALTS64 = [np.uint64(salt) for salt in _SALTS]
 PUBLIC_BITS = 10.0
 PUBLIC_SHARD_BLOCKS = 1 << 24
 
@@ -40,6 +41,8 @@ class DocumentFrequency:
         self.width = width
         self.threshold = threshold
         self.counts = np.memmap(path, dtype=np.uint8, mode=mode, shape=(DEPTH, width))  # type: ignore[call-overload]
+        self._rows = np.asarray(self.counts)
+        self._width64 = np.uint64(width)  # no memmap cost per look-up
 
     @classmethod
     def create(cls, path: Path, width: int, threshold: int) -> DocumentFrequency:
@@ -52,14 +55,14 @@ class DocumentFrequency:
         return DEPTH * self.width
 
     def _cells(self, keys: U64) -> list[np.ndarray]:
-        return [(splitmix(keys ^ np.uint64(salt)) % np.uint64(self.width)).astype(np.intp) for salt in _SALTS]
+        return [(splitmix(keys ^ salt) % self._width64).astype(np.intp) for salt in _SALTS64]
 
     def estimate(self, keys: U64) -> np.ndarray:
         """Documents beyond the first that hold each key (an upper bound)."""
         cells = self._cells(keys)
-        found = self.counts[0, cells[0]]
+        found = self._rows[0, cells[0]]
         for row in range(1, DEPTH):
-            found = np.minimum(found, self.counts[row, cells[row]])
+            found = np.minimum(found, self._rows[row, cells[row]])
         return np.asarray(found)
 
     def add(self, keys: U64, amounts: np.ndarray) -> None:
@@ -79,7 +82,7 @@ class DocumentFrequency:
         """`common` for one key as a Python integer (a streamed hit)."""
         need = max(0, self.threshold - 1)
         for row, salt in enumerate(_SALTS):
-            if self.counts[row, splitmix_int(key ^ salt) % self.width] < need:
+            if self._rows[row, splitmix_int(key ^ salt) % self.width] < need:
                 return False
         return True
 

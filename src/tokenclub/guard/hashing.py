@@ -15,6 +15,7 @@ seed keys the index: without it, its bits cannot be queried for a guessed text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -27,15 +28,16 @@ MASK64 = (1 << 64) - 1
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = 0x9E3779B97F4A7C15
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)  # made once: a small array's cost
 
 
 def splitmix(x: U64) -> U64:
     """SplitMix64's finaliser over an array: a bijection that spreads every input bit."""
-    z = x ^ (x >> np.uint64(30))
+    z = x ^ (x >> _S30)
     z = z * _MIX1
-    z = z ^ (z >> np.uint64(27))
+    z = z ^ (z >> _S27)
     z = z * _MIX2
-    mixed: U64 = z ^ (z >> np.uint64(31))
+    mixed: U64 = z ^ (z >> _S31)
     return mixed
 
 
@@ -55,6 +57,28 @@ def _powers(first: int, base: int, count: int) -> U64:
     return np.multiply.accumulate(steps, dtype=np.uint64)
 
 
+_POWERS_KEPT = 4096  # letters: a streamed batch or a short reply reuses the powers computed once
+
+
+@lru_cache(maxsize=16)
+def _kept_powers(base: int, inverse: int) -> tuple[U64, U64]:
+    return _powers(1, inverse, _POWERS_KEPT), _powers(1, base, _POWERS_KEPT)
+
+
+def _cached_powers(base: int, inverse: int, count: int) -> tuple[U64, U64]:
+    """(inverse⁰…, base⁰…), at least `count` of each: computed once for texts up to
+    `_POWERS_KEPT` letters, since a stream hashes many small pieces."""
+    if count <= _POWERS_KEPT:
+        return _kept_powers(base, inverse)
+    return _powers(1, inverse, count), _powers(1, base, count)
+
+
+@lru_cache(maxsize=16)
+def gram_hash(width: int, seed: int) -> GramHash:
+    """`GramHash(width, seed)`, made once: its modular powers cost more than a short reply's scan."""
+    return GramHash(width, seed)
+
+
 @dataclass(frozen=True, slots=True)
 class GramHash:
     """The keyed hash of width-`width` grams; everything derives from `seed`."""
@@ -64,6 +88,9 @@ class GramHash:
     base: int = field(init=False)
     inverse: int = field(init=False)
     key: int = field(init=False)
+    drop: int = field(init=False, repr=False, compare=False)  # B^w: the weight a letter leaves with
+    top: int = field(init=False, repr=False, compare=False)  # B^(w−1): a reversed gram's new letter
+    _key64: np.uint64 = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -71,16 +98,20 @@ class GramHash:
         base = splitmix_int(self.seed ^ _GOLDEN) | 1
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "inverse", pow(base, -1, 1 << 64))
+        object.__setattr__(self, "drop", pow(base, self.width, 1 << 64))
+        object.__setattr__(self, "top", pow(base, self.width - 1, 1 << 64))
         object.__setattr__(self, "key", splitmix_int(self.seed + 2 * _GOLDEN))
+        object.__setattr__(self, "_key64", np.uint64(self.key))
 
     def finish(self, raw: U64) -> U64:
-        return splitmix(raw ^ np.uint64(self.key))
+        return splitmix(raw ^ self._key64)
 
     def raw_at(self, letters: U32, starts: I64) -> U64:
         """Polynomial hashes (not finalised) of the grams of one text that start at `starts`."""
-        prefix = np.zeros(len(letters) + 1, dtype=np.uint64)
-        np.cumsum(letters.astype(np.uint64) * _powers(1, self.inverse, len(letters)), out=prefix[1:])
-        lift = _powers(1, self.base, len(letters))
+        count = len(letters)
+        inverses, lift = _cached_powers(self.base, self.inverse, count)
+        prefix = np.zeros(count + 1, dtype=np.uint64)
+        np.cumsum(letters.astype(np.uint64) * inverses[:count], out=prefix[1:])
         ends = starts + self.width
         raw: U64 = lift[ends - 1] * (prefix[ends] - prefix[starts])
         return raw
@@ -102,7 +133,7 @@ class RollingHasher:
         self.seen = 0
         self._window = [0] * spec.width
         self._raw = 0
-        self._drop = pow(spec.base, spec.width, 1 << 64)  # B^w: the weight a letter leaves with
+        self._drop = spec.drop
 
     def _first(self, count: int) -> tuple[int, int]:
         """(start of the first new complete gram, new grams to skip as not complete)."""
@@ -148,7 +179,7 @@ class ReversedRollingHasher(RollingHasher):
 
     def __init__(self, spec: GramHash) -> None:
         super().__init__(spec)
-        self._top = pow(spec.base, spec.width - 1, 1 << 64)
+        self._top = spec.top
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         count = len(letters)

@@ -57,6 +57,7 @@ DEFAULT_HITS = 5
 DEFAULT_CAPACITY = 1 << 22
 SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
 SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integers
+_FEW = 8  # held keys up to which commonness is read in integers
 COMMON_BITS = 1.0  # document-frequency sketch bits per gram of the first segment's capacity
 COMMON_DOCS = 10  # documents holding a gram that make it common (not secret)
 
@@ -317,7 +318,11 @@ class GuardIndex:
         held = _held(self._members, keys)
         if (self.sketch is not None or self._public is not None) and held.any():
             chosen = np.flatnonzero(held)
-            held[chosen] = ~self._ignored(keys[chosen])
+            if len(chosen) <= _FEW:  # a streamed batch's few hits: integers beat NumPy's fixed cost
+                for i in chosen.tolist():
+                    held[i] = not self._ignored_key(int(keys[i]))
+            else:
+                held[chosen] = ~self._ignored(keys[chosen])
         return held
 
     def contains_keys(self, keys: list[int]) -> list[bool]:

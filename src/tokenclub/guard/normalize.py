@@ -173,7 +173,11 @@ def normalize(text: str, offset: int = 0, backwards: bool = False) -> Normalized
     cps = code_points(text)
     table = _table(backwards)
     table.ensure(cps)
-    lengths = table.lengths[cps].astype(np.int64)
+    lengths = table.lengths[cps]
+    if len(cps) and lengths.max() <= 1:  # the usual text: each character one letter or none
+        kept = np.flatnonzero(lengths)
+        return Normalized(table.flat[table.starts[cps[kept]]], kept.astype(np.int64) + offset)
+    lengths = lengths.astype(np.int64)
     total = int(lengths.sum())
     owners = np.repeat(np.arange(offset, offset + len(cps), dtype=np.int64), lengths)
     run_starts = np.cumsum(lengths) - lengths

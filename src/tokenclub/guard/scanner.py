@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import GramHash, ReversedRollingHasher, RollingHasher
+from tokenclub.guard.hashing import ReversedRollingHasher, RollingHasher, gram_hash
 from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
 SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
+MID_CHUNK = 256  # characters; up to this a chunk is normalized a character at a time
 
 
 def holdback(params: IndexParams) -> int:
@@ -139,7 +140,7 @@ class StreamScanner:
         self._needed = params.required_hits(strict)
         self.holdback = holdback(params) if index is not None else 0
         self._normalizer = IncrementalNormalizer(backwards=reverse)
-        spec = GramHash(params.width, params.seed)
+        spec = gram_hash(params.width, params.seed)
         self._hasher = ReversedRollingHasher(spec) if reverse else RollingHasher(spec)
         self._owners = array("q")  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
@@ -199,11 +200,19 @@ class StreamScanner:
             if True not in held:  # nearly every streamed token
                 return []
             return [(first + i, key) for i, key in enumerate(keys) if held[i]]
-        normalized = self._normalizer.feed(chunk)
-        self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
-        if self._earlier is not None:
-            self._letters.frombytes(normalized.letters.astype(np.uint32).tobytes())
-        first, grams = self._hasher.feed(normalized.letters)
+        if len(chunk) <= MID_CHUNK:  # a streamed batch: a look-up per character, NumPy after
+            small, owners = self._normalizer.feed_small(chunk)
+            self._owners.extend(owners)
+            if self._earlier is not None:
+                self._letters.extend(small)
+            codes = np.array(small, dtype=np.uint32)
+        else:
+            normalized = self._normalizer.feed(chunk)
+            codes = normalized.letters
+            self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
+            if self._earlier is not None:
+                self._letters.frombytes(codes.astype(np.uint32).tobytes())
+        first, grams = self._hasher.feed(codes)
         if self.index is None or not len(grams):
             return []
         chosen = np.flatnonzero(self.index.contains(grams))
