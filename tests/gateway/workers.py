@@ -22,8 +22,10 @@ from tokenclub.accounts.customers import balance_summary, create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CreditHold, UsageEvent
+from tokenclub.home import init_home
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import audit
+from tokenclub.settings import Settings
 
 Gateway = tuple[str, subprocess.Popen[bytes]]
 
@@ -40,6 +42,8 @@ def two_gateway_workers(db: Database, upstream_url: str, home: Path, **env_extra
         TOKENCLUB_DEFAULT_MAX_TOKENS="10",
         **env_extra,
     )
+    # The gateway mounts the portal, which seals staged uploads: the home needs its master key.
+    init_home(Settings(home=home, database_url=db.url))
     tokenclub = os.path.join(os.path.dirname(sys.executable), "tokenclub")
     proc = subprocess.Popen(
         [tokenclub, "serve", "--port", str(port), "--workers", "2", "--upstream", upstream_url + "/v1"],
