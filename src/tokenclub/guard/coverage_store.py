@@ -10,6 +10,7 @@ window; older rows of a customer are deleted whenever it is tallied.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select
@@ -115,19 +116,34 @@ def add_grams(
     session.execute(delete(_GRAMS).where(_GRAMS.c.customer_id == customer_id, _GRAMS.c.created_s < since))
 
 
-def coverage_rows(session: Session, generation: str, since: int, by: str) -> list[dict[str, Any]]:
-    """Grams held per (customer, document) in the window, for the operator's view; `by`
-    orders by "document" or "customer"."""
-    query = (
-        select(
-            _GRAMS.c.customer_id,
-            _GRAMS.c.doc,
-            _GRAMS.c.partner_id,
-            func.count().label("grams"),
-            func.max(_GRAMS.c.created_s).label("last_s"),
-        )
-        .where(_GRAMS.c.generation == generation, _GRAMS.c.created_s >= since)
-        .group_by(_GRAMS.c.customer_id, _GRAMS.c.doc, _GRAMS.c.partner_id)
-    )
-    order = (_GRAMS.c.doc, _GRAMS.c.customer_id) if by == "document" else (_GRAMS.c.customer_id, _GRAMS.c.doc)
-    return [dict(row._mapping) for row in session.execute(query.order_by(*order))]
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What one customer holds of one document in the window, for the operator's view."""
+
+    customer_id: int
+    doc: int
+    partner_id: int
+    ordinals: frozenset[int]
+    last_s: int
+
+
+def holdings(
+    session: Session, generation: str, since: int, customer: int | None = None, document: int | None = None
+) -> list[Holding]:
+    """Every (customer, document) pair's grams in the window, optionally of one customer or document."""
+    query = select(
+        _GRAMS.c.customer_id, _GRAMS.c.doc, _GRAMS.c.partner_id, _GRAMS.c.ordinal, _GRAMS.c.created_s
+    ).where(_GRAMS.c.generation == generation, _GRAMS.c.created_s >= since)
+    if customer is not None:
+        query = query.where(_GRAMS.c.customer_id == customer)
+    if document is not None:
+        query = query.where(_GRAMS.c.doc == document)
+    found: dict[tuple[int, int], tuple[int, set[int], int]] = {}
+    for customer_id, doc, partner_id, ordinal, created_s in session.execute(query):
+        partner, ordinals, last = found.setdefault((int(customer_id), int(doc)), (int(partner_id), set(), 0))
+        ordinals.add(int(ordinal))
+        found[(int(customer_id), int(doc))] = (partner, ordinals, max(last, int(created_s)))
+    return [
+        Holding(customer_id, doc, partner, frozenset(ordinals), last)
+        for (customer_id, doc), (partner, ordinals, last) in sorted(found.items())
+    ]
