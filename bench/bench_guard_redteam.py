@@ -108,13 +108,14 @@ def main() -> None:
             patient = create_customer(session, "끈기").id
             grant_free_tokens(session, patient, 10**9, "bench-grant-2")
             patient_key, _ = create_key(session, patient)
-            team: dict[str, list[str]] = {}
+            team: dict[tuple[str, int], list[str]] = {}  # a fresh team per gateway and document
             for label in ("accumulation", "coverage"):
-                team[label] = []
-                for i in range(TEAM + 1):
-                    member = create_customer(session, f"{label}-{i}").id
-                    grant_free_tokens(session, member, 10**9, f"bench-{label}-{i}")
-                    team[label].append(create_key(session, member)[0])
+                for doc in range(args.targets):
+                    team[label, doc] = []
+                    for i in range(TEAM + 1):
+                        member = create_customer(session, f"{label}-{doc}-{i}").id
+                        grant_free_tokens(session, member, 10**9, f"bench-{label}-{doc}-{i}")
+                        team[label, doc].append(create_key(session, member)[0])
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
@@ -147,12 +148,13 @@ def main() -> None:
                 for label, guarded in (("accumulation", watching), ("coverage", covering)):
                     app = create_app(replace(config(db, upstream), routes=routes, guard=guarded))
                     with serve_in_thread(app) as url:
-                        clients = [client_for(url + "/v1", k, timeout_s=60) for k in team[label]]
-                        one, many = clients[0], clients[1:]
-                        collected[label + "/one"] = [collect([one], t) for t in targets]
-                        collected[label + "/ten"] = [collect(many, t) for t in targets]
-                        for client in clients:
-                            client.close()
+                        collected[label + "/one"], collected[label + "/ten"] = [], []
+                        for doc, target in enumerate(targets):
+                            clients = [client_for(url + "/v1", k, timeout_s=60) for k in team[label, doc]]
+                            collected[label + "/one"].append(collect(clients[:1], target))
+                            collected[label + "/ten"].append(collect(clients[1:], target))
+                            for client in clients:
+                                client.close()
         db.dispose()
     attacks = {family: len(pairs) * 3 for family, pairs in FAMILIES.items()}
     print(f"{len(targets)} passages of 240 characters; attacks per passage: {sum(attacks.values())}")
@@ -191,6 +193,12 @@ def main() -> None:
                 f"| {label} | {'1' if who == 'one' else str(TEAM)} | {_mean(rows):.1%} | {max(shares):.1%} | "
                 f"{sum(r for _, _, r in rows)} | {_mean(rows) / reference if reference else 0:.2f}× |"
             )
+
+    print("\nper document, coverage on: letters | one customer sent | ten customers sent")
+    for (got1, total, _), (got10, _, _) in zip(
+        collected["coverage/one"], collected["coverage/ten"], strict=True
+    ):
+        print(f"{total} | {got1} ({got1 / total:.1%}) | {got10} ({got10 / total:.1%})")
 
 
 def _mean(rows: list[tuple[int, int, int]]) -> float:

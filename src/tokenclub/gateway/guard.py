@@ -177,6 +177,7 @@ class GatewayGuard:
             "guaranteed_length": index.params.guaranteed_length(),
             "holdback": holdback(index.params),
             "accumulate": "off" if self.budget is None else asdict(self.budget),
+            "coverage": "off" if self.limits is None else asdict(self.limits),
         }
 
     def check_prompt(self, prompt: str) -> PromptCheck:
