@@ -187,11 +187,11 @@ def main() -> None:
     for who in ("one", "ten"):
         reference = _mean(collected[f"accumulation/{who}"])
         for label in ("accumulation", "coverage"):
-            rows = collected[f"{label}/{who}"]
-            shares = [got / total for got, total, _ in rows]
+            runs = collected[f"{label}/{who}"]
+            shares = [got / total for got, total, _ in runs]
             print(
-                f"| {label} | {'1' if who == 'one' else str(TEAM)} | {_mean(rows):.1%} | {max(shares):.1%} | "
-                f"{sum(r for _, _, r in rows)} | {_mean(rows) / reference if reference else 0:.2f}× |"
+                f"| {label} | {'1' if who == 'one' else str(TEAM)} | {_mean(runs):.1%} | {max(shares):.1%} | "
+                f"{sum(r for _, _, r in runs)} | {_mean(runs) / reference if reference else 0:.2f}× |"
             )
 
     print("\nper document, coverage on: letters | one customer sent | ten customers sent")
