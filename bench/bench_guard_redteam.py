@@ -10,7 +10,12 @@ directly. Every family's attacks run whole and streamed (pieces of 1 and 3 chara
 passage is taken in order in pieces of at most 28 guard letters, one request a piece, through
 that gateway and through one with accumulation on (the default budget; another customer).
 
-Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N]``.
+Coverage: each target's whole document taken in order in pieces of at most 28 guard letters,
+by one customer and by ten customers taking turns (the next one not refused takes the piece),
+through a gateway with accumulation only (the reference) and one with coverage on (the default
+limits); the share of the document's letters the customers were sent, and refused requests.
+
+Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--pieces-only]``.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,18 +47,52 @@ from tokenclub.gateway.upstream import ModelRoute
 from tokenclub.guard.audit import client_for
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.index import IndexParams, writer
-from tokenclub.guard.redteam import make_targets
-from tokenclub.guard.worst_case import FAMILIES, PIECE_LETTERS, run_pieces, run_worst_case, summarize_families
+from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.redteam import Target, make_targets
+from tokenclub.guard.worst_case import (
+    FAMILIES,
+    PIECE_LETTERS,
+    order,
+    pieces,
+    run_pieces,
+    run_worst_case,
+    summarize_families,
+)
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
 CORPORA = Path("/work/shared/corpora/petitions")
 MODEL = "worst-case"
+TEAM = 10
+
+
+def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, int]:
+    """The whole document taken in pieces by `clients` in turn: (letters sent, document letters,
+    refused requests)."""
+    got, refused, turn = 0, 0, 0
+    for piece in pieces(target.text):
+        letters = guard_text(piece)
+        for _ in clients:
+            body = {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": order(piece, "content", "verbatim", 0)}],
+            }
+            response = clients[turn % len(clients)].post("/chat/completions", json=body)
+            turn += 1
+            if response.status_code == 400:
+                refused += 1
+                continue
+            response.raise_for_status()
+            sent = str(response.json()["choices"][0]["message"]["content"] or "")
+            got += len(letters) if letters in guard_text(sent) else 0
+            break
+    return got, len(guard_text(target.text)), refused
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=8)
+    parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     args = parser.parse_args()
     with (CORPORA / "petitions_2019-05.jsonl").open(encoding="utf-8") as fh:
         docs = [json.loads(line)["content"] for line in fh]
@@ -66,13 +108,25 @@ def main() -> None:
             patient = create_customer(session, "끈기").id
             grant_free_tokens(session, patient, 10**9, "bench-grant-2")
             patient_key, _ = create_key(session, patient)
+            team: dict[tuple[str, int], list[str]] = {}  # a fresh team per gateway and document
+            for label in ("accumulation", "coverage"):
+                for doc in range(args.targets):
+                    team[label, doc] = []
+                    for i in range(TEAM + 1):
+                        member = create_customer(session, f"{label}-{doc}-{i}").id
+                        grant_free_tokens(session, member, 10**9, f"bench-{label}-{doc}-{i}")
+                        team[label, doc].append(create_key(session, member)[0])
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
         rows = ({"doc_id": str(i), "partner_id": partner, "text": t} for i, t in enumerate(docs))
         targets = make_targets(rows, args.targets, seed=5)
         guard = GatewayGuard(root, "block", "strict", check_every_s=0.0)
-        watching = GatewayGuard(root, "block", "strict", check_every_s=0.0, budget=GuardSettings().budget())
+        settings = GuardSettings()
+        watching = GatewayGuard(root, "block", "strict", check_every_s=0.0, budget=settings.budget())
+        covering = GatewayGuard(
+            root, "block", "strict", check_every_s=0.0, budget=settings.budget(), limits=settings.limits()
+        )
         with serve_in_thread(worst_case_app()) as upstream:
             routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
             app = create_app(
@@ -82,16 +136,25 @@ def main() -> None:
                 tables = {}
                 for label, url, secret in (("off", upstream, None), ("on", gateway, key)):
                     with client_for(url + "/v1", secret, timeout_s=60) as client:
-                        outcomes = run_worst_case(client, MODEL, targets, 50) + run_pieces(
-                            client, MODEL, targets, 50
-                        )
-                        tables[label] = summarize_families(outcomes)
+                        families = [] if args.pieces_only else run_worst_case(client, MODEL, targets, 50)
+                        tables[label] = summarize_families(families + run_pieces(client, MODEL, targets, 50))
                 app = create_app(replace(config(db, upstream), routes=routes, guard=watching))
                 with (
                     serve_in_thread(app) as accumulating,
                     client_for(accumulating + "/v1", patient_key) as client,
                 ):
                     tables["accumulating"] = summarize_families(run_pieces(client, MODEL, targets, 50))
+                collected: dict[str, list[tuple[int, int, int]]] = {}
+                for label, guarded in (("accumulation", watching), ("coverage", covering)):
+                    app = create_app(replace(config(db, upstream), routes=routes, guard=guarded))
+                    with serve_in_thread(app) as url:
+                        collected[label + "/one"], collected[label + "/ten"] = [], []
+                        for doc, target in enumerate(targets):
+                            clients = [client_for(url + "/v1", k, timeout_s=60) for k in team[label, doc]]
+                            collected[label + "/one"].append(collect(clients[:1], target))
+                            collected[label + "/ten"].append(collect(clients[1:], target))
+                            for client in clients:
+                                client.close()
         db.dispose()
     attacks = {family: len(pairs) * 3 for family, pairs in FAMILIES.items()}
     print(f"{len(targets)} passages of 240 characters; attacks per passage: {sum(attacks.values())}")
@@ -105,6 +168,8 @@ def main() -> None:
     print("| family | " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|")
     for family in (*FAMILIES, "pieces", "all"):
+        if family not in tables["on"]:
+            continue
         off, on = tables["off"][family], tables["on"][family]
         print(
             f"| {family} | {on['attempts']} | {off['leak_rate']:.1%} | {on['leak_rate']:.1%} | "
@@ -115,6 +180,29 @@ def main() -> None:
         f"\npieces of <= {PIECE_LETTERS} letters, one customer, accumulation on: leak rate "
         f"{kept['leak_rate']:.1%}, stopped {kept['stopped']}, longest run {kept['max_copied_letters']}"
     )
+
+    print(f"\nwhole documents in pieces of <= {PIECE_LETTERS} letters ({len(targets)} documents)")
+    print("| gateway | customers | sent, mean | sent, most | refused requests | vs accumulation (mean) |")
+    print("|---|---|---|---|---|---|")
+    for who in ("one", "ten"):
+        reference = _mean(collected[f"accumulation/{who}"])
+        for label in ("accumulation", "coverage"):
+            runs = collected[f"{label}/{who}"]
+            shares = [got / total for got, total, _ in runs]
+            print(
+                f"| {label} | {'1' if who == 'one' else str(TEAM)} | {_mean(runs):.1%} | {max(shares):.1%} | "
+                f"{sum(r for _, _, r in runs)} | {_mean(runs) / reference if reference else 0:.2f}× |"
+            )
+
+    print("\nper document, coverage on: letters | one customer sent | ten customers sent")
+    for (got1, total, _), (got10, _, _) in zip(
+        collected["coverage/one"], collected["coverage/ten"], strict=True
+    ):
+        print(f"{total} | {got1} ({got1 / total:.1%}) | {got10} ({got10 / total:.1%})")
+
+
+def _mean(rows: list[tuple[int, int, int]]) -> float:
+    return sum(got / total for got, total, _ in rows) / len(rows) if rows else 0.0
 
 
 if __name__ == "__main__":

@@ -235,6 +235,88 @@ def events_command(
         print_rows("guard events", EVENT_COLUMNS, rows)
 
 
+COVERAGE_COLUMNS = (
+    "customer_id",
+    "document",
+    "partner_id",
+    "grams",
+    "letters",
+    "document_letters",
+    "share",
+    "limit",
+    "last_at",
+)
+
+
+@guard_app.command("coverage")
+def coverage_command(
+    document: int | None = typer.Option(
+        None, "--document", help="Only this document (its number in the index)."
+    ),
+    customer: int | None = typer.Option(None, "--customer", help="Only this customer."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Who was sent how much of which contributed document within the coverage window, and the
+    union of all customers per document (the operator's view of collection in pieces)."""
+    from tokenclub.guard.coverage import covered_letters
+    from tokenclub.guard.coverage_store import holdings
+
+    settings = GuardSettings()
+    limits = settings.limits()
+    if limits is None:
+        raise StateError("coverage is off (TOKENCLUB_GUARD_COVERAGE_CUSTOMER=0)")
+    index = open_index(guard_root(get_settings().home))
+    if index is None:
+        raise StateError("no guard index yet: nothing is protected, nothing collected")
+    if document is not None and not 0 <= document < len(index.docs.documents):
+        raise InvalidInputError(
+            f"--document {document}: the index holds documents 0 to {len(index.docs.documents) - 1}"
+        )
+    since = int(time.time()) - limits.window_s
+    with session_scope() as session:
+        held = holdings(session, index.folder.name, since, customer, document)
+    rows: list[dict[str, Any]] = []
+    union: dict[int, set[int]] = {}
+    for h in held:
+        letters = index.docs.letters(h.doc)
+        got = covered_letters(h.ordinals, index.params, letters)
+        union.setdefault(h.doc, set()).update(h.ordinals)
+        rows.append(
+            {
+                "customer_id": h.customer_id,
+                "document": h.doc,
+                "partner_id": h.partner_id,
+                "grams": len(h.ordinals),
+                "letters": got,
+                "document_letters": letters,
+                "share": round(got / letters, 4) if letters else None,
+                "limit": limits.customer_letters(letters),
+                "last_at": datetime.fromtimestamp(h.last_s, UTC).isoformat(timespec="seconds"),
+            }
+        )
+    if customer is None:
+        for doc, ordinals in sorted(union.items()):
+            letters = index.docs.letters(doc)
+            got = covered_letters(ordinals, index.params, letters)
+            rows.append(
+                {
+                    "customer_id": "all",
+                    "document": doc,
+                    "partner_id": index.docs.partner(doc),
+                    "grams": len(ordinals),
+                    "letters": got,
+                    "document_letters": letters,
+                    "share": round(got / letters, 4) if letters else None,
+                    "limit": limits.document_letters(letters),
+                    "last_at": "",
+                }
+            )
+    if json_out:
+        print_json(rows)
+    else:
+        print_rows("coverage (letters of each document sent)", COVERAGE_COLUMNS, rows)
+
+
 def _corpus_documents() -> list[dict[str, Any]]:
     settings = get_settings()
     db = open_database(settings)

@@ -67,3 +67,34 @@ class GuardFragment(Base):
     head: Mapped[bytes] = mapped_column(LargeBinary)
     last: Mapped[int] = mapped_column(Integer)
     tail: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GuardCoverage(Base):
+    """One indexed gram of one document that a customer was sent (`guard/coverage.py`): the
+    distinct grams per (customer, document) are what it has collected, whatever the piece size.
+
+    `doc` and `ordinal` number the document and the gram within it in the index generation
+    `generation` (`guard/doctable.py`); `partner_id` is the document's partner."""
+
+    __tablename__ = "guard_coverage"
+    __table_args__ = (Index("ix_guard_coverage_document", "generation", "doc"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    generation: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doc: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    created_s: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuardCoverageHold(Base):
+    """A request admitted under a coverage budget and not yet tallied: concurrent admissions of
+    one customer count each other's holds, so together they cannot overrun the budget."""
+
+    __tablename__ = "guard_coverage_holds"
+    __table_args__ = (Index("ix_guard_coverage_holds_customer", "customer_id", "created_s"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    created_s: Mapped[int] = mapped_column(BigInteger)

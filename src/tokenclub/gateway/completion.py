@@ -23,7 +23,7 @@ from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
 from tokenclub.gateway.body import json_body
 from tokenclub.gateway.errors import ApiError, shorten
 from tokenclub.gateway.formats import EMBEDDINGS, SSE_DONE, ApiFormat, sse, usage_dict, usage_from
-from tokenclub.gateway.guard import PASS, PromptCheck, close_stream, record
+from tokenclub.gateway.guard import PASS, Decision, PromptCheck, close_stream, record
 from tokenclub.gateway.metering import counted_usage
 from tokenclub.gateway.observe import RequestContext, context
 from tokenclub.gateway.ratelimit import RateLimitedError
@@ -133,11 +133,17 @@ class Completions:
                 await gateway.record_guard(call.ctx.request_id, admitted.key, [leak])
             if guard.watches_keys:
                 copied = guard.reply_credits(data, call.fmt.kind, check.own_partner)
-                if copied or fragments:
+                grams = guard.reply_grams(data, call.fmt.kind, check.own_partner)
+                if copied or fragments or grams or check.hold is not None:
+
+                    def tally(session: Session) -> list[Decision]:
+                        guard.keep(session, admitted.key, copied, fragments)
+                        return guard.keep_coverage(session, admitted.key, grams, check.hold)
+
                     # Not durable: a tally lost with a database crash only forgives a few letters.
-                    await gateway.in_db(
-                        lambda session: guard.keep(session, admitted.key, copied, fragments), durable=False
-                    )
+                    alerts = await gateway.in_db(tally, durable=False)
+                    if alerts:
+                        await gateway.record_guard(call.ctx.request_id, admitted.key, alerts)
         data["model"] = call.route.name
         data["usage"] = usage_dict(used) if call.fmt.generates else _embedding_usage(used)
         return JSONResponse(data)
@@ -270,7 +276,7 @@ class Completions:
                     }
                 )
             finally:
-                self._after_stream(call, admitted, reply)
+                self._after_stream(call, admitted, reply, check.hold)
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     if failed and not any(reply.generated()):
@@ -288,22 +294,25 @@ class Completions:
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
-    def _after_stream(self, call: Call, admitted: Admitted, reply: ReplyStream) -> None:
+    def _after_stream(self, call: Call, admitted: Admitted, reply: ReplyStream, hold: int | None) -> None:
         """The guard's bookkeeping of a finished stream: its decisions, and with accumulation
-        on, the credits and fragments of what was sent, kept for the window."""
+        on, the credits and fragments of what was sent, kept for the window; with coverage on,
+        its documents' grams, and the request's coverage `hold` released."""
         gateway, owner = self.gateway, self.config.guard
         decisions = reply.decisions()
         if decisions:
             call.ctx.outcome = "guard_" + decisions[0].action
             gateway.spawn(gateway.record_guard(call.ctx.request_id, admitted.key, decisions))
         if owner is not None and owner.watches_keys:
-            copied, fragments = reply.credits(), reply.fragments()
-            if copied or fragments:
-                gateway.spawn(
-                    gateway.in_db(
-                        lambda session: owner.keep(session, admitted.key, copied, fragments), durable=False
-                    )
-                )
+            copied, fragments, grams = reply.credits(), reply.fragments(), reply.grams()
+            if copied or fragments or grams or hold is not None:
+
+                def tally(session: Session) -> None:
+                    owner.keep(session, admitted.key, copied, fragments)
+                    alerts = owner.keep_coverage(session, admitted.key, grams, hold)
+                    record(session, call.ctx.request_id, admitted.key, alerts)
+
+                gateway.spawn(gateway.in_db(tally, durable=False))
 
     async def _settle_stream(
         self, call: Call, admitted: Admitted, info: RequestInfo, reply: ReplyStream

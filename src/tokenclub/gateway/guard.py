@@ -26,6 +26,17 @@ from tokenclub.accounts.keys import KeyView
 from tokenclub.db.schema import Customer
 from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.coverage import Grams, Limits, covered_letters, reply_grams
+from tokenclub.guard.coverage import standing as coverage_standing
+from tokenclub.guard.coverage_store import (
+    add_grams,
+    add_hold,
+    customer_grams,
+    document_grams,
+    drop_hold,
+    live_holds,
+    lock_customer,
+)
 from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.fragment_store import load_fragments, save_fragments
 from tokenclub.guard.fragments import Fragment, Join
@@ -58,6 +69,14 @@ ACCUMULATED_MESSAGE = (
     "the leak guard stopped this account (all its keys): its replies copied {letters} letters of "
     "one partner's text within {window_s} s (limit {hard}); requests resume as the window moves on"
 )
+COVERAGE_MESSAGE = (
+    "the leak guard stopped this account (all its keys): it has been sent {letters} letters of one "
+    "contributed document (limit {limit}); requests resume as the coverage window moves on"
+)
+CAPPED_MESSAGE = (
+    "the leak guard stopped this account (all its keys): a contributed document it holds pieces of "
+    "has been sent to customers past its limit; requests resume as the coverage window moves on"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +102,12 @@ class PromptCheck:
     message: str = ""
     earlier: tuple[Fragment, ...] = ()
     own_partner: int | None = None  # the key's partner, when it may read its own text
+    coverage: Decision | None = None
+    hold: int | None = None  # the coverage hold to release when the reply is tallied
 
     @property
     def decisions(self) -> list[Decision]:
-        return [d for d in (self.decision, self.accumulated) if d is not None]
+        return [d for d in (self.decision, self.accumulated, self.coverage) if d is not None]
 
 
 PASS = PromptCheck(refuse=False, strict=False, decision=None)
@@ -103,8 +124,10 @@ class GatewayGuard:
         check_every_s: float = 1.0,
         budget: Budget | None = None,
         own_text: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self.budget = budget
+        self.limits = limits
         self.own_text = own_text
         self._partners: dict[int, int | None] = {}  # customer → partner (fixed once created)
         self.policy: Policy = policy
@@ -121,6 +144,7 @@ class GatewayGuard:
             settings.prompt_policy,
             budget=settings.budget(),
             own_text=settings.own_text,
+            limits=settings.limits(),
         )
 
     @property
@@ -131,7 +155,7 @@ class GatewayGuard:
     def watches_keys(self) -> bool:
         """Whether requests are checked against their key: its accumulated copying, and whose
         partner it belongs to (a partner may read its own text)."""
-        return (self.budget is not None or self.own_text) and self.active
+        return (self.budget is not None or self.limits is not None or self.own_text) and self.active
 
     def _partner_of(self, session: Session, customer_id: int) -> int | None:
         if customer_id not in self._partners:
@@ -153,6 +177,7 @@ class GatewayGuard:
             "guaranteed_length": index.params.guaranteed_length(),
             "holdback": holdback(index.params),
             "accumulate": "off" if self.budget is None else asdict(self.budget),
+            "coverage": "off" if self.limits is None else asdict(self.limits),
         }
 
     def check_prompt(self, prompt: str) -> PromptCheck:
@@ -178,16 +203,28 @@ class GatewayGuard:
         self, session: Session, key: KeyView, check: PromptCheck, now: float | None = None
     ) -> PromptCheck:
         """The request's check escalated by what the key's customer copied in the window: past
-        the soft budget it is answered under the strict threshold, past the hard budget refused.
-        It also carries the customer's recent fragments, which the reply must not join."""
+        the soft budget it is answered under the strict threshold, past the hard budget or its
+        coverage of a document refused. It also carries the customer's recent fragments, which
+        the reply must not join, and the coverage hold an admitted request reserves."""
+        moment = time.time() if now is None else now
+        checked = self._with_tally(session, key, check, moment)
+        index = self.scanner.current()
+        if checked.refuse or self.limits is None or index is None or not index.docs.present:
+            return checked
+        return replace(checked, hold=add_hold(session, key.customer_id, int(moment)))
+
+    def _with_tally(self, session: Session, key: KeyView, check: PromptCheck, moment: float) -> PromptCheck:
         index = self.scanner.current()
         if index is None:
             return check
         if self.own_text:
             check = replace(check, own_partner=self._partner_of(session, key.customer_id))
+        if self.limits is not None:
+            check = self._with_coverage(session, key, check, int(moment))
+            if check.refuse:
+                return check
         if self.budget is None:
             return check
-        moment = time.time() if now is None else now
         since = int(moment) - self.budget.window_s
         check = replace(
             check, earlier=tuple(load_fragments(session, key.customer_id, index.folder.name, since))
@@ -204,6 +241,80 @@ class GatewayGuard:
             letters=letters, window_s=self.budget.window_s, hard=self.budget.hard
         )
         return replace(check, refuse=True, accumulated=accumulated, message=message)
+
+    def _with_coverage(self, session: Session, key: KeyView, check: PromptCheck, now: int) -> PromptCheck:
+        """Refuse a customer past its coverage of any document, or holding pieces of a capped
+        document (reading its grams and holds (in the admission's transaction, with the
+        customer's row locked, so concurrent admissions count each other's holds: `with_tally`
+        adds this request's)."""
+        index = self.scanner.current()
+        limits = self.limits
+        if index is None or limits is None or not index.docs.present:
+            return check
+        lock_customer(session, key.customer_id)
+        since = now - limits.window_s
+        mine = customer_grams(session, key.customer_id, index.folder.name, since)
+        everyone = document_grams(session, index.folder.name, sorted(mine), since)
+        holds = live_holds(session, key.customer_id, now - limits.hold_s)
+        lengths = {doc: index.docs.letters(doc) for doc in mine}
+        frozen = {doc: frozenset(v) for doc, v in mine.items()}
+        merged = {doc: frozenset(v) for doc, v in everyone.items()}
+        found = coverage_standing(frozen, merged, holds * limits.reserve, index.params, lengths, limits)
+        if not found.refused:
+            return check
+        own = found.doc is not None and found.letters >= found.limit
+        doc = found.doc if own or not found.capped else found.capped[0]
+        partner = index.docs.partner(doc) if doc is not None else None
+        verdict = "coverage" if own else "coverage_capped"
+        decision = Decision("prompt", verdict, "refused", found.letters, partner, (f"document {doc}",))
+        message = COVERAGE_MESSAGE.format(letters=found.letters, limit=found.limit) if own else CAPPED_MESSAGE
+        return replace(check, refuse=True, coverage=decision, message=message)
+
+    def grams(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
+        """The documents' grams a delivered text carries, for coverage (empty when off)."""
+        index = self.scanner.current()
+        if self.limits is None or index is None or not text:
+            return {}
+        return reply_grams(index, text, own)
+
+    def reply_grams(
+        self, data: dict[str, Any], endpoint: str, own: int | None = None
+    ) -> dict[int, frozenset[int]]:
+        """`grams` of what a scanned whole reply delivers, every channel of every choice."""
+        texts = [
+            t for choice in data.get("choices") or () for t in channels(choice, _endpoint(endpoint)).values()
+        ]
+        return self.grams("\n".join(texts), own)
+
+    def keep_coverage(
+        self, session: Session, key: KeyView, grams: Grams, hold: int | None, now: float | None = None
+    ) -> list[Decision]:
+        """Keep a delivered reply's grams, release its hold, and return an operator alert for
+        each document this reply took past the document cap (in the caller's transaction)."""
+        index = self.scanner.current()
+        limits = self.limits
+        if limits is None or index is None:
+            return []
+        moment = int(time.time() if now is None else now)
+        since = moment - limits.window_s
+        if hold is not None:
+            drop_hold(session, hold, key.customer_id, moment - limits.hold_s)
+        if not grams:
+            return []
+        docs = sorted(grams)
+        before = document_grams(session, index.folder.name, docs, since)
+        partners = {doc: index.docs.partner(doc) for doc in docs}
+        add_grams(session, key.customer_id, key.id, index.folder.name, grams, partners, moment, since)
+        alerts: list[Decision] = []
+        for doc in docs:
+            letters = index.docs.letters(doc)
+            cap = limits.document_letters(letters)
+            old = covered_letters(before.get(doc, set()), index.params, letters)
+            new = covered_letters(before.get(doc, set()) | grams[doc], index.params, letters)
+            if old < cap <= new:
+                reasons = (f"document {doc}", f"letters {letters}", f"cap {cap}")
+                alerts.append(Decision("output", "document_capped", "logged", new, partners[doc], reasons))
+        return alerts
 
     def keep(
         self,
@@ -431,7 +542,14 @@ class StreamGuard:
 
     def credits(self) -> dict[int, int]:
         """Copied letters per partner in what the client was sent (all channels), for the tally."""
-        return self.owner.credits("\n".join("".join(parts) for parts in self._sent.values()), self.own)
+        return self.owner.credits(self._sent_text(), self.own)
+
+    def grams(self) -> dict[int, frozenset[int]]:
+        """The documents' grams the client was sent (all channels), for coverage."""
+        return self.owner.grams(self._sent_text(), self.own)
+
+    def _sent_text(self) -> str:
+        return "\n".join("".join(parts) for parts in self._sent.values())
 
     def fragments(self) -> list[Fragment]:
         """Fragments of the copied runs the client was sent, to keep for the window."""

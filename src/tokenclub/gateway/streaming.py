@@ -95,6 +95,14 @@ class ReplyStream:
     def fragments(self) -> list[Fragment]:
         return [f for g in self._guards.values() if g is not None for f in g.fragments()]
 
+    def grams(self) -> dict[int, frozenset[int]]:
+        """The documents' grams the client was sent, all choices together (for coverage)."""
+        total: dict[int, frozenset[int]] = {}
+        for guard in self._guards.values():
+            for doc, ordinals in (guard.grams() if guard else {}).items():
+                total[doc] = total.get(doc, frozenset()) | ordinals
+        return total
+
 
 def _indexed(events: Iterable[dict[str, Any]], index: int) -> list[dict[str, Any]]:
     """The guard writes index 0 into the events it makes; put the choice's own back."""

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenclub.guard.accumulate import Budget
+from tokenclub.guard.coverage import Limits
 from tokenclub.guard.index import COMMON_BITS, COMMON_DOCS, DEFAULT_CAPACITY, Commonness, IndexParams
 
 
@@ -66,6 +67,34 @@ class GuardSettings(BaseSettings):
         default=0.1, ge=0, lt=1, description="Copied letters forgiven per letter of each reply."
     )
 
+    coverage_customer: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Share of any contributed document's guard letters one customer (all its keys) may "
+        "be sent, in pieces of any size, before its requests are refused; 0 turns coverage off.",
+    )
+    coverage_document: float = Field(
+        default=0.02,
+        gt=0,
+        le=1,
+        description="Share of a document all customers together may be sent: past it, customers holding "
+        "pieces of it are refused and an operator alert is recorded.",
+    )
+    coverage_window_s: int = Field(
+        default=30 * 86400, ge=1, description="How long sent pieces count toward coverage (seconds)."
+    )
+    coverage_floor: int = Field(
+        default=50,
+        ge=0,
+        description="Letters of any document a customer may always be sent (short documents' stock text).",
+    )
+    coverage_reserve: int = Field(
+        default=49,
+        ge=0,
+        description="Letters each request in flight reserves of its customer's coverage at admission.",
+    )
+
     @model_validator(mode="after")
     def _soft_within_hard(self) -> GuardSettings:
         if self.accumulate_soft > self.accumulate_hard:
@@ -73,7 +102,24 @@ class GuardSettings(BaseSettings):
                 f"TOKENCLUB_GUARD_ACCUMULATE_SOFT ({self.accumulate_soft}) must not exceed "
                 f"TOKENCLUB_GUARD_ACCUMULATE_HARD ({self.accumulate_hard})"
             )
+        if self.coverage_customer > self.coverage_document:
+            raise ValueError(
+                f"TOKENCLUB_GUARD_COVERAGE_CUSTOMER ({self.coverage_customer}) must not exceed "
+                f"TOKENCLUB_GUARD_COVERAGE_DOCUMENT ({self.coverage_document})"
+            )
         return self
+
+    def limits(self) -> Limits | None:
+        """The coverage limits, or None when coverage is turned off."""
+        if self.coverage_customer == 0:
+            return None
+        return Limits(
+            self.coverage_customer,
+            self.coverage_document,
+            self.coverage_window_s,
+            self.coverage_reserve,
+            floor=self.coverage_floor,
+        )
 
     def budget(self) -> Budget | None:
         """The accumulation budget, or None when it is turned off."""

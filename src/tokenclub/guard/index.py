@@ -48,6 +48,7 @@ from tokenclub.guard.commonness import (
     public_texts,
     repeated,
 )
+from tokenclub.guard.doctable import DocTable, write_run
 from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
 from tokenclub.guard.normalize import normalize
 
@@ -212,6 +213,14 @@ class GuardIndex:
         )
         self.public = Geometry(**meta["public"]) if meta.get("public") else None
         self._public = BlockedBloom(folder, "public", self.public, "r") if self.public else None
+        self._docs: DocTable | None = None
+
+    @property
+    def docs(self) -> DocTable:
+        """The gram→document table (`guard/doctable.py`), read on first use."""
+        if self._docs is None:
+            self._docs = DocTable(self.folder)
+        return self._docs
 
     @classmethod
     def create(
@@ -300,6 +309,9 @@ class GuardIndex:
             every, every_owner = document_keys(self.params, texts, step=1)
             self.sketch.add(*repeated(every, every_owner, lambda unique: _held(self._members, unique)))
         member.add(keys)
+        letters = np.array([len(normalize(text).letters) for text in texts], dtype=np.int64)
+        write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64))
+        self._docs = None
         partners = np.asarray(partner_ids, dtype=np.int64)[owner]
         for partner in np.unique(partners).tolist():
             attribution.add(partner_keys(keys[partners == partner], int(partner)))
@@ -398,6 +410,7 @@ class GuardIndex:
             "common_documents": self.sketch.threshold if self.sketch else None,
             "public": self.public is not None,
             "bytes_per_token": round(self.nbytes / self.tokens, 4) if self.tokens else None,
+            "document_table_bytes": self.docs.nbytes,
             "gram_hit_rate": hit_rate,
             "guaranteed_length": self.params.guaranteed_length(),
             **{f"param_{k}": v for k, v in asdict(self.params).items() if k != "seed"},

@@ -1,0 +1,149 @@
+"""Coverage in the database: the grams each customer was sent, and its requests in flight.
+
+A customer's admission locks its customer row (PostgreSQL `FOR UPDATE`; SQLite serialises
+writers), reads its grams and holds, and adds a hold in the same transaction, so two
+concurrent admissions see each other's reservation. The hold goes when the reply is tallied,
+or is ignored after `Limits.hold_s` (a request that died). Grams are kept for the coverage
+window; older rows of a customer are deleted whenever it is tallied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from tokenclub.db.guard_schema import GuardCoverage, GuardCoverageHold
+from tokenclub.db.schema import Customer
+
+_GRAMS = cast(Table, GuardCoverage.__table__)
+_HOLDS = cast(Table, GuardCoverageHold.__table__)
+
+
+def lock_customer(session: Session, customer_id: int) -> None:
+    """Serialise the customer's admissions until the transaction ends."""
+    session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+
+
+def customer_grams(session: Session, customer_id: int, generation: str, since: int) -> dict[int, set[int]]:
+    rows = session.execute(
+        select(_GRAMS.c.doc, _GRAMS.c.ordinal).where(
+            _GRAMS.c.customer_id == customer_id,
+            _GRAMS.c.generation == generation,
+            _GRAMS.c.created_s >= since,
+        )
+    )
+    found: dict[int, set[int]] = {}
+    for doc, ordinal in rows:
+        found.setdefault(int(doc), set()).add(int(ordinal))
+    return found
+
+
+def document_grams(session: Session, generation: str, docs: list[int], since: int) -> dict[int, set[int]]:
+    """Every customer's grams of `docs`, merged (the union the document cap is about)."""
+    if not docs:
+        return {}
+    rows = session.execute(
+        select(_GRAMS.c.doc, _GRAMS.c.ordinal)
+        .where(_GRAMS.c.generation == generation, _GRAMS.c.doc.in_(docs), _GRAMS.c.created_s >= since)
+        .distinct()
+    )
+    found: dict[int, set[int]] = {}
+    for doc, ordinal in rows:
+        found.setdefault(int(doc), set()).add(int(ordinal))
+    return found
+
+
+def live_holds(session: Session, customer_id: int, since: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(_HOLDS)
+            .where(_HOLDS.c.customer_id == customer_id, _HOLDS.c.created_s >= since)
+        )
+        or 0
+    )
+
+
+def add_hold(session: Session, customer_id: int, now: int) -> int:
+    result = session.execute(
+        insert(_HOLDS).values(customer_id=customer_id, created_s=now).returning(_HOLDS.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def drop_hold(session: Session, hold: int, customer_id: int, stale: int) -> None:
+    """Release a tallied request's hold, and forget the customer's holds older than `stale`."""
+    session.execute(delete(_HOLDS).where(_HOLDS.c.id == hold))
+    session.execute(delete(_HOLDS).where(_HOLDS.c.customer_id == customer_id, _HOLDS.c.created_s < stale))
+
+
+def add_grams(
+    session: Session,
+    customer_id: int,
+    key_id: int,
+    generation: str,
+    grams: Mapping[int, frozenset[int]],
+    partners: Mapping[int, int],
+    now: int,
+    since: int,
+) -> None:
+    """Keep a delivered reply's grams (a gram already held is refreshed, not doubled) and drop
+    the customer's grams older than `since`."""
+    rows: list[dict[str, Any]] = [
+        {
+            "customer_id": customer_id,
+            "generation": generation,
+            "doc": doc,
+            "ordinal": ordinal,
+            "key_id": key_id,
+            "partner_id": partners[doc],
+            "created_s": now,
+        }
+        for doc, ordinals in sorted(grams.items())
+        for ordinal in sorted(ordinals)
+    ]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(_GRAMS).values(rows)
+        keys = ("customer_id", "generation", "doc", "ordinal")
+        session.execute(upsert.on_conflict_do_update(index_elements=keys, set_={"created_s": now}))
+    session.execute(delete(_GRAMS).where(_GRAMS.c.customer_id == customer_id, _GRAMS.c.created_s < since))
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What one customer holds of one document in the window, for the operator's view."""
+
+    customer_id: int
+    doc: int
+    partner_id: int
+    ordinals: frozenset[int]
+    last_s: int
+
+
+def holdings(
+    session: Session, generation: str, since: int, customer: int | None = None, document: int | None = None
+) -> list[Holding]:
+    """Every (customer, document) pair's grams in the window, optionally of one customer or document."""
+    query = select(
+        _GRAMS.c.customer_id, _GRAMS.c.doc, _GRAMS.c.partner_id, _GRAMS.c.ordinal, _GRAMS.c.created_s
+    ).where(_GRAMS.c.generation == generation, _GRAMS.c.created_s >= since)
+    if customer is not None:
+        query = query.where(_GRAMS.c.customer_id == customer)
+    if document is not None:
+        query = query.where(_GRAMS.c.doc == document)
+    found: dict[tuple[int, int], tuple[int, set[int], int]] = {}
+    for customer_id, doc, partner_id, ordinal, created_s in session.execute(query):
+        partner, ordinals, last = found.setdefault((int(customer_id), int(doc)), (int(partner_id), set(), 0))
+        ordinals.add(int(ordinal))
+        found[(int(customer_id), int(doc))] = (partner, ordinals, max(last, int(created_s)))
+    return [
+        Holding(customer_id, doc, partner, frozenset(ordinals), last)
+        for (customer_id, doc), (partner, ordinals, last) in sorted(found.items())
+    ]

@@ -1,0 +1,101 @@
+"""Which document an indexed gram came from: the gram→document table kept beside the filters.
+
+The Bloom filters answer "is this gram indexed, and by which partner", never "from which
+document", so coverage (`guard/coverage.py`) needs its own attribution. Each batch the index
+adds writes one run: its gram keys sorted, each with the document number (counted across the
+generation) and the gram's ordinal in that document, plus every document's guard letters. A
+look-up is a binary search per run, exact for the 64-bit keys (two different grams share a key
+with chance n/2⁶⁴), so a hit is given to a wrong document only when a chance filter hit also
+matches a stored key: never in practice. The price is 16 bytes per indexed gram (the filters
+take 1.5): it lives in its own files so that a smaller encoding can replace it (docs/leak-guard.md).
+
+On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal)
+and ``docs-<first document>.npy`` (guard letters and partner of every document of the batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tokenclub.guard.hashing import U64
+
+ENTRY = np.dtype([("key", "<u8"), ("doc", "<u4"), ("ordinal", "<u4")])
+DOCUMENT = np.dtype([("letters", "<u4"), ("partner", "<i8")])
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One indexed gram of one document that a reply carried."""
+
+    doc: int
+    ordinal: int
+
+
+def documents(folder: Path) -> int:
+    """Documents the generation's table holds (the next document's number)."""
+    return sum(len(np.load(p, mmap_mode="r")) for p in sorted((folder / "docs").glob("docs-*.npy")))
+
+
+def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, partners: np.ndarray) -> None:
+    """Add one batch: `keys` of its stride-aligned grams in document order, `owner` the batch
+    document of each key, `letters` and `partners` of every batch document."""
+    where = folder / "docs"
+    where.mkdir(exist_ok=True)
+    first = documents(folder)
+    starts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=len(letters)))[:-1]))
+    entries = np.empty(len(keys), dtype=ENTRY)
+    entries["key"] = keys
+    entries["doc"] = owner + first
+    entries["ordinal"] = np.arange(len(keys)) - starts[owner]
+    entries.sort(order="key")
+    np.save(where / f"run-{first:09d}.npy", entries)
+    table = np.empty(len(letters), dtype=DOCUMENT)
+    table["letters"] = letters
+    table["partner"] = partners
+    np.save(where / f"docs-{first:09d}.npy", table)
+
+
+class DocTable:
+    """The generation's runs, memory-mapped for reading."""
+
+    def __init__(self, folder: Path) -> None:
+        where = folder / "docs"
+        self._runs = [np.load(p, mmap_mode="r") for p in sorted(where.glob("run-*.npy"))]
+        parts = [np.load(p) for p in sorted(where.glob("docs-*.npy"))]
+        self.documents = np.concatenate(parts) if parts else np.zeros(0, dtype=DOCUMENT)
+
+    def letters(self, doc: int) -> int:
+        return int(self.documents["letters"][doc])
+
+    def partner(self, doc: int) -> int:
+        return int(self.documents["partner"][doc])
+
+    @property
+    def present(self) -> bool:
+        return bool(self._runs)
+
+    def lookup(self, keys: U64) -> list[Hit]:
+        """The (document, ordinal) of every key the table holds."""
+        hits: list[Hit] = []
+        if not len(keys):
+            return hits
+        for run in self._runs:
+            column = run["key"]
+            at = np.searchsorted(column, keys)
+            inside = at < len(column)
+            found = np.zeros(len(keys), dtype=np.bool_)
+            found[inside] = column[at[inside]] == keys[inside]
+            for i in at[found].tolist():
+                # equal keys of several documents sit side by side
+                j = i
+                while j < len(column) and column[j] == column[i]:
+                    hits.append(Hit(int(run["doc"][j]), int(run["ordinal"][j])))
+                    j += 1
+        return hits
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(run.nbytes for run in self._runs)) + int(self.documents.nbytes)

@@ -1,0 +1,194 @@
+"""Coverage through the gateway: a document taken in pieces below every chain length.
+
+The worst-case upstream (`tests/guard/worst_case.py`) repeats whatever piece it is asked for.
+Patient customers take one petition in order in pieces of at most 28 guard letters (no piece
+holds two gram hits, so neither joins nor the tally see them); coverage counts each piece's
+single hits per document and refuses them before a tenth of the petition's letters is out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.gateway.conftest import config
+from tests.gateway.fake_upstream import serve_in_thread
+from tests.gateway.test_guard import FRESH, Account, _account
+from tests.guard.corpus import petitions
+from tests.guard.worst_case import order, worst_case_app
+from tokenclub.accounts.keys import KeyView, authenticate
+from tokenclub.db.engine import Database
+from tokenclub.db.guard_schema import GuardCoverage, GuardCoverageHold, GuardEvent
+from tokenclub.gateway.app import create_app
+from tokenclub.gateway.guard import PASS, GatewayGuard
+from tokenclub.gateway.upstream import ModelRoute
+from tokenclub.guard.audit import client_for
+from tokenclub.guard.coverage import Limits
+from tokenclub.guard.index import IndexParams, writer
+from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.worst_case import pieces
+
+MODEL = "worst-case"
+DOCS = petitions()[10:40]
+TARGET = max(DOCS[:6], key=len)  # the longest of the first few: many pieces to take
+LIMITS = Limits(customer=0.02, document=0.02, window_s=3600)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with serve_in_thread(worst_case_app()) as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Shop:
+    url: str
+    partner: Account
+    customers: list[Account]
+    root: Path
+
+
+@contextmanager
+def shop(db: Database, tmp_path: Path, upstream: str, customers: int) -> Iterator[Shop]:
+    partner = _account(db, "가나신문", partner=True)
+    assert partner.partner_id is not None
+    root = tmp_path / "guard"
+    with writer(root, IndexParams.for_leak_length(50, seed=20190502), capacity=1 << 16) as index:
+        index.add(DOCS, [partner.partner_id] * len(DOCS))
+    guard = GatewayGuard(root, "block", "strict", check_every_s=0.0, limits=LIMITS)
+    routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
+    app = create_app(replace(config(db, upstream), routes=routes, guard=guard, max_tokens_ceiling=4096))
+    people = [_account(db, f"손님{i}", partner=False) for i in range(customers)]
+    with serve_in_thread(app) as url:
+        yield Shop(url + "/v1", partner, people, root)
+
+
+def ask(client: httpx.Client, piece: str, stream: bool) -> str | None:
+    """What the client reads of one piece; None when the request is refused."""
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": order(piece, piece=3)}],
+        "stream": stream,
+    }
+    if not stream:
+        response = client.post("/chat/completions", json=body)
+        if response.status_code == 400:
+            assert response.json()["error"]["code"] == "content_filter", response.text
+            return None
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"] or "")
+    with client.stream("POST", "/chat/completions", json=body) as response:
+        if response.status_code == 400:
+            response.read()
+            return None
+        response.raise_for_status()
+        return "".join(
+            line for line in response.iter_lines() if line.startswith("data: {")
+        )  # the events; enough to find the piece's letters in
+
+
+def delivered(piece: str, read: str | None) -> int:
+    letters = guard_text(piece)
+    return len(letters) if read is not None and letters in guard_text(read) else 0
+
+
+def events(db: Database, verdict: str) -> list[GuardEvent]:
+    with db.transaction() as session:
+        found = session.scalars(select(GuardEvent).where(GuardEvent.verdict == verdict)).all()
+        session.expunge_all()
+        return list(found)
+
+
+def test_one_customer_collects_at_most_a_tenth_of_a_document(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    total = len(guard_text(TARGET))
+    with shop(db, tmp_path, upstream, 1) as place, client_for(place.url, place.customers[0].key) as client:
+        got, refused = 0, 0
+        for at, piece in enumerate(pieces(TARGET)):
+            read = ask(client, piece, stream=at % 2 == 1)
+            refused += read is None
+            got += delivered(piece, read)
+        assert refused > 0
+        assert got <= 0.10 * total, (got, total)
+        assert got >= 0.02 * total  # it was let through at first: the budget is not zero
+    stops = events(db, "coverage")
+    assert stops and all(e.action == "refused" and e.partner_id == place.partner.partner_id for e in stops)
+
+
+def test_ten_cooperating_customers_collect_at_most_a_tenth_together(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    total = len(guard_text(TARGET))
+    with shop(db, tmp_path, upstream, 10) as place:
+        clients = [client_for(place.url, c.key) for c in place.customers]
+        got, turn = 0, 0
+        for piece in pieces(TARGET):
+            for _ in clients:  # the next customer not yet refused takes the piece
+                read = ask(clients[turn % len(clients)], piece, stream=False)
+                turn += 1
+                if read is not None:
+                    got += delivered(piece, read)
+                    break
+        for client in clients:
+            client.close()
+    assert got <= 0.10 * total, (got, total)
+    alerts = events(db, "document_capped")
+    assert len(alerts) == 1 and alerts[0].action == "logged"
+    assert events(db, "coverage_capped")
+
+
+def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path: Path, upstream: str) -> None:
+    """Requests in flight reserve `reserve` letters each: with `headroom` letters left, only
+    ceil(headroom / reserve) of many simultaneous admissions get through."""
+    with shop(db, tmp_path, upstream, 1) as place:
+        guard = GatewayGuard(place.root, "block", "strict", check_every_s=0.0, limits=LIMITS)
+        index = guard.scanner.current()
+        assert index is not None
+        doc = DOCS.index(TARGET)
+        letters = index.docs.letters(doc)
+        limit = LIMITS.customer_letters(letters)
+        with db.transaction() as session:
+            key = authenticate(session, place.customers[0].key)
+            assert isinstance(key, KeyView)
+            guard.keep_coverage(session, key, {doc: frozenset({0})}, None)  # 26 letters held
+        headroom = limit - 26
+        assert limit > LIMITS.floor
+        expected = -(-headroom // LIMITS.reserve)
+        admitted: list[bool] = []
+        start = threading.Barrier(8)
+
+        def admit() -> None:
+            start.wait()
+            with db.transaction() as session:
+                check = guard.with_tally(session, key, PASS)
+                admitted.append(not check.refuse)
+
+        threads = [threading.Thread(target=admit) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert headroom > 0 and expected < 8
+        assert admitted.count(True) == expected
+        with db.transaction() as session:
+            assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == expected
+
+
+def test_fresh_text_is_not_refused(db: Database, tmp_path: Path, upstream: str) -> None:
+    fresh = [FRESH, *petitions()[300:310]]
+    with shop(db, tmp_path, upstream, 1) as place, client_for(place.url, place.customers[0].key) as client:
+        for at, text in enumerate(fresh):
+            for piece in pieces(text, 200):
+                assert ask(client, piece, stream=at % 2 == 1) is not None
+    assert not events(db, "coverage") and not events(db, "coverage_capped")
+    with db.transaction() as session:  # stock sentences of short documents were counted, within the floor
+        assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == 0
+        assert (session.scalar(select(func.count()).select_from(GuardCoverage)) or 0) > 0

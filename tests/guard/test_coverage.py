@@ -1,0 +1,101 @@
+"""Coverage arithmetic, the gram→document table, and the operator's view through the program."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import run_cli, run_json
+from tests.guard.corpus import petitions
+from tokenclub.accounts.customers import create_customer
+from tokenclub.accounts.keys import create_key
+from tokenclub.guard.coverage import Limits, covered_letters, reply_grams, standing
+from tokenclub.guard.coverage_store import add_grams
+from tokenclub.guard.index import IndexParams, open_index, writer
+from tokenclub.guard.indexing import guard_root
+from tokenclub.guard.normalize import guard_text
+from tokenclub.home import open_database
+from tokenclub.settings import Settings
+
+PARAMS = IndexParams.for_leak_length(50, seed=7)  # width 26, stride 5
+DOCS = petitions()[10:20]
+LIMITS = Limits(customer=0.02, document=0.03, window_s=3600, reserve=49, floor=50)
+
+
+def test_covered_letters_is_the_union_of_gram_spans() -> None:
+    assert covered_letters([], PARAMS, 1000) == 0
+    assert covered_letters([3], PARAMS, 1000) == 26
+    assert covered_letters([3, 3, 4], PARAMS, 1000) == 31  # neighbours overlap by 21 letters
+    assert covered_letters([0, 10], PARAMS, 1000) == 52  # apart: each counts whole
+    assert covered_letters([10], PARAMS, 60) == 10  # the last gram ends with the document
+
+
+def test_limits_have_a_floor_and_need_customer_within_document() -> None:
+    assert LIMITS.customer_letters(1000) == 50 and LIMITS.customer_letters(10_000) == 200
+    assert LIMITS.document_letters(10_000) == 300
+    with pytest.raises(ValueError, match="customer"):
+        Limits(customer=0.2, document=0.1, window_s=60)
+
+
+def test_standing_counts_reservations_and_capped_documents() -> None:
+    lengths = {0: 10_000, 1: 10_000}
+    mine = {0: frozenset(range(0, 30)), 1: frozenset({0})}  # 171 letters of document 0, 26 of 1
+    assert not standing(mine, mine, 0, PARAMS, lengths, LIMITS).refused
+    reserved = standing(mine, mine, 49, PARAMS, lengths, LIMITS)
+    assert reserved.refused and reserved.doc == 0 and reserved.letters == 220 and reserved.limit == 200
+    everyone = {0: frozenset(range(0, 30)), 1: frozenset(range(0, 60))}  # others took 321 of doc 1
+    capped = standing(mine, everyone, 0, PARAMS, lengths, LIMITS)
+    assert capped.refused and capped.capped == (1,)
+
+
+def test_the_document_table_gives_every_gram_its_document_and_place(tmp_path: Path) -> None:
+    with writer(tmp_path / "g", PARAMS, capacity=1 << 14) as built:
+        built.add(DOCS[:4], [1, 1, 2, 2])
+        built.add(DOCS[4:], [3] * 6)
+    index = open_index(tmp_path / "g")
+    assert index is not None
+    assert len(index.docs.documents) == 10
+    assert index.docs.letters(5) == len(guard_text(DOCS[5])) and index.docs.partner(5) == 3
+    piece = guard_text(DOCS[7])[500:528]  # 28 letters: one stride-aligned gram at most
+    found = reply_grams(index, piece)
+    assert set(found) <= {7}
+    whole = reply_grams(index, DOCS[2])
+    own = {doc: ordinals for doc, ordinals in whole.items() if doc == 2}
+    assert len(own[2]) == (len(guard_text(DOCS[2])) - 26) // 5 + 1  # every gram of it
+    assert 2 not in reply_grams(index, DOCS[2], own=2)  # the reader's own partner's text
+    assert (
+        reply_grams(index, "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다.") == {}
+    )
+    grams = sum(s.elements for s in index.segments)
+    assert index.stats()["document_table_bytes"] == index.docs.nbytes == 16 * grams + 12 * 10
+
+
+def test_the_operator_sees_who_collected_what(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli(home, "init").returncode == 0
+    with writer(guard_root(home), PARAMS, capacity=1 << 14) as built:
+        built.add(DOCS[:3], [1, 1, 1])
+    index = open_index(guard_root(home))
+    assert index is not None
+    db = open_database(Settings(home=home))
+    try:
+        with db.transaction() as session:
+            customer = create_customer(session, "손님").id
+            _, key = create_key(session, customer)
+            other = create_customer(session, "이웃").id
+            _, other_key = create_key(session, other)
+            now = 2_000_000_000
+            add_grams(session, customer, key.id, index.folder.name, {1: frozenset({0, 1})}, {1: 1}, now, 0)
+            add_grams(session, other, other_key.id, index.folder.name, {1: frozenset({40})}, {1: 1}, now, 0)
+    finally:
+        db.dispose()
+    rows = run_json(home, "guard", "coverage", "--document", "1")
+    by = {str(r["customer_id"]): r for r in rows}
+    assert by[str(customer)]["letters"] == 31 and by[str(customer)]["grams"] == 2
+    assert by[str(other)]["letters"] == 26
+    assert by["all"]["letters"] == 57 and by["all"]["partner_id"] == 1
+    mine = run_json(home, "guard", "coverage", "--customer", str(customer))
+    assert [(r["customer_id"], r["document"]) for r in mine] == [(customer, 1)]
+    wrong = run_cli(home, "guard", "coverage", "--document", "99")
+    assert wrong.returncode != 0 and "--document 99" in wrong.stderr
