@@ -23,4 +23,7 @@ for _ in $(seq 1 120); do
 done
 .venv/bin/python scripts/demo_portal.py "http://127.0.0.1:$port" ops@tokenclub.example "operator password 1" \
     "$TOKENCLUB_HOME/upload.jsonl" "$tc"
-echo "== the portal: http://127.0.0.1:$port/portal (ops@tokenclub.example / operator password 1)"
+echo "== to browse it: TOKENCLUB_HOME=$TOKENCLUB_HOME TOKENCLUB_COOKIE_SECURE=false $tc portal, then /portal (ops@tokenclub.example / operator password 1)"
+kill "$server"
+wait "$server" || true
+trap - EXIT
