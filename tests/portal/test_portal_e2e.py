@@ -5,12 +5,10 @@ a statement download; and a second partner who cannot reach any of it by URL."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import delete
 
 from tests.ingest.fixtures import petitions, write_jsonl
@@ -23,32 +21,11 @@ from tokenclub.db.portal_schema import PortalSession
 from tokenclub.jobs.worker import work
 from tokenclub.settlement.periods import month_bounds, open_period
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OPERATOR = ("ops@tokenclub.kr", "operator password 1")
 PARTNER = ("data@hankyoreh.example", "partner password 1")
 OTHER = ("data@other.example", "other password 12")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("/usr/bin/chromium is missing in CI (.ci/run installs it)")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with sync_playwright() as play:
-        browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def _login(page: Page, portal: Portal, email: str, password: str) -> None:

@@ -5,7 +5,6 @@ the snapshots and models of their own data."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.export.homes import two_partner_home
 from tests.gateway.fake_upstream import serve_in_thread
-from tests.portal.test_portal_e2e import ARGS, CHROMIUM
 from tests.portal.test_web import _login, _token
 from tokenclub.accounts import partners
 from tokenclub.accounts.users import Role, add_user
@@ -156,18 +154,6 @@ def test_partners_never_reach_the_trainer_routes_and_see_only_their_own_snapshot
     with _client(site, TRAINER) as trainer:
         listing = trainer.get("/portal/trainer").text
         assert "partner(s) 2 withdrew after this snapshot" in listing
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("/usr/bin/chromium is missing in CI (.ci/run installs it)")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with sync_playwright() as play:
-        launched = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.mark.slow
