@@ -593,8 +593,8 @@ def build_guard_index(home: Path) -> dict[str, Any]:
     so each reply and prompt is scanned as in production; the index's stats, with the documents
     and characters indexed."""
     from tokenclub.guard.config import GuardSettings
-    from tokenclub.guard.index import writer
-    from tokenclub.guard.indexing import guard_root
+    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.indexing.index import writer
 
     docs = [
         json.loads(line)["content"]

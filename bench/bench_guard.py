@@ -12,7 +12,7 @@ gram keys (exact membership, the smallest exact structure a Python service would
 suffix array of the guard text (pydivsufsort; the infini-gram end of the trade-off: exact
 matches of any length). Recall is measured with copies of exactly the guaranteed length.
 
-Accumulation (the per-key tally of runs below the leak length, `guard/accumulate.py`): the
+Accumulation (the per-key tally of runs below the leak length, `guard/detection/accumulate.py`): the
 held-out month cut into replies of 50, 100 and 300 tokens plus the short replies are credited
 as the gateway credits delivered replies; simulated ordinary keys each send N of them (drawn at
 random) within one window, and the table gives the share of keys and of requests that cross the
@@ -20,7 +20,7 @@ default soft and hard budgets. The attack side: clauses of at most 40 guard lett
 even the strict threshold) of one partner's petitions requested one per request, in order,
 until the key is refused.
 
-Joins (pieces of one passage sent over several replies, `guard/fragments.py`): neighbouring
+Joins (pieces of one passage sent over several replies, `guard/detection/fragments.py`): neighbouring
 pieces of indexed petitions (16–21 characters each, inside a short framing sentence, every
 piece below the leak length) are tested for a join, by piece length; the false side takes the
 fragments of the ordinary replies above: replies whose own fragments join each other (a reply
@@ -57,15 +57,15 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
-from tokenclub.guard.accumulate import Budget, reply_credits
 from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.fragment_store import KEPT
-from tokenclub.guard.fragments import Fragment, fragments_of, joins
+from tokenclub.guard.detection.accumulate import Budget, reply_credits
+from tokenclub.guard.detection.fragments import Fragment, fragments_of, joins
+from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.hashing import GramHash
-from tokenclub.guard.index import GuardIndex, IndexParams, document_keys, open_index, writer
-from tokenclub.guard.indexing import LETTERS_PER_TOKEN
+from tokenclub.guard.indexing.build import LETTERS_PER_TOKEN
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, document_keys, open_index, writer
 from tokenclub.guard.normalize import guard_text, normalize
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.state.fragment_store import KEPT
 from tokenclub.tokenizer_store import default_tokenizer_path
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -569,7 +569,7 @@ def measure_joins(index: GuardIndex, texts: Sequence[str], ordinary: Sequence[st
 
 
 def join_table(measured: dict[str, Any]) -> Table:
-    grid = Table(title="joins: pieces of one passage over several replies (guard/fragments.py)")
+    grid = Table(title="joins: pieces of one passage over several replies (guard/detection/fragments.py)")
     grid.add_column("figure")
     grid.add_column("value", justify="right")
     for bucket, (pairs, found) in measured["by_length"].items():

@@ -117,7 +117,7 @@ def serve_upstream(port: int, pace_ms: float) -> None:
 def build_index(home: Path) -> dict[str, Any]:
     """The gateway benchmark's guard index in `home`, with its build time and hold-back."""
     from tokenclub.guard.config import GuardSettings
-    from tokenclub.guard.scanner import holdback
+    from tokenclub.guard.detection.scanner import holdback
 
     started = time.perf_counter()
     stats = build_guard_index(home)
@@ -292,8 +292,8 @@ def report(results: dict[tuple[str, str], Timings], index: dict[str, Any], pace_
 def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
     """The guard's own work per request, in-process on the same index (µs, median): robust
     where the end-to-end rows drown in a busy machine's noise."""
-    from tokenclub.gateway.guard import GatewayGuard
-    from tokenclub.guard.indexing import guard_root
+    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.service import GatewayGuard
 
     guard = GatewayGuard(guard_root(home))
     parts = pieces(INSTANT)

@@ -6,7 +6,7 @@ worst-case upstream (`tests/guard/worst_case.py`, a test helper) performs every 
 disguise in every ordered reply channel; the gateway (`create_app`, block policy, per-reply
 guard without accumulation) sits in front. Guard off: the same orders sent to the upstream
 directly. Every family's attacks run whole and streamed (pieces of 1 and 3 characters) on
-`--targets` passages of 240 characters (`guard/worst_case.py` judges the replies); then each
+`--targets` passages of 240 characters (`guard/audits/worst_case.py` judges the replies); then each
 passage is taken in order in pieces of at most 28 guard letters, one request a piece, through
 that gateway and through one with accumulation on (the default budget; another customer).
 
@@ -42,14 +42,10 @@ from tokenclub.accounts.partners import apply
 from tokenclub.db.engine import Database
 from tokenclub.db.migrate import upgrade
 from tokenclub.gateway.app import create_app
-from tokenclub.gateway.guard import GatewayGuard
 from tokenclub.gateway.upstream import ModelRoute
-from tokenclub.guard.audit import client_for
-from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.index import IndexParams, writer
-from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.redteam import Target, make_targets
-from tokenclub.guard.worst_case import (
+from tokenclub.guard.audits.extraction import client_for
+from tokenclub.guard.audits.redteam import Target, make_targets
+from tokenclub.guard.audits.worst_case import (
     FAMILIES,
     PIECE_LETTERS,
     order,
@@ -58,6 +54,10 @@ from tokenclub.guard.worst_case import (
     run_worst_case,
     summarize_families,
 )
+from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.indexing.index import IndexParams, writer
+from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.service import GatewayGuard
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 

@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.guard.disguise import ALL_DISGUISES
 
-from tokenclub.guard.index import IndexParams, open_index, writer
+from tokenclub.guard.detection.scanner import LeakScanner, StreamScanner
+from tokenclub.guard.detection.views import BATCH, ViewScanner
+from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner, StreamScanner
-from tokenclub.guard.views import BATCH, ViewScanner
 
 CORPORA = Path("/work/shared/corpora/petitions")
 PASSAGES = 32

@@ -19,7 +19,7 @@ from tokenclub.db.schema import CreditHold, LedgerEntry, LedgerTransaction
 from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFoundError
 from tokenclub.gateway.billing import Hold, QuotaExceededError, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
-from tokenclub.guard.events import record_event
+from tokenclub.guard.state.events import record_event
 from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
 from tokenclub.ledger.posting import Leg, audit, lock_accounts, post
 

@@ -34,11 +34,11 @@ from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardEvent
 from tokenclub.db.schema import CreditHold, UsageEvent
 from tokenclub.gateway.app import create_app
-from tokenclub.gateway.guard import BLOCKED_MESSAGE, GatewayGuard, PromptPolicy
 from tokenclub.gateway.upstream import ModelRoute
-from tokenclub.guard.index import IndexParams, open_index, writer
+from tokenclub.guard.detection.scanner import REDACTION, LeakScanner, Policy
+from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text, normalize
-from tokenclub.guard.scanner import REDACTION, LeakScanner, Policy
+from tokenclub.guard.service import BLOCKED_MESSAGE, GatewayGuard, PromptPolicy
 from tokenclub.ledger.operations import grant_free_tokens
 
 MODEL = "scripted"

@@ -43,11 +43,11 @@ from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardTally
 from tokenclub.gateway.app import create_app
-from tokenclub.gateway.guard import BLOCKED_MESSAGE, GatewayGuard
 from tokenclub.gateway.upstream import ModelRoute
-from tokenclub.guard.accumulate import Budget
-from tokenclub.guard.index import open_index
+from tokenclub.guard.detection.accumulate import Budget
+from tokenclub.guard.indexing.index import open_index
 from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.service import BLOCKED_MESSAGE, GatewayGuard
 
 __all__ = ["scripted_url", "world"]  # fixtures shared with test_guard.py
 

@@ -23,8 +23,8 @@ from tests.guard.worst_case import COVER, worst_case_app
 from tests.guard.worst_case import order as make_order
 from tokenclub.db.engine import Database
 from tokenclub.gateway.app import create_app
-from tokenclub.gateway.guard import BLOCKED_MESSAGE, GatewayGuard
 from tokenclub.gateway.upstream import ModelRoute
+from tokenclub.guard.service import BLOCKED_MESSAGE, GatewayGuard
 
 __all__ = ["world"]
 TEXT_CHANNELS = (

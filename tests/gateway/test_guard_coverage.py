@@ -27,13 +27,13 @@ from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardCoverage, GuardCoverageHold, GuardEvent
 from tokenclub.gateway.app import create_app
-from tokenclub.gateway.guard import PASS, GatewayGuard
 from tokenclub.gateway.upstream import ModelRoute
-from tokenclub.guard.audit import client_for
-from tokenclub.guard.coverage import Limits
-from tokenclub.guard.index import IndexParams, writer
+from tokenclub.guard.audits.extraction import client_for
+from tokenclub.guard.audits.worst_case import pieces
+from tokenclub.guard.detection.coverage import Limits
+from tokenclub.guard.indexing.index import IndexParams, writer
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.worst_case import pieces
+from tokenclub.guard.service import PASS, GatewayGuard
 
 MODEL = "worst-case"
 DOCS = petitions()[10:40]

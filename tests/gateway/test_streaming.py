@@ -8,8 +8,8 @@ from typing import Any
 
 from tests.gateway.test_guard import FRESH, LEAK, SPAN, build_index, chunks
 from tokenclub.gateway.formats import CHAT
-from tokenclub.gateway.guard import GatewayGuard
 from tokenclub.gateway.streaming import ReplyStream
+from tokenclub.guard.service import GatewayGuard
 
 
 def _event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> dict[str, Any]:

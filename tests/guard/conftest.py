@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.guard.corpus import petitions
-from tokenclub.guard.index import GuardIndex, IndexParams, open_index, writer
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, open_index, writer
 
 PARTNERS = (1, 2, 3)
 

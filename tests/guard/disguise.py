@@ -174,5 +174,5 @@ VIEW_DISGUISES: dict[str, Callable[[str], str]] = {
     "lookalike_jamo": lookalike_jamo,
     "romanized": romanized,
 }
-"""Disguises that only the guard's canonical views undo (`guard/views.py`)."""
+"""Disguises that only the guard's canonical views undo (`guard/detection/views.py`)."""
 ALL_DISGUISES = DISGUISES | VIEW_DISGUISES

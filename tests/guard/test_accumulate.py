@@ -14,7 +14,8 @@ from tokenclub.accounts.partners import apply
 from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardTally
 from tokenclub.db.schema import ApiKey
-from tokenclub.guard.accumulate import (
+from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.detection.accumulate import (
     BUCKETS,
     Budget,
     bucket_of,
@@ -24,11 +25,10 @@ from tokenclub.guard.accumulate import (
     standing,
     worst,
 )
-from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.detection.scanner import LeakScanner, LeakSpan
+from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner, LeakSpan
-from tokenclub.guard.tallies import add_credits, window_totals
+from tokenclub.guard.state.tallies import add_credits, window_totals
 
 BUDGET = Budget(soft=100, hard=200, window_s=3600, min_hits=2, allowance=0.1)
 

@@ -25,9 +25,9 @@ from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.gateway.app import create_app
-from tokenclub.gateway.guard import GatewayGuard
 from tokenclub.gateway.upstream import ModelRoute
-from tokenclub.guard.audit import similarity
+from tokenclub.guard.audits.extraction import similarity
+from tokenclub.guard.service import GatewayGuard
 from tokenclub.ledger.operations import grant_free_tokens
 
 MODEL = "echo"

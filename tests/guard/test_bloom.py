@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for, false_positive_rate
+from tokenclub.guard.indexing.bloom import (
+    BlockedBloom,
+    Geometry,
+    best_hashes,
+    blocks_for,
+    false_positive_rate,
+)
 
 
 def _keys(count: int, seed: int) -> np.ndarray:

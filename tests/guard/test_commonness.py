@@ -8,9 +8,9 @@ import numpy as np
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
-from tokenclub.guard.commonness import DocumentFrequency, repeated
-from tokenclub.guard.index import Commonness, IndexParams, document_keys, open_index, writer
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing.commonness import DocumentFrequency, repeated
+from tokenclub.guard.indexing.index import Commonness, IndexParams, document_keys, open_index, writer
 
 NOTICE = "[본 게시물의 일부 내용이 국민청원 요건에 위배되어 관리자에 의해 수정되었습니다. 양해 부탁드립니다.]"
 ARTICLE = (

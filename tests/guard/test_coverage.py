@@ -10,11 +10,11 @@ from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
-from tokenclub.guard.coverage import Limits, covered_letters, reply_grams, standing
-from tokenclub.guard.coverage_store import add_grams
-from tokenclub.guard.index import IndexParams, open_index, writer
-from tokenclub.guard.indexing import guard_root
+from tokenclub.guard.detection.coverage import Limits, covered_letters, reply_grams, standing
+from tokenclub.guard.indexing.build import guard_root
+from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.state.coverage_store import add_grams
 from tokenclub.home import open_database
 from tokenclub.settings import Settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli.helpers import run_cli, run_json
-from tokenclub.guard.events import record_event
+from tokenclub.guard.state.events import record_event
 from tokenclub.home import open_database
 from tokenclub.settings import Settings
 

@@ -9,11 +9,11 @@ from tests.guard.corpus import fresh_texts, petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
-from tokenclub.guard.fragment_store import KEPT, load_fragments, save_fragments
-from tokenclub.guard.fragments import Fragment, fragments_of, join, joins
-from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.detection.fragments import Fragment, fragments_of, join, joins
+from tokenclub.guard.detection.scanner import LeakScanner, Policy
+from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner, Policy
+from tokenclub.guard.state.fragment_store import KEPT, load_fragments, save_fragments
 
 BEFORE, AFTER = "요청하신 구절 → ", " (끝) 더 필요하시면 말씀해 주세요."
 

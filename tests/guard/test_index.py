@@ -9,7 +9,8 @@ import pytest
 
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import petitions
-from tokenclub.guard.index import (
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing.index import (
     GuardIndex,
     IndexParams,
     LiveIndex,
@@ -19,7 +20,6 @@ from tokenclub.guard.index import (
     rebuild,
     writer,
 )
-from tokenclub.guard.scanner import LeakScanner
 
 DOCS = petitions()[:60]
 PARAMS = IndexParams.for_leak_length(50, seed=11)

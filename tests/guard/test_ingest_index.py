@@ -20,8 +20,8 @@ from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.guard import indexing
-from tokenclub.guard.index import logged_parts, open_index
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing.index import logged_parts, open_index
 from tokenclub.ingest import service
 from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokenclub.guard.replies import channels, clean_chunk, clean_reply, set_channel
+from tokenclub.guard.detection.replies import channels, clean_chunk, clean_reply, set_channel
 
 
 def test_a_whole_reply_keeps_only_allow_listed_fields_and_gateway_ids() -> None:

@@ -13,10 +13,10 @@ from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import DISGUISES
 from tokenclub.guard import scanner as scanner_module
+from tokenclub.guard.detection.scanner import REDACTION, LeakScanner, Policy, ScanResult
 from tokenclub.guard.hashing import GramHash
-from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import Normalized, guard_text, normalize
-from tokenclub.guard.scanner import REDACTION, LeakScanner, Policy, ScanResult
 
 DOC = 10
 SOURCE = petitions()[DOC]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, LOOKALIKE_JAMO, VIEW_DISGUISES
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.detection.transforms import Base64Runs, Decoder, Filler, Romanized, Transform
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner
-from tokenclub.guard.transforms import Base64Runs, Decoder, Filler, Romanized, Transform
 
 DOC = 10
 SPAN = petitions()[DOC][120:200]

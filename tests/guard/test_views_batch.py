@@ -10,8 +10,8 @@ import pytest
 
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
-from tokenclub.guard.scanner import LeakScanner
-from tokenclub.guard.views import BATCH
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.detection.views import BATCH
 
 SPAN = petitions()[10][120:200]
 INTRO = "네, 말씀하신 청원의 핵심을 정리해 드리겠습니다. "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tests.guard.corpus import petitions
 from tests.guard.disguise import ALL_DISGUISES
+from tokenclub.guard.audits.worst_case import PIECE_LETTERS, pieces, recovered_letters, strings
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.worst_case import PIECE_LETTERS, pieces, recovered_letters, strings
 
 SOURCE = petitions()[10]
 PASSAGE = SOURCE[100:340]

@@ -11,8 +11,8 @@ from tokenclub.accounts.partners import OrgType, PartnerStatus
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.db.schema import Customer
 from tokenclub.errors import InvalidInputError
-from tokenclub.guard.index import open_index
-from tokenclub.guard.indexing import guard_root
+from tokenclub.guard.indexing.build import guard_root
+from tokenclub.guard.indexing.index import open_index
 from tokenclub.ledger.operations import grant_credit_line
 from tokenclub.settings import get_settings
 

@@ -28,14 +28,8 @@ from tokenclub.cli.output import (
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.errors import InvalidInputError, StateError
 from tokenclub.export.registry import served_models_holding
-from tokenclub.guard.audit import audit_memorization, client_for, make_probes
-from tokenclub.guard.commonness import add_public_text, public_texts
-from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.events import list_events, stopped_attempts
-from tokenclub.guard.index import LiveIndex, open_index, writer
-from tokenclub.guard.indexing import guard_root, rebuild_index, sync
-from tokenclub.guard.prompts import check_prompt
-from tokenclub.guard.redteam import (
+from tokenclub.guard.audits.extraction import audit_memorization, client_for, make_probes
+from tokenclub.guard.audits.redteam import (
     ATTACKS,
     DIVERGENCE_PROMPTS,
     Channel,
@@ -45,9 +39,15 @@ from tokenclub.guard.redteam import (
     run_suite,
     summarize,
 )
-from tokenclub.guard.releases import record_release
-from tokenclub.guard.scanner import LeakScanner
-from tokenclub.guard.worst_case import FAMILIES, PIECES, run_worst_case, summarize_families
+from tokenclub.guard.audits.worst_case import FAMILIES, PIECES, run_worst_case, summarize_families
+from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.detection.prompts import check_prompt
+from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing.build import guard_root, rebuild_index, sync
+from tokenclub.guard.indexing.commonness import add_public_text, public_texts
+from tokenclub.guard.indexing.index import LiveIndex, open_index, writer
+from tokenclub.guard.state.events import list_events, stopped_attempts
+from tokenclub.guard.state.releases import record_release
 from tokenclub.home import open_database
 from tokenclub.settings import get_settings
 from tokenclub.tokenizer_store import resolve_tokenizer
@@ -258,8 +258,8 @@ def coverage_command(
 ) -> None:
     """Who was sent how much of which contributed document within the coverage window, and the
     union of all customers per document (the operator's view of collection in pieces)."""
-    from tokenclub.guard.coverage import covered_letters
-    from tokenclub.guard.coverage_store import holdings
+    from tokenclub.guard.detection.coverage import covered_letters
+    from tokenclub.guard.state.coverage_store import holdings
 
     settings = GuardSettings()
     limits = settings.limits()

@@ -36,7 +36,8 @@ class GuardEvent(Base):
 
 class GuardTally(Base):
     """Letters of one partner's text copied by one key in one time bucket, in runs too short to
-    be a leak on their own (`guard/accumulate.py`); old buckets are deleted as the key is tallied."""
+    be a leak on their own (`guard/detection/accumulate.py`); old buckets are deleted as the key
+    is tallied."""
 
     __tablename__ = "guard_tallies"
 
@@ -47,7 +48,7 @@ class GuardTally(Base):
 
 
 class GuardFragment(Base):
-    """The ends of one copied run a customer was sent (`guard/fragments.py`), kept for the
+    """The ends of one copied run a customer was sent (`guard/detection/fragments.py`), kept for the
     accumulation window so that the next piece of the same passage is seen as joining it.
 
     `head`/`tail` are keyed prefix polynomials (little-endian 64-bit words), not letters; they
@@ -70,11 +71,11 @@ class GuardFragment(Base):
 
 
 class GuardCoverage(Base):
-    """One indexed gram of one document that a customer was sent (`guard/coverage.py`): the
+    """One indexed gram of one document that a customer was sent (`guard/detection/coverage.py`): the
     distinct grams per (customer, document) are what it has collected, whatever the piece size.
 
     `doc` and `ordinal` number the document and the gram within it in the index generation
-    `generation` (`guard/doctable.py`); `partner_id` is the document's partner."""
+    `generation` (`guard/indexing/doctable.py`); `partner_id` is the document's partner."""
 
     __tablename__ = "guard_coverage"
     __table_args__ = (Index("ix_guard_coverage_document", "generation", "doc"),)

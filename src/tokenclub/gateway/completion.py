@@ -23,7 +23,6 @@ from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
 from tokenclub.gateway.body import json_body
 from tokenclub.gateway.errors import ApiError, shorten
 from tokenclub.gateway.formats import EMBEDDINGS, SSE_DONE, ApiFormat, sse, usage_dict, usage_from
-from tokenclub.gateway.guard import PASS, Decision, PromptCheck, close_stream, record
 from tokenclub.gateway.metering import counted_usage
 from tokenclub.gateway.observe import RequestContext, context
 from tokenclub.gateway.ratelimit import RateLimitedError
@@ -32,6 +31,7 @@ from tokenclub.gateway.service import Admitted, Gateway, rate_limited
 from tokenclub.gateway.streaming import ReplyStream
 from tokenclub.gateway.upstream import ModelRoute, UpstreamError
 from tokenclub.gateway.usage_estimate import estimate_usage
+from tokenclub.guard.service import PASS, Decision, PromptCheck, close_stream, record
 
 log = logging.getLogger("tokenclub.gateway")
 REJECTED_BY_UPSTREAM = (400, 404, 405, 413, 415, 422, 501)

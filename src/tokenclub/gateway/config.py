@@ -10,9 +10,9 @@ import httpx
 
 from tokenclub.errors import InvalidInputError
 from tokenclub.gateway.app import GatewayConfig
-from tokenclub.gateway.guard import GatewayGuard
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits, RateLimiter, RedisRateLimiter
 from tokenclub.gateway.upstream import ModelRoute, UpstreamError, model_ids
+from tokenclub.guard.service import GatewayGuard
 from tokenclub.ledger.pricing import PriceList
 from tokenclub.settings import Settings
 

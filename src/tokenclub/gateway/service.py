@@ -23,10 +23,10 @@ from tokenclub.gateway.auth import active_key
 from tokenclub.gateway.billing import Charge, RequestInfo, Usage
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
-from tokenclub.gateway.guard import Decision, GatewayGuard, record
 from tokenclub.gateway.metrics import Metrics
 from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter, Standing
 from tokenclub.gateway.upstream import ModelRoute, Upstream
+from tokenclub.guard.service import Decision, GatewayGuard, record
 from tokenclub.ledger.pricing import PriceList
 
 T = TypeVar("T")

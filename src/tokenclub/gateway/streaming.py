@@ -14,8 +14,8 @@ from typing import Any
 
 from tokenclub.gateway.billing import Usage
 from tokenclub.gateway.formats import ApiFormat, usage_from
-from tokenclub.gateway.guard import Decision, GatewayGuard, StreamGuard
-from tokenclub.guard.fragments import Fragment
+from tokenclub.guard.detection.fragments import Fragment
+from tokenclub.guard.service import Decision, GatewayGuard, StreamGuard
 
 
 @dataclass

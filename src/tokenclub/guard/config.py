@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokenclub.guard.accumulate import Budget
-from tokenclub.guard.coverage import Limits
-from tokenclub.guard.index import COMMON_BITS, COMMON_DOCS, DEFAULT_CAPACITY, Commonness, IndexParams
+from tokenclub.guard.detection.accumulate import Budget
+from tokenclub.guard.detection.coverage import Limits
+from tokenclub.guard.indexing.index import COMMON_BITS, COMMON_DOCS, DEFAULT_CAPACITY, Commonness, IndexParams
 
 
 class GuardSettings(BaseSettings):

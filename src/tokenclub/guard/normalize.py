@@ -20,7 +20,7 @@ consonant clusters and compound vowels split into their basic letters (ㄲ → �
 names, so archaic jamo follow the same rule. Arae-a (ㆍ, U+119E) counts as punctuation:
 Korean documents use it as a middle dot. A letter of another script that Unicode lists as
 confusable with a Hangul or ASCII letter is read as that letter first (丨 → ㅣ, Cyrillic а → a;
-`guard/lookalike.py`).
+`guard/detection/lookalike.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from functools import cache, lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.lookalike import lookalikes
+from tokenclub.guard.detection.lookalike import lookalikes
 
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]

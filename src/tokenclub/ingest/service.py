@@ -37,8 +37,8 @@ from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
-from tokenclub.guard.indexing import index_part
-from tokenclub.guard.indexing import sync as guard_sync
+from tokenclub.guard.indexing.build import index_part
+from tokenclub.guard.indexing.build import sync as guard_sync
 from tokenclub.ingest.decisions import record_decisions
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
 from tokenclub.ledger.operations import grant_free_tokens

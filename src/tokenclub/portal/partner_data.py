@@ -20,7 +20,7 @@ from tokenclub.db.schema import ApiKey, Upload, UsageEvent
 from tokenclub.db.settlement_schema import SettlementClosing, SettlementPeriod
 from tokenclub.db.types import utcnow
 from tokenclub.errors import NotFoundError
-from tokenclub.guard.events import stopped_attempts
+from tokenclub.guard.state.events import stopped_attempts
 from tokenclub.ingest.decisions import decision_count, decisions_page
 
 

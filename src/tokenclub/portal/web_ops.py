@@ -13,7 +13,7 @@ from tokenclub.accounts.partners import PartnerStatus
 from tokenclub.accounts.users import Role, list_users, set_active, set_password
 from tokenclub.db.portal_schema import PartnerApplication
 from tokenclub.errors import InvalidInputError
-from tokenclub.guard.events import list_events
+from tokenclub.guard.state.events import list_events
 from tokenclub.ledger.posting import audit as ledger_audit
 from tokenclub.portal import partner_data, sessions
 from tokenclub.portal.sessions import Login

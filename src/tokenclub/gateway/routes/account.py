@@ -12,9 +12,9 @@ from tokenclub.accounts.keys import KeyView
 from tokenclub.db.schema import Customer, UsageEvent
 from tokenclub.gateway.auth import current_key
 from tokenclub.gateway.errors import ApiError
-from tokenclub.gateway.guard import partner_stats
 from tokenclub.gateway.observe import context
 from tokenclub.gateway.usage import usage_event_dict
+from tokenclub.guard.service import partner_stats
 
 router = APIRouter(prefix="/v1", tags=["Account"])
 

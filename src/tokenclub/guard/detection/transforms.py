@@ -20,7 +20,7 @@ from array import array
 
 import numpy as np
 
-from tokenclub.guard.lookalike import hanja_readings, romanized_syllables
+from tokenclub.guard.detection.lookalike import hanja_readings, romanized_syllables
 from tokenclub.guard.normalize import char_letters, code_points
 
 _ESCAPE = re.compile(

@@ -22,8 +22,8 @@ from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CorpusDocument
 from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.index import GuardIndex, log_parts, logged_parts, open_index, rebuild, writer
-from tokenclub.guard.releases import released_partners
+from tokenclub.guard.indexing.index import GuardIndex, log_parts, logged_parts, open_index, rebuild, writer
+from tokenclub.guard.state.releases import released_partners
 
 LETTERS_PER_TOKEN = 5.0
 """Guard letters per counted token, rounded up from 4.6 measured on Korean prose (docs/leak-guard.md)."""

@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from tokenclub.guard.scanner import LeakScanner
+from tokenclub.guard.detection.scanner import LeakScanner
 
 CARRIES_INDEXED_TEXT = "carries_indexed_text"
 VERBATIM_REQUEST = "verbatim_request"

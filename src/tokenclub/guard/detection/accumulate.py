@@ -1,15 +1,15 @@
 """Copied letters summed across a customer's replies, so that taking text piece by piece costs.
 
 A per-reply guard lets through every copied run shorter than the leak length. Runs that fit
-together are stopped as joins (`guard/fragments.py`); the rest are counted here: each delivered
+together are stopped as joins (`guard/detection/fragments.py`); the rest are counted here: each delivered
 reply is also scanned for *short* chains (`min_hits` stride-spaced gram hits, 31 letters with
 the default index), and the letters of each chain the attribution filter gives to a partner,
 less a small allowance per letter of the reply, are credited to (key, partner) in time buckets.
 The budget is per customer (its keys summed): past the `soft` budget within the window its
 replies are scanned under the strict threshold; past the `hard` budget its requests are refused.
 
-This module is the arithmetic only (pure functions); `guard/tallies.py` keeps the tally in the
-database and `gateway/guard.py` applies the standing.
+This module is the arithmetic only (pure functions); `guard/state/tallies.py` keeps the tally in the
+database and `guard/service.py` applies the standing.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.detection.scanner import LeakSpan, StreamScanner
+from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakSpan, StreamScanner
 
 Standing = Literal["clear", "strict", "stopped"]
 BUCKETS = 12  # a window is summed over this many buckets: the tally forgets in steps of 1/12

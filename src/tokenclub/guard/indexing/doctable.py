@@ -1,7 +1,7 @@
 """Which document an indexed gram came from: the gram→document table kept beside the filters.
 
 The Bloom filters answer "is this gram indexed, and by which partner", never "from which
-document", so coverage (`guard/coverage.py`) needs its own attribution. Each batch the index
+document", so coverage (`guard/detection/coverage.py`) needs its own attribution. Each batch the index
 adds writes one run: its gram keys sorted, each with the document number (counted across the
 generation) and the gram's ordinal in that document, plus every document's guard letters. A
 look-up is a binary search per run, exact for the 64-bit keys (two different grams share a key

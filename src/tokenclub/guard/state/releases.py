@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from tokenclub.guard.index import write_lock
+from tokenclub.guard.indexing.index import write_lock
 
 RELEASED = "released.json"
 

@@ -1,10 +1,10 @@
 """Coverage: how much of each contributed document a customer has been sent, in pieces of any size.
 
-Chains and joins (`guard/fragments.py`, `guard/accumulate.py`) need two hits in a row; a
+Chains and joins (`guard/detection/fragments.py`, `guard/detection/accumulate.py`) need two hits in a row; a
 patient customer who takes a document in pieces shorter than that gets it all. Coverage
 counts instead every distinct indexed gram of a document that a delivered reply carried,
 single hits included: the reply's grams at every position are looked up in the index and,
-when they count (not common, not public), in the gram→document table (`guard/doctable.py`),
+when they count (not common, not public), in the gram→document table (`guard/indexing/doctable.py`),
 which gives the document and the gram's place in it. The letters a customer holds of a
 document are the union of its grams' spans (`width` letters every `stride`), so the same
 piece sent twice counts once and neighbouring pieces do not double.
@@ -15,7 +15,7 @@ stock sentence an honest reply shares with a short document is not a collection)
 (the union of their grams) passes `document` is capped: every customer holding grams of it is
 refused and the operator is alerted, so that many accounts do not multiply the allowance.
 
-This module is the arithmetic only; `guard/coverage_store.py` keeps the grams in the database.
+This module is the arithmetic only; `guard/state/coverage_store.py` keeps the grams in the database.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenclub.guard.index import GuardIndex, IndexParams, document_keys
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, document_keys
 
 Grams = Mapping[int, frozenset[int]]  # document → ordinals of its grams
 

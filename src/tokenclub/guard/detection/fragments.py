@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from tokenclub.guard.hashing import MASK64, U64, GramHash, splitmix, splitmix_int
-from tokenclub.guard.index import GuardIndex
+from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import normalize
 
 

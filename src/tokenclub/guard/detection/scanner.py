@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from tokenclub.guard.fragments import Fragment, Join, joins, make_fragment
+from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
 from tokenclub.guard.hashing import ReversedRollingHasher, RollingHasher, gram_hash
-from tokenclub.guard.index import GuardIndex, IndexParams, LiveIndex
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import IncrementalNormalizer
 
 if TYPE_CHECKING:
-    from tokenclub.guard.views import ViewScanner
+    from tokenclub.guard.detection.views import ViewScanner
 
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
@@ -358,9 +358,9 @@ class LeakScanner:
         earlier: list[Fragment] | None = None,
         own: int | None = None,
     ) -> ViewScanner:
-        """`stream` in every canonical view (`guard/views.py`): what the gateway uses. `own`:
+        """`stream` in every canonical view (`guard/detection/views.py`): what the gateway uses. `own`:
         the partner reading, whose own text passes."""
-        from tokenclub.guard.views import ViewScanner
+        from tokenclub.guard.detection.views import ViewScanner
 
         index = self.current()
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)

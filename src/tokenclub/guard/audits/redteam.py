@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from tokenclub.guard.audit import reservoir_sample
+from tokenclub.guard.audits.extraction import reservoir_sample
+from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.scanner import LeakScanner
 
 PASSAGE_CHARS = 240
 FAMILIES = (

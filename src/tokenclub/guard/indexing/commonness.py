@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for
 from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.indexing.bloom import BlockedBloom, Geometry, best_hashes, blocks_for
 from tokenclub.guard.normalize import normalize
 
 DEPTH = 2

@@ -39,8 +39,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tokenclub.guard.bloom import BlockedBloom, Geometry, best_hashes, blocks_for, false_positive_rate
-from tokenclub.guard.commonness import (
+from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.indexing.bloom import (
+    BlockedBloom,
+    Geometry,
+    best_hashes,
+    blocks_for,
+    false_positive_rate,
+)
+from tokenclub.guard.indexing.commonness import (
     DEPTH,
     DocumentFrequency,
     build_public_filter,
@@ -48,8 +55,7 @@ from tokenclub.guard.commonness import (
     public_texts,
     repeated,
 )
-from tokenclub.guard.doctable import DocTable, write_run
-from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.indexing.doctable import DocTable, write_run
 from tokenclub.guard.normalize import normalize
 
 FORMAT_VERSION = 1
@@ -66,7 +72,7 @@ COMMON_DOCS = 10  # documents holding a gram that make it common (not secret)
 @dataclass(frozen=True, slots=True)
 class Commonness:
     """How common text is told from secret: the sketch's size and the documents that make a
-    gram common (`guard/commonness.py`)."""
+    gram common (`guard/indexing/commonness.py`)."""
 
     bits: float = COMMON_BITS
     documents: int = COMMON_DOCS
@@ -217,7 +223,7 @@ class GuardIndex:
 
     @property
     def docs(self) -> DocTable:
-        """The gram→document table (`guard/doctable.py`), read on first use."""
+        """The gram→document table (`guard/indexing/doctable.py`), read on first use."""
         if self._docs is None:
             self._docs = DocTable(self.folder)
         return self._docs

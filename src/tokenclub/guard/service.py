@@ -24,26 +24,13 @@ from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView
 from tokenclub.db.schema import Customer
-from tokenclub.guard.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.coverage import Grams, Limits, covered_letters, reply_grams
-from tokenclub.guard.coverage import standing as coverage_standing
-from tokenclub.guard.coverage_store import (
-    add_grams,
-    add_hold,
-    customer_grams,
-    document_grams,
-    drop_hold,
-    live_holds,
-    lock_customer,
-)
-from tokenclub.guard.events import Action, Stage, record_event, stopped_attempts
-from tokenclub.guard.fragment_store import load_fragments, save_fragments
-from tokenclub.guard.fragments import Fragment, Join
-from tokenclub.guard.index import IndexParams, LiveIndex
-from tokenclub.guard.indexing import guard_root
-from tokenclub.guard.prompts import check_prompt
-from tokenclub.guard.replies import (
+from tokenclub.guard.detection.accumulate import Budget, reply_credits, standing, worst
+from tokenclub.guard.detection.coverage import Grams, Limits, covered_letters, reply_grams
+from tokenclub.guard.detection.coverage import standing as coverage_standing
+from tokenclub.guard.detection.fragments import Fragment, Join
+from tokenclub.guard.detection.prompts import check_prompt
+from tokenclub.guard.detection.replies import (
     TOOL_NAME_MAX,
     Channel,
     Endpoint,
@@ -52,9 +39,22 @@ from tokenclub.guard.replies import (
     clean_reply,
     set_channel,
 )
-from tokenclub.guard.scanner import LeakScanner, Policy, ScanResult, holdback
-from tokenclub.guard.tallies import add_credits, window_totals
-from tokenclub.guard.views import ViewScanner
+from tokenclub.guard.detection.scanner import LeakScanner, Policy, ScanResult, holdback
+from tokenclub.guard.detection.views import ViewScanner
+from tokenclub.guard.indexing.build import guard_root
+from tokenclub.guard.indexing.index import IndexParams, LiveIndex
+from tokenclub.guard.state.coverage_store import (
+    add_grams,
+    add_hold,
+    customer_grams,
+    document_grams,
+    drop_hold,
+    live_holds,
+    lock_customer,
+)
+from tokenclub.guard.state.events import Action, Stage, record_event, stopped_attempts
+from tokenclub.guard.state.fragment_store import load_fragments, save_fragments
+from tokenclub.guard.state.tallies import add_credits, window_totals
 
 PromptPolicy = Literal["refuse", "strict"]
 CONTENT_FILTER = "content_filter"
@@ -466,7 +466,7 @@ def _output_decision(results: list[ScanResult], action: Action, params: IndexPar
 class StreamGuard:
     """Filters one streamed reply (n = 1) event by event, each text channel on its own scanner.
 
-    Every event is rebuilt from its allow-listed fields (`guard/replies.py`). Each channel
+    Every event is rebuilt from its allow-listed fields (`guard/detection/replies.py`). Each channel
     (content, reasoning, refusal, each tool call's arguments, a completion's text) is held back
     by its scanner until enough has followed it (`holdback` guard letters while no chain of hits
     is open); tool and function names are short (at most `TOOL_NAME_MAX` characters, a longer

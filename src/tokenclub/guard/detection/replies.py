@@ -14,7 +14,7 @@ not); `top_logprobs` are always dropped, as the alternatives can spell a copy th
 text avoids and scanning every alternative path is not feasible. Streamed chunks carry no
 logprobs: they would spell tokens the stream still holds back.
 
-The functions are pure over the reply dictionaries; `gateway/guard.py` scans the channels.
+The functions are pure over the reply dictionaries; `guard/service.py` scans the channels.
 """
 
 from __future__ import annotations

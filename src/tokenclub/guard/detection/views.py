@@ -1,7 +1,7 @@
 """One reply matched in several canonical views at once, whole or streamed.
 
 The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, percent-encoding;
-`guard/transforms.py`); the decoded text is then scanned in these views, each by its own
+`guard/detection/transforms.py`); the decoded text is then scanned in these views, each by its own
 `StreamScanner` on the same index:
 
 - **plain**: the guard letters (look-alike letters already folded, `guard/normalize.py`); it
@@ -33,10 +33,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tokenclub.guard.fragments import Fragment, Join
-from tokenclub.guard.index import GuardIndex, IndexParams
-from tokenclub.guard.scanner import REDACTION, LeakSpan, Policy, StreamScanner
-from tokenclub.guard.transforms import (
+from tokenclub.guard.detection.fragments import Fragment, Join
+from tokenclub.guard.detection.scanner import REDACTION, LeakSpan, Policy, StreamScanner
+from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
     FILLER_REPEATS,
     Base64Runs,
@@ -47,6 +46,7 @@ from tokenclub.guard.transforms import (
     Romanized,
     Transform,
 )
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams
 
 CHECK_EVERY = 8
 BATCH = 32

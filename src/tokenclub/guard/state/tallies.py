@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tokenclub.db.guard_schema import GuardTally
 from tokenclub.db.prebuilt import CounterUpsert, Prebuilt
 from tokenclub.db.schema import ApiKey
-from tokenclub.guard.accumulate import Budget, bucket_of, first_live_bucket
+from tokenclub.guard.detection.accumulate import Budget, bucket_of, first_live_bucket
 
 _TABLE = cast(Table, GuardTally.__table__)
 

@@ -1,6 +1,6 @@
 """The red team against a worst-case upstream: every disguise and side channel, guard on and off.
 
-The ordinary suite (`guard/redteam.py`) asks a real model to give text back; a small model
+The ordinary suite (`guard/audits/redteam.py`) asks a real model to give text back; a small model
 rarely complies, so it cannot show what the guard does against a model that would. This suite
 talks to a *worst-case upstream* (a test helper, `tests/guard/worst_case.py`, never shipped as
 a model) that performs exactly what each request orders: it puts a passage in a given reply
@@ -11,7 +11,7 @@ order is the user message, a JSON object (`order`).
 A reply is judged on everything the client can read — every string of the reply or of every
 streamed event — and on what it trivially recovers from that: escapes decoded, reversed, Han
 read as Hangul, Hangul only, filler dropped, base64 decoded, romanization read back (the
-guard's own transforms, `guard/transforms.py`). It leaks when any of those shares at least
+guard's own transforms, `guard/detection/transforms.py`). It leaks when any of those shares at least
 `leak_length` guard letters in one run with the source document.
 """
 
@@ -23,9 +23,8 @@ from typing import Any
 
 import httpx
 
-from tokenclub.guard.normalize import char_letters
-from tokenclub.guard.redteam import Outcome, Target, copied_letters, shared_run
-from tokenclub.guard.transforms import (
+from tokenclub.guard.audits.redteam import Outcome, Target, copied_letters, shared_run
+from tokenclub.guard.detection.transforms import (
     Base64Runs,
     Decoder,
     Filler,
@@ -34,6 +33,7 @@ from tokenclub.guard.transforms import (
     Romanized,
     Transform,
 )
+from tokenclub.guard.normalize import char_letters
 
 FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
     "tool_call_arguments": (("tool_arguments", "verbatim"),),

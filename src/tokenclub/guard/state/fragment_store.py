@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.db.guard_schema import GuardFragment
 from tokenclub.db.prebuilt import Prebuilt
-from tokenclub.guard.fragments import Fragment
+from tokenclub.guard.detection.fragments import Fragment
 
 KEPT = 32
 _TABLE = cast(Table, GuardFragment.__table__)

@@ -1,0 +1,1 @@
+"""Offline audits: the extraction test and the red team, with the worst-case upstream's disguises."""

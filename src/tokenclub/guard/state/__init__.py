@@ -1,0 +1,1 @@
+"""The guard's state kept in the database: fragments, coverage, tallies, events and releases."""
