@@ -68,6 +68,14 @@ def test_a_group_help_imports_only_its_own_module() -> None:
     assert "audit" in text
 
 
+@pytest.mark.parametrize("name", ["key", "partner", "guard", "audit"])
+def test_light_group_help_imports_no_array_http_or_migration_module(name: str) -> None:
+    _, result = _probe(name, "--help")
+    assert result["code"] == 0
+    heavy = {"numpy", "pyarrow", "httpx", "tokenizers", "alembic"}
+    assert [m for m in result["loaded"] if m.split(".")[0] in heavy] == []
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_registered_command_loads_and_prints_its_help_under_its_name(name: str) -> None:
     result = CliRunner().invoke(app, [name, "--help"], prog_name="tokenclub")

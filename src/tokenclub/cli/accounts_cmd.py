@@ -11,8 +11,6 @@ from tokenclub.accounts.partners import OrgType, PartnerStatus
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.db.schema import Customer
 from tokenclub.errors import InvalidInputError
-from tokenclub.guard.indexing.build import guard_root
-from tokenclub.guard.indexing.index import open_index
 from tokenclub.ledger.operations import grant_credit_line
 from tokenclub.settings import get_settings
 
@@ -103,6 +101,9 @@ def partner_withdraw(partner_id: int, json_out: bool = JSON_OPTION) -> None:
     """Take an approved partner's data out of future training (operator): no more uploads and
     its documents leave `corpus dump`. Its text stays in the leak-guard index, protected, until
     `tokenclub guard release --partner ID` (a served model may have been trained on it)."""
+    from tokenclub.guard.indexing.build import guard_root  # the index's NumPy only where it is read
+    from tokenclub.guard.indexing.index import open_index
+
     settings = get_settings()
     with session_scope() as session:
         view = partners.withdraw(session, partner_id, _threshold())

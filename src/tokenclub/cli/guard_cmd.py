@@ -1,62 +1,30 @@
-"""Commands for the leak guard (index, checks, stopped attempts) and the memorization audit."""
+"""Commands for the leak guard: its index, public text, checks, stopped attempts and coverage.
+
+The guard's modules (NumPy, Arrow) are imported inside each command, so that `tokenclub guard
+--help` starts at once.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
-from rich.progress import Progress
-from tokenizers import Tokenizer
 
-from tokenclub.accounts.partners import withdrawn_partners
-from tokenclub.cli.output import (
-    JSON_OPTION,
-    console,
-    corpus_store,
-    emit,
-    print_json,
-    print_rows,
-    session_scope,
-)
-from tokenclub.corpus.dump import iter_corpus
+from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
 from tokenclub.errors import InvalidInputError, StateError
-from tokenclub.export.registry import served_models_holding
-from tokenclub.guard.audits.extraction import audit_memorization, client_for, make_probes
-from tokenclub.guard.audits.redteam import (
-    ATTACKS,
-    DIVERGENCE_PROMPTS,
-    Channel,
-    Outcome,
-    Target,
-    make_targets,
-    run_suite,
-    summarize,
-)
-from tokenclub.guard.audits.worst_case import FAMILIES, PIECES, run_worst_case, summarize_families
-from tokenclub.guard.config import GuardSettings
-from tokenclub.guard.detection.prompts import check_prompt
-from tokenclub.guard.detection.scanner import LeakScanner
-from tokenclub.guard.indexing.build import guard_root, rebuild_index, sync
-from tokenclub.guard.indexing.commonness import add_public_text, public_texts
-from tokenclub.guard.indexing.index import LiveIndex, open_index, writer
-from tokenclub.guard.state.events import list_events, stopped_attempts
-from tokenclub.guard.state.releases import record_release
-from tokenclub.home import open_database
 from tokenclub.settings import get_settings
-from tokenclub.tokenizer_store import resolve_tokenizer
 
 guard_app = typer.Typer(help="The leak guard: its index, checks and stopped attempts.", no_args_is_help=True)
-audit_app = typer.Typer(help="Measure what a model gives back of the corpus.", no_args_is_help=True)
 
 
 def _index_stats() -> dict[str, Any]:
+    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.indexing.index import LiveIndex
+
     index = LiveIndex(guard_root(get_settings().home)).current()
     if index is None:
         raise InvalidInputError("no guard index yet; ingest data or run `tokenclub guard rebuild`")
@@ -71,6 +39,9 @@ def rebuild_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Rebuild the index from the accepted corpus, leaving out the partners named (withdrawal)."""
+    from tokenclub.guard.indexing.build import rebuild_index
+    from tokenclub.home import open_database
+
     settings = get_settings()
     db = open_database(settings)
     started = time.perf_counter()
@@ -92,6 +63,12 @@ def release_command(
 ) -> None:
     """Release a withdrawn partner's text from the guard (once no served model saw it): the
     index is rebuilt without it, and every later rebuild leaves it out."""
+    from tokenclub.accounts.partners import withdrawn_partners
+    from tokenclub.export.registry import served_models_holding
+    from tokenclub.guard.indexing.build import guard_root, rebuild_index
+    from tokenclub.guard.state.releases import record_release
+    from tokenclub.home import open_database
+
     settings = get_settings()
     with session_scope() as session:
         if partner not in withdrawn_partners(session):
@@ -126,6 +103,10 @@ def public_add_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Load public text: its grams stop counting toward a leak in the live index and every rebuild."""
+    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.indexing.commonness import add_public_text, public_texts
+    from tokenclub.guard.indexing.index import open_index, writer
+
     texts: list[tuple[Path, str]] = []
     for path in files:
         try:
@@ -152,6 +133,9 @@ def public_add_command(
 @guard_app.command("sync")
 def sync_command(json_out: bool = JSON_OPTION) -> None:
     """Index committed corpus batches that the index lacks (after a crash mid-ingest)."""
+    from tokenclub.guard.indexing.build import sync
+    from tokenclub.home import open_database
+
     settings = get_settings()
     db = open_database(settings)
     try:
@@ -175,6 +159,11 @@ def check_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Would the guard stop this text? Prints the verdict, matched letters and partner."""
+    from tokenclub.guard.detection.prompts import check_prompt
+    from tokenclub.guard.detection.scanner import LeakScanner
+    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.indexing.index import LiveIndex
+
     body = sys.stdin.read() if text == "-" else text
     scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
     result = scanner.inspect(body, strict)
@@ -198,6 +187,8 @@ def stopped_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Attempts on each partner's text that the guard stopped (blocked, redacted or refused)."""
+    from tokenclub.guard.state.events import stopped_attempts
+
     with session_scope() as session:
         counts = stopped_attempts(session, partner)
     rows = [
@@ -225,6 +216,8 @@ def events_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Every guard decision, newest first (the operator's view; a partner sees only its counts)."""
+    from tokenclub.guard.state.events import list_events
+
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     with session_scope() as session:
@@ -258,7 +251,10 @@ def coverage_command(
 ) -> None:
     """Who was sent how much of which contributed document within the coverage window, and the
     union of all customers per document (the operator's view of collection in pieces)."""
+    from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.detection.coverage import covered_letters
+    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.indexing.index import open_index
     from tokenclub.guard.state.coverage_store import holdings
 
     settings = GuardSettings()
@@ -315,125 +311,3 @@ def coverage_command(
         print_json(rows)
     else:
         print_rows("coverage (letters of each document sent)", COVERAGE_COLUMNS, rows)
-
-
-def _corpus_documents() -> list[dict[str, Any]]:
-    settings = get_settings()
-    db = open_database(settings)
-    try:
-        return list(iter_corpus(db, settings.home, None, settings.store_url))
-    finally:
-        db.dispose()
-
-
-@contextmanager
-def served(url: str) -> Iterator[None]:
-    """Turns an unreachable or failing model server into a one-line error naming it."""
-    try:
-        yield
-    except httpx.HTTPStatusError as exc:
-        raise StateError(f"{url} answered {exc.response.status_code}: {exc.response.text[:200]}") from exc
-    except httpx.HTTPError as exc:
-        raise StateError(f"{url}: {exc}") from exc
-
-
-@audit_app.command("memorization")
-def memorization_command(
-    model_url: str = typer.Option(
-        ..., "--model-url", help="OpenAI-compatible base URL: the model (…:8080/v1) or the gateway."
-    ),
-    api_key: str | None = typer.Option(None, "--api-key", help="Bearer key (the gateway's API key)."),
-    model: str | None = typer.Option(None, "--model", help="Model name (default: the configured one)."),
-    samples: int = typer.Option(100, min=1, help="Documents to probe."),
-    prefix_tokens: int = typer.Option(50, min=1, help="Prompt length in corpus tokens."),
-    suffix_tokens: int = typer.Option(50, min=1, help="Compared continuation length in corpus tokens."),
-    max_tokens: int = typer.Option(200, min=1, help="Model tokens to generate per probe."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    json_out: bool = JSON_OPTION,
-) -> None:
-    """Prompt a model greedily with corpus prefixes; report exact and near-exact extraction rates."""
-    settings = get_settings()
-    tokenizer = Tokenizer.from_file(str(resolve_tokenizer(settings)))
-    probes = make_probes(_corpus_documents(), tokenizer, samples, prefix_tokens, suffix_tokens, seed)
-    if not probes:
-        raise InvalidInputError(f"no accepted document has {prefix_tokens + suffix_tokens} tokens to probe")
-    with (
-        client_for(model_url, api_key) as client,
-        served(model_url),
-        Progress(console=console, transient=True) as bar,
-    ):
-        task = bar.add_task("probing", total=len(probes), visible=not json_out)
-        audit = audit_memorization(
-            client, model or settings.model_name, probes, max_tokens, lambda _result: bar.advance(task)
-        )
-    report = {
-        "model_url": model_url,
-        "prefix_tokens": prefix_tokens,
-        "suffix_tokens": suffix_tokens,
-        **audit.as_dict(),
-    }
-    emit(report, json_out, "memorization audit")
-
-
-def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tokens: int) -> list[Outcome]:
-    scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
-    leak_length = GuardSettings().leak_length
-    with client_for(url, key) as client, served(url), Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"attacking {url}", total=len(targets) * len(ATTACKS) + len(DIVERGENCE_PROMPTS))
-        return run_suite(
-            Channel(client, model, max_tokens), targets, leak_length, scanner, lambda _o: bar.advance(task)
-        )
-
-
-def _worst_case_suite(
-    url: str, key: str | None, model: str, targets: list[Target], _max_tokens: int
-) -> list[Outcome]:
-    leak_length = GuardSettings().leak_length
-    attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES)
-    with client_for(url, key) as client, Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"attacking {url}", total=len(targets) * attacks)
-        return run_worst_case(client, model, targets, leak_length, lambda _o: bar.advance(task))
-
-
-@audit_app.command("redteam")
-def redteam_command(
-    gateway: str = typer.Option(..., "--gateway", help="The gateway's base URL (…/v1)."),
-    key: str = typer.Option(..., "--key", help="An API key of the gateway."),
-    direct_url: str | None = typer.Option(
-        None, "--direct-url", help="The model's own base URL: the same attacks with the guard off."
-    ),
-    model: str | None = typer.Option(None, "--model", help="Model name (default: the configured one)."),
-    samples: int = typer.Option(10, min=1, help="Documents to attack."),
-    max_tokens: int = typer.Option(300, min=1, help="Model tokens per reply."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    worst_case: bool = typer.Option(
-        False,
-        "--worst-case",
-        help="Order each disguise and side channel from a worst-case upstream (a test helper) instead.",
-    ),
-    json_out: bool = JSON_OPTION,
-) -> None:
-    """Run the extraction attack suite and report the leak rate per attack family."""
-    targets = make_targets(_corpus_documents(), samples, seed)
-    if not targets:
-        raise InvalidInputError("no accepted document is long enough to attack")
-    name = model or get_settings().model_name
-    suite = _worst_case_suite if worst_case else _suite
-    runs = {"guard_on": suite(gateway, key, name, targets, max_tokens)}
-    if direct_url is not None:
-        runs["guard_off"] = suite(direct_url, None, name, targets, max_tokens)
-    tables = {
-        label: summarize_families(outcomes) if worst_case else summarize(outcomes)
-        for label, outcomes in runs.items()
-    }
-    if json_out:
-        print_json({"targets": len(targets), **tables})
-        return
-    rows = [
-        {
-            "family": family,
-            **{f"{label} {k}": v for label in tables for k, v in tables[label][family].items()},
-        }
-        for family in tables["guard_on"]
-    ]
-    print_rows(f"red team: {len(targets)} passages", tuple(rows[0]), rows)

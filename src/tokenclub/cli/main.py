@@ -60,7 +60,7 @@ COMMANDS: dict[str, Lazy] = {
     "guard": Lazy(
         "tokenclub.cli.guard_cmd:guard_app", "The leak guard: its index, checks and stopped attempts."
     ),
-    "audit": Lazy("tokenclub.cli.guard_cmd:audit_app", "Measure what a model gives back of the corpus."),
+    "audit": Lazy("tokenclub.cli.audit_cmd:audit_app", "Measure what a model gives back of the corpus."),
     "export": Lazy("tokenclub.cli.export_cmd:export_app", "Training exports: snapshots, shards, downloads."),
     "model": Lazy("tokenclub.cli.model_cmd:model_app", "Models trained on snapshots, and what serves them."),
     "user": Lazy("tokenclub.cli.user_cmd:user_app", "Portal users: add, list, reset passwords."),
