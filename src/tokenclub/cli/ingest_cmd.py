@@ -8,24 +8,18 @@ from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tokenclub.atrest.objects import sealing_for
 from tokenclub.cli.output import JSON_OPTION, console, print_json, print_record, print_rows
-from tokenclub.corpus.dump import iter_corpus
-from tokenclub.curate.quality import QualitySettings
-from tokenclub.db.engine import Database
-from tokenclub.extract.records import RecordOptions
-from tokenclub.home import open_database
-from tokenclub.ingest.receipt import BatchStats
-from tokenclub.ingest.service import IngestJob, ingest, upload_errors
-from tokenclub.pipeline.executor import Executor as PipelineExecutor
-from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.settings import Settings, get_settings
-from tokenclub.tokenizer_store import resolve_tokenizer
+
+if TYPE_CHECKING:  # the pipeline's NumPy, Arrow and tokenizer load only when a command runs
+    from tokenclub.db.engine import Database
+    from tokenclub.ingest.service import IngestJob
+    from tokenclub.pipeline.executor import Executor as PipelineExecutor
+    from tokenclub.pipeline.steps import PipelineSpec
 
 
 class Executor(StrEnum):
@@ -50,6 +44,10 @@ corpus_app = typer.Typer(help="The accepted corpus (operator view).", no_args_is
 
 
 def pipeline_spec(settings: Settings) -> PipelineSpec:
+    from tokenclub.curate.quality import QualitySettings
+    from tokenclub.pipeline.steps import PipelineSpec
+    from tokenclub.tokenizer_store import resolve_tokenizer
+
     return PipelineSpec.for_tokenizer(
         resolve_tokenizer(settings), settings.hangul_threshold, QualitySettings()
     )
@@ -122,6 +120,11 @@ def ingest_command(
     """Ingest an upload: extract, curate, deduplicate, count, store and credit it; print the receipt."""
     if ray_address is not None and executor_name is not Executor.RAY:
         raise typer.BadParameter("--ray-address needs --executor ray")
+    from tokenclub.atrest.objects import sealing_for
+    from tokenclub.extract.records import RecordOptions
+    from tokenclub.home import open_database
+    from tokenclub.ingest.service import IngestJob
+
     settings = get_settings()
     job = IngestJob(
         partner_id=partner,
@@ -155,6 +158,8 @@ def ingest_command(
 def _run(
     db: Database, home: Path, job: IngestJob, mapper: PipelineExecutor | None, quiet: bool, all_errors: bool
 ) -> dict[str, Any]:
+    from tokenclub.ingest.service import upload_errors
+
     try:
         receipt = _ingest(db, home, job, mapper, quiet)
         if all_errors:
@@ -167,6 +172,11 @@ def _run(
 def _ingest(
     db: Database, home: Path, job: IngestJob, mapper: PipelineExecutor | None, quiet: bool
 ) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tokenclub.ingest.receipt import BatchStats
+    from tokenclub.ingest.service import ingest
+
     if quiet:
         return ingest(db, home, job, executor=mapper)
     with Progress(
@@ -201,6 +211,10 @@ def corpus_dump(
 ) -> None:
     """Print accepted documents for training (one JSON object per line with --json); partners
     that withdrew are left out."""
+    from tokenclub.atrest.objects import sealing_for
+    from tokenclub.corpus.dump import iter_corpus
+    from tokenclub.home import open_database
+
     settings = get_settings()
     db = open_database(settings)
     try:

@@ -8,11 +8,8 @@ import sys
 from contextlib import ExitStack
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 
-from tokenclub.gateway.llama import LlamaServer
-from tokenclub.home import open_database
 from tokenclub.settings import get_settings, settings_error
 
 
@@ -37,7 +34,11 @@ def serve_command(
     if log_level is not None:
         os.environ["TOKENCLUB_LOG_LEVEL"] = log_level
         get_settings.cache_clear()
-    from tokenclub.guard.config import GuardSettings  # the guard's imports only when serving
+    import uvicorn  # the server's, the model's and the guard's imports only when serving
+
+    from tokenclub.gateway.llama import LlamaServer
+    from tokenclub.guard.config import GuardSettings
+    from tokenclub.home import open_database
 
     settings = get_settings()
     try:  # the workers read the guard's settings too: a bad one stops here, in one line
