@@ -85,6 +85,12 @@ def staged_is_sealed(path: Path, sha256: str, sealing: Sealing | None) -> bool:
     return False
 
 
+def _as_partner_sees_it(message: str, staged: Path, filename: str, home: Path) -> str:
+    """A job's error as the partner reads it: the staged file named by the name it was uploaded
+    under, and no other path of the server's home."""
+    return message.replace(str(staged), filename).replace(str(home), "<server>")
+
+
 def run_claim(
     db: Database, config: WorkerConfig, claim: Claim, name: str, report: Report | None = None
 ) -> str:
@@ -133,17 +139,24 @@ def run_claim(
     except TakenOverError:
         return "taken_over"
     except TokenclubError as exc:
-        return queue.finish(db, claim, name, upload_id=None, error=str(exc))
+        error = _as_partner_sees_it(str(exc), path, upload.filename, config.home)
+        return queue.finish(db, claim, name, upload_id=None, error=error)
     except Exception as exc:
         log.exception("contribution %s failed", claim.contribution_id)
-        return queue.finish(db, claim, name, upload_id=None, error=f"{type(exc).__name__}: {exc}", retry=True)
+        error = _as_partner_sees_it(f"{type(exc).__name__}: {exc}", path, upload.filename, config.home)
+        return queue.finish(db, claim, name, upload_id=None, error=error, retry=True)
     finally:
         stop.set()
         renewer.join()
     error = ""
     if receipt["documents_seen"] == 0 and receipt["errors"]:
         first = receipt["errors"][0]
-        error = f"nothing could be read from the upload: {first['source']}: {first['reason']}"
+        error = _as_partner_sees_it(
+            f"nothing could be read from the upload: {first['source']}: {first['reason']}",
+            path,
+            upload.filename,
+            config.home,
+        )
     status = queue.finish(db, claim, name, upload_id=receipt["upload_id"], error=error)
     shutil.rmtree(staging_dir(config.home, claim.data_upload_id), ignore_errors=True)
     return status
