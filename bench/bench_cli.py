@@ -49,6 +49,8 @@ def _rows(home: Path) -> dict[str, list[str]]:
         "tokenclub --help": [*CLI, "--help"],
         "tokenclub key --help": [*CLI, "key", "--help"],
         "tokenclub guard --help": [*CLI, "guard", "--help"],
+        "tokenclub ingest --help": [*CLI, "ingest", "--help"],
+        "tokenclub serve --help": [*CLI, "serve", "--help"],
         "tokenclub init --json (home exists)": [*CLI, "init", "--json"],
         "tokenclub ledger audit --json (empty)": [*CLI, "ledger", "audit", "--json"],
     }
