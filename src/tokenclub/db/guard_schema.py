@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenclub.db.schema import Base
@@ -99,3 +99,19 @@ class GuardCoverageHold(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     created_s: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuardCappedDocument(Base):
+    """A contributed document whose coverage over all customers passed the document cap: every
+    reply carrying its grams is refused until `capped_s` leaves the coverage window. Gateway
+    workers cache the set and reload it when the table's row count or newest id changes."""
+
+    __tablename__ = "guard_capped_documents"
+    __table_args__ = (UniqueConstraint("generation", "doc"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[str] = mapped_column(String(32))
+    doc: Mapped[int] = mapped_column(BigInteger)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    letters: Mapped[int] = mapped_column(Integer)
+    capped_s: Mapped[int] = mapped_column(BigInteger)

@@ -5,6 +5,10 @@ writers), reads its grams and holds, and adds a hold in the same transaction, so
 concurrent admissions see each other's reservation. The hold goes when the reply is tallied,
 or is ignored after `Limits.hold_s` (a request that died). Grams are kept for the coverage
 window; older rows of a customer are deleted whenever it is tallied.
+
+A document capped (its coverage over all customers past the document cap) gets a row in
+`guard_capped_documents`; each gateway worker caches the set and reloads it when the table's
+(row count, newest id) changes, one indexed aggregate per admission.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from tokenclub.db.guard_schema import GuardCoverage, GuardCoverageHold
+from tokenclub.db.guard_schema import GuardCappedDocument, GuardCoverage, GuardCoverageHold
 from tokenclub.db.schema import Customer
 
 _GRAMS = cast(Table, GuardCoverage.__table__)
 _HOLDS = cast(Table, GuardCoverageHold.__table__)
+_CAPPED = cast(Table, GuardCappedDocument.__table__)
 
 
 def lock_customer(session: Session, customer_id: int) -> None:
@@ -147,3 +152,31 @@ def holdings(
         Holding(customer_id, doc, partner, frozenset(ordinals), last)
         for (customer_id, doc), (partner, ordinals, last) in sorted(found.items())
     ]
+
+
+def capped_version(session: Session) -> tuple[int, int]:
+    """(rows, newest id) of the capped documents: changes whenever one is capped or forgotten."""
+    rows, newest = session.execute(select(func.count(), func.max(_CAPPED.c.id)).select_from(_CAPPED)).one()
+    return int(rows or 0), int(newest or 0)
+
+
+def capped_documents(session: Session, generation: str, since: int) -> dict[int, int]:
+    """Document → when it was capped, for the documents of `generation` capped since `since`."""
+    rows = session.execute(
+        select(_CAPPED.c.doc, _CAPPED.c.capped_s).where(
+            _CAPPED.c.generation == generation, _CAPPED.c.capped_s >= since
+        )
+    )
+    return {int(doc): int(capped_s) for doc, capped_s in rows}
+
+
+def cap_document(
+    session: Session, generation: str, doc: int, partner_id: int, letters: int, now: int, since: int
+) -> None:
+    """Record a document as capped (once: a concurrent cap of the same document is a no-op), and
+    forget caps older than `since` (their documents may be capped again)."""
+    session.execute(delete(_CAPPED).where(_CAPPED.c.capped_s < since))
+    dialect = session.get_bind().dialect.name
+    row = dict(generation=generation, doc=doc, partner_id=partner_id, letters=letters, capped_s=now)
+    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(_CAPPED).values(row)
+    session.execute(upsert.on_conflict_do_nothing(index_elements=("generation", "doc")))
