@@ -10,6 +10,10 @@ directly. Every family's attacks run whole and streamed (pieces of 1 and 3 chara
 passage is taken in order in pieces of at most 28 guard letters, one request a piece, through
 that gateway and through one with accumulation on (the default budget; another customer).
 
+Split families: each passage in pieces of 31–40 guard letters, all at once by one customer and
+in turn by two, whole and streamed, against the upstream (guard off), the per-reply gateway and
+a gateway with the default accumulation and coverage (fresh customers per passage).
+
 Coverage: each target's whole document taken in order in pieces of at most 28 guard letters,
 by one customer and by ten customers taking turns (the next one not refused takes the piece),
 through a gateway with accumulation only (the reference) and one with coverage on (the default
@@ -48,9 +52,11 @@ from tokenclub.guard.audits.redteam import Target, make_targets
 from tokenclub.guard.audits.worst_case import (
     FAMILIES,
     PIECE_LETTERS,
+    SPLIT_FAMILIES,
     order,
     pieces,
     run_pieces,
+    run_split,
     run_worst_case,
     summarize_families,
 )
@@ -108,6 +114,17 @@ def main() -> None:
             patient = create_customer(session, "끈기").id
             grant_free_tokens(session, patient, 10**9, "bench-grant-2")
             patient_key, _ = create_key(session, patient)
+            other = create_customer(session, "손님2").id
+            grant_free_tokens(session, other, 10**9, "bench-grant-3")
+            second, _ = create_key(session, other)
+            pairs = []  # two fresh customers per passage for the split families, default guard
+            for doc in range(args.targets):
+                pair = []
+                for i in range(2):
+                    member = create_customer(session, f"split-{doc}-{i}").id
+                    grant_free_tokens(session, member, 10**9, f"bench-split-{doc}-{i}")
+                    pair.append(create_key(session, member)[0])
+                pairs.append(pair)
             team: dict[tuple[str, int], list[str]] = {}  # a fresh team per gateway and document
             for label in ("accumulation", "coverage"):
                 for doc in range(args.targets):
@@ -134,9 +151,16 @@ def main() -> None:
             )
             with serve_in_thread(app) as gateway:
                 tables = {}
-                for label, url, secret in (("off", upstream, None), ("on", gateway, key)):
-                    with client_for(url + "/v1", secret, timeout_s=60) as client:
-                        families = [] if args.pieces_only else run_worst_case(client, MODEL, targets, 50)
+                for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
+                    with (
+                        client_for(url + "/v1", secrets[0], timeout_s=60) as client,
+                        client_for(url + "/v1", secrets[1], timeout_s=60) as another,
+                    ):
+                        families = (
+                            run_split([client, another], MODEL, targets, 50)
+                            if args.pieces_only
+                            else run_worst_case(client, MODEL, targets, 50, others=[another])
+                        )
                         tables[label] = summarize_families(families + run_pieces(client, MODEL, targets, 50))
                 app = create_app(replace(config(db, upstream), routes=routes, guard=watching))
                 with (
@@ -144,6 +168,15 @@ def main() -> None:
                     client_for(accumulating + "/v1", patient_key) as client,
                 ):
                     tables["accumulating"] = summarize_families(run_pieces(client, MODEL, targets, 50))
+                app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
+                with serve_in_thread(app) as url:
+                    split = []
+                    for target, pair in zip(targets, pairs, strict=True):
+                        clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
+                        split += run_split(clients, MODEL, [target], 50)
+                        for client in clients:
+                            client.close()
+                    tables["default"] = summarize_families(split)
                 collected: dict[str, list[tuple[int, int, int]]] = {}
                 for label, guarded in (("accumulation", watching), ("coverage", covering)):
                     app = create_app(replace(config(db, upstream), routes=routes, guard=guarded))
@@ -167,13 +200,19 @@ def main() -> None:
     )
     print("| family | " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|")
-    for family in (*FAMILIES, "pieces", "all"):
+    for family in (*FAMILIES, "pieces", *SPLIT_FAMILIES, "all"):
         if family not in tables["on"]:
             continue
         off, on = tables["off"][family], tables["on"][family]
         print(
             f"| {family} | {on['attempts']} | {off['leak_rate']:.1%} | {on['leak_rate']:.1%} | "
             f"{on['leak_rate_streamed']:.1%} | {on['max_copied_letters']} |"
+        )
+    print("\nsplit families through a gateway with the default accumulation and coverage:")
+    for family, row in tables["default"].items():
+        print(
+            f"| {family} | {row['attempts']} | {row['leak_rate']:.1%} | {row['leak_rate_streamed']:.1%} | "
+            f"{row['max_copied_letters']} |"
         )
     kept = tables["accumulating"]["pieces"]
     print(

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from tests.gateway.fake_upstream import serve_in_thread
 from tests.guard.corpus import petitions
 from tests.guard.disguise import ALL_DISGUISES
-from tokenclub.guard.audits.worst_case import PIECE_LETTERS, pieces, recovered_letters, strings
+from tests.guard.worst_case import worst_case_app
+from tokenclub.guard.audits.extraction import client_for
+from tokenclub.guard.audits.redteam import Target
+from tokenclub.guard.audits.worst_case import (
+    PIECE_LETTERS,
+    SPLIT_LETTERS,
+    pieces,
+    recovered_letters,
+    run_split,
+    split_pieces,
+    strings,
+    summarize_families,
+)
 from tokenclub.guard.normalize import guard_text
 
 SOURCE = petitions()[10]
@@ -16,6 +29,28 @@ def test_pieces_stay_below_the_join_length_and_rebuild_the_passage() -> None:
     assert len(cut) >= 8
     assert all(len(guard_text(piece)) <= PIECE_LETTERS for piece in cut)
     assert guard_text("".join(cut)) == guard_text(PASSAGE)
+
+
+def test_split_pieces_hold_31_to_40_letters_in_order() -> None:
+    cut = split_pieces(PASSAGE)
+    sizes = [len(guard_text(piece)) for piece in cut[:-1]]
+    assert len(cut) >= 8 and all(SPLIT_LETTERS[0] - 2 <= n <= SPLIT_LETTERS[1] for n in sizes)
+    assert len(set(sizes)) > 3  # the sizes vary
+    assert guard_text("".join(cut)) == guard_text(PASSAGE)
+
+
+def test_split_families_leak_without_the_guard() -> None:
+    """Against the upstream directly, all pieces at once or in turn give the passage back."""
+    target = Target("10", 1, SOURCE, PASSAGE)
+    with (
+        serve_in_thread(worst_case_app()) as url,
+        client_for(url + "/v1", None) as a,
+        client_for(url + "/v1", None) as b,
+    ):
+        table = summarize_families(run_split([a, b], "worst-case", [target], 50))
+    for family in ("pieces_concurrent", "pieces_alternating"):
+        assert table[family]["attempts"] == 2 and table[family]["leak_rate"] == 1.0, family
+        assert table[family]["max_copied_letters"] >= len(guard_text(PASSAGE)) - 2
 
 
 def test_the_judge_recovers_what_the_views_undo_and_no_more() -> None:
