@@ -95,13 +95,32 @@ def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, 
     return got, len(guard_text(target.text)), refused
 
 
+def fresh_replies(client: httpx.Client, texts: Sequence[str]) -> tuple[int, int, int]:
+    """Fresh text asked back in pieces of 200 letters by one customer: (replies, refused, blocked)."""
+    replies = refused = blocked = 0
+    for text in texts:
+        for piece in pieces(text, 200):
+            body = {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": order(piece, "content", "verbatim", 0)}],
+            }
+            response = client.post("/chat/completions", json=body)
+            replies += 1
+            if response.status_code == 400:
+                refused += 1
+                continue
+            response.raise_for_status()
+            blocked += response.json()["choices"][0]["finish_reason"] == "content_filter"
+    return replies, refused, blocked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=8)
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
+    parser.add_argument("--fresh", type=int, default=40, help="Fresh petitions asked back after the runs.")
     args = parser.parse_args()
-    with (CORPORA / "petitions_2019-05.jsonl").open(encoding="utf-8") as fh:
-        docs = [json.loads(line)["content"] for line in fh]
+    docs = load("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.db")
         upgrade(db.engine)
@@ -125,6 +144,9 @@ def main() -> None:
                     grant_free_tokens(session, member, 10**9, f"bench-split-{doc}-{i}")
                     pair.append(create_key(session, member)[0])
                 pairs.append(pair)
+            honest = create_customer(session, "정직").id
+            grant_free_tokens(session, honest, 10**9, "bench-grant-4")
+            honest_key, _ = create_key(session, honest)
             team: dict[tuple[str, int], list[str]] = {}  # a fresh team per gateway and document
             for label in ("accumulation", "coverage"):
                 for doc in range(args.targets):
@@ -178,6 +200,7 @@ def main() -> None:
                             client.close()
                     tables["default"] = summarize_families(split)
                 collected: dict[str, list[tuple[int, int, int]]] = {}
+                fresh = (0, 0, 0)
                 for label, guarded in (("accumulation", watching), ("coverage", covering)):
                     app = create_app(replace(config(db, upstream), routes=routes, guard=guarded))
                     with serve_in_thread(app) as url:
@@ -188,6 +211,9 @@ def main() -> None:
                             collected[label + "/ten"].append(collect(clients[1:], target))
                             for client in clients:
                                 client.close()
+                        if label == "coverage":  # the documents attacked are capped by now
+                            with client_for(url + "/v1", honest_key, timeout_s=60) as client:
+                                fresh = fresh_replies(client, load("2019-06")[: args.fresh])
         db.dispose()
     attacks = {family: len(pairs) * 3 for family, pairs in FAMILIES.items()}
     print(f"{len(targets)} passages of 240 characters; attacks per passage: {sum(attacks.values())}")
@@ -233,11 +259,21 @@ def main() -> None:
                 f"{sum(r for _, _, r in runs)} | {_mean(runs) / reference if reference else 0:.2f}× |"
             )
 
+    replies, refused, blocked = fresh
+    print(
+        f"\nfresh petitions (2019-06) after the runs, one customer, coverage gateway: {replies} replies, "
+        f"{refused} refused, {blocked} blocked"
+    )
     print("\nper document, coverage on: letters | one customer sent | ten customers sent")
     for (got1, total, _), (got10, _, _) in zip(
         collected["coverage/one"], collected["coverage/ten"], strict=True
     ):
         print(f"{total} | {got1} ({got1 / total:.1%}) | {got10} ({got10 / total:.1%})")
+
+
+def load(month: str) -> list[str]:
+    with (CORPORA / f"petitions_{month}.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line)["content"] for line in fh]
 
 
 def _mean(rows: list[tuple[int, int, int]]) -> float:
