@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
-import numpy as np
-
 from tokenclub.guard.audits.worst_case import pieces
 from tokenclub.guard.detection.coverage import (
     CappedGrams,
+    CappedStream,
     Limits,
     counted_letters,
     covered_letters,
@@ -89,6 +89,13 @@ def test_capped_grams_see_pieces_between_aligned_starts(tmp_path: Path) -> None:
         assert set(capped.hits(piece)) == {6}, start
         assert bool(reply_grams(index, piece)) == ((-start) % 5 <= 2), start  # whole grams: 3 in 5
     assert capped.hits(letters[102:126]) == {}  # 24 letters: out of reach
+    text = DOCS[6][300:700]
+    carry = CappedStream()
+    fed: dict[int, frozenset[int]] = {}
+    for at in range(0, len(text), 3):  # streamed: the same grams, whatever the pieces
+        for doc, ordinals in capped.feed(carry, text[at : at + 3]).items():
+            fed[doc] = fed.get(doc, frozenset()) | ordinals
+    assert fed == capped.hits(text) and len(fed[6]) > 20
     for doc in (*DOCS[:3], *petitions()[300:303]):
         for piece in pieces(doc, 200):
             text = guard_text(piece)

@@ -28,6 +28,7 @@ from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.detection.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.detection.coverage import (
     CappedGrams,
+    CappedStream,
     Grams,
     Limits,
     counted_letters,
@@ -325,6 +326,19 @@ class GatewayGuard:
             if own is None or index.docs.partner(doc) != own
         }
 
+    def capped_feed(
+        self, carry: CappedStream, text: str, own: int | None = None
+    ) -> dict[int, frozenset[int]]:
+        """`capped_hits` for a streamed piece read on from `carry` (`CappedGrams.feed`)."""
+        cache, index = self._capped, self.scanner.current()
+        if cache.grams is None or index is None or cache.generation != index.folder.name:
+            return {}
+        return {
+            doc: ordinals
+            for doc, ordinals in cache.grams.feed(carry, text).items()
+            if own is None or index.docs.partner(doc) != own
+        }
+
     def capped_decision(self, hits: Grams) -> Decision:
         """The event of a reply refused for carrying grams of a capped document."""
         index = self.scanner.current()
@@ -575,6 +589,7 @@ class StreamGuard:
     _malformed: bool = False
     _capped: Decision | None = None
     _asked: dict[int, frozenset[int]] = field(default_factory=dict)  # capped grams it was refused
+    _carry: dict[Channel, CappedStream] = field(default_factory=dict)  # for `capped_feed`
 
     @property
     def blocked(self) -> bool:
@@ -642,14 +657,17 @@ class StreamGuard:
     def _carries_capped(self, released: dict[Channel, str]) -> bool:
         """Whether what is about to be released, read on from what each channel already sent,
         carries grams of a capped document (the stream then ends)."""
-        texts = [
-            "".join(self._sent.get(channel, ()))[-_CAPPED_TAIL:] + text
-            for channel, text in released.items()
-            if text
-        ]
-        if not texts or not self.owner.capping:
+        if not self.owner.capping:
+            self._carry.clear()
             return False
-        hits = self.owner.capped_hits("\n".join(texts), self.own)
+        hits: dict[int, frozenset[int]] = {}
+        for channel, text in released.items():
+            if channel not in self._carry:  # capping began mid-stream: read on from the sent tail
+                self._carry[channel] = CappedStream()
+                sent = "".join(self._sent.get(channel, ()))
+                self.owner.capped_feed(self._carry[channel], sent[-_CAPPED_TAIL:])
+            for doc, ordinals in self.owner.capped_feed(self._carry[channel], text, self.own).items():
+                hits[doc] = hits.get(doc, frozenset()) | ordinals
         if not hits:
             return False
         self._asked = hits

@@ -25,16 +25,17 @@ This module is the arithmetic only; `guard/state/coverage_store.py` keeps the gr
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tokenclub.guard.hashing import U64, gram_hash
+from tokenclub.guard.hashing import MASK64, U64, gram_hash, splitmix_int
 from tokenclub.guard.indexing.doctable import ENTRY
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, document_keys
-from tokenclub.guard.normalize import normalize
+from tokenclub.guard.normalize import char_letters, normalize
 
 Grams = Mapping[int, frozenset[int]]  # document → ordinals of its grams
 
@@ -188,6 +189,15 @@ def _first_document(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
+@dataclass(slots=True)
+class CappedStream:
+    """What `CappedGrams.feed` carries from one streamed piece to the next: the last `width`
+    letters, and the polynomial of the last `width − 1` (None until there are that many)."""
+
+    letters: list[int] = field(default_factory=list)
+    raw: int | None = None
+
+
 class CappedGrams:
     """The counting grams of the capped documents, to refuse them to every reply.
 
@@ -221,6 +231,14 @@ class CappedGrams:
         self._base = np.uint64(whole.base)
         self._doc = np.asarray(entries["doc"], dtype=np.int64)
         self._ordinal = np.asarray(entries["ordinal"], dtype=np.int64)
+        # the same, as Python integers, for a stream's few new letters at a time (`feed`)
+        self._whole_key = whole.key
+        self._top = whole.top
+        self._by_key: dict[int, list[int]] = {}
+        for entry, key in enumerate(entries["key"].tolist()):
+            self._by_key.setdefault(int(key), []).append(entry)
+        self._first_list: list[int] = self._first_values.tolist()
+        self._last_list: list[int] = self._last_values.tolist()
 
     def __bool__(self) -> bool:
         return bool(len(self._keys))
@@ -248,6 +266,49 @@ class CappedGrams:
         for entry in found:
             grams.setdefault(int(self._doc[entry]), set()).add(int(self._ordinal[entry]))
         return {doc: frozenset(ordinals) for doc, ordinals in grams.items()}
+
+    def feed(self, stream: CappedStream, text: str) -> dict[int, frozenset[int]]:
+        """`hits` for a stream: the grams that end in `text`'s letters, read on from what
+        `stream` saw before. Integer arithmetic, rolling the polynomial one letter at a time: a
+        streamed piece is a few letters, below NumPy's fixed cost."""
+        if not self or not text:
+            return {}
+        width, base, top = self.params.width, int(self._base), self._top
+        lift = int(self._lift)
+        letters = stream.letters
+        found: list[int] = []
+        for char in text:
+            for letter in char_letters(char):
+                letters.append(letter)
+                if len(letters) > width:
+                    del letters[0]
+                if stream.raw is not None and len(letters) == width:
+                    stream.raw = (stream.raw * base + letter - letters[0] * top) & MASK64
+                elif len(letters) >= width - 1:
+                    stream.raw = 0
+                    for earlier in letters[-(width - 1) :]:
+                        stream.raw = (stream.raw * base + earlier) & MASK64
+                else:
+                    continue
+                raw = stream.raw
+                found += self._range_list(self._first_list, self._first, raw * lift & MASK64)
+                found += self._range_list(self._last_list, self._last, raw * base & MASK64)
+                if len(letters) == width:
+                    whole = (letters[0] * top + raw) & MASK64
+                    found += self._by_key.get(splitmix_int(whole ^ self._whole_key), [])
+        grams: dict[int, set[int]] = {}
+        for entry in found:
+            grams.setdefault(int(self._doc[entry]), set()).add(int(self._ordinal[entry]))
+        return {doc: frozenset(ordinals) for doc, ordinals in grams.items()}
+
+    @staticmethod
+    def _range_list(values: list[int], order: np.ndarray, low: int) -> list[int]:
+        """`_in_range` for one `low` (ranges that wrap past 2⁶⁴ are left out: chance 2⁻⁴³)."""
+        left = bisect_left(values, low + 1)
+        if left == len(values) or values[left] >= low + int(_CODE_POINTS):
+            return []
+        right = bisect_left(values, low + int(_CODE_POINTS), left)
+        return [int(i) for i in order[left:right].tolist()]
 
     @staticmethod
     def _in_range(values: U64, order: np.ndarray, low: U64) -> list[int]:
