@@ -144,7 +144,8 @@ def test_ten_cooperating_customers_collect_at_most_a_tenth_together(
     assert len(alerts) == 1 and alerts[0].action == "logged"
     assert events(db, "coverage_capped")
     blocked = events(db, "capped")  # replies of the capped document, whoever asked
-    assert blocked and all(e.action == "blocked" and e.partner_id == place.partner.partner_id for e in blocked)
+    partner = place.partner.partner_id
+    assert blocked and all(e.action == "blocked" and e.partner_id == partner for e in blocked)
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(GuardCappedDocument)) == 1
 
