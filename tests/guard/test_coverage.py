@@ -96,10 +96,10 @@ def test_capped_grams_see_pieces_between_aligned_starts(tmp_path: Path) -> None:
         for doc, ordinals in capped.feed(carry, text[at : at + 3]).items():
             fed[doc] = fed.get(doc, frozenset()) | ordinals
     assert fed == capped.hits(text) and len(fed[6]) > 20
-    for doc in (*DOCS[:3], *petitions()[300:303]):
-        for piece in pieces(doc, 200):
-            text = guard_text(piece)
-            shared = any(text[i : i + 25] in letters for i in range(len(text) - 24))
+    for other in (*DOCS[:3], *petitions()[300:303]):
+        for piece in pieces(other, 200):
+            read = guard_text(piece)
+            shared = any(read[i : i + 25] in letters for i in range(len(read) - 24))
             assert bool(capped.hits(piece)) == shared
     assert capped.hits("요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다.") == {}
 
