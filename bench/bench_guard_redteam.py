@@ -12,10 +12,11 @@ that gateway and through one with accumulation on (the default budget; another c
 
 Split families: each passage in pieces of 31–40 guard letters, all at once by one customer and
 in turn by two, whole and streamed, against the upstream (guard off), the per-reply gateway and
-a gateway with the default accumulation and coverage (fresh customers per passage).
+a gateway with the default accumulation and coverage (fresh customers, and other documents,
+for each variant: a document capped by one is refused to the next).
 
-Coverage: each target's whole document taken in order in pieces of at most 28 guard letters,
-by one customer and by ten customers taking turns (the next one not refused takes the piece),
+Coverage: a target's whole document taken in order in pieces of at most 28 guard letters,
+by one customer, and another's by ten customers taking turns (the next one not refused takes the piece),
 through a gateway with accumulation only (the reference) and one with coverage on (the default
 limits); the share of the document's letters the customers were sent, and refused requests.
 
@@ -68,6 +69,7 @@ from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
 CORPORA = Path("/work/shared/corpora/petitions")
+VARIANTS = [(family, piece) for family in SPLIT_FAMILIES for piece in (0, 3)]
 MODEL = "worst-case"
 TEAM = 10
 
@@ -136,8 +138,8 @@ def main() -> None:
             other = create_customer(session, "손님2").id
             grant_free_tokens(session, other, 10**9, "bench-grant-3")
             second, _ = create_key(session, other)
-            pairs = []  # two fresh customers per passage for the split families, default guard
-            for doc in range(args.targets):
+            pairs = []  # two fresh customers per passage and variant of the split families
+            for doc in range(args.targets * len(VARIANTS)):
                 pair = []
                 for i in range(2):
                     member = create_customer(session, f"split-{doc}-{i}").id
@@ -159,7 +161,13 @@ def main() -> None:
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
         rows = ({"doc_id": str(i), "partner_id": partner, "text": t} for i, t in enumerate(docs))
-        targets = make_targets(rows, args.targets, seed=5)
+        # Disjoint documents per coverage run: a capped document is refused to everyone after.
+        pool = make_targets(rows, args.targets * (2 + len(VARIANTS)), seed=5)
+        targets, tens, split_targets = (
+            pool[: args.targets],
+            pool[args.targets : 2 * args.targets],
+            pool[2 * args.targets :],
+        )
         guard = GatewayGuard(root, "block", "strict", check_every_s=0.0)
         settings = GuardSettings()
         watching = GatewayGuard(root, "block", "strict", check_every_s=0.0, budget=settings.budget())
@@ -193,9 +201,10 @@ def main() -> None:
                 app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
                 with serve_in_thread(app) as url:
                     split = []
-                    for target, pair in zip(targets, pairs, strict=True):
+                    for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
                         clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
-                        split += run_split(clients, MODEL, [target], 50)
+                        variant = VARIANTS[at // args.targets]
+                        split += run_split(clients, MODEL, [target], 50, variants=[variant])
                         for client in clients:
                             client.close()
                     tables["default"] = summarize_families(split)
@@ -205,10 +214,10 @@ def main() -> None:
                     app = create_app(replace(config(db, upstream), routes=routes, guard=guarded))
                     with serve_in_thread(app) as url:
                         collected[label + "/one"], collected[label + "/ten"] = [], []
-                        for doc, target in enumerate(targets):
+                        for doc, (target, team_target) in enumerate(zip(targets, tens, strict=True)):
                             clients = [client_for(url + "/v1", k, timeout_s=60) for k in team[label, doc]]
                             collected[label + "/one"].append(collect(clients[:1], target))
-                            collected[label + "/ten"].append(collect(clients[1:], target))
+                            collected[label + "/ten"].append(collect(clients[1:], team_target))
                             for client in clients:
                                 client.close()
                         if label == "coverage":  # the documents attacked are capped by now
@@ -264,11 +273,11 @@ def main() -> None:
         f"\nfresh petitions (2019-06) after the runs, one customer, coverage gateway: {replies} replies, "
         f"{refused} refused, {blocked} blocked"
     )
-    print("\nper document, coverage on: letters | one customer sent | ten customers sent")
-    for (got1, total, _), (got10, _, _) in zip(
+    print("\nper document, coverage on: letters | one customer sent || letters | ten customers sent")
+    for (got1, total1, _), (got10, total10, _) in zip(
         collected["coverage/one"], collected["coverage/ten"], strict=True
     ):
-        print(f"{total} | {got1} ({got1 / total:.1%}) | {got10} ({got10 / total:.1%})")
+        print(f"{total1} | {got1} ({got1 / total1:.1%}) || {total10} | {got10} ({got10 / total10:.1%})")
 
 
 def load(month: str) -> list[str]:

@@ -182,25 +182,27 @@ def run_split(
     targets: Sequence[Target],
     leak_length: int,
     on_outcome: Callable[[Outcome], None] | None = None,
+    variants: Sequence[tuple[str, int]] = (),
 ) -> list[Outcome]:
     """Each passage in pieces of 31–40 letters, whole and streamed: all pieces at once by the
     first client (`pieces_concurrent`), and one after another by the clients in turn
-    (`pieces_alternating`, with two or more clients); judged on what all of them got, joined."""
+    (`pieces_alternating`, with two or more clients); judged on what all of them got, joined.
+    `variants`: the (family, piece) pairs to run, when not all."""
     outcomes: list[Outcome] = []
     families = SPLIT_FAMILIES if len(clients) > 1 else SPLIT_FAMILIES[:1]
+    chosen = list(variants) or [(family, piece) for family in families for piece in (0, 3)]
     for target in targets:
         parts = split_pieces(target.passage)
-        for family in families:
-            for piece in (0, 3):
-                reads = _read_split(clients, model, parts, family, piece)
-                got = "".join(shared_run(read, target.text) for read, _ in reads)
-                copied = copied_letters(got, target.text)
-                name = f"{family}/{'whole' if not piece else f'stream{piece}'}"
-                stopped = any(blocked for _, blocked in reads)
-                outcome = Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped)
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+        for family, piece in chosen:
+            reads = _read_split(clients, model, parts, family, piece)
+            got = "".join(shared_run(read, target.text) for read, _ in reads)
+            copied = copied_letters(got, target.text)
+            name = f"{family}/{'whole' if not piece else f'stream{piece}'}"
+            stopped = any(blocked for _, blocked in reads)
+            outcome = Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped)
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
     return outcomes
 
 
