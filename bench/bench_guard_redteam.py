@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
+from tests.guard.corpus import fresh_texts
 from tests.guard.worst_case import worst_case_app
 
 from tokenclub.accounts.customers import create_customer
@@ -98,21 +99,19 @@ def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, 
 
 
 def fresh_replies(client: httpx.Client, texts: Sequence[str]) -> tuple[int, int, int]:
-    """Fresh text asked back in pieces of 200 letters by one customer: (replies, refused, blocked)."""
+    """Fresh text asked back by one customer, a reply a text: (replies, refused, blocked)."""
     replies = refused = blocked = 0
     for text in texts:
-        for piece in pieces(text, 200):
-            body = {
-                "model": MODEL,
-                "messages": [{"role": "user", "content": order(piece, "content", "verbatim", 0)}],
-            }
-            response = client.post("/chat/completions", json=body)
-            replies += 1
-            if response.status_code == 400:
-                refused += 1
-                continue
-            response.raise_for_status()
-            blocked += response.json()["choices"][0]["finish_reason"] == "content_filter"
+        message = order(text, "content", "verbatim", 0)
+        response = client.post(
+            "/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": message}]}
+        )
+        replies += 1
+        if response.status_code == 400:
+            refused += 1
+            continue
+        response.raise_for_status()
+        blocked += response.json()["choices"][0]["finish_reason"] == "content_filter"
     return replies, refused, blocked
 
 
@@ -120,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=8)
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
-    parser.add_argument("--fresh", type=int, default=40, help="Fresh petitions asked back after the runs.")
+    parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
     args = parser.parse_args()
     docs = load("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +221,8 @@ def main() -> None:
                                 client.close()
                         if label == "coverage":  # the documents attacked are capped by now
                             with client_for(url + "/v1", honest_key, timeout_s=60) as client:
-                                fresh = fresh_replies(client, load("2019-06")[: args.fresh])
+                                texts = [t for source in fresh_texts().values() for t in source[: args.fresh]]
+                                fresh = fresh_replies(client, texts)
         db.dispose()
     attacks = {family: len(pairs) * 3 for family, pairs in FAMILIES.items()}
     print(f"{len(targets)} passages of 240 characters; attacks per passage: {sum(attacks.values())}")
@@ -270,7 +270,8 @@ def main() -> None:
 
     replies, refused, blocked = fresh
     print(
-        f"\nfresh petitions (2019-06) after the runs, one customer, coverage gateway: {replies} replies, "
+        f"\nfresh texts (reviews, chatbot answers, KLUE premises) after the runs, one customer, coverage "
+        f"gateway: {replies} replies, "
         f"{refused} refused, {blocked} blocked"
     )
     print("\nper document, coverage on: letters | one customer sent || letters | ten customers sent")

@@ -65,6 +65,8 @@ def test_standing_counts_reservations_and_capped_documents() -> None:
     reserved = standing(mine, (), 98, PARAMS, lengths, LIMITS)
     assert reserved.refused and reserved.doc == 0 and reserved.letters == 240 and reserved.limit == 200
     assert not standing(mine, (1,), 0, PARAMS, lengths, LIMITS).refused  # its one phrase of 1 is free
+    refused_once = standing(mine, (1,), 0, PARAMS, lengths, LIMITS, asked=(1,))  # a block counts
+    assert refused_once.refused and refused_once.capped == (1,)
     capped = standing(mine, (0, 1), 0, PARAMS, lengths, LIMITS)
     assert capped.refused and capped.capped == (0,)
 

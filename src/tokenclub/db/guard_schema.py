@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenclub.db.schema import Base
@@ -87,6 +98,8 @@ class GuardCoverage(Base):
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
     partner_id: Mapped[int] = mapped_column(BigInteger)
     created_s: Mapped[int] = mapped_column(BigInteger)
+    # asked for after the document was capped (the reply was blocked): refused, not sent
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class GuardCoverageHold(Base):

@@ -280,11 +280,12 @@ class GatewayGuard:
         capped = self._refresh_capped(session, index, now)
         lock_customer(session, key.customer_id)
         since = now - limits.window_s
-        mine = customer_grams(session, key.customer_id, index.folder.name, since)
+        mine, asked = customer_grams(session, key.customer_id, index.folder.name, since)
         holds = live_holds(session, key.customer_id, now - limits.hold_s)
         lengths = {doc: index.docs.letters(doc) for doc in mine}
         frozen = {doc: frozenset(v) for doc, v in mine.items()}
-        found = coverage_standing(frozen, capped, holds * limits.reserve, index.params, lengths, limits)
+        reserved = holds * limits.reserve
+        found = coverage_standing(frozen, capped, reserved, index.params, lengths, limits, asked)
         if not found.refused:
             return check
         own = found.doc is not None and found.letters >= found.limit
@@ -385,7 +386,10 @@ class GatewayGuard:
         docs = sorted(grams)
         before = document_grams(session, index.folder.name, docs, since)
         partners = {doc: index.docs.partner(doc) for doc in docs}
-        add_grams(session, key.customer_id, key.id, index.folder.name, grams, partners, moment, since)
+        # a capped document's grams in a tallied reply were refused (or slipped past a stale cache)
+        refused = frozenset(doc for doc in docs if doc in self._capped.docs)
+        generation = index.folder.name
+        add_grams(session, key.customer_id, key.id, generation, grams, partners, moment, since, refused)
         alerts: list[Decision] = []
         for doc in docs:
             letters = index.docs.letters(doc)

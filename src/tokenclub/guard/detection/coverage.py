@@ -134,12 +134,16 @@ def standing(
     params: IndexParams,
     lengths: Mapping[int, int],
     limits: Limits,
+    asked: Iterable[int] = (),
 ) -> Standing:
-    """The customer's standing from its grams (`mine`), the capped documents and `reserved`
+    """The customer's standing from its grams (`mine`), the capped documents, `reserved`
     letters of its requests in flight, which count against every document it already holds
-    counted letters of: a document is exhausted when those plus the reservations reach its limit."""
+    counted letters of (a document is exhausted when those plus the reservations reach its
+    limit), and the capped documents it was refused grams of (`asked`): one refusal is enough,
+    no run of a capped document is free."""
     worst: tuple[float, int | None, int, int] = (-1.0, None, 0, 0)
     closed = set(capped)
+    tried = set(asked)
     held_capped: list[int] = []
     for doc, ordinals in sorted(mine.items()):
         letters = lengths[doc]
@@ -149,7 +153,7 @@ def standing(
         share = held / limit
         if share > worst[0]:
             worst = (share, doc, held, limit)
-        if counted and doc in closed:
+        if (counted or doc in tried) and doc in closed:
             held_capped.append(doc)
     return Standing(worst[1], worst[2], worst[3], tuple(held_capped))
 

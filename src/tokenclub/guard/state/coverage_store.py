@@ -35,18 +35,25 @@ def lock_customer(session: Session, customer_id: int) -> None:
     session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
 
 
-def customer_grams(session: Session, customer_id: int, generation: str, since: int) -> dict[int, set[int]]:
+def customer_grams(
+    session: Session, customer_id: int, generation: str, since: int
+) -> tuple[dict[int, set[int]], set[int]]:
+    """The customer's grams per document, and the documents of the grams it was refused
+    (asked for after the document was capped)."""
     rows = session.execute(
-        select(_GRAMS.c.doc, _GRAMS.c.ordinal).where(
+        select(_GRAMS.c.doc, _GRAMS.c.ordinal, _GRAMS.c.blocked).where(
             _GRAMS.c.customer_id == customer_id,
             _GRAMS.c.generation == generation,
             _GRAMS.c.created_s >= since,
         )
     )
     found: dict[int, set[int]] = {}
-    for doc, ordinal in rows:
+    asked: set[int] = set()
+    for doc, ordinal, blocked in rows:
         found.setdefault(int(doc), set()).add(int(ordinal))
-    return found
+        if blocked:
+            asked.add(int(doc))
+    return found, asked
 
 
 def document_grams(session: Session, generation: str, docs: list[int], since: int) -> dict[int, set[int]]:
@@ -97,9 +104,11 @@ def add_grams(
     partners: Mapping[int, int],
     now: int,
     since: int,
+    blocked: frozenset[int] = frozenset(),
 ) -> None:
-    """Keep a delivered reply's grams (a gram already held is refreshed, not doubled) and drop
-    the customer's grams older than `since`."""
+    """Keep a delivered reply's grams (a gram already held is refreshed, not doubled; those of
+    the documents `blocked` are marked as refused) and drop the customer's grams older than
+    `since`."""
     rows: list[dict[str, Any]] = [
         {
             "customer_id": customer_id,
@@ -109,6 +118,7 @@ def add_grams(
             "key_id": key_id,
             "partner_id": partners[doc],
             "created_s": now,
+            "blocked": doc in blocked,
         }
         for doc, ordinals in sorted(grams.items())
         for ordinal in sorted(ordinals)

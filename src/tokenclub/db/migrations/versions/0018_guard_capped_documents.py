@@ -28,7 +28,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_guard_capped_documents")),
         sa.UniqueConstraint("generation", "doc", name=op.f("uq_guard_capped_documents_generation")),
     )
+    with op.batch_alter_table("guard_coverage") as batch:
+        batch.add_column(sa.Column("blocked", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("guard_coverage") as batch:
+        batch.drop_column("blocked")
     op.drop_table("guard_capped_documents")
