@@ -1,11 +1,24 @@
-"""The worst-case red team's judge and pieces (the attacks themselves run in bench/)."""
+"""The worst-case red team's judge and pieces, the split families, and `audit redteam
+--worst-case` through the program (the full attack figures come from bench/)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from tests.cli.helpers import run_cli
+from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
 from tests.guard.corpus import petitions
 from tests.guard.disguise import ALL_DISGUISES
+from tests.guard.homes import make_home
 from tests.guard.worst_case import worst_case_app
+from tests.ingest.fixtures import petitions as ingest_petitions
+from tokenclub.accounts.customers import create_customer
+from tokenclub.accounts.keys import create_key
+from tokenclub.gateway.app import create_app
+from tokenclub.gateway.upstream import ModelRoute
 from tokenclub.guard.audits.extraction import client_for
 from tokenclub.guard.audits.redteam import Target
 from tokenclub.guard.audits.worst_case import (
@@ -19,6 +32,8 @@ from tokenclub.guard.audits.worst_case import (
     summarize_families,
 )
 from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.service import GatewayGuard
+from tokenclub.ledger.operations import grant_free_tokens
 
 SOURCE = petitions()[10]
 PASSAGE = SOURCE[100:340]
@@ -75,3 +90,42 @@ def test_every_string_of_a_reply_is_read_keys_included() -> None:
         "arguments",
         "b",
     ]
+
+
+def test_audit_redteam_worst_case_runs_every_family_with_two_customers(tmp_path: Path) -> None:
+    """The program orders every family from the worst-case upstream, through the gateway with two
+    customers' keys (the split pieces alternate between them) and directly."""
+    home = tmp_path / "home"
+    db = make_home(home, [ingest_petitions(600, 6)])
+    keys = []
+    with db.transaction() as session:
+        for name in ("손님", "이웃"):
+            customer = create_customer(session, name).id
+            grant_free_tokens(session, customer, 10**9, f"grant-{name}")
+            keys.append(create_key(session, customer)[0])
+    guard = GatewayGuard(home / "guard", "block", "strict", check_every_s=0.0)
+    try:
+        with serve_in_thread(worst_case_app()) as upstream:
+            routes = {"worst-case": ModelRoute("worst-case", upstream + "/v1", "worst-case")}
+            app = create_app(
+                replace(config(db, upstream), routes=routes, guard=guard, max_tokens_ceiling=4096)
+            )
+            with serve_in_thread(app) as gateway:
+                result = run_cli(
+                    home,
+                    "audit",
+                    "redteam",
+                    *("--gateway", gateway + "/v1", "--key", keys[0], "--second-key", keys[1]),
+                    *("--direct-url", upstream + "/v1", "--worst-case", "--samples", "1"),
+                    *("--model", "worst-case", "--json"),
+                    database_url=db.url,
+                )
+    finally:
+        db.dispose()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    on, off = report["guard_on"], report["guard_off"]
+    for family in ("pieces_concurrent", "pieces_alternating"):
+        assert on[family]["attempts"] == off[family]["attempts"] == 2, family
+        assert off[family]["leak_rate"] == 1.0, family
+    assert on["tool_call_arguments"]["leak_rate"] == 0.0 and off["tool_call_arguments"]["leak_rate"] == 1.0
