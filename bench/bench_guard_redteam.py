@@ -10,8 +10,13 @@ directly. Every family's attacks run whole and streamed (pieces of 1 and 3 chara
 passage is taken in order in pieces of at most 28 guard letters, one request a piece, through
 that gateway and through one with accumulation on (the default budget; another customer).
 
-Coverage: each target's whole document taken in order in pieces of at most 28 guard letters,
-by one customer and by ten customers taking turns (the next one not refused takes the piece),
+Split families: each passage in pieces of 31–40 guard letters, all at once by one customer and
+in turn by two, whole and streamed, against the upstream (guard off), the per-reply gateway and
+a gateway with the default accumulation and coverage (fresh customers, and other documents,
+for each variant: a document capped by one is refused to the next).
+
+Coverage: a target's whole document taken in order in pieces of at most 28 guard letters,
+by one customer, and another's by ten customers taking turns (the next one not refused takes the piece),
 through a gateway with accumulation only (the reference) and one with coverage on (the default
 limits); the share of the document's letters the customers were sent, and refused requests.
 
@@ -34,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
+from tests.guard.corpus import fresh_texts
 from tests.guard.worst_case import worst_case_app
 
 from tokenclub.accounts.customers import create_customer
@@ -48,9 +54,11 @@ from tokenclub.guard.audits.redteam import Target, make_targets
 from tokenclub.guard.audits.worst_case import (
     FAMILIES,
     PIECE_LETTERS,
+    SPLIT_FAMILIES,
     order,
     pieces,
     run_pieces,
+    run_split,
     run_worst_case,
     summarize_families,
 )
@@ -62,6 +70,7 @@ from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
 CORPORA = Path("/work/shared/corpora/petitions")
+VARIANTS = [(family, piece) for family in SPLIT_FAMILIES for piece in (0, 3)]
 MODEL = "worst-case"
 TEAM = 10
 
@@ -89,13 +98,30 @@ def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, 
     return got, len(guard_text(target.text)), refused
 
 
+def fresh_replies(client: httpx.Client, texts: Sequence[str]) -> tuple[int, int, int]:
+    """Fresh text asked back by one customer, a reply a text: (replies, refused, blocked)."""
+    replies = refused = blocked = 0
+    for text in texts:
+        message = order(text, "content", "verbatim", 0)
+        response = client.post(
+            "/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": message}]}
+        )
+        replies += 1
+        if response.status_code == 400:
+            refused += 1
+            continue
+        response.raise_for_status()
+        blocked += response.json()["choices"][0]["finish_reason"] == "content_filter"
+    return replies, refused, blocked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=8)
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
+    parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
     args = parser.parse_args()
-    with (CORPORA / "petitions_2019-05.jsonl").open(encoding="utf-8") as fh:
-        docs = [json.loads(line)["content"] for line in fh]
+    docs = load("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.db")
         upgrade(db.engine)
@@ -108,6 +134,20 @@ def main() -> None:
             patient = create_customer(session, "끈기").id
             grant_free_tokens(session, patient, 10**9, "bench-grant-2")
             patient_key, _ = create_key(session, patient)
+            other = create_customer(session, "손님2").id
+            grant_free_tokens(session, other, 10**9, "bench-grant-3")
+            second, _ = create_key(session, other)
+            pairs = []  # two fresh customers per passage and variant of the split families
+            for doc in range(args.targets * len(VARIANTS)):
+                pair = []
+                for i in range(2):
+                    member = create_customer(session, f"split-{doc}-{i}").id
+                    grant_free_tokens(session, member, 10**9, f"bench-split-{doc}-{i}")
+                    pair.append(create_key(session, member)[0])
+                pairs.append(pair)
+            honest = create_customer(session, "정직").id
+            grant_free_tokens(session, honest, 10**9, "bench-grant-4")
+            honest_key, _ = create_key(session, honest)
             team: dict[tuple[str, int], list[str]] = {}  # a fresh team per gateway and document
             for label in ("accumulation", "coverage"):
                 for doc in range(args.targets):
@@ -120,7 +160,13 @@ def main() -> None:
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
         rows = ({"doc_id": str(i), "partner_id": partner, "text": t} for i, t in enumerate(docs))
-        targets = make_targets(rows, args.targets, seed=5)
+        # Disjoint documents per coverage run: a capped document is refused to everyone after.
+        pool = make_targets(rows, args.targets * (2 + len(VARIANTS)), seed=5)
+        targets, tens, split_targets = (
+            pool[: args.targets],
+            pool[args.targets : 2 * args.targets],
+            pool[2 * args.targets :],
+        )
         guard = GatewayGuard(root, "block", "strict", check_every_s=0.0)
         settings = GuardSettings()
         watching = GatewayGuard(root, "block", "strict", check_every_s=0.0, budget=settings.budget())
@@ -134,9 +180,16 @@ def main() -> None:
             )
             with serve_in_thread(app) as gateway:
                 tables = {}
-                for label, url, secret in (("off", upstream, None), ("on", gateway, key)):
-                    with client_for(url + "/v1", secret, timeout_s=60) as client:
-                        families = [] if args.pieces_only else run_worst_case(client, MODEL, targets, 50)
+                for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
+                    with (
+                        client_for(url + "/v1", secrets[0], timeout_s=60) as client,
+                        client_for(url + "/v1", secrets[1], timeout_s=60) as another,
+                    ):
+                        families = (
+                            run_split([client, another], MODEL, targets, 50)
+                            if args.pieces_only
+                            else run_worst_case(client, MODEL, targets, 50, others=[another])
+                        )
                         tables[label] = summarize_families(families + run_pieces(client, MODEL, targets, 50))
                 app = create_app(replace(config(db, upstream), routes=routes, guard=watching))
                 with (
@@ -144,17 +197,32 @@ def main() -> None:
                     client_for(accumulating + "/v1", patient_key) as client,
                 ):
                     tables["accumulating"] = summarize_families(run_pieces(client, MODEL, targets, 50))
+                app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
+                with serve_in_thread(app) as url:
+                    split = []
+                    for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
+                        clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
+                        variant = VARIANTS[at // args.targets]
+                        split += run_split(clients, MODEL, [target], 50, variants=[variant])
+                        for client in clients:
+                            client.close()
+                    tables["default"] = summarize_families(split)
                 collected: dict[str, list[tuple[int, int, int]]] = {}
+                fresh = (0, 0, 0)
                 for label, guarded in (("accumulation", watching), ("coverage", covering)):
                     app = create_app(replace(config(db, upstream), routes=routes, guard=guarded))
                     with serve_in_thread(app) as url:
                         collected[label + "/one"], collected[label + "/ten"] = [], []
-                        for doc, target in enumerate(targets):
+                        for doc, (target, team_target) in enumerate(zip(targets, tens, strict=True)):
                             clients = [client_for(url + "/v1", k, timeout_s=60) for k in team[label, doc]]
                             collected[label + "/one"].append(collect(clients[:1], target))
-                            collected[label + "/ten"].append(collect(clients[1:], target))
+                            collected[label + "/ten"].append(collect(clients[1:], team_target))
                             for client in clients:
                                 client.close()
+                        if label == "coverage":  # the documents attacked are capped by now
+                            with client_for(url + "/v1", honest_key, timeout_s=60) as client:
+                                texts = [t for source in fresh_texts().values() for t in source[: args.fresh]]
+                                fresh = fresh_replies(client, texts)
         db.dispose()
     attacks = {family: len(pairs) * 3 for family, pairs in FAMILIES.items()}
     print(f"{len(targets)} passages of 240 characters; attacks per passage: {sum(attacks.values())}")
@@ -167,13 +235,19 @@ def main() -> None:
     )
     print("| family | " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|")
-    for family in (*FAMILIES, "pieces", "all"):
+    for family in (*FAMILIES, "pieces", *SPLIT_FAMILIES, "all"):
         if family not in tables["on"]:
             continue
         off, on = tables["off"][family], tables["on"][family]
         print(
             f"| {family} | {on['attempts']} | {off['leak_rate']:.1%} | {on['leak_rate']:.1%} | "
             f"{on['leak_rate_streamed']:.1%} | {on['max_copied_letters']} |"
+        )
+    print("\nsplit families through a gateway with the default accumulation and coverage:")
+    for family, row in tables["default"].items():
+        print(
+            f"| {family} | {row['attempts']} | {row['leak_rate']:.1%} | {row['leak_rate_streamed']:.1%} | "
+            f"{row['max_copied_letters']} |"
         )
     kept = tables["accumulating"]["pieces"]
     print(
@@ -194,11 +268,22 @@ def main() -> None:
                 f"{sum(r for _, _, r in runs)} | {_mean(runs) / reference if reference else 0:.2f}× |"
             )
 
-    print("\nper document, coverage on: letters | one customer sent | ten customers sent")
-    for (got1, total, _), (got10, _, _) in zip(
+    replies, refused, blocked = fresh
+    print(
+        f"\nfresh texts (reviews, chatbot answers, KLUE premises) after the runs, one customer, coverage "
+        f"gateway: {replies} replies, "
+        f"{refused} refused, {blocked} blocked"
+    )
+    print("\nper document, coverage on: letters | one customer sent || letters | ten customers sent")
+    for (got1, total1, _), (got10, total10, _) in zip(
         collected["coverage/one"], collected["coverage/ten"], strict=True
     ):
-        print(f"{total} | {got1} ({got1 / total:.1%}) | {got10} ({got10 / total:.1%})")
+        print(f"{total1} | {got1} ({got1 / total1:.1%}) || {total10} | {got10} ({got10 / total10:.1%})")
+
+
+def load(month: str) -> list[str]:
+    with (CORPORA / f"petitions_{month}.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line)["content"] for line in fh]
 
 
 def _mean(rows: list[tuple[int, int, int]]) -> float:

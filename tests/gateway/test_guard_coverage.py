@@ -25,7 +25,7 @@ from tests.guard.corpus import petitions
 from tests.guard.worst_case import order, worst_case_app
 from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
-from tokenclub.db.guard_schema import GuardCoverage, GuardCoverageHold, GuardEvent
+from tokenclub.db.guard_schema import GuardCappedDocument, GuardCoverage, GuardCoverageHold, GuardEvent
 from tokenclub.gateway.app import create_app
 from tokenclub.gateway.upstream import ModelRoute
 from tokenclub.guard.audits.extraction import client_for
@@ -143,11 +143,17 @@ def test_ten_cooperating_customers_collect_at_most_a_tenth_together(
     alerts = events(db, "document_capped")
     assert len(alerts) == 1 and alerts[0].action == "logged"
     assert events(db, "coverage_capped")
+    blocked = events(db, "capped")  # replies of the capped document, whoever asked
+    partner = place.partner.partner_id
+    assert blocked and all(e.action == "blocked" and e.partner_id == partner for e in blocked)
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(GuardCappedDocument)) == 1
 
 
 def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path: Path, upstream: str) -> None:
-    """Requests in flight reserve `reserve` letters each: with `headroom` letters left, only
-    ceil(headroom / reserve) of many simultaneous admissions get through."""
+    """Requests in flight reserve `reserve` letters each of a document the customer holds counted
+    letters of: with `headroom` letters left, only ceil(headroom / reserve) of many simultaneous
+    admissions get through."""
     with shop(db, tmp_path, upstream, 1) as place:
         guard = GatewayGuard(place.root, "block", "strict", check_every_s=0.0, limits=LIMITS)
         index = guard.scanner.current()
@@ -158,9 +164,8 @@ def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path:
         with db.transaction() as session:
             key = authenticate(session, place.customers[0].key)
             assert isinstance(key, KeyView)
-            guard.keep_coverage(session, key, {doc: frozenset({0})}, None)  # 26 letters held
+            guard.keep_coverage(session, key, {doc: frozenset({0, 10})}, None)  # two runs: 26 count
         headroom = limit - 26
-        assert limit > LIMITS.floor
         expected = -(-headroom // LIMITS.reserve)
         admitted: list[bool] = []
         start = threading.Barrier(8)

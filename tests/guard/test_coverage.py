@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
-from tokenclub.guard.detection.coverage import Limits, covered_letters, reply_grams, standing
+from tokenclub.guard.audits.worst_case import pieces
+from tokenclub.guard.detection.coverage import (
+    CappedGrams,
+    CappedStream,
+    Limits,
+    counted_letters,
+    covered_letters,
+    reply_grams,
+    standing,
+    unsplitmix,
+)
+from tokenclub.guard.hashing import splitmix
 from tokenclub.guard.indexing.build import guard_root
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
@@ -31,22 +43,67 @@ def test_covered_letters_is_the_union_of_gram_spans() -> None:
     assert covered_letters([10], PARAMS, 60) == 10  # the last gram ends with the document
 
 
-def test_limits_have_a_floor_and_need_customer_within_document() -> None:
-    assert LIMITS.customer_letters(1000) == 50 and LIMITS.customer_letters(10_000) == 200
-    assert LIMITS.document_letters(10_000) == 300
+def test_the_longest_run_is_free_up_to_the_floor() -> None:
+    assert counted_letters([3, 4], PARAMS, 1000, 50) == 0  # one stock phrase: free
+    assert counted_letters([0, 10], PARAMS, 1000, 50) == 26  # two places: the second counts
+    assert counted_letters(range(0, 10), PARAMS, 1000, 50) == 71 - 50  # a run past the floor
+    assert counted_letters([0, 10], PARAMS, 1000, 0) == 52
+
+
+def test_limits_are_shares_and_need_customer_within_document() -> None:
+    assert LIMITS.customer_letters(1000) == 20 and LIMITS.customer_letters(10_000) == 200
+    assert LIMITS.document_letters(10_000) == 300 and LIMITS.document_letters(10) == 1
     with pytest.raises(ValueError, match="customer"):
         Limits(customer=0.2, document=0.1, window_s=60)
 
 
 def test_standing_counts_reservations_and_capped_documents() -> None:
     lengths = {0: 10_000, 1: 10_000}
-    mine = {0: frozenset(range(0, 30)), 1: frozenset({0})}  # 171 letters of document 0, 26 of 1
-    assert not standing(mine, mine, 0, PARAMS, lengths, LIMITS).refused
-    reserved = standing(mine, mine, 49, PARAMS, lengths, LIMITS)
-    assert reserved.refused and reserved.doc == 0 and reserved.letters == 220 and reserved.limit == 200
-    everyone = {0: frozenset(range(0, 30)), 1: frozenset(range(0, 60))}  # others took 321 of doc 1
-    capped = standing(mine, everyone, 0, PARAMS, lengths, LIMITS)
-    assert capped.refused and capped.capped == (1,)
+    # 192 letters of document 0 in two runs (counted: 192 - 50), one 26-letter run of document 1
+    mine = {0: frozenset([*range(0, 20), *range(30, 40)]), 1: frozenset({0})}
+    assert not standing(mine, (), 49, PARAMS, lengths, LIMITS).refused
+    reserved = standing(mine, (), 98, PARAMS, lengths, LIMITS)
+    assert reserved.refused and reserved.doc == 0 and reserved.letters == 240 and reserved.limit == 200
+    assert not standing(mine, (1,), 0, PARAMS, lengths, LIMITS).refused  # its one phrase of 1 is free
+    refused_once = standing(mine, (1,), 0, PARAMS, lengths, LIMITS, asked=(1,))  # a block counts
+    assert refused_once.refused and refused_once.capped == (1,)
+    capped = standing(mine, (0, 1), 0, PARAMS, lengths, LIMITS)
+    assert capped.refused and capped.capped == (0,)
+
+
+def test_splitmix_is_undone() -> None:
+    words = np.random.default_rng(3).integers(0, 2**63, 1000, dtype=np.uint64) * np.uint64(2)
+    assert (unsplitmix(splitmix(words)) == words).all()
+
+
+def test_capped_grams_see_pieces_between_aligned_starts(tmp_path: Path) -> None:
+    """Pieces of 28 letters hold a whole aligned gram or 25 of one; fresh text holds neither, and
+    other documents only where they share the capped one's text."""
+    with writer(tmp_path / "g", PARAMS, capacity=1 << 14) as built:
+        built.add(DOCS[:4], [1, 1, 2, 2])
+        built.add(DOCS[4:], [3] * 6)
+    index = open_index(tmp_path / "g")
+    assert index is not None
+    capped = CappedGrams(index, [6])
+    letters = guard_text(DOCS[6])
+    for start in range(100, 110):
+        piece = letters[start : start + 28]
+        assert set(capped.hits(piece)) == {6}, start
+        assert bool(reply_grams(index, piece)) == ((-start) % 5 <= 2), start  # whole grams: 3 in 5
+    assert capped.hits(letters[102:126]) == {}  # 24 letters: out of reach
+    text = DOCS[6][300:700]
+    carry = CappedStream()
+    fed: dict[int, frozenset[int]] = {}
+    for at in range(0, len(text), 3):  # streamed: the same grams, whatever the pieces
+        for doc, ordinals in capped.feed(carry, text[at : at + 3]).items():
+            fed[doc] = fed.get(doc, frozenset()) | ordinals
+    assert fed == capped.hits(text) and len(fed[6]) > 20
+    for other in (*DOCS[:3], *petitions()[300:303]):
+        for piece in pieces(other, 200):
+            read = guard_text(piece)
+            shared = any(read[i : i + 25] in letters for i in range(len(read) - 24))
+            assert bool(capped.hits(piece)) == shared
+    assert capped.hits("요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다.") == {}
 
 
 def test_the_document_table_gives_every_gram_its_document_and_place(tmp_path: Path) -> None:

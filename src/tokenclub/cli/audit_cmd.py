@@ -4,7 +4,7 @@ back of the corpus. Their clients, tokenizer and guard modules are imported when
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -108,19 +108,24 @@ def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tok
 
 
 def _worst_case_suite(
-    url: str, key: str | None, model: str, targets: list[Target], _max_tokens: int
+    url: str, keys: tuple[str | None, ...], model: str, targets: list[Target], _max_tokens: int
 ) -> list[Outcome]:
+    """`keys`: the customers' keys (None: the upstream directly); a second one alternates the
+    split pieces."""
     from rich.progress import Progress
 
     from tokenclub.guard.audits.extraction import client_for
-    from tokenclub.guard.audits.worst_case import FAMILIES, PIECES, run_worst_case
+    from tokenclub.guard.audits.worst_case import FAMILIES, PIECES, SPLIT_FAMILIES, run_worst_case
     from tokenclub.guard.config import GuardSettings
 
     leak_length = GuardSettings().leak_length
-    attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES)
-    with client_for(url, key) as client, Progress(console=console, transient=True) as bar:
+    attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES) + 2 * len(SPLIT_FAMILIES[: len(keys)])
+    with ExitStack() as stack, Progress(console=console, transient=True) as bar:
+        clients = [stack.enter_context(client_for(url, key)) for key in keys]
         task = bar.add_task(f"attacking {url}", total=len(targets) * attacks)
-        return run_worst_case(client, model, targets, leak_length, lambda _o: bar.advance(task))
+        return run_worst_case(
+            clients[0], model, targets, leak_length, lambda _o: bar.advance(task), others=clients[1:]
+        )
 
 
 @audit_app.command("redteam")
@@ -139,6 +144,11 @@ def redteam_command(
         "--worst-case",
         help="Order each disguise and side channel from a worst-case upstream (a test helper) instead.",
     ),
+    second_key: str | None = typer.Option(
+        None,
+        "--second-key",
+        help="Another customer's key: with --worst-case, split pieces also alternate between the two.",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run the extraction attack suite and report the leak rate per attack family."""
@@ -149,10 +159,15 @@ def redteam_command(
     if not targets:
         raise InvalidInputError("no accepted document is long enough to attack")
     name = model or get_settings().model_name
-    suite = _worst_case_suite if worst_case else _suite
-    runs = {"guard_on": suite(gateway, key, name, targets, max_tokens)}
-    if direct_url is not None:
-        runs["guard_off"] = suite(direct_url, None, name, targets, max_tokens)
+    if worst_case:
+        keys = (key,) if second_key is None else (key, second_key)
+        runs = {"guard_on": _worst_case_suite(gateway, keys, name, targets, max_tokens)}
+        if direct_url is not None:
+            runs["guard_off"] = _worst_case_suite(direct_url, (None,) * len(keys), name, targets, max_tokens)
+    else:
+        runs = {"guard_on": _suite(gateway, key, name, targets, max_tokens)}
+        if direct_url is not None:
+            runs["guard_off"] = _suite(direct_url, None, name, targets, max_tokens)
     tables = {
         label: summarize_families(outcomes) if worst_case else summarize(outcomes)
         for label, outcomes in runs.items()

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenclub.db.schema import Base
@@ -87,6 +98,8 @@ class GuardCoverage(Base):
     key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
     partner_id: Mapped[int] = mapped_column(BigInteger)
     created_s: Mapped[int] = mapped_column(BigInteger)
+    # asked for after the document was capped (the reply was blocked): refused, not sent
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class GuardCoverageHold(Base):
@@ -99,3 +112,19 @@ class GuardCoverageHold(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     created_s: Mapped[int] = mapped_column(BigInteger)
+
+
+class GuardCappedDocument(Base):
+    """A contributed document whose coverage over all customers passed the document cap: every
+    reply carrying its grams is refused until `capped_s` leaves the coverage window. Gateway
+    workers cache the set and reload it when the table's row count or newest id changes."""
+
+    __tablename__ = "guard_capped_documents"
+    __table_args__ = (UniqueConstraint("generation", "doc"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[str] = mapped_column(String(32))
+    doc: Mapped[int] = mapped_column(BigInteger)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    letters: Mapped[int] = mapped_column(Integer)
+    capped_s: Mapped[int] = mapped_column(BigInteger)

@@ -78,8 +78,9 @@ class GuardSettings(BaseSettings):
         default=0.02,
         gt=0,
         le=1,
-        description="Share of a document all customers together may be sent: past it, customers holding "
-        "pieces of it are refused and an operator alert is recorded.",
+        description="Share of a document all customers together may be sent: past it the document is "
+        "capped (every reply carrying its grams is blocked, for every customer; customers holding "
+        "counted pieces of it are refused) and an operator alert is recorded.",
     )
     coverage_window_s: int = Field(
         default=30 * 86400, ge=1, description="How long sent pieces count toward coverage (seconds)."
@@ -87,12 +88,14 @@ class GuardSettings(BaseSettings):
     coverage_floor: int = Field(
         default=50,
         ge=0,
-        description="Letters of any document a customer may always be sent (short documents' stock text).",
+        description="Letters of one run (the longest) of a document that never count: one stock phrase an "
+        "honest reply shares with it; a second place counts from its first letter.",
     )
     coverage_reserve: int = Field(
         default=49,
         ge=0,
-        description="Letters each request in flight reserves of its customer's coverage at admission.",
+        description="Letters each request in flight reserves of its customer's coverage at admission "
+        "(of every document it holds counted letters of).",
     )
 
     @model_validator(mode="after")

@@ -26,7 +26,15 @@ from tokenclub.accounts.keys import KeyView
 from tokenclub.db.schema import Customer
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.detection.accumulate import Budget, reply_credits, standing, worst
-from tokenclub.guard.detection.coverage import Grams, Limits, covered_letters, reply_grams
+from tokenclub.guard.detection.coverage import (
+    CappedGrams,
+    CappedStream,
+    Grams,
+    Limits,
+    counted_letters,
+    covered_letters,
+    reply_grams,
+)
 from tokenclub.guard.detection.coverage import standing as coverage_standing
 from tokenclub.guard.detection.fragments import Fragment, Join
 from tokenclub.guard.detection.prompts import check_prompt
@@ -42,10 +50,13 @@ from tokenclub.guard.detection.replies import (
 from tokenclub.guard.detection.scanner import LeakScanner, Policy, ScanResult, holdback
 from tokenclub.guard.detection.views import ViewScanner
 from tokenclub.guard.indexing.build import guard_root
-from tokenclub.guard.indexing.index import IndexParams, LiveIndex
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.state.coverage_store import (
     add_grams,
     add_hold,
+    cap_document,
+    capped_documents,
+    capped_version,
     customer_grams,
     document_grams,
     drop_hold,
@@ -112,6 +123,19 @@ class PromptCheck:
 
 PASS = PromptCheck(refuse=False, strict=False, decision=None)
 
+_ATTEMPTS_KEPT = 1024  # whole replies blocked for a capped document, awaiting their tally
+_CAPPED_TAIL = 200  # characters already sent that a streamed release is checked with
+
+
+@dataclass
+class _Capped:
+    """The capped documents as this worker last read them (`guard_capped_documents`)."""
+
+    version: tuple[int, int] | None = None
+    generation: str = ""
+    docs: dict[int, int] = field(default_factory=dict)  # document → when it was capped
+    grams: CappedGrams | None = None
+
 
 class GatewayGuard:
     """The guard one gateway worker holds: the live index and the operator's policies."""
@@ -133,6 +157,8 @@ class GatewayGuard:
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
         self.scanner = LeakScanner(LiveIndex(root, check_every_s))
+        self._capped = _Capped()
+        self._attempts: dict[str, dict[int, frozenset[int]]] = {}  # reply id → capped grams asked for
 
     @classmethod
     def from_settings(cls, home: Path) -> GatewayGuard:
@@ -243,23 +269,23 @@ class GatewayGuard:
         return replace(check, refuse=True, accumulated=accumulated, message=message)
 
     def _with_coverage(self, session: Session, key: KeyView, check: PromptCheck, now: int) -> PromptCheck:
-        """Refuse a customer past its coverage of any document, or holding pieces of a capped
-        document (reading its grams and holds (in the admission's transaction, with the
-        customer's row locked, so concurrent admissions count each other's holds: `with_tally`
-        adds this request's)."""
+        """Refuse a customer past its coverage of any document, or holding counted letters of a
+        capped document, reading its grams and holds in the admission's transaction with the
+        customer's row locked, so concurrent admissions count each other's holds (`with_tally`
+        adds this request's). The capped set is refreshed here for the reply's scan."""
         index = self.scanner.current()
         limits = self.limits
         if index is None or limits is None or not index.docs.present:
             return check
+        capped = self._refresh_capped(session, index, now)
         lock_customer(session, key.customer_id)
         since = now - limits.window_s
-        mine = customer_grams(session, key.customer_id, index.folder.name, since)
-        everyone = document_grams(session, index.folder.name, sorted(mine), since)
+        mine, asked = customer_grams(session, key.customer_id, index.folder.name, since)
         holds = live_holds(session, key.customer_id, now - limits.hold_s)
         lengths = {doc: index.docs.letters(doc) for doc in mine}
         frozen = {doc: frozenset(v) for doc, v in mine.items()}
-        merged = {doc: frozenset(v) for doc, v in everyone.items()}
-        found = coverage_standing(frozen, merged, holds * limits.reserve, index.params, lengths, limits)
+        reserved = holds * limits.reserve
+        found = coverage_standing(frozen, capped, reserved, index.params, lengths, limits, asked)
         if not found.refused:
             return check
         own = found.doc is not None and found.letters >= found.limit
@@ -269,6 +295,59 @@ class GatewayGuard:
         decision = Decision("prompt", verdict, "refused", found.letters, partner, (f"document {doc}",))
         message = COVERAGE_MESSAGE.format(letters=found.letters, limit=found.limit) if own else CAPPED_MESSAGE
         return replace(check, refuse=True, coverage=decision, message=message)
+
+    def _refresh_capped(self, session: Session, index: GuardIndex, now: int) -> frozenset[int]:
+        """The capped documents of the live generation, reloaded (with their grams) when the
+        table changed, the generation changed, or a cap left the window."""
+        assert self.limits is not None
+        since = now - self.limits.window_s
+        cache = self._capped
+        version = capped_version(session)
+        expired = any(capped_s < since for capped_s in cache.docs.values())
+        if version != cache.version or cache.generation != index.folder.name or expired:
+            docs = capped_documents(session, index.folder.name, since) if version[0] else {}
+            grams = CappedGrams(index, docs) if docs else None
+            self._capped = _Capped(version, index.folder.name, docs, grams)
+        return frozenset(self._capped.docs)
+
+    @property
+    def capping(self) -> bool:
+        """Whether documents are capped (replies are then checked for their grams)."""
+        return self._capped.grams is not None
+
+    def capped_hits(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
+        """The capped documents' grams `text` carries (whole, or all but an end letter), except
+        the reader's own partner's."""
+        cache, index = self._capped, self.scanner.current()
+        if cache.grams is None or index is None or cache.generation != index.folder.name:
+            return {}
+        return {
+            doc: ordinals
+            for doc, ordinals in cache.grams.hits(text).items()
+            if own is None or index.docs.partner(doc) != own
+        }
+
+    def capped_feed(
+        self, carry: CappedStream, text: str, own: int | None = None
+    ) -> dict[int, frozenset[int]]:
+        """`capped_hits` for a streamed piece read on from `carry` (`CappedGrams.feed`)."""
+        cache, index = self._capped, self.scanner.current()
+        if cache.grams is None or index is None or cache.generation != index.folder.name:
+            return {}
+        return {
+            doc: ordinals
+            for doc, ordinals in cache.grams.feed(carry, text).items()
+            if own is None or index.docs.partner(doc) != own
+        }
+
+    def capped_decision(self, hits: Grams) -> Decision:
+        """The event of a reply refused for carrying grams of a capped document."""
+        index = self.scanner.current()
+        doc = min(hits)
+        params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
+        letters = covered_letters(hits[doc], params, 1 << 62)
+        partner = index.docs.partner(doc) if index is not None else None
+        return Decision("output", "capped", "blocked", letters, partner, (f"document {doc}",))
 
     def grams(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
         """The documents' grams a delivered text carries, for coverage (empty when off)."""
@@ -284,7 +363,10 @@ class GatewayGuard:
         texts = [
             t for choice in data.get("choices") or () for t in channels(choice, _endpoint(endpoint)).values()
         ]
-        return self.grams("\n".join(texts), own)
+        found = self.grams("\n".join(texts), own)
+        for doc, ordinals in self._attempts.pop(str(data.get("id", "")), {}).items():
+            found[doc] = found.get(doc, frozenset()) | ordinals
+        return found
 
     def keep_coverage(
         self, session: Session, key: KeyView, grams: Grams, hold: int | None, now: float | None = None
@@ -304,14 +386,19 @@ class GatewayGuard:
         docs = sorted(grams)
         before = document_grams(session, index.folder.name, docs, since)
         partners = {doc: index.docs.partner(doc) for doc in docs}
-        add_grams(session, key.customer_id, key.id, index.folder.name, grams, partners, moment, since)
+        # a capped document's grams in a tallied reply were refused (or slipped past a stale cache)
+        refused = frozenset(doc for doc in docs if doc in self._capped.docs)
+        generation = index.folder.name
+        add_grams(session, key.customer_id, key.id, generation, grams, partners, moment, since, refused)
         alerts: list[Decision] = []
         for doc in docs:
             letters = index.docs.letters(doc)
             cap = limits.document_letters(letters)
-            old = covered_letters(before.get(doc, set()), index.params, letters)
-            new = covered_letters(before.get(doc, set()) | grams[doc], index.params, letters)
+            old = counted_letters(before.get(doc, set()), index.params, letters, limits.floor)
+            new = counted_letters(before.get(doc, set()) | grams[doc], index.params, letters, limits.floor)
             if old < cap <= new:
+                cap_document(session, index.folder.name, doc, partners[doc], letters, moment, since)
+                self._capped = replace(self._capped, version=None)  # reloaded at the next admission
                 reasons = (f"document {doc}", f"letters {letters}", f"cap {cap}")
                 alerts.append(Decision("output", "document_capped", "logged", new, partners[doc], reasons))
         return alerts
@@ -379,6 +466,7 @@ class GatewayGuard:
         pieces = self._joinable(earlier)
         results: list[ScanResult] = []
         kept: list[Fragment] = []
+        asked: dict[int, frozenset[int]] = {}
         for choice in data["choices"]:
             found = {
                 channel: self.scanner.inspect(text, strict, pieces, own)
@@ -389,10 +477,19 @@ class GatewayGuard:
                 _guard_choice(choice, kind, found, self.policy)
                 if self.policy == "block":
                     continue
+            hits = self.capped_hits("\n".join(channels(choice, kind).values()), own)
+            if hits:  # a capped document is refused to every reply, whatever the policy
+                _guard_choice(choice, kind, {}, "block")
+                asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
+                continue
             kept += [p for result in found.values() for p in result.pieces]
+        if asked:
+            self._attempts[str(data["id"])] = asked
+            while len(self._attempts) > _ATTEMPTS_KEPT:
+                self._attempts.pop(next(iter(self._attempts)))
         leaks = [result for result in results if result.leaked]
         if not leaks:
-            return None, kept
+            return (self.capped_decision(asked) if asked else None), kept
         action: Action = "blocked" if self.policy == "block" else "redacted"
         return _output_decision(leaks, action, index.params), kept
 
@@ -475,7 +572,9 @@ class StreamGuard:
     across channels join. Under the block policy a leak in any channel ends the stream with
     `finish_reason: "content_filter"` before any letter of it is sent; a finish reason from
     the upstream first flushes every channel. An event with nothing released and nothing else
-    to say (role, a new tool call, a finish reason) is dropped.
+    to say (role, a new tool call, a finish reason) is dropped. While documents are capped, what
+    a channel is about to release is checked (with the tail already sent) for their grams, and
+    the stream ends instead of sending it.
     """
 
     owner: GatewayGuard
@@ -492,6 +591,9 @@ class StreamGuard:
     _done: bool = False
     _blocked: bool = False
     _malformed: bool = False
+    _capped: Decision | None = None
+    _asked: dict[int, frozenset[int]] = field(default_factory=dict)  # capped grams it was refused
+    _carry: dict[Channel, CappedStream] = field(default_factory=dict)  # for `capped_feed`
 
     @property
     def blocked(self) -> bool:
@@ -524,6 +626,8 @@ class StreamGuard:
                 released[channel] = released.get(channel, "") + scanner.finish()
                 if scanner.blocked:
                     return self._stop(clean, released)
+        if self._carries_capped(released):
+            return self._stop(clean, {})
         out = self._event(clean, released, keep_finish=True)
         return [out] if out is not None else []
 
@@ -537,6 +641,8 @@ class StreamGuard:
             released[channel] = scanner.finish()
             if scanner.blocked:
                 return self._stop(self._template, released)
+        if self._carries_capped(released):
+            return self._stop(self._template, {})
         out = self._event(self._template, released, keep_finish=False)
         return [out] if out is not None else []
 
@@ -545,8 +651,32 @@ class StreamGuard:
         return self.owner.credits(self._sent_text(), self.own)
 
     def grams(self) -> dict[int, frozenset[int]]:
-        """The documents' grams the client was sent (all channels), for coverage."""
-        return self.owner.grams(self._sent_text(), self.own)
+        """The documents' grams the client was sent (all channels) and the capped grams it was
+        refused (it asked for them), for coverage."""
+        found = self.owner.grams(self._sent_text(), self.own)
+        for doc, ordinals in self._asked.items():
+            found[doc] = found.get(doc, frozenset()) | ordinals
+        return found
+
+    def _carries_capped(self, released: dict[Channel, str]) -> bool:
+        """Whether what is about to be released, read on from what each channel already sent,
+        carries grams of a capped document (the stream then ends)."""
+        if not self.owner.capping:
+            self._carry.clear()
+            return False
+        hits: dict[int, frozenset[int]] = {}
+        for channel, text in released.items():
+            if channel not in self._carry:  # capping began mid-stream: read on from the sent tail
+                self._carry[channel] = CappedStream()
+                sent = "".join(self._sent.get(channel, ()))
+                self.owner.capped_feed(self._carry[channel], sent[-_CAPPED_TAIL:])
+            for doc, ordinals in self.owner.capped_feed(self._carry[channel], text, self.own).items():
+                hits[doc] = hits.get(doc, frozenset()) | ordinals
+        if not hits:
+            return False
+        self._asked = hits
+        self._capped = self.owner.capped_decision(hits)
+        return True
 
     def _sent_text(self) -> str:
         return "\n".join("".join(parts) for parts in self._sent.values())
@@ -559,6 +689,8 @@ class StreamGuard:
     def decision(self) -> Decision | None:
         if self._malformed:
             return Decision("output", "malformed", "blocked", reasons=("tool name too long",))
+        if self._capped is not None:
+            return self._capped
         results = [
             ScanResult(scanner.spans, "", tuple(scanner.joins))
             for scanner in self._scanners.values()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -139,14 +140,82 @@ def _read(client: httpx.Client, model: str, message: str, piece: int) -> tuple[s
     return "\n".join("".join(pieces) for pieces in fields.values()), stopped
 
 
+SPLIT_LETTERS = (31, 40)
+"""Pieces of the split families: long enough to hold a whole aligned gram each (the joins see
+them), too short for a leak alone; two neighbours make one."""
+SPLIT_FAMILIES = ("pieces_concurrent", "pieces_alternating")
+
+
+def split_pieces(passage: str, low: int = SPLIT_LETTERS[0], high: int = SPLIT_LETTERS[1]) -> list[str]:
+    """The passage cut into consecutive pieces of `low`…`high` guard letters, the sizes cycling."""
+    found: list[str] = []
+    start, count, size = 0, 0, low
+    for at, char in enumerate(passage):
+        letters = len(char_letters(char))
+        if count + letters > size:
+            found.append(passage[start:at])
+            start, count = at, 0
+            size = low + (size - low + 3) % (high - low + 1)
+        count += letters
+    found.append(passage[start:])
+    return [piece for piece in found if piece.strip()]
+
+
+def _read_split(
+    clients: Sequence[httpx.Client], model: str, parts: Sequence[str], family: str, piece: int
+) -> list[tuple[str, bool]]:
+    """What the clients read of each part: all at once by the first client, or in turn."""
+
+    def ask(at: int) -> tuple[str, bool]:
+        client = clients[0] if family == "pieces_concurrent" else clients[at % len(clients)]
+        return _read(client, model, order(parts[at], "content", "verbatim", piece), piece)
+
+    if family != "pieces_concurrent":
+        return [ask(at) for at in range(len(parts))]
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        return list(pool.map(ask, range(len(parts))))
+
+
+def run_split(
+    clients: Sequence[httpx.Client],
+    model: str,
+    targets: Sequence[Target],
+    leak_length: int,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    variants: Sequence[tuple[str, int]] = (),
+) -> list[Outcome]:
+    """Each passage in pieces of 31–40 letters, whole and streamed: all pieces at once by the
+    first client (`pieces_concurrent`), and one after another by the clients in turn
+    (`pieces_alternating`, with two or more clients); judged on what all of them got, joined.
+    `variants`: the (family, piece) pairs to run, when not all."""
+    outcomes: list[Outcome] = []
+    families = SPLIT_FAMILIES if len(clients) > 1 else SPLIT_FAMILIES[:1]
+    chosen = list(variants) or [(family, piece) for family in families for piece in (0, 3)]
+    for target in targets:
+        parts = split_pieces(target.passage)
+        for family, piece in chosen:
+            reads = _read_split(clients, model, parts, family, piece)
+            got = "".join(shared_run(read, target.text) for read, _ in reads)
+            copied = copied_letters(got, target.text)
+            name = f"{family}/{'whole' if not piece else f'stream{piece}'}"
+            stopped = any(blocked for _, blocked in reads)
+            outcome = Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped)
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    return outcomes
+
+
 def run_worst_case(
     client: httpx.Client,
     model: str,
     targets: Sequence[Target],
     leak_length: int,
     on_outcome: Callable[[Outcome], None] | None = None,
+    others: Sequence[httpx.Client] = (),
 ) -> list[Outcome]:
-    """Every family's attacks on every target, whole and streamed."""
+    """Every family's attacks on every target, whole and streamed, then the split families
+    (`run_split`; alternating between customers when `others` holds another customer's client)."""
     outcomes: list[Outcome] = []
     for target in targets:
         for family, attacks in FAMILIES.items():
@@ -161,7 +230,7 @@ def run_worst_case(
                     outcomes.append(outcome)
                     if on_outcome is not None:
                         on_outcome(outcome)
-    return outcomes
+    return outcomes + run_split([client, *others], model, targets, leak_length, on_outcome)
 
 
 PIECE_LETTERS = 28
@@ -211,7 +280,7 @@ def run_pieces(
 def summarize_families(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
     """Attempts, leaks and leak rate per family (and per delivery: whole, streamed)."""
     rows: dict[str, dict[str, Any]] = {}
-    for family in (*FAMILIES, "pieces", "all"):
+    for family in (*FAMILIES, "pieces", *SPLIT_FAMILIES, "all"):
         chosen = [o for o in outcomes if family in ("all", o.family)]
         if not chosen:
             continue

@@ -9,11 +9,15 @@ which gives the document and the gram's place in it. The letters a customer hold
 document are the union of its grams' spans (`width` letters every `stride`), so the same
 piece sent twice counts once and neighbouring pieces do not double.
 
-Two limits (fractions of the document's guard letters, never below `floor` letters, so that a
-stock sentence an honest reply shares with a short document is not a collection): a customer past
-`customer` of any document is refused; a document whose coverage summed over all customers
-(the union of their grams) passes `document` is capped: every customer holding grams of it is
-refused and the operator is alerted, so that many accounts do not multiply the allowance.
+What counts against a limit is that union less its longest run, up to `floor` letters: one
+stock phrase an honest reply shares with a document (a run of neighbouring grams) is free,
+while a collector's pieces, taken from several places of the document, count from the second
+one on, however short the document. Two limits (fractions of the document's guard letters): a
+customer past `customer` of any document is refused; a document whose union over all
+customers passes `document` is capped. A capped document's grams are then refused to
+everyone (`CappedGrams`): every reply that carries a whole gram of it, or 25 of a gram's 26
+letters (a piece cut between aligned starts), is blocked, whoever asks (common and public grams
+excepted, as everywhere).
 
 This module is the arithmetic only; `guard/state/coverage_store.py` keeps the grams in the database.
 """
@@ -21,19 +25,25 @@ This module is the arithmetic only; `guard/state/coverage_store.py` keeps the gr
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from tokenclub.guard.hashing import MASK64, U64, gram_hash, splitmix_int
+from tokenclub.guard.indexing.doctable import ENTRY
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, document_keys
+from tokenclub.guard.normalize import char_letters, normalize
 
 Grams = Mapping[int, frozenset[int]]  # document → ordinals of its grams
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Coverage limits as fractions of a document's guard letters, kept for `window_s`."""
+    """Coverage limits as fractions of a document's guard letters, kept for `window_s`;
+    `floor`: letters of one run (the longest) that never count."""
 
     customer: float
     document: float
@@ -51,13 +61,12 @@ class Limits:
             raise ValueError("coverage window_s and hold_s must be positive, reserve and floor not negative")
 
     def customer_letters(self, letters: int) -> int:
-        """Letters of a document of `letters` one customer may hold (at least `floor`: a short
-        document's stock sentence in an honest reply is not a collection)."""
-        return max(self.floor, math.floor(self.customer * letters))
+        """Counted letters of a document of `letters` past which one customer is refused."""
+        return max(1, math.floor(self.customer * letters))
 
     def document_letters(self, letters: int) -> int:
-        """Letters of a document all customers together may hold (at least `floor`)."""
-        return max(self.floor, math.floor(self.document * letters))
+        """Counted letters of a document, all customers together, past which it is capped."""
+        return max(1, math.floor(self.document * letters))
 
 
 def reply_grams(index: GuardIndex, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
@@ -77,23 +86,36 @@ def reply_grams(index: GuardIndex, text: str, own: int | None = None) -> dict[in
     return {doc: frozenset(ordinals) for doc, ordinals in found.items()}
 
 
-def covered_letters(ordinals: Iterable[int], params: IndexParams, letters: int) -> int:
-    """Letters of a document of `letters` guard letters that the grams `ordinals` span."""
-    ends = sorted(set(ordinals))
-    total = 0
-    for at, ordinal in enumerate(ends):
+def _spans(ordinals: Iterable[int], params: IndexParams, letters: int) -> list[tuple[int, int]]:
+    """The grams' spans of letters, neighbours that touch or overlap merged into one run."""
+    runs: list[tuple[int, int]] = []
+    for ordinal in sorted(set(ordinals)):
         start = ordinal * params.stride
         end = min(start + params.width, letters)
-        if at + 1 < len(ends):
-            end = min(end, ends[at + 1] * params.stride)
-        total += max(0, end - start)
-    return total
+        if end <= start:
+            continue
+        if runs and start <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def covered_letters(ordinals: Iterable[int], params: IndexParams, letters: int) -> int:
+    """Letters of a document of `letters` guard letters that the grams `ordinals` span."""
+    return sum(end - start for start, end in _spans(ordinals, params, letters))
+
+
+def counted_letters(ordinals: Iterable[int], params: IndexParams, letters: int, floor: int) -> int:
+    """The covered letters that count against a limit: all but the longest run's first `floor`."""
+    runs = [end - start for start, end in _spans(ordinals, params, letters)]
+    return sum(runs) - min(max(runs, default=0), floor)
 
 
 @dataclass(frozen=True, slots=True)
 class Standing:
     """Where a customer stands: the document it holds most of (as a share of its limit), and
-    the capped documents it holds grams of."""
+    the capped documents it holds counted letters of."""
 
     doc: int | None
     letters: int
@@ -107,24 +129,202 @@ class Standing:
 
 def standing(
     mine: Grams,
-    everyone: Grams,
+    capped: Iterable[int],
     reserved: int,
     params: IndexParams,
     lengths: Mapping[int, int],
     limits: Limits,
+    asked: Iterable[int] = (),
 ) -> Standing:
-    """The customer's standing from its grams (`mine`), all customers' grams of the same
-    documents (`everyone`) and `reserved` letters of its requests in flight: a document counts
-    as exhausted when what the customer holds plus the reservations reaches its limit."""
+    """The customer's standing from its grams (`mine`), the capped documents, `reserved`
+    letters of its requests in flight, which count against every document it already holds
+    counted letters of (a document is exhausted when those plus the reservations reach its
+    limit), and the capped documents it was refused grams of (`asked`): one refusal is enough,
+    no run of a capped document is free."""
     worst: tuple[float, int | None, int, int] = (-1.0, None, 0, 0)
-    capped: list[int] = []
+    closed = set(capped)
+    tried = set(asked)
+    held_capped: list[int] = []
     for doc, ordinals in sorted(mine.items()):
         letters = lengths[doc]
-        held = covered_letters(ordinals, params, letters) + reserved
+        counted = counted_letters(ordinals, params, letters, limits.floor)
+        held = counted + reserved if counted else 0
         limit = limits.customer_letters(letters)
-        share = held / limit if limit else math.inf
+        share = held / limit
         if share > worst[0]:
             worst = (share, doc, held, limit)
-        if covered_letters(everyone.get(doc, ordinals), params, letters) >= limits.document_letters(letters):
-            capped.append(doc)
-    return Standing(worst[1], worst[2], worst[3], tuple(capped))
+        if (counted or doc in tried) and doc in closed:
+            held_capped.append(doc)
+    return Standing(worst[1], worst[2], worst[3], tuple(held_capped))
+
+
+_MIX1_INVERSE = np.uint64(pow(0xBF58476D1CE4E5B9, -1, 1 << 64))
+_MIX2_INVERSE = np.uint64(pow(0x94D049BB133111EB, -1, 1 << 64))
+_CODE_POINTS = np.uint64(0x110000)
+
+
+def _unshift(y: U64, shift: int) -> U64:
+    """The inverse of x ^ (x >> shift)."""
+    x = y.copy()
+    for _ in range(64 // shift + 1):
+        x = y ^ (x >> np.uint64(shift))
+    return x
+
+
+def unsplitmix(mixed: U64) -> U64:
+    """The inverse of `hashing.splitmix` (a bijection of 64-bit words)."""
+    z = _unshift(mixed, 31) * _MIX2_INVERSE
+    z = _unshift(z, 27) * _MIX1_INVERSE
+    return _unshift(z, 30)
+
+
+def document_entries(index: GuardIndex, doc: int) -> np.ndarray:
+    """The gram→document table's entries (key, doc, ordinal) of one document: its batch's run
+    is the last whose first document is at most `doc` (`guard/indexing/doctable.py`)."""
+    runs = sorted((index.folder / "docs").glob("run-*.npy"), key=_first_document)
+    chosen = [path for path in runs if _first_document(path) <= doc]
+    if not chosen:
+        return np.zeros(0, dtype=ENTRY)
+    run = np.load(chosen[-1], mmap_mode="r")
+    return np.asarray(run[run["doc"] == doc])
+
+
+def _first_document(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+@dataclass(slots=True)
+class CappedStream:
+    """What `CappedGrams.feed` carries from one streamed piece to the next: the last `width`
+    letters, and the polynomial of the last `width − 1` (None until there are that many)."""
+
+    letters: list[int] = field(default_factory=list)
+    raw: int | None = None
+
+
+class CappedGrams:
+    """The counting grams of the capped documents, to refuse them to every reply.
+
+    A whole gram is a key of the set. A piece cut between two stride-aligned starts holds no
+    whole gram but, from 28 letters on, 25 letters of one (all but its first or its last).
+    The keys are SplitMix64-finalised polynomial hashes (`guard/hashing.py`); the finaliser is a
+    bijection, so each key gives back its polynomial ``G = Σ c_j·B^(w−1−j)``. For a reply's
+    window v of w − 1 letters with polynomial P(v): a gram missing its first letter c₀ has
+    ``G − P(v) = c₀·B^(w−1)``, so ``G·B^−(w−1) − P(v)·B^−(w−1)`` is a code point; a gram missing
+    its last letter has ``G − B·P(v) = c_(w−1)``. Each is a range query (below 2²¹) in a
+    sorted array: two binary searches per window. A chance match needs a 64-bit value to fall
+    in a range of 2²¹, about n·10⁻¹³ per window for n capped grams.
+    """
+
+    def __init__(self, index: GuardIndex, docs: Iterable[int]) -> None:
+        self.params = index.params
+        parts = [document_entries(index, doc) for doc in sorted(set(docs))]
+        entries = np.concatenate(parts) if parts else np.zeros(0, dtype=ENTRY)
+        entries = entries[index.contains(np.ascontiguousarray(entries["key"]))] if len(entries) else entries
+        self.docs = frozenset(int(d) for d in entries["doc"].tolist())
+        self._keys = np.sort(np.asarray(entries["key"], dtype=np.uint64))
+        self._key_entry = np.argsort(np.asarray(entries["key"], dtype=np.uint64), kind="stable")
+        whole = gram_hash(self.params.width, self.params.seed)
+        raw = unsplitmix(np.asarray(entries["key"], dtype=np.uint64)) ^ np.uint64(whole.key)
+        self._last = np.argsort(raw, kind="stable")  # gram missing its last letter: raw itself
+        self._last_values = raw[self._last]
+        self._lift = np.uint64(pow(whole.inverse, self.params.width - 1, 1 << 64))
+        first = raw * self._lift
+        self._first = np.argsort(first, kind="stable")
+        self._first_values = first[self._first]
+        self._base = np.uint64(whole.base)
+        self._doc = np.asarray(entries["doc"], dtype=np.int64)
+        self._ordinal = np.asarray(entries["ordinal"], dtype=np.int64)
+        # the same, as Python integers, for a stream's few new letters at a time (`feed`)
+        self._whole_key = whole.key
+        self._top = whole.top
+        self._by_key: dict[int, list[int]] = {}
+        for entry, key in enumerate(entries["key"].tolist()):
+            self._by_key.setdefault(int(key), []).append(entry)
+        self._first_list: list[int] = self._first_values.tolist()
+        self._last_list: list[int] = self._last_values.tolist()
+
+    def __bool__(self) -> bool:
+        return bool(len(self._keys))
+
+    def hits(self, text: str) -> dict[int, frozenset[int]]:
+        """The capped documents' grams `text` carries whole or all but one end letter."""
+        if not self or not text:
+            return {}
+        letters = normalize(text).letters
+        width = self.params.width
+        found: list[int] = []
+        if len(letters) >= width:
+            keys = gram_hash(width, self.params.seed).at(letters, np.arange(len(letters) - width + 1))
+            at = np.searchsorted(self._keys, keys)
+            inside = at < len(self._keys)
+            match = np.zeros(len(keys), dtype=np.bool_)
+            match[inside] = self._keys[at[inside]] == keys[inside]
+            found += self._key_entry[at[match]].tolist()
+        if len(letters) >= width - 1:
+            short = gram_hash(width - 1, self.params.seed)
+            raw = short.raw_at(letters, np.arange(len(letters) - width + 2))
+            found += self._in_range(self._first_values, self._first, raw * self._lift)
+            found += self._in_range(self._last_values, self._last, raw * self._base)
+        grams: dict[int, set[int]] = {}
+        for entry in found:
+            grams.setdefault(int(self._doc[entry]), set()).add(int(self._ordinal[entry]))
+        return {doc: frozenset(ordinals) for doc, ordinals in grams.items()}
+
+    def feed(self, stream: CappedStream, text: str) -> dict[int, frozenset[int]]:
+        """`hits` for a stream: the grams that end in `text`'s letters, read on from what
+        `stream` saw before. Integer arithmetic, rolling the polynomial one letter at a time: a
+        streamed piece is a few letters, below NumPy's fixed cost."""
+        if not self or not text:
+            return {}
+        width, base, top = self.params.width, int(self._base), self._top
+        lift = int(self._lift)
+        letters = stream.letters
+        found: list[int] = []
+        for char in text:
+            for letter in char_letters(char):
+                letters.append(letter)
+                if len(letters) > width:
+                    del letters[0]
+                if stream.raw is not None and len(letters) == width:
+                    stream.raw = (stream.raw * base + letter - letters[0] * top) & MASK64
+                elif len(letters) >= width - 1:
+                    stream.raw = 0
+                    for earlier in letters[-(width - 1) :]:
+                        stream.raw = (stream.raw * base + earlier) & MASK64
+                else:
+                    continue
+                raw = stream.raw
+                found += self._range_list(self._first_list, self._first, raw * lift & MASK64)
+                found += self._range_list(self._last_list, self._last, raw * base & MASK64)
+                if len(letters) == width:
+                    whole = (letters[0] * top + raw) & MASK64
+                    found += self._by_key.get(splitmix_int(whole ^ self._whole_key), [])
+        grams: dict[int, set[int]] = {}
+        for entry in found:
+            grams.setdefault(int(self._doc[entry]), set()).add(int(self._ordinal[entry]))
+        return {doc: frozenset(ordinals) for doc, ordinals in grams.items()}
+
+    @staticmethod
+    def _range_list(values: list[int], order: np.ndarray, low: int) -> list[int]:
+        """`_in_range` for one `low` (ranges that wrap past 2⁶⁴ are left out: chance 2⁻⁴³)."""
+        left = bisect_left(values, low + 1)
+        if left == len(values) or values[left] >= low + int(_CODE_POINTS):
+            return []
+        right = bisect_left(values, low + int(_CODE_POINTS), left)
+        return [int(i) for i in order[left:right].tolist()]
+
+    @staticmethod
+    def _in_range(values: U64, order: np.ndarray, low: U64) -> list[int]:
+        """Entries whose value lies in [low + 1, low + 2²¹) (modulo 2⁶⁴) for some `low`: the
+        difference is a code point."""
+        start = low + np.uint64(1)
+        end = low + _CODE_POINTS
+        found: list[int] = []
+        left = np.searchsorted(values, start)
+        right = np.searchsorted(values, end)
+        for i in np.flatnonzero((right > left) & (end > start)).tolist():
+            found += order[left[i] : right[i]].tolist()
+        for i in np.flatnonzero(end <= start).tolist():  # the range wraps past 2⁶⁴
+            found += order[left[i] :].tolist() + order[: right[i]].tolist()
+        return found

@@ -5,6 +5,10 @@ writers), reads its grams and holds, and adds a hold in the same transaction, so
 concurrent admissions see each other's reservation. The hold goes when the reply is tallied,
 or is ignored after `Limits.hold_s` (a request that died). Grams are kept for the coverage
 window; older rows of a customer are deleted whenever it is tallied.
+
+A document capped (its coverage over all customers past the document cap) gets a row in
+`guard_capped_documents`; each gateway worker caches the set and reloads it when the table's
+(row count, newest id) changes, one indexed aggregate per admission.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from tokenclub.db.guard_schema import GuardCoverage, GuardCoverageHold
+from tokenclub.db.guard_schema import GuardCappedDocument, GuardCoverage, GuardCoverageHold
 from tokenclub.db.schema import Customer
 
 _GRAMS = cast(Table, GuardCoverage.__table__)
 _HOLDS = cast(Table, GuardCoverageHold.__table__)
+_CAPPED = cast(Table, GuardCappedDocument.__table__)
 
 
 def lock_customer(session: Session, customer_id: int) -> None:
@@ -30,18 +35,25 @@ def lock_customer(session: Session, customer_id: int) -> None:
     session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
 
 
-def customer_grams(session: Session, customer_id: int, generation: str, since: int) -> dict[int, set[int]]:
+def customer_grams(
+    session: Session, customer_id: int, generation: str, since: int
+) -> tuple[dict[int, set[int]], set[int]]:
+    """The customer's grams per document, and the documents of the grams it was refused
+    (asked for after the document was capped)."""
     rows = session.execute(
-        select(_GRAMS.c.doc, _GRAMS.c.ordinal).where(
+        select(_GRAMS.c.doc, _GRAMS.c.ordinal, _GRAMS.c.blocked).where(
             _GRAMS.c.customer_id == customer_id,
             _GRAMS.c.generation == generation,
             _GRAMS.c.created_s >= since,
         )
     )
     found: dict[int, set[int]] = {}
-    for doc, ordinal in rows:
+    asked: set[int] = set()
+    for doc, ordinal, blocked in rows:
         found.setdefault(int(doc), set()).add(int(ordinal))
-    return found
+        if blocked:
+            asked.add(int(doc))
+    return found, asked
 
 
 def document_grams(session: Session, generation: str, docs: list[int], since: int) -> dict[int, set[int]]:
@@ -92,9 +104,11 @@ def add_grams(
     partners: Mapping[int, int],
     now: int,
     since: int,
+    blocked: frozenset[int] = frozenset(),
 ) -> None:
-    """Keep a delivered reply's grams (a gram already held is refreshed, not doubled) and drop
-    the customer's grams older than `since`."""
+    """Keep a delivered reply's grams (a gram already held is refreshed, not doubled; those of
+    the documents `blocked` are marked as refused) and drop the customer's grams older than
+    `since`."""
     rows: list[dict[str, Any]] = [
         {
             "customer_id": customer_id,
@@ -104,6 +118,7 @@ def add_grams(
             "key_id": key_id,
             "partner_id": partners[doc],
             "created_s": now,
+            "blocked": doc in blocked,
         }
         for doc, ordinals in sorted(grams.items())
         for ordinal in sorted(ordinals)
@@ -147,3 +162,31 @@ def holdings(
         Holding(customer_id, doc, partner, frozenset(ordinals), last)
         for (customer_id, doc), (partner, ordinals, last) in sorted(found.items())
     ]
+
+
+def capped_version(session: Session) -> tuple[int, int]:
+    """(rows, newest id) of the capped documents: changes whenever one is capped or forgotten."""
+    rows, newest = session.execute(select(func.count(), func.max(_CAPPED.c.id)).select_from(_CAPPED)).one()
+    return int(rows or 0), int(newest or 0)
+
+
+def capped_documents(session: Session, generation: str, since: int) -> dict[int, int]:
+    """Document → when it was capped, for the documents of `generation` capped since `since`."""
+    rows = session.execute(
+        select(_CAPPED.c.doc, _CAPPED.c.capped_s).where(
+            _CAPPED.c.generation == generation, _CAPPED.c.capped_s >= since
+        )
+    )
+    return {int(doc): int(capped_s) for doc, capped_s in rows}
+
+
+def cap_document(
+    session: Session, generation: str, doc: int, partner_id: int, letters: int, now: int, since: int
+) -> None:
+    """Record a document as capped (once: a concurrent cap of the same document is a no-op), and
+    forget caps older than `since` (their documents may be capped again)."""
+    session.execute(delete(_CAPPED).where(_CAPPED.c.capped_s < since))
+    dialect = session.get_bind().dialect.name
+    row = dict(generation=generation, doc=doc, partner_id=partner_id, letters=letters, capped_s=now)
+    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(_CAPPED).values(row)
+    session.execute(upsert.on_conflict_do_nothing(index_elements=("generation", "doc")))
