@@ -43,8 +43,10 @@ from tokenclub.guard.detection.transforms import (
     Filler,
     HangulOnly,
     HanjaRead,
+    LookalikeRead,
     Romanized,
     Transform,
+    lookalike_seen,
 )
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams
 
@@ -94,15 +96,16 @@ class ViewSpec:
 
     name: str
     seen: Callable[[str], bool]
-    make: Callable[[], Transform]
+    make: Callable[[GuardIndex], Transform]  # the index: for views whose reading it chooses
 
 
 LAZY_VIEWS = (
     ViewSpec("hanja", lambda text: _HAN.search(text) is not None, HanjaRead),
-    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), HangulOnly),
-    ViewSpec("filler", _filler_seen, Filler),
-    ViewSpec("base64", lambda text: _BASE64.search(text) is not None, Base64Runs),
-    ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, Romanized),
+    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), lambda _: HangulOnly()),
+    ViewSpec("filler", _filler_seen, lambda _: Filler()),
+    ViewSpec("base64", lambda text: _BASE64.search(text) is not None, lambda _: Base64Runs()),
+    ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, lambda _: Romanized()),
+    ViewSpec("lookalike", lookalike_seen, LookalikeRead),
 )
 VIEW_NAMES = ("plain", "reversed", *(spec.name for spec in LAZY_VIEWS))
 
@@ -256,7 +259,8 @@ class ViewScanner:
         self._decoded = [text]
         for spec in started:
             self._waiting.remove(spec)
-            view = _View(spec.name, spec.make(), self._scanner())
+            assert self.index is not None  # lazy views wait only when there is an index
+            view = _View(spec.name, spec.make(self.index), self._scanner())
             view.feed(text)
             self._views.append(view)
 
