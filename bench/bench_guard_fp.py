@@ -13,7 +13,8 @@ that the indexed petitions quote, each put between two sentences of the reply.
 A flagged reply is a **true** positive only if it really shares a run of at least the leak
 length (50 guard letters) with an indexed document, and that run is neither common (held by
 10 or more documents: the exact count over every 50-letter run of the corpus) nor in the public
-text; every other flagged reply is a **false** positive. Measured for the plain view (the
+text, nor has a letter inside a common or public run of the reply; every other flagged reply
+is a **false** positive. Measured for the plain view (the
 reference) and every view (`LeakScanner.inspect`, what the gateway runs).
 
 Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE ...]`` (a few minutes on two cores).
@@ -73,10 +74,22 @@ class Truth:
         self.public = {key for text in public for key in runs(text, self.spec)}
 
     def secret(self, reply: str) -> bool:
-        return any(
-            1 <= self.documents.get(key, 0) < COMMON_DOCS and key not in self.public
-            for key in runs(reply, self.spec)
-        )
+        """Whether some run of the reply is held by 1 to 9 documents, is not public, and has no
+        letter inside a common or public run of the reply (a run of 44 letters of a common
+        notice and the 6 of a stock "입니다." before it is not a secret)."""
+        keys = runs(reply, self.spec)
+        if not keys:
+            return False
+        counts = np.array([self.documents.get(key, 0) for key in keys])
+        public = np.array([key in self.public for key in keys])
+        shared = (counts >= COMMON_DOCS) | public
+        covered = np.zeros(len(keys) + LEAK, dtype=np.int64)  # letters inside a shared run
+        np.add.at(covered, np.flatnonzero(shared), 1)
+        np.add.at(covered, np.flatnonzero(shared) + LEAK, -1)
+        inside = np.cumsum(covered)[: len(keys) + LEAK - 1] > 0
+        clean = np.concatenate(([0], np.cumsum(inside)))
+        candidates = np.flatnonzero((counts >= 1) & (counts < COMMON_DOCS) & ~public)
+        return bool(np.any(clean[candidates + LEAK] - clean[candidates] == 0))
 
 
 def carrying(reply: str, insert: str, rng: random.Random) -> str:
