@@ -148,9 +148,10 @@ class HangulOnly(Transform):
 class _IndexRead(Transform):
     """A reading chosen by the index: text is decided `BLOCK` characters at a time, once the
     `AHEAD` characters after the block are known (or the reply has ended), from the block with
-    `BEHIND` characters of decided text before it and those undecided ones after it. Decisions fall at fixed
-    offsets, so the view text does not depend on how the input was cut into pieces; a block
-    with nothing to choose costs one scan of a regular expression."""
+    `BEHIND` characters of decided text before it and those undecided ones after it. Decisions
+    fall at fixed offsets, so the view text does not depend on how the input was cut into
+    pieces. Characters that read as themselves whatever is chosen (`_settled`) go out before
+    their block is decided, up to the first one that does not."""
 
     BLOCK = 128
     BEHIND = 32
@@ -161,18 +162,31 @@ class _IndexRead(Transform):
         self.index = index
         self._spec = gram_hash(index.params.width, index.params.seed)
         self._before = ""  # the last `BEHIND` characters of decided view text
+        self._early = 0  # characters of the undecided block already given out
 
     def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
         out: list[str] = []
+        origins: list[int] = []
         used = 0
         while used < len(buffer) and (final or len(buffer) - used >= self.BLOCK + self.AHEAD):
             block = buffer[used : used + self.BLOCK]
             after = buffer[used + self.BLOCK : used + self.BLOCK + self.AHEAD]
             read = self._decide(self._before, block, after)
-            out.append(read)
+            out.append(read[self._early :])
+            origins += range(base + used + self._early, base + used + len(block))
             self._before = (self._before + read)[-self.BEHIND :]
             used += len(block)
-        return "".join(out), list(range(base, base + used)), used, base + used
+            self._early = 0
+        settled = self._settled(buffer[used : used + self.BLOCK])
+        if settled > self._early:
+            out.append(buffer[used + self._early : used + settled])
+            origins += range(base + used + self._early, base + used + settled)
+            self._early = settled
+        return "".join(out), origins, used, base + used + self._early
+
+    def _settled(self, pending: str) -> int:
+        """How many of the undecided characters read as themselves whatever is chosen."""
+        return 0
 
     def _decide(self, before: str, block: str, after: str) -> str:
         """The block's view text (one character for each of its characters)."""
@@ -211,7 +225,7 @@ class HanjaRead(_IndexRead):
         self._candidates = hanja_candidates()
 
     def _decide(self, before: str, block: str, after: str) -> str:
-        if _HAN_CHAR.search(block) is None:
+        if self._settled(block) == len(block):
             return block
         text = list(before + self._first_guess(before, block) + self._first_guess(block[-1:], after))
         start = len(before)
@@ -235,6 +249,10 @@ class HanjaRead(_IndexRead):
             if not changed:
                 break
         return "".join(text[start : start + len(block)])
+
+    def _settled(self, pending: str) -> int:
+        """Everything before the first character with a reading reads as itself."""
+        return next((at for at, char in enumerate(pending) if char in self._readings), len(pending))
 
     def _first_guess(self, before: str, text: str) -> str:
         out = list(text)
