@@ -13,6 +13,7 @@ from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import Base64Runs, Decoder, Filler, Romanized, Transform
+from tokenclub.guard.detection.views import _filler_seen
 from tokenclub.guard.normalize import guard_text
 
 DOC = 10
@@ -66,3 +67,10 @@ def test_decoder_maps_each_escape_to_its_first_character() -> None:
     out, origins = _run(Decoder(), ["가&#xAC00;<b>나</b>\\uB2E4%EB%9D%BC &amp; 끝"])
     assert out == "가가나다라 & 끝"
     assert origins == [0, 1, 12, 17, 23, 32, 33, 38, 39]
+
+
+def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:
+    """Punctuation between two fillers shortens a step by one letter; the trigger allows it as
+    the filler rule does, so the view starts while the copy is still held back."""
+    assert _filler_seen("공사: 그리고 대리경 그리고 영자/ 그리고 산림조 그리고")
+    assert not _filler_seen("공사는 대리경영자가 맡고, 산림조합이 책임 시공을 하는 사업입니다.")

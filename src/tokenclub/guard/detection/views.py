@@ -70,11 +70,13 @@ _NOT_LETTER = re.compile(r"[\W_]+")
 
 _FILLER_SEEN = re.compile(
     "|".join(
-        rf"(.)(?:.{{{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}" for n, period in enumerate(FILLER_PERIODS, 1)
+        rf"(.)(?:.{{{max(1, period - 2)},{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}"
+        for n, period in enumerate(FILLER_PERIODS, 1)
     ),
     re.DOTALL,
 )
-"""One letter `FILLER_REPEATS` times, `period` letters apart, for some period (`Filler`'s rule)."""
+"""One letter `FILLER_REPEATS` times, each step `period` or `period − 1` letters (`Filler`'s rule:
+punctuation in the text between two fillers shortens a step by one), for some period."""
 
 
 def _filler_seen(text: str) -> bool:
