@@ -268,6 +268,7 @@ class HanjaRead(_IndexRead):
 _JAMO_CHAR = re.compile(r"[\u3131-\u318e\u1100-\u11ff]")
 _JAMO_VOWEL = re.compile(r"[\u314f-\u3163\u1161-\u11a7]")
 _WORD = re.compile(r"\S+")
+_SYLLABLE = re.compile(r"[가-힣]")
 _SINGLE_JAMO = tuple(j for j in JAMO if len(char_letters(j)) == 1)  # a symbol stands for one letter
 _VOWELS = tuple(j for j in _SINGLE_JAMO if _JAMO_VOWEL.match(j))
 _CONSONANTS = tuple(j for j in _SINGLE_JAMO if not _JAMO_VOWEL.match(j))
@@ -336,15 +337,15 @@ class LookalikeRead(_IndexRead):
 
 
 def _symbols(text: str) -> dict[int, str]:
-    """Offset → character of each character in a word of typed-out jamo (a third or more jamo, some
-    consonant and some vowel among at least three: ㅋㅋ!! is not one) that is not read as a jamo
-    already: a letter, digit or symbol anywhere, a punctuation mark between two jamo."""
+    """Offset → character of each character in a word of typed-out jamo (no syllable, a third or
+    more jamo, some consonant and some vowel among at least three: ㅋㅋ!! is not one) that is
+    not read as a jamo already: a letter, digit or symbol anywhere, punctuation between jamo."""
     found: dict[int, str] = {}
     for word in _WORD.finditer(text):
         read = "".join(map(_read_as, word.group()))
         jamo = len(_JAMO_CHAR.findall(read))
         vowels = len(_JAMO_VOWEL.findall(read))
-        if jamo < 3 or not 0 < vowels < jamo or not 3 * jamo >= len(read) > jamo:
+        if jamo < 3 or not 0 < vowels < jamo or not 3 * jamo >= len(read) > jamo or _SYLLABLE.search(read):
             continue
         inner = word.group().strip(_EDGE_PUNCTUATION)
         for at, char in enumerate(inner, word.start() + word.group().index(inner[:1])):
@@ -384,7 +385,7 @@ _EDGE_PUNCTUATION = "".join(chr(cp) for cp in range(0x3000) if unicodedata.categ
 def _read_as(char: str) -> str:
     """What the guard letters already read a character as (丨 → ㅣ by Unicode's confusables)."""
     letters = char_letters(char)
-    return chr(letters[0]) if letters else char
+    return chr(letters[0]) if len(letters) == 1 else char
 
 
 def lookalike_seen(text: str) -> bool:
