@@ -269,6 +269,7 @@ _JAMO_CHAR = re.compile(r"[\u3131-\u318e\u1100-\u11ff]")
 _JAMO_VOWEL = re.compile(r"[\u314f-\u3163\u1161-\u11a7]")
 _WORD = re.compile(r"\S+")
 _SYLLABLE = re.compile(r"[가-힣]")
+_JAMO_PAIR = re.compile(r"[\u3131-\u3163]\S?[\u3131-\u3163]")
 _SINGLE_JAMO = tuple(j for j in JAMO if len(char_letters(j)) == 1)  # a symbol stands for one letter
 _VOWELS = tuple(j for j in _SINGLE_JAMO if _JAMO_VOWEL.match(j))
 _CONSONANTS = tuple(j for j in _SINGLE_JAMO if not _JAMO_VOWEL.match(j))
@@ -389,8 +390,9 @@ def _read_as(char: str) -> str:
 
 
 def lookalike_seen(text: str) -> bool:
-    """Whether a word of typed-out jamo holds some other character (`LookalikeRead`'s trigger)."""
-    return bool(_symbols(text))
+    """Whether a word of typed-out jamo holds some other character (`LookalikeRead`'s trigger);
+    text without two jamo close together costs one regular expression."""
+    return _JAMO_PAIR.search(text) is not None and bool(_symbols(text))
 
 
 class Filler(Transform):
