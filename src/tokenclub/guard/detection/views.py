@@ -7,12 +7,15 @@ The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, p
 - **plain**: the guard letters (look-alike letters already folded, `guard/normalize.py`); it
   alone tests joins with the customer's earlier pieces;
 - **reversed**: the same letters hashed backwards, for text written in reverse;
-- **hanja**: Han characters read as Hangul (once a Han character appears);
+- **hanja**: Han characters read as Hangul, a character with several readings the way the
+  index confirms (once a Han character appears);
 - **hangul**: Hangul only, dropping Latin, digit and other filler between syllables (once eight
   short non-Hangul runs sit between Hangul characters within 72 characters);
 - **filler**: a character repeated at a regular stride removed (once one appears);
 - **base64**: base64 runs decoded (once a run of 16+ base64 characters appears);
-- **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear).
+- **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear);
+- **lookalike**: symbols inside typed-out jamo read as the jamo the index confirms (once a word
+  of typed-out jamo holds another character).
 
 A stream is scanned `BATCH` characters at a time (decoded, fed to every view, triggers
 checked), not per token: the views see the same text in fewer pieces and nothing unscanned is
