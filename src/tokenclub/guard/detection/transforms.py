@@ -157,10 +157,11 @@ class _IndexRead(Transform):
     BEHIND = 32
     AHEAD = 32
 
-    def __init__(self, index: GuardIndex) -> None:
+    def __init__(self, index: GuardIndex | None) -> None:
+        """`index` None: nothing is confirmed, every reading stays the first guess."""
         super().__init__()
         self.index = index
-        self._spec = gram_hash(index.params.width, index.params.seed)
+        self._spec = gram_hash(index.params.width, index.params.seed) if index is not None else None
         self._before = ""  # the last `BEHIND` characters of decided view text
         self._early = 0  # characters of the undecided block already given out
 
@@ -196,6 +197,8 @@ class _IndexRead(Transform):
         """Grams of the text (at every position) that the index holds and that count, and that
         have another such gram `stride` letters before or after (as a copy does): a chance hit
         of the filter (about 2 % of look-ups) seldom has one."""
+        if self.index is None or self._spec is None:
+            return 0
         letters = normalize(text).letters
         width, stride = self._spec.width, self.index.params.stride
         if len(letters) < width:
@@ -219,7 +222,8 @@ class HanjaRead(_IndexRead):
     REACH = 24  # characters each side whose grams a reading changes (a gram is 26 letters)
     PASSES = 2
 
-    def __init__(self, index: GuardIndex) -> None:
+    def __init__(self, index: GuardIndex | None = None) -> None:
+        """Without an index (the red team's judge) the first guess is the reading."""
         super().__init__(index)
         self._readings = hanja_readings()
         self._candidates = hanja_candidates()
@@ -229,11 +233,15 @@ class HanjaRead(_IndexRead):
             return block
         text = list(before + self._first_guess(before, block) + self._first_guess(block[-1:], after))
         start = len(before)
-        choices = [
-            (at, found)
-            for at in range(start, start + len(block))
-            if len(found := self._candidates.get((before + block + after)[at], ())) > 1
-        ]
+        choices = (
+            [
+                (at, found)
+                for at in range(start, start + len(block))
+                if len(found := self._candidates.get((before + block + after)[at], ())) > 1
+            ]
+            if self.index is not None
+            else []
+        )
         for _ in range(self.PASSES):
             changed = False
             for at, found in choices:
