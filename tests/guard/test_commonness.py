@@ -21,10 +21,10 @@ DOCS = [text[:300] for text in petitions()[100:130] if len(text) >= 300]
 FRESH = "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다. 사람이 정말 많았어요. "
 
 
-def _index(root: Path, docs: list[str], documents: int = 10) -> LeakScanner:
+def _index(root: Path, docs: list[str], documents: int = 10, batch: int = 7) -> LeakScanner:
     with writer(root, IndexParams.for_leak_length(50, seed=5), 1 << 16, Commonness(1.0, documents)) as index:
-        for first in range(0, len(docs), 7):  # several batches: counts carry across them
-            index.add(docs[first : first + 7], [1] * len(docs[first : first + 7]))
+        for first in range(0, len(docs), batch):  # several batches: counts carry across them
+            index.add(docs[first : first + batch], [1] * len(docs[first : first + batch]))
     return LeakScanner(open_index(root))
 
 
@@ -36,6 +36,17 @@ def test_a_notice_in_many_documents_is_not_a_leak_but_their_own_text_is(tmp_path
     # the notice in fewer documents than the threshold stays protected like any text
     rare = _index(tmp_path / "rare", [f"{text}\n{NOTICE}" for text in DOCS[:4]] + DOCS[4:])
     assert rare.inspect(FRESH + NOTICE + FRESH).leaked
+
+
+def test_a_notice_is_common_from_the_threshold_on_when_documents_come_one_at_a_time(tmp_path: Path) -> None:
+    """Each document puts the notice at its own alignment; one indexed at a time only counts the
+    alignments earlier ones stored, so stored grams inherit the best count around them."""
+    for count, common in ((9, False), (10, True), (12, True)):
+        cut = [40 + 7 * i for i in range(count)]  # the notice at a different alignment in each
+        docs = [f"{text[: cut[i]]}\n{NOTICE}\n{text[cut[i] :]}" for i, text in enumerate(DOCS[:count])]
+        scanner = _index(tmp_path / str(count), docs + DOCS[count:], batch=1)
+        assert scanner.inspect(FRESH + NOTICE + FRESH).leaked is not common
+        assert scanner.inspect(FRESH + DOCS[count + 2][40:140] + FRESH).leaked
 
 
 def test_the_sketch_never_counts_fewer_documents_than_hold_a_gram(tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
-from tests.guard.disguise import ALL_DISGUISES, LOOKALIKE_JAMO, VIEW_DISGUISES
+from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import Base64Runs, Decoder, Filler, Romanized, Transform
+from tokenclub.guard.detection.views import _filler_seen
 from tokenclub.guard.normalize import guard_text
 
 DOC = 10
@@ -22,7 +23,7 @@ OUTRO = " 이상이 주요 내용이며, 더 궁금한 점이 있으면 말씀�
 SETTINGS = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-CAUGHT = sorted(set(VIEW_DISGUISES) - {"lookalike_jamo"})
+CAUGHT = sorted(VIEW_DISGUISES)
 
 
 @pytest.mark.parametrize("name", CAUGHT)
@@ -35,15 +36,6 @@ def test_a_disguised_copy_is_caught_whole_and_cut_in_a_stream(scanner: LeakScann
     assert stream.blocked and out == reply[: stream.cut]
     # what went out of the disguised copy holds fewer letters than a leak, disguise and all
     assert len(guard_text(out[len(INTRO) :])) < 45
-
-
-def test_look_alike_jamo_outside_unicode_confusables_are_a_known_gap(scanner: LeakScanner) -> None:
-    """Unicode lists 丨 as confusable with ㅣ, but not 〇 with ㅇ or 口 with ㅁ: with those two
-    swapped in, the copy is not caught (docs/leak-guard.md states the limit)."""
-    only_listed = "".join("丨" if c == "ㅣ" else c for c in ALL_DISGUISES["compatibility_jamo"](SPAN))
-    assert scanner.inspect(only_listed).leaked
-    assert set(LOOKALIKE_JAMO) == {"ㅇ", "ㅣ", "ㅁ"}
-    assert not scanner.inspect(ALL_DISGUISES["lookalike_jamo"](SPAN)).leaked
 
 
 def test_fresh_text_passes_every_view(scanner: LeakScanner) -> None:
@@ -75,3 +67,10 @@ def test_decoder_maps_each_escape_to_its_first_character() -> None:
     out, origins = _run(Decoder(), ["가&#xAC00;<b>나</b>\\uB2E4%EB%9D%BC &amp; 끝"])
     assert out == "가가나다라 & 끝"
     assert origins == [0, 1, 12, 17, 23, 32, 33, 38, 39]
+
+
+def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:
+    """Punctuation between two fillers shortens a step by one letter; the trigger allows it as
+    the filler rule does, so the view starts while the copy is still held back."""
+    assert _filler_seen("공사: 그리고 대리경 그리고 영자/ 그리고 산림조 그리고")
+    assert not _filler_seen("공사는 대리경영자가 맡고, 산림조합이 책임 시공을 하는 사업입니다.")

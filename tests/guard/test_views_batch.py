@@ -16,7 +16,7 @@ from tokenclub.guard.detection.views import BATCH
 SPAN = petitions()[10][120:200]
 INTRO = "네, 말씀하신 청원의 핵심을 정리해 드리겠습니다. "
 OUTRO = " 이상이 주요 내용이며, 더 궁금한 점이 있으면 말씀해 주세요."
-CAUGHT = sorted(set(VIEW_DISGUISES) - {"lookalike_jamo"})
+CAUGHT = sorted(VIEW_DISGUISES)
 
 
 def _streamed(scanner: LeakScanner, reply: str, batch: int, size: int) -> tuple[str, int | None]:

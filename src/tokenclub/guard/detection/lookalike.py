@@ -5,7 +5,11 @@
   digit is read as that letter (丨 → ㅣ, 一 → ㅡ, Cyrillic а → a, 〇 → o). Only non-ASCII,
   non-Hangul letters and numbers are folded, so ordinary text keeps its letters.
 - **Hanja readings** (`pyhanja`'s dictionary, libhangul's hanja table): each Han character's
-  Hangul reading (大 → 대, 韓 → 한), at a word's start and inside one (羅 → 나 / 라).
+  Hangul reading (大 → 대, 韓 → 한), at a word's start and inside one (羅 → 나 / 라), and every
+  reading the dictionary lists with its initial-sound-law variants (列 → 열 / 렬, 金 → 금 / 김),
+  among which the views let the index choose.
+- **Jamo** (the syllable arithmetic's letters, U+3131–U+3163): what an unknown symbol inside
+  typed-out jamo may stand for; the index chooses.
 - **Romanization** (`anyascii`): the Revised Romanization's letter-by-letter transliteration
   of every Hangul syllable (값 → gabs), inverted: a hyphen-separated group that spells exactly
   one syllable is read back as it.
@@ -77,6 +81,44 @@ def hanja_readings() -> dict[str, tuple[str, str]]:
             if hangul not in found:
                 found.append(hangul)
     return {hanja: _word_forms(found) for hanja, found in readings.items()}
+
+
+@cache
+def hanja_candidates() -> dict[str, tuple[str, ...]]:
+    """Each Han character → every reading it may have in running text, the likeliest first: the
+    dictionary's readings and their initial-sound-law variants (a reading with ㄹ is written
+    with ㄴ or ㅇ at a word's start, one with ㄴ with ㅇ; 列 → 렬 / 열, 女 → 녀 / 여)."""
+    text = importlib.resources.files("pyhanja.data").joinpath("hanja.txt").read_text("utf-8")
+    readings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        hangul, _, rest = line.partition(":")
+        hanja = rest.partition(":")[0]
+        if len(hangul) == 1 and len(hanja) == 1 and 0xAC00 <= ord(hangul) < 0xD7A4:
+            found = readings.setdefault(hanja, [])
+            for reading in (hangul, *_softened(hangul)):
+                if reading not in found:
+                    found.append(reading)
+    return {hanja: tuple(found) for hanja, found in readings.items()}
+
+
+def _softened(syllable: str) -> tuple[str, ...]:
+    """The initial-sound-law form of a reading at a word's start: before ㅣ or a y-vowel ㄹ and
+    ㄴ become ㅇ (렬 → 열, 녀 → 여), before any other vowel ㄹ becomes ㄴ (락 → 낙)."""
+    lead = _lead(syllable)
+    if lead not in (_RIEUL, _NIEUN):
+        return ()
+    vowel = unicodedata.name(syllable).split()[-1]  # e.g. RYEOL: lead, vowel, tail in Latin
+    y_vowel = vowel.removeprefix("R" if lead == _RIEUL else "N")[:1] in ("Y", "I")
+    if lead == _NIEUN and not y_vowel:
+        return ()
+    return (chr(0xAC00 + (_IEUNG if y_vowel else _NIEUN) * 588 + _rest(syllable)),)
+
+
+JAMO = tuple(chr(cp) for cp in range(0x3131, 0x3164))
+"""The compatibility jamo, consonants and vowels (U+3131–U+3163): what a symbol inside typed-out
+jamo may stand for."""
 
 
 _RIEUL, _NIEUN, _IEUNG = 5, 2, 11  # lead consonant indexes in the syllable arithmetic

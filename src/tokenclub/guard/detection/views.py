@@ -7,12 +7,15 @@ The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, p
 - **plain**: the guard letters (look-alike letters already folded, `guard/normalize.py`); it
   alone tests joins with the customer's earlier pieces;
 - **reversed**: the same letters hashed backwards, for text written in reverse;
-- **hanja**: Han characters read as Hangul (once a Han character appears);
+- **hanja**: Han characters read as Hangul, a character with several readings the way the
+  index confirms (once a Han character appears);
 - **hangul**: Hangul only, dropping Latin, digit and other filler between syllables (once eight
   short non-Hangul runs sit between Hangul characters within 72 characters);
 - **filler**: a character repeated at a regular stride removed (once one appears);
 - **base64**: base64 runs decoded (once a run of 16+ base64 characters appears);
-- **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear).
+- **romanized**: transliterated Korean read back as Hangul (once hyphenated Latin groups appear);
+- **lookalike**: symbols inside typed-out jamo read as the jamo the index confirms (once a word
+  of typed-out jamo holds another character).
 
 A stream is scanned `BATCH` characters at a time (decoded, fed to every view, triggers
 checked), not per token: the views see the same text in fewer pieces and nothing unscanned is
@@ -43,8 +46,10 @@ from tokenclub.guard.detection.transforms import (
     Filler,
     HangulOnly,
     HanjaRead,
+    LookalikeRead,
     Romanized,
     Transform,
+    lookalike_seen,
 )
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams
 
@@ -68,11 +73,13 @@ _NOT_LETTER = re.compile(r"[\W_]+")
 
 _FILLER_SEEN = re.compile(
     "|".join(
-        rf"(.)(?:.{{{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}" for n, period in enumerate(FILLER_PERIODS, 1)
+        rf"(.)(?:.{{{max(1, period - 2)},{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}"
+        for n, period in enumerate(FILLER_PERIODS, 1)
     ),
     re.DOTALL,
 )
-"""One letter `FILLER_REPEATS` times, `period` letters apart, for some period (`Filler`'s rule)."""
+"""One letter `FILLER_REPEATS` times, each step `period` or `period − 1` letters (`Filler`'s rule:
+punctuation in the text between two fillers shortens a step by one), for some period."""
 
 
 def _filler_seen(text: str) -> bool:
@@ -94,15 +101,16 @@ class ViewSpec:
 
     name: str
     seen: Callable[[str], bool]
-    make: Callable[[], Transform]
+    make: Callable[[GuardIndex], Transform]  # the index: for views whose reading it chooses
 
 
 LAZY_VIEWS = (
     ViewSpec("hanja", lambda text: _HAN.search(text) is not None, HanjaRead),
-    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), HangulOnly),
-    ViewSpec("filler", _filler_seen, Filler),
-    ViewSpec("base64", lambda text: _BASE64.search(text) is not None, Base64Runs),
-    ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, Romanized),
+    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), lambda _: HangulOnly()),
+    ViewSpec("filler", _filler_seen, lambda _: Filler()),
+    ViewSpec("base64", lambda text: _BASE64.search(text) is not None, lambda _: Base64Runs()),
+    ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, lambda _: Romanized()),
+    ViewSpec("lookalike", lookalike_seen, LookalikeRead),
 )
 VIEW_NAMES = ("plain", "reversed", *(spec.name for spec in LAZY_VIEWS))
 
@@ -256,7 +264,8 @@ class ViewScanner:
         self._decoded = [text]
         for spec in started:
             self._waiting.remove(spec)
-            view = _View(spec.name, spec.make(), self._scanner())
+            assert self.index is not None  # lazy views wait only when there is an index
+            view = _View(spec.name, spec.make(self.index), self._scanner())
             view.feed(text)
             self._views.append(view)
 
