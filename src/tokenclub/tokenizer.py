@@ -279,14 +279,10 @@ class _WordCounts:
         cache = self._cache
         if len(cache) > WORD_CACHE_SIZE:
             cache.clear()
-        total = 0
-        for word in self._split.findall(text):
-            count = cache.get(word)
-            if count is None:
-                count = len(self._tokenize(word.encode().decode("latin-1").translate(_BYTE_SYMBOLS)))
-                cache[word] = count
-            total += count
-        return total
+        words = self._split.findall(text)
+        for word in set(words).difference(cache):
+            cache[word] = len(self._tokenize(word.encode().decode("latin-1").translate(_BYTE_SYMBOLS)))
+        return sum(map(cache.__getitem__, words))
 
 
 def count_words(text: str) -> int:
