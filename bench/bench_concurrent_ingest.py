@@ -108,13 +108,10 @@ def outcome(url: str, receipts: list[dict[str, Any]]) -> dict[int, tuple[int, in
     """Per partner: tokens credited and documents kept."""
     db = Database(url)
     with db.transaction() as session:
-        kept = dict(
-            session.execute(
-                select(CorpusDocument.partner_id, func.count()).group_by(CorpusDocument.partner_id)
-            )
-            .tuples()
-            .all()
+        rows = session.execute(
+            select(CorpusDocument.partner_id, func.count()).group_by(CorpusDocument.partner_id)
         )
+        kept = {partner: count for partner, count in rows}
     db.dispose()
     return {r["partner_id"]: (r["free_tokens_granted"], kept.get(r["partner_id"], 0)) for r in receipts}
 
