@@ -8,9 +8,11 @@ first 20,000 NSMC reviews, as one JSONL file of {"id", "text"} that both tools r
   decisions + commit" is what the real ingest spends beyond those: the MinHash index lookups,
   SQLite commits and ledger credit (end to end minus the measured steps).
 * tokenclub end to end: the real `ingest()` (raw store, extraction, steps, dedup against the
-  index, corpus parts, receipt, credit) with the local executor on one worker (CPU seconds),
-  and with the Ray executor on a local 2-CPU Ray instance (wall seconds × 2 CPUs). The two
-  receipts must be equal.
+  index, corpus parts, leak-guard index, receipt, credit) with the local executor on one worker
+  (CPU seconds), and with the Ray executor on a local 2-CPU Ray instance (wall seconds × 2
+  CPUs; skipped with --no-ray). The two receipts must be equal. The CPU seconds of the
+  leak-guard indexing (`guard/`, called by the ingest after each commit) are timed apart too,
+  so the ingest's own share can be read beside them.
 * datatrove (bench/.venv-datatrove, see setup_datatrove.sh): JsonlReader, LanguageFilter
   (fastText lid.176), Gopher + C4 quality filters, PIIFormatter, TokensCounter (the same
   tokenizer file), MinHash signatures → buckets → clusters → filter, ParquetWriter (zstd), each
