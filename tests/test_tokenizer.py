@@ -14,13 +14,16 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from tokenizers import pre_tokenizers
 
 from tests.conftest import CORPORA
 from tokenclub.errors import InvalidInputError
 from tokenclub.tokenizer import (
+    _BYTE_SYMBOLS,
     SPECIAL_TOKENS,
     TRAINING_SOURCES,
     TokenCounter,
+    _patterns,
     count_words,
     default_training_texts,
     fingerprint,
@@ -28,6 +31,7 @@ from tokenclub.tokenizer import (
     save_tokenizer,
     train_tokenizer,
 )
+from tokenclub.tokenizer_store import default_tokenizer_path
 
 CORPUS = [
     "토큰 클럽은 한국어 언어 모델을 위한 데이터 협동조합입니다.",
@@ -273,3 +277,74 @@ def test_default_training_texts_are_a_fixed_selection_of_the_real_corpora() -> N
         count += 1
     assert count == 163_481
     assert digest.hexdigest() == "df7abe3606eaa7e980543b6a41626e654d0338ba8373d159befcb32bccdbcdd5"
+
+
+# --- counting by pre-token equals the Rust pipeline ---------------------------------------------
+
+
+def _default_counter() -> TokenCounter:
+    return TokenCounter(default_tokenizer_path())
+
+
+def test_pre_token_split_equals_the_rust_pre_tokenizer_for_every_assigned_bmp_character() -> None:
+    """The split's letter, number and space classes agree with the Rust pipeline's on every
+    character this Python knows: each is tried between letters, digits, spaces and apostrophes."""
+    counter = _default_counter()
+    split, unknown = _patterns()
+    rust = counter.tokenizer.pre_tokenizer
+    assert rust is not None
+    points = [
+        p
+        for p in range(0x10000)
+        if not 0xD800 <= p < 0xE000 and not unknown.search(unicodedata.normalize("NFC", chr(p)))
+    ]
+    for start in range(0, len(points), 2048):
+        text = "".join(f"a{c}1{c}{c} {c}\n'{c}  x" for c in map(chr, points[start : start + 2048]))
+        text = unicodedata.normalize("NFC", text)
+        ours = [w.encode().decode("latin-1").translate(_BYTE_SYMBOLS) for w in split.findall(text)]
+        assert ours == [piece for piece, _ in rust.pre_tokenize_str(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "a  \n\n b\t\tc   ",
+        "I'm here, you'll see: it's 'quoted' 'S",
+        "<|endoftext|> is text here <|im_start|>",
+        "한국어 문장입니다.  숫자 12,345원과 ①②, ²³, Ⅻ.",
+        "e\u0301 and \u1100\u1161\u11a8 compose under NFC",
+        "emoji 😀 and 𠀀 (astral) take the other path",
+        "an unassigned \u0378 character too",
+        "\ufa6c composes into an astral ideograph under NFC",
+        "\u3000full\uff01width\u00a0space\u2028line",
+    ],
+)
+def test_count_by_pre_token_equals_encoding(text: str) -> None:
+    counter = _default_counter()
+    assert counter.count([text]) == counter._encoded([text])
+
+
+def test_count_by_pre_token_equals_encoding_on_the_corpora() -> None:
+    counter = _default_counter()
+    texts = [
+        json.loads(line)["content"]
+        for line in (CORPORA / "petitions" / "petitions_2019-07.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ]
+    with gzip.open(CORPORA / "nsmc" / "reviews.jsonl.gz", "rt", encoding="utf-8") as fh:
+        texts += [json.loads(line)["review"] for _, line in zip(range(5000), fh, strict=False)]
+    assert counter.count(texts) == counter._encoded(texts)
+    assert counter.count(texts) == counter._encoded(texts)  # again, from the word cache
+
+
+def test_a_pipeline_the_split_does_not_reproduce_is_encoded_whole(tmp_path: Path) -> None:
+    tokenizer = train_tokenizer(["한국어 문장과 English words."] * 3, vocab_size=300)
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    path = tmp_path / "whitespace.json"
+    save_tokenizer(tokenizer, path)
+    counter = TokenCounter(path)
+    assert counter.words is None
+    assert counter.count(["한국어 문장과", "words."]) == counter._encoded(["한국어 문장과", "words."])

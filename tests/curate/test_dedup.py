@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from tests.conftest import CORPORA
 from tokenclub.curate.dedup import (
+    _UNASSIGNED_PLANES,
     DedupSignatureStep,
     MinHasher,
+    _kept,
     dedup_key,
     jaccard_estimate,
     normalize_for_dedup,
@@ -302,3 +304,9 @@ def test_step_with_no_live_rows() -> None:
     out = DedupSignatureStep(MinHasher(num_perm=64, bands=8, rows=8)).process(batch)
     assert out.column("dedup_key").to_pylist() == [None]
     assert out.column("minhash_bands").to_pylist() == [None]
+
+
+def test_the_kept_table_skips_only_planes_without_characters() -> None:
+    start, end = _UNASSIGNED_PLANES
+    assert {unicodedata.category(chr(cp)) for cp in range(start, end)} == {"Cn"}
+    assert _kept()[start:end].all()

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeEngine
 
 from tokenclub.curate.dedup import NEAR_DUPLICATE_JACCARD, U32Array, band_key_integers, signature_from_bytes
 from tokenclub.curate.step import REJECT, set_column
-from tokenclub.db.schema import CorpusDocument, DedupBand
+from tokenclub.db.schema import Base, CorpusDocument, DedupBand
 
 T = TypeVar("T")
 
@@ -165,12 +165,22 @@ def record_accepted(
         for doc_id, row in zip(columns["doc_id"], bands, strict=True)
         for band in sorted(set(row))
     ]
+    insert_rows(session, DedupBand, ("band_key", "doc_id"), rows)
+
+
+def insert_rows(
+    session: Session, entity: type[Base], names: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """Insert plain rows with the driver's own executemany: no per-row parameter processing in
+    SQLAlchemy (16 band rows a document, one decision row a document)."""
+    if not rows:
+        return
     connection = session.connection()
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(connection.dialect.paramstyle)
     if marker is None:
-        connection.execute(insert(DedupBand), [{"band_key": band, "doc_id": doc_id} for band, doc_id in rows])
+        connection.execute(insert(entity), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    # The driver's own executemany: no per-row parameter processing in SQLAlchemy for 16 rows a document.
+    markers = ", ".join([marker] * len(names))
     connection.exec_driver_sql(
-        f"INSERT INTO {DedupBand.__tablename__} (band_key, doc_id) VALUES ({marker}, {marker})", rows
+        f"INSERT INTO {entity.__tablename__} ({', '.join(names)}) VALUES ({markers})", rows
     )

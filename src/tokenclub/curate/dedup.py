@@ -76,14 +76,21 @@ _BAND_KEY = np.dtype([("band", ">u2"), ("hash", ">u8")])
 """A band key: the band's index and a 64-bit hash of its rows, big-endian, 10 bytes in all."""
 
 
+_UNASSIGNED_PLANES = (0x40000, 0xE0000)
+"""Planes 4-13 hold no character (Cn, kept): only the rest of the code space is looked up."""
+
+
 @cache
 def _kept() -> npt.NDArray[np.bool_]:
     """Lookup table over all code points: True where the character survives dedup normalization."""
-    return np.fromiter(
-        (unicodedata.category(chr(cp)) not in _DROPPED_CATEGORIES for cp in range(sys.maxunicode + 1)),
-        dtype=np.bool_,
-        count=sys.maxunicode + 1,
-    )
+    table = np.ones(sys.maxunicode + 1, dtype=np.bool_)
+    for start, end in ((0, _UNASSIGNED_PLANES[0]), (_UNASSIGNED_PLANES[1], sys.maxunicode + 1)):
+        table[start:end] = np.fromiter(
+            (unicodedata.category(chr(cp)) not in _DROPPED_CATEGORIES for cp in range(start, end)),
+            dtype=np.bool_,
+            count=end - start,
+        )
+    return table
 
 
 class _Normalized(NamedTuple):

@@ -145,6 +145,16 @@ def _has_letter(word: str) -> bool:
     return any(map(str.isalpha, word))
 
 
+# Words holding neither an ASCII letter nor a Hangul syllable: the only ones that can lack a
+# letter, so only they need the character-by-character test (Korean prose has few).
+_LETTERLESS_CANDIDATE = re.compile(r"(?<!\S)[^\sA-Za-z\uac00-\ud7a3]+(?!\S)")
+
+
+def _letterless_words(text: str) -> int:
+    """How many of `text.split()` hold no letter."""
+    return sum(not _has_letter(word) for word in _LETTERLESS_CANDIDATE.findall(text))
+
+
 def _duplicate_shares(items: list[str]) -> tuple[float, float]:
     """Share of items, and of their characters, that repeat an earlier item."""
     seen: set[str] = set()
@@ -167,17 +177,21 @@ class _Words:
     """
 
     def __init__(self, words: list[str]) -> None:
-        vocabulary: dict[str, int] = {}
-        self.ids = np.fromiter(
-            (vocabulary.setdefault(w, len(vocabulary)) for w in words), np.uint64, len(words)
-        )
+        vocabulary = {word: index for index, word in enumerate(dict.fromkeys(words))}  # first-seen order
+        self.ids = np.fromiter(map(vocabulary.__getitem__, words), np.uint64, len(words))
         self.distinct = len(vocabulary)
+        self._longest = (0, np.zeros(len(words) + 1, np.uint64))
 
     def _ngram_hashes(self, n: int) -> npt.NDArray[np.uint64]:
-        count = len(self.ids) - n + 1
-        hashes = np.zeros(count, np.uint64)
-        for offset in range(n):
-            hashes = hashes * _HASH_MULTIPLIER + self.ids[offset : offset + count] + np.uint64(1)
+        """Each n-gram's hash, extended from the longest grams hashed so far (the rules ask for
+        n = 2, 3, 4, 5 and 10 in turn, so each word is folded in once per length, not per rule)."""
+        length, hashes = self._longest
+        if n < length:
+            length, hashes = 0, np.zeros(len(self.ids) + 1, np.uint64)
+        for offset in range(length, n):
+            count = len(self.ids) - offset
+            hashes = hashes[:count] * _HASH_MULTIPLIER + self.ids[offset : offset + count] + np.uint64(1)
+        self._longest = (n, hashes)
         return hashes
 
     def top_ngram_share(self, n: int) -> float:
@@ -214,7 +228,7 @@ class QualityFilter(DocumentFilter):
             len(words) < s.min_words and len(text) - sum(map(text.count, " \t\n")) < s.min_chars
         ):
             return "quality:too_short"
-        if sum(not _has_letter(w) for w in words) / len(words) > s.max_symbol_word_share:
+        if _letterless_words(text) / len(words) > s.max_symbol_word_share:
             return "quality:symbol_heavy"
         lines = [line for line in (raw.strip() for raw in text.split("\n")) if line]
         return self._layout(lines) or self._repetition(text, lines, words)

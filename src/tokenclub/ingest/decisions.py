@@ -8,9 +8,11 @@ re-reading the corpus under another threshold is a join on these rows, not a rew
 from __future__ import annotations
 
 import pyarrow as pa
-from sqlalchemy import func, insert, select
+import pyarrow.compute as pc
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tokenclub.corpus.dedup_index import insert_rows
 from tokenclub.curate.step import REJECT
 from tokenclub.db.portal_schema import DocumentDecision
 
@@ -19,22 +21,17 @@ def record_decisions(session: Session, upload_id: str, seq: int, table: pa.Table
     """One row per document of a decided batch: accepted (no reason) or the reason it was dropped."""
     if not table.num_rows:
         return
-    rows = table.select(["doc_id", "ordinal", "source", REJECT, "words", "tokens"]).to_pylist()
-    session.execute(
-        insert(DocumentDecision),
-        [
-            {
-                "upload_id": upload_id,
-                "batch_seq": seq,
-                "ordinal": row["ordinal"],
-                "doc_id": row["doc_id"],
-                "source": row["source"],
-                "reason": row[REJECT],
-                "words": int(row["words"] or 0) if row[REJECT] is None else 0,
-                "tokens": int(row["tokens"] or 0) if row[REJECT] is None else 0,
-            }
-            for row in rows
-        ],
+    accepted = pc.is_null(table.column(REJECT))
+    counts = [
+        pc.if_else(accepted, pc.fill_null(table.column(name), 0), 0).to_pylist()
+        for name in ("words", "tokens")
+    ]
+    columns = [table.column(name).to_pylist() for name in ("ordinal", "doc_id", "source", REJECT)]
+    insert_rows(
+        session,
+        DocumentDecision,
+        ("upload_id", "batch_seq", "ordinal", "doc_id", "source", "reason", "words", "tokens"),
+        [(upload_id, seq, *row) for row in zip(*columns, *counts, strict=True)],
     )
 
 

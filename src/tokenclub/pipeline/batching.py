@@ -46,21 +46,28 @@ def doc_id_for(upload_id: str, ordinal: int) -> str:
     return hashlib.sha256(f"{upload_id}:{ordinal}".encode()).hexdigest()[:32]
 
 
+def _metadata(metadata: dict[str, str]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else "{}"
+
+
 def _table(upload_id: str, start: int, docs: list[ExtractedDocument]) -> pa.Table:
-    columns: dict[str, list[object]] = {name: [] for name in DOCUMENT_SCHEMA.names}
-    for offset, doc in enumerate(docs):
-        ordinal = start + offset
-        columns["doc_id"].append(doc_id_for(upload_id, ordinal))
-        columns["ordinal"].append(ordinal)
-        columns["source"].append(doc.source)
-        columns["format"].append(doc.format)
-        columns["title"].append(doc.title)
-        columns["source_sha256"].append(doc.sha256)
-        columns["byte_size"].append(doc.byte_size)
-        columns["metadata"].append(json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True))
-        columns["text"].append(doc.text)
-        columns[REJECT].append(None)
-    return pa.table(columns, schema=DOCUMENT_SCHEMA)
+    """One column at a time (a list each), not one row at a time: a batch is built once per
+    256 documents in the driver, where every microsecond per document counts."""
+    ordinals = range(start, start + len(docs))
+    columns: list[list[object] | range] = [
+        [doc_id_for(upload_id, ordinal) for ordinal in ordinals],
+        ordinals,
+        [doc.source for doc in docs],
+        [doc.format for doc in docs],
+        [doc.title for doc in docs],
+        [doc.sha256 for doc in docs],
+        [doc.byte_size for doc in docs],
+        [_metadata(doc.metadata) for doc in docs],
+        [doc.text for doc in docs],
+    ]
+    arrays = [pa.array(values, type=f.type) for values, f in zip(columns, DOCUMENT_SCHEMA, strict=False)]
+    arrays.append(pa.nulls(len(docs), pa.string()))
+    return pa.Table.from_arrays(arrays, schema=DOCUMENT_SCHEMA)
 
 
 def batches(
