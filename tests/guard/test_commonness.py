@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
@@ -91,3 +93,20 @@ def test_public_add_names_the_bad_file(tmp_path: Path) -> None:
         failed = run_cli(home, "guard", "public", "add", str(path))
         assert failed.returncode != 0 and f"{path}: {reason}" in failed.stderr
     assert not (home / "guard" / "public").exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6)), max_size=300),
+    st.sets(st.integers(0, 40), max_size=10),
+)
+def test_repeated_counts_each_keys_distinct_documents(pairs: list[tuple[int, int]], held: set[int]) -> None:
+    keys = np.array([k for k, _ in pairs], dtype=np.uint64)
+    owner = np.array([d for _, d in pairs], dtype=np.int64)
+    got_keys, got_extra = repeated(keys, owner, lambda unique: np.isin(unique, sorted(held)))
+    documents: dict[int, set[int]] = {}
+    for k, d in pairs:
+        documents.setdefault(k, set()).add(d)
+    want = {k: len(ds) - (k not in held) for k, ds in documents.items() if len(ds) - (k not in held) > 0}
+    assert dict(zip(got_keys.tolist(), got_extra.tolist(), strict=True)) == want
+    assert got_keys.tolist() == sorted(want)
