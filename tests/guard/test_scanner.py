@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import DISGUISES
-from tokenclub.guard import scanner as scanner_module
+from tokenclub.guard.detection import scanner as scanner_module
 from tokenclub.guard.detection.scanner import REDACTION, LeakScanner, Policy, ScanResult
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.indexing.index import GuardIndex

@@ -208,3 +208,31 @@ class ReversedRollingHasher(RollingHasher):
         self._raw = raw
         first, skip = self._first(len(letters))
         return first, keys[skip:]
+
+
+_STEPS = np.arange(1, _POWERS_KEPT + 1, dtype=np.int64)
+
+
+def feed_pair(ahead: RollingHasher, behind: ReversedRollingHasher, forward: U32, backward: U32) -> tuple[U64, U64]:
+    """Both directions of one text fed at once: the keys `ahead.feed(forward)` and
+    `behind.feed(backward)` give, from one prefix sum, one finaliser and one array.
+
+    The reversed keys are forward hashes of the reversed window (``R(i) = G_r(n − i − w)``), so
+    the backward letters, reversed, follow the forward ones in one array and one `raw_at`
+    call hashes both; the plain and reversed views of a streamed batch cost one pass."""
+    count, spec = len(forward), ahead.spec
+    width = spec.width
+    if not count:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    front = np.concatenate((np.array(ahead._window, dtype=np.uint32), forward))
+    back = np.concatenate((np.array(behind._window, dtype=np.uint32), backward))
+    size = count + width
+    steps = _STEPS[:count] if count <= _POWERS_KEPT else np.arange(1, count + 1, dtype=np.int64)
+    starts = np.concatenate((steps, (2 * size - width) - steps))
+    raw = spec.raw_at(np.concatenate((front, back[::-1])), starts)
+    ahead._window, behind._window = front[-width:].tolist(), back[-width:].tolist()
+    ahead._raw, behind._raw = int(raw[count - 1]), int(raw[-1])
+    _, skip = ahead._first(count)
+    behind._first(count)
+    keys = spec.finish(raw)
+    return keys[skip:count], keys[count + skip :]

@@ -186,6 +186,27 @@ def normalize(text: str, offset: int = 0, backwards: bool = False) -> Normalized
     return Normalized(letters, owners)
 
 
+def normalize_both(text: str, offset: int = 0) -> tuple[U32, U32, I64]:
+    """`normalize` read both ways at once: (letters, each character's letters reversed, owners).
+
+    The plain and reversed views of a reply read the same characters; one pass over the table
+    serves both (a streamed batch pays NumPy's fixed cost per call once, not twice)."""
+    cps = code_points(text)
+    table = _table()
+    table.ensure(cps)
+    lengths = table.lengths[cps]
+    if not len(cps) or lengths.max() <= 1:
+        kept = np.flatnonzero(lengths)
+        letters = table.flat[table.starts[cps[kept]]]
+        return letters, letters, kept.astype(np.int64) + offset
+    counts = lengths.astype(np.int64)
+    owners = np.repeat(np.arange(offset, offset + len(cps), dtype=np.int64), counts)
+    first = np.repeat(table.starts[cps], counts)
+    within = np.arange(len(owners), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    last = np.repeat(counts - 1, counts)
+    return table.flat[first + within], table.flat[first + last - within], owners
+
+
 def guard_text(text: str) -> str:
     """The guard stream as a string (for people, tests and the audit's comparisons)."""
     return normalize(text).text

@@ -34,7 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tokenclub.guard.detection.fragments import Fragment, Join
-from tokenclub.guard.detection.scanner import REDACTION, LeakSpan, Policy, StreamScanner
+from tokenclub.guard.detection.scanner import (
+    REDACTION,
+    LeakSpan,
+    Policy,
+    StreamScanner,
+    feed_both,
+    read_both,
+)
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
     FILLER_REPEATS,
@@ -169,17 +176,18 @@ class ViewScanner:
         self._scanned = 0  # reply characters handed to the decoder
         self.batch = BATCH
         self._emitted: list[tuple[int, int]] = []
-        primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
+        self._paired = index is not None  # the plain and reversed views share one reading
+        if self._paired:
+            primary, backward = read_both(index, params, policy, strict, marker, earlier, own)
+            self._views = [_View("plain", None, primary), _View("reversed", None, backward)]
+        else:
+            primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
+            self._views = [_View("plain", None, primary)]
         self.holdback = primary.holdback
-        self._views = [_View("plain", None, primary)]
-        if index is not None:
-            self._views.append(_View("reversed", None, self._scanner(reverse=True)))
         self._waiting = list(LAZY_VIEWS) if index is not None else []
 
-    def _scanner(self, reverse: bool = False) -> StreamScanner:
-        return StreamScanner(
-            self.index, self.params, self.policy, self.strict, self.marker, None, reverse, self.own
-        )
+    def _scanner(self) -> StreamScanner:
+        return StreamScanner(self.index, self.params, self.policy, self.strict, self.marker, None, False, self.own)
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -238,7 +246,13 @@ class ViewScanner:
         self._decoded.append(decoded)
         self._recent += decoded
         self._decoded_length += len(decoded)
-        for view in self._views:
+        lazy = self._views
+        if self._paired:
+            plain, backward, *lazy = self._views
+            feed_both(plain.scanner, backward.scanner, decoded)
+            plain.produced += len(decoded)
+            backward.produced += len(decoded)
+        for view in lazy:
             view.feed(decoded)
 
     def _check(self) -> None:
