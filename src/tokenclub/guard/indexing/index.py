@@ -334,7 +334,7 @@ class GuardIndex:
     def contains(self, keys: U64) -> np.ndarray:
         """Keys of indexed grams that count: held, and neither common nor public."""
         held = _held(self._members, keys)
-        if (self.sketch is not None or self._public is not None) and held.any():
+        if self.sketch is not None or self._public is not None:
             chosen = np.flatnonzero(held)
             if len(chosen) <= _FEW:  # a streamed batch's few hits: integers beat NumPy's fixed cost
                 for i in chosen.tolist():
@@ -425,6 +425,8 @@ class GuardIndex:
 
 def _held(filters: Sequence[BlockedBloom], keys: U64) -> np.ndarray:
     """Keys that any of the filters (one per segment) holds."""
+    if len(filters) == 1:  # the usual case: no arrays to merge
+        return filters[0].contains(keys)
     found = np.zeros(len(keys), dtype=np.bool_)
     for bloom in filters:
         found |= bloom.contains(keys)
