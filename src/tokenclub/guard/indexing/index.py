@@ -61,7 +61,11 @@ from tokenclub.guard.normalize import normalize
 FORMAT_VERSION = 1
 DEFAULT_WIDTH = 26
 DEFAULT_HITS = 5
-DEFAULT_CAPACITY = 1 << 22
+DEFAULT_CAPACITY = 1 << 12
+GROWTH = 1.25
+"""A full index is regrown to this many times the grams it must hold, its filters refilled from
+the document table's keys: the index stays sized from the corpus it holds, in one segment (a
+fresh home's filters were a fixed 6.3 MB, and each doubling added a segment every look-up reads)."""
 SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
 SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integers
 _FEW = 8  # held keys up to which commonness is read in integers
@@ -212,8 +216,10 @@ class GuardIndex:
             BlockedBloom(self.folder / s.name, "partner", s.partner, mode) for s in self.segments
         ]
         common = meta.get("common")
+        self._common_bits: float = common.get("bits", COMMON_BITS) if common else COMMON_BITS
+        self._sketch_name: str = common.get("file", "common.bin") if common else "common.bin"
         self.sketch = (
-            DocumentFrequency(folder / "common.bin", common["width"], common["documents"], mode)
+            DocumentFrequency(folder / self._sketch_name, common["width"], common["documents"], mode)
             if common
             else None
         )
@@ -239,7 +245,7 @@ class GuardIndex:
     ) -> GuardIndex:
         commonness = commonness or Commonness()
         folder.mkdir(parents=True)
-        width = max(1024, math.ceil(capacity * commonness.bits / 8 / DEPTH))
+        width = _sketch_width(capacity, commonness.bits)
         DocumentFrequency.create(folder / "common.bin", width, commonness.documents)
         meta = {
             "version": FORMAT_VERSION,
@@ -248,7 +254,12 @@ class GuardIndex:
             "withdrawn": sorted(withdrawn),
             "tokens": 0,
             "segments": [],
-            "common": {"width": width, "documents": commonness.documents},
+            "common": {
+                "width": width,
+                "documents": commonness.documents,
+                "bits": commonness.bits,
+                "file": "common.bin",
+            },
             "public": None,
         }
         _write_json(folder / "meta.json", meta)
@@ -259,8 +270,9 @@ class GuardIndex:
 
     def _add_segment(self, capacity: int) -> None:
         params = self.params
+        taken = [int(p.name[4:]) for p in self.folder.glob("seg-*") if p.name[4:].isdigit()]
         segment = Segment(
-            name=f"seg-{len(self.segments):04d}",
+            name=f"seg-{max(taken, default=-1) + 1:04d}",
             capacity=capacity,
             elements=0,
             member=Geometry(
@@ -288,7 +300,14 @@ class GuardIndex:
             "tokens": self.tokens,
             "segments": [s.as_dict() for s in self.segments],
             "common": (
-                {"width": self.sketch.width, "documents": self.sketch.threshold} if self.sketch else None
+                {
+                    "width": self.sketch.width,
+                    "documents": self.sketch.threshold,
+                    "bits": self._common_bits,
+                    "file": self._sketch_name,
+                }
+                if self.sketch
+                else None
             ),
             "public": self.public.as_dict() if self.public else None,
         }
@@ -305,8 +324,12 @@ class GuardIndex:
             self._save()
             return 0
         last = self.segments[-1]
-        if last.elements and last.elements + len(keys) > last.capacity:
-            self._add_segment(max(2 * last.capacity, len(keys)))
+        if last.elements + len(keys) > last.capacity:
+            held = sum(s.elements for s in self.segments)
+            if self.docs.present or not held:
+                self._regrow(math.ceil((held + len(keys)) * GROWTH))
+            else:  # a generation written before the document table: a new segment instead
+                self._add_segment(max(2 * last.capacity, len(keys)))
             last = self.segments[-1]
         member, attribution = self._members[-1], self._attributions[-1]
         if self.sketch is not None:
@@ -326,6 +349,38 @@ class GuardIndex:
         last.elements += len(keys)
         self._save()
         return len(keys)
+
+    def _regrow(self, capacity: int) -> None:
+        """One segment of `capacity` grams in place of the full ones, its filters refilled from
+        the document table (every stored gram's key and its document's partner). The sketch is
+        widened by a whole factor once the capacity asks for it, each row repeated: a key's
+        cell moves to one of the copies of its old cell, so no estimate falls. Readers switch
+        at their next refresh; the old files go once the new meta is written."""
+        old_segments = [self.folder / s.name for s in self.segments]
+        held = sum(s.elements for s in self.segments)
+        self.segments, self._members, self._attributions = [], [], []
+        self._add_segment(capacity)
+        member, attribution = self._members[0], self._attributions[0]
+        for keys, partners in self.docs.entries():
+            member.add(keys)
+            for partner in np.unique(partners).tolist():
+                attribution.add(partner_keys(keys[partners == partner], int(partner)))
+        self.segments[0].elements = held
+        old_sketch = None
+        if self.sketch is not None:
+            factor = _sketch_width(capacity, self._common_bits) // self.sketch.width
+            if factor > 1:  # a new file: a reader may still map the old one with its old width
+                old_sketch = self.folder / self._sketch_name
+                counts = np.tile(np.asarray(self.sketch.counts), (1, factor))
+                width, threshold = counts.shape[1], self.sketch.threshold
+                self._sketch_name = f"common-{width}.bin"
+                self.sketch = DocumentFrequency.create(self.folder / self._sketch_name, width, threshold)
+                self.sketch.counts[:] = counts
+        self._save()
+        for folder in old_segments:
+            _remove_generation(folder)
+        if old_sketch is not None:
+            old_sketch.unlink(missing_ok=True)
 
     def holds(self, keys: U64) -> np.ndarray:
         """Keys the membership filters hold, common or public ones included."""
@@ -421,6 +476,10 @@ class GuardIndex:
             "guaranteed_length": self.params.guaranteed_length(),
             **{f"param_{k}": v for k, v in asdict(self.params).items() if k != "seed"},
         }
+
+
+def _sketch_width(capacity: int, bits: float) -> int:
+    return max(1024, math.ceil(capacity * bits / 8 / DEPTH))
 
 
 def _held(filters: Sequence[BlockedBloom], keys: U64) -> np.ndarray:
