@@ -135,6 +135,8 @@ def test_rebuild_drops_a_withdrawn_partner_and_keeps_it_out(tmp_path: Path) -> N
     rebuilt = rebuild(root, [(DOCS, partners, [])], PARAMS, capacity=50_000, parts=["u/0"], withdrawn=[1])
     assert not old.folder.exists()
     assert logged_parts(rebuilt) == {"u/0"}
+    kept = rebuilt.segments[0].elements
+    assert [s.capacity for s in rebuilt.segments] == [max(kept, DEFAULT_CAPACITY)]  # fitted, not 50,000
     after = LeakScanner(live)
     assert after.scan(DOCS[0]).verdict == "pass"
     assert after.scan(DOCS[40]).partner_ids == (2,)

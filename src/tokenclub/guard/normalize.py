@@ -250,3 +250,31 @@ class IncrementalNormalizer:
             owners += [offset] * len(found)
         self.consumed += len(chunk)
         return letters, owners
+
+
+class _Translation(dict[int, str]):
+    """Code point → its guard letters as a string (`kind` 0), reversed (1), or their number as
+    one character (2), filled on first use; `str.translate` then maps a piece in one C loop."""
+
+    def __init__(self, kind: int) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, code_point: int) -> str:
+        letters = "".join(map(chr, char_letters(chr(code_point))))
+        value = (letters, letters[::-1], chr(len(letters)))[self.kind]
+        self[code_point] = value
+        return value
+
+
+_AHEAD, _BEHIND, _COUNTS = _Translation(0), _Translation(1), _Translation(2)
+
+
+def translate(text: str, offset: int = 0, backwards: bool = False) -> tuple[U32, U32, I64]:
+    """`normalize_both` (with `backwards`; else the forward letters twice) for a piece of a few
+    hundred characters: `str.translate` over memoised tables costs less there than NumPy's
+    gathers or a loop over the characters (a streamed batch)."""
+    ahead = np.frombuffer(text.translate(_AHEAD).encode("utf-32-le"), dtype="<u4")
+    behind = np.frombuffer(text.translate(_BEHIND).encode("utf-32-le"), dtype="<u4") if backwards else ahead
+    counts = np.frombuffer(text.translate(_COUNTS).encode("latin-1"), dtype=np.uint8)
+    return ahead, behind, np.repeat(np.arange(offset, offset + len(text), dtype=np.int64), counts)

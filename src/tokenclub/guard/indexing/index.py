@@ -578,13 +578,17 @@ def rebuild(
 ) -> GuardIndex:
     """Index `(texts, partner ids, tokens)` document batches into a new generation, then make it live.
 
-    Documents of `withdrawn` partners are left out now and whenever added later. Readers
-    switch over on their next refresh; the old generation is deleted afterwards.
+    Documents of `withdrawn` partners are left out now and whenever added later; the filters
+    are then fitted to the grams held (`capacity` is an estimate). Readers switch over on their
+    next refresh; the old generation is deleted afterwards.
     """
     with write_lock(root):
         index = GuardIndex.create(_next_generation(root), params, capacity, withdrawn, commonness)
     for texts, partners, tokens in batches:
         index.add(texts, partners, tokens)
+    held = sum(s.elements for s in index.segments)
+    if index.docs.present and index.segments[0].capacity > max(held, DEFAULT_CAPACITY):
+        index._regrow(max(held, DEFAULT_CAPACITY))  # `capacity` was an estimate: fit the filters
     index.set_public(public_texts(root))
     log_parts(index, parts)
     with write_lock(root):
