@@ -19,8 +19,8 @@ from tokenclub.corpus.dump import iter_corpus
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
-from tokenclub.guard.indexing import build
 from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing import build
 from tokenclub.guard.indexing.index import logged_parts, open_index
 from tokenclub.ingest import service
 from tokenclub.ingest.service import IngestJob, ingest

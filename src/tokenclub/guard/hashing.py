@@ -218,7 +218,9 @@ class ReversedRollingHasher(RollingHasher):
         return first, keys[skip:]
 
 
-def feed_pair(ahead: RollingHasher, behind: ReversedRollingHasher, forward: U32, backward: U32) -> tuple[U64, U64]:
+def feed_pair(
+    ahead: RollingHasher, behind: ReversedRollingHasher, forward: U32, backward: U32
+) -> tuple[U64, U64]:
     """Both directions of one text fed at once: the keys `ahead.feed(forward)` and
     `behind.feed(backward)` give, from one prefix sum and one finaliser over one array.
 
@@ -242,10 +244,12 @@ def feed_pair(ahead: RollingHasher, behind: ReversedRollingHasher, forward: U32,
     inverses, lift = _cached_powers(spec.base, spec.inverse, 2 * size)
     prefix = np.zeros(2 * size + 1, dtype=np.uint64)
     np.cumsum(np.multiply(letters, inverses[: 2 * size], dtype=np.uint64), out=prefix[1:])
-    ahead_raw = lift[width : size] * (prefix[width + 1 : size + 1] - prefix[1 : count + 1])
+    ahead_raw = lift[width:size] * (prefix[width + 1 : size + 1] - prefix[1 : count + 1])
     # backward gram i (1…count) starts at 2·size − width − i: ascending starts, reversed after
     starts = slice(size, 2 * size - width)
-    behind_raw = (lift[size + width - 1 : 2 * size - 1] * (prefix[size + width : 2 * size] - prefix[starts]))[::-1]
+    behind_raw = (lift[size + width - 1 : 2 * size - 1] * (prefix[size + width : 2 * size] - prefix[starts]))[
+        ::-1
+    ]
     ahead._window = letters[count:size].tolist()
     behind._window = letters[size : size + width][::-1].tolist()
     ahead._raw, behind._raw = int(ahead_raw[-1]), int(behind_raw[-1])

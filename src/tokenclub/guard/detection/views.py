@@ -113,7 +113,9 @@ def _sandwiched(text: str, count: int = 8) -> bool:
     (`_dense`); first whether the text has `count` letters or digits outside Hangul at all
     (each run holds one), which ordinary Korean text mostly has not."""
     letters = _word_letters(text)
-    inside = np.count_nonzero(letters - _JAMO < _JAMO_COUNT) + np.count_nonzero(letters - _SYLLABLE < _SYLLABLES)
+    inside = np.count_nonzero(letters - _JAMO < _JAMO_COUNT) + np.count_nonzero(
+        letters - _SYLLABLE < _SYLLABLES
+    )
     if len(letters) - inside + text.count("_") < count:
         return False
     return _dense(_SANDWICH, text, count)
@@ -218,7 +220,9 @@ class ViewScanner:
         self._waiting = list(LAZY_VIEWS) if index is not None else []
 
     def _scanner(self) -> StreamScanner:
-        return StreamScanner(self.index, self.params, self.policy, self.strict, self.marker, None, False, self.own)
+        return StreamScanner(
+            self.index, self.params, self.policy, self.strict, self.marker, None, False, self.own
+        )
 
     @property
     def views(self) -> tuple[str, ...]:
