@@ -158,9 +158,9 @@ class BlockedBloom:
         first = ((((keys >> _S32) * self._blocks64) >> _S32) << _S3).view(np.int64)
         position = self._salt_rows * keys.astype(np.uint32)
         words = self._plain[0][first + (position >> _S29_32)]
-        return np.bitwise_and.reduce((words >> ((position >> _S23_32) & _LOW6_32)) & _ONE, axis=0).astype(
-            bool
-        )
+        bits = (words >> ((position >> _S23_32) & _LOW6_32)) & _ONE
+        found: Bools = np.bitwise_and.reduce(bits, axis=0).astype(np.bool_)
+        return found
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for keys as Python integers: a streamed token has only a few keys, and
