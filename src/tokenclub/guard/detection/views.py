@@ -2,7 +2,8 @@
 
 The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, percent-encoding;
 `guard/detection/transforms.py`); the decoded text is then scanned in these views, each by its own
-`StreamScanner` on the same index:
+`StreamScanner` on the same index (the plain and reversed views read the decoded text once
+between them, `read_both`: one normalisation, one hash pass and one look-up per batch):
 
 - **plain**: the guard letters (look-alike letters already folded, `guard/normalize.py`); it
   alone tests joins with the customer's earlier pieces;
