@@ -218,40 +218,6 @@ def char_letters(char: str) -> tuple[int, ...]:
     return tuple(map(ord, guard_letters(char)))
 
 
-@lru_cache(maxsize=1 << 16)
-def char_letters_backwards(char: str) -> tuple[int, ...]:
-    """`char_letters` in reverse order: read backwards, a reversed text gives its source's letters."""
-    return char_letters(char)[::-1]
-
-
-class IncrementalNormalizer:
-    """Normalizes a stream chunk by chunk; the letters never depend on where chunks break."""
-
-    def __init__(self, backwards: bool = False) -> None:
-        """`backwards`: each character's letters in reverse order (for reading text backwards)."""
-        self.consumed = 0
-        self.backwards = backwards
-        self._letters_of = char_letters_backwards if backwards else char_letters
-
-    def feed(self, chunk: str) -> Normalized:
-        """Letters of `chunk`, owners counted from the start of the stream."""
-        result = normalize(chunk, self.consumed, self.backwards)
-        self.consumed += len(chunk)
-        return result
-
-    def feed_small(self, chunk: str) -> tuple[list[int], list[int]]:
-        """`feed` for a few characters, as lists: one dictionary look-up per character is cheaper
-        than NumPy's fixed cost per call."""
-        letters: list[int] = []
-        owners: list[int] = []
-        for offset, char in enumerate(chunk, self.consumed):
-            found = self._letters_of(char)
-            letters += found
-            owners += [offset] * len(found)
-        self.consumed += len(chunk)
-        return letters, owners
-
-
 class _Translation(dict[int, str]):
     """Code point → its guard letters as a string (`kind` 0), reversed (1), or their number as
     one character (2), filled on first use; `str.translate` then maps a piece in one C loop."""
