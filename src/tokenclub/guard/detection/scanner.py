@@ -147,7 +147,7 @@ class _Reading:
             ahead, behind = self._small(chunk)
             if self.index is None:
                 return [], []
-            held = self.index.contains_keys(ahead + behind)
+            held = self.index.contains_keys(ahead + behind if behind else ahead)
             if True not in held:  # nearly every streamed token
                 return [], []
             split = len(ahead)
@@ -180,14 +180,19 @@ class _Reading:
         letters: list[int] = []
         owners: list[int] = []
         backward: list[int] = []
-        both = self.behind is not None
-        for offset, char in enumerate(chunk, self.consumed):
-            found = char_letters(char)
-            letters += found
-            owners += [offset] * len(found)
-            if both:
+        if self.behind is None:
+            for offset, char in enumerate(chunk, self.consumed):
+                found = char_letters(char)
+                letters += found
+                owners += [offset] * len(found)
+        else:
+            for offset, char in enumerate(chunk, self.consumed):
+                found = char_letters(char)
+                letters += found
+                owners += [offset] * len(found)
                 backward += found[::-1]
-        self._advance(len(chunk), len(letters))
+        self.consumed += len(chunk)
+        self.seen += len(letters)
         self.owners.extend(owners)
         if self.keep:
             self.letters.extend(letters)
@@ -288,7 +293,7 @@ class StreamScanner:
     def feed(self, chunk: str) -> str:
         if self.blocked or self.finished:
             return ""
-        return self._advance(chunk, self._hits(chunk))
+        return self._advance(chunk, self._reading.hits(chunk)[self._side])
 
     def _hits(self, chunk: str) -> Hits:
         """(start, key) of each gram completed by `chunk` that the index holds."""
