@@ -81,7 +81,6 @@ _NOT_LETTER = re.compile(r"[\W_]+")
 _REPEAT_STEPS = np.array([[period * r for r in range(FILLER_REPEATS)] for period in FILLER_PERIODS])
 _OUTSIDE = np.arange(0x110000, 0x110000 + int(_REPEAT_STEPS.max()), dtype=np.uint32)  # never equal
 _RUNS = np.arange(512)[:, None, None] + _REPEAT_STEPS  # letter positions of every (start, period)
-_ALL_SAME = np.uint32(0x01010101)  # FILLER_REPEATS true bytes read as one word
 
 
 # ㄱ-ㆎ and 가-힣 as (first, how many) 0-d arrays: `letters - first < many` (wrapping below)
@@ -106,7 +105,10 @@ def _filler_seen(text: str) -> bool:
         return False
     at = _RUNS[:count] if count <= len(_RUNS) else np.arange(count)[:, None, None] + _REPEAT_STEPS
     runs = np.concatenate((letters, _OUTSIDE))[at]
-    return bool(((runs == runs[..., :1]).view(np.uint32) == _ALL_SAME).any())
+    same = runs[..., 1] == runs[..., 0]
+    for repeat in range(2, FILLER_REPEATS):  # row by row: a reduction over a short axis is slow
+        same &= runs[..., repeat] == runs[..., 0]
+    return bool(same.any())
 
 
 def _sandwiched(text: str, count: int = 8) -> bool:
