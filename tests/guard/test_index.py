@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from tests.guard.conftest import partner_of
 from tests.guard.corpus import petitions
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.indexing.index import (
+    DEFAULT_CAPACITY,
+    GROWTH,
     GuardIndex,
     IndexParams,
     LiveIndex,
@@ -76,7 +79,7 @@ def test_index_persists_and_reloads(tmp_path: Path) -> None:
     assert reopened.stats()["bytes_per_token"] == round(reopened.nbytes / 6_000, 4)
 
 
-def test_segments_grow_and_readers_follow(tmp_path: Path) -> None:
+def test_a_full_index_regrows_to_its_corpus_and_readers_follow(tmp_path: Path) -> None:
     root = tmp_path / "guard"
     live = LiveIndex(root, check_every_s=0)
     assert live.current() is None
@@ -84,15 +87,38 @@ def test_segments_grow_and_readers_follow(tmp_path: Path) -> None:
         index.add(DOCS[:20], [1] * 20)
     first = live.current()
     assert first is not None and len(first.segments) == 1
+    early, _ = document_keys(PARAMS, DOCS[:20])
+    assert first.segments[0].capacity == math.ceil(len(early) * GROWTH)  # past 2,000: sized to the batch
+    every, _ = document_keys(PARAMS, DOCS[:20], step=1)
+    assert first.sketch is not None
+    before = first.sketch.estimate(every)
     with writer(root) as index:
         index.add(DOCS[20:], [2] * 40)
     grown = live.current()
     assert grown is not None and grown is not first
-    assert [s.capacity for s in grown.segments][:2] == [2_000, max(4_000, grown.segments[1].elements)]
-    keys, _ = document_keys(PARAMS, DOCS)
+    keys, owner = document_keys(PARAMS, DOCS)
+    assert [(s.elements, s.capacity) for s in grown.segments] == [(len(keys), math.ceil(len(keys) * GROWTH))]
+    assert sorted(p.name for p in grown.folder.glob("seg-*")) == [grown.segments[0].name]
     assert grown.holds(keys).all()
+    assert grown.attribute(keys[owner == 0]) == (1,) and grown.attribute(keys[owner == 59]) == (2,)
+    assert grown.sketch is not None and (grown.sketch.estimate(every) >= before).all()
     probe = np.concatenate((keys, np.random.default_rng(1).integers(0, 2**64, size=5_000, dtype=np.uint64)))
     assert grown.contains_keys(probe.tolist()) == grown.contains(probe).tolist()
+
+
+def test_a_fresh_index_is_sized_from_what_it_holds(tmp_path: Path) -> None:
+    """No fixed allocation: a few documents take a few kilobytes, more take proportionally more."""
+    sizes = []
+    for count in (4, 60):
+        with writer(tmp_path / str(count), PARAMS) as index:
+            for start in range(0, count, 4):
+                index.add(DOCS[start : start + 4], [1] * len(DOCS[start : start + 4]))
+            grams = sum(s.elements for s in index.segments)
+            filters = index.nbytes - (index.sketch.nbytes if index.sketch else 0)
+            held = max(DEFAULT_CAPACITY, math.ceil(grams * GROWTH))
+            assert filters <= (PARAMS.member_bits + PARAMS.partner_bits) / 8 * held + 128
+            sizes.append(index.nbytes)
+    assert sizes[0] < 16_000 and sizes[1] > 4 * sizes[0]
 
 
 def test_rebuild_drops_a_withdrawn_partner_and_keeps_it_out(tmp_path: Path) -> None:
@@ -109,6 +135,8 @@ def test_rebuild_drops_a_withdrawn_partner_and_keeps_it_out(tmp_path: Path) -> N
     rebuilt = rebuild(root, [(DOCS, partners, [])], PARAMS, capacity=50_000, parts=["u/0"], withdrawn=[1])
     assert not old.folder.exists()
     assert logged_parts(rebuilt) == {"u/0"}
+    kept = rebuilt.segments[0].elements
+    assert [s.capacity for s in rebuilt.segments] == [max(kept, DEFAULT_CAPACITY)]  # fitted, not 50,000
     after = LeakScanner(live)
     assert after.scan(DOCS[0]).verdict == "pass"
     assert after.scan(DOCS[40]).partner_ids == (2,)

@@ -20,7 +20,7 @@ from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.guard.detection.scanner import LeakScanner
-from tokenclub.guard.indexing import build as indexing
+from tokenclub.guard.indexing import build
 from tokenclub.guard.indexing.index import logged_parts, open_index
 from tokenclub.ingest import service
 from tokenclub.ingest.service import IngestJob, ingest
@@ -93,7 +93,7 @@ def test_a_crash_before_indexing_is_caught_up(
         calls.append(seq)
         if len(calls) == 2:
             raise SystemExit("killed")
-        return indexing.index_part(home, store, upload_id, seq)
+        return build.index_part(home, store, upload_id, seq)
 
     monkeypatch.setattr(service, "index_part", dies_on_the_second_batch)
     with pytest.raises(SystemExit):

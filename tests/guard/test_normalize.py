@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.guard.corpus import petitions
 from tests.guard.disguise import DISGUISES, compatibility_jamo
-from tokenclub.guard.normalize import IncrementalNormalizer, guard_letters, guard_text, normalize
+from tokenclub.guard.normalize import guard_letters, guard_text, normalize, normalize_both, translate
 
 SAMPLE = petitions()[10][:300]
 
@@ -47,42 +47,30 @@ def test_lone_surrogates_are_dropped_not_fatal() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.text(max_size=80), cuts=st.lists(st.integers(0, 80), max_size=12))
-def test_chunking_never_changes_letters_or_owners(text: str, cuts: list[int]) -> None:
-    whole = normalize(text)
-    normalizer = IncrementalNormalizer()
-    bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
-    pieces = [normalizer.feed(text[a:b]) for a, b in pairwise(bounds)]
-    assert "".join(p.text for p in pieces) == whole.text
-    assert [o for p in pieces for o in p.owners.tolist()] == whole.owners.tolist()
-
-
-@settings(max_examples=60, deadline=None)
 @given(
     text=st.text(max_size=80),
     cuts=st.lists(st.integers(0, 80), max_size=12),
-    small=st.lists(st.booleans(), min_size=13, max_size=13),
+    ways=st.lists(st.sampled_from(["normalize", "both", "translate"]), min_size=13, max_size=13),
 )
-def test_the_small_chunk_path_gives_the_same_letters_and_owners(
-    text: str, cuts: list[int], small: list[bool]
-) -> None:
-    """`feed_small` and `feed`, mixed in any order, add up to the whole text's normalization."""
-    whole = normalize(text)
-    normalizer = IncrementalNormalizer()
+def test_chunking_never_changes_letters_or_owners(text: str, cuts: list[int], ways: list[str]) -> None:
+    """Pieces normalised by any of the three paths, in any mix, add up to the whole text's
+    letters (forwards and each character's letters reversed) and owners."""
+    whole, behind = normalize(text), normalize(text, backwards=True)
     bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
-    letters: list[int] = []
+    ahead: list[int] = []
+    backward: list[int] = []
     owners: list[int] = []
-    for (a, b), integer in zip(pairwise(bounds), small, strict=False):
-        if integer:
-            got_letters, got_owners = normalizer.feed_small(text[a:b])
+    for (a, b), way in zip(pairwise(bounds), ways, strict=False):
+        if way == "normalize":
+            piece = normalize(text[a:b], a)
+            got = (piece.letters, normalize(text[a:b], a, backwards=True).letters, piece.owners)
         else:
-            piece = normalizer.feed(text[a:b])
-            got_letters, got_owners = piece.letters.tolist(), piece.owners.tolist()
-        letters += got_letters
-        owners += got_owners
-    assert letters == whole.letters.tolist()
-    assert owners == whole.owners.tolist()
-    assert normalizer.consumed == len(text)
+            got = normalize_both(text[a:b], a) if way == "both" else translate(text[a:b], a, backwards=True)
+        ahead += got[0].tolist()
+        backward += got[1].tolist()
+        owners += got[2].tolist()
+    assert ahead == whole.letters.tolist() and backward == behind.letters.tolist()
+    assert owners == whole.owners.tolist() == behind.owners.tolist()
 
 
 @settings(max_examples=60, deadline=None)

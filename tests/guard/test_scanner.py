@@ -13,7 +13,15 @@ from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import DISGUISES
 from tokenclub.guard.detection import scanner as scanner_module
-from tokenclub.guard.detection.scanner import REDACTION, LeakScanner, Policy, ScanResult
+from tokenclub.guard.detection.scanner import (
+    REDACTION,
+    LeakScanner,
+    Policy,
+    ScanResult,
+    StreamScanner,
+    feed_both,
+    read_both,
+)
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import Normalized, guard_text, normalize
@@ -301,3 +309,35 @@ def test_without_an_index_nothing_is_held_back() -> None:
     assert stream.feed(REPLY) == REPLY
     assert stream.finish() == ""
     assert LeakScanner(None).scan(REPLY) == ScanResult((), REPLY)
+
+
+@SETTINGS
+@given(
+    doc=st.sampled_from(LONG_PETITIONS),
+    cuts=st.lists(st.integers(0, 700), max_size=60),
+    small_chunk=st.sampled_from([-1, 24, 1 << 30]),
+)
+def test_a_shared_reading_finds_what_two_scanners_find(
+    scanner: LeakScanner, doc: int, cuts: list[int], small_chunk: int
+) -> None:
+    """The plain and reversed views' one reading (`read_both`) releases, cuts and attributes
+    exactly as a forward and a backward scanner each reading the text, on every path."""
+    passage = petitions()[doc][100:400]
+    reply = passage + " 그리고 " + passage[::-1]
+    bounds = [0, *sorted(c for c in cuts if c <= len(reply)), len(reply)]
+    index = scanner.current()
+    assert index is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scanner_module, "SMALL_CHUNK", small_chunk)
+        ahead, behind = read_both(index, index.params, "redact")
+        alone = [StreamScanner(index, index.params, "redact", reverse=reverse) for reverse in (False, True)]
+        shared, separate = ["", ""], ["", ""]
+        for a, b in pairwise(bounds):
+            got = feed_both(ahead, behind, reply[a:b])
+            shared = [shared[i] + got[i] for i in range(2)]
+            separate = [separate[i] + alone[i].feed(reply[a:b]) for i in range(2)]
+        shared = [shared[0] + ahead.finish(), shared[1] + behind.finish()]
+        separate = [separate[i] + alone[i].finish() for i in range(2)]
+    assert shared == separate
+    assert (ahead.spans, behind.spans) == (alone[0].spans, alone[1].spans)
+    assert ahead.spans and behind.spans

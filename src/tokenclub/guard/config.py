@@ -32,7 +32,7 @@ class GuardSettings(BaseSettings):
     initial_capacity: int = Field(
         default=DEFAULT_CAPACITY,
         ge=1024,
-        description="Grams the first segment holds before a larger one opens.",
+        description="Grams a fresh index holds before it regrows to fit its corpus.",
     )
 
     common_documents: int = Field(

@@ -25,20 +25,28 @@ U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
 MASK64 = (1 << 64) - 1
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def word(value: int) -> U64:
+    """A 64-bit constant as a 0-d array: an operation with it costs a quarter of one with a
+    NumPy scalar (converted on every call), which counts on a streamed batch's small arrays."""
+    return np.array(value, dtype=np.uint64)
+
+
+_MIX1 = word(0xBF58476D1CE4E5B9)
+_MIX2 = word(0x94D049BB133111EB)
 _GOLDEN = 0x9E3779B97F4A7C15
-_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)  # made once: a small array's cost
+_S27, _S30, _S31 = word(27), word(30), word(31)
 
 
 def splitmix(x: U64) -> U64:
     """SplitMix64's finaliser over an array: a bijection that spreads every input bit."""
-    z = x ^ (x >> _S30)
-    z = z * _MIX1
-    z = z ^ (z >> _S27)
-    z = z * _MIX2
-    mixed: U64 = z ^ (z >> _S31)
-    return mixed
+    z: U64 = x ^ (x >> _S30)
+    z *= _MIX1
+    z ^= z >> _S27
+    z *= _MIX2
+    z ^= z >> _S31
+    return z
 
 
 def splitmix_int(x: int) -> int:
@@ -90,7 +98,7 @@ class GramHash:
     key: int = field(init=False)
     drop: int = field(init=False, repr=False, compare=False)  # B^w: the weight a letter leaves with
     top: int = field(init=False, repr=False, compare=False)  # B^(w−1): a reversed gram's new letter
-    _key64: np.uint64 = field(init=False, repr=False, compare=False)
+    _key64: U64 = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -101,7 +109,7 @@ class GramHash:
         object.__setattr__(self, "drop", pow(base, self.width, 1 << 64))
         object.__setattr__(self, "top", pow(base, self.width - 1, 1 << 64))
         object.__setattr__(self, "key", splitmix_int(self.seed + 2 * _GOLDEN))
-        object.__setattr__(self, "_key64", np.uint64(self.key))
+        object.__setattr__(self, "_key64", word(self.key))
 
     def finish(self, raw: U64) -> U64:
         return splitmix(raw ^ self._key64)
@@ -208,3 +216,44 @@ class ReversedRollingHasher(RollingHasher):
         self._raw = raw
         first, skip = self._first(len(letters))
         return first, keys[skip:]
+
+
+def feed_pair(
+    ahead: RollingHasher, behind: ReversedRollingHasher, forward: U32, backward: U32
+) -> tuple[U64, U64]:
+    """Both directions of one text fed at once: the keys `ahead.feed(forward)` and
+    `behind.feed(backward)` give, from one prefix sum and one finaliser over one array.
+
+    A reversed key is the forward hash of the reversed window (``R(i) = G_r(n − i − w)``), so
+    the backward letters, reversed, follow the forward ones in one array; both directions' grams
+    are then contiguous slices of its prefix sums (no gathers), and a streamed batch pays each
+    NumPy call once for the plain and the reversed view."""
+    count, spec = len(forward), ahead.spec
+    width = spec.width
+    if not count:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    size = count + width
+    letters = np.concatenate(
+        (
+            np.array(ahead._window, dtype=np.uint32),
+            forward,
+            backward[::-1],
+            np.array(behind._window[::-1], dtype=np.uint32),
+        )
+    )
+    inverses, lift = _cached_powers(spec.base, spec.inverse, 2 * size)
+    prefix = np.zeros(2 * size + 1, dtype=np.uint64)
+    np.cumsum(np.multiply(letters, inverses[: 2 * size], dtype=np.uint64), out=prefix[1:])
+    ahead_raw = lift[width:size] * (prefix[width + 1 : size + 1] - prefix[1 : count + 1])
+    # backward gram i (1…count) starts at 2·size − width − i: ascending starts, reversed after
+    starts = slice(size, 2 * size - width)
+    behind_raw = (lift[size + width - 1 : 2 * size - 1] * (prefix[size + width : 2 * size] - prefix[starts]))[
+        ::-1
+    ]
+    ahead._window = letters[count:size].tolist()
+    behind._window = letters[size : size + width][::-1].tolist()
+    ahead._raw, behind._raw = int(ahead_raw[-1]), int(behind_raw[-1])
+    _, skip = ahead._first(count)
+    behind._first(count)
+    keys = spec.finish(np.concatenate((ahead_raw, behind_raw)))
+    return keys[skip:count], keys[count + skip :]

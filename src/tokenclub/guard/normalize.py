@@ -186,6 +186,27 @@ def normalize(text: str, offset: int = 0, backwards: bool = False) -> Normalized
     return Normalized(letters, owners)
 
 
+def normalize_both(text: str, offset: int = 0) -> tuple[U32, U32, I64]:
+    """`normalize` read both ways at once: (letters, each character's letters reversed, owners).
+
+    The plain and reversed views of a reply read the same characters; one pass over the table
+    serves both (a streamed batch pays NumPy's fixed cost per call once, not twice)."""
+    cps = code_points(text)
+    table = _table()
+    table.ensure(cps)
+    lengths = table.lengths[cps]
+    if not len(cps) or lengths.max() <= 1:
+        kept = np.flatnonzero(lengths)
+        letters = table.flat[table.starts[cps[kept]]]
+        return letters, letters, kept.astype(np.int64) + offset
+    counts = lengths.astype(np.int64)
+    owners = np.repeat(np.arange(offset, offset + len(cps), dtype=np.int64), counts)
+    first = np.repeat(table.starts[cps], counts)
+    within = np.arange(len(owners), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    last = np.repeat(counts - 1, counts)
+    return table.flat[first + within], table.flat[first + last - within], owners
+
+
 def guard_text(text: str) -> str:
     """The guard stream as a string (for people, tests and the audit's comparisons)."""
     return normalize(text).text
@@ -197,35 +218,29 @@ def char_letters(char: str) -> tuple[int, ...]:
     return tuple(map(ord, guard_letters(char)))
 
 
-@lru_cache(maxsize=1 << 16)
-def char_letters_backwards(char: str) -> tuple[int, ...]:
-    """`char_letters` in reverse order: read backwards, a reversed text gives its source's letters."""
-    return char_letters(char)[::-1]
+class _Translation(dict[int, str]):
+    """Code point → its guard letters as a string (`kind` 0), reversed (1), or their number as
+    one character (2), filled on first use; `str.translate` then maps a piece in one C loop."""
+
+    def __init__(self, kind: int) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, code_point: int) -> str:
+        letters = "".join(map(chr, char_letters(chr(code_point))))
+        value = (letters, letters[::-1], chr(len(letters)))[self.kind]
+        self[code_point] = value
+        return value
 
 
-class IncrementalNormalizer:
-    """Normalizes a stream chunk by chunk; the letters never depend on where chunks break."""
+_AHEAD, _BEHIND, _COUNTS = _Translation(0), _Translation(1), _Translation(2)
 
-    def __init__(self, backwards: bool = False) -> None:
-        """`backwards`: each character's letters in reverse order (for reading text backwards)."""
-        self.consumed = 0
-        self.backwards = backwards
-        self._letters_of = char_letters_backwards if backwards else char_letters
 
-    def feed(self, chunk: str) -> Normalized:
-        """Letters of `chunk`, owners counted from the start of the stream."""
-        result = normalize(chunk, self.consumed, self.backwards)
-        self.consumed += len(chunk)
-        return result
-
-    def feed_small(self, chunk: str) -> tuple[list[int], list[int]]:
-        """`feed` for a few characters, as lists: one dictionary look-up per character is cheaper
-        than NumPy's fixed cost per call."""
-        letters: list[int] = []
-        owners: list[int] = []
-        for offset, char in enumerate(chunk, self.consumed):
-            found = self._letters_of(char)
-            letters += found
-            owners += [offset] * len(found)
-        self.consumed += len(chunk)
-        return letters, owners
+def translate(text: str, offset: int = 0, backwards: bool = False) -> tuple[U32, U32, I64]:
+    """`normalize_both` (with `backwards`; else the forward letters twice) for a piece of a few
+    hundred characters: `str.translate` over memoised tables costs less there than NumPy's
+    gathers or a loop over the characters (a streamed batch)."""
+    ahead = np.frombuffer(text.translate(_AHEAD).encode("utf-32-le"), dtype="<u4")
+    behind = np.frombuffer(text.translate(_BEHIND).encode("utf-32-le"), dtype="<u4") if backwards else ahead
+    counts = np.frombuffer(text.translate(_COUNTS).encode("latin-1"), dtype=np.uint8)
+    return ahead, behind, np.repeat(np.arange(offset, offset + len(text), dtype=np.int64), counts)

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import ReversedRollingHasher, RollingHasher, gram_hash
+from tokenclub.guard.hashing import U32, U64, ReversedRollingHasher, RollingHasher, feed_pair, gram_hash
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
-from tokenclub.guard.normalize import IncrementalNormalizer
+from tokenclub.guard.normalize import I64, char_letters, normalize, normalize_both, translate
 
 if TYPE_CHECKING:
     from tokenclub.guard.detection.views import ViewScanner
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
 SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
-MID_CHUNK = 256  # characters; up to this a chunk is normalized a character at a time
+MID_CHUNK = 256  # characters; up to this a chunk is normalized by `str.translate`
+Hits = list[tuple[int, int]]
 
 
 def holdback(params: IndexParams) -> int:
@@ -112,6 +113,125 @@ class _Region:
         return LeakSpan(self.start, self.end, covered, tuple(sorted(self.partners)))
 
 
+class _Reading:
+    """One text's guard letters, normalised once and hashed in each direction that reads it.
+
+    A scanner reads its text forwards (or backwards, for text written in reverse); the plain
+    and reversed views of a reply read the same text and share one reading (`read_both`), so
+    a streamed batch is normalised, hashed and looked up once for both. `owners` holds the
+    text offset of every letter, `letters` the letters themselves (only while joins need them).
+    """
+
+    def __init__(
+        self, index: GuardIndex | None, params: IndexParams, forward: bool, backward: bool, keep: bool
+    ) -> None:
+        self.index = index
+        spec = gram_hash(params.width, params.seed)
+        self.width = params.width
+        self.ahead = RollingHasher(spec) if forward else None
+        self.behind = ReversedRollingHasher(spec) if backward else None
+        self.keep = keep
+        self.consumed = 0  # characters
+        self.seen = 0  # letters
+        self.owners = array("q")
+        self.letters = array("I")
+
+    def hits(self, chunk: str) -> tuple[Hits, Hits]:
+        """(start, key) of each gram completed by `chunk` that the index holds, read forwards
+        and backwards.
+
+        A chunk of up to `SMALL_CHUNK` characters takes the integer path, a longer one the
+        vectorised path; both give the same letters, keys and hits (the tests check it)."""
+        first = max(0, self.seen - self.width + 1)
+        if len(chunk) <= SMALL_CHUNK:
+            ahead, behind = self._small(chunk)
+            if self.index is None:
+                return [], []
+            held = self.index.contains_keys(ahead + behind if behind else ahead)
+            if True not in held:  # nearly every streamed token
+                return [], []
+            split = len(ahead)
+            return (
+                [(first + i, key) for i, key in enumerate(ahead) if held[i]],
+                [(first + i, key) for i, key in enumerate(behind) if held[split + i]],
+            )
+        keys, split = self._vectorised(chunk)
+        if self.index is None or not len(keys):
+            return [], []
+        chosen = np.flatnonzero(self.index.contains(keys))
+        if not len(chosen):
+            return [], []
+        found = list(zip(chosen.tolist(), keys[chosen].tolist(), strict=True))
+        return (
+            [(first + i, key) for i, key in found if i < split],
+            [(first + i - split, key) for i, key in found if i >= split],
+        )
+
+    def _small(self, chunk: str) -> tuple[list[int], list[int]]:
+        """Forward and backward keys of a few characters, in integers."""
+        letters, backward = self._letters_of(chunk)
+        ahead = self.ahead.feed_small(letters)[1] if self.ahead is not None else []
+        behind = self.behind.feed_small(backward)[1] if self.behind is not None else []
+        return ahead, behind
+
+    def _letters_of(self, chunk: str) -> tuple[list[int], list[int]]:
+        """Letters of a few characters read forwards and (when hashed so) backwards, a character
+        at a time from the memoised table, as lists for the integer path."""
+        letters: list[int] = []
+        owners: list[int] = []
+        backward: list[int] = []
+        if self.behind is None:
+            for offset, char in enumerate(chunk, self.consumed):
+                found = char_letters(char)
+                letters += found
+                owners += [offset] * len(found)
+        else:
+            for offset, char in enumerate(chunk, self.consumed):
+                found = char_letters(char)
+                letters += found
+                owners += [offset] * len(found)
+                backward += found[::-1]
+        self.consumed += len(chunk)
+        self.seen += len(letters)
+        self.owners.extend(owners)
+        if self.keep:
+            self.letters.extend(letters)
+        return letters, backward
+
+    def _vectorised(self, chunk: str) -> tuple[U64, int]:
+        """Forward then backward keys of a chunk in one array, and where the backward ones start."""
+        if len(chunk) <= MID_CHUNK:
+            letters, backward, owners = translate(chunk, self.consumed, self.behind is not None)
+            if self.ahead is None:
+                letters = backward
+            self._keep(chunk, letters, owners)
+        elif self.behind is not None and self.ahead is not None:
+            letters, backward, owners = normalize_both(chunk, self.consumed)
+            self._keep(chunk, letters, owners)
+        else:
+            normalized = normalize(chunk, self.consumed, backwards=self.ahead is None)
+            letters = backward = normalized.letters
+            self._keep(chunk, letters, normalized.owners)
+        if self.ahead is None:
+            assert self.behind is not None
+            return self.behind.feed(backward)[1], 0
+        if self.behind is None:
+            keys = self.ahead.feed(letters)[1]
+            return keys, len(keys)
+        ahead, behind = feed_pair(self.ahead, self.behind, letters, backward)
+        return np.concatenate((ahead, behind)), len(ahead)
+
+    def _keep(self, chunk: str, letters: U32, owners: I64) -> None:
+        self._advance(len(chunk), len(letters))
+        self.owners.frombytes(owners.astype(np.int64).tobytes())
+        if self.keep:
+            self.letters.frombytes(letters.astype(np.uint32).tobytes())
+
+    def _advance(self, characters: int, letters: int) -> None:
+        self.consumed += characters
+        self.seen += letters
+
+
 class StreamScanner:
     """Scans one reply as it streams: `feed` returns what is safe to send now, `finish` the rest."""
 
@@ -125,8 +245,10 @@ class StreamScanner:
         earlier: list[Fragment] | None = None,
         reverse: bool = False,
         own: int | None = None,
+        reading: _Reading | None = None,
     ) -> None:
-        """`own`: the partner reading (its own text, attributed to it alone, is no leak)."""
+        """`own`: the partner reading (its own text, attributed to it alone, is no leak);
+        `reading`: the letters shared with the scanner of the other direction (`read_both`)."""
         self.index = index
         self.own = own
         self.policy = policy
@@ -139,17 +261,16 @@ class StreamScanner:
         self._width = params.width
         self._needed = params.required_hits(strict)
         self.holdback = holdback(params) if index is not None else 0
-        self._normalizer = IncrementalNormalizer(backwards=reverse)
-        spec = gram_hash(params.width, params.seed)
-        self._hasher = ReversedRollingHasher(spec) if reverse else RollingHasher(spec)
-        self._owners = array("q")  # original offset of every guard letter so far
+        self._reading = reading or _Reading(index, params, not reverse, reverse, earlier is not None)
+        self._side = 1 if reverse else 0
+        self._owners = self._reading.owners  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
         self._released = 0
         self._open: dict[int, _Chain] = {}  # chains by the position of their next expected hit
         self._leaks: list[_Chain] = []  # closed leaks not released yet, by start
         self._regions: list[_Region] = []
         self._earlier = earlier  # fragments a run must not join; None: joins are not checked
-        self._letters = array("I")  # guard letters so far, kept only while joins are checked
+        self._letters = self._reading.letters  # guard letters so far, kept only while joins are checked
         self.joins: list[Join] = []
         self._pieces: list[Fragment] = []  # this reply's own fragments, as its runs close
 
@@ -172,51 +293,26 @@ class StreamScanner:
     def feed(self, chunk: str) -> str:
         if self.blocked or self.finished:
             return ""
+        return self._advance(chunk, self._reading.hits(chunk)[self._side])
+
+    def _hits(self, chunk: str) -> Hits:
+        """(start, key) of each gram completed by `chunk` that the index holds."""
+        return self._reading.hits(chunk)[self._side]
+
+    def _advance(self, chunk: str, hits: Hits) -> str:
+        """`feed` once the chunk's hits are known (the reading may be shared: `read_both`)."""
+        if self.blocked or self.finished:
+            return ""
         self._pending += chunk
-        for position, key in self._hits(chunk):
+        for position, key in hits:
             leak = self._hit(position, key)
             if leak is not None and self.policy == "block":
                 return self._block(leak)
         if self._open:
-            self._close(self._hasher.seen - self._width)
+            self._close(self._reading.seen - self._width)
         if self._leaks and self.policy == "block":  # a run that joins an earlier fragment
             return self._block(self._leaks[0])
         return self._release(self._safe_limit())
-
-    def _hits(self, chunk: str) -> list[tuple[int, int]]:
-        """(start, key) of each gram completed by `chunk` that the index holds.
-
-        A chunk of up to `SMALL_CHUNK` characters takes the integer path, a longer one the
-        vectorised path; both give the same letters, keys and hits (the tests check it)."""
-        if len(chunk) <= SMALL_CHUNK:
-            letters, owners = self._normalizer.feed_small(chunk)
-            self._owners.extend(owners)
-            if self._earlier is not None:
-                self._letters.extend(letters)
-            first, keys = self._hasher.feed_small(letters)
-            if self.index is None:
-                return []
-            held = self.index.contains_keys(keys)
-            if True not in held:  # nearly every streamed token
-                return []
-            return [(first + i, key) for i, key in enumerate(keys) if held[i]]
-        if len(chunk) <= MID_CHUNK:  # a streamed batch: a look-up per character, NumPy after
-            small, owners = self._normalizer.feed_small(chunk)
-            self._owners.extend(owners)
-            if self._earlier is not None:
-                self._letters.extend(small)
-            codes = np.array(small, dtype=np.uint32)
-        else:
-            normalized = self._normalizer.feed(chunk)
-            codes = normalized.letters
-            self._owners.frombytes(normalized.owners.astype(np.int64).tobytes())
-            if self._earlier is not None:
-                self._letters.frombytes(codes.astype(np.uint32).tobytes())
-        first, grams = self._hasher.feed(codes)
-        if self.index is None or not len(grams):
-            return []
-        chosen = np.flatnonzero(self.index.contains(grams))
-        return list(zip((chosen + first).tolist(), grams[chosen].tolist(), strict=True))
 
     def finish(self) -> str:
         """The rest of the reply once the upstream is done (empty if the stream was blocked)."""
@@ -226,7 +322,7 @@ class StreamScanner:
         self._close(None)
         if self._leaks and self.policy == "block":
             return self._block(self._leaks[0])
-        return self._release(self._normalizer.consumed)
+        return self._release(self._reading.consumed)
 
     def _hit(self, position: int, key: int) -> _Chain | None:
         """Extend or start a chain; returns it when it has just become a leak."""
@@ -274,13 +370,13 @@ class StreamScanner:
 
     def _region(self, chain: _Chain) -> _Region:
         start, end = self._widened(chain)
-        owners = self.index.attribute(np.array(chain.keys, dtype=np.uint64)) if self.index else ()
+        owners = _owners(self.index, chain.keys) if self.index else ()
         return _Region(start, end, [(chain.first, chain.last + self._width)], set(owners))
 
     def _safe_limit(self) -> int:
         """Original offset before which nothing can still turn out to be part of a leak."""
         if not self.holdback:
-            return self._normalizer.consumed
+            return self._reading.consumed
         letter = len(self._owners) - self.holdback
         for chain in self._open.values():
             letter = min(letter, chain.first - self._stride + 1)
@@ -323,6 +419,45 @@ class StreamScanner:
         self.cut = region.start
         self._regions = [region]
         return self._take(region.start)
+
+
+def _owners(index: GuardIndex, found: list[int]) -> tuple[int, ...]:
+    """The partners of a leak's keys; failing that, of the keys less a hit at either end, while
+    a leak's worth of hits is left: a chain can reach into the words around the copy by one
+    chance hit, which no partner holds (in a filter loaded as designed, 2.3 % of positions hit
+    by chance). A short chain is never cut: one chance key is held by some partner's
+    attribution filter one time in ten."""
+    keys, count = np.array(found, dtype=np.uint64), len(found)
+    for lo, hi in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        if lo + hi == 0 or count - lo - hi >= index.params.hits:
+            partners = index.attribute(keys[lo : count - hi])
+            if partners:
+                return partners
+    return ()
+
+
+def read_both(
+    index: GuardIndex | None,
+    params: IndexParams,
+    policy: Policy = "block",
+    strict: bool = False,
+    marker: str = REDACTION,
+    earlier: list[Fragment] | None = None,
+    own: int | None = None,
+) -> tuple[StreamScanner, StreamScanner]:
+    """A scanner of a text and one of the same text written backwards, on one reading: feed
+    both with `feed_both`. Only the first tests joins (`earlier`)."""
+    reading = _Reading(index, params, True, True, earlier is not None)
+    return (
+        StreamScanner(index, params, policy, strict, marker, earlier, False, own, reading),
+        StreamScanner(index, params, policy, strict, marker, None, True, own, reading),
+    )
+
+
+def feed_both(ahead: StreamScanner, behind: StreamScanner, chunk: str) -> tuple[str, str]:
+    """`feed` of both scanners of `read_both`, the chunk normalised, hashed and looked up once."""
+    forward, backward = ahead._reading.hits(chunk)
+    return ahead._advance(chunk, forward), behind._advance(chunk, backward)
 
 
 class LeakScanner:

@@ -2,7 +2,8 @@
 
 The reply's escapes are decoded first (JSON `\\uXXXX`, HTML entities and tags, percent-encoding;
 `guard/detection/transforms.py`); the decoded text is then scanned in these views, each by its own
-`StreamScanner` on the same index:
+`StreamScanner` on the same index (the plain and reversed views read the decoded text once
+between them, `read_both`: one normalisation, one hash pass and one look-up per batch):
 
 - **plain**: the guard letters (look-alike letters already folded, `guard/normalize.py`); it
   alone tests joins with the customer's earlier pieces;
@@ -35,9 +36,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join
-from tokenclub.guard.detection.scanner import REDACTION, LeakSpan, Policy, StreamScanner
+from tokenclub.guard.detection.scanner import (
+    REDACTION,
+    LeakSpan,
+    Policy,
+    StreamScanner,
+    feed_both,
+    read_both,
+)
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
     FILLER_REPEATS,
@@ -52,6 +63,7 @@ from tokenclub.guard.detection.transforms import (
     lookalike_seen,
 )
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams
+from tokenclub.guard.normalize import U32, code_points
 
 CHECK_EVERY = 8
 BATCH = 32
@@ -82,10 +94,35 @@ _FILLER_SEEN = re.compile(
 punctuation in the text between two fillers shortens a step by one), for some period."""
 
 
+# ㄱ-ㆎ and 가-힣 as (first, how many) 0-d arrays: `letters - first < many` (wrapping below)
+_JAMO, _JAMO_COUNT, _SYLLABLE, _SYLLABLES = (
+    np.array(v, dtype=np.uint32) for v in (0x3131, 0x318F - 0x3131, 0xAC00, 0xD7A4 - 0xAC00)
+)
+
+
+@lru_cache(maxsize=1)
+def _word_letters(text: str) -> U32:
+    """The code points of the text's letters and digits: read by two triggers at each check."""
+    return code_points(_NOT_LETTER.sub("", text))
+
+
 def _filler_seen(text: str) -> bool:
     """Whether one letter recurs `FILLER_REPEATS` times at a regular stride among the text's
     letters (one regular expression over them: no per-period array work per check)."""
     return _FILLER_SEEN.search(_NOT_LETTER.sub("", text)) is not None
+
+
+def _sandwiched(text: str, count: int = 8) -> bool:
+    """Whether `count` short non-Hangul runs sit between Hangul characters within 72 characters
+    (`_dense`); first whether the text has `count` letters or digits outside Hangul at all
+    (each run holds one), which ordinary Korean text mostly has not."""
+    letters = _word_letters(text)
+    inside = np.count_nonzero(letters - _JAMO < _JAMO_COUNT) + np.count_nonzero(
+        letters - _SYLLABLE < _SYLLABLES
+    )
+    if len(letters) - inside + text.count("_") < count:
+        return False
+    return _dense(_SANDWICH, text, count)
 
 
 def _dense(pattern: re.Pattern[str], text: str, count: int = 8, span: int = 72) -> bool:
@@ -106,7 +143,7 @@ class ViewSpec:
 
 LAZY_VIEWS = (
     ViewSpec("hanja", lambda text: _HAN.search(text) is not None, HanjaRead),
-    ViewSpec("hangul", lambda text: _dense(_SANDWICH, text), lambda _: HangulOnly()),
+    ViewSpec("hangul", _sandwiched, lambda _: HangulOnly()),
     ViewSpec("filler", _filler_seen, lambda _: Filler()),
     ViewSpec("base64", lambda text: _BASE64.search(text) is not None, lambda _: Base64Runs()),
     ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, lambda _: Romanized()),
@@ -177,16 +214,19 @@ class ViewScanner:
         self._scanned = 0  # reply characters handed to the decoder
         self.batch = BATCH
         self._emitted: list[tuple[int, int]] = []
-        primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
+        self._paired = index is not None  # the plain and reversed views share one reading
+        if self._paired:
+            primary, backward = read_both(index, params, policy, strict, marker, earlier, own)
+            self._views = [_View("plain", None, primary), _View("reversed", None, backward)]
+        else:
+            primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
+            self._views = [_View("plain", None, primary)]
         self.holdback = primary.holdback
-        self._views = [_View("plain", None, primary)]
-        if index is not None:
-            self._views.append(_View("reversed", None, self._scanner(reverse=True)))
         self._waiting = list(LAZY_VIEWS) if index is not None else []
 
-    def _scanner(self, reverse: bool = False) -> StreamScanner:
+    def _scanner(self) -> StreamScanner:
         return StreamScanner(
-            self.index, self.params, self.policy, self.strict, self.marker, None, reverse, self.own
+            self.index, self.params, self.policy, self.strict, self.marker, None, False, self.own
         )
 
     @property
@@ -246,7 +286,13 @@ class ViewScanner:
         self._decoded.append(decoded)
         self._recent += decoded
         self._decoded_length += len(decoded)
-        for view in self._views:
+        lazy = self._views
+        if self._paired:
+            plain, backward, *lazy = self._views
+            feed_both(plain.scanner, backward.scanner, decoded)
+            plain.produced += len(decoded)
+            backward.produced += len(decoded)
+        for view in lazy:
             view.feed(decoded)
 
     def _check(self) -> None:

@@ -23,13 +23,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.hashing import U64, splitmix_int
+from tokenclub.guard.hashing import U64, splitmix_int, word
 
 BLOCK_BITS = 512
 BLOCK_WORDS = BLOCK_BITS // 64
-_BLOCK_WORDS64 = np.uint64(BLOCK_WORDS)
-_S6, _S23, _S32 = np.uint64(6), np.uint64(23), np.uint64(32)  # made once: a small array's cost
-_LOW6, _LOW32, _ONE = np.uint64(63), np.uint64(0xFFFFFFFF), np.uint64(1)
+_BLOCK_WORDS64 = word(BLOCK_WORDS)
+_S3, _S6, _S23, _S32 = word(3), word(6), word(23), word(32)  # 0-d arrays: see `word`
+_LOW6, _LOW32, _ONE = word(63), word(0xFFFFFFFF), word(1)
+_S23_32, _S29_32, _LOW6_32 = (np.array(v, dtype=np.uint32) for v in (23, 29, 63))
 MAX_BLOCKS = 1 << 32
 
 Bools = npt.NDArray[np.bool_]
@@ -94,8 +95,9 @@ class BlockedBloom:
             for i, path in enumerate(self.paths)
         ]
         self._salts = _salts(geometry.hashes)
-        self._blocks64 = np.uint64(geometry.blocks)
+        self._blocks64 = word(geometry.blocks)
         self._salt_ints: list[int] = self._salts.tolist()
+        self._salt_rows = self._salts.astype(np.uint32)[:, None]  # (k, 1): one row per salt
         self._words = [shard.data.cast("B").cast("Q") for shard in self._shards]
         self._plain = [np.asarray(shard) for shard in self._shards]  # no memmap cost per look-up
 
@@ -140,14 +142,24 @@ class BlockedBloom:
         found = np.zeros(len(keys), dtype=np.bool_)
         if not len(keys):
             return found
-        block, word, bit = self._locate(keys)
         if len(self._plain) == 1:  # the usual case, without the per-shard bookkeeping
-            words = self._plain[0][(block[:, None] * _BLOCK_WORDS64 + word).astype(np.intp)]
-            return np.asarray(((words >> bit) & _ONE).all(axis=1))
+            return self._contains_one(keys)
+        block, word, bit = self._locate(keys)
         for shard, chosen, local in self._by_shard(block):
             index = (local[:, None] * np.uint64(BLOCK_WORDS) + word[chosen]).astype(np.intp)
             words = self._plain[shard][index]
             found[chosen] = ((words >> bit[chosen]) & np.uint64(1)).all(axis=1)
+        return found
+
+    def _contains_one(self, keys: U64) -> Bools:
+        """`contains` on one shard in few NumPy calls (a streamed batch pays each call's fixed
+        cost): the salted products in 32-bit arithmetic, which wraps as the mask does, laid out
+        one row per salt so that the test of all k bits reduces across rows."""
+        first = ((((keys >> _S32) * self._blocks64) >> _S32) << _S3).view(np.int64)
+        position = self._salt_rows * keys.astype(np.uint32)
+        words = self._plain[0][first + (position >> _S29_32)]
+        bits = (words >> ((position >> _S23_32) & _LOW6_32)) & _ONE
+        found: Bools = np.bitwise_and.reduce(bits, axis=0).astype(np.bool_)
         return found
 
     def contains_keys(self, keys: list[int]) -> list[bool]:

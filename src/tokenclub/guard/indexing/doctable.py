@@ -15,6 +15,7 @@ and ``docs-<first document>.npy`` (guard letters and partner of every document o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,12 @@ class DocTable:
 
     def partner(self, doc: int) -> int:
         return int(self.documents["partner"][doc])
+
+    def entries(self) -> Iterator[tuple[U64, np.ndarray]]:
+        """Each run's keys and the partner of each key's document (to refill grown filters)."""
+        partners = self.documents["partner"]
+        for run in self._runs:
+            yield np.asarray(run["key"]), partners[np.asarray(run["doc"])]
 
     @property
     def present(self) -> bool:

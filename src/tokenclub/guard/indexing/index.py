@@ -62,7 +62,11 @@ from tokenclub.guard.normalize import normalize
 FORMAT_VERSION = 1
 DEFAULT_WIDTH = 26
 DEFAULT_HITS = 5
-DEFAULT_CAPACITY = 1 << 22
+DEFAULT_CAPACITY = 1 << 12
+GROWTH = 1.25
+"""A full index is regrown to this many times the grams it must hold, its filters refilled from
+the document table's keys: the index stays sized from the corpus it holds, in one segment (a
+fresh home's filters were a fixed 6.3 MB, and each doubling added a segment every look-up reads)."""
 SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
 SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integers
 _FEW = 8  # held keys up to which commonness is read in integers
@@ -213,8 +217,10 @@ class GuardIndex:
             BlockedBloom(self.folder / s.name, "partner", s.partner, mode) for s in self.segments
         ]
         common = meta.get("common")
+        self._common_bits: float = common.get("bits", COMMON_BITS) if common else COMMON_BITS
+        self._sketch_name: str = common.get("file", "common.bin") if common else "common.bin"
         self.sketch = (
-            DocumentFrequency(folder / "common.bin", common["width"], common["documents"], mode)
+            DocumentFrequency(folder / self._sketch_name, common["width"], common["documents"], mode)
             if common
             else None
         )
@@ -240,7 +246,7 @@ class GuardIndex:
     ) -> GuardIndex:
         commonness = commonness or Commonness()
         folder.mkdir(parents=True)
-        width = max(1024, math.ceil(capacity * commonness.bits / 8 / DEPTH))
+        width = _sketch_width(capacity, commonness.bits)
         DocumentFrequency.create(folder / "common.bin", width, commonness.documents)
         meta = {
             "version": FORMAT_VERSION,
@@ -249,7 +255,12 @@ class GuardIndex:
             "withdrawn": sorted(withdrawn),
             "tokens": 0,
             "segments": [],
-            "common": {"width": width, "documents": commonness.documents},
+            "common": {
+                "width": width,
+                "documents": commonness.documents,
+                "bits": commonness.bits,
+                "file": "common.bin",
+            },
             "public": None,
         }
         _write_json(folder / "meta.json", meta)
@@ -260,8 +271,9 @@ class GuardIndex:
 
     def _add_segment(self, capacity: int) -> None:
         params = self.params
+        taken = [int(p.name[4:]) for p in self.folder.glob("seg-*") if p.name[4:].isdigit()]
         segment = Segment(
-            name=f"seg-{len(self.segments):04d}",
+            name=f"seg-{max(taken, default=-1) + 1:04d}",
             capacity=capacity,
             elements=0,
             member=Geometry(
@@ -289,7 +301,14 @@ class GuardIndex:
             "tokens": self.tokens,
             "segments": [s.as_dict() for s in self.segments],
             "common": (
-                {"width": self.sketch.width, "documents": self.sketch.threshold} if self.sketch else None
+                {
+                    "width": self.sketch.width,
+                    "documents": self.sketch.threshold,
+                    "bits": self._common_bits,
+                    "file": self._sketch_name,
+                }
+                if self.sketch
+                else None
             ),
             "public": self.public.as_dict() if self.public else None,
         }
@@ -306,8 +325,12 @@ class GuardIndex:
             self._save()
             return 0
         last = self.segments[-1]
-        if last.elements and last.elements + len(keys) > last.capacity:
-            self._add_segment(max(2 * last.capacity, len(keys)))
+        if last.elements + len(keys) > last.capacity:
+            held = sum(s.elements for s in self.segments)
+            if self.docs.present or not held:
+                self._regrow(math.ceil((held + len(keys)) * GROWTH))
+            else:  # a generation written before the document table: a new segment instead
+                self._add_segment(max(2 * last.capacity, len(keys)))
             last = self.segments[-1]
         member, attribution = self._members[-1], self._attributions[-1]
         if self.sketch is not None:
@@ -329,6 +352,38 @@ class GuardIndex:
         self._save()
         return len(keys)
 
+    def _regrow(self, capacity: int) -> None:
+        """One segment of `capacity` grams in place of the full ones, its filters refilled from
+        the document table (every stored gram's key and its document's partner). The sketch is
+        widened by a whole factor once the capacity asks for it, each row repeated: a key's
+        cell moves to one of the copies of its old cell, so no estimate falls. Readers switch
+        at their next refresh; the old files go once the new meta is written."""
+        old_segments = [self.folder / s.name for s in self.segments]
+        held = sum(s.elements for s in self.segments)
+        self.segments, self._members, self._attributions = [], [], []
+        self._add_segment(capacity)
+        member, attribution = self._members[0], self._attributions[0]
+        for keys, partners in self.docs.entries():
+            member.add(keys)
+            for partner in np.unique(partners).tolist():
+                attribution.add(partner_keys(keys[partners == partner], int(partner)))
+        self.segments[0].elements = held
+        old_sketch = None
+        if self.sketch is not None:
+            factor = _sketch_width(capacity, self._common_bits) // self.sketch.width
+            if factor > 1:  # a new file: a reader may still map the old one with its old width
+                old_sketch = self.folder / self._sketch_name
+                counts = np.tile(np.asarray(self.sketch.counts), (1, factor))
+                width, threshold = counts.shape[1], self.sketch.threshold
+                self._sketch_name = f"common-{width}.bin"
+                self.sketch = DocumentFrequency.create(self.folder / self._sketch_name, width, threshold)
+                self.sketch.counts[:] = counts
+        self._save()
+        for folder in old_segments:
+            _remove_generation(folder)
+        if old_sketch is not None:
+            old_sketch.unlink(missing_ok=True)
+
     def holds(self, keys: U64) -> np.ndarray:
         """Keys the membership filters hold, common or public ones included."""
         return _held(self._members, keys)
@@ -336,7 +391,7 @@ class GuardIndex:
     def contains(self, keys: U64) -> np.ndarray:
         """Keys of indexed grams that count: held, and neither common nor public."""
         held = _held(self._members, keys)
-        if (self.sketch is not None or self._public is not None) and held.any():
+        if self.sketch is not None or self._public is not None:
             chosen = np.flatnonzero(held)
             if len(chosen) <= _FEW:  # a streamed batch's few hits: integers beat NumPy's fixed cost
                 for i in chosen.tolist():
@@ -425,8 +480,14 @@ class GuardIndex:
         }
 
 
+def _sketch_width(capacity: int, bits: float) -> int:
+    return max(1024, math.ceil(capacity * bits / 8 / DEPTH))
+
+
 def _held(filters: Sequence[BlockedBloom], keys: U64) -> np.ndarray:
     """Keys that any of the filters (one per segment) holds."""
+    if len(filters) == 1:  # the usual case: no arrays to merge
+        return filters[0].contains(keys)
     found = np.zeros(len(keys), dtype=np.bool_)
     for bloom in filters:
         found |= bloom.contains(keys)
@@ -519,13 +580,17 @@ def rebuild(
 ) -> GuardIndex:
     """Index `(texts, partner ids, tokens)` document batches into a new generation, then make it live.
 
-    Documents of `withdrawn` partners are left out now and whenever added later. Readers
-    switch over on their next refresh; the old generation is deleted afterwards.
+    Documents of `withdrawn` partners are left out now and whenever added later; the filters
+    are then fitted to the grams held (`capacity` is an estimate). Readers switch over on their
+    next refresh; the old generation is deleted afterwards.
     """
     with write_lock(root):
         index = GuardIndex.create(_next_generation(root), params, capacity, withdrawn, commonness)
     for texts, partners, tokens in batches:
         index.add(texts, partners, tokens)
+    held = sum(s.elements for s in index.segments)
+    if index.docs.present and index.segments[0].capacity > max(held, DEFAULT_CAPACITY):
+        index._regrow(max(held, DEFAULT_CAPACITY))  # `capacity` was an estimate: fit the filters
     index.set_public(public_texts(root))
     log_parts(index, parts)
     with write_lock(root):
