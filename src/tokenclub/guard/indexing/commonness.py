@@ -74,15 +74,6 @@ class DocumentFrequency:
         for row in range(DEPTH):
             np.maximum.at(self.counts[row], cells[row], target)
 
-    def raise_to(self, keys: U64, counts: np.ndarray) -> None:
-        """Raise each key's estimate to at least `counts` (every row to that value)."""
-        if not len(keys):
-            return
-        cells = self._cells(keys)
-        target = np.minimum(255, counts).astype(np.uint8)
-        for row in range(DEPTH):
-            np.maximum.at(self.counts[row], cells[row], target)
-
     def common(self, keys: U64) -> np.ndarray:
         """Keys that `threshold` or more documents hold."""
         return self.estimate(keys) >= max(0, self.threshold - 1)
@@ -117,34 +108,6 @@ def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.nd
     extra = documents.astype(np.int64) - (~np.asarray(held_before(unique), dtype=np.bool_)).astype(np.int64)
     chosen = extra > 0
     return unique[chosen], extra[chosen]
-
-
-def inherited(every: U64, owner: np.ndarray, stride: int, estimate: Any) -> tuple[U64, np.ndarray]:
-    """The stored grams of a batch (every `stride`-th position of each document) with the
-    largest estimate among the `stride` positions around each, its own included.
-
-    A passage that many documents share sits at a different alignment in each, and a document
-    only counts the grams the filter already holds: the alignment the first document stored
-    is counted by every later one, but one first stored by, say, the seventh document misses
-    the six before it (documents indexed one at a time left a passage in 12 documents looking
-    rare at some alignments). The `stride` positions around a gram hold every alignment, so a
-    stored gram inherits the count of the best-counted one: each overlaps it in all but
-    `stride // 2` letters, so common text only widens by that much at its edges."""
-    if not len(every):
-        return every, np.zeros(0, dtype=np.int64)
-    counts = np.asarray(estimate(every), dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    position = np.arange(len(every)) - np.repeat(starts, np.diff(np.r_[starts, len(every)]))
-    best = counts.copy()
-    for shift in range(-(stride // 2), stride - stride // 2):
-        if shift == 0:
-            continue
-        moved = np.roll(counts, -shift)
-        same = np.roll(owner, -shift) == owner
-        ends = (np.arange(len(every)) + shift >= 0) & (np.arange(len(every)) + shift < len(every))
-        best = np.where(same & ends, np.maximum(best, moved), best)
-    stored = position % stride == 0
-    return every[stored], best[stored]
 
 
 def public_root(guard_root: Path) -> Path:

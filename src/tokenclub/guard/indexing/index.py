@@ -51,7 +51,6 @@ from tokenclub.guard.indexing.commonness import (
     DEPTH,
     DocumentFrequency,
     build_public_filter,
-    inherited,
     public_keys,
     public_texts,
     repeated,
@@ -338,7 +337,6 @@ class GuardIndex:
             # sits at a different alignment in each, and each of its grams must be counted
             every, every_owner = document_keys(self.params, texts, step=1)
             self.sketch.add(*repeated(every, every_owner, lambda unique: _held(self._members, unique)))
-            self.sketch.raise_to(*inherited(every, every_owner, self.params.stride, self.sketch.estimate))
         member.add(keys)
         letters = np.array([len(normalize(text).letters) for text in texts], dtype=np.int64)
         write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64))
