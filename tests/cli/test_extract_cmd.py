@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -56,8 +57,11 @@ def test_exit_status_0_only_when_everything_was_read(tmp_path: Path) -> None:
     assert len(result.stdout.splitlines()) == 2
 
 
-def test_names_with_control_characters_are_escaped_for_people(tmp_path: Path) -> None:
-    folder = tmp_path / "up"
+def test_names_with_control_characters_are_escaped_for_people(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # short names: the table fits whatever width the console has
+    folder = Path("up")
     folder.mkdir()
     (folder / "\x1b[31mred[bold]\u202etxt.txt").write_text("빨간 이름의 파일", encoding="utf-8")
     (folder / "bad\x07.bin").write_bytes(bytes(range(32)) * 4)
@@ -88,8 +92,9 @@ def test_nothing_read_says_so(tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith("error: nothing could be read (0 documents, 2 failures)")
 
 
-def test_sql_dump_reports_the_text_column_chosen(tmp_path: Path) -> None:
-    dump = tmp_path / "cms_dump.sql"
+def test_sql_dump_reports_the_text_column_chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a short name: the table fits whatever width the console has
+    dump = Path("cms_dump.sql")
     dump.write_text(
         "CREATE TABLE `articles` (`id` int, `title` varchar(100), `body` text);\n"
         "INSERT INTO `articles` VALUES (1,'제목','첫 기사 본문'),(2,'둘','둘째 기사 본문');\n",
