@@ -22,10 +22,11 @@ every rule is checked on them before anything is written.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -52,7 +53,15 @@ from tokenclub.ledger.chart import (
     customer_account,
     system_account,
 )
-from tokenclub.ledger.posting import Leg, connection_of, lock_accounts, post
+from tokenclub.ledger.posting import (
+    Leg,
+    LockedAccount,
+    Rider,
+    connection_of,
+    lock_accounts,
+    post,
+    post_in_one_statement,
+)
 from tokenclub.ledger.pricing import PriceList, Split, krw_due, plan_hold, split_usage
 
 
@@ -140,7 +149,34 @@ _CLOSE_HOLD = Prebuilt(
     .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
 )
 _INSERT_RESOLUTION = Prebuilt(insert(_RESOLUTIONS))
+_HOLD_RIDER = """, held AS (
+    INSERT INTO credit_holds
+        (id, customer_id, key_id, tokens, free_tokens, krw, status, created_at, expires_at)
+    SELECT %(h_id)s, %(h_customer_id)s, %(h_key_id)s, %(h_tokens)s, %(h_free_tokens)s, %(h_krw)s,
+        %(h_status)s, %(h_created_at)s, %(h_expires_at)s
+    FROM tx
+)"""
+"""The hold's row, written with its posting (`place` on PostgreSQL)."""
+_RESOLUTION_RIDER = """, closed AS (
+    UPDATE credit_holds SET status = %(r_outcome)s, closed_at = %(r_created_at)s
+    FROM tx WHERE credit_holds.id = %(r_hold_id)s
+), resolved AS (
+    INSERT INTO hold_resolutions
+        (hold_id, outcome, prompt_tokens, completion_tokens, reported_prompt_tokens,
+         reported_completion_tokens, krw, capped, transaction_id, created_at)
+    SELECT %(r_hold_id)s, %(r_outcome)s, %(r_prompt_tokens)s, %(r_completion_tokens)s,
+        %(r_reported_prompt_tokens)s, %(r_reported_completion_tokens)s, %(r_krw)s, %(r_capped)s,
+        tx.id, %(r_created_at)s
+    FROM tx
+)"""
+"""Closing the hold and its resolution row, written with the resolution's posting."""
 _STALE_HOLDS = select(_HOLDS.c.id).where(_HOLDS.c.status == PENDING, _HOLDS.c.expires_at < bindparam("now"))
+
+
+def _one_statement(conn: Connection) -> bool:
+    """Whether postings and their hold rows go in one statement (data-modifying WITH clauses,
+    which PostgreSQL has and SQLite has not; SQLite runs in-process, where statements are cheap)."""
+    return conn.dialect.name == "postgresql"
 
 
 def _legs(*pairs: tuple[str, int]) -> list[Leg]:
@@ -176,24 +212,28 @@ def place(
         (line, plan.krw),
         (line_held, -plan.krw),
     )
-    if legs:
-        post(conn, f"hold:{hold_id}", "hold", legs, locked=accounts)
     now = utcnow()
-    _INSERT_HOLD.run(
-        conn,
-        {
-            "id": hold_id,
-            "customer_id": customer_id,
-            "key_id": key_id,
-            "tokens": tokens,
-            "free_tokens": plan.free_tokens,
-            "krw": plan.krw,
-            "status": PENDING,
-            "created_at": now,
-            "expires_at": now + ttl,
-        },
-    )
-    return Hold(hold_id, customer_id, tokens, plan.free_tokens, plan.krw)
+    row = {
+        "id": hold_id,
+        "customer_id": customer_id,
+        "key_id": key_id,
+        "tokens": tokens,
+        "free_tokens": plan.free_tokens,
+        "krw": plan.krw,
+        "status": PENDING,
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    hold = Hold(hold_id, customer_id, tokens, plan.free_tokens, plan.krw)
+    key = f"hold:{hold_id}"
+    if legs and _one_statement(conn):
+        rider = Rider(_HOLD_RIDER, {f"h_{name}": value for name, value in row.items()})
+        if post_in_one_statement(conn, key, "hold", legs, accounts, rider) is not None:
+            return hold
+    if legs:
+        post(conn, key, "hold", legs, locked=accounts)
+    _INSERT_HOLD.run(conn, row)
+    return hold
 
 
 def _lock_pending(conn: Connection, hold_id: str) -> tuple[Hold, bool]:
@@ -207,32 +247,44 @@ def _lock_pending(conn: Connection, hold_id: str) -> tuple[Hold, bool]:
     return Hold(hold_id, customer_id, tokens, free_tokens, krw), bool(due)
 
 
-def _resolve(
+def _resolution(hold: Hold, outcome: Outcome, charged: Usage, reported: Usage, krw: int) -> dict[str, Any]:
+    """The resolution row, less its transaction id."""
+    return {
+        "hold_id": hold.id,
+        "outcome": outcome.value,
+        "prompt_tokens": charged.prompt_tokens,
+        "completion_tokens": charged.completion_tokens,
+        "reported_prompt_tokens": reported.prompt_tokens,
+        "reported_completion_tokens": reported.completion_tokens,
+        "krw": krw,
+        "capped": reported != charged,
+        "created_at": utcnow(),
+    }
+
+
+def _resolve_posting(
     conn: Connection,
     hold: Hold,
-    outcome: Outcome,
-    charged: Usage,
-    reported: Usage,
-    krw: int,
-    transaction_id: int | None,
+    key: str,
+    kind: str,
+    legs: list[Leg],
+    resolution: dict[str, Any],
+    locked: Mapping[str, LockedAccount] | None = None,
+    memo: str = "",
 ) -> None:
-    now = utcnow()
-    _CLOSE_HOLD.run(conn, {"hold_id": hold.id, "status": outcome.value, "closed_at": now})
-    _INSERT_RESOLUTION.run(
-        conn,
-        {
-            "hold_id": hold.id,
-            "outcome": outcome.value,
-            "prompt_tokens": charged.prompt_tokens,
-            "completion_tokens": charged.completion_tokens,
-            "reported_prompt_tokens": reported.prompt_tokens,
-            "reported_completion_tokens": reported.completion_tokens,
-            "krw": krw,
-            "capped": reported != charged,
-            "transaction_id": transaction_id,
-            "created_at": now,
-        },
-    )
+    """Post the resolution's legs (if any) on the accounts `locked` (locked here if None),
+    close the hold and record the resolution: on PostgreSQL in one statement, else (or when
+    `post_in_one_statement` declines) statement by statement."""
+    if legs and locked is None:
+        locked = lock_accounts(conn, [leg.account for leg in legs])
+    if legs and locked is not None and _one_statement(conn):
+        rider = Rider(_RESOLUTION_RIDER, {f"r_{name}": value for name, value in resolution.items()})
+        if post_in_one_statement(conn, key, kind, legs, locked, rider, memo) is not None:
+            return
+    tx_id = post(conn, key, kind, legs, memo, locked=locked).transaction_id if legs else None
+    closing = {"hold_id": hold.id, "status": resolution["outcome"], "closed_at": resolution["created_at"]}
+    _CLOSE_HOLD.run(conn, closing)
+    _INSERT_RESOLUTION.run(conn, {**resolution, "transaction_id": tx_id})
 
 
 def _post_codes(cid: int, split: Split, hold: Hold) -> list[str]:
@@ -285,12 +337,8 @@ def _post(
         (_acct(cid, USAGE_MICRO_KRW), cost_micro),
         (system_account(USAGE_MICRO_KRW_BILLED), -cost_micro),
     )
-    tx_id = (
-        post(conn, f"settle:{hold.id}", "api_usage", legs, memo, locked=accounts).transaction_id
-        if legs
-        else None
-    )
-    _resolve(conn, hold, Outcome.POSTED, usage, reported, krw, tx_id)
+    resolution = _resolution(hold, Outcome.POSTED, usage, reported, krw)
+    _resolve_posting(conn, hold, f"settle:{hold.id}", "api_usage", legs, resolution, accounts, memo)
     return Posted(hold, usage, reported, split, krw)
 
 
@@ -327,9 +375,9 @@ def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hol
         (_acct(cid, CREDIT_LINE_HELD_KRW), hold.krw),
         (_acct(cid, CREDIT_LINE_KRW), -hold.krw),
     )
-    tx_id = post(conn, f"release:{hold_id}", "release_hold", legs).transaction_id if legs else None
     nothing = Usage(0, 0)
-    _resolve(conn, hold, Outcome.EXPIRED if expire else Outcome.VOIDED, nothing, nothing, 0, tx_id)
+    resolution = _resolution(hold, Outcome.EXPIRED if expire else Outcome.VOIDED, nothing, nothing, 0)
+    _resolve_posting(conn, hold, f"release:{hold_id}", "release_hold", legs, resolution)
     return hold
 
 
