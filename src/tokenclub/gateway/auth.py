@@ -13,10 +13,12 @@ import base64
 import hmac
 from typing import cast
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Table, bindparam, select
 
 from tokenclub.accounts.keys import KEY_PREFIX, KeyView, Scope, hash_key
+from tokenclub.db.engine import Database
 from tokenclub.db.schema import ApiKey
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 
@@ -46,6 +48,44 @@ def active_key(conn: Connection, plain: str) -> KeyView | None:
             403, "this API key has no inference scope", "invalid_request_error", "insufficient_scope"
         )
     return key
+
+
+_OWNER_BY_HASH = select(_KEYS.c.customer_id).where(_KEYS.c.key_hash == bindparam("key_hash"))
+OWNERS_KEPT = 100_000
+"""Keys whose customer a worker remembers (about 100 bytes each)."""
+
+
+class KeyOwners:
+    """Which customer a presented key belongs to, remembered per worker: a key's customer never
+    changes, so the answer is cached without expiry and only decides the request's lane of
+    database work (`gateway/dbwork.py`). Whether the key is still active, and its scopes, are
+    checked in the admission's transaction on every request, so a revoked key is refused at
+    once however long its owner is remembered. Unknown keys are not remembered (one may be
+    issued later)."""
+
+    def __init__(self, db: Database, kept: int = OWNERS_KEPT) -> None:
+        self.db = db
+        self.kept = kept
+        self._owners: dict[str, int] = {}
+
+    async def customer(self, plain: str) -> int | None:
+        """The customer of a key that exists (revoked or not), or None."""
+        if not plain.startswith(KEY_PREFIX):
+            return None
+        hashed = hash_key(plain)
+        found = self._owners.get(hashed)
+        if found is None:
+            found = await to_thread.run_sync(self._look_up, hashed)
+            if found is not None:
+                if len(self._owners) >= self.kept:
+                    self._owners.clear()
+                self._owners[hashed] = found
+        return found
+
+    def _look_up(self, hashed: str) -> int | None:
+        with self.db.engine.connect() as conn:
+            owner: int | None = conn.execute(_OWNER_BY_HASH, {"key_hash": hashed}).scalar()
+            return owner
 
 
 def bearer(request: Request) -> str:

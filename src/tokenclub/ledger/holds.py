@@ -287,24 +287,24 @@ def _resolve_posting(
     _INSERT_RESOLUTION.run(conn, {**resolution, "transaction_id": tx_id})
 
 
+_SYSTEM_CODES = [
+    system_account(kind)
+    for kind in (PAID_TOKENS_SOLD, API_REVENUE_KRW, USAGE_MICRO_KRW_BILLED, CREDIT_LINES_ISSUED_KRW)
+]
+"""Every system account a post may touch. A post that needs any of them locks all of them: the
+only rows that concurrent gateway lanes share (`gateway/dbwork.py`) are then always taken as one
+set, in id order, so batches of different lanes queue on them and never deadlock."""
+
+
 def _post_codes(cid: int, split: Split, hold: Hold) -> list[str]:
     """Every account the post may touch, so all of them are locked at once, in id order."""
     codes = [_acct(cid, FREE_ALLOWANCE_HELD), _acct(cid, FREE_TOKENS_USED), _acct(cid, FREE_ALLOWANCE)]
     if split.paid:
-        codes += [
-            _acct(cid, PAID_TOKENS),
-            system_account(PAID_TOKENS_SOLD),
-            _acct(cid, RECEIVABLE_KRW),
-            system_account(API_REVENUE_KRW),
-            _acct(cid, USAGE_MICRO_KRW),
-            system_account(USAGE_MICRO_KRW_BILLED),
-        ]
+        codes += [_acct(cid, PAID_TOKENS), _acct(cid, RECEIVABLE_KRW), _acct(cid, USAGE_MICRO_KRW)]
     if hold.krw:
-        codes += [
-            _acct(cid, CREDIT_LINE_HELD_KRW),
-            _acct(cid, CREDIT_LINE_KRW),
-            system_account(CREDIT_LINES_ISSUED_KRW),
-        ]
+        codes += [_acct(cid, CREDIT_LINE_HELD_KRW), _acct(cid, CREDIT_LINE_KRW)]
+    if split.paid or hold.krw:
+        codes += _SYSTEM_CODES
     return codes
 
 
