@@ -3,8 +3,9 @@
 Runs the real app in this process (the same `create_app` as `tokenclub serve`, the leak guard
 active on the corpora folder's petitions unless --no-guard) in front of the gateway bench's fake
 upstream, sends requests one at a time through an in-process ASGI client, and counts, per unit
-of database work (admission, settlement, the guard's tally, ...), the driver's round trips
-on PostgreSQL (each wait of psycopg for the server), the time spent waiting for the server and the unit's wall time in its thread, and the request's wall time in all.
+of database work (admission, settlement, ...), the round trips to PostgreSQL (each wait of
+psycopg for the server), the time spent waiting for the server and the unit's wall time in its
+thread, and the request's wall time in all.
 
     PYTHONPATH=src .venv/bin/python bench/bench_gateway_trace.py --requests 200
     PYTHONPATH=src .venv/bin/python bench/bench_gateway_trace.py --no-postgres   # SQLite only
@@ -31,7 +32,15 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench_gateway import MODEL, postgres_database, provision, request_body, start_reporting_port, stop, Target
+from bench_gateway import (
+    MODEL,
+    Target,
+    postgres_database,
+    provision,
+    request_body,
+    start_reporting_port,
+    stop,
+)
 
 T = TypeVar("T")
 
@@ -79,6 +88,21 @@ class Tracer:
             self.local.phase = "batch (begin, lock, commit)"
 
 
+def _watched(gen: Any, waited: list[bool]) -> Any:
+    """`gen`, noting in `waited` whether it ever waited for the socket."""
+    try:
+        value = next(gen)
+    except StopIteration as stop:
+        return stop.value
+    waited[0] = True
+    while True:
+        sent = yield value
+        try:
+            value = gen.send(sent)
+        except StopIteration as stop:
+            return stop.value
+
+
 def instrument(tracer: Tracer) -> None:
     """Count every wait of psycopg on the server."""
     import psycopg
@@ -86,17 +110,25 @@ def instrument(tracer: Tracer) -> None:
     original_wait = psycopg.Connection.wait
 
     def wait(self: Any, gen: Any, *args: Any, **kwargs: Any) -> Any:
+        waited = [False]
         started = time.perf_counter()
         try:
-            return original_wait(self, gen, *args, **kwargs)
+            return original_wait(self, _watched(gen, waited), *args, **kwargs)
         finally:
-            tracer.trip(time.perf_counter() - started)
+            if waited[0]:  # settings such as autocommit are waits that never touch the socket
+                tracer.trip(time.perf_counter() - started)
 
     psycopg.Connection.wait = wait  # type: ignore[method-assign]
 
     def naming(original: Callable[..., Any]) -> Callable[..., Any]:
         def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-            text = query if isinstance(query, str) else bytes(query).decode() if isinstance(query, bytes) else str(query)
+            text = (
+                query
+                if isinstance(query, str)
+                else bytes(query).decode()
+                if isinstance(query, bytes)
+                else str(query)
+            )
             tracer.local.sql = " ".join(text.split())[:90]
             return original(self, query, *args, **kwargs)
 
@@ -160,8 +192,13 @@ async def trace(
             took = await drive(app, secret, mode, requests)
             await app.state.gateway.drain()
             table = Table(title=f"{url.split(':', 1)[0]}, {mode}: per request, {requests} requests at c=1")
-            for column in ("unit of work", "units/request", "round trips/unit", "server wait ms/unit",
-                           "wall ms/unit (median)"):
+            for column in (
+                "unit of work",
+                "units/request",
+                "round trips/unit",
+                "server wait ms/unit",
+                "wall ms/unit (median)",
+            ):
                 table.add_column(column, justify="left" if column == "unit of work" else "right")
             for name, phase in sorted(tracer.phases.items()):
                 runs = max(phase.runs, 1)
@@ -185,7 +222,9 @@ async def trace(
                 for column in ("unit", "statement", "trips/request", "ms/request"):
                     detail.add_column(column, justify="left" if column in ("unit", "statement") else "right")
                 for (unit, sql), waits in sorted(tracer.statements.items()):
-                    detail.add_row(unit[:34], sql, f"{len(waits) / requests:.2f}", f"{sum(waits) * 1000 / requests:.3f}")
+                    detail.add_row(
+                        unit[:34], sql, f"{len(waits) / requests:.2f}", f"{sum(waits) * 1000 / requests:.3f}"
+                    )
                 console.print(detail)
             tracer.statements.clear()
 
@@ -211,17 +250,26 @@ def main() -> None:
         app.state.tracer = tracer
         return app
 
-    app_module.create_app = create_traced  # type: ignore[assignment]
+    app_module.create_app = create_traced
     me = [sys.executable, str(Path(__file__).resolve().with_name("bench_gateway.py"))]
-    with tempfile.TemporaryDirectory(prefix="tc-trace-") as tmp, postgres_database(not args.no_postgres) as pg:
-        server, port = start_reporting_port("upstream", [*me, "--serve", "upstream"], Path(tmp), dict(os.environ))
+    with (
+        tempfile.TemporaryDirectory(prefix="tc-trace-") as tmp,
+        postgres_database(not args.no_postgres) as pg,
+    ):
+        server, port = start_reporting_port(
+            "upstream", [*me, "--serve", "upstream"], Path(tmp), dict(os.environ)
+        )
         try:
             urls = [] if args.no_sqlite else [f"sqlite:///{Path(tmp) / 'tokenclub.db'}"]
             urls += [pg] if pg else []
             for url in urls:
                 home = Path(tmp) / f"home-{url.split(':', 1)[0]}"
                 secret = provision(home, url, not args.no_guard)
-                asyncio.run(trace(url, home, secret, f"http://127.0.0.1:{port}", args.requests, console, args.statements))
+                asyncio.run(
+                    trace(
+                        url, home, secret, f"http://127.0.0.1:{port}", args.requests, console, args.statements
+                    )
+                )
         finally:
             stop(server)
 
