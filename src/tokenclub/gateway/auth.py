@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from datetime import UTC
 from typing import cast
 
 from anyio import to_thread
@@ -34,6 +35,11 @@ _KEY_BY_HASH = select(
 ).where(_KEYS.c.key_hash == bindparam("key_hash"))
 
 
+NO_INFERENCE = ApiError(
+    403, "this API key has no inference scope", "invalid_request_error", "insufficient_scope"
+)
+
+
 def active_key(conn: Connection, plain: str) -> KeyView | None:
     """The active (not revoked) key matching a presented secret, or None; a key without the
     inference scope (one made for uploads or statements) is refused with 403."""
@@ -44,10 +50,39 @@ def active_key(conn: Connection, plain: str) -> KeyView | None:
         return None
     key = KeyView(*row)
     if not key.allows(Scope.INFERENCE):
-        raise ApiError(
-            403, "this API key has no inference scope", "invalid_request_error", "insufficient_scope"
-        )
+        raise NO_INFERENCE
     return key
+
+
+_COUNTED_KEY = """WITH k AS (
+    SELECT id, customer_id, name, display_prefix, created_at, revoked_at, scopes
+    FROM api_keys WHERE key_hash = %(key_hash)s
+), counted AS (
+    INSERT INTO rate_counters (key_id, "window", requests, tokens)
+    SELECT id, %(window)s, 1, 0 FROM k
+    WHERE revoked_at IS NULL AND ',' || scopes || ',' LIKE '%%,inference,%%'
+    ON CONFLICT (key_id, "window") DO UPDATE
+    SET requests = rate_counters.requests + excluded.requests
+    RETURNING requests, tokens
+)
+SELECT k.*, counted.requests, counted.tokens FROM k LEFT JOIN counted ON true"""
+
+
+def counted_key(conn: Connection, plain: str, window: int) -> tuple[KeyView, int, int] | None:
+    """`active_key` and the request counted in the key's rate window (`ratelimit.py`'s counter
+    row), in one PostgreSQL statement: the key, and its requests and tokens in the window after
+    this one. A revoked or unknown key is None and counts nothing; a key without the inference
+    scope counts nothing and is refused with 403."""
+    if not plain.startswith(KEY_PREFIX):
+        return None
+    row = conn.exec_driver_sql(_COUNTED_KEY, {"key_hash": hash_key(plain), "window": window}).first()
+    if row is None or row[5] is not None:
+        return None
+    created_at = row[4].astimezone(UTC)
+    key = KeyView(row[0], row[1], row[2], row[3], created_at, None, row[6])
+    if not key.allows(Scope.INFERENCE):
+        raise NO_INFERENCE
+    return key, int(row[7]), int(row[8])
 
 
 _OWNER_BY_HASH = select(_KEYS.c.customer_id).where(_KEYS.c.key_hash == bindparam("key_hash"))

@@ -19,12 +19,12 @@ from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
 from tokenclub.db.types import utcnow
 from tokenclub.gateway import billing
-from tokenclub.gateway.auth import KeyOwners, active_key
+from tokenclub.gateway.auth import KeyOwners, active_key, counted_key
 from tokenclub.gateway.billing import Charge, RequestInfo, Usage
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 from tokenclub.gateway.metrics import Metrics
-from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter, Standing
+from tokenclub.gateway.ratelimit import DatabaseRateLimiter, RateLimitedError, RateLimiter, Standing
 from tokenclub.gateway.upstream import ModelRoute, Upstream
 from tokenclub.guard.service import Decision, GatewayGuard, record
 from tokenclub.ledger.pricing import PriceList
@@ -94,11 +94,22 @@ class Gateway:
         return customer
 
     def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
-        key = active_key(session.connection(), secret)
-        if key is None:
-            raise INVALID_KEY
+        limiter = self.config.limiter
         try:
-            standing = self.config.limiter.admit(session, key.id)
+            if self.work.postgres and isinstance(limiter, DatabaseRateLimiter):
+                # The key and its rate counter in one statement (one round trip, not two).
+                now = time.time()
+                found = counted_key(session.connection(), secret, limiter.window(now))
+                if found is None:
+                    raise INVALID_KEY
+                key = found[0]
+                standing = limiter.standing(found[1], found[2], now)
+            else:
+                active = active_key(session.connection(), secret)
+                if active is None:
+                    raise INVALID_KEY
+                key = active
+                standing = limiter.admit(session, key.id)
         except RateLimitedError as exc:
             raise rate_limited(exc) from exc
         hold = billing.place_hold(
