@@ -22,8 +22,8 @@ every rule is checked on them before anything is written.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
@@ -121,6 +121,8 @@ class Posted:
     reported: Usage
     split: Split
     krw: int
+    rider_values: tuple[Any, ...] | None = None
+    """What the caller's rider returned, when it was written with the posting (`charge`)."""
 
     @property
     def capped(self) -> bool:
@@ -271,20 +273,25 @@ def _resolve_posting(
     resolution: dict[str, Any],
     locked: Mapping[str, LockedAccount] | None = None,
     memo: str = "",
-) -> None:
+    rider: Rider | None = None,
+) -> tuple[Any, ...] | None:
     """Post the resolution's legs (if any) on the accounts `locked` (locked here if None),
-    close the hold and record the resolution: on PostgreSQL in one statement, else (or when
-    `post_in_one_statement` declines) statement by statement."""
+    close the hold and record the resolution: on PostgreSQL in one statement, with the caller's
+    `rider`, whose `returning` values come back (None: the rider was not written, the caller
+    writes its rows itself); else (or when `post_in_one_statement` declines) statement by
+    statement."""
     if legs and locked is None:
         locked = lock_accounts(conn, [leg.account for leg in legs])
     if legs and locked is not None and _one_statement(conn):
-        rider = Rider(_RESOLUTION_RIDER, {f"r_{name}": value for name, value in resolution.items()})
-        if post_in_one_statement(conn, key, kind, legs, locked, rider, memo) is not None:
-            return
+        closing = Rider(_RESOLUTION_RIDER, {f"r_{name}": value for name, value in resolution.items()})
+        found = post_in_one_statement(conn, key, kind, legs, locked, closing + (rider or Rider("", {})), memo)
+        if found is not None:
+            return found[1:]
     tx_id = post(conn, key, kind, legs, memo, locked=locked).transaction_id if legs else None
-    closing = {"hold_id": hold.id, "status": resolution["outcome"], "closed_at": resolution["created_at"]}
-    _CLOSE_HOLD.run(conn, closing)
+    closed = {"hold_id": hold.id, "status": resolution["outcome"], "closed_at": resolution["created_at"]}
+    _CLOSE_HOLD.run(conn, closed)
     _INSERT_RESOLUTION.run(conn, {**resolution, "transaction_id": tx_id})
+    return None
 
 
 _SYSTEM_CODES = [
@@ -309,7 +316,13 @@ def _post_codes(cid: int, split: Split, hold: Hold) -> list[str]:
 
 
 def _post(
-    conn: Connection, hold: Hold, usage: Usage, reported: Usage, prices: PriceList, memo: str
+    conn: Connection,
+    hold: Hold,
+    usage: Usage,
+    reported: Usage,
+    prices: PriceList,
+    memo: str,
+    rider: Callable[[Posted], Rider] | None = None,
 ) -> Posted:
     if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
         raise InvalidInputError(f"hold {hold.id}: usage must not be negative, got {usage}")
@@ -337,9 +350,12 @@ def _post(
         (_acct(cid, USAGE_MICRO_KRW), cost_micro),
         (system_account(USAGE_MICRO_KRW_BILLED), -cost_micro),
     )
+    posted = Posted(hold, usage, reported, split, krw)
     resolution = _resolution(hold, Outcome.POSTED, usage, reported, krw)
-    _resolve_posting(conn, hold, f"settle:{hold.id}", "api_usage", legs, resolution, accounts, memo)
-    return Posted(hold, usage, reported, split, krw)
+    key = f"settle:{hold.id}"
+    extra = rider(posted) if rider is not None else None
+    rode = _resolve_posting(conn, hold, key, "api_usage", legs, resolution, accounts, memo, extra)
+    return posted if extra is None or rode is None else replace(posted, rider_values=rode)
 
 
 def post_pending(
@@ -353,13 +369,21 @@ def post_pending(
 
 
 def charge(
-    db: Session | Connection, hold_id: str, reported: Usage, prices: PriceList, memo: str = ""
+    db: Session | Connection,
+    hold_id: str,
+    reported: Usage,
+    prices: PriceList,
+    memo: str = "",
+    rider: Callable[[Posted], Rider] | None = None,
 ) -> Posted:
     """Post min(reported usage, hold): what an upstream reports beyond the hold is never
-    charged; `Posted.capped` tells the caller to report the anomaly."""
+    charged; `Posted.capped` tells the caller to report the anomaly. `rider`: the caller's own
+    rows for this charge (given what is charged), written in the posting's statement where
+    there is one (`Posted.rider_values` then holds what they return; else the caller writes
+    them itself)."""
     conn = connection_of(db)
     hold, _ = _lock_pending(conn, hold_id)
-    return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo)
+    return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo, rider)
 
 
 def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hold:

@@ -294,7 +294,7 @@ _ONE_STATEMENT = """WITH tx AS (
     INSERT INTO ledger_entries (transaction_id, account_id, amount)
     SELECT tx.id, legs.account_id, legs.amount FROM tx, legs ORDER BY legs.position
 ){riders}
-SELECT id FROM tx"""
+SELECT tx.id{returning} FROM tx"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,10 +302,15 @@ class Rider:
     """A write that goes with a new posting in its one statement (`post_in_one_statement`):
     `sql` is further WITH clauses (", name AS (INSERT … SELECT … FROM tx)") whose writes read
     the new transaction's id from `tx`, so they happen only if the posting does; `params` are
-    their parameters (pyformat, names not starting with "tx_" or "leg_")."""
+    their parameters (pyformat, names not starting with "tx_" or "leg_"); `returning`, values
+    the statement also answers (", (SELECT id FROM name)")."""
 
     sql: str
     params: Mapping[str, Any]
+    returning: str = ""
+
+    def __add__(self, other: Rider) -> Rider:
+        return Rider(self.sql + other.sql, {**self.params, **other.params}, self.returning + other.returning)
 
 
 def post_in_one_statement(
@@ -316,14 +321,15 @@ def post_in_one_statement(
     locked: Mapping[str, LockedAccount],
     rider: Rider,
     memo: str = "",
-) -> int | None:
+) -> tuple[Any, ...] | None:
     """`post` on accounts the caller locked, and the rider's writes, as one PostgreSQL
     statement (data-modifying WITH clauses): one round trip instead of one per table.
 
     The same rules as `post`, checked on the same locked balances before anything is sent.
-    Returns the new transaction's id, or None when nothing was written because the posting is
-    refused or its key was used; the caller then takes `post`'s path, which answers those cases
-    (a replay, or the refusal) exactly as always."""
+    Returns the new transaction's id followed by the rider's `returning` values, or None when
+    nothing was written because the posting is refused or its key was used; the caller then
+    takes `post`'s path, which answers those cases (a replay, or the refusal) exactly as
+    always."""
     _validate(key, legs)
     try:
         _check(locked, legs, {})
@@ -340,8 +346,9 @@ def post_in_one_statement(
         "leg_amounts": [leg.amount for leg in ordered],
         **rider.params,
     }
-    found = conn.exec_driver_sql(_ONE_STATEMENT.format(riders=rider.sql), params).first()
-    return None if found is None else int(found[0])
+    statement = _ONE_STATEMENT.format(riders=rider.sql, returning=rider.returning)
+    found = conn.exec_driver_sql(statement, params).first()
+    return None if found is None else tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
