@@ -312,13 +312,16 @@ class Completions:
                 )
             finally:
                 tally = self._after_stream(call, admitted, reply, check.hold)
+                if tally is not None and (reply.reported is None or (failed and not any(reply.generated()))):
+                    # No settlement, or one that first counts the reply upstream: the tally
+                    # (which frees the request's coverage hold) goes now, on its own.
+                    lane = admitted.key.customer_id
+                    gateway.spawn(gateway.in_db(tally, durable=False, lane=lane))
+                    tally = None
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     if failed and not any(reply.generated()):
                         gateway.spawn(gateway.release(admitted, info, "upstream_error", call.started))
-                        if tally is not None:
-                            lane = admitted.key.customer_id
-                            gateway.spawn(gateway.in_db(tally, durable=False, lane=lane))
                     else:
                         charge = self._settle_stream(call, admitted, info, reply, tally)
                         call.ctx.settling = gateway.spawn(charge)
