@@ -62,8 +62,6 @@ class Charge:
     paid_completion_tokens: int
     krw: int
     capped: bool = False
-    rode: bool = False
-    """The caller's `also` rows went with the charge (`settle_hold`)."""
 
 
 _EVENTS = cast(Table, UsageEvent.__table__)
@@ -119,21 +117,18 @@ def settle_hold(
     prices: PriceList,
     info: RequestInfo,
     latency_ms: int,
-    also: Rider | None = None,
 ) -> Charge:
     """Charge min(usage, hold) (free first, then list price) and return the rest, once; a
-    replay of the same request returns the first charge. The usage event, and the caller's
-    `also`, go in the ledger's one statement for the charge where it has one (PostgreSQL;
-    `Charge.rode` then says `also` was written)."""
+    replay of the same request returns the first charge. The usage event goes in the ledger's
+    one statement for the charge where it has one (PostgreSQL)."""
 
     def rider(posted: Posted) -> Rider:
         row = _event_row(
             info, posted.hold.customer_id, posted.usage, posted.split, posted.krw, latency_ms, "ok"
         )
-        event = Rider(
+        return Rider(
             _EVENT_RIDER, {f"ev_{name}": value for name, value in row.items()}, ", (SELECT id FROM evt)"
         )
-        return event + also if also is not None else event
 
     try:
         posted = holds.charge(session, hold_id, usage, prices, memo=info.request_id, rider=rider)
@@ -168,7 +163,6 @@ def settle_hold(
         split.paid_completion,
         posted.krw,
         posted.capped,
-        rode=posted.rider_values is not None and also is not None,
     )
 
 

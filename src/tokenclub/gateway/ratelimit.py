@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from tokenclub.db.prebuilt import CounterUpsert
 from tokenclub.db.schema import RateCounter
 from tokenclub.errors import TokenclubError
-from tokenclub.ledger.posting import Rider
 
 WINDOW_S = 60
 
@@ -90,13 +89,6 @@ _UPSERT = CounterUpsert(
 the ORM class so executing it skips the ORM's insert machinery."""
 
 
-_TOKENS_RIDER = """, rated AS (
-    INSERT INTO rate_counters (key_id, "window", requests, tokens)
-    SELECT %(rt_key_id)s, %(rt_window)s, 0, %(rt_tokens)s FROM tx
-    ON CONFLICT (key_id, "window") DO UPDATE SET tokens = rate_counters.tokens + excluded.tokens
-)"""
-
-
 class DatabaseRateLimiter:
     """Counters in the `rate_counters` table; the upsert is atomic on both backends."""
 
@@ -115,13 +107,6 @@ class DatabaseRateLimiter:
         window, retry_after = _window(time.time() if now is None else now)
         requests, tokens = self._upsert(session, key_id, window, 1, 0)
         return _check(requests, tokens, self.limits, retry_after)
-
-    def rider(self, key_id: int, tokens: int, now: float | None = None) -> Rider:
-        """`add_tokens` as a write that goes with the ledger's statement for a charge
-        (PostgreSQL, `gateway/billing.py`)."""
-        window = _window(time.time() if now is None else now)[0]
-        params = {"rt_key_id": key_id, "rt_window": window, "rt_tokens": tokens}
-        return Rider(_TOKENS_RIDER, params)
 
     def window(self, now: float) -> int:
         """The window a request at `now` is counted in (for a caller that counts it itself,

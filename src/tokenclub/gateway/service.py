@@ -140,19 +140,11 @@ class Gateway:
         lane = admitted.key.customer_id
 
         def charge(session: Session) -> Charge:
-            # The rate counter counts what is charged: a reported usage is capped at the hold
-            # there too. On PostgreSQL it goes in the charge's one statement (after the ledger
-            # rows, where admission counts first: batches of one key never overlap, they share
-            # the customer's lane lock).
-            limiter, tokens = self.config.limiter, usage.capped(admitted.hold_tokens).total
-            rate = None
-            if self.work.postgres and tokens and isinstance(limiter, DatabaseRateLimiter):
-                rate = limiter.rider(admitted.key.id, tokens)
-            prices = self.config.prices
-            charged = billing.settle_hold(session, admitted.hold_id, usage, prices, info, latency, rate)
-            if not charged.rode:
-                limiter.add_tokens(session, admitted.key.id, tokens)
-            return charged
+            # The rate counter first, as in admission: one lock order (counter, then accounts),
+            # so no two transactions of one key deadlock, lanes or not. It counts what is
+            # charged: a reported usage is capped at the hold there too.
+            self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
+            return billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
 
         decisions: list[Decision] = []
         if tally is None:
