@@ -52,7 +52,6 @@ from tokenclub.guard.detection.scanner import LeakScanner, Policy, ScanResult, h
 from tokenclub.guard.detection.views import ViewScanner
 from tokenclub.guard.indexing.build import guard_root
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
-from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.state.coverage_store import (
     add_grams,
     add_hold,
@@ -728,20 +727,13 @@ class StreamGuard:
         """Whether a channel about to release text has received (held back included) text that
         joins other replies' pieces of a document into a leak (`GatewayGuard.joined`; the stream
         then ends before any of it goes). Each check reads what arrived since the last one, with
-        the letters before it that a gram ending in it may start in. A channel holds back at
-        least `holdback` letters, so a gram that ends in the newest `holdback − width` letters
-        has none of its letters released yet: until more than that arrived, or the reply ends,
-        the check waits (a lookup every few letters, not every event)."""
-        index = self.owner.scanner.current()
-        if self.owner.limits is None or index is None:
+        the letters before it that a gram ending in it may start in."""
+        if self.owner.limits is None:
             return False
-        slack = holdback(index.params) - index.params.width
         for channel, text in released.items():
             received = self._received.get(channel, "")
             looked = self._looked.get(channel, 0)
             if not text or looked == len(received):
-                continue
-            if not self._done and len(guard_text(received[looked:])) <= slack:
                 continue
             self._looked[channel] = len(received)
             start = max(0, looked - _GRAM_CONTEXT)
