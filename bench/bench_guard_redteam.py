@@ -120,6 +120,11 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=8)
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
+    parser.add_argument(
+        "--split-only",
+        action="store_true",
+        help="Only the split families through the default guard, then the fresh texts.",
+    )
     args = parser.parse_args()
     docs = load("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,6 +185,10 @@ def main() -> None:
             )
             with serve_in_thread(app) as gateway:
                 tables = {}
+                if args.split_only:
+                    split_run(args, covering, db, upstream, routes, split_targets, pairs, honest_key)
+                    db.dispose()
+                    return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
                     with (
                         client_for(url + "/v1", secrets[0], timeout_s=60) as client,
@@ -279,6 +288,39 @@ def main() -> None:
         collected["coverage/one"], collected["coverage/ten"], strict=True
     ):
         print(f"{total1} | {got1} ({got1 / total1:.1%}) || {total10} | {got10} ({got10 / total10:.1%})")
+
+
+def split_run(
+    args: argparse.Namespace,
+    covering: GatewayGuard,
+    db: Database,
+    upstream: str,
+    routes: dict[str, ModelRoute],
+    split_targets: Sequence[Target],
+    pairs: Sequence[Sequence[str]],
+    honest_key: str,
+) -> None:
+    """The split families through the default guard (fresh customers per variant), then the
+    fresh texts asked back by one customer through the same gateway, printed."""
+    app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
+    with serve_in_thread(app) as url:
+        split = []
+        for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
+            clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
+            split += run_split(clients, MODEL, [target], 50, variants=[VARIANTS[at // args.targets]])
+            for client in clients:
+                client.close()
+        with client_for(url + "/v1", honest_key, timeout_s=60) as client:
+            texts = [t for source in fresh_texts().values() for t in source[: args.fresh]]
+            replies, refused, blocked = fresh_replies(client, texts)
+    print(f"split families, {len(split_targets)} passages, default accumulation and coverage:")
+    print("| family | attempts | leak rate | streamed | longest run |")
+    for family, row in summarize_families(split).items():
+        print(
+            f"| {family} | {row['attempts']} | {row['leak_rate']:.1%} | {row['leak_rate_streamed']:.1%} | "
+            f"{row['max_copied_letters']} |"
+        )
+    print(f"fresh texts, one customer, same gateway: {replies} replies, {refused} refused, {blocked} blocked")
 
 
 def load(month: str) -> list[str]:

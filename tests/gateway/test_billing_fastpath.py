@@ -1,4 +1,5 @@
-"""The hot path's ledger writes: postings on locked balances, group commit of queued units."""
+"""The hot path's ledger writes: postings on locked balances, in one statement on PostgreSQL,
+group commit of queued units, and the key owners the gateway remembers."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import openai
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from tests.gateway.conftest import PRICES, Customer
+from tests.gateway.conftest import MODEL, PRICES, Customer
 from tokenclub.accounts.customers import balance_summary
+from tokenclub.accounts.keys import revoke_key
 from tokenclub.db.engine import Database
 from tokenclub.db.guard_schema import GuardEvent
-from tokenclub.db.schema import CreditHold, LedgerEntry, LedgerTransaction
+from tokenclub.db.ledger_schema import HoldResolution
+from tokenclub.db.schema import CreditHold, LedgerAccount, LedgerEntry, LedgerTransaction, RateCounter
 from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFoundError
-from tokenclub.gateway.billing import Hold, QuotaExceededError, place_hold
+from tokenclub.gateway.billing import Hold, QuotaExceededError, Usage, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.guard.state.events import record_event
+from tokenclub.ledger import holds
 from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
 from tokenclub.ledger.posting import Leg, audit, lock_accounts, post
 
@@ -201,3 +206,83 @@ def test_no_unit_is_answered_when_its_commit_fails(
         assert balance_summary(session, c.id)["free_tokens_left"] == 1_000
         assert session.scalar(select(func.count()).select_from(CreditHold)) == 0
         assert audit(session) == []
+
+
+def _ledger_of(session: Session, customer_id: int) -> tuple[object, ...]:
+    """What a customer's requests left in the ledger: balances, entries by account kind, holds
+    and their resolutions (ids and times aside)."""
+    entries = session.execute(
+        select(LedgerAccount.kind, LedgerEntry.amount, LedgerTransaction.kind)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerAccount.customer_id == customer_id)
+        .order_by(LedgerTransaction.id, LedgerAccount.kind)
+    ).all()
+    resolutions = session.execute(
+        select(
+            CreditHold.tokens,
+            CreditHold.free_tokens,
+            CreditHold.krw,
+            CreditHold.status,
+            HoldResolution.outcome,
+            HoldResolution.prompt_tokens,
+            HoldResolution.completion_tokens,
+            HoldResolution.krw,
+            HoldResolution.capped,
+            HoldResolution.transaction_id.is_(None),
+        )
+        .join(HoldResolution, HoldResolution.hold_id == CreditHold.id, isouter=True)
+        .where(CreditHold.customer_id == customer_id)
+        .order_by(CreditHold.created_at)
+    ).all()
+    return (
+        balance_summary(session, customer_id),
+        [tuple(e) for e in entries],
+        [tuple(r) for r in resolutions],
+    )
+
+
+def test_one_statement_holds_and_resolutions_write_what_the_statement_by_statement_path_writes(
+    db: Database, make_customer: Callable[..., Customer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a hold's posting and row, and a resolution's posting, closing and record,
+    go in one statement each; the rows are exactly those of the path SQLite takes (on SQLite
+    both customers take that path)."""
+
+    def requests(c: Customer) -> None:
+        with db.transaction() as session:
+            charged = place_hold(session, c.id, c.key_id, 150, PRICES, TTL)  # 100 free, 50 on credit
+            voided = place_hold(session, c.id, c.key_id, 20, PRICES, TTL)  # on credit only
+            capped = place_hold(session, c.id, c.key_id, 10, PRICES, TTL)
+            free_only = place_hold(session, c.id, c.key_id, 0, PRICES, TTL)  # no posting at all
+        with db.transaction() as session:
+            holds.charge(session, charged.id, Usage(90, 40), PRICES, memo="r1")
+            holds.void(session, voided.id)
+            holds.charge(session, capped.id, Usage(8, 50), PRICES)  # above the hold: capped at 10
+            holds.charge(session, free_only.id, Usage(0, 0), PRICES)
+
+    one, apart = make_customer(free=100, credit_krw=50), make_customer(free=100, credit_krw=50)
+    requests(one)
+    monkeypatch.setattr(holds, "_one_statement", lambda conn: False)
+    requests(apart)
+    with db.transaction() as session:
+        assert _ledger_of(session, one.id) == _ledger_of(session, apart.id)
+        assert audit(session) == [] and holds.audit_holds(session) == []
+
+
+def test_a_remembered_key_is_refused_as_soon_as_it_is_revoked(
+    db: Database, gateway: str, make_customer: Callable[..., Customer]
+) -> None:
+    """The gateway remembers which customer a key belongs to (its lane), never whether it is
+    active: a key used a moment ago is refused once revoked, and counts nothing."""
+    c = make_customer(free=10_000)
+    client = openai.OpenAI(base_url=gateway, api_key=c.key, max_retries=0, timeout=20)
+    message = [{"role": "user", "content": "안녕"}]
+    assert client.chat.completions.create(model=MODEL, messages=message).choices  # type: ignore[arg-type]
+    with db.transaction() as session:
+        revoke_key(session, c.key_id)
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=MODEL, messages=message)  # type: ignore[arg-type]
+    with db.transaction() as session:
+        assert session.scalar(select(func.sum(RateCounter.requests))) == 1
+        assert session.scalar(select(func.count()).select_from(CreditHold)) == 1

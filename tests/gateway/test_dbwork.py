@@ -1,5 +1,6 @@
-"""Group commit on PostgreSQL: batches of gateway processes exclude each other, a batch that
-PostgreSQL aborted runs again whole, and only a batch of non-durable units skips the flush."""
+"""Group commit on PostgreSQL: batches of one customer's lane exclude each other across gateway
+processes while other lanes go on, the global lane excludes every lane, a batch that PostgreSQL
+aborted runs again whole, and only a batch of non-durable units skips the flush."""
 
 from __future__ import annotations
 
@@ -16,35 +17,73 @@ from sqlalchemy.orm import Session
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import LedgerTransaction
 from tokenclub.db.types import utcnow
-from tokenclub.gateway.dbwork import GATEWAY_LOCK, DatabaseWork
+from tokenclub.gateway.dbwork import GATEWAY_LOCK, LANES, DatabaseWork
 
 pytestmark = pytest.mark.postgres
 TRANSACTIONS = cast(Table, LedgerTransaction.__table__)
-OWN_LOCK = text(
-    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+OWN_LOCKS = text(
+    "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks"
+    " WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() ORDER BY 1"
 )
 
 
 def _setting(session: Session) -> tuple[str, int]:
     commit = session.execute(text("SHOW synchronous_commit")).scalar_one()
-    return commit, session.execute(OWN_LOCK).scalar_one()
+    return commit, len(session.execute(OWN_LOCKS).all())
 
 
-def _batch(work: DatabaseWork, units: list[tuple[Callable[[Session], object], bool]]) -> list[object]:
+def _locks(session: Session) -> list[int]:
+    return [lock - GATEWAY_LOCK for lock in session.scalars(OWN_LOCKS)]
+
+
+def _batch(
+    work: DatabaseWork, units: list[tuple[Callable[[Session], object], bool]], lane: int | None = None
+) -> list[object]:
     async def run() -> list[object]:
-        return await asyncio.gather(*(work.run(unit, durable) for unit, durable in units))
+        return await asyncio.gather(*(work.run(unit, durable, lane) for unit, durable in units))
 
     return asyncio.run(run())
 
 
-def test_every_batch_holds_the_gateway_lock_and_only_a_non_durable_one_skips_the_flush(
+def test_every_batch_holds_its_lane_lock_and_only_a_non_durable_one_skips_the_flush(
     pg_db: Database,
 ) -> None:
     work = DatabaseWork(pg_db)
-    assert _batch(work, [(_setting, False), (_setting, False)]) == [("off", 1), ("off", 1)]
-    assert _batch(work, [(_setting, False), (_setting, True)]) == [("on", 1), ("on", 1)]
-    assert _batch(work, [(_setting, True)]) == [("on", 1)]
-    assert _batch(work, [(_setting, False)]) == [("off", 1)]
+    assert _batch(work, [(_setting, False), (_setting, False)], 7) == [("off", 1), ("off", 1)]
+    assert _batch(work, [(_setting, False), (_setting, True)], 7) == [("on", 1), ("on", 1)]
+    assert _batch(work, [(_setting, True)], 7) == [("on", 1)]
+    assert _batch(work, [(_setting, False)], 7) == [("off", 1)]
+
+
+def test_a_customer_always_takes_its_own_lane_and_the_global_lane_takes_every_lane(
+    pg_db: Database,
+) -> None:
+    work = DatabaseWork(pg_db)
+    for customer in (0, 1, 5, LANES * 3 + 2):
+        assert _batch(work, [(_locks, True)], customer) == [[customer % LANES]]
+    assert _batch(work, [(_locks, True)]) == [list(range(LANES))]
+
+
+def test_another_lane_commits_while_one_lane_waits_for_another_process(pg_db: Database) -> None:
+    other = Database(pg_db.url)  # another gateway process: its own engine and connections
+    work = DatabaseWork(pg_db)
+    results: dict[int, list[object]] = {}
+    try:
+        with other.engine.connect() as holder:
+            holder.execute(text(f"SELECT pg_advisory_xact_lock({GATEWAY_LOCK})"))  # lane 0's
+
+            def lane(customer: int) -> None:
+                results[customer] = _batch(work, [(_locks, True)], customer)
+
+            blocked = threading.Thread(target=lane, args=(LANES,))
+            blocked.start()
+            lane(1)  # returns while lane 0 waits
+            assert results == {1: [[1]]}
+            holder.rollback()
+            blocked.join(timeout=10)
+        assert results == {1: [[1]], LANES: [[0]]}
+    finally:
+        other.dispose()
 
 
 def test_a_batch_aborted_by_a_deadlock_runs_again_whole_and_writes_once(pg_db: Database) -> None:
@@ -76,14 +115,14 @@ def test_a_batch_aborted_by_a_deadlock_runs_again_whole_and_writes_once(pg_db: D
         assert sorted(keys) == ["unit-1", "unit-3"]
 
 
-def test_a_batch_waits_while_another_process_holds_the_gateway_lock(pg_db: Database) -> None:
+def test_a_batch_waits_while_another_process_holds_its_lane_lock(pg_db: Database) -> None:
     other = Database(pg_db.url)  # another gateway process: its own engine and connections
     work = DatabaseWork(pg_db)
     results: list[object] = []
     try:
         with other.engine.connect() as holder:
             holder.execute(text(f"SELECT pg_advisory_xact_lock({GATEWAY_LOCK})"))
-            waiter = threading.Thread(target=lambda: results.extend(_batch(work, [(_setting, True)])))
+            waiter = threading.Thread(target=lambda: results.extend(_batch(work, [(_setting, True)], 0)))
             waiter.start()
             deadline = time.monotonic() + 10
             waiting = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,13 +57,15 @@ class Shop:
 
 
 @contextmanager
-def shop(db: Database, tmp_path: Path, upstream: str, customers: int) -> Iterator[Shop]:
+def shop(
+    db: Database, tmp_path: Path, upstream: str, customers: int, limits: Limits = LIMITS
+) -> Iterator[Shop]:
     partner = _account(db, "가나신문", partner=True)
     assert partner.partner_id is not None
     root = tmp_path / "guard"
     with writer(root, IndexParams.for_leak_length(50, seed=20190502), capacity=1 << 16) as index:
         index.add(DOCS, [partner.partner_id] * len(DOCS))
-    guard = GatewayGuard(root, "block", "strict", check_every_s=0.0, limits=LIMITS)
+    guard = GatewayGuard(root, "block", "strict", check_every_s=0.0, limits=limits)
     routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
     app = create_app(replace(config(db, upstream), routes=routes, guard=guard, max_tokens_ceiling=4096))
     people = [_account(db, f"손님{i}", partner=False) for i in range(customers)]
@@ -148,6 +151,49 @@ def test_ten_cooperating_customers_collect_at_most_a_tenth_together(
     assert blocked and all(e.action == "blocked" and e.partner_id == partner for e in blocked)
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(GuardCappedDocument)) == 1
+
+
+def test_two_customers_taking_turns_never_get_two_neighbouring_pieces(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    """Pieces of 30–38 guard letters (each holds an aligned gram), taken in turn by two customers,
+    whole and streamed: each piece that would join the one before into a leak is blocked, so
+    they get every other piece. Coverage's limits are off here (100 %): only the join acts."""
+    parts = pieces(TARGET, 38)[:24]
+    assert all(30 <= len(guard_text(piece)) <= 38 for piece in parts)
+    loose = Limits(customer=1.0, document=1.0, window_s=3600)
+    with shop(db, tmp_path, upstream, 2, loose) as place:
+        clients = [client_for(place.url, c.key) for c in place.customers]
+        got = [
+            delivered(piece, ask(clients[at % 2], piece, stream=at % 4 >= 2)) > 0
+            for at, piece in enumerate(parts)
+        ]
+        for client in clients:
+            client.close()
+    assert got == [at % 2 == 0 for at in range(len(parts))]
+    joined = events(db, "joined")
+    assert len(joined) == len(parts) // 2
+    assert all(e.action == "blocked" and e.partner_id == place.partner.partner_id for e in joined)
+
+
+def test_pieces_asked_all_at_once_never_give_two_neighbours(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    """The same pieces, all requests in flight together (one customer, whole and streamed): a
+    reply's grams are claimed when it is scanned, before it is sent, so of two neighbours the
+    one scanned second is blocked, whichever it is."""
+    parts = pieces(TARGET, 38)[:24]
+    loose = Limits(customer=1.0, document=1.0, window_s=3600)
+    with (
+        shop(db, tmp_path, upstream, 1, loose) as place,
+        client_for(place.url, place.customers[0].key, timeout_s=60) as client,
+        ThreadPoolExecutor(max_workers=len(parts)) as pool,
+    ):
+        reads = list(pool.map(lambda at: ask(client, parts[at], stream=at % 2 == 1), range(len(parts))))
+    got = [delivered(piece, read) > 0 for piece, read in zip(parts, reads, strict=True)]
+    assert not any(got[at] and got[at + 1] for at in range(len(parts) - 1)), got
+    assert sum(got) >= len(parts) // 3  # a piece is blocked only for a neighbour that went out
+    assert len(events(db, "joined")) == len(parts) - sum(got)
 
 
 def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path: Path, upstream: str) -> None:

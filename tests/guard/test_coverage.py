@@ -15,6 +15,7 @@ from tokenclub.guard.audits.worst_case import pieces
 from tokenclub.guard.detection.coverage import (
     CappedGrams,
     CappedStream,
+    Deliveries,
     Limits,
     counted_letters,
     covered_letters,
@@ -33,6 +34,23 @@ from tokenclub.settings import Settings
 PARAMS = IndexParams.for_leak_length(50, seed=7)  # width 26, stride 5
 DOCS = petitions()[10:20]
 LIMITS = Limits(customer=0.02, document=0.03, window_s=3600, reserve=49, floor=50)
+
+
+def test_pieces_of_other_replies_join_into_a_leak() -> None:
+    """Grams 26 letters every 5: ordinal k spans letters 5k to 5k + 26. Two replies whose runs
+    (gaps of up to 2·4 letters bridged) join into 42+ letters (50 − 2·4), more than either
+    alone, are a leak."""
+    sent = Deliveries("g", PARAMS, window_s=60)
+    assert sent.length == 42
+    assert sent.claim("a", {1: frozenset({0})}, now=0) is None
+    assert sent.claim("b", {1: frozenset({6})}, now=1) == 1  # 0–26 and 30–56: a gap of 4, joined
+    assert sent.claim("c", {1: frozenset({8})}, now=2) is None  # 40–66: a gap of 14 after a's
+    assert sent.claim("d", {1: frozenset({0})}, now=3) is None  # the same phrase again: nothing new
+    assert sent.claim("e", {2: frozenset({1})}, now=4) is None  # another document
+    assert sent.claim("f", {1: frozenset({4})}, now=5) == 1  # 20–46 bridges a's and c's: 0–66
+    assert sent.claim("h", {1: frozenset({20})}, now=7) is None
+    assert sent.claim("h", {1: frozenset({26})}, now=8) is None  # a reply's own pieces do not join
+    assert sent.claim("i", {1: frozenset({4})}, now=70) is None  # the others left the window
 
 
 def test_covered_letters_is_the_union_of_gram_spans() -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import hmac
+from datetime import UTC
 from typing import cast
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Table, bindparam, select
 
 from tokenclub.accounts.keys import KEY_PREFIX, KeyView, Scope, hash_key
+from tokenclub.db.engine import Database
 from tokenclub.db.schema import ApiKey
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 
@@ -32,6 +35,11 @@ _KEY_BY_HASH = select(
 ).where(_KEYS.c.key_hash == bindparam("key_hash"))
 
 
+NO_INFERENCE = ApiError(
+    403, "this API key has no inference scope", "invalid_request_error", "insufficient_scope"
+)
+
+
 def active_key(conn: Connection, plain: str) -> KeyView | None:
     """The active (not revoked) key matching a presented secret, or None; a key without the
     inference scope (one made for uploads or statements) is refused with 403."""
@@ -42,10 +50,77 @@ def active_key(conn: Connection, plain: str) -> KeyView | None:
         return None
     key = KeyView(*row)
     if not key.allows(Scope.INFERENCE):
-        raise ApiError(
-            403, "this API key has no inference scope", "invalid_request_error", "insufficient_scope"
-        )
+        raise NO_INFERENCE
     return key
+
+
+_COUNTED_KEY = """WITH k AS (
+    SELECT id, customer_id, name, display_prefix, created_at, revoked_at, scopes
+    FROM api_keys WHERE key_hash = %(key_hash)s
+), counted AS (
+    INSERT INTO rate_counters (key_id, "window", requests, tokens)
+    SELECT id, %(window)s, 1, 0 FROM k
+    WHERE revoked_at IS NULL AND ',' || scopes || ',' LIKE '%%,inference,%%'
+    ON CONFLICT (key_id, "window") DO UPDATE
+    SET requests = rate_counters.requests + excluded.requests
+    RETURNING requests, tokens
+)
+SELECT k.*, counted.requests, counted.tokens FROM k LEFT JOIN counted ON true"""
+
+
+def counted_key(conn: Connection, plain: str, window: int) -> tuple[KeyView, int, int] | None:
+    """`active_key` and the request counted in the key's rate window (`ratelimit.py`'s counter
+    row), in one PostgreSQL statement: the key, and its requests and tokens in the window after
+    this one. A revoked or unknown key is None and counts nothing; a key without the inference
+    scope counts nothing and is refused with 403."""
+    if not plain.startswith(KEY_PREFIX):
+        return None
+    row = conn.exec_driver_sql(_COUNTED_KEY, {"key_hash": hash_key(plain), "window": window}).first()
+    if row is None or row[5] is not None:
+        return None
+    created_at = row[4].astimezone(UTC)
+    key = KeyView(row[0], row[1], row[2], row[3], created_at, None, row[6])
+    if not key.allows(Scope.INFERENCE):
+        raise NO_INFERENCE
+    return key, int(row[7]), int(row[8])
+
+
+_OWNER_BY_HASH = select(_KEYS.c.customer_id).where(_KEYS.c.key_hash == bindparam("key_hash"))
+OWNERS_KEPT = 100_000
+"""Keys whose customer a worker remembers (about 100 bytes each)."""
+
+
+class KeyOwners:
+    """Which customer a presented key belongs to, remembered per worker: a key's customer never
+    changes, so the answer is cached without expiry and only decides the request's lane of
+    database work (`gateway/dbwork.py`). Whether the key is still active, and its scopes, are
+    checked in the admission's transaction on every request, so a revoked key is refused at
+    once however long its owner is remembered. Unknown keys are not remembered (one may be
+    issued later)."""
+
+    def __init__(self, db: Database, kept: int = OWNERS_KEPT) -> None:
+        self.db = db
+        self.kept = kept
+        self._owners: dict[str, int] = {}
+
+    async def customer(self, plain: str) -> int | None:
+        """The customer of a key that exists (revoked or not), or None."""
+        if not plain.startswith(KEY_PREFIX):
+            return None
+        hashed = hash_key(plain)
+        found = self._owners.get(hashed)
+        if found is None:
+            found = await to_thread.run_sync(self._look_up, hashed)
+            if found is not None:
+                if len(self._owners) >= self.kept:
+                    self._owners.clear()
+                self._owners[hashed] = found
+        return found
+
+    def _look_up(self, hashed: str) -> int | None:
+        with self.db.engine.connect() as conn:
+            owner: int | None = conn.execute(_OWNER_BY_HASH, {"key_hash": hashed}).scalar()
+            return owner
 
 
 def bearer(request: Request) -> str:

@@ -19,7 +19,8 @@ from tokenclub.db.prebuilt import Prebuilt
 from tokenclub.db.schema import UsageEvent
 from tokenclub.db.types import utcnow
 from tokenclub.ledger import holds
-from tokenclub.ledger.holds import Hold, HoldResolvedError, QuotaExceededError, Usage
+from tokenclub.ledger.holds import Hold, HoldResolvedError, Posted, QuotaExceededError, Usage
+from tokenclub.ledger.posting import Rider
 from tokenclub.ledger.pricing import PriceList, Split
 
 __all__ = [
@@ -83,13 +84,54 @@ def place_hold(
     return holds.place(session, customer_id, key_id, worst_tokens, prices, ttl)
 
 
+_EVENT_COLUMNS = (
+    "request_id",
+    "customer_id",
+    "key_id",
+    "model",
+    "endpoint",
+    "streamed",
+    "prompt_tokens",
+    "completion_tokens",
+    "free_prompt_tokens",
+    "free_completion_tokens",
+    "paid_prompt_tokens",
+    "paid_completion_tokens",
+    "krw",
+    "latency_ms",
+    "status",
+    "created_at",
+)
+_EVENT_RIDER = f""", evt AS (
+    INSERT INTO usage_events ({", ".join(_EVENT_COLUMNS)})
+    SELECT {", ".join(f"%(ev_{name})s" for name in _EVENT_COLUMNS)} FROM tx
+    RETURNING id
+)"""
+"""The usage event, written in the ledger's statement for the charge (PostgreSQL)."""
+
+
 def settle_hold(
-    session: Session, hold_id: str, usage: Usage, prices: PriceList, info: RequestInfo, latency_ms: int
+    session: Session,
+    hold_id: str,
+    usage: Usage,
+    prices: PriceList,
+    info: RequestInfo,
+    latency_ms: int,
 ) -> Charge:
     """Charge min(usage, hold) (free first, then list price) and return the rest, once; a
-    replay of the same request returns the first charge."""
+    replay of the same request returns the first charge. The usage event goes in the ledger's
+    one statement for the charge where it has one (PostgreSQL)."""
+
+    def rider(posted: Posted) -> Rider:
+        row = _event_row(
+            info, posted.hold.customer_id, posted.usage, posted.split, posted.krw, latency_ms, "ok"
+        )
+        return Rider(
+            _EVENT_RIDER, {f"ev_{name}": value for name, value in row.items()}, ", (SELECT id FROM evt)"
+        )
+
     try:
-        posted = holds.charge(session, hold_id, usage, prices, memo=info.request_id)
+        posted = holds.charge(session, hold_id, usage, prices, memo=info.request_id, rider=rider)
     except HoldResolvedError:
         existing = (
             session.connection().execute(_EVENT_BY_REQUEST, {"request_id": info.request_id}).one_or_none()
@@ -106,9 +148,12 @@ def settle_hold(
             posted.hold.tokens,
         )
     split = posted.split
-    event_id = _event(
-        session, info, posted.hold.customer_id, posted.usage, split, posted.krw, latency_ms, "ok"
-    )
+    if posted.rider_values is not None:
+        event_id = int(posted.rider_values[0])
+    else:
+        event_id = _event(
+            session, info, posted.hold.customer_id, posted.usage, split, posted.krw, latency_ms, "ok"
+        )
     return Charge(
         event_id,
         info.request_id,
@@ -121,6 +166,29 @@ def settle_hold(
     )
 
 
+def _event_row(
+    info: RequestInfo, customer_id: int, usage: Usage, split: Split, krw: int, latency_ms: int, status: str
+) -> dict[str, object]:
+    return {
+        "request_id": info.request_id,
+        "customer_id": customer_id,
+        "key_id": info.key_id,
+        "model": info.model,
+        "endpoint": info.endpoint,
+        "streamed": info.streamed,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "free_prompt_tokens": split.free_prompt,
+        "free_completion_tokens": split.free_completion,
+        "paid_prompt_tokens": split.paid_prompt,
+        "paid_completion_tokens": split.paid_completion,
+        "krw": krw,
+        "latency_ms": latency_ms,
+        "status": status,
+        "created_at": utcnow(),
+    }
+
+
 def _event(
     session: Session,
     info: RequestInfo,
@@ -131,27 +199,8 @@ def _event(
     latency_ms: int,
     status: str,
 ) -> int:
-    event_id: int = _INSERT_EVENT.run(
-        session.connection(),
-        {
-            "request_id": info.request_id,
-            "customer_id": customer_id,
-            "key_id": info.key_id,
-            "model": info.model,
-            "endpoint": info.endpoint,
-            "streamed": info.streamed,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "free_prompt_tokens": split.free_prompt,
-            "free_completion_tokens": split.free_completion,
-            "paid_prompt_tokens": split.paid_prompt,
-            "paid_completion_tokens": split.paid_completion,
-            "krw": krw,
-            "latency_ms": latency_ms,
-            "status": status,
-            "created_at": utcnow(),
-        },
-    )[0][0]
+    row = _event_row(info, customer_id, usage, split, krw, latency_ms, status)
+    event_id: int = _INSERT_EVENT.run(session.connection(), row)[0][0]
     return event_id
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -31,6 +31,7 @@ from tokenclub.gateway.service import Admitted, Gateway, rate_limited
 from tokenclub.gateway.streaming import ReplyStream
 from tokenclub.gateway.upstream import ModelRoute, UpstreamError
 from tokenclub.gateway.usage_estimate import estimate_usage
+from tokenclub.guard.detection.fragments import Fragment
 from tokenclub.guard.service import PASS, Decision, PromptCheck, close_stream, record
 
 log = logging.getLogger("tokenclub.gateway")
@@ -105,10 +106,11 @@ class Completions:
                 return admitted, guard.with_tally(session, admitted.key, check)
             return admitted, check
 
+        lane = await self.gateway.lane_of(secret)
         try:
             # Not durable: the hold only reserves; the settlement's durable commit flushes it too
             # (docs/gateway.md, "Admissions skip the flush").
-            return await self.gateway.in_db(admit, durable=False)
+            return await self.gateway.in_db(admit, durable=False, lane=lane)
         except QuotaExceededError as exc:
             call.ctx.outcome = "insufficient_quota"
             await self.gateway.refuse_quota(secret, call.info)
@@ -123,34 +125,67 @@ class Completions:
             )
         except UpstreamError as exc:
             return await self._upstream_failed(call, admitted, info, exc)
-        used = await self._settle(call, admitted, info, used)
+        tally = None
         if guard is not None and call.fmt.generates:
             leak, fragments = guard.scan_reply(
                 data, call.fmt.kind, check.strict, check.earlier, check.own_partner
             )
             if leak is not None:
                 call.ctx.outcome = "guard_" + leak.action
-                await gateway.record_guard(call.ctx.request_id, admitted.key, [leak])
+            copied: dict[int, int] = {}
+            grams: dict[int, frozenset[int]] = {}
             if guard.watches_keys:
                 copied = guard.reply_credits(data, call.fmt.kind, check.own_partner)
                 grams = guard.reply_grams(data, call.fmt.kind, check.own_partner)
-                if copied or fragments or grams or check.hold is not None:
-
-                    def tally(session: Session) -> list[Decision]:
-                        guard.keep(session, admitted.key, copied, fragments)
-                        return guard.keep_coverage(session, admitted.key, grams, check.hold)
-
-                    # Not durable: a tally lost with a database crash only forgives a few letters.
-                    alerts = await gateway.in_db(tally, durable=False)
-                    if alerts:
-                        await gateway.record_guard(call.ctx.request_id, admitted.key, alerts)
+            if leak is not None or copied or fragments or grams or check.hold is not None:
+                tally = self._tally(
+                    call, admitted, [leak] if leak is not None else [], copied, fragments, grams, check.hold
+                )
+        # The guard's bookkeeping goes with the charge: one unit of database work.
+        used = await self._settle(call, admitted, info, used, tally)
         data["model"] = call.route.name
         data["usage"] = usage_dict(used) if call.fmt.generates else _embedding_usage(used)
         return JSONResponse(data)
 
-    async def _settle(self, call: Call, admitted: Admitted, info: RequestInfo, used: Usage) -> Usage:
-        """Settle the hold; the usage charged, which is never above the hold."""
-        await self.gateway.settle(admitted, used, info, call.started)
+    def _tally(
+        self,
+        call: Call,
+        admitted: Admitted,
+        decisions: list[Decision],
+        copied: dict[int, int],
+        fragments: list[Fragment],
+        grams: dict[int, frozenset[int]],
+        hold: int | None,
+    ) -> Callable[[Session], list[Decision]]:
+        """The guard's bookkeeping of a delivered reply as a unit of database work: its
+        decisions, and with accumulation or coverage on, the credits, fragments and grams of
+        what was sent, and the request's coverage `hold` released; returns every decision it
+        recorded (an operator alert for a document past its cap among them)."""
+        guard = self.config.guard
+        assert guard is not None
+
+        def tally(session: Session) -> list[Decision]:
+            alerts: list[Decision] = []
+            if guard.watches_keys:
+                guard.keep(session, admitted.key, copied, fragments)
+                alerts = guard.keep_coverage(session, admitted.key, grams, hold)
+            recorded = decisions + alerts
+            record(session, call.ctx.request_id, admitted.key, recorded)
+            return recorded
+
+        return tally
+
+    async def _settle(
+        self,
+        call: Call,
+        admitted: Admitted,
+        info: RequestInfo,
+        used: Usage,
+        tally: Callable[[Session], list[Decision]] | None = None,
+    ) -> Usage:
+        """Settle the hold (with the guard's `tally` in the same unit of work); the usage
+        charged, which is never above the hold."""
+        await self.gateway.settle(admitted, used, info, call.started, tally)
         charged = used.capped(admitted.hold_tokens)
         call.ctx.prompt_tokens, call.ctx.completion_tokens = charged.prompt_tokens, charged.completion_tokens
         return charged
@@ -173,7 +208,7 @@ class Completions:
             billing.record_failure(session, call.info(key), key.customer_id, "prompt_refused", 0)
             return key
 
-        key = await self.gateway.in_db(work)
+        key = await self.gateway.in_db(work, lane=await self.gateway.lane_of(secret))
         if key is None:
             raise ApiError(401, "invalid or revoked API key", "invalid_request_error", "invalid_api_key")
         call.ctx.key_prefix, call.ctx.outcome = key.display_prefix, "guard_refused"
@@ -276,15 +311,22 @@ class Completions:
                     }
                 )
             finally:
-                self._after_stream(call, admitted, reply, check.hold)
+                tally = self._after_stream(call, admitted, reply, check.hold)
+                if tally is not None and (reply.reported is None or (failed and not any(reply.generated()))):
+                    # No settlement, or one that first counts the reply upstream: the tally
+                    # (which frees the request's coverage hold) goes now, on its own.
+                    lane = admitted.key.customer_id
+                    gateway.spawn(gateway.in_db(tally, durable=False, lane=lane))
+                    tally = None
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
                     if failed and not any(reply.generated()):
                         gateway.spawn(gateway.release(admitted, info, "upstream_error", call.started))
                     else:
-                        call.ctx.settling = gateway.spawn(self._settle_stream(call, admitted, info, reply))
+                        charge = self._settle_stream(call, admitted, info, reply, tally)
+                        call.ctx.settling = gateway.spawn(charge)
             if completed:
-                settling = gateway.spawn(self._settle_stream(call, admitted, info, reply))
+                settling = gateway.spawn(self._settle_stream(call, admitted, info, reply, tally))
                 call.ctx.settling = settling
                 if call.parsed.include_usage:
                     final = await asyncio.shield(settling)
@@ -294,28 +336,31 @@ class Completions:
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
-    def _after_stream(self, call: Call, admitted: Admitted, reply: ReplyStream, hold: int | None) -> None:
-        """The guard's bookkeeping of a finished stream: its decisions, and with accumulation
-        on, the credits and fragments of what was sent, kept for the window; with coverage on,
-        its documents' grams, and the request's coverage `hold` released."""
-        gateway, owner = self.gateway, self.config.guard
+    def _after_stream(
+        self, call: Call, admitted: Admitted, reply: ReplyStream, hold: int | None
+    ) -> Callable[[Session], list[Decision]] | None:
+        """The guard's bookkeeping of a finished stream (see `_tally`), or None when there is
+        nothing to keep."""
+        owner = self.config.guard
         decisions = reply.decisions()
         if decisions:
             call.ctx.outcome = "guard_" + decisions[0].action
-            gateway.spawn(gateway.record_guard(call.ctx.request_id, admitted.key, decisions))
+        copied: dict[int, int] = {}
+        fragments: list[Fragment] = []
+        grams: dict[int, frozenset[int]] = {}
         if owner is not None and owner.watches_keys:
             copied, fragments, grams = reply.credits(), reply.fragments(), reply.grams()
-            if copied or fragments or grams or hold is not None:
-
-                def tally(session: Session) -> None:
-                    owner.keep(session, admitted.key, copied, fragments)
-                    alerts = owner.keep_coverage(session, admitted.key, grams, hold)
-                    record(session, call.ctx.request_id, admitted.key, alerts)
-
-                gateway.spawn(gateway.in_db(tally, durable=False))
+        if owner is None or not (decisions or copied or fragments or grams or hold is not None):
+            return None
+        return self._tally(call, admitted, decisions, copied, fragments, grams, hold)
 
     async def _settle_stream(
-        self, call: Call, admitted: Admitted, info: RequestInfo, reply: ReplyStream
+        self,
+        call: Call,
+        admitted: Admitted,
+        info: RequestInfo,
+        reply: ReplyStream,
+        tally: Callable[[Session], list[Decision]] | None,
     ) -> Usage | None:
         try:
             used = reply.reported or await counted_usage(
@@ -329,7 +374,7 @@ class Completions:
             )
             used = await asyncio.to_thread(estimate_usage, call.parsed.prompt_text, reply.generated())
             self.gateway.metrics.estimated.labels(call.route.name).inc()
-        return await self._settle(call, admitted, info, used)
+        return await self._settle(call, admitted, info, used, tally)
 
 
 def _embedding_usage(used: Usage) -> dict[str, int]:

@@ -9,13 +9,21 @@ are paid once per batch instead of once per request. It also ends the hot-row co
 customer: its account rows are locked once per batch, not once per request, so a commit flush
 is waited for once by the whole batch.
 
-SQLite admits one writer at a time; between worker processes its busy timeout arbitrates. On
-PostgreSQL a batch first takes one transaction-scoped advisory lock shared by every gateway
-process, so batches of different processes never hold each other's rows in crossed order (units
-lock ledger rows in their own orders, and two concurrent batches could otherwise deadlock). A
+SQLite admits one writer at a time, so it has one queue and one writer; between worker
+processes its busy timeout arbitrates. On PostgreSQL units are queued by lane: a unit that works
+for one customer names it (`lane=customer_id`), and customer `c` always goes to lane
+`c % LANES`, in every gateway process. Each lane has its own writer, connection and
+transaction-scoped advisory lock, so batches of different lanes commit in parallel while a
+customer's units, in all processes, are serialised on its lane's lock: batches never hold one
+customer's rows in crossed order. The rows lanes share are the system accounts a paid settlement
+posts to; the ledger locks all of them together whenever it needs one (`ledger/holds.py`), so
+lanes queue on them without deadlocking. A unit without a customer (the sweep of stale holds,
+which touches any customer) runs in the global lane, whose batches take every lane's lock. A
 batch that still meets a deadlock or a serialization failure (against a writer outside the
 gateway, e.g. a CLI posting) is rolled back and run again whole; units are plain functions of
-the session, so running one again is safe.
+the session, so running one again is safe. A batch's BEGIN, its `synchronous_commit` setting and
+its lock go to the server as one message (the connection is in autocommit mode for the batch
+and the writer begins the transaction itself): one round trip, not two.
 
 A unit run with `durable=False` (an admission: a hold that only reserves) lets a batch made of
 such units alone commit without waiting for the flush (`synchronous_commit` off for that
@@ -35,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from anyio import to_thread
+from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -47,7 +56,10 @@ MAX_BATCH = 64
 """Units per transaction; on PostgreSQL each writing unit's savepoint is a subtransaction, and up
 to 64 of them stay in the backend's cache (beyond that other sessions' snapshots get slower)."""
 GATEWAY_LOCK = 0x746B636C7562
-"""The advisory lock id that gateway batches take on PostgreSQL ("tkclub")."""
+"""The advisory lock id of lane 0 on PostgreSQL ("tkclub"); lane i takes GATEWAY_LOCK + i."""
+LANES = 4
+"""Customer lanes on PostgreSQL: the same number in every gateway process (it decides which lock
+a customer's batches take)."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -62,29 +74,24 @@ class _Unit(Generic[T]):
     outcome: tuple[bool, Any] = (False, None)
 
 
-class DatabaseWork:
-    """One per worker process; `run` returns a unit's result once its transaction committed."""
+class _Lane:
+    """One queue and its single writer; on PostgreSQL each batch holds `locks`."""
 
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, db: Database, max_batch: int, locks: tuple[int, ...]) -> None:
         self.db = db
         self.max_batch = max_batch
+        self.locks = locks
         self.postgres = db.engine.dialect.name == "postgresql"
         self._queue: deque[_Unit[Any]] = deque()
         self._writer: asyncio.Task[None] | None = None
 
-    async def run(self, work: Callable[[Session], T], durable: bool = True) -> T:
-        """Queue `work` for the next batch; its result, or its exception, after the commit.
-
-        `durable=False` only for work whose loss in a database crash charges nobody and answers
-        nothing (see the module's docstring)."""
-        unit: _Unit[T] = _Unit(work, asyncio.get_running_loop().create_future(), durable)
+    def add(self, unit: _Unit[Any]) -> None:
         self._queue.append(unit)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
-        return await unit.done
 
     async def _write(self) -> None:
-        """The single writer: drain the queue in batches until it is empty."""
+        """The lane's writer: drain the queue in batches until it is empty."""
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
             failure: Exception | None = None
@@ -102,7 +109,11 @@ class DatabaseWork:
         is final only if the COMMIT succeeds (else this raises and every unit fails)."""
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
-                self._attempt(batch)
+                if self.postgres:
+                    self._attempt_postgres(batch)
+                else:
+                    with self.db.transaction() as session:
+                        self._units(session, batch)
                 return
             except Exception as exc:
                 if _retryable(exc) and attempt < TRANSACTION_ATTEMPTS - 1:
@@ -112,44 +123,80 @@ class DatabaseWork:
                 batch[0].outcome = (False, exc)
                 return
 
-    def _attempt(self, batch: list[_Unit[Any]]) -> None:
-        with self.db.transaction() as session:
-            driver = session.connection().connection.driver_connection
+    def _attempt_postgres(self, batch: list[_Unit[Any]]) -> None:
+        """BEGIN, the flush setting and the lane's lock in one message; the units; COMMIT."""
+        relaxed = "" if any(unit.durable for unit in batch) else "SET LOCAL synchronous_commit TO off; "
+        locks = ", ".join(f"pg_advisory_xact_lock({lock})" for lock in self.locks)
+        with self.db.engine.connect() as conn:
+            driver = conn.connection.driver_connection
             assert driver is not None
-            if self.postgres:
-                relaxed = (
-                    "" if any(unit.durable for unit in batch) else "SET LOCAL synchronous_commit TO off; "
-                )
-                driver.execute(f"{relaxed}SELECT pg_advisory_xact_lock({GATEWAY_LOCK})")
-            if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
-                batch[0].outcome = (True, batch[0].work(session))
-                return
-            # Savepoints go straight to the driver: SQLAlchemy's nested transaction costs ~90 µs
-            # a unit, these ~1 µs (one round trip on PostgreSQL, RELEASE and SAVEPOINT together).
-            # The session knows nothing of them, so each unit's ORM writes are flushed inside its
-            # savepoint, and a refused unit's objects leave the session (rolled back in the
-            # database, they must not be flushed by a later unit). A flush that fails
-            # deactivates the whole session: every unit fails, nothing is answered.
-            driver.execute("SAVEPOINT unit")
-            for index, unit in enumerate(batch):
-                if index and self.postgres:
-                    driver.execute("RELEASE unit; SAVEPOINT unit")
-                elif index:
-                    driver.execute("RELEASE unit")
-                    driver.execute("SAVEPOINT unit")
-                try:
-                    result = unit.work(session)
-                    if session.new or session.dirty or session.deleted:
-                        session.flush()
-                except Exception as exc:
-                    if _retryable(exc):  # the whole batch runs again
-                        raise
-                    driver.execute("ROLLBACK TO unit")
-                    session.expunge_all()
-                    unit.outcome = (False, exc)
-                else:
-                    unit.outcome = (True, result)
-            driver.execute("RELEASE unit")
+            driver.autocommit = True  # the transaction is begun here, with the lock
+            try:
+                driver.execute(f"BEGIN; {relaxed}SELECT {locks}")
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    self._units(session, batch)
+                    session.commit()  # psycopg sends COMMIT: the server is in a transaction
+            finally:
+                if driver.info.transaction_status != TransactionStatus.IDLE:
+                    driver.rollback()
+                driver.autocommit = False
+
+    def _units(self, session: Session, batch: list[_Unit[Any]]) -> None:
+        if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
+            batch[0].outcome = (True, batch[0].work(session))
+            return
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        # Savepoints go straight to the driver: SQLAlchemy's nested transaction costs ~90 µs
+        # a unit, these ~1 µs (one round trip on PostgreSQL, RELEASE and SAVEPOINT together).
+        # The session knows nothing of them, so each unit's ORM writes are flushed inside its
+        # savepoint, and a refused unit's objects leave the session (rolled back in the
+        # database, they must not be flushed by a later unit). A flush that fails
+        # deactivates the whole session: every unit fails, nothing is answered.
+        driver.execute("SAVEPOINT unit")
+        for index, unit in enumerate(batch):
+            if index and self.postgres:
+                driver.execute("RELEASE unit; SAVEPOINT unit")
+            elif index:
+                driver.execute("RELEASE unit")
+                driver.execute("SAVEPOINT unit")
+            try:
+                result = unit.work(session)
+                if session.new or session.dirty or session.deleted:
+                    session.flush()
+            except Exception as exc:
+                if _retryable(exc):  # the whole batch runs again
+                    raise
+                driver.execute("ROLLBACK TO unit")
+                session.expunge_all()
+                unit.outcome = (False, exc)
+            else:
+                unit.outcome = (True, result)
+        driver.execute("RELEASE unit")
+
+
+class DatabaseWork:
+    """One per worker process; `run` returns a unit's result once its transaction committed."""
+
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH, lanes: int = LANES) -> None:
+        self.db = db
+        self.postgres = db.engine.dialect.name == "postgresql"
+        if self.postgres:
+            self._lanes = [_Lane(db, max_batch, (GATEWAY_LOCK + i,)) for i in range(lanes)]
+            self._global = _Lane(db, max_batch, tuple(GATEWAY_LOCK + i for i in range(lanes)))
+        else:
+            self._global = _Lane(db, max_batch, ())
+            self._lanes = [self._global]
+
+    async def run(self, work: Callable[[Session], T], durable: bool = True, lane: int | None = None) -> T:
+        """Queue `work` for the next batch of its lane; its result, or its exception, after the
+        commit. `lane`: the customer the unit works for (None: the global lane).
+
+        `durable=False` only for work whose loss in a database crash charges nobody and answers
+        nothing (see the module's docstring)."""
+        unit: _Unit[T] = _Unit(work, asyncio.get_running_loop().create_future(), durable)
+        (self._global if lane is None else self._lanes[lane % len(self._lanes)]).add(unit)
+        return await unit.done
 
 
 def _deliver(batch: list[_Unit[Any]], failure: Exception | None) -> None:

@@ -108,6 +108,15 @@ class DatabaseRateLimiter:
         requests, tokens = self._upsert(session, key_id, window, 1, 0)
         return _check(requests, tokens, self.limits, retry_after)
 
+    def window(self, now: float) -> int:
+        """The window a request at `now` is counted in (for a caller that counts it itself,
+        `gateway/auth.py`'s `counted_key`)."""
+        return _window(now)[0]
+
+    def standing(self, requests: int, tokens: int, now: float) -> Standing:
+        """`admit`'s answer for counts the caller added in `window(now)`."""
+        return _check(requests, tokens, self.limits, _window(now)[1])
+
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None:
         if tokens:
             self._upsert(session, key_id, _window(time.time() if now is None else now)[0], 0, tokens)

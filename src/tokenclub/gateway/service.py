@@ -19,12 +19,12 @@ from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
 from tokenclub.db.types import utcnow
 from tokenclub.gateway import billing
-from tokenclub.gateway.auth import active_key
+from tokenclub.gateway.auth import KeyOwners, active_key, counted_key
 from tokenclub.gateway.billing import Charge, RequestInfo, Usage
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 from tokenclub.gateway.metrics import Metrics
-from tokenclub.gateway.ratelimit import RateLimitedError, RateLimiter, Standing
+from tokenclub.gateway.ratelimit import DatabaseRateLimiter, RateLimitedError, RateLimiter, Standing
 from tokenclub.gateway.upstream import ModelRoute, Upstream
 from tokenclub.guard.service import Decision, GatewayGuard, record
 from tokenclub.ledger.pricing import PriceList
@@ -75,19 +75,41 @@ class Gateway:
         self.upstream = Upstream(config.routes, config.upstream_timeout_s)
         self.metrics = Metrics()
         self.work = DatabaseWork(self.db)
+        self.owners = KeyOwners(self.db)
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def in_db(self, work: Callable[[Session], T], durable: bool = True) -> T:
-        """Run a unit of work off the event loop; its result once it is committed (`durable`:
-        see `gateway/dbwork.py`)."""
-        return await self.work.run(work, durable)
+    async def in_db(self, work: Callable[[Session], T], durable: bool = True, lane: int | None = None) -> T:
+        """Run a unit of work off the event loop; its result once it is committed (`durable`,
+        and `lane`, the customer it works for: see `gateway/dbwork.py`)."""
+        return await self.work.run(work, durable, lane)
+
+    async def lane_of(self, secret: str) -> int:
+        """The customer behind a presented key, whose lane its request's work goes to; 401 for
+        a key that does not exist. On SQLite (one writer, no lanes) nothing is looked up."""
+        if not self.work.postgres:
+            return 0
+        customer = await self.owners.customer(secret)
+        if customer is None:
+            raise INVALID_KEY
+        return customer
 
     def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
-        key = active_key(session.connection(), secret)
-        if key is None:
-            raise INVALID_KEY
+        limiter = self.config.limiter
         try:
-            standing = self.config.limiter.admit(session, key.id)
+            if self.work.postgres and isinstance(limiter, DatabaseRateLimiter):
+                # The key and its rate counter in one statement (one round trip, not two).
+                now = time.time()
+                found = counted_key(session.connection(), secret, limiter.window(now))
+                if found is None:
+                    raise INVALID_KEY
+                key = found[0]
+                standing = limiter.standing(found[1], found[2], now)
+            else:
+                active = active_key(session.connection(), secret)
+                if active is None:
+                    raise INVALID_KEY
+                key = active
+                standing = limiter.admit(session, key.id)
         except RateLimitedError as exc:
             raise rate_limited(exc) from exc
         hold = billing.place_hold(
@@ -101,20 +123,44 @@ class Gateway:
             if key is not None:
                 billing.record_failure(session, info_of(key), key.customer_id, "insufficient_quota", 0)
 
-        await self.in_db(work)
+        await self.in_db(work, lane=await self.lane_of(secret))
 
-    async def settle(self, admitted: Admitted, usage: Usage, info: RequestInfo, started: float) -> Charge:
+    async def settle(
+        self,
+        admitted: Admitted,
+        usage: Usage,
+        info: RequestInfo,
+        started: float,
+        tally: Callable[[Session], list[Decision]] | None = None,
+    ) -> tuple[Charge, list[Decision]]:
+        """Charge the hold; with `tally` (the guard's bookkeeping of the delivered reply, which
+        returns the decisions it recorded) in the same unit of work. If that unit fails, the
+        two run again apart, the charge first, so a failing tally cannot undo a charge."""
         latency = int((time.perf_counter() - started) * 1000)
+        lane = admitted.key.customer_id
 
-        def work(session: Session) -> Charge:
-            # The rate counter first, as in admission: one lock order, no deadlocks. It counts
-            # what is charged: a reported usage is capped at the hold there too.
+        def charge(session: Session) -> Charge:
+            # The rate counter first, as in admission: one lock order (counter, then accounts),
+            # so no two transactions of one key deadlock, lanes or not. It counts what is
+            # charged: a reported usage is capped at the hold there too.
             self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
             return billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
 
-        charge = await self.in_db(work)
-        self.metrics.charged(info.model, charge)
-        return charge
+        decisions: list[Decision] = []
+        if tally is None:
+            charged = await self.in_db(charge, lane=lane)
+        else:
+            try:
+                charged, decisions = await self.in_db(
+                    lambda session: (charge(session), tally(session)), lane=lane
+                )
+            except Exception:
+                charged = await self.in_db(charge, lane=lane)
+                decisions = await self.in_db(tally, durable=False, lane=lane)
+        self.metrics.charged(info.model, charged)
+        for decision in decisions:
+            self.metrics.guard.labels(decision.stage, decision.action).inc()
+        return charged, decisions
 
     async def release(self, admitted: Admitted, info: RequestInfo, status: str, started: float) -> None:
         latency = int((time.perf_counter() - started) * 1000)
@@ -123,7 +169,7 @@ class Gateway:
             if billing.release_hold(session, admitted.hold_id):
                 billing.record_failure(session, info, admitted.key.customer_id, status, latency)
 
-        await self.in_db(work)
+        await self.in_db(work, lane=admitted.key.customer_id)
 
     def spawn(self, coro: Coroutine[Any, Any, U]) -> asyncio.Task[U]:
         """Run work that must finish even if the client went away (settling a cut stream)."""
@@ -142,7 +188,7 @@ class Gateway:
         return await self.in_db(work)
 
     async def record_guard(self, request_id: str, key: KeyView, decisions: list[Decision]) -> None:
-        await self.in_db(lambda session: record(session, request_id, key, decisions))
+        await self.in_db(lambda session: record(session, request_id, key, decisions), lane=key.customer_id)
         for decision in decisions:
             self.metrics.guard.labels(decision.stage, decision.action).inc()
 

@@ -29,6 +29,7 @@ from tokenclub.guard.detection.accumulate import Budget, reply_credits, standing
 from tokenclub.guard.detection.coverage import (
     CappedGrams,
     CappedStream,
+    Deliveries,
     Grams,
     Limits,
     counted_letters,
@@ -125,6 +126,7 @@ PASS = PromptCheck(refuse=False, strict=False, decision=None)
 
 _ATTEMPTS_KEPT = 1024  # whole replies blocked for a capped document, awaiting their tally
 _CAPPED_TAIL = 200  # characters already sent that a streamed release is checked with
+_GRAM_CONTEXT = 100  # characters before a stream's new text that a gram ending in it may start in
 
 
 @dataclass
@@ -159,6 +161,8 @@ class GatewayGuard:
         self.scanner = LeakScanner(LiveIndex(root, check_every_s))
         self._capped = _Capped()
         self._attempts: dict[str, dict[int, frozenset[int]]] = {}  # reply id → capped grams asked for
+        self._delivered: dict[str, dict[int, frozenset[int]]] = {}  # reply id → grams its scan found
+        self._deliveries: Deliveries | None = None
 
     @classmethod
     def from_settings(cls, home: Path) -> GatewayGuard:
@@ -349,6 +353,28 @@ class GatewayGuard:
         partner = index.docs.partner(doc) if index is not None else None
         return Decision("output", "capped", "blocked", letters, partner, (f"document {doc}",))
 
+    def joined(self, reply: str, text: str, own: int | None = None) -> tuple[Decision | None, Grams]:
+        """Whether `text`, about to be sent as part of `reply`, joins other replies' pieces of a
+        document (any customer's, sent or in flight) into a leak (`Deliveries`): the decision to
+        block it, or None and its grams, kept as in flight. Nothing is looked up when coverage is
+        off or the text carries no document's gram."""
+        index = self.scanner.current()
+        limits = self.limits
+        if limits is None or index is None or not index.docs.present or not text:
+            return None, {}
+        grams = reply_grams(index, text, own)
+        if not grams:
+            return None, grams
+        deliveries = self._deliveries
+        if deliveries is None or deliveries.generation != index.folder.name:
+            deliveries = self._deliveries = Deliveries(index.folder.name, index.params, limits.join_s)
+        doc = deliveries.claim(reply, grams, time.time())
+        if doc is None:
+            return None, grams
+        letters = covered_letters(grams[doc], index.params, 1 << 62)
+        partner = index.docs.partner(doc)
+        return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), {}
+
     def grams(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
         """The documents' grams a delivered text carries, for coverage (empty when off)."""
         index = self.scanner.current()
@@ -363,7 +389,8 @@ class GatewayGuard:
         texts = [
             t for choice in data.get("choices") or () for t in channels(choice, _endpoint(endpoint)).values()
         ]
-        found = self.grams("\n".join(texts), own)
+        scanned = self._delivered.pop(str(data.get("id", "")), None)
+        found = self.grams("\n".join(texts), own) if scanned is None else dict(scanned)
         for doc, ordinals in self._attempts.pop(str(data.get("id", "")), {}).items():
             found[doc] = found.get(doc, frozenset()) | ordinals
         return found
@@ -467,6 +494,8 @@ class GatewayGuard:
         results: list[ScanResult] = []
         kept: list[Fragment] = []
         asked: dict[int, frozenset[int]] = {}
+        joined: Decision | None = None
+        delivered: dict[int, frozenset[int]] = {}
         for choice in data["choices"]:
             found = {
                 channel: self.scanner.inspect(text, strict, pieces, own)
@@ -482,14 +511,26 @@ class GatewayGuard:
                 _guard_choice(choice, kind, {}, "block")
                 asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
                 continue
+            if self.limits is not None:
+                join, grams = self.joined(str(data["id"]), "\n".join(channels(choice, kind).values()), own)
+                if join is not None:  # it would complete a leak with other replies' pieces
+                    _guard_choice(choice, kind, {}, "block")
+                    joined = joined or join
+                    continue
+                for doc, ordinals in grams.items():
+                    delivered[doc] = delivered.get(doc, frozenset()) | ordinals
             kept += [p for result in found.values() for p in result.pieces]
         if asked:
             self._attempts[str(data["id"])] = asked
             while len(self._attempts) > _ATTEMPTS_KEPT:
                 self._attempts.pop(next(iter(self._attempts)))
+        if self.limits is not None:
+            self._delivered[str(data["id"])] = delivered
+            while len(self._delivered) > _ATTEMPTS_KEPT:
+                self._delivered.pop(next(iter(self._delivered)))
         leaks = [result for result in results if result.leaked]
         if not leaks:
-            return (self.capped_decision(asked) if asked else None), kept
+            return (self.capped_decision(asked) if asked else joined), kept
         action: Action = "blocked" if self.policy == "block" else "redacted"
         return _output_decision(leaks, action, index.params), kept
 
@@ -594,6 +635,9 @@ class StreamGuard:
     _capped: Decision | None = None
     _asked: dict[int, frozenset[int]] = field(default_factory=dict)  # capped grams it was refused
     _carry: dict[Channel, CappedStream] = field(default_factory=dict)  # for `capped_feed`
+    _joined: Decision | None = None
+    _received: dict[Channel, str] = field(default_factory=dict)  # each channel's text, held back too
+    _looked: dict[Channel, int] = field(default_factory=dict)  # how much of it `_joins` read
 
     @property
     def blocked(self) -> bool:
@@ -617,6 +661,7 @@ class StreamGuard:
                 released[channel] = name
                 continue
             scanner = self._scanner(channel)
+            self._received[channel] = self._received.get(channel, "") + text
             released[channel] = scanner.feed(text)
             if scanner.blocked:
                 return self._stop(clean, released)
@@ -626,7 +671,7 @@ class StreamGuard:
                 released[channel] = released.get(channel, "") + scanner.finish()
                 if scanner.blocked:
                     return self._stop(clean, released)
-        if self._carries_capped(released):
+        if self._carries_capped(released) or self._joins(released):
             return self._stop(clean, {})
         out = self._event(clean, released, keep_finish=True)
         return [out] if out is not None else []
@@ -641,7 +686,7 @@ class StreamGuard:
             released[channel] = scanner.finish()
             if scanner.blocked:
                 return self._stop(self._template, released)
-        if self._carries_capped(released):
+        if self._carries_capped(released) or self._joins(released):
             return self._stop(self._template, {})
         out = self._event(self._template, released, keep_finish=False)
         return [out] if out is not None else []
@@ -678,6 +723,25 @@ class StreamGuard:
         self._capped = self.owner.capped_decision(hits)
         return True
 
+    def _joins(self, released: dict[Channel, str]) -> bool:
+        """Whether a channel about to release text has received (held back included) text that
+        joins other replies' pieces of a document into a leak (`GatewayGuard.joined`; the stream
+        then ends before any of it goes). Each check reads what arrived since the last one, with
+        the letters before it that a gram ending in it may start in."""
+        if self.owner.limits is None:
+            return False
+        for channel, text in released.items():
+            received = self._received.get(channel, "")
+            looked = self._looked.get(channel, 0)
+            if not text or looked == len(received):
+                continue
+            self._looked[channel] = len(received)
+            start = max(0, looked - _GRAM_CONTEXT)
+            self._joined, _ = self.owner.joined(self.reply_id, received[start:], self.own)
+            if self._joined is not None:
+                return True
+        return False
+
     def _sent_text(self) -> str:
         return "\n".join("".join(parts) for parts in self._sent.values())
 
@@ -691,6 +755,8 @@ class StreamGuard:
             return Decision("output", "malformed", "blocked", reasons=("tool name too long",))
         if self._capped is not None:
             return self._capped
+        if self._joined is not None:
+            return self._joined
         results = [
             ScanResult(scanner.spans, "", tuple(scanner.joins))
             for scanner in self._scanners.values()

@@ -22,10 +22,11 @@ every rule is checked on them before anything is written.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -52,7 +53,15 @@ from tokenclub.ledger.chart import (
     customer_account,
     system_account,
 )
-from tokenclub.ledger.posting import Leg, connection_of, lock_accounts, post
+from tokenclub.ledger.posting import (
+    Leg,
+    LockedAccount,
+    Rider,
+    connection_of,
+    lock_accounts,
+    post,
+    post_in_one_statement,
+)
 from tokenclub.ledger.pricing import PriceList, Split, krw_due, plan_hold, split_usage
 
 
@@ -112,6 +121,8 @@ class Posted:
     reported: Usage
     split: Split
     krw: int
+    rider_values: tuple[Any, ...] | None = None
+    """What the caller's rider returned, when it was written with the posting (`charge`)."""
 
     @property
     def capped(self) -> bool:
@@ -140,7 +151,34 @@ _CLOSE_HOLD = Prebuilt(
     .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
 )
 _INSERT_RESOLUTION = Prebuilt(insert(_RESOLUTIONS))
+_HOLD_RIDER = """, held AS (
+    INSERT INTO credit_holds
+        (id, customer_id, key_id, tokens, free_tokens, krw, status, created_at, expires_at)
+    SELECT %(h_id)s, %(h_customer_id)s, %(h_key_id)s, %(h_tokens)s, %(h_free_tokens)s, %(h_krw)s,
+        %(h_status)s, %(h_created_at)s, %(h_expires_at)s
+    FROM tx
+)"""
+"""The hold's row, written with its posting (`place` on PostgreSQL)."""
+_RESOLUTION_RIDER = """, closed AS (
+    UPDATE credit_holds SET status = %(r_outcome)s, closed_at = %(r_created_at)s
+    FROM tx WHERE credit_holds.id = %(r_hold_id)s
+), resolved AS (
+    INSERT INTO hold_resolutions
+        (hold_id, outcome, prompt_tokens, completion_tokens, reported_prompt_tokens,
+         reported_completion_tokens, krw, capped, transaction_id, created_at)
+    SELECT %(r_hold_id)s, %(r_outcome)s, %(r_prompt_tokens)s, %(r_completion_tokens)s,
+        %(r_reported_prompt_tokens)s, %(r_reported_completion_tokens)s, %(r_krw)s, %(r_capped)s,
+        tx.id, %(r_created_at)s
+    FROM tx
+)"""
+"""Closing the hold and its resolution row, written with the resolution's posting."""
 _STALE_HOLDS = select(_HOLDS.c.id).where(_HOLDS.c.status == PENDING, _HOLDS.c.expires_at < bindparam("now"))
+
+
+def _one_statement(conn: Connection) -> bool:
+    """Whether postings and their hold rows go in one statement (data-modifying WITH clauses,
+    which PostgreSQL has and SQLite has not; SQLite runs in-process, where statements are cheap)."""
+    return conn.dialect.name == "postgresql"
 
 
 def _legs(*pairs: tuple[str, int]) -> list[Leg]:
@@ -176,24 +214,28 @@ def place(
         (line, plan.krw),
         (line_held, -plan.krw),
     )
-    if legs:
-        post(conn, f"hold:{hold_id}", "hold", legs, locked=accounts)
     now = utcnow()
-    _INSERT_HOLD.run(
-        conn,
-        {
-            "id": hold_id,
-            "customer_id": customer_id,
-            "key_id": key_id,
-            "tokens": tokens,
-            "free_tokens": plan.free_tokens,
-            "krw": plan.krw,
-            "status": PENDING,
-            "created_at": now,
-            "expires_at": now + ttl,
-        },
-    )
-    return Hold(hold_id, customer_id, tokens, plan.free_tokens, plan.krw)
+    row = {
+        "id": hold_id,
+        "customer_id": customer_id,
+        "key_id": key_id,
+        "tokens": tokens,
+        "free_tokens": plan.free_tokens,
+        "krw": plan.krw,
+        "status": PENDING,
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    hold = Hold(hold_id, customer_id, tokens, plan.free_tokens, plan.krw)
+    key = f"hold:{hold_id}"
+    if legs and _one_statement(conn):
+        rider = Rider(_HOLD_RIDER, {f"h_{name}": value for name, value in row.items()})
+        if post_in_one_statement(conn, key, "hold", legs, accounts, rider) is not None:
+            return hold
+    if legs:
+        post(conn, key, "hold", legs, locked=accounts)
+    _INSERT_HOLD.run(conn, row)
+    return hold
 
 
 def _lock_pending(conn: Connection, hold_id: str) -> tuple[Hold, bool]:
@@ -207,57 +249,80 @@ def _lock_pending(conn: Connection, hold_id: str) -> tuple[Hold, bool]:
     return Hold(hold_id, customer_id, tokens, free_tokens, krw), bool(due)
 
 
-def _resolve(
+def _resolution(hold: Hold, outcome: Outcome, charged: Usage, reported: Usage, krw: int) -> dict[str, Any]:
+    """The resolution row, less its transaction id."""
+    return {
+        "hold_id": hold.id,
+        "outcome": outcome.value,
+        "prompt_tokens": charged.prompt_tokens,
+        "completion_tokens": charged.completion_tokens,
+        "reported_prompt_tokens": reported.prompt_tokens,
+        "reported_completion_tokens": reported.completion_tokens,
+        "krw": krw,
+        "capped": reported != charged,
+        "created_at": utcnow(),
+    }
+
+
+def _resolve_posting(
     conn: Connection,
     hold: Hold,
-    outcome: Outcome,
-    charged: Usage,
-    reported: Usage,
-    krw: int,
-    transaction_id: int | None,
-) -> None:
-    now = utcnow()
-    _CLOSE_HOLD.run(conn, {"hold_id": hold.id, "status": outcome.value, "closed_at": now})
-    _INSERT_RESOLUTION.run(
-        conn,
-        {
-            "hold_id": hold.id,
-            "outcome": outcome.value,
-            "prompt_tokens": charged.prompt_tokens,
-            "completion_tokens": charged.completion_tokens,
-            "reported_prompt_tokens": reported.prompt_tokens,
-            "reported_completion_tokens": reported.completion_tokens,
-            "krw": krw,
-            "capped": reported != charged,
-            "transaction_id": transaction_id,
-            "created_at": now,
-        },
-    )
+    key: str,
+    kind: str,
+    legs: list[Leg],
+    resolution: dict[str, Any],
+    locked: Mapping[str, LockedAccount] | None = None,
+    memo: str = "",
+    rider: Rider | None = None,
+) -> tuple[Any, ...] | None:
+    """Post the resolution's legs (if any) on the accounts `locked` (locked here if None),
+    close the hold and record the resolution: on PostgreSQL in one statement, with the caller's
+    `rider`, whose `returning` values come back (None: the rider was not written, the caller
+    writes its rows itself); else (or when `post_in_one_statement` declines) statement by
+    statement."""
+    if legs and locked is None:
+        locked = lock_accounts(conn, [leg.account for leg in legs])
+    if legs and locked is not None and _one_statement(conn):
+        closing = Rider(_RESOLUTION_RIDER, {f"r_{name}": value for name, value in resolution.items()})
+        found = post_in_one_statement(conn, key, kind, legs, locked, closing + (rider or Rider("", {})), memo)
+        if found is not None:
+            return found[1:]
+    tx_id = post(conn, key, kind, legs, memo, locked=locked).transaction_id if legs else None
+    closed = {"hold_id": hold.id, "status": resolution["outcome"], "closed_at": resolution["created_at"]}
+    _CLOSE_HOLD.run(conn, closed)
+    _INSERT_RESOLUTION.run(conn, {**resolution, "transaction_id": tx_id})
+    return None
+
+
+_SYSTEM_CODES = [
+    system_account(kind)
+    for kind in (PAID_TOKENS_SOLD, API_REVENUE_KRW, USAGE_MICRO_KRW_BILLED, CREDIT_LINES_ISSUED_KRW)
+]
+"""Every system account a post may touch. A post that needs any of them locks all of them: the
+only rows that concurrent gateway lanes share (`gateway/dbwork.py`) are then always taken as one
+set, in id order, so batches of different lanes queue on them and never deadlock."""
 
 
 def _post_codes(cid: int, split: Split, hold: Hold) -> list[str]:
     """Every account the post may touch, so all of them are locked at once, in id order."""
     codes = [_acct(cid, FREE_ALLOWANCE_HELD), _acct(cid, FREE_TOKENS_USED), _acct(cid, FREE_ALLOWANCE)]
     if split.paid:
-        codes += [
-            _acct(cid, PAID_TOKENS),
-            system_account(PAID_TOKENS_SOLD),
-            _acct(cid, RECEIVABLE_KRW),
-            system_account(API_REVENUE_KRW),
-            _acct(cid, USAGE_MICRO_KRW),
-            system_account(USAGE_MICRO_KRW_BILLED),
-        ]
+        codes += [_acct(cid, PAID_TOKENS), _acct(cid, RECEIVABLE_KRW), _acct(cid, USAGE_MICRO_KRW)]
     if hold.krw:
-        codes += [
-            _acct(cid, CREDIT_LINE_HELD_KRW),
-            _acct(cid, CREDIT_LINE_KRW),
-            system_account(CREDIT_LINES_ISSUED_KRW),
-        ]
+        codes += [_acct(cid, CREDIT_LINE_HELD_KRW), _acct(cid, CREDIT_LINE_KRW)]
+    if split.paid or hold.krw:
+        codes += _SYSTEM_CODES
     return codes
 
 
 def _post(
-    conn: Connection, hold: Hold, usage: Usage, reported: Usage, prices: PriceList, memo: str
+    conn: Connection,
+    hold: Hold,
+    usage: Usage,
+    reported: Usage,
+    prices: PriceList,
+    memo: str,
+    rider: Callable[[Posted], Rider] | None = None,
 ) -> Posted:
     if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
         raise InvalidInputError(f"hold {hold.id}: usage must not be negative, got {usage}")
@@ -285,13 +350,12 @@ def _post(
         (_acct(cid, USAGE_MICRO_KRW), cost_micro),
         (system_account(USAGE_MICRO_KRW_BILLED), -cost_micro),
     )
-    tx_id = (
-        post(conn, f"settle:{hold.id}", "api_usage", legs, memo, locked=accounts).transaction_id
-        if legs
-        else None
-    )
-    _resolve(conn, hold, Outcome.POSTED, usage, reported, krw, tx_id)
-    return Posted(hold, usage, reported, split, krw)
+    posted = Posted(hold, usage, reported, split, krw)
+    resolution = _resolution(hold, Outcome.POSTED, usage, reported, krw)
+    key = f"settle:{hold.id}"
+    extra = rider(posted) if rider is not None else None
+    rode = _resolve_posting(conn, hold, key, "api_usage", legs, resolution, accounts, memo, extra)
+    return posted if extra is None or rode is None else replace(posted, rider_values=rode)
 
 
 def post_pending(
@@ -305,13 +369,21 @@ def post_pending(
 
 
 def charge(
-    db: Session | Connection, hold_id: str, reported: Usage, prices: PriceList, memo: str = ""
+    db: Session | Connection,
+    hold_id: str,
+    reported: Usage,
+    prices: PriceList,
+    memo: str = "",
+    rider: Callable[[Posted], Rider] | None = None,
 ) -> Posted:
     """Post min(reported usage, hold): what an upstream reports beyond the hold is never
-    charged; `Posted.capped` tells the caller to report the anomaly."""
+    charged; `Posted.capped` tells the caller to report the anomaly. `rider`: the caller's own
+    rows for this charge (given what is charged), written in the posting's statement where
+    there is one (`Posted.rider_values` then holds what they return; else the caller writes
+    them itself)."""
     conn = connection_of(db)
     hold, _ = _lock_pending(conn, hold_id)
-    return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo)
+    return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo, rider)
 
 
 def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hold:
@@ -327,9 +399,9 @@ def void(db: Session | Connection, hold_id: str, *, expire: bool = False) -> Hol
         (_acct(cid, CREDIT_LINE_HELD_KRW), hold.krw),
         (_acct(cid, CREDIT_LINE_KRW), -hold.krw),
     )
-    tx_id = post(conn, f"release:{hold_id}", "release_hold", legs).transaction_id if legs else None
     nothing = Usage(0, 0)
-    _resolve(conn, hold, Outcome.EXPIRED if expire else Outcome.VOIDED, nothing, nothing, 0, tx_id)
+    resolution = _resolution(hold, Outcome.EXPIRED if expire else Outcome.VOIDED, nothing, nothing, 0)
+    _resolve_posting(conn, hold, f"release:{hold_id}", "release_hold", legs, resolution)
     return hold
 
 

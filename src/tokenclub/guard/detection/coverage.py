@@ -25,7 +25,9 @@ This module is the arithmetic only; `guard/state/coverage_store.py` keeps the gr
 from __future__ import annotations
 
 import math
+import threading
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,14 +53,17 @@ class Limits:
     reserve: int = 49
     hold_s: int = 600
     floor: int = 50
+    join_s: int = 600
 
     def __post_init__(self) -> None:
         if not 0 < self.customer <= self.document <= 1:
             raise ValueError(
                 f"coverage limits need 0 < customer ({self.customer}) <= document ({self.document}) <= 1"
             )
-        if self.window_s < 1 or self.reserve < 0 or self.hold_s < 1 or self.floor < 0:
-            raise ValueError("coverage window_s and hold_s must be positive, reserve and floor not negative")
+        if self.window_s < 1 or self.reserve < 0 or self.hold_s < 1 or self.floor < 0 or self.join_s < 1:
+            raise ValueError(
+                "coverage window_s, hold_s and join_s must be positive, reserve and floor not negative"
+            )
 
     def customer_letters(self, letters: int) -> int:
         """Counted letters of a document of `letters` past which one customer is refused."""
@@ -156,6 +161,80 @@ def standing(
         if (counted or doc in tried) and doc in closed:
             held_capped.append(doc)
     return Standing(worst[1], worst[2], worst[3], tuple(held_capped))
+
+
+def _joined_runs(ordinals: Iterable[int], params: IndexParams) -> list[tuple[int, int]]:
+    """The grams' spans, merged where the letters between two of them may have been sent too: a
+    piece's first aligned gram starts at most `stride − 1` letters into it and its last ends at
+    most `stride − 1` before its end, so neighbouring pieces leave gaps of up to 2·(stride − 1)."""
+    gap = 2 * (params.stride - 1)
+    runs: list[tuple[int, int]] = []
+    for ordinal in sorted(set(ordinals)):
+        start = ordinal * params.stride
+        end = start + params.width
+        if runs and start <= runs[-1][1] + gap:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
+        else:
+            runs.append((start, end))
+    return runs
+
+
+class Deliveries:
+    """The grams of each document sent to any customer in the last `window_s` seconds, or in
+    flight: a reply's grams are added when it is scanned, before any of it is released.
+
+    Pieces of a document below the leak length, taken by several customers in turn or by one
+    customer all at once, each pass the reply scan, and coverage counts them only when they are
+    tallied. A reply whose grams, with those of *other* replies (any customer) of the same
+    document, would span a run that a client could read as `length` consecutive letters is
+    refused here instead: the joined run reaches `length − 2·(stride − 1)` letters of grams
+    (the letters at its two ends that no aligned gram covers are not seen) and is longer than
+    any one reply's run, so a phrase sent twice alone never joins. Common and public grams were
+    never attributed, so stock phrases do not join. Kept in this worker's memory.
+    """
+
+    def __init__(self, generation: str, params: IndexParams, window_s: int) -> None:
+        self.generation = generation
+        self.params = params
+        self.window_s = window_s
+        self.length = params.guaranteed_length() - 2 * (params.stride - 1)
+        self._sent: dict[int, deque[tuple[float, str, frozenset[int]]]] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, reply: str, grams: Grams, now: float) -> int | None:
+        """The document whose run `grams` would join with other replies' into a leak (nothing is
+        kept then); otherwise None, and the grams are kept as `reply`'s."""
+        with self._lock:
+            for doc, ordinals in sorted(grams.items()):
+                if self._joins(doc, reply, ordinals, now):
+                    return doc
+            for doc, ordinals in grams.items():
+                self._sent.setdefault(doc, deque()).append((now, reply, ordinals))
+            return None
+
+    def _joins(self, doc: int, reply: str, ordinals: frozenset[int], now: float) -> bool:
+        sent = self._sent.get(doc)
+        if not sent:
+            return False
+        while sent and sent[0][0] < now - self.window_s:
+            sent.popleft()
+        if not sent:
+            del self._sent[doc]
+            return False
+        by_reply: dict[str, set[int]] = {reply: set(ordinals)}
+        for _, other, grams in sent:
+            by_reply.setdefault(other, set()).update(grams)
+        if len(by_reply) < 2:
+            return False
+        runs = [_joined_runs(grams, self.params) for grams in by_reply.values()]
+        mine = runs[0]
+        for start, end in _joined_runs(set().union(*by_reply.values()), self.params):
+            if end - start < self.length or not any(s < end and start < e for s, e in mine):
+                continue
+            alone = max(min(e, end) - max(s, start) for one in runs for s, e in one if s < end and start < e)
+            if end - start > alone:
+                return True
+        return False
 
 
 _MIX1_INVERSE = np.uint64(pow(0xBF58476D1CE4E5B9, -1, 1 << 64))
