@@ -63,12 +63,9 @@ def lookalikes() -> dict[str, str]:
 
 
 @cache
-def hanja_readings() -> dict[str, tuple[str, str]]:
-    """Each Han character → its Hangul reading at the start of a word and inside one.
-
-    Korean writes some readings differently at a word's start (the initial sound rule: 羅 is 라
-    inside a word, 나 at its start); the dictionary lists both, so the reading inside a word is
-    the one with ㄹ (else ㄴ), and the one at the start the same syllable with ㄴ or ㅇ."""
+def _dictionary() -> dict[str, list[str]]:
+    """Each single Han character → its one-syllable Hangul readings, in the order pyhanja's
+    dictionary lists them."""
     text = importlib.resources.files("pyhanja.data").joinpath("hanja.txt").read_text("utf-8")
     readings: dict[str, list[str]] = {}
     for line in text.splitlines():
@@ -80,7 +77,17 @@ def hanja_readings() -> dict[str, tuple[str, str]]:
             found = readings.setdefault(hanja, [])
             if hangul not in found:
                 found.append(hangul)
-    return {hanja: _word_forms(found) for hanja, found in readings.items()}
+    return readings
+
+
+@cache
+def hanja_readings() -> dict[str, tuple[str, str]]:
+    """Each Han character → its Hangul reading at the start of a word and inside one.
+
+    Korean writes some readings differently at a word's start (the initial sound rule: 羅 is 라
+    inside a word, 나 at its start); the dictionary lists both, so the reading inside a word is
+    the one with ㄹ (else ㄴ), and the one at the start the same syllable with ㄴ or ㅇ."""
+    return {hanja: _word_forms(found) for hanja, found in _dictionary().items()}
 
 
 @cache
@@ -88,19 +95,14 @@ def hanja_candidates() -> dict[str, tuple[str, ...]]:
     """Each Han character → every reading it may have in running text, the likeliest first: the
     dictionary's readings and their initial-sound-law variants (a reading with ㄹ is written
     with ㄴ or ㅇ at a word's start, one with ㄴ with ㅇ; 列 → 렬 / 열, 女 → 녀 / 여)."""
-    text = importlib.resources.files("pyhanja.data").joinpath("hanja.txt").read_text("utf-8")
-    readings: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        hangul, _, rest = line.partition(":")
-        hanja = rest.partition(":")[0]
-        if len(hangul) == 1 and len(hanja) == 1 and 0xAC00 <= ord(hangul) < 0xD7A4:
-            found = readings.setdefault(hanja, [])
-            for reading in (hangul, *_softened(hangul)):
-                if reading not in found:
-                    found.append(reading)
-    return {hanja: tuple(found) for hanja, found in readings.items()}
+    candidates: dict[str, tuple[str, ...]] = {}
+    for hanja, found in _dictionary().items():
+        forms: list[str] = []
+        for reading in (form for hangul in found for form in (hangul, *_softened(hangul))):
+            if reading not in forms:
+                forms.append(reading)
+        candidates[hanja] = tuple(forms)
+    return candidates
 
 
 def _softened(syllable: str) -> tuple[str, ...]:
