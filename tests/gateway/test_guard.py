@@ -35,6 +35,7 @@ from tokenclub.db.guard_schema import GuardEvent
 from tokenclub.db.schema import CreditHold, UsageEvent
 from tokenclub.gateway.app import create_app
 from tokenclub.gateway.upstream import ModelRoute
+from tokenclub.guard.detection.lookalike import hanja_candidates
 from tokenclub.guard.detection.scanner import REDACTION, LeakScanner, Policy
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text, normalize
@@ -487,3 +488,12 @@ def test_without_an_index_nothing_is_blocked_until_one_appears(
         )
         assert chat(url, world.a, prompt) == (BLOCKED_MESSAGE, "content_filter")
     assert [e.action for e in guard_events(db)] == ["blocked"]
+
+
+def test_a_served_gateway_loads_the_reading_tables_at_start(
+    db: Database, scripted_url: str, world: World
+) -> None:
+    hanja_candidates.cache_clear()
+    with serve_gateway(db, scripted_url, world.root):
+        pass  # the server stops only once its background load has finished
+    assert hanja_candidates.cache_info().currsize == 1

@@ -29,6 +29,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await gateway.sweep()
+        guard = config.guard  # its reading tables load beside the first requests, not in them
+        warming = asyncio.create_task(asyncio.to_thread(guard.warm)) if guard is not None else None
 
         async def sweeper() -> None:
             while True:
@@ -40,6 +42,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
             yield
         finally:
             task.cancel()
+            if warming is not None:
+                await warming
             await gateway.drain()
             await gateway.upstream.aclose()
             gateway.db.dispose()

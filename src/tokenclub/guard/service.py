@@ -38,6 +38,7 @@ from tokenclub.guard.detection.coverage import (
 )
 from tokenclub.guard.detection.coverage import standing as coverage_standing
 from tokenclub.guard.detection.fragments import Fragment, Join
+from tokenclub.guard.detection.lookalike import load_tables
 from tokenclub.guard.detection.prompts import check_prompt
 from tokenclub.guard.detection.replies import (
     TOOL_NAME_MAX,
@@ -163,6 +164,11 @@ class GatewayGuard:
         self._attempts: dict[str, dict[int, frozenset[int]]] = {}  # reply id → capped grams asked for
         self._delivered: dict[str, dict[int, frozenset[int]]] = {}  # reply id → grams its scan found
         self._deliveries: Deliveries | None = None
+
+    @staticmethod
+    def warm() -> None:
+        """Load the views' reading tables now (a server calls it in the background at start)."""
+        load_tables()
 
     @classmethod
     def from_settings(cls, home: Path) -> GatewayGuard:

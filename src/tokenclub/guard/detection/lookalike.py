@@ -153,3 +153,12 @@ def romanized_syllables() -> dict[str, str]:
         syllable = chr(cp)
         seen.setdefault(anyascii(syllable).lower(), []).append(syllable)
     return {latin: found[0] for latin, found in seen.items() if len(found) == 1}
+
+
+def load_tables() -> None:
+    """Read every table above once (~1.5 s for the Hanja dictionary), so a server pays it at
+    start-up rather than in its first reply with a Han character."""
+    lookalikes()
+    hanja_readings()
+    hanja_candidates()
+    romanized_syllables()
