@@ -131,9 +131,13 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Debian Chromium for the portal's browser tests (never a downloaded one)."""
+    """One headless Debian Chromium for the portal's browser tests (never a downloaded one).
+
+    Package scope, not session: Playwright's sync API keeps an event loop running in the
+    thread while it is open, and a test worker that goes on to other packages' files must be
+    able to call `asyncio.run` there."""
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail("/usr/bin/chromium is missing in CI (.ci/run installs it)")
