@@ -20,8 +20,6 @@ whether the receipts (upload ids aside), the credits and the kept documents are 
 from __future__ import annotations
 
 import argparse
-import gzip
-import itertools
 import json
 import tempfile
 import time
@@ -34,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from bench_pipeline import bench_texts
 from tokenclub.accounts import partners
 from tokenclub.accounts.partners import PartnerStatus
 from tokenclub.curate.quality import QualitySettings
@@ -46,18 +45,10 @@ from tokenclub.scale.bulk_load import Contribution, bulk_load
 from tokenclub.scale.runtime import connect
 from tokenclub.tokenizer_store import default_tokenizer_path
 
-CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
-
 
 def write_uploads(folder: Path, reviews: int, uploads: int) -> tuple[list[Path], int, float]:
     """The corpus cut into `uploads` JSONL files; their paths, document count and MB of text."""
-    texts = []
-    for path in sorted((CORPORA / "petitions").glob("*.jsonl")):
-        with path.open(encoding="utf-8") as fh:
-            texts += [json.loads(line)["content"] for line in fh]
-    with gzip.open(CORPORA / "nsmc" / "reviews.jsonl.gz", "rt", encoding="utf-8") as fh:
-        texts += [json.loads(line)["review"] for line in itertools.islice(fh, reviews)]
-    texts = [t for t in texts if t.strip()]
+    texts = bench_texts(reviews)
     size = -(-len(texts) // uploads)
     paths = []
     for number in range(uploads):

@@ -20,8 +20,6 @@ commits first, which would show here).
 from __future__ import annotations
 
 import argparse
-import gzip
-import itertools
 import json
 import multiprocessing
 import tempfile
@@ -35,6 +33,7 @@ from rich.console import Console
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from bench_pipeline import bench_texts
 from tokenclub.accounts import partners
 from tokenclub.accounts.partners import PartnerStatus
 from tokenclub.curate.dedup import dedup_key
@@ -46,18 +45,11 @@ from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
 
-CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def write_halves(folder: Path, reviews: int) -> tuple[list[Path], float]:
-    texts = []
-    for path in sorted((CORPORA / "petitions").glob("*.jsonl")):
-        with path.open(encoding="utf-8") as fh:
-            texts += [json.loads(line)["content"] for line in fh]
-    with gzip.open(CORPORA / "nsmc" / "reviews.jsonl.gz", "rt", encoding="utf-8") as fh:
-        texts += [json.loads(line)["review"] for line in itertools.islice(fh, reviews)]
-    texts = [t for t in texts if t.strip()]
+    texts = bench_texts(reviews)
     paths = []
     for half in (0, 1):
         path = folder / f"partner-{half}" / "part.jsonl"

@@ -69,15 +69,21 @@ BATCH = 256
 RAY_CPUS = 2
 
 
-def build_input(folder: Path) -> tuple[Path, float, int]:
-    """The JSONL both tools read; its MB of text and document count."""
+def bench_texts(reviews: int) -> list[str]:
+    """Every petition, then the first `reviews` movie reviews, blank ones left out: the corpus
+    of this bench and of the ingest benches beside it."""
     texts = []
     for path in sorted((CORPORA / "petitions").glob("*.jsonl")):
         with path.open(encoding="utf-8") as fh:
             texts += [json.loads(line)["content"] for line in fh]
     with gzip.open(CORPORA / "nsmc" / "reviews.jsonl.gz", "rt", encoding="utf-8") as fh:
-        texts += [json.loads(line)["review"] for line in itertools.islice(fh, REVIEWS)]
-    texts = [t for t in texts if t.strip()]
+        texts += [json.loads(line)["review"] for line in itertools.islice(fh, reviews)]
+    return [t for t in texts if t.strip()]
+
+
+def build_input(folder: Path) -> tuple[Path, float, int]:
+    """The JSONL both tools read; its MB of text and document count."""
+    texts = bench_texts(REVIEWS)
     folder.mkdir(parents=True)
     path = folder / "corpus.jsonl"
     with path.open("w", encoding="utf-8") as out:
