@@ -26,7 +26,13 @@ from tests.guard.corpus import petitions
 from tests.guard.worst_case import order, worst_case_app
 from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
-from tokenclub.db.guard_schema import GuardCappedDocument, GuardCoverage, GuardCoverageHold, GuardEvent
+from tokenclub.db.guard_schema import (
+    GuardCappedDocument,
+    GuardCoverage,
+    GuardCoverageHold,
+    GuardCustomerState,
+    GuardEvent,
+)
 from tokenclub.gateway.app import create_app
 from tokenclub.gateway.upstream import ModelRoute
 from tokenclub.guard.audits.extraction import client_for
@@ -35,6 +41,7 @@ from tokenclub.guard.detection.coverage import Limits
 from tokenclub.guard.indexing.index import IndexParams, writer
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.service import PASS, GatewayGuard
+from tokenclub.guard.state.customer_state import read_admission
 
 MODEL = "worst-case"
 DOCS = petitions()[10:40]
@@ -231,6 +238,38 @@ def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path:
         assert admitted.count(True) == expected
         with db.transaction() as session:
             assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == expected
+
+
+def test_an_admission_reads_a_customers_grams_only_while_it_has_state_in_the_window(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    """The first read says whether the guard kept anything for the customer: without state an
+    admission adds its hold and reads nothing else; once grams are kept, a customer past its
+    coverage is refused (and its hold dropped) until the window has moved past them."""
+    with shop(db, tmp_path, upstream, 1) as place:
+        guard = GatewayGuard(place.root, "block", "strict", check_every_s=0.0, limits=LIMITS)
+        index = guard.scanner.current()
+        assert index is not None
+        doc = DOCS.index(TARGET)
+        ordinals = frozenset(range(0, index.docs.letters(doc) // index.params.stride, 6))
+        with db.transaction() as session:
+            key = authenticate(session, place.customers[0].key)
+            assert isinstance(key, KeyView)
+            fresh = read_admission(session, key.customer_id, 1_000, hold=False)
+            assert fresh.last_s is None and not fresh.active(0) and fresh.hold is None
+            check = guard.with_tally(session, key, PASS, now=1_000.0)
+            assert not check.refuse and check.hold is not None
+            guard.keep_coverage(session, key, {doc: ordinals}, check.hold, now=1_000.0)
+            kept = read_admission(session, key.customer_id, 1_000, hold=False)
+            assert kept.last_s == 1_000 and kept.active(1_000 - LIMITS.window_s)
+            guard.keep_coverage(session, key, {doc: frozenset({1})}, None, now=900.0)  # older: newest kept
+            assert session.scalar(select(GuardCustomerState.last_s)) == 1_000
+        with db.transaction() as session:
+            refused = guard.with_tally(session, key, PASS, now=1_001.0)
+            assert refused.refuse and refused.hold is None and refused.coverage is not None
+            assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == 0
+            later = guard.with_tally(session, key, PASS, now=1_001.0 + LIMITS.window_s)
+            assert not later.refuse and later.hold is not None
 
 
 def test_fresh_text_is_not_refused(db: Database, tmp_path: Path, upstream: str) -> None:

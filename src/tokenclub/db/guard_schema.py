@@ -114,6 +114,18 @@ class GuardCoverageHold(Base):
     created_s: Mapped[int] = mapped_column(BigInteger)
 
 
+class GuardCustomerState(Base):
+    """When the guard last kept state for a customer (grams, fragments or credits): an admission
+    reads this one row and, when it is older than every window, skips reading the rest."""
+
+    __tablename__ = "guard_customer_state"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id"), primary_key=True, autoincrement=False
+    )
+    last_s: Mapped[int] = mapped_column(BigInteger)
+
+
 class GuardCappedDocument(Base):
     """A contributed document whose coverage over all customers passed the document cap: every
     reply carrying its grams is refused until `capped_s` leaves the coverage window. Gateway

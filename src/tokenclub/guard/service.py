@@ -55,16 +55,16 @@ from tokenclub.guard.indexing.build import guard_root
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.state.coverage_store import (
     add_grams,
-    add_hold,
     cap_document,
     capped_documents,
-    capped_version,
     customer_grams,
     document_grams,
     drop_hold,
+    forget_stale_holds,
     live_holds,
     lock_customer,
 )
+from tokenclub.guard.state.customer_state import Admission, kept_state, read_admission
 from tokenclub.guard.state.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.state.fragment_store import load_fragments, save_fragments
 from tokenclub.guard.state.tallies import add_credits, window_totals
@@ -241,27 +241,41 @@ class GatewayGuard:
         """The request's check escalated by what the key's customer copied in the window: past
         the soft budget it is answered under the strict threshold, past the hard budget or its
         coverage of a document refused. It also carries the customer's recent fragments, which
-        the reply must not join, and the coverage hold an admitted request reserves."""
-        moment = time.time() if now is None else now
-        checked = self._with_tally(session, key, check, moment)
-        index = self.scanner.current()
-        if checked.refuse or self.limits is None or index is None or not index.docs.present:
-            return checked
-        return replace(checked, hold=add_hold(session, key.customer_id, int(moment)))
+        the reply must not join, and the coverage hold an admitted request reserves.
 
-    def _with_tally(self, session: Session, key: KeyView, check: PromptCheck, moment: float) -> PromptCheck:
+        One statement reads whether the customer has state in any window (and adds the hold);
+        only then are its grams, holds, fragments and tallies read."""
+        moment = time.time() if now is None else now
         index = self.scanner.current()
         if index is None:
             return check
         if self.own_text:
             check = replace(check, own_partner=self._partner_of(session, key.customer_id))
-        if self.limits is not None:
-            check = self._with_coverage(session, key, check, int(moment))
-            if check.refuse:
-                return check
-        if self.budget is None:
-            return check
+        coverage = self.limits is not None and index.docs.present
+        admission = read_admission(session, key.customer_id, int(moment), hold=coverage)
+        checked = replace(check, hold=admission.hold)
+        if coverage:
+            checked = self._with_coverage(session, key, checked, admission, int(moment))
+        if not checked.refuse and self.budget is not None:
+            checked = self._with_budget(session, key, checked, admission, moment, index)
+        if checked.refuse and admission.hold is not None:
+            drop_hold(session, admission.hold)
+            checked = replace(checked, hold=None)
+        return checked
+
+    def _with_budget(
+        self,
+        session: Session,
+        key: KeyView,
+        check: PromptCheck,
+        admission: Admission,
+        moment: float,
+        index: GuardIndex,
+    ) -> PromptCheck:
+        assert self.budget is not None
         since = int(moment) - self.budget.window_s
+        if not admission.active(since):
+            return replace(check, earlier=())
         check = replace(
             check, earlier=tuple(load_fragments(session, key.customer_id, index.folder.name, since))
         )
@@ -278,20 +292,25 @@ class GatewayGuard:
         )
         return replace(check, refuse=True, accumulated=accumulated, message=message)
 
-    def _with_coverage(self, session: Session, key: KeyView, check: PromptCheck, now: int) -> PromptCheck:
+    def _with_coverage(
+        self, session: Session, key: KeyView, check: PromptCheck, admission: Admission, now: int
+    ) -> PromptCheck:
         """Refuse a customer past its coverage of any document, or holding counted letters of a
         capped document, reading its grams and holds in the admission's transaction with the
-        customer's row locked, so concurrent admissions count each other's holds (`with_tally`
-        adds this request's). The capped set is refreshed here for the reply's scan."""
+        customer's row locked, so concurrent admissions count each other's holds (this
+        request's own hold, added by `read_admission`, is not counted). A customer without
+        state in the window holds no document, so nothing of it is read. The capped set is
+        refreshed here for the reply's scan."""
         index = self.scanner.current()
         limits = self.limits
-        if index is None or limits is None or not index.docs.present:
-            return check
-        capped = self._refresh_capped(session, index, now)
-        lock_customer(session, key.customer_id)
+        assert index is not None and limits is not None
+        capped = self._refresh_capped(session, index, admission.capped_version, now)
         since = now - limits.window_s
+        if not admission.active(since):
+            return check
+        lock_customer(session, key.customer_id)
         mine, asked = customer_grams(session, key.customer_id, index.folder.name, since)
-        holds = live_holds(session, key.customer_id, now - limits.hold_s)
+        holds = live_holds(session, key.customer_id, now - limits.hold_s) - (admission.hold is not None)
         lengths = {doc: index.docs.letters(doc) for doc in mine}
         frozen = {doc: frozenset(v) for doc, v in mine.items()}
         reserved = holds * limits.reserve
@@ -306,13 +325,15 @@ class GatewayGuard:
         message = COVERAGE_MESSAGE.format(letters=found.letters, limit=found.limit) if own else CAPPED_MESSAGE
         return replace(check, refuse=True, coverage=decision, message=message)
 
-    def _refresh_capped(self, session: Session, index: GuardIndex, now: int) -> frozenset[int]:
+    def _refresh_capped(
+        self, session: Session, index: GuardIndex, version: tuple[int, int], now: int
+    ) -> frozenset[int]:
         """The capped documents of the live generation, reloaded (with their grams) when the
-        table changed, the generation changed, or a cap left the window."""
+        table changed (`version`, read with the admission), the generation changed, or a cap
+        left the window."""
         assert self.limits is not None
         since = now - self.limits.window_s
         cache = self._capped
-        version = capped_version(session)
         expired = any(capped_s < since for capped_s in cache.docs.values())
         if version != cache.version or cache.generation != index.folder.name or expired:
             docs = capped_documents(session, index.folder.name, since) if version[0] else {}
@@ -413,9 +434,11 @@ class GatewayGuard:
         moment = int(time.time() if now is None else now)
         since = moment - limits.window_s
         if hold is not None:
-            drop_hold(session, hold, key.customer_id, moment - limits.hold_s)
+            drop_hold(session, hold)
         if not grams:
             return []
+        forget_stale_holds(session, key.customer_id, moment - limits.hold_s)
+        kept_state(session, key.customer_id, moment)
         docs = sorted(grams)
         before = document_grams(session, index.folder.name, docs, since)
         partners = {doc: index.docs.partner(doc) for doc in docs}
@@ -445,11 +468,12 @@ class GatewayGuard:
         now: float | None = None,
     ) -> None:
         """Add a delivered reply's credits to the tally and keep its fragments (in the caller's
-        transaction)."""
+        transaction); a reply that carried neither writes nothing."""
         index = self.scanner.current()
-        if self.budget is None or index is None:
+        if self.budget is None or index is None or not (credits or fragments):
             return
         moment = time.time() if now is None else now
+        kept_state(session, key.customer_id, int(moment))
         add_credits(session, key.id, credits, moment, self.budget)
         save_fragments(
             session,

@@ -1,14 +1,16 @@
 """Coverage in the database: the grams each customer was sent, and its requests in flight.
 
-A customer's admission locks its customer row (PostgreSQL `FOR UPDATE`; SQLite serialises
-writers), reads its grams and holds, and adds a hold in the same transaction, so two
-concurrent admissions see each other's reservation. The hold goes when the reply is tallied,
-or is ignored after `Limits.hold_s` (a request that died). Grams are kept for the coverage
-window; older rows of a customer are deleted whenever it is tallied.
+Every admission adds a hold (`customer_state.read_admission`, with its first read); a customer
+with grams in the window also has its customer row locked (PostgreSQL `FOR UPDATE`; SQLite
+serialises writers) and its grams and holds read in the same transaction, so two concurrent
+admissions see each other's reservation. The hold goes when the reply is tallied, or is
+ignored after `Limits.hold_s` (a request that died; such rows are deleted when the customer's
+grams are next written). Grams are kept for the coverage window; older rows of a customer are
+deleted whenever grams are added.
 
 A document capped (its coverage over all customers past the document cap) gets a row in
 `guard_capped_documents`; each gateway worker caches the set and reloads it when the table's
-(row count, newest id) changes, one indexed aggregate per admission.
+(row count, newest id), read with every admission, changes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,8 +33,10 @@ _CAPPED = cast(Table, GuardCappedDocument.__table__)
 
 
 def lock_customer(session: Session, customer_id: int) -> None:
-    """Serialise the customer's admissions until the transaction ends."""
-    session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    """Serialise the customer's admissions until the transaction ends. PostgreSQL's `FOR NO KEY
+    UPDATE`: the admission's hold, inserted first, holds a key-share lock on the row (its
+    foreign key), which `FOR UPDATE` would wait on in a concurrent admission: a deadlock."""
+    session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
 
 
 def customer_grams(
@@ -82,16 +86,13 @@ def live_holds(session: Session, customer_id: int, since: int) -> int:
     )
 
 
-def add_hold(session: Session, customer_id: int, now: int) -> int:
-    result = session.execute(
-        insert(_HOLDS).values(customer_id=customer_id, created_s=now).returning(_HOLDS.c.id)
-    )
-    return int(result.scalar_one())
-
-
-def drop_hold(session: Session, hold: int, customer_id: int, stale: int) -> None:
-    """Release a tallied request's hold, and forget the customer's holds older than `stale`."""
+def drop_hold(session: Session, hold: int) -> None:
+    """Release a tallied request's hold (added with its admission, `customer_state.read_admission`)."""
     session.execute(delete(_HOLDS).where(_HOLDS.c.id == hold))
+
+
+def forget_stale_holds(session: Session, customer_id: int, stale: int) -> None:
+    """Forget the customer's holds older than `stale` (requests that died untallied)."""
     session.execute(delete(_HOLDS).where(_HOLDS.c.customer_id == customer_id, _HOLDS.c.created_s < stale))
 
 
@@ -162,12 +163,6 @@ def holdings(
         Holding(customer_id, doc, partner, frozenset(ordinals), last)
         for (customer_id, doc), (partner, ordinals, last) in sorted(found.items())
     ]
-
-
-def capped_version(session: Session) -> tuple[int, int]:
-    """(rows, newest id) of the capped documents: changes whenever one is capped or forgotten."""
-    rows, newest = session.execute(select(func.count(), func.max(_CAPPED.c.id)).select_from(_CAPPED)).one()
-    return int(rows or 0), int(newest or 0)
 
 
 def capped_documents(session: Session, generation: str, since: int) -> dict[int, int]:
