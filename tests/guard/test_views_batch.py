@@ -10,6 +10,7 @@ import pytest
 
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
+from tokenclub.guard.detection.coverage import reply_grams
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.views import BATCH
 
@@ -44,3 +45,22 @@ def test_a_batched_stream_cuts_no_later_than_one_scanned_every_call(scanner: Lea
 def test_a_fresh_reply_streamed_in_batches_goes_out_whole_and_in_order(scanner: LeakScanner) -> None:
     for text in [t for source in fresh_texts().values() for t in source[:20]]:
         assert _streamed(scanner, text, BATCH, 3) == (text, None)
+
+
+def test_only_a_reply_holding_no_counted_gram_as_sent_is_quiet(scanner: LeakScanner) -> None:
+    """`quiet` lets the gateway skip reading a reply again for joins, coverage and credits: it
+    must never say so of text that holds a gram of the index, plainly or through escapes."""
+    index = scanner.current()
+    assert index is not None
+    fresh = [t for source in fresh_texts().values() for t in source[:20]]
+    quiet = [text for text in fresh if scanner.inspect(text).quiet]
+    assert len(quiet) >= len(fresh) // 3  # the rest hold a gram of a few documents (a stock phrase)
+    for text in quiet:
+        assert reply_grams(index, text) == {}
+    assert not scanner.inspect(INTRO + SPAN + OUTRO).quiet
+    assert reply_grams(index, INTRO + SPAN + OUTRO)
+    escaped = "".join(f"&#{ord(c)};" for c in SPAN)
+    assert not scanner.inspect(escaped).quiet  # decoded: not read as sent
+    stream = scanner.watch("block")
+    stream.feed(quiet[0][:5])
+    assert not stream.quiet  # received but not scanned yet (a batch is gathering)

@@ -163,6 +163,7 @@ class GatewayGuard:
         self._capped = _Capped()
         self._attempts: dict[str, dict[int, frozenset[int]]] = {}  # reply id → capped grams asked for
         self._delivered: dict[str, dict[int, frozenset[int]]] = {}  # reply id → grams its scan found
+        self._quiet: dict[str, bool] = {}  # reply id → its scan found no counted gram in one text
         self._deliveries: Deliveries | None = None
 
     @staticmethod
@@ -494,7 +495,10 @@ class GatewayGuard:
         return {p: n for p, n in reply_credits(index, text, self.budget).items() if p != own}
 
     def reply_credits(self, data: dict[str, Any], endpoint: str, own: int | None = None) -> dict[int, int]:
-        """`credits` of what a scanned whole reply delivers, every channel of every choice."""
+        """`credits` of what a scanned whole reply delivers, every channel of every choice (none
+        when its scan found no counted gram in its one text)."""
+        if self._quiet.pop(str(data.get("id", "")), False):
+            return {}
         texts = [
             t for choice in data.get("choices") or () for t in channels(choice, _endpoint(endpoint)).values()
         ]
@@ -541,7 +545,7 @@ class GatewayGuard:
                 _guard_choice(choice, kind, {}, "block")
                 asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
                 continue
-            if self.limits is not None:
+            if self.limits is not None and not _quiet(found):
                 join, grams = self.joined(str(data["id"]), "\n".join(channels(choice, kind).values()), own)
                 if join is not None:  # it would complete a leak with other replies' pieces
                     _guard_choice(choice, kind, {}, "block")
@@ -558,6 +562,10 @@ class GatewayGuard:
             self._delivered[str(data["id"])] = delivered
             while len(self._delivered) > _ATTEMPTS_KEPT:
                 self._delivered.pop(next(iter(self._delivered)))
+        if len(data["choices"]) == 1 and _quiet(found):
+            self._quiet[str(data["id"])] = True
+            while len(self._quiet) > _ATTEMPTS_KEPT:
+                self._quiet.pop(next(iter(self._quiet)))
         leaks = [result for result in results if result.leaked]
         if not leaks:
             return (self.capped_decision(asked) if asked else joined), kept
@@ -577,6 +585,13 @@ class GatewayGuard:
         """The fragments a reply's runs are tested against (its own are added as they close);
         None, and no joins, when accumulation is off."""
         return list(earlier) if self.budget is not None else None
+
+
+def _quiet(found: dict[Channel, ScanResult]) -> bool:
+    """Whether a choice is one text that holds no counted gram (`ScanResult.quiet`): its joins,
+    grams and credits are then empty without reading it again. Several texts are read joined,
+    where a gram may span two of them, so they are read."""
+    return len(found) == 1 and next(iter(found.values())).quiet
 
 
 def _endpoint(endpoint: str) -> Endpoint:
@@ -723,12 +738,12 @@ class StreamGuard:
 
     def credits(self) -> dict[int, int]:
         """Copied letters per partner in what the client was sent (all channels), for the tally."""
-        return self.owner.credits(self._sent_text(), self.own)
+        return {} if self._quiet() else self.owner.credits(self._sent_text(), self.own)
 
     def grams(self) -> dict[int, frozenset[int]]:
         """The documents' grams the client was sent (all channels) and the capped grams it was
         refused (it asked for them), for coverage."""
-        found = self.owner.grams(self._sent_text(), self.own)
+        found = {} if self._quiet() else self.owner.grams(self._sent_text(), self.own)
         for doc, ordinals in self._asked.items():
             found[doc] = found.get(doc, frozenset()) | ordinals
         return found
@@ -766,11 +781,19 @@ class StreamGuard:
             if not text or looked == len(received):
                 continue
             self._looked[channel] = len(received)
+            if self._scanners[channel].quiet and len(self._received) == 1:
+                continue  # no counted gram in it: nothing to join
             start = max(0, looked - _GRAM_CONTEXT)
             self._joined, _ = self.owner.joined(self.reply_id, received[start:], self.own)
             if self._joined is not None:
                 return True
         return False
+
+    def _quiet(self) -> bool:
+        """Whether the reply is one text that held no counted gram (`ViewScanner.quiet`): what
+        was sent of it holds none either."""
+        one = len(self._received) == 1 and len(self._sent) <= 1
+        return one and all(scanner.quiet for scanner in self._scanners.values())
 
     def _sent_text(self) -> str:
         return "\n".join("".join(parts) for parts in self._sent.values())

@@ -63,6 +63,7 @@ class ScanResult:
     redacted: str
     joins: tuple[Join, ...] = ()
     pieces: tuple[Fragment, ...] = ()  # fragments of the copied runs the redacted reply still holds
+    quiet: bool = False  # the text as sent holds no counted gram of any document (`ViewScanner.quiet`)
 
     @property
     def leaked(self) -> bool:
@@ -133,6 +134,7 @@ class _Reading:
         self.keep = keep
         self.consumed = 0  # characters
         self.seen = 0  # letters
+        self.held = 0  # grams the index holds (counted ones), read either way
         self.owners = array("q")
         self.letters = array("I")
 
@@ -150,6 +152,7 @@ class _Reading:
             held = self.index.contains_keys(ahead + behind if behind else ahead)
             if True not in held:  # nearly every streamed token
                 return [], []
+            self.held += held.count(True)
             split = len(ahead)
             return (
                 [(first + i, key) for i, key in enumerate(ahead) if held[i]],
@@ -161,6 +164,7 @@ class _Reading:
         chosen = np.flatnonzero(self.index.contains(keys))
         if not len(chosen):
             return [], []
+        self.held += len(chosen)
         found = list(zip(chosen.tolist(), keys[chosen].tolist(), strict=True))
         return (
             [(first + i, key) for i, key in found if i < split],
@@ -278,6 +282,11 @@ class StreamScanner:
     def spans(self) -> tuple[LeakSpan, ...]:
         """Leaks found so far, merged where they touch."""
         return tuple(region.span() for region in self._regions)
+
+    @property
+    def held(self) -> int:
+        """Counted grams of the index found in the text so far (both directions of a shared reading)."""
+        return self._reading.held
 
     @property
     def sent_pieces(self) -> list[Fragment]:
@@ -507,4 +516,5 @@ class LeakScanner:
         """`scan` in every canonical view."""
         scanner = self.watch("redact", strict, earlier, own)
         redacted = scanner.feed(text) + scanner.finish()
-        return ScanResult(scanner.spans, redacted, tuple(scanner.joins), tuple(scanner.sent_pieces))
+        joins, pieces = tuple(scanner.joins), tuple(scanner.sent_pieces)
+        return ScanResult(scanner.spans, redacted, joins, pieces, scanner.quiet)

@@ -243,6 +243,19 @@ class ViewScanner:
         return self._views[0].scanner.sent_pieces
 
     @property
+    def quiet(self) -> bool:
+        """Whether the text received so far holds no counted gram of any document as it is:
+        all of it scanned, the decoder changed nothing (every escape it decodes is longer than
+        what it stands for, so equal lengths mean no change) and the plain reading found no
+        gram the index counts, either way. Then coverage, joins and credits, which read the
+        same grams of the same letters, find nothing in it either."""
+        return (
+            self._paired
+            and self._scanned == self._received == self._decoded_length
+            and self._views[0].scanner.held == 0
+        )
+
+    @property
     def spans(self) -> tuple[LeakSpan, ...]:
         """Leaks found in any view, in the reply's offsets."""
         found = []
