@@ -96,18 +96,38 @@ def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.nd
     `held_before(unique_keys)` tells which keys the index held before the batch."""
     if not len(keys):
         return keys, np.zeros(0, dtype=np.int64)
+    # Most keys occur once in a batch (one document): one plain sort finds the few that repeat,
+    # and only their (key, document) pairs are sorted as pairs.
+    ordered = np.sort(keys)
+    again = ordered[1:] == ordered[:-1]
+    repeats = np.unique(ordered[1:][again])
+    alone = np.ones(len(ordered), dtype=np.bool_)
+    alone[1:] &= ~again
+    alone[:-1] &= ~again
+    singles = ordered[alone]
+    spot = np.searchsorted(repeats, keys)
+    inside = spot < len(repeats)
+    chosen_rows = np.flatnonzero(inside)[repeats[spot[inside]] == keys[inside]]
+    pair_keys, pair_owners = keys[chosen_rows], owner[chosen_rows]
     # Distinct (key, document) pairs by one lexsort: np.unique(axis=0) sorts rows as opaque
     # records, an order of magnitude slower.
-    order = np.lexsort((owner, keys))
-    sorted_keys, sorted_owners = keys[order], owner[order]
+    order = np.lexsort((pair_owners, pair_keys))
+    sorted_keys, sorted_owners = pair_keys[order], pair_owners[order]
     first = np.ones(len(sorted_keys), dtype=np.bool_)
     first[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_owners[1:] != sorted_owners[:-1])
-    pair_keys = sorted_keys[first]
-    starts = np.flatnonzero(np.concatenate(([True], pair_keys[1:] != pair_keys[:-1])))
-    unique, documents = pair_keys[starts], np.diff(np.append(starts, len(pair_keys)))
-    extra = documents.astype(np.int64) - (~np.asarray(held_before(unique), dtype=np.bool_)).astype(np.int64)
+    distinct = sorted_keys[first]
+    starts = np.flatnonzero(
+        np.concatenate((np.ones(min(1, len(distinct)), dtype=np.bool_), distinct[1:] != distinct[:-1]))
+    )
+    unique = np.concatenate((singles, distinct[starts]))
+    documents = np.concatenate(
+        (np.ones(len(singles), dtype=np.int64), np.diff(np.append(starts, len(distinct))))
+    )
+    extra = documents - (~np.asarray(held_before(unique), dtype=np.bool_)).astype(np.int64)
     chosen = extra > 0
-    return unique[chosen], extra[chosen]
+    kept, kept_extra = unique[chosen], extra[chosen]
+    order = np.argsort(kept)
+    return kept[order], kept_extra[order]
 
 
 def public_root(guard_root: Path) -> Path:

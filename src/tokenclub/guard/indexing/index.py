@@ -153,19 +153,31 @@ def document_keys(
 ) -> tuple[U64, np.ndarray]:
     """Keys of the stride-aligned grams of each text (every `step` letters instead, when given),
     and the index of the text of each key."""
+    keys, owner, _ = letter_keys(params, [normalize(text).letters for text in texts], step)
+    return keys, owner
+
+
+def letter_keys(
+    params: IndexParams, streams: Sequence[np.ndarray], step: int | None = None
+) -> tuple[U64, np.ndarray, np.ndarray]:
+    """`document_keys` of texts already normalised (their guard letters), with each key's
+    position in its text's letters."""
     stride = params.stride if step is None else step
-    streams = [normalize(text).letters for text in texts]
     lengths = np.array([len(s) for s in streams], dtype=np.int64)
     counts = np.maximum(0, (lengths - params.width) // stride + 1)
     if not counts.sum():
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.uint64), empty, empty
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     owner = np.repeat(np.arange(len(streams)), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    step_of = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
-    starts = np.repeat(offsets, counts) + step_of * stride
+    position = (np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)) * stride
     letters = np.concatenate(streams)
-    return GramHash(params.width, params.seed).at(letters, starts), owner
+    return (
+        GramHash(params.width, params.seed).at(letters, np.repeat(offsets, counts) + position),
+        owner,
+        position,
+    )
 
 
 @dataclass(slots=True)
@@ -319,7 +331,11 @@ class GuardIndex:
         kept = [i for i, partner in enumerate(partner_ids) if partner not in self.withdrawn]
         texts, partner_ids = [texts[i] for i in kept], [partner_ids[i] for i in kept]
         self.tokens += sum(tokens[i] for i in kept) if tokens else 0
-        keys, owner = document_keys(self.params, texts)
+        streams = [normalize(text).letters for text in texts]
+        # every position's gram (the sketch counts them all), of which the stride-aligned ones are stored
+        every, every_owner, position = letter_keys(self.params, streams, step=1)
+        aligned = position % self.params.stride == 0
+        keys, owner = every[aligned], every_owner[aligned]
         if not len(keys):
             self._save()
             return 0
@@ -335,10 +351,9 @@ class GuardIndex:
         if self.sketch is not None:
             # every position, not only the stored grams: a passage shared by many documents
             # sits at a different alignment in each, and each of its grams must be counted
-            every, every_owner = document_keys(self.params, texts, step=1)
             self.sketch.add(*repeated(every, every_owner, lambda unique: _held(self._members, unique)))
         member.add(keys)
-        letters = np.array([len(normalize(text).letters) for text in texts], dtype=np.int64)
+        letters = np.array([len(stream) for stream in streams], dtype=np.int64)
         write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64))
         self._docs = None
         partners = np.asarray(partner_ids, dtype=np.int64)[owner]
