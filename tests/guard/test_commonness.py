@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
+from tokenclub.guard.detection.accumulate import Budget, reply_credits
+from tokenclub.guard.detection.coverage import reply_grams
+from tokenclub.guard.detection.fragments import fragments_of
 from tokenclub.guard.detection.scanner import LeakScanner, Policy
 from tokenclub.guard.indexing.commonness import DocumentFrequency, clear_of_shared, repeated
 from tokenclub.guard.indexing.index import Commonness, IndexParams, document_keys, open_index, writer
@@ -222,3 +225,20 @@ def test_repeated_counts_each_keys_distinct_documents(pairs: list[tuple[int, int
     want = {k: len(ds) - (k not in held) for k, ds in documents.items() if len(ds) - (k not in held) > 0}
     assert dict(zip(got_keys.tolist(), got_extra.tolist(), strict=True)) == want
     assert got_keys.tolist() == sorted(want)
+
+
+def test_coverage_credits_and_fragments_skip_grams_beside_common_text(tmp_path: Path) -> None:
+    """The same rule wherever a reply's hits are counted: coverage (`reply_grams`), the
+    customer's tally (`reply_credits`) and the fragments kept for joins (`fragments_of`)."""
+    scanner = _index(tmp_path, _shifted(12, stock=5) + DOCS[12:], batch=1)
+    index = scanner.current()
+    assert index is not None
+    budget = Budget(soft=100, hard=200, window_s=3600)
+    common = FRESH + STOCK + NOTICE + " " + FRESH
+    assert reply_grams(index, common) == {}
+    assert reply_credits(index, common, budget) == {}
+    assert fragments_of(index, common) == []
+    secret = FRESH + _letters(DOCS[15], 60, 60) + FRESH
+    assert set(reply_grams(index, secret)) == {15}
+    assert set(reply_credits(index, secret, budget)) == {1}
+    assert len(fragments_of(index, secret)) == 1
