@@ -279,6 +279,9 @@ def test_fresh_text_is_not_refused(db: Database, tmp_path: Path, upstream: str) 
             for piece in pieces(text, 200):
                 assert ask(client, piece, stream=at % 2 == 1) is not None
     assert not events(db, "coverage") and not events(db, "coverage_capped")
-    with db.transaction() as session:  # stock sentences of short documents were counted, within the floor
+    # six of the fresh petitions end with the moderation notice, which 14 of the 30 documents
+    # hold: its grams are common, and the grams that straddle it and the words around it (held
+    # by fewer documents) overlap them, so none is counted (they were, within the floor)
+    with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == 0
-        assert (session.scalar(select(func.count()).select_from(GuardCoverage)) or 0) > 0
+        assert (session.scalar(select(func.count()).select_from(GuardCoverage)) or 0) == 0

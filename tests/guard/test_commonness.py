@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
-from tokenclub.guard.detection.scanner import LeakScanner
-from tokenclub.guard.indexing.commonness import DocumentFrequency, repeated
+from tokenclub.guard.detection.accumulate import Budget, reply_credits
+from tokenclub.guard.detection.coverage import reply_grams
+from tokenclub.guard.detection.fragments import fragments_of
+from tokenclub.guard.detection.scanner import LeakScanner, Policy
+from tokenclub.guard.indexing.commonness import DocumentFrequency, clear_of_shared, repeated
 from tokenclub.guard.indexing.index import Commonness, IndexParams, document_keys, open_index, writer
+from tokenclub.guard.normalize import guard_text, normalize
 
 NOTICE = "[본 게시물의 일부 내용이 국민청원 요건에 위배되어 관리자에 의해 수정되었습니다. 양해 부탁드립니다.]"
 ARTICLE = (
@@ -40,17 +46,124 @@ def test_a_notice_in_many_documents_is_not_a_leak_but_their_own_text_is(tmp_path
     assert rare.inspect(FRESH + NOTICE + FRESH).leaked
 
 
-def test_known_gap_a_notice_indexed_one_document_at_a_time_at_shifting_alignments_looks_rare(
-    tmp_path: Path,
-) -> None:
-    """Known limit (docs/leak-guard.md): one document indexed at a time only counts the
-    alignments earlier ones stored, so a notice at a new alignment in each of 12 documents is
-    still rare; indexed together (the test above) it is common."""
-    cut = [40 + 7 * i for i in range(12)]
-    docs = [f"{text[: cut[i]]}\n{NOTICE}\n{text[cut[i] :]}" for i, text in enumerate(DOCS[:12])]
-    scanner = _index(tmp_path, docs + DOCS[12:], batch=1)
-    assert scanner.inspect(FRESH + NOTICE + FRESH).leaked
+STOCK = "간곡히 부탁드립니다 "  # 20 guard letters: shorter than a leak
+
+
+def _shifted(count: int, stock: int = 0) -> list[str]:
+    """The notice in `count` documents, a new alignment in each; the first `stock` of them
+    have a stock phrase right before it (a straddling gram is held by those only)."""
+    cut = [40 + 7 * i for i in range(count)]
+    return [
+        f"{text[: cut[i]]}\n{STOCK if i < stock else ''}{NOTICE}\n{text[cut[i] :]}"
+        for i, text in enumerate(DOCS[:count])
+    ]
+
+
+def _letters(text: str, start: int, count: int) -> str:
+    """The characters of `text` holding its guard letters [start, start + count)."""
+    owners = normalize(text).owners
+    return text[int(owners[start]) : int(owners[start + count - 1]) + 1]
+
+
+def _streamed(scanner: LeakScanner, text: str, size: int, policy: Policy = "redact") -> tuple[str, bool]:
+    """The released text and the verdict of a stream of `size`-character chunks (every view)."""
+    stream = scanner.watch(policy)
+    out = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size)) + stream.finish()
+    return out, stream.blocked or bool(stream.spans)
+
+
+def test_a_notice_indexed_one_document_at_a_time_at_shifting_alignments_is_common(tmp_path: Path) -> None:
+    """The notice in 10 documents (the threshold), each at a new alignment, indexed one at a
+    time: only the first document's alignment reads 9 more documents, the others fewer, and
+    chains at those alignments were leaks (docs/leak-guard.md). A hit whose gram overlaps a
+    common gram of the reply no longer counts, whole or streamed, in any view."""
+    scanner = _index(tmp_path, _shifted(10) + DOCS[10:], batch=1)
+    reply = FRESH + NOTICE + FRESH
+    assert not scanner.scan(reply).leaked and not scanner.inspect(reply).leaked
+    for size in (1, 7, 64):
+        assert _streamed(scanner, reply, size) == (reply, False)
+        assert _streamed(scanner, reply, size, "block") == (reply, False)
     assert scanner.inspect(FRESH + DOCS[14][40:140] + FRESH).leaked
+    # one document fewer than the threshold: still protected like any text
+    rare = _index(tmp_path / "rare", _shifted(9) + DOCS[9:], batch=1)
+    assert rare.scan(reply).leaked and rare.inspect(reply).leaked
+
+
+def test_a_unique_passage_of_the_leak_length_is_caught_whole_and_streamed(tmp_path: Path) -> None:
+    scanner = _index(tmp_path, _shifted(10) + DOCS[10:], batch=1)
+    secret = _letters(DOCS[15], 60, 50)
+    reply = FRESH + secret + FRESH
+    whole = scanner.inspect(reply)
+    assert len(whole.spans) == 1 and whole.spans[0].matched >= 46 and secret not in whole.redacted
+    for size in (1, 7, 64):
+        out, flagged = _streamed(scanner, reply, size)
+        assert flagged and out == whole.redacted
+        out, flagged = _streamed(scanner, reply, size, "block")
+        assert flagged and out == reply[: whole.spans[0].start]
+    # 40 letters hold at most three aligned grams: not a leak
+    assert not scanner.inspect(FRESH + _letters(DOCS[15], 60, 40) + FRESH).leaked
+
+
+def test_a_secret_passage_right_after_a_common_one_is_caught_from_the_leak_length(tmp_path: Path) -> None:
+    """Document 3 holds the (common) notice and then its own text: 50 of its own letters after
+    the notice are a leak, whole and streamed; 35 are not (a gram that overlaps the notice
+    does not count, and 35 letters hold too few grams of their own)."""
+    docs = _shifted(10) + DOCS[10:]
+    scanner = _index(tmp_path, docs, batch=1)
+    start = docs[3].index(NOTICE)
+    after = len(guard_text(docs[3][: start + len(NOTICE)]))
+    for secret, leaked in ((50, True), (60, True), (35, False)):
+        reply = FRESH + docs[3][start : start + len(NOTICE)] + _letters(docs[3], after, secret) + FRESH
+        whole = scanner.inspect(reply)
+        assert whole.leaked == leaked, secret
+        assert _streamed(scanner, reply, 5)[1] == leaked
+        assert _streamed(scanner, reply, 5, "block")[1] == leaked
+        if leaked:  # the grams of the secret letters, at least five (46 letters)
+            assert max(span.matched for span in whole.spans) >= 46
+
+
+def test_a_stock_phrase_running_into_a_common_notice_is_not_a_leak(tmp_path: Path) -> None:
+    """The straddling grams (a stock phrase and the start of the notice) are held by 5 of the
+    12 documents only, fewer than the threshold; they overlap the notice's common grams."""
+    scanner = _index(tmp_path, _shifted(12, stock=5) + DOCS[12:], batch=1)
+    reply = FRESH + STOCK + NOTICE + " " + FRESH
+    assert not scanner.scan(reply).leaked and not scanner.inspect(reply).leaked
+    for size in (1, 9):
+        assert _streamed(scanner, reply, size, "block") == (reply, False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 400), max_size=40))
+def test_commonness_does_not_depend_on_the_chunking(
+    tmp_path_factory: pytest.TempPathFactory, cuts: list[int]
+) -> None:
+    scanner = _common_scanner(tmp_path_factory)
+    docs = _shifted(10, stock=4)
+    start = docs[2].index(NOTICE)
+    reply = FRESH + docs[2][start - 30 : start + len(NOTICE) + 60] + FRESH + STOCK + NOTICE + FRESH
+    whole = scanner.inspect(reply)
+    bounds = [0, *sorted(c for c in cuts if c <= len(reply)), len(reply)]
+    for policy in ("redact", "block"):
+        stream = scanner.watch(policy)
+        out = "".join(stream.feed(reply[a:b]) for a, b in pairwise(bounds)) + stream.finish()
+        assert out == (whole.redacted if policy == "redact" else reply[: whole.spans[0].start])
+
+
+_SCANNERS: dict[str, LeakScanner] = {}
+
+
+def _common_scanner(factory: pytest.TempPathFactory) -> LeakScanner:
+    if "common" not in _SCANNERS:
+        _SCANNERS["common"] = _index(factory.mktemp("common"), _shifted(10, stock=4) + DOCS[10:], batch=1)
+    return _SCANNERS["common"]
+
+
+def test_clear_of_shared_drops_held_grams_within_a_width_of_a_shared_one() -> None:
+    held = np.array([1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=np.bool_)
+    shared = np.zeros(12, dtype=np.bool_)
+    assert clear_of_shared(held, shared, 3).tolist() == held.tolist()
+    shared[5] = True
+    assert clear_of_shared(held, shared, 3).tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
 
 
 def test_the_sketch_never_counts_fewer_documents_than_hold_a_gram(tmp_path: Path) -> None:
@@ -112,3 +225,20 @@ def test_repeated_counts_each_keys_distinct_documents(pairs: list[tuple[int, int
     want = {k: len(ds) - (k not in held) for k, ds in documents.items() if len(ds) - (k not in held) > 0}
     assert dict(zip(got_keys.tolist(), got_extra.tolist(), strict=True)) == want
     assert got_keys.tolist() == sorted(want)
+
+
+def test_coverage_credits_and_fragments_skip_grams_beside_common_text(tmp_path: Path) -> None:
+    """The same rule wherever a reply's hits are counted: coverage (`reply_grams`), the
+    customer's tally (`reply_credits`) and the fragments kept for joins (`fragments_of`)."""
+    scanner = _index(tmp_path, _shifted(12, stock=5) + DOCS[12:], batch=1)
+    index = scanner.current()
+    assert index is not None
+    budget = Budget(soft=100, hard=200, window_s=3600)
+    common = FRESH + STOCK + NOTICE + " " + FRESH
+    assert reply_grams(index, common) == {}
+    assert reply_credits(index, common, budget) == {}
+    assert fragments_of(index, common) == []
+    secret = FRESH + _letters(DOCS[15], 60, 60) + FRESH
+    assert set(reply_grams(index, secret)) == {15}
+    assert set(reply_credits(index, secret, budget)) == {1}
+    assert len(fragments_of(index, secret)) == 1

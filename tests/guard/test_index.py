@@ -13,7 +13,9 @@ from tests.guard.corpus import petitions
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.indexing.index import (
     DEFAULT_CAPACITY,
+    DEPTH,
     GROWTH,
+    SKETCH_MIN_WIDTH,
     GuardIndex,
     IndexParams,
     LiveIndex,
@@ -117,7 +119,8 @@ def test_a_fresh_index_is_sized_from_what_it_holds(tmp_path: Path) -> None:
             filters = index.nbytes - (index.sketch.nbytes if index.sketch else 0)
             held = max(DEFAULT_CAPACITY, math.ceil(grams * GROWTH))
             assert filters <= (PARAMS.member_bits + PARAMS.partner_bits) / 8 * held + 128
-            sizes.append(index.nbytes)
+            assert index.sketch is not None and index.sketch.nbytes == DEPTH * SKETCH_MIN_WIDTH
+            sizes.append(filters)
     assert sizes[0] < 16_000 and sizes[1] > 4 * sizes[0]
 
 

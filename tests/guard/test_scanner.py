@@ -187,7 +187,7 @@ def test_streaming_redaction_equals_the_whole_scan_for_every_chunking(
     assert guard_text(SPAN)[:50] not in guard_text(out)
 
 
-Hits = list[list[tuple[int, int]]]
+Hits = list[list[tuple[int, int, bool]]]
 
 
 def _forced(scanner: LeakScanner, small_chunk: int, pieces: list[str]) -> tuple[Hits, str]:
@@ -220,7 +220,7 @@ def test_integer_and_vectorised_paths_find_the_same_hits(
     vectorised, vectorised_out = _forced(scanner, -1, pieces)
     assert integer == vectorised
     assert integer_out == vectorised_out == scanner.scan(reply).redacted
-    found = [position for piece in integer for position, _ in piece]
+    found = [position for piece in integer for position, _, _ in piece]
     assert len(found) >= (len(guard_text(petitions()[doc][100:400])) - 31) // 5
     assert found == sorted(found)
 

@@ -4,7 +4,8 @@ Chains and joins (`guard/detection/fragments.py`, `guard/detection/accumulate.py
 patient customer who takes a document in pieces shorter than that gets it all. Coverage
 counts instead every distinct indexed gram of a document that a delivered reply carried,
 single hits included: the reply's grams at every position are looked up in the index and,
-when they count (not common, not public), in the gram→document table (`guard/indexing/doctable.py`),
+when they count (not common, not public, overlapping no common or public gram of the reply:
+`GuardIndex.counted`), in the gram→document table (`guard/indexing/doctable.py`),
 which gives the document and the gram's place in it. The letters a customer holds of a
 document are the union of its grams' spans (`width` letters every `stride`), so the same
 piece sent twice counts once and neighbouring pieces do not double.
@@ -82,7 +83,7 @@ def reply_grams(index: GuardIndex, text: str, own: int | None = None) -> dict[in
     keys, _ = document_keys(index.params, [text], step=1)
     if not len(keys):
         return {}
-    held = keys[index.contains(keys)]
+    held = keys[index.counted(keys)]  # not common, not public, not overlapping either
     found: dict[int, set[int]] = {}
     for hit in index.docs.lookup(np.unique(held)):
         if own is not None and index.docs.partner(hit.doc) == own:

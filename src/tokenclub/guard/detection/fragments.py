@@ -136,7 +136,7 @@ def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:
     letters, owners = normalized.letters.tolist(), normalized.owners.tolist()
     found = (
         make_fragment(index, letters, owners, keys[first : last + 1 : stride], first, last)
-        for first, last in _chains(np.flatnonzero(index.contains(keys)).tolist(), stride)
+        for first, last in _chains(np.flatnonzero(index.counted(keys)).tolist(), stride)
     )
     return [fragment for fragment in found if fragment is not None]
 

@@ -15,6 +15,17 @@ letter of a leak ever reaches the client: under the block policy the stream ends
 the leak's start, under the redact policy the leak is replaced by a marker and the stream goes
 on. Whatever the chunking, the released text is the same (the property tests check it), and a
 whole-text scan is a stream of one chunk.
+
+Common and public text (`guard/indexing/commonness.py`): a held gram that is common or public
+(*shared*) is no hit, and neither is a hit whose gram overlaps a shared gram of the reply (one
+`width` − 1 positions before or after it). A shared gram can come up to `width` − 1 positions
+after a hit, `2·width − 1` letters after the hit's start: hits are counted as they come and
+withdrawn from open chains when a shared gram turns up beside them, and a chain of a leak's
+hits is a leak (blocks the stream, or closes as one) only once its first `hits` are past that
+reach — until then it stays open, so its letters stay held (up to `width` − 1 letters longer
+than without commonness; an index with neither a sketch nor public text waits for nothing).
+So the verdict does not depend on the chunking. Runs too short to be a leak close as before,
+so a join can still be found with a hit that a later shared gram would have withdrawn.
 """
 
 from __future__ import annotations
@@ -27,7 +38,8 @@ import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
 from tokenclub.guard.hashing import U32, U64, ReversedRollingHasher, RollingHasher, feed_pair, gram_hash
-from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
+from tokenclub.guard.indexing.commonness import Clearing
+from tokenclub.guard.indexing.index import COUNTS, MISS, SHARED, GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import I64, char_letters, normalize, normalize_both, translate
 
 if TYPE_CHECKING:
@@ -37,7 +49,7 @@ Policy = Literal["block", "redact"]
 REDACTION = "[…]"
 SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
 MID_CHUNK = 256  # characters; up to this a chunk is normalized by `str.translate`
-Hits = list[tuple[int, int]]
+Hits = list[tuple[int, int, bool]]  # (start, key, shared: common or public)
 
 
 def holdback(params: IndexParams) -> int:
@@ -134,13 +146,13 @@ class _Reading:
         self.keep = keep
         self.consumed = 0  # characters
         self.seen = 0  # letters
-        self.held = 0  # grams the index holds (counted ones), read either way
+        self.held = 0  # grams the index holds that count by their own key (`COUNTS`), read either way
         self.owners = array("q")
         self.letters = array("I")
 
     def hits(self, chunk: str) -> tuple[Hits, Hits]:
-        """(start, key) of each gram completed by `chunk` that the index holds, read forwards
-        and backwards.
+        """(start, key, shared) of each gram completed by `chunk` that the index holds, read
+        forwards and backwards.
 
         A chunk of up to `SMALL_CHUNK` characters takes the integer path, a longer one the
         vectorised path; both give the same letters, keys and hits (the tests check it)."""
@@ -149,26 +161,32 @@ class _Reading:
             ahead, behind = self._small(chunk)
             if self.index is None:
                 return [], []
-            held = self.index.contains_keys(ahead + behind if behind else ahead)
-            if True not in held:  # nearly every streamed token
+            held = self.index.lookup_keys(ahead + behind if behind else ahead)
+            if not any(held):  # nearly every streamed token
                 return [], []
-            self.held += held.count(True)
+            self.held += held.count(COUNTS)
             split = len(ahead)
             return (
-                [(first + i, key) for i, key in enumerate(ahead) if held[i]],
-                [(first + i, key) for i, key in enumerate(behind) if held[split + i]],
+                [(first + i, key, held[i] == SHARED) for i, key in enumerate(ahead) if held[i] != MISS],
+                [
+                    (first + i, key, held[split + i] == SHARED)
+                    for i, key in enumerate(behind)
+                    if held[split + i] != MISS
+                ],
             )
         keys, split = self._vectorised(chunk)
         if self.index is None or not len(keys):
             return [], []
-        chosen = np.flatnonzero(self.index.contains(keys))
+        looked = self.index.lookup(keys)
+        chosen = np.flatnonzero(looked)
         if not len(chosen):
             return [], []
-        self.held += len(chosen)
-        found = list(zip(chosen.tolist(), keys[chosen].tolist(), strict=True))
+        self.held += int(np.count_nonzero(looked[chosen] == COUNTS))
+        shared = (looked[chosen] == SHARED).tolist()
+        found = list(zip(chosen.tolist(), keys[chosen].tolist(), shared, strict=True))
         return (
-            [(first + i, key) for i, key in found if i < split],
-            [(first + i - split, key) for i, key in found if i >= split],
+            [(first + i, key, common) for i, key, common in found if i < split],
+            [(first + i - split, key, common) for i, key, common in found if i >= split],
         )
 
     def _small(self, chunk: str) -> tuple[list[int], list[int]]:
@@ -265,6 +283,9 @@ class StreamScanner:
         self._width = params.width
         self._needed = params.required_hits(strict)
         self.holdback = holdback(params) if index is not None else 0
+        self._clearing = Clearing(params.width)
+        # letters after a hit's start until no shared gram can still overlap it (`Clearing`)
+        self._settle = 2 * params.width - 1 if index is not None and index.shares else params.width
         self._reading = reading or _Reading(index, params, not reverse, reverse, earlier is not None)
         self._side = 1 if reverse else 0
         self._owners = self._reading.owners  # original offset of every guard letter so far
@@ -305,7 +326,7 @@ class StreamScanner:
         return self._advance(chunk, self._reading.hits(chunk)[self._side])
 
     def _hits(self, chunk: str) -> Hits:
-        """(start, key) of each gram completed by `chunk` that the index holds."""
+        """(start, key, shared) of each gram completed by `chunk` that the index holds."""
         return self._reading.hits(chunk)[self._side]
 
     def _advance(self, chunk: str, hits: Hits) -> str:
@@ -313,9 +334,11 @@ class StreamScanner:
         if self.blocked or self.finished:
             return ""
         self._pending += chunk
-        for position, key in hits:
-            leak = self._hit(position, key)
-            if leak is not None and self.policy == "block":
+        for position, key in self._counting(hits):
+            self._hit(position, key)
+        if self.policy == "block" and self._open:
+            leak = self._settled_leak(self._reading.seen)
+            if leak is not None:
                 return self._block(leak)
         if self._open:
             self._close(self._reading.seen - self._width)
@@ -328,10 +351,56 @@ class StreamScanner:
         if self.blocked or self.finished:
             return ""
         self.finished = True
+        if self.policy == "block" and self._open:
+            leak = self._settled_leak(None)
+            if leak is not None:
+                return self._block(leak)
         self._close(None)
         if self._leaks and self.policy == "block":
             return self._block(self._leaks[0])
         return self._release(self._reading.consumed)
+
+    def _counting(self, hits: Hits) -> list[tuple[int, int]]:
+        """The batch's hits that count (`Clearing`), after withdrawing from open chains the hits
+        of earlier batches that a shared gram of this one overlaps."""
+        if not hits:
+            return []
+        shared = [position for position, _, common in hits if common]
+        if not shared and hits[0][0] >= self._clearing.reach:
+            return [(position, key) for position, key, _ in hits]
+        keep, shared = self._clearing.batch(shared)
+        if keep is not None:
+            self._withdraw(keep)
+        counting = [
+            (position, key)
+            for position, key, common in hits
+            if not common and self._clearing.counts(position, shared)
+        ]
+        self._clearing.close(shared)
+        return counting
+
+    def _withdraw(self, keep: int) -> None:
+        """Cut open chains back to their hits at or before `keep` (a shared gram overlaps the rest)."""
+        for expected, chain in [(e, c) for e, c in self._open.items() if c.last > keep]:
+            del self._open[expected]
+            if chain.first > keep:
+                continue
+            count = (keep - chain.first) // self._stride + 1
+            chain.keys = chain.keys[:count]
+            chain.last = chain.first + (count - 1) * self._stride
+            self._open[chain.last + self._stride] = chain
+
+    def _settled_leak(self, seen: int | None) -> _Chain | None:
+        """The open chain whose first `hits` hits are a leak no shared gram can still withdraw
+        (`seen`: letters so far; None at the end), the earliest to complete; as those hits."""
+        found: _Chain | None = None
+        for chain in self._open.values():
+            if chain.own or len(chain.keys) < self._needed:
+                continue
+            done = chain.first + (self._needed - 1) * self._stride
+            if (seen is None or done + self._settle <= seen) and (found is None or done < found.last):
+                found = _Chain(chain.first, done, chain.keys[: self._needed])
+        return found
 
     def _hit(self, position: int, key: int) -> _Chain | None:
         """Extend or start a chain; returns it when it has just become a leak."""
@@ -346,8 +415,14 @@ class StreamScanner:
         return None if chain.own else chain
 
     def _close(self, checked: int | None) -> None:
-        """Retire chains whose next hit did not come (all of them at the end of the reply)."""
-        for expected in [e for e in self._open if checked is None or e <= checked]:
+        """Retire chains whose next hit did not come (all of them at the end of the reply); one
+        of a leak's hits once no shared gram can still withdraw its hits (`_settle`)."""
+        settled = self._reading.seen - self._settle
+        for expected in [
+            e
+            for e, chain in self._open.items()
+            if checked is None or (e <= checked and (len(chain.keys) < self._needed or chain.last <= settled))
+        ]:
             chain = self._open.pop(expected)
             if chain.own:
                 continue

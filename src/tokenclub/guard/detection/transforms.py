@@ -194,9 +194,10 @@ class _IndexRead(Transform):
         raise NotImplementedError
 
     def _hits(self, text: str) -> int:
-        """Grams of the text (at every position) that the index holds and that count, and that
-        have another such gram `stride` letters before or after (as a copy does): a chance hit
-        of the filter (about 2 % of look-ups) seldom has one."""
+        """Grams of the text (at every position) that the index holds and that count (none
+        beside common or public text: `GuardIndex.counted`), and that have another such gram
+        `stride` letters before or after (as a copy does): a chance hit of the filter (about 2 %
+        of look-ups) seldom has one."""
         if self.index is None or self._spec is None:
             return 0
         letters = normalize(text).letters
@@ -204,7 +205,7 @@ class _IndexRead(Transform):
         if len(letters) < width:
             return 0
         keys = self._spec.at(letters, np.arange(len(letters) - width + 1, dtype=np.int64))
-        held = self.index.contains(keys)
+        held = self.index.counted(keys)
         paired = np.zeros(len(held), dtype=np.bool_)
         paired[stride:] |= held[:-stride]
         paired[:-stride] |= held[stride:]

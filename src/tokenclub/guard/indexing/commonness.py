@@ -13,11 +13,26 @@ rare gram look common, never the reverse).
 `<home>/guard/public/` and hashed at every position into a small Bloom filter of each generation
 (`public-*.bin`), rebuilt from all public files whenever one is added or the index is rebuilt
 (each generation has its own seed). Its grams do not count either.
+
+**Commonness is positional** (`clear_of_shared`, `Clearing`): a passage that N documents share
+sits at a different alignment (offset mod stride) in each, and the index holds each alignment
+only from the first document that stored it; the sketch counts every position of every later
+document, so the alignment of the *first* document that held the passage reads N − 1 (exact,
+indexed one at a time or in batches) while the others read fewer, and chains at those other
+alignments ran on. So a held gram is *shared* (common or public) by its own estimate, and a
+hit of a reply counts only if its gram (`width` letters) overlaps no letter of a shared gram
+of the same reply: the shared alignment, held every `stride` letters through the passage,
+covers it, and so does a gram that straddles it and a few words before it. A secret run of the
+leak length that overlaps no shared gram still holds `hits` aligned grams that count.
+(Summing the estimates of the `stride` positions of a window, one per alignment, would count
+each document once per alignment it was first stored at: a passage in 4 documents of one batch
+reads 4 at every position and would sum to 16.)
 """
 
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +103,55 @@ class DocumentFrequency:
 
     def flush(self) -> None:
         self.counts.flush()
+
+
+def clear_of_shared(held: np.ndarray, shared: np.ndarray, width: int) -> np.ndarray:
+    """Of a reply's consecutive positions, the held grams that count: held, not shared (common
+    or public), and overlapping no shared gram (no shared position within `width` − 1)."""
+    held, shared = np.asarray(held, dtype=np.bool_), np.asarray(shared, dtype=np.bool_)
+    if not shared.any():
+        return held
+    near = np.zeros(len(shared) + width, dtype=np.int64)
+    where = np.flatnonzero(shared)
+    np.add.at(near, np.maximum(0, where - width + 1), 1)
+    np.add.at(near, where + width, -1)
+    clear: np.ndarray = held & (np.cumsum(near)[: len(shared)] == 0)
+    return clear
+
+
+class Clearing:
+    """`clear_of_shared` for hits that come in order, a batch at a time (a streamed reply).
+
+    `reach` is the first position that no shared gram seen so far overlaps. A hit of a batch
+    counts if it is past `reach` and no shared gram of its own batch overlaps it; a shared gram
+    can also overlap hits of earlier batches (up to `width` − 1 positions before it), which the
+    caller withdraws (`withdraw_after` is the last position that stays)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.reach = 0
+
+    def batch(self, shared: list[int]) -> tuple[int | None, list[int]]:
+        """(the last position before the batch's first shared gram that its grams do not
+        overlap, or None when the batch has none; the batch's shared positions, sorted)."""
+        if not shared:
+            return None, shared
+        shared = sorted(shared)
+        return shared[0] - self.width, shared
+
+    def counts(self, position: int, shared: list[int]) -> bool:
+        """Whether a held, unshared hit at `position` counts (`shared`: its batch's, sorted)."""
+        if position < self.reach:
+            return False
+        at = bisect_left(shared, position)
+        if at < len(shared) and shared[at] - position < self.width:
+            return False
+        return not (at > 0 and position - shared[at - 1] < self.width)
+
+    def close(self, shared: list[int]) -> None:
+        """Once the batch's hits are placed."""
+        if shared:
+            self.reach = max(self.reach, shared[-1] + self.width)
 
 
 def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.ndarray]:

@@ -51,6 +51,7 @@ from tokenclub.guard.indexing.commonness import (
     DEPTH,
     DocumentFrequency,
     build_public_filter,
+    clear_of_shared,
     public_keys,
     public_texts,
     repeated,
@@ -71,6 +72,7 @@ SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integer
 _FEW = 8  # held keys up to which commonness is read in integers
 COMMON_BITS = 1.0  # document-frequency sketch bits per gram of the first segment's capacity
 COMMON_DOCS = 10  # documents holding a gram that make it common (not secret)
+MISS, COUNTS, SHARED = 0, 1, 2  # `GuardIndex.lookup`: not held; held and counts; held but common or public
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,12 +399,18 @@ class GuardIndex:
         if old_sketch is not None:
             old_sketch.unlink(missing_ok=True)
 
+    @property
+    def shares(self) -> bool:
+        """Whether any held gram can be shared (common or public): a sketch or public text."""
+        return self.sketch is not None or self._public is not None
+
     def holds(self, keys: U64) -> np.ndarray:
         """Keys the membership filters hold, common or public ones included."""
         return _held(self._members, keys)
 
     def contains(self, keys: U64) -> np.ndarray:
-        """Keys of indexed grams that count: held, and neither common nor public."""
+        """Keys of indexed grams that are held and neither common nor public, each on its own
+        (a reply's consecutive positions: `counted`, which also drops grams beside shared ones)."""
         held = _held(self._members, keys)
         if self.sketch is not None or self._public is not None:
             chosen = np.flatnonzero(held)
@@ -412,6 +420,39 @@ class GuardIndex:
             else:
                 held[chosen] = ~self._ignored(keys[chosen])
         return held
+
+    def lookup(self, keys: U64) -> np.ndarray:
+        """Per key: `MISS` (not held), `COUNTS` (held, neither common nor public) or `SHARED`
+        (held, but common or public: see `clear_of_shared` for what it does to its neighbours)."""
+        held = _held(self._members, keys)
+        found = held.astype(np.uint8)
+        if self.sketch is not None or self._public is not None:
+            chosen = np.flatnonzero(held)
+            if len(chosen) <= _FEW:
+                for i in chosen.tolist():
+                    if self._ignored_key(int(keys[i])):
+                        found[i] = SHARED
+            else:
+                found[chosen[self._ignored(keys[chosen])]] = SHARED
+        return found
+
+    def lookup_keys(self, keys: list[int]) -> list[int]:
+        """`lookup` for a few keys as Python integers."""
+        held = _held_keys(self._members, keys)
+        if True not in held:
+            return [MISS] * len(keys)
+        if self.sketch is None and self._public is None:
+            return [COUNTS if h else MISS for h in held]
+        return [
+            (SHARED if self._ignored_key(key) else COUNTS) if h else MISS
+            for h, key in zip(held, keys, strict=True)
+        ]
+
+    def counted(self, keys: U64) -> np.ndarray:
+        """Of the keys of a text's consecutive positions, the grams that count as hits: held, not
+        common or public, and overlapping no gram of the text that is (`clear_of_shared`)."""
+        found = self.lookup(keys)
+        return clear_of_shared(found != MISS, found == SHARED, self.params.width)
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
@@ -493,8 +534,15 @@ class GuardIndex:
         }
 
 
+SKETCH_MIN_WIDTH = 8192
+"""Counters per sketch row at least (16 KiB a generation): the sketch counts every position of
+every repeated passage, and in a small index a few stock phrases held by many documents fill a
+narrower one until unique grams share both rows' cells with them; read as common, such a gram
+clears the hits around it (`commonness.clear_of_shared`) and a copy goes uncaught."""
+
+
 def _sketch_width(capacity: int, bits: float) -> int:
-    return max(1024, math.ceil(capacity * bits / 8 / DEPTH))
+    return max(SKETCH_MIN_WIDTH, math.ceil(capacity * bits / 8 / DEPTH))
 
 
 def _held(filters: Sequence[BlockedBloom], keys: U64) -> np.ndarray:
