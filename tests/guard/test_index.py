@@ -11,9 +11,9 @@ import pytest
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import petitions
 from tokenclub.guard.detection.scanner import LeakScanner
+from tokenclub.guard.indexing.commonness import DEPTH
 from tokenclub.guard.indexing.index import (
     DEFAULT_CAPACITY,
-    DEPTH,
     GROWTH,
     SKETCH_MIN_WIDTH,
     GuardIndex,
