@@ -18,6 +18,7 @@ concurrency 1, in interleaved rounds (off then on, on then off, …):
 
     .venv/bin/python bench/bench_guard_gateway.py            # the table (about a minute)
     .venv/bin/python bench/bench_guard_gateway.py --quick    # a smoke run
+    .venv/bin/python bench/bench_guard_gateway.py --cpu-only # the in-process table alone
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ PROMPT = "한국의 숙박 시설 후기를 짧게 정리해 주세요."
 PIECE_CHARS = 2
 REPLY_PIECES = {INSTANT: 200, PACED: 60}
 START_TIMEOUT_S = 120.0
+
+SHORT_TOKENS = 10  # the gateway bench's reply (`bench_gateway.py`)
 
 
 def fresh_reply() -> str:
@@ -291,13 +294,19 @@ def report(results: dict[tuple[str, str], Timings], index: dict[str, Any], pace_
 
 def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
     """The guard's own work per request, in-process on the same index (µs, median): robust
-    where the end-to-end rows drown in a busy machine's noise."""
+    where the end-to-end rows drown in a busy machine's noise. The last two rows are all of a
+    short reply's work on the event loop under the default settings (accumulation and coverage
+    on): the scan and the joins, credits and grams read for the tally."""
+    from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.service import GatewayGuard
 
     guard = GatewayGuard(guard_root(home))
+    settings = GuardSettings()
+    full = GatewayGuard(guard_root(home), budget=settings.budget(), limits=settings.limits())
     parts = pieces(INSTANT)
     reply = "".join(parts)
+    short = parts[:SHORT_TOKENS]
 
     def prompt() -> None:
         guard.check_prompt(PROMPT)
@@ -312,11 +321,28 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
             stream.filter({"choices": [{"index": 0, "delta": {"content": part}}]})
         stream.finish()
 
+    def short_whole() -> None:
+        data = {"id": "chatcmpl-short", "choices": [{"index": 0, "message": {"content": "".join(short)}}]}
+        full.check_prompt(PROMPT)
+        full.scan_reply(data, "chat", False)
+        full.reply_credits(data, "chat")
+        full.reply_grams(data, "chat")
+
+    def short_streamed() -> None:
+        full.check_prompt(PROMPT)
+        stream = full.stream("chat", False)
+        for part in short:
+            stream.filter({"choices": [{"index": 0, "delta": {"content": part}}]})
+        stream.filter({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        stream.credits(), stream.grams(), stream.fragments()
+
     costs = {}
     for name, work, per in (
         ("prompt check", prompt, 1),
         (f"whole-reply scan ({len(parts)} tokens)", whole, 1),
         (f"stream filter, per event ({PIECE_CHARS} characters)", streamed, len(parts)),
+        (f"a request's guard work, {SHORT_TOKENS}-token reply, whole, defaults", short_whole, 1),
+        (f"a request's guard work, {SHORT_TOKENS}-token reply, streamed, defaults", short_streamed, 1),
     ):
         work()
         times = []
@@ -326,6 +352,15 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
             times.append((time.perf_counter() - started) * 1e6 / per)
         costs[name] = statistics.median(times)
     return costs
+
+
+def print_costs(console: Console, costs: dict[str, float]) -> None:
+    cpu = Table(title="the guard's own work, in-process, same index")
+    cpu.add_column("step")
+    cpu.add_column("µs (median)", justify="right")
+    for name, micros in costs.items():
+        cpu.add_row(name, f"{micros:.1f}")
+    console.print(cpu)
 
 
 @contextmanager
@@ -346,11 +381,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="an even number keeps the order balanced")
     parser.add_argument("--pace-ms", type=float, default=10.0, help="paced upstream: ms per token")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--cpu-only", action="store_true", help="only the in-process table (no gateways)")
     args = parser.parse_args()
     rounds, per_round = (2, {INSTANT: 5, PACED: 2}) if args.quick else (args.rounds, {INSTANT: 40, PACED: 4})
     console = Console(width=150)
     with tempfile.TemporaryDirectory(prefix="tc-bench-guard-") as tmp:
         work = Path(tmp)
+        if args.cpu_only:
+            build_index(work / "home-on")
+            print_costs(console, cpu_costs(work / "home-on", 20 if args.quick else 200))
+            return
         port = free_port()
         argv = [sys.executable, __file__, "--serve-upstream", str(port), "--pace-ms", str(args.pace_ms)]
         with running(argv, work / "upstream.log") as upstream:
@@ -372,12 +412,7 @@ def main() -> None:
                 for gateway in gateways:
                     stop(gateway.process)
     console.print(report(results, index, args.pace_ms))
-    cpu = Table(title="the guard's own work, in-process, same index")
-    cpu.add_column("step")
-    cpu.add_column("µs (median)", justify="right")
-    for name, micros in costs.items():
-        cpu.add_row(name, f"{micros:.1f}")
-    console.print(cpu)
+    print_costs(console, costs)
     if args.json:
         figures = {
             f"{case}/{label}": {"first_ms": t.first_ms, "total_ms": t.total_ms}
