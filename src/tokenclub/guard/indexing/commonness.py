@@ -160,19 +160,16 @@ def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.nd
     `held_before(unique_keys)` tells which keys the index held before the batch."""
     if not len(keys):
         return keys, np.zeros(0, dtype=np.int64)
-    # Most keys occur once in a batch (one document): one plain sort finds the few that repeat,
-    # and only their (key, document) pairs are sorted as pairs.
-    ordered = np.sort(keys)
+    # Most keys occur once in a batch (one document): one sort finds the few that repeat, and
+    # only their (key, document) pairs are sorted as pairs.
+    order = np.argsort(keys)
+    ordered = keys[order]
     again = ordered[1:] == ordered[:-1]
-    repeats = np.unique(ordered[1:][again])
     alone = np.ones(len(ordered), dtype=np.bool_)
     alone[1:] &= ~again
     alone[:-1] &= ~again
     singles = ordered[alone]
-    spot = np.searchsorted(repeats, keys)
-    inside = spot < len(repeats)
-    chosen_rows = np.flatnonzero(inside)[repeats[spot[inside]] == keys[inside]]
-    pair_keys, pair_owners = keys[chosen_rows], owner[chosen_rows]
+    pair_keys, pair_owners = ordered[~alone], owner[order[~alone]]
     # Distinct (key, document) pairs by one lexsort: np.unique(axis=0) sorts rows as opaque
     # records, an order of magnitude slower.
     order = np.lexsort((pair_owners, pair_keys))
