@@ -36,8 +36,12 @@ class Hit:
 
 
 def documents(folder: Path) -> int:
-    """Documents the generation's table holds (the next document's number)."""
-    return sum(len(np.load(p, mmap_mode="r")) for p in sorted((folder / "docs").glob("docs-*.npy")))
+    """Documents the generation's table holds (the next document's number): the last run's
+    first number, in its name, and its length (one header read however many runs there are)."""
+    runs = sorted((folder / "docs").glob("docs-*.npy"))
+    if not runs:
+        return 0
+    return int(runs[-1].stem.removeprefix("docs-")) + len(np.load(runs[-1], mmap_mode="r"))
 
 
 def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, partners: np.ndarray) -> None:
