@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import petitions
+from tokenclub.guard.detection.coverage import document_entries
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.indexing.commonness import DEPTH
 from tokenclub.guard.indexing.index import (
@@ -147,3 +149,22 @@ def test_rebuild_drops_a_withdrawn_partner_and_keeps_it_out(tmp_path: Path) -> N
         assert index.add(DOCS[:5], [1] * 5) == 0
         assert index.partners == [2]
     assert LeakScanner(live).scan(DOCS[0]).verdict == "pass"
+
+
+def test_the_document_table_merges_its_runs_and_still_finds_every_entry(tmp_path: Path) -> None:
+    """Thirty small batches leave a few runs, each under half the size of the one before, and
+    every stored gram is found with its document and ordinal, by key and by document."""
+    with writer(tmp_path / "guard", PARAMS) as index:
+        for start in range(0, len(DOCS), 2):
+            index.add(DOCS[start : start + 2], [1, 1])
+        runs = sorted((index.folder / "docs").glob("run-*.npy"))
+        sizes = [len(np.load(path, mmap_mode="r")) for path in runs]
+        keys, owner = document_keys(PARAMS, DOCS)
+        assert sum(sizes) == len(keys) and len(runs) < 6
+        assert all(2 * later < earlier for earlier, later in itertools.pairwise(sizes))
+        starts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=len(DOCS)))[:-1]))
+        stored = set(zip(owner.tolist(), (np.arange(len(keys)) - starts[owner]).tolist(), strict=True))
+        assert {(hit.doc, hit.ordinal) for hit in index.docs.lookup(np.unique(keys))} == stored
+        for doc in (0, 1, 29, 30, len(DOCS) - 1):
+            found = document_entries(index, doc)
+            assert sorted(found["ordinal"].tolist()) == sorted(o for d, o in stored if d == doc)

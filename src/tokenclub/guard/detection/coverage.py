@@ -259,8 +259,9 @@ def unsplitmix(mixed: U64) -> U64:
 
 
 def document_entries(index: GuardIndex, doc: int) -> np.ndarray:
-    """The gram→document table's entries (key, doc, ordinal) of one document: its batch's run
-    is the last whose first document is at most `doc` (`guard/indexing/doctable.py`)."""
+    """The gram→document table's entries (key, doc, ordinal) of one document: the run holding it
+    is the last whose first document is at most `doc` (runs cover consecutive ranges of
+    documents, merged or not: `guard/indexing/doctable.py`)."""
     runs = sorted((index.folder / "docs").glob("run-*.npy"), key=_first_document)
     chosen = [path for path in runs if _first_document(path) <= doc]
     if not chosen:

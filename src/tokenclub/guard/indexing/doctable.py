@@ -3,18 +3,22 @@
 The Bloom filters answer "is this gram indexed, and by which partner", never "from which
 document", so coverage (`guard/detection/coverage.py`) needs its own attribution. Each batch the index
 adds writes one run: its gram keys sorted, each with the document number (counted across the
-generation) and the gram's ordinal in that document, plus every document's guard letters. A
-look-up is a binary search per run, exact for the 64-bit keys (two different grams share a key
-with chance n/2⁶⁴), so a hit is given to a wrong document only when a chance filter hit also
-matches a stored key: never in practice. The price is 16 bytes per indexed gram (the filters
+generation) and the gram's ordinal in that document, plus every document's guard letters; runs
+of neighbouring batches are merged as they come (`merge_runs`), so the runs always cover
+consecutive ranges of documents, each named by its first. A look-up is a binary search per
+run, exact for the 64-bit keys (two different grams share a key with chance n/2⁶⁴), so a hit is
+given to a wrong document only when a chance filter hit also matches a stored key: never in
+practice. The price is 16 bytes per indexed gram (the filters
 take 1.5): it lives in its own files so that a smaller encoding can replace it (docs/leak-guard.md).
 
-On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal)
-and ``docs-<first document>.npy`` (guard letters and partner of every document of the batch).
+On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal;
+one batch's or several merged) and ``docs-<first document>.npy`` (guard letters and partner of
+every document of one batch).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +65,28 @@ def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, p
     table["letters"] = letters
     table["partner"] = partners
     np.save(where / f"docs-{first:09d}.npy", table)
+    merge_runs(where)
+
+
+def merge_runs(where: Path) -> None:
+    """Merge the newest run into the one before it while it holds at least half as many
+    entries: run sizes then halve at least from run to run, so a table of n entries has at most
+    log₂ n runs (a look-up is one binary search a run) and each entry is rewritten at most log₂ n
+    times (two sorted runs merge in about linear time). An ingest adds a run per committed
+    part, so without this a look-up walked every part ever indexed. The merged run takes the
+    older run's name by an atomic rename before the newer file goes: a reader that lists the
+    folder meanwhile sees some entries twice, never none."""
+    runs = sorted(where.glob("run-*.npy"))
+    while len(runs) >= 2:
+        older, newer = np.load(runs[-2], mmap_mode="r"), np.load(runs[-1], mmap_mode="r")
+        if 2 * len(newer) < len(older):
+            return
+        merged = np.concatenate((older, newer))
+        merged = merged[np.argsort(merged["key"], kind="stable")]
+        scratch = where / "merging.npy"
+        np.save(scratch, merged)
+        os.replace(scratch, runs[-2])
+        runs.pop().unlink()
 
 
 class DocTable:
