@@ -72,17 +72,16 @@ def merge_runs(where: Path) -> None:
     """Merge the newest run into the one before it while it holds at least half as many
     entries: run sizes then halve at least from run to run, so a table of n entries has at most
     log₂ n runs (a look-up is one binary search a run) and each entry is rewritten at most log₂ n
-    times (two sorted runs merge in about linear time). An ingest adds a run per committed
-    part, so without this a look-up walked every part ever indexed. The merged run takes the
-    older run's name by an atomic rename before the newer file goes: a reader that lists the
-    folder meanwhile sees some entries twice, never none."""
+    times (the newer run's entries are inserted where they sort: one pass over the older). An
+    ingest adds a run per committed part, so without this a look-up walked every part ever
+    indexed. The merged run takes the older run's name by an atomic rename before the newer
+    file goes: a reader that lists the folder meanwhile sees some entries twice, never none."""
     runs = sorted(where.glob("run-*.npy"))
     while len(runs) >= 2:
         older, newer = np.load(runs[-2], mmap_mode="r"), np.load(runs[-1], mmap_mode="r")
         if 2 * len(newer) < len(older):
             return
-        merged = np.concatenate((older, newer))
-        merged = merged[np.argsort(merged["key"], kind="stable")]
+        merged = np.insert(older, np.searchsorted(older["key"], newer["key"]), newer)
         scratch = where / "merging.npy"
         np.save(scratch, merged)
         os.replace(scratch, runs[-2])
