@@ -125,7 +125,7 @@ class Clearing:
     `reach` is the first position that no shared gram seen so far overlaps. A hit of a batch
     counts if it is past `reach` and no shared gram of its own batch overlaps it; a shared gram
     can also overlap hits of earlier batches (up to `width` − 1 positions before it), which the
-    caller withdraws (`withdraw_after` is the last position that stays)."""
+    caller withdraws (`batch` gives the last position that stays)."""
 
     def __init__(self, width: int) -> None:
         self.width = width

@@ -411,15 +411,8 @@ class GuardIndex:
     def contains(self, keys: U64) -> np.ndarray:
         """Keys of indexed grams that are held and neither common nor public, each on its own
         (a reply's consecutive positions: `counted`, which also drops grams beside shared ones)."""
-        held = _held(self._members, keys)
-        if self.sketch is not None or self._public is not None:
-            chosen = np.flatnonzero(held)
-            if len(chosen) <= _FEW:  # a streamed batch's few hits: integers beat NumPy's fixed cost
-                for i in chosen.tolist():
-                    held[i] = not self._ignored_key(int(keys[i]))
-            else:
-                held[chosen] = ~self._ignored(keys[chosen])
-        return held
+        counting: np.ndarray = self.lookup(keys) == COUNTS
+        return counting
 
     def lookup(self, keys: U64) -> np.ndarray:
         """Per key: `MISS` (not held), `COUNTS` (held, neither common nor public) or `SHARED`
@@ -456,12 +449,7 @@ class GuardIndex:
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
-        held = _held_keys(self._members, keys)
-        if True in held and (self.sketch is not None or self._public is not None):
-            for i, key in enumerate(keys):
-                if held[i] and self._ignored_key(key):
-                    held[i] = False
-        return held
+        return [found == COUNTS for found in self.lookup_keys(keys)]
 
     def _ignored(self, keys: U64) -> np.ndarray:
         """Held keys that do not count: common to many documents, or public text."""

@@ -1,8 +1,8 @@
 """Coverage in the database: the grams each customer was sent, and its requests in flight.
 
 Every admission adds a hold (`customer_state.read_admission`, with its first read); a customer
-with grams in the window also has its customer row locked (PostgreSQL `FOR UPDATE`; SQLite
-serialises writers) and its grams and holds read in the same transaction, so two concurrent
+with grams in the window also has its customer row locked (PostgreSQL `FOR NO KEY UPDATE`;
+SQLite serialises writers) and its grams and holds read in the same transaction, so two concurrent
 admissions see each other's reservation. The hold goes when the reply is tallied, or is
 ignored after `Limits.hold_s` (a request that died; such rows are deleted when the customer's
 grams are next written). Grams are kept for the coverage window; older rows of a customer are
