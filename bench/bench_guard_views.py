@@ -14,9 +14,9 @@ the plain-view scanner (`LeakScanner.scan` / `stream`), as the guard was before 
 False positives: the 2019-07 petitions (a month not indexed) cut into 750-character replies
 (about 300 tokens at 2.5 characters a token), plain view against every view. Cost: median ms
 per 1,000 tokens over those replies, whole and streamed 3 characters (about one token) per call
-(every view scanned at each call, as before, against every view scanned `BATCH` characters at
-a time), the median text held back while streaming (tokens of 2.5 characters), and the cost of
-a short reply (the first 25 characters of each).
+(every view scanned at each call, as before, against every view scanned in batches of `BATCH`
+characters growing to `BATCH_LIMIT`), the median text held back while streaming (tokens of 2.5
+characters), and the cost of a short reply (the first 25 characters of each).
 
 Run: ``.venv/bin/python bench/bench_guard_views.py`` (a few minutes on two cores).
 """
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.guard.disguise import ALL_DISGUISES
 
 from tokenclub.guard.detection.scanner import LeakScanner, StreamScanner
-from tokenclub.guard.detection.views import BATCH, ViewScanner
+from tokenclub.guard.detection.views import BATCH, BATCH_LIMIT, ViewScanner
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
 
@@ -138,7 +138,11 @@ def main() -> None:
                 "stream",
                 "watch per call",
             ),
-            (f"streamed 3 characters a call, scanned {BATCH} characters at a time", "stream", "watch"),
+            (
+                f"streamed 3 characters a call, scanned in batches of {BATCH} growing to {BATCH_LIMIT}",
+                "stream",
+                "watch",
+            ),
         ):
             ratio = medians[every] / medians[reference]
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")
@@ -173,7 +177,8 @@ def chunked(scanner: LeakScanner, name: str, text: str, held: list[float]) -> st
         stream: StreamScanner | ViewScanner = scanner.stream("block")
     else:
         stream = scanner.watch("block")
-        stream.batch = 1 if name == "watch per call" else BATCH
+        if name == "watch per call":
+            stream.batch = stream.batch_limit = 1
     out: list[str] = []
     sent = 0
     for start in range(0, len(text), 3):

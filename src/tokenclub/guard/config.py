@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenclub.guard.detection.accumulate import Budget
 from tokenclub.guard.detection.coverage import Limits
+from tokenclub.guard.detection.views import BATCH, BATCH_LIMIT
 from tokenclub.guard.indexing.index import COMMON_BITS, COMMON_DOCS, DEFAULT_CAPACITY, Commonness, IndexParams
 
 
@@ -26,6 +27,12 @@ class GuardSettings(BaseSettings):
     prompt_policy: Literal["refuse", "strict"] = Field(
         default="strict",
         description="Extraction attempts: refuse the request, or answer under the stricter threshold.",
+    )
+    stream_batch: int = Field(
+        default=BATCH_LIMIT,
+        ge=BATCH,
+        description="Reply characters a stream's batch grows to (from 32): larger scans a long stream "
+        "at less cost and holds more of it back.",
     )
     member_bits: float = Field(default=8.0, gt=0, description="Membership filter bits per indexed gram.")
     partner_bits: float = Field(default=4.0, ge=1, description="Attribution filter bits per indexed gram.")

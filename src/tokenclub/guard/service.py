@@ -152,6 +152,7 @@ class GatewayGuard:
         budget: Budget | None = None,
         own_text: bool = False,
         limits: Limits | None = None,
+        stream_batch: int | None = None,
     ) -> None:
         self.budget = budget
         self.limits = limits
@@ -159,7 +160,7 @@ class GatewayGuard:
         self._partners: dict[int, int | None] = {}  # customer → partner (fixed once created)
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
-        self.scanner = LeakScanner(LiveIndex(root, check_every_s))
+        self.scanner = LeakScanner(LiveIndex(root, check_every_s), stream_batch=stream_batch)
         self._capped = _Capped()
         self._attempts: dict[str, dict[int, frozenset[int]]] = {}  # reply id → capped grams asked for
         self._delivered: dict[str, dict[int, frozenset[int]]] = {}  # reply id → grams its scan found
@@ -173,7 +174,8 @@ class GatewayGuard:
 
     @classmethod
     def from_settings(cls, home: Path) -> GatewayGuard:
-        """The guard of a home, with `TOKENCLUB_GUARD_POLICY`, `…_PROMPT_POLICY`, `…_ACCUMULATE_*`."""
+        """The guard of a home, with `TOKENCLUB_GUARD_POLICY`, `…_PROMPT_POLICY`, `…_ACCUMULATE_*`,
+        `…_STREAM_BATCH` and the rest of `GuardSettings`."""
         settings = GuardSettings()
         return cls(
             guard_root(home),
@@ -182,6 +184,7 @@ class GatewayGuard:
             budget=settings.budget(),
             own_text=settings.own_text,
             limits=settings.limits(),
+            stream_batch=settings.stream_batch,
         )
 
     @property

@@ -547,9 +547,13 @@ def feed_both(ahead: StreamScanner, behind: StreamScanner, chunk: str) -> tuple[
 class LeakScanner:
     """The gateway's guard for replies: whole-text scans and streaming scanners on one index."""
 
-    def __init__(self, index: GuardIndex | LiveIndex | None, marker: str = REDACTION) -> None:
+    def __init__(
+        self, index: GuardIndex | LiveIndex | None, marker: str = REDACTION, stream_batch: int | None = None
+    ) -> None:
+        """`stream_batch`: the largest batch of a stream scanned in every view (None: the default)."""
         self._source = index
         self.marker = marker
+        self.stream_batch = stream_batch
 
     def current(self) -> GuardIndex | None:
         return self._source.current() if isinstance(self._source, LiveIndex) else self._source
@@ -579,11 +583,12 @@ class LeakScanner:
     ) -> ViewScanner:
         """`stream` in every canonical view (`guard/detection/views.py`): what the gateway uses. `own`:
         the partner reading, whose own text passes."""
-        from tokenclub.guard.detection.views import ViewScanner
+        from tokenclub.guard.detection.views import BATCH_LIMIT, ViewScanner
 
         index = self.current()
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
-        return ViewScanner(index, params, policy, strict, self.marker, earlier, own)
+        limit = BATCH_LIMIT if self.stream_batch is None else self.stream_batch
+        return ViewScanner(index, params, policy, strict, self.marker, earlier, own, limit)
 
     def inspect(
         self, text: str, strict: bool = False, earlier: list[Fragment] | None = None, own: int | None = None

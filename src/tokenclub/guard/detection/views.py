@@ -18,9 +18,10 @@ between them, `read_both`: one normalisation, one hash pass and one look-up per 
 - **lookalike**: symbols inside typed-out jamo read as the jamo the index confirms (once a word
   of typed-out jamo holds another character).
 
-A stream is scanned `BATCH` characters at a time (decoded, fed to every view, triggers
-checked), not per token: the views see the same text in fewer pieces and nothing unscanned is
-released; a trigger then sees text not yet out, so a cut can come earlier, never later.
+A stream is scanned in batches (decoded, fed to every view, triggers checked), not per token,
+`BATCH` characters at first and more as the reply grows (`BATCH_LIMIT`): the views see the
+same text in fewer pieces and nothing unscanned is released; a trigger then sees text not yet
+out, so a cut can come earlier, never later.
 
 A view that waits for its trigger starts on the whole decoded text so far, so it misses nothing
 that came before. What may be released is the least that every view allows (each maps its own
@@ -70,7 +71,13 @@ BATCH = 32
 """Reply characters gathered before they are decoded and scanned in one piece: each scan of
 each view has a fixed cost (a few dozen NumPy calls) many times that of a token's letters, so a
 stream scanned token by token cost 15–20 times the whole reply. Nothing unscanned is released,
-so a batch only holds text back longer (up to `BATCH` characters, about 13 tokens)."""
+so a batch only holds text back longer (the first `BATCH` characters, about 13 tokens)."""
+BATCH_LIMIT = 128
+"""The largest batch. A stream's batch grows with what it has scanned (a quarter of it) from
+`BATCH` up to this: the first tokens wait no longer than before, while a long reply pays the
+fixed cost per batch about a third as often. The operator sets it
+(`TOKENCLUB_GUARD_STREAM_BATCH`): `BATCH` keeps every batch small, at about 3× the scan cost."""
+BATCH_GROWTH = 4
 LAZY_HOLD = 24
 """Decoded characters held back behind the last trigger check while some lazy view has not
 started: a trigger needs up to this much disguised text (four fillers 8 apart), and what the
@@ -194,6 +201,7 @@ class ViewScanner:
         marker: str = REDACTION,
         earlier: list[Fragment] | None = None,
         own: int | None = None,
+        batch_limit: int = BATCH_LIMIT,
     ) -> None:
         self.index = index
         self.own = own
@@ -213,6 +221,7 @@ class ViewScanner:
         self._received = 0
         self._scanned = 0  # reply characters handed to the decoder
         self.batch = BATCH
+        self.batch_limit = batch_limit
         self._emitted: list[tuple[int, int]] = []
         self._paired = index is not None  # the plain and reversed views share one reading
         if self._paired:
@@ -270,7 +279,7 @@ class ViewScanner:
             return ""
         self._pending += chunk
         self._received += len(chunk)
-        if self._received - self._scanned < self.batch:
+        if self._received - self._scanned < self._batch():
             return ""
         self._scan_pending()
         if self._decoded_length - self._checked >= CHECK_EVERY:
@@ -286,6 +295,10 @@ class ViewScanner:
         for view in self._views:
             view.finish()
         return self._after_feed(final=True)
+
+    def _batch(self) -> int:
+        """Characters to gather before the next scan (`BATCH_LIMIT`)."""
+        return min(self.batch_limit, max(self.batch, self._scanned // BATCH_GROWTH))
 
     def _scan_pending(self) -> None:
         """Decode and scan what was received since the last scan, in one piece."""
