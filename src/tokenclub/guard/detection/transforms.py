@@ -421,8 +421,9 @@ class Filler(Transform):
         end = len(units) if final else len(units) - _LOOKAHEAD
         out: list[str] = []
         origins: list[int] = []
+        often = collections.Counter(chars)  # a character seen fewer than `FILLER_REPEATS` times is no filler
         for i in range(self._decided, max(self._decided, end)):
-            if not _periodic(chars, i):
+            if often[chars[i]] < FILLER_REPEATS or not _periodic(chars, i):
                 out.append(units[i][0])
                 origins.append(units[i][1])
         self._decided = max(self._decided, end)

@@ -279,7 +279,8 @@ class ViewScanner:
             return ""
         self._pending += chunk
         self._received += len(chunk)
-        if self._received - self._scanned < self._batch():
+        gathered = self._received - self._scanned
+        if gathered < self.batch or gathered < self._batch():  # the first test: most calls, cheaply
             return ""
         self._scan_pending()
         if self._decoded_length - self._checked >= CHECK_EVERY:
@@ -297,7 +298,8 @@ class ViewScanner:
         return self._after_feed(final=True)
 
     def _batch(self) -> int:
-        """Characters to gather before the next scan (`BATCH_LIMIT`)."""
+        """Characters to gather before the next scan (`BATCH_LIMIT`); never fewer than `batch`
+        while `batch_limit` is at least `batch`."""
         return min(self.batch_limit, max(self.batch, self._scanned // BATCH_GROWTH))
 
     def _scan_pending(self) -> None:
