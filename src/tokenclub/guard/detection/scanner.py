@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
-SMALL_CHUNK = 24  # characters; up to this a chunk is scanned with integers, not NumPy
+SMALL_CHUNK = 8  # characters; up to this a chunk is scanned with integers, not NumPy (faster up to 8-10)
 MID_CHUNK = 256  # characters; up to this a chunk is normalized by `str.translate`
 Hits = list[tuple[int, int, bool]]  # (start, key, shared: common or public)
 
