@@ -6,10 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.gateway.conftest import PRICES, Customer
 from tokenclub.accounts.customers import balance_summary
 from tokenclub.db.engine import Database
+from tokenclub.db.guard_schema import GuardCoverageHold
 from tokenclub.db.schema import CreditHold
 from tokenclub.db.types import utcnow
 from tokenclub.gateway.billing import (
@@ -21,6 +23,8 @@ from tokenclub.gateway.billing import (
     settle_hold,
     stale_holds,
 )
+from tokenclub.guard.state.coverage_store import release_rider
+from tokenclub.guard.state.customer_state import read_admission
 from tokenclub.ledger.posting import audit
 
 TTL = timedelta(minutes=15)
@@ -94,3 +98,25 @@ def test_stale_holds_expire_after_a_restart(db: Database, make_customer: Callabl
         assert release_hold(session, old.id, expire=True)
         assert balance_summary(session, c.id)["free_tokens_left"] == 900
         assert session.get(CreditHold, fresh.id) is not None
+
+
+def test_the_guard_holds_release_goes_with_the_charge_where_the_ledger_writes_one_statement(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    """On PostgreSQL the coverage hold's release rides in the charge's statement (one round trip
+    less); on SQLite, or on a replay, it does not ride and the caller releases it itself."""
+    c = make_customer(free=100, credit_krw=50)
+    with db.transaction() as session:
+        hold = place_hold(session, c.id, c.key_id, 1_000, PRICES, TTL)
+        guard_hold = read_admission(session, c.id, 1_000, hold=True).hold
+    assert guard_hold is not None
+    postgres = db.engine.dialect.name == "postgresql"
+    with db.transaction() as session:
+        info = _info("r1", c.key_id)
+        charged = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, release_rider(guard_hold))
+        replayed = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, release_rider(guard_hold))
+        left = session.scalar(select(func.count()).select_from(GuardCoverageHold))
+        assert audit(session) == []
+    assert (charged.rode, replayed.rode) == (postgres, False)
+    assert replayed.id == charged.id and charged.krw == 2
+    assert left == (0 if postgres else 1)

@@ -62,6 +62,7 @@ class Charge:
     paid_completion_tokens: int
     krw: int
     capped: bool = False
+    rode: bool = False  # the caller's `extra` rider was written with the charge
 
 
 _EVENTS = cast(Table, UsageEvent.__table__)
@@ -117,18 +118,21 @@ def settle_hold(
     prices: PriceList,
     info: RequestInfo,
     latency_ms: int,
+    extra: Rider | None = None,
 ) -> Charge:
     """Charge min(usage, hold) (free first, then list price) and return the rest, once; a
     replay of the same request returns the first charge. The usage event goes in the ledger's
-    one statement for the charge where it has one (PostgreSQL)."""
+    one statement for the charge where it has one (PostgreSQL), and with it the caller's
+    `extra` writes (`Charge.rode`; else the caller writes them itself)."""
 
     def rider(posted: Posted) -> Rider:
         row = _event_row(
             info, posted.hold.customer_id, posted.usage, posted.split, posted.krw, latency_ms, "ok"
         )
-        return Rider(
+        event = Rider(
             _EVENT_RIDER, {f"ev_{name}": value for name, value in row.items()}, ", (SELECT id FROM evt)"
         )
+        return event if extra is None else event + extra
 
     try:
         posted = holds.charge(session, hold_id, usage, prices, memo=info.request_id, rider=rider)
@@ -163,6 +167,7 @@ def settle_hold(
         split.paid_completion,
         posted.krw,
         posted.capped,
+        extra is not None and posted.rider_values is not None,
     )
 
 

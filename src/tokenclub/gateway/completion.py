@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -27,7 +27,7 @@ from tokenclub.gateway.metering import counted_usage
 from tokenclub.gateway.observe import RequestContext, context
 from tokenclub.gateway.ratelimit import RateLimitedError
 from tokenclub.gateway.requests import ParsedRequest, parse_request
-from tokenclub.gateway.service import Admitted, Gateway, rate_limited
+from tokenclub.gateway.service import Admitted, Gateway, Tally, rate_limited
 from tokenclub.gateway.streaming import ReplyStream
 from tokenclub.gateway.upstream import ModelRoute, UpstreamError
 from tokenclub.gateway.usage_estimate import estimate_usage
@@ -156,24 +156,25 @@ class Completions:
         fragments: list[Fragment],
         grams: dict[int, frozenset[int]],
         hold: int | None,
-    ) -> Callable[[Session], list[Decision]]:
+    ) -> Tally:
         """The guard's bookkeeping of a delivered reply as a unit of database work: its
         decisions, and with accumulation or coverage on, the credits, fragments and grams of
-        what was sent, and the request's coverage `hold` released; returns every decision it
-        recorded (an operator alert for a document past its cap among them)."""
+        what was sent, and the request's coverage `hold` released (with the charge where it
+        can be, `Tally.rider`); returns every decision it recorded (an operator alert for a
+        document past its cap among them)."""
         guard = self.config.guard
         assert guard is not None
 
-        def tally(session: Session) -> list[Decision]:
+        def tally(session: Session, released: bool) -> list[Decision]:
             alerts: list[Decision] = []
             if guard.watches_keys:
                 guard.keep(session, admitted.key, copied, fragments)
-                alerts = guard.keep_coverage(session, admitted.key, grams, hold)
+                alerts = guard.keep_coverage(session, admitted.key, grams, None if released else hold)
             recorded = decisions + alerts
             record(session, call.ctx.request_id, admitted.key, recorded)
             return recorded
 
-        return tally
+        return Tally(tally, guard.hold_rider(hold) if hold is not None and guard.watches_keys else None)
 
     async def _settle(
         self,
@@ -181,7 +182,7 @@ class Completions:
         admitted: Admitted,
         info: RequestInfo,
         used: Usage,
-        tally: Callable[[Session], list[Decision]] | None = None,
+        tally: Tally | None = None,
     ) -> Usage:
         """Settle the hold (with the guard's `tally` in the same unit of work); the usage
         charged, which is never above the hold."""
@@ -316,7 +317,7 @@ class Completions:
                     # No settlement, or one that first counts the reply upstream: the tally
                     # (which frees the request's coverage hold) goes now, on its own.
                     lane = admitted.key.customer_id
-                    gateway.spawn(gateway.in_db(tally, durable=False, lane=lane))
+                    gateway.spawn(gateway.in_db(tally.alone, durable=False, lane=lane))
                     tally = None
                 if not completed:
                     # The client went away or the upstream broke: charge what was generated.
@@ -338,7 +339,7 @@ class Completions:
 
     def _after_stream(
         self, call: Call, admitted: Admitted, reply: ReplyStream, hold: int | None
-    ) -> Callable[[Session], list[Decision]] | None:
+    ) -> Tally | None:
         """The guard's bookkeeping of a finished stream (see `_tally`), or None when there is
         nothing to keep."""
         owner = self.config.guard
@@ -360,7 +361,7 @@ class Completions:
         admitted: Admitted,
         info: RequestInfo,
         reply: ReplyStream,
-        tally: Callable[[Session], list[Decision]] | None,
+        tally: Tally | None,
     ) -> Usage | None:
         try:
             used = reply.reported or await counted_usage(

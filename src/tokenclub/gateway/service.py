@@ -27,6 +27,7 @@ from tokenclub.gateway.metrics import Metrics
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, RateLimitedError, RateLimiter, Standing
 from tokenclub.gateway.upstream import ModelRoute, Upstream
 from tokenclub.guard.service import Decision, GatewayGuard, record
+from tokenclub.ledger.posting import Rider
 from tokenclub.ledger.pricing import PriceList
 
 T = TypeVar("T")
@@ -58,6 +59,20 @@ class Admitted:
     """The hold's pending amount: no charge of this request, and no tokens it adds to the
     rate limit, exceed it."""
     standing: Standing | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The guard's bookkeeping of a delivered reply, a unit of database work returning the
+    decisions it recorded: `run(session, rode)`, where `rode` says whether `rider` (writes of
+    it that may go with the charge's posting, PostgreSQL) was written with the charge."""
+
+    run: Callable[[Session, bool], list[Decision]]
+    rider: Rider | None = None
+
+    def alone(self, session: Session) -> list[Decision]:
+        """`run` as its own unit of work: nothing of it went with a charge."""
+        return self.run(session, False)
 
 
 def rate_limited(exc: RateLimitedError) -> ApiError:
@@ -131,32 +146,38 @@ class Gateway:
         usage: Usage,
         info: RequestInfo,
         started: float,
-        tally: Callable[[Session], list[Decision]] | None = None,
+        tally: Tally | None = None,
     ) -> tuple[Charge, list[Decision]]:
         """Charge the hold; with `tally` (the guard's bookkeeping of the delivered reply, which
-        returns the decisions it recorded) in the same unit of work. If that unit fails, the
-        two run again apart, the charge first, so a failing tally cannot undo a charge."""
+        returns the decisions it recorded) in the same unit of work, its `rider` in the charge's
+        one statement where the ledger has one. If that unit fails, the two run again apart,
+        the charge first (without the rider), so a failing tally cannot undo a charge."""
         latency = int((time.perf_counter() - started) * 1000)
         lane = admitted.key.customer_id
 
-        def charge(session: Session) -> Charge:
+        def charge(session: Session, rider: Rider | None = None) -> Charge:
             # The rate counter first, as in admission: one lock order (counter, then accounts),
             # so no two transactions of one key deadlock, lanes or not. It counts what is
             # charged: a reported usage is capped at the hold there too.
             self.config.limiter.add_tokens(session, admitted.key.id, usage.capped(admitted.hold_tokens).total)
-            return billing.settle_hold(session, admitted.hold_id, usage, self.config.prices, info, latency)
+            return billing.settle_hold(
+                session, admitted.hold_id, usage, self.config.prices, info, latency, rider
+            )
+
+        def both(session: Session) -> tuple[Charge, list[Decision]]:
+            assert tally is not None
+            charged = charge(session, tally.rider)
+            return charged, tally.run(session, charged.rode)
 
         decisions: list[Decision] = []
         if tally is None:
             charged = await self.in_db(charge, lane=lane)
         else:
             try:
-                charged, decisions = await self.in_db(
-                    lambda session: (charge(session), tally(session)), lane=lane
-                )
+                charged, decisions = await self.in_db(both, lane=lane)
             except Exception:
                 charged = await self.in_db(charge, lane=lane)
-                decisions = await self.in_db(tally, durable=False, lane=lane)
+                decisions = await self.in_db(tally.alone, durable=False, lane=lane)
         self.metrics.charged(info.model, charged)
         for decision in decisions:
             self.metrics.guard.labels(decision.stage, decision.action).inc()

@@ -63,11 +63,13 @@ from tokenclub.guard.state.coverage_store import (
     forget_stale_holds,
     live_holds,
     lock_customer,
+    release_rider,
 )
 from tokenclub.guard.state.customer_state import Admission, kept_state, read_admission
 from tokenclub.guard.state.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.state.fragment_store import load_fragments, save_fragments
 from tokenclub.guard.state.tallies import add_credits, window_totals
+from tokenclub.ledger.posting import Rider
 
 PromptPolicy = Literal["refuse", "strict"]
 CONTENT_FILTER = "content_filter"
@@ -462,6 +464,12 @@ class GatewayGuard:
                 reasons = (f"document {doc}", f"letters {letters}", f"cap {cap}")
                 alerts.append(Decision("output", "document_capped", "logged", new, partners[doc], reasons))
         return alerts
+
+    @staticmethod
+    def hold_rider(hold: int) -> Rider:
+        """The release of a request's coverage hold as a write that goes with its charge in the
+        ledger's one statement (PostgreSQL); `keep_coverage` releases a hold that did not."""
+        return release_rider(hold)
 
     def keep(
         self,
