@@ -24,7 +24,7 @@ from tokenclub.gateway.billing import (
     stale_holds,
 )
 from tokenclub.guard.state.coverage_store import release_rider
-from tokenclub.guard.state.customer_state import read_admission
+from tokenclub.guard.state.customer_state import admission_rider, from_rider, read_admission
 from tokenclub.ledger.posting import audit
 
 TTL = timedelta(minutes=15)
@@ -120,3 +120,23 @@ def test_the_guard_holds_release_goes_with_the_charge_where_the_ledger_writes_on
     assert (charged.rode, replayed.rode) == (postgres, False)
     assert replayed.id == charged.id and charged.krw == 2
     assert left == (0 if postgres else 1)
+
+
+def test_the_guard_admissions_first_read_goes_with_the_hold_where_the_ledger_writes_one_statement(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    """On PostgreSQL the coverage hold and the admission's first read ride in the ledger hold's
+    statement and read as `read_admission` would; on SQLite nothing rides (the guard reads alone)."""
+    c = make_customer(free=100, credit_krw=50)
+    postgres = db.engine.dialect.name == "postgresql"
+    with db.transaction() as session:
+        hold = place_hold(session, c.id, c.key_id, 1_000, PRICES, TTL, admission_rider(c.id, 1_000))
+        rows = session.scalar(select(func.count()).select_from(GuardCoverageHold))
+        later = read_admission(session, c.id, 1_001, hold=False)
+    if not postgres:
+        assert hold.rider_values is None and rows == 0
+        return
+    assert hold.rider_values is not None and rows == 1
+    first = from_rider(hold.rider_values)
+    assert first.hold is not None and first.last_s is None and not first.active(0)
+    assert first.capped_version == later.capped_version == (0, 0)

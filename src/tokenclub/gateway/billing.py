@@ -79,10 +79,17 @@ _EVENT_BY_REQUEST = select(
 
 
 def place_hold(
-    session: Session, customer_id: int, key_id: int, worst_tokens: int, prices: PriceList, ttl: timedelta
+    session: Session,
+    customer_id: int,
+    key_id: int,
+    worst_tokens: int,
+    prices: PriceList,
+    ttl: timedelta,
+    rider: Rider | None = None,
 ) -> Hold:
-    """Set aside the worst case of a request, or refuse with `QuotaExceededError` and write nothing."""
-    return holds.place(session, customer_id, key_id, worst_tokens, prices, ttl)
+    """Set aside the worst case of a request, or refuse with `QuotaExceededError` and write
+    nothing; the caller's `rider` goes with the hold where it can (`Hold.rider_values`)."""
+    return holds.place(session, customer_id, key_id, worst_tokens, prices, ttl, rider)
 
 
 _EVENT_COLUMNS = (

@@ -101,10 +101,10 @@ class Completions:
         def admit(session: Session) -> tuple[Admitted, PromptCheck]:
             # The key's tally is read in the admission's transaction: one unit of database work
             # (one thread hop, one slot in the group commit) instead of two.
-            admitted = self.gateway.admit(session, secret, call.parsed.worst_tokens)
-            if guard is not None and watched:
-                return admitted, guard.with_tally(session, admitted.key, check)
-            return admitted, check
+            if guard is None or not watched:
+                return self.gateway.admit(session, secret, call.parsed.worst_tokens), check
+            admitted = self.gateway.admit(session, secret, call.parsed.worst_tokens, guard.admission_rider)
+            return admitted, guard.with_tally(session, admitted.key, check, first=admitted.rider_values)
 
         lane = await self.gateway.lane_of(secret)
         try:

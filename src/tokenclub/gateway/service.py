@@ -59,6 +59,8 @@ class Admitted:
     """The hold's pending amount: no charge of this request, and no tokens it adds to the
     rate limit, exceed it."""
     standing: Standing | None = None
+    rider_values: tuple[Any, ...] | None = None
+    """What the admission's rider returned, written with the hold (None: it was not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,16 @@ class Gateway:
             raise INVALID_KEY
         return customer
 
-    def admit(self, session: Session, secret: str, worst_tokens: int) -> Admitted:
+    def admit(
+        self,
+        session: Session,
+        secret: str,
+        worst_tokens: int,
+        rider: Callable[[int], Rider | None] | None = None,
+    ) -> Admitted:
+        """The key checked, the request counted and its hold placed; `rider(customer_id)`: the
+        caller's writes that go with the hold's posting where the ledger writes one statement
+        (`Admitted.rider_values`)."""
         limiter = self.config.limiter
         try:
             if self.work.postgres and isinstance(limiter, DatabaseRateLimiter):
@@ -127,10 +138,11 @@ class Gateway:
                 standing = limiter.admit(session, key.id)
         except RateLimitedError as exc:
             raise rate_limited(exc) from exc
+        extra = rider(key.customer_id) if rider is not None else None
         hold = billing.place_hold(
-            session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl
+            session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl, extra
         )
-        return Admitted(key, hold.id, hold.tokens, standing)
+        return Admitted(key, hold.id, hold.tokens, standing, hold.rider_values)
 
     async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
         def work(session: Session) -> None:

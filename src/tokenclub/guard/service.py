@@ -65,7 +65,13 @@ from tokenclub.guard.state.coverage_store import (
     lock_customer,
     release_rider,
 )
-from tokenclub.guard.state.customer_state import Admission, kept_state, read_admission
+from tokenclub.guard.state.customer_state import (
+    Admission,
+    admission_rider,
+    from_rider,
+    kept_state,
+    read_admission,
+)
 from tokenclub.guard.state.events import Action, Stage, record_event, stopped_attempts
 from tokenclub.guard.state.fragment_store import load_fragments, save_fragments
 from tokenclub.guard.state.tallies import add_credits, window_totals
@@ -241,16 +247,30 @@ class GatewayGuard:
         reasons = ", ".join(verdict.reasons)
         return PromptCheck(refuse, not refuse, decision, message=REFUSED_MESSAGE.format(reasons=reasons))
 
+    def admission_rider(self, customer_id: int) -> Rider | None:
+        """The admission's first read and coverage hold (`with_tally`) as writes that go with
+        the ledger hold's posting (PostgreSQL); None when coverage is off."""
+        index = self.scanner.current()
+        if self.limits is None or index is None or not index.docs.present:
+            return None
+        return admission_rider(customer_id, int(time.time()))
+
     def with_tally(
-        self, session: Session, key: KeyView, check: PromptCheck, now: float | None = None
+        self,
+        session: Session,
+        key: KeyView,
+        check: PromptCheck,
+        now: float | None = None,
+        first: tuple[Any, ...] | None = None,
     ) -> PromptCheck:
         """The request's check escalated by what the key's customer copied in the window: past
         the soft budget it is answered under the strict threshold, past the hard budget or its
         coverage of a document refused. It also carries the customer's recent fragments, which
         the reply must not join, and the coverage hold an admitted request reserves.
 
-        One statement reads whether the customer has state in any window (and adds the hold);
-        only then are its grams, holds, fragments and tallies read."""
+        One statement reads whether the customer has state in any window (and adds the hold),
+        or `first` holds what `admission_rider` returned; only then are its grams, holds,
+        fragments and tallies read."""
         moment = time.time() if now is None else now
         index = self.scanner.current()
         if index is None:
@@ -258,7 +278,10 @@ class GatewayGuard:
         if self.own_text:
             check = replace(check, own_partner=self._partner_of(session, key.customer_id))
         coverage = self.limits is not None and index.docs.present
-        admission = read_admission(session, key.customer_id, int(moment), hold=coverage)
+        if first is not None:
+            admission = from_rider(first)
+        else:
+            admission = read_admission(session, key.customer_id, int(moment), hold=coverage)
         checked = replace(check, hold=admission.hold)
         if coverage:
             checked = self._with_coverage(session, key, checked, admission, int(moment))

@@ -110,6 +110,8 @@ class Hold:
     tokens: int
     free_tokens: int
     krw: int
+    rider_values: tuple[Any, ...] | None = None
+    """What the caller's rider of `place` returned; None when it was not written with the hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +192,17 @@ def _acct(customer_id: int, kind: AccountKind) -> str:
 
 
 def place(
-    db: Session | Connection, customer_id: int, key_id: int, tokens: int, prices: PriceList, ttl: timedelta
+    db: Session | Connection,
+    customer_id: int,
+    key_id: int,
+    tokens: int,
+    prices: PriceList,
+    ttl: timedelta,
+    rider: Rider | None = None,
 ) -> Hold:
-    """Set aside a pending amount of `tokens`, or refuse with `QuotaExceededError` and write nothing."""
+    """Set aside a pending amount of `tokens`, or refuse with `QuotaExceededError` and write
+    nothing. `rider`: the caller's own writes, in the hold's one statement where there is one
+    (`Hold.rider_values`; else the caller writes them itself)."""
     if tokens < 0:
         raise InvalidInputError(f"a hold's pending amount must not be negative, got {tokens}")
     conn = connection_of(db)
@@ -229,9 +239,10 @@ def place(
     hold = Hold(hold_id, customer_id, tokens, plan.free_tokens, plan.krw)
     key = f"hold:{hold_id}"
     if legs and _one_statement(conn):
-        rider = Rider(_HOLD_RIDER, {f"h_{name}": value for name, value in row.items()})
-        if post_in_one_statement(conn, key, "hold", legs, accounts, rider) is not None:
-            return hold
+        held = Rider(_HOLD_RIDER, {f"h_{name}": value for name, value in row.items()})
+        found = post_in_one_statement(conn, key, "hold", legs, accounts, held + (rider or Rider("", {})))
+        if found is not None:
+            return hold if rider is None else replace(hold, rider_values=found[1:])
     if legs:
         post(conn, key, "hold", legs, locked=accounts)
     _INSERT_HOLD.run(conn, row)

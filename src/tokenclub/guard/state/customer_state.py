@@ -11,7 +11,7 @@ has its grams, holds, fragments and tallies read (`coverage_store`, `fragment_st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.db.guard_schema import GuardCappedDocument, GuardCoverageHold, GuardCustomerState
 from tokenclub.db.prebuilt import Prebuilt
+from tokenclub.ledger.posting import Rider
 
 _STATE = cast(Table, GuardCustomerState.__table__)
 _HOLDS = cast(Table, GuardCoverageHold.__table__)
@@ -59,6 +60,28 @@ def read_admission(session: Session, customer_id: int, now: int, hold: bool) -> 
         return Admission(last_s, (int(rows), int(newest or 0)), int(hold_id))
     last_s, rows, newest = _READ.run(conn, {"customer_id": customer_id})[0]
     return Admission(last_s, (int(rows), int(newest or 0)))
+
+
+_HOLD_RIDER = """, guard_hold AS (
+    INSERT INTO guard_coverage_holds (customer_id, created_s)
+    SELECT %(g_customer)s, %(g_now)s FROM tx
+    RETURNING id
+)"""
+_HOLD_RIDER_RETURNING = """, (SELECT id FROM guard_hold),
+    (SELECT last_s FROM guard_customer_state WHERE customer_id = %(g_customer)s),
+    (SELECT count(*) FROM guard_capped_documents), (SELECT max(id) FROM guard_capped_documents)"""
+
+
+def admission_rider(customer_id: int, now: int) -> Rider:
+    """`read_admission` with its hold as writes that go with the ledger hold's posting in one
+    statement (PostgreSQL): one round trip less per admission. `from_rider` reads its values."""
+    return Rider(_HOLD_RIDER, {"g_customer": customer_id, "g_now": now}, _HOLD_RIDER_RETURNING)
+
+
+def from_rider(values: tuple[Any, ...]) -> Admission:
+    """The `Admission` an `admission_rider` returned."""
+    hold_id, last_s, rows, newest = values
+    return Admission(last_s, (int(rows), int(newest or 0)), int(hold_id))
 
 
 def kept_state(session: Session, customer_id: int, now: int) -> None:
