@@ -73,10 +73,11 @@ each view has a fixed cost (a few dozen NumPy calls) many times that of a token'
 stream scanned token by token cost 15–20 times the whole reply. Nothing unscanned is released,
 so a batch only holds text back longer (the first `BATCH` characters, about 13 tokens)."""
 BATCH_LIMIT = 128
-"""The largest batch. A stream's batch grows with what it has scanned (a quarter of it) from
-`BATCH` up to this: the first tokens wait no longer than before, while a long reply pays the
-fixed cost per batch about a third as often. The operator sets it
-(`TOKENCLUB_GUARD_STREAM_BATCH`): `BATCH` keeps every batch small, at about 3× the scan cost."""
+"""The largest batch. A stream's batch grows with what it has scanned (a quarter of it,
+`BATCH_GROWTH`) from `BATCH` up to this: the first tokens wait no longer than before, while a
+long reply pays the fixed cost per batch less often (a 750-character reply: 12 scans, not 24;
+docs/leak-guard.md). The operator sets it (`TOKENCLUB_GUARD_STREAM_BATCH`); `BATCH` keeps
+every batch small at about 1.5× the streamed cost."""
 BATCH_GROWTH = 4
 LAZY_HOLD = 24
 """Decoded characters held back behind the last trigger check while some lazy view has not
