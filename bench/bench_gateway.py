@@ -19,6 +19,7 @@ through httpx show the load generator's own ceiling.
     .venv/bin/python bench/bench_gateway.py                 # the full table (a few minutes)
     .venv/bin/python bench/bench_gateway.py --quick         # a smoke run
     .venv/bin/python bench/bench_gateway.py --profile bench/out/profile   # + py-spy on tokenclub
+    .venv/bin/python bench/bench_gateway.py --profile DIR --profile-postgres   # the PostgreSQL gateway
     .venv/bin/python bench/bench_gateway.py --json bench/out/gateway.json
 
 Targets: tokenclub adds at most 3 ms (SQLite, issue 5) or 5 ms non-streamed and 6 ms streamed
@@ -1079,6 +1080,7 @@ class Setup:
     databases: list[tuple[str, str]] = field(default_factory=list)
     """(URL, API key) of each tokenclub database, for the in-process transaction costs."""
     gateway_pid: int = 0
+    pg_gateway_pid: int = 0
 
 
 def start_targets(args: argparse.Namespace, workdir: Path, pg_url: str | None, setup: Setup) -> None:
@@ -1117,6 +1119,7 @@ def start_targets(args: argparse.Namespace, workdir: Path, pg_url: str | None, s
     else:
         server, secret, port = start_tokenclub("tokenclub-pg", workdir, upstream, pg_url, not args.no_guard)
         setup.servers.append(server)
+        setup.pg_gateway_pid = server.process.pid
         setup.databases.append((pg_url, secret))
         auth = {"authorization": f"Bearer {secret}"}
         setup.targets.append(Target("tokenclub-pg", "tokenclub, PostgreSQL", port, MODEL, auth))
@@ -1178,9 +1181,11 @@ async def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                         "[yellow]--profile needs py-spy (pip install py-spy) on PATH or --py-spy[/]"
                     )
                 else:
-                    tokenclub = next(t for t in setup.targets if t.key == "tokenclub")
+                    key = "tokenclub-pg" if args.profile_postgres else "tokenclub"
+                    tokenclub = next(t for t in setup.targets if t.key == key)
+                    pid = setup.pg_gateway_pid if args.profile_postgres else setup.gateway_pid
                     out = Path(args.profile)
-                    await profile_tokenclub(tokenclub, setup.gateway_pid, out, py_spy, plan.c50, console)
+                    await profile_tokenclub(tokenclub, pid, out, py_spy, plan.c50, console)
             return summary
         finally:
             for server in reversed(setup.servers):
@@ -1201,6 +1206,9 @@ def main() -> None:
     parser.add_argument("--no-guard", action="store_true", help="tokenclub without a leak guard index")
     parser.add_argument("--profile", metavar="DIR", help="afterwards, py-spy the SQLite gateway under load")
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy executable (default: on PATH)")
+    parser.add_argument(
+        "--profile-postgres", action="store_true", help="with --profile: the PostgreSQL gateway instead"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the rows and verdicts as JSON")
     parser.add_argument("--serve", choices=("upstream", "passthrough"), help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
