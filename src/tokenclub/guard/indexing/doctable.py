@@ -104,10 +104,9 @@ class DocTable:
         return int(self.documents["partner"][doc])
 
     def entries(self) -> Iterator[tuple[U64, np.ndarray]]:
-        """Each run's keys and the partner of each key's document (to refill grown filters)."""
-        partners = self.documents["partner"]
+        """Each run's keys and the document of each key (to refill grown filters)."""
         for run in self._runs:
-            yield np.asarray(run["key"]), partners[np.asarray(run["doc"])]
+            yield np.asarray(run["key"]), np.asarray(run["doc"])
 
     @property
     def present(self) -> bool:
