@@ -72,20 +72,28 @@ def merge_runs(where: Path) -> None:
     """Merge the newest run into the one before it while it holds at least half as many
     entries: run sizes then halve at least from run to run, so a table of n entries has at most
     log₂ n runs (a look-up is one binary search a run) and each entry is rewritten at most log₂ n
-    times (the newer run's entries are inserted where they sort: one pass over the older). An
-    ingest adds a run per committed part, so without this a look-up walked every part ever
-    indexed. The merged run takes the older run's name by an atomic rename before the newer
-    file goes: a reader that lists the folder meanwhile sees some entries twice, never none."""
+    times. An ingest adds a run per committed part, so without this a look-up walked every part
+    ever indexed. The runs that would merge one after another merge in one pass, written once
+    (a stable sort of the newest first: a newer run's entries come before the equal keys of an
+    older one, as inserting each newer run before them put them). The merged run takes the
+    oldest one's name by an atomic rename before the newer files go: a reader that lists the
+    folder meanwhile sees some entries twice, never none."""
     runs = sorted(where.glob("run-*.npy"))
-    while len(runs) >= 2:
-        older, newer = np.load(runs[-2], mmap_mode="r"), np.load(runs[-1], mmap_mode="r")
-        if 2 * len(newer) < len(older):
-            return
-        merged = np.insert(older, np.searchsorted(older["key"], newer["key"]), newer)
-        scratch = where / "merging.npy"
-        np.save(scratch, merged)
-        os.replace(scratch, runs[-2])
-        runs.pop().unlink()
+    tables = [np.load(path, mmap_mode="r") for path in runs]
+    first = len(runs) - 1
+    size = len(tables[first]) if runs else 0
+    while first >= 1 and 2 * size >= len(tables[first - 1]):
+        first -= 1
+        size += len(tables[first])
+    if first >= len(runs) - 1:
+        return
+    merged = np.concatenate(tables[first:][::-1])
+    merged = merged[np.argsort(merged["key"], kind="stable")]
+    scratch = where / "merging.npy"
+    np.save(scratch, merged)
+    os.replace(scratch, runs[first])
+    for path in runs[first + 1 :]:
+        path.unlink()
 
 
 class DocTable:
