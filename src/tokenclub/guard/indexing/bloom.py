@@ -159,8 +159,10 @@ class BlockedBloom:
         position = self._salt_rows * keys.astype(np.uint32)  # (k, n), wrapping as the mask does
         bits = len(words) * 64
         if bits <= DENSE_MAX_BITS and position.size * DENSE_SHARE >= bits:
+            at = (position >> _S23_32).astype(np.int64)  # in place from here: a refill's arrays are large
+            at += (block << _S9).view(np.int64)
             marked = np.zeros(bits, dtype=np.bool_)
-            marked[(block << _S9).view(np.int64) + (position >> _S23_32)] = True
+            marked[at] = True
             words |= np.packbits(marked, bitorder="little").view("<u8")
             return
         index = (block << _S3).view(np.int64) + (position >> _S29_32)
