@@ -87,7 +87,7 @@ def test_one_shard_add_sets_the_bits_of_the_sharded_add(
     dense_share: int,
 ) -> None:
     """One shard's add (bits marked one pass over the filter, or OR-ed word by word) sets the
-    bits that the general per-shard add sets, duplicate keys included."""
+    bits that the general per-shard add sets, duplicate keys included, and its look-up agrees."""
     monkeypatch.setattr(bloom_module, "DENSE_SHARE", dense_share)  # 0: never dense; 2²⁰: always
     folder = tmp_path_factory.mktemp("bloom")
     keys = _keys(count, seed)
@@ -102,3 +102,5 @@ def test_one_shard_add_sets_the_bits_of_the_sharded_add(
         np.asarray(one._shards[0]), np.concatenate([np.asarray(s) for s in sharded._shards])
     )
     assert one.contains(keys).all()
+    probe = np.concatenate((keys, _keys(2_000, seed + 1)))  # the one-shard look-up reads bytes
+    assert np.array_equal(one.contains(probe), sharded.contains(probe))

@@ -14,6 +14,7 @@ geometry built on different machines merge by OR-ing their shards. Bits only eve
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +31,9 @@ BLOCK_WORDS = BLOCK_BITS // 64
 _BLOCK_WORDS64 = word(BLOCK_WORDS)
 _S3, _S6, _S9, _S23, _S32 = word(3), word(6), word(9), word(23), word(32)  # 0-d arrays: see `word`
 _LOW6, _LOW32, _ONE = word(63), word(0xFFFFFFFF), word(1)
-_S23_32, _S29_32, _LOW6_32 = (np.array(v, dtype=np.uint32) for v in (23, 29, 63))
+_S23_32, _S26_32, _S29_32, _LOW3_32, _LOW6_32 = (np.array(v, dtype=np.uint32) for v in (23, 26, 29, 7, 63))
+_WORD_BYTE = np.array(0 if sys.byteorder == "little" else 7, dtype=np.uint32)  # bits 0-7's byte in a word
+_ONE8 = np.array(1, dtype=np.uint8)
 MAX_BLOCKS = 1 << 32
 DENSE_SHARE = 64
 """`BlockedBloom.add` sets a batch's bits in one pass over the filter when it sets at least one
@@ -106,6 +109,7 @@ class BlockedBloom:
         self._salt_rows = self._salts.astype(np.uint32)[:, None]  # (k, 1): one row per salt
         self._words = [shard.data.cast("B").cast("Q") for shard in self._shards]
         self._plain = [np.asarray(shard) for shard in self._shards]  # no memmap cost per look-up
+        self._octets = self._plain[0].view(np.uint8)
 
     @classmethod
     def create(cls, folder: Path, prefix: str, geometry: Geometry) -> BlockedBloom:
@@ -184,12 +188,14 @@ class BlockedBloom:
     def _contains_one(self, keys: U64) -> Bools:
         """`contains` on one shard in few NumPy calls (a streamed batch pays each call's fixed
         cost): the salted products in 32-bit arithmetic, which wraps as the mask does, laid out
-        one row per salt so that the test of all k bits reduces across rows."""
-        first = ((((keys >> _S32) * self._blocks64) >> _S32) << _S3).view(np.int64)
+        one row per salt so that the test of all k bits reduces across rows.
+        Each bit is read from its byte, not its word: the arrays of k bytes per key cost less to
+        fill and reduce than k words (a batch's every position, in the sketch's `repeated`)."""
+        first = ((((keys >> _S32) * self._blocks64) >> _S32) << _S6).view(np.int64)
         position = self._salt_rows * keys.astype(np.uint32)
-        words = self._plain[0][first + (position >> _S29_32)]
-        bits = (words >> ((position >> _S23_32) & _LOW6_32)) & _ONE
-        found: Bools = np.bitwise_and.reduce(bits, axis=0).astype(np.bool_)
+        octets = self._octets[first + ((position >> _S26_32) ^ _WORD_BYTE)]
+        bits = octets >> ((position >> _S23_32) & _LOW3_32).astype(np.uint8)
+        found: Bools = (np.bitwise_and.reduce(bits, axis=0) & _ONE8).astype(np.bool_)
         return found
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
