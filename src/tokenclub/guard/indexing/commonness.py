@@ -48,7 +48,8 @@ _SALTS64 = [np.uint64(salt) for salt in _SALTS]
 PUBLIC_BITS = 10.0
 PUBLIC_SHARD_BLOCKS = 1 << 24
 SLOTS_PER_KEY = 8
-"""`repeated`'s table: about one key in 8 shares a slot without repeating (of 4, 8, 16: fastest)."""
+"""`repeated`'s table, 4 bytes a slot: about one key in 8 shares a slot without repeating (16
+slots a key were 10 % faster on batches of 800,000 positions, but took 64 MB for one)."""
 
 
 class DocumentFrequency:
@@ -170,10 +171,10 @@ def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.nd
     size = 1 << (SLOTS_PER_KEY * len(keys) - 1).bit_length()
     slot = keys.view(np.int64) & (size - 1)
     last = np.empty(size, dtype=np.int32)
-    last[slot] = number  # one key of each slot wins; the others show that the slot is shared
-    shared = np.zeros(size, dtype=np.bool_)
-    shared[slot[last[slot] != number]] = True
-    maybe = shared[slot]
+    last[slot] = number  # one key of each slot wins: the others share it, and so does the winner
+    winner = last[slot]
+    maybe = winner != number
+    maybe[winner[maybe]] = True
     maybe_keys = keys[maybe]
     order = np.argsort(maybe_keys)
     ordered = maybe_keys[order]
