@@ -76,7 +76,7 @@ def test_design_rates() -> None:
     repeats=st.integers(0, 500),
     seed=st.integers(0, 2**32 - 1),
     dense_share=st.sampled_from([0, 64, 1 << 20]),
-    lookup_chunk=st.sampled_from([7, 1 << 16]),
+    chunk_keys=st.sampled_from([7, 1 << 14]),
 )
 def test_one_shard_add_sets_the_bits_of_the_sharded_add(
     tmp_path_factory: pytest.TempPathFactory,
@@ -86,13 +86,13 @@ def test_one_shard_add_sets_the_bits_of_the_sharded_add(
     repeats: int,
     seed: int,
     dense_share: int,
-    lookup_chunk: int,
+    chunk_keys: int,
 ) -> None:
     """One shard's add (bits marked one pass over the filter, or OR-ed word by word) sets the
-    bits that the general per-shard add sets, duplicate keys included, and its look-up (whole
-    or in pieces) agrees."""
+    bits that the general per-shard add sets, duplicate keys included, and its look-up agrees
+    (whole or in pieces)."""
     monkeypatch.setattr(bloom_module, "DENSE_SHARE", dense_share)  # 0: never dense; 2²⁰: always
-    monkeypatch.setattr(bloom_module, "LOOKUP_CHUNK", lookup_chunk)
+    monkeypatch.setattr(bloom_module, "CHUNK_KEYS", chunk_keys)
     folder = tmp_path_factory.mktemp("bloom")
     keys = _keys(count, seed)
     keys = np.concatenate((keys, keys[np.random.default_rng(seed).integers(0, count, repeats)]))
