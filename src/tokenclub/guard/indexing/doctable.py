@@ -79,18 +79,23 @@ def merge_runs(where: Path) -> None:
     oldest one's name by an atomic rename before the newer files go: a reader that lists the
     folder meanwhile sees some entries twice, never none."""
     runs = sorted(where.glob("run-*.npy"))
-    tables = [np.load(path, mmap_mode="r") for path in runs]
-    first = len(runs) - 1
-    size = len(tables[first]) if runs else 0
-    while first >= 1 and 2 * size >= len(tables[first - 1]):
-        first -= 1
-        size += len(tables[first])
-    if first >= len(runs) - 1:
+    if len(runs) < 2:
         return
-    merged = np.concatenate(tables[first:][::-1])
+    merging = [np.load(runs[-1], mmap_mode="r")]  # newest first; a header read a run
+    size = len(merging[0])
+    while len(merging) < len(runs):
+        older = np.load(runs[-1 - len(merging)], mmap_mode="r")
+        if 2 * size < len(older):
+            break
+        merging.append(older)
+        size += len(older)
+    if len(merging) < 2:
+        return
+    merged = np.concatenate(merging)
     merged = merged[np.argsort(merged["key"], kind="stable")]
     scratch = where / "merging.npy"
     np.save(scratch, merged)
+    first = len(runs) - len(merging)
     os.replace(scratch, runs[first])
     for path in runs[first + 1 :]:
         path.unlink()
