@@ -384,12 +384,10 @@ class GuardIndex:
         held = sum(s.elements for s in self.segments)
         self.segments, self._members, self._attributions = [], [], []
         self._add_segment(capacity)
-        runs = list(self.docs.entries())
-        if runs:  # all runs in one add: a large add is one pass over the filter (`BlockedBloom.add`)
-            keys = np.concatenate([run_keys for run_keys, _ in runs])
-            docs = np.concatenate([run_docs for _, run_docs in runs])
+        salts = partner_salts(self.docs.documents["partner"])  # of each document
+        for keys, docs in self.docs.entries():
             self._members[0].add(keys)
-            self._attributions[0].add(partner_keys(keys, partner_salts(self.docs.documents["partner"])[docs]))
+            self._attributions[0].add(partner_keys(keys, salts[docs]))
         self.segments[0].elements = held
         old_sketch = None
         if self.sketch is not None:
