@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tokenclub.guard.indexing import bloom as bloom_module
 from tokenclub.guard.indexing.bloom import (
     BlockedBloom,
     Geometry,
@@ -64,3 +67,44 @@ def test_design_rates() -> None:
     assert best_hashes(8.0) == 5
     assert false_positive_rate(8.0, 5) == pytest.approx(0.0231, abs=5e-4)
     assert false_positive_rate(4.0, best_hashes(4.0)) == pytest.approx(0.148, abs=2e-3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    blocks=st.integers(1, 300),
+    count=st.integers(1, 3_000),
+    repeats=st.integers(0, 500),
+    seed=st.integers(0, 2**32 - 1),
+    dense_share=st.sampled_from([0, 64, 1 << 20]),
+    chunk_keys=st.sampled_from([7, 1 << 14]),
+)
+def test_one_shard_add_sets_the_bits_of_the_sharded_add(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    blocks: int,
+    count: int,
+    repeats: int,
+    seed: int,
+    dense_share: int,
+    chunk_keys: int,
+) -> None:
+    """One shard's add (bits marked one pass over the filter, or OR-ed word by word) sets the
+    bits that the general per-shard add sets, duplicate keys included, and its look-up agrees
+    (whole or in pieces)."""
+    monkeypatch.setattr(bloom_module, "DENSE_SHARE", dense_share)  # 0: never dense; 2²⁰: always
+    monkeypatch.setattr(bloom_module, "CHUNK_KEYS", chunk_keys)
+    folder = tmp_path_factory.mktemp("bloom")
+    keys = _keys(count, seed)
+    keys = np.concatenate((keys, keys[np.random.default_rng(seed).integers(0, count, repeats)]))
+    one = BlockedBloom.create(folder, "one", Geometry(blocks, 5, 1 << 24))
+    sharded = BlockedBloom.create(folder, "sharded", Geometry(blocks, 5, 7))
+    one.add(keys[:0])
+    assert not np.asarray(one._shards[0]).any()
+    one.add(keys)
+    sharded.add(keys)
+    assert np.array_equal(
+        np.asarray(one._shards[0]), np.concatenate([np.asarray(s) for s in sharded._shards])
+    )
+    assert one.contains(keys).all()
+    probe = np.concatenate((keys, _keys(2_000, seed + 1)))  # the one-shard look-up reads bytes
+    assert np.array_equal(one.contains(probe), sharded.contains(probe))

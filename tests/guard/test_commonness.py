@@ -214,8 +214,14 @@ def test_public_add_names_the_bad_file(tmp_path: Path) -> None:
 @given(
     st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6)), max_size=300),
     st.sets(st.integers(0, 40), max_size=10),
+    st.sampled_from([0, 40]),
 )
-def test_repeated_counts_each_keys_distinct_documents(pairs: list[tuple[int, int]], held: set[int]) -> None:
+def test_repeated_counts_each_keys_distinct_documents(
+    pairs: list[tuple[int, int]], held: set[int], shift: int
+) -> None:
+    """`shift` 40: keys that differ only in high bits, so that every key shares its slot."""
+    pairs = [(k << shift, d) for k, d in pairs]
+    held = {k << shift for k in held}
     keys = np.array([k for k, _ in pairs], dtype=np.uint64)
     owner = np.array([d for _, d in pairs], dtype=np.int64)
     got_keys, got_extra = repeated(keys, owner, lambda unique: np.isin(unique, sorted(held)))

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import petitions
 from tokenclub.guard.detection.coverage import document_entries
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.indexing.commonness import DEPTH
+from tokenclub.guard.indexing.doctable import ENTRY, merge_runs
 from tokenclub.guard.indexing.index import (
     DEFAULT_CAPACITY,
     GROWTH,
@@ -149,6 +152,38 @@ def test_rebuild_drops_a_withdrawn_partner_and_keeps_it_out(tmp_path: Path) -> N
         assert index.add(DOCS[:5], [1] * 5) == 0
         assert index.partners == [2]
     assert LeakScanner(live).scan(DOCS[0]).verdict == "pass"
+
+
+def _merged_one_at_a_time(runs: list[np.ndarray]) -> list[np.ndarray]:
+    """The runs as merging the newest into the one before it, one merge at a time, leaves them."""
+    table: list[np.ndarray] = []
+    for run in runs:
+        table.append(run)
+        while len(table) >= 2 and 2 * len(table[-1]) >= len(table[-2]):
+            newer = table.pop()
+            table[-1] = np.insert(table[-1], np.searchsorted(table[-1]["key"], newer["key"]), newer)
+    return table
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=40), min_size=1, max_size=25))
+def test_runs_merged_in_one_pass_equal_runs_merged_one_at_a_time(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[int]]
+) -> None:
+    """Equal keys of several runs (a gram in many documents) keep the order they had."""
+    where = tmp_path_factory.mktemp("docs")
+    runs, first = [], 0
+    for keys in batches:
+        run = np.empty(len(keys), dtype=ENTRY)
+        run["key"], run["doc"], run["ordinal"] = keys, first, np.arange(len(keys))
+        run = run[np.argsort(run["key"], kind="stable")]
+        runs.append(run)
+        np.save(where / f"run-{first:09d}.npy", run)
+        merge_runs(where)
+        first += len(keys)
+    stored = [np.load(path) for path in sorted(where.glob("run-*.npy"))]
+    expected = _merged_one_at_a_time(runs)
+    assert [run.tobytes() for run in stored] == [run.tobytes() for run in expected]
 
 
 def test_the_document_table_merges_its_runs_and_still_finds_every_entry(tmp_path: Path) -> None:

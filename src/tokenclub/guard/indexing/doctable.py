@@ -72,20 +72,33 @@ def merge_runs(where: Path) -> None:
     """Merge the newest run into the one before it while it holds at least half as many
     entries: run sizes then halve at least from run to run, so a table of n entries has at most
     log₂ n runs (a look-up is one binary search a run) and each entry is rewritten at most log₂ n
-    times (the newer run's entries are inserted where they sort: one pass over the older). An
-    ingest adds a run per committed part, so without this a look-up walked every part ever
-    indexed. The merged run takes the older run's name by an atomic rename before the newer
-    file goes: a reader that lists the folder meanwhile sees some entries twice, never none."""
+    times. An ingest adds a run per committed part, so without this a look-up walked every part
+    ever indexed. The runs that would merge one after another merge in one pass, written once
+    (a stable sort of the newest first: a newer run's entries come before the equal keys of an
+    older one, as inserting each newer run before them put them). The merged run takes the
+    oldest one's name by an atomic rename before the newer files go: a reader that lists the
+    folder meanwhile sees some entries twice, never none."""
     runs = sorted(where.glob("run-*.npy"))
-    while len(runs) >= 2:
-        older, newer = np.load(runs[-2], mmap_mode="r"), np.load(runs[-1], mmap_mode="r")
-        if 2 * len(newer) < len(older):
-            return
-        merged = np.insert(older, np.searchsorted(older["key"], newer["key"]), newer)
-        scratch = where / "merging.npy"
-        np.save(scratch, merged)
-        os.replace(scratch, runs[-2])
-        runs.pop().unlink()
+    if len(runs) < 2:
+        return
+    merging = [np.load(runs[-1], mmap_mode="r")]  # newest first; a header read a run
+    size = len(merging[0])
+    while len(merging) < len(runs):
+        older = np.load(runs[-1 - len(merging)], mmap_mode="r")
+        if 2 * size < len(older):
+            break
+        merging.append(older)
+        size += len(older)
+    if len(merging) < 2:
+        return
+    merged = np.concatenate(merging)
+    merged = merged[np.argsort(merged["key"], kind="stable")]
+    scratch = where / "merging.npy"
+    np.save(scratch, merged)
+    first = len(runs) - len(merging)
+    os.replace(scratch, runs[first])
+    for path in runs[first + 1 :]:
+        path.unlink()
 
 
 class DocTable:
@@ -104,10 +117,9 @@ class DocTable:
         return int(self.documents["partner"][doc])
 
     def entries(self) -> Iterator[tuple[U64, np.ndarray]]:
-        """Each run's keys and the partner of each key's document (to refill grown filters)."""
-        partners = self.documents["partner"]
+        """Each run's keys and the document of each key (to refill grown filters)."""
         for run in self._runs:
-            yield np.asarray(run["key"]), partners[np.asarray(run["doc"])]
+            yield np.asarray(run["key"]), np.asarray(run["doc"])
 
     @property
     def present(self) -> bool:

@@ -145,9 +145,16 @@ def partner_salt(partner_id: int) -> int:
     return splitmix_int(0x5A17 + partner_id)
 
 
-def partner_keys(keys: U64, partner_id: int) -> U64:
-    """Gram keys as the attribution filter stores them for one partner."""
-    return splitmix(keys ^ np.uint64(partner_salt(partner_id)))
+def partner_salts(partners: np.ndarray) -> U64:
+    """The salt of each of `partners` (ids, one per document: few distinct ones)."""
+    ids, which = np.unique(partners, return_inverse=True)
+    return np.array([partner_salt(p) for p in ids.tolist()], dtype=np.uint64)[which]
+
+
+def partner_keys(keys: U64, salts: U64) -> U64:
+    """Gram keys as the attribution filter stores them, each mixed with its partner's salt: the
+    keys of all partners go into the filter in one add."""
+    return splitmix(keys ^ salts)
 
 
 def document_keys(
@@ -358,11 +365,11 @@ class GuardIndex:
         letters = np.array([len(stream) for stream in streams], dtype=np.int64)
         write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64))
         self._docs = None
-        partners = np.asarray(partner_ids, dtype=np.int64)[owner]
-        for partner in np.unique(partners).tolist():
-            attribution.add(partner_keys(keys[partners == partner], int(partner)))
+        partners = np.asarray(partner_ids, dtype=np.int64)
+        attribution.add(partner_keys(keys, partner_salts(partners)[owner]))
+        for partner in np.unique(partners[np.bincount(owner, minlength=len(partners)) > 0]).tolist():
             if partner not in self.partners:
-                self.partners.append(int(partner))
+                self.partners.append(partner)
         last.elements += len(keys)
         self._save()
         return len(keys)
@@ -377,11 +384,10 @@ class GuardIndex:
         held = sum(s.elements for s in self.segments)
         self.segments, self._members, self._attributions = [], [], []
         self._add_segment(capacity)
-        member, attribution = self._members[0], self._attributions[0]
-        for keys, partners in self.docs.entries():
-            member.add(keys)
-            for partner in np.unique(partners).tolist():
-                attribution.add(partner_keys(keys[partners == partner], int(partner)))
+        salts = partner_salts(self.docs.documents["partner"])  # of each document
+        for keys, docs in self.docs.entries():
+            self._members[0].add(keys)
+            self._attributions[0].add(partner_keys(keys, salts[docs]))
         self.segments[0].elements = held
         old_sketch = None
         if self.sketch is not None:
