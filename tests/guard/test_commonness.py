@@ -248,3 +248,23 @@ def test_coverage_credits_and_fragments_skip_grams_beside_common_text(tmp_path: 
     assert set(reply_grams(index, secret)) == {15}
     assert set(reply_credits(index, secret, budget)) == {1}
     assert len(fragments_of(index, secret)) == 1
+
+
+def test_an_index_built_a_few_documents_at_a_time_still_catches_every_copy(tmp_path: Path) -> None:
+    """An ingest indexes a committed part at a time; the sketch is widened as the index grows,
+    each old count kept in every copy of its cell. Begun too narrow, it read a share of every
+    document's unique grams as common by the time a month of petitions was in, and hits around
+    them were cleared."""
+    docs = [text for month in ("2017-08", "2019-04", "2019-05") for text in petitions(month)]
+    params = IndexParams.for_leak_length(seed=9)
+    for start in range(0, len(docs), 8):
+        with writer(tmp_path / "guard", params) as index:
+            part = docs[start : start + 8]
+            index.add(part, [1 + i % 3 for i in range(len(part))])
+    built = open_index(tmp_path / "guard")
+    assert built is not None
+    scanner = LeakScanner(built)
+    copies = [doc[100:140] for doc in docs[::5] if len(doc) >= 300 and len(guard_text(doc[100:140])) >= 80]
+    assert len(copies) >= 80
+    missed = [copy for copy in copies if not scanner.scan("답변입니다: " + copy + " 끝.").leaked]
+    assert len(missed) <= len(copies) // 40  # one of 84 here sits in stock phrases; 18 from 8,192 counters
