@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import collections
 import functools
 import html
@@ -421,9 +422,15 @@ class Filler(Transform):
         end = len(units) if final else len(units) - _LOOKAHEAD
         out: list[str] = []
         origins: list[int] = []
-        often = collections.Counter(chars)  # a character seen fewer than `FILLER_REPEATS` times is no filler
+        # a filler's `FILLER_REPEATS` copies lie within `_LOOKAHEAD` of each other: a character
+        # seen fewer times than that around it is none, without the stride test
+        places: dict[str, list[int]] = {}
+        for at, char in enumerate(chars):
+            places.setdefault(char, []).append(at)
         for i in range(self._decided, max(self._decided, end)):
-            if often[chars[i]] < FILLER_REPEATS or not _periodic(chars, i):
+            seen = places[chars[i]]
+            near = bisect.bisect_right(seen, i + _LOOKAHEAD) - bisect.bisect_left(seen, i - _LOOKAHEAD)
+            if near < FILLER_REPEATS or not _periodic(chars, i):
                 out.append(units[i][0])
                 origins.append(units[i][1])
         self._decided = max(self._decided, end)
