@@ -14,16 +14,14 @@ from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import (
-    FILLER_PERIODS,
-    FILLER_REPEATS,
     Base64Runs,
     Decoder,
     Filler,
     Romanized,
     Transform,
 )
-from tokenclub.guard.detection.views import _filler_seen
-from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.detection.views import _FILLER_SEEN, _filler_seen, filler_runs
+from tokenclub.guard.normalize import code_points, guard_text
 
 DOC = 10
 SPAN = petitions()[DOC][120:200]
@@ -78,21 +76,12 @@ def test_decoder_maps_each_escape_to_its_first_character() -> None:
     assert origins == [0, 1, 12, 17, 23, 32, 33, 38, 39]
 
 
-_FILLER_RULE = re.compile(
-    "|".join(
-        rf"(.)(?:.{{{max(1, period - 2)},{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}"
-        for n, period in enumerate(FILLER_PERIODS, 1)
-    ),
-    re.DOTALL,
-)
-"""The filler trigger's rule as one regular expression over the letters (what it was before the
-array version): one letter `FILLER_REPEATS` times, each step `period` or `period − 1`."""
-
-
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="가나다 ,.a1", max_size=120))
-def test_the_filler_trigger_answers_as_its_rule_says(text: str) -> None:
-    assert _filler_seen(text) == (_FILLER_RULE.search(re.sub(r"[\W_]+", "", text)) is not None)
+def test_the_filler_triggers_arrays_answer_as_its_expression(text: str) -> None:
+    """Long windows take the arrays, short ones the expression: both must say the same."""
+    letters = re.sub(r"[\W_]+", "", text)
+    assert filler_runs(code_points(letters)) == (_FILLER_SEEN.search(letters) is not None)
 
 
 def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:

@@ -91,9 +91,21 @@ _HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
 _NOT_LETTER = re.compile(r"[\W_]+")
 
 
+_FILLER_SEEN = re.compile(
+    "|".join(
+        rf"(.)(?:.{{{max(1, period - 2)},{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}"
+        for n, period in enumerate(FILLER_PERIODS, 1)
+    ),
+    re.DOTALL,
+)
+"""One letter `FILLER_REPEATS` times, each step `period` or `period − 1` letters (`Filler`'s rule:
+punctuation in the text between two fillers shortens a step by one), for some period."""
 _STEPS = {period: range(max(2, period - 1), period + 1) for period in FILLER_PERIODS}
-"""Steps between a filler's copies for each period: `period` or `period − 1` letters (`Filler`'s
-rule: punctuation in the text between two fillers shortens a step by one), at least 2."""
+"""The same steps for `filler_runs`, at least 2."""
+FILLER_ARRAYS_FROM = 300
+"""Letters from which the filler trigger uses arrays instead of the expression: its back-references
+cost grows with the window (6 µs at 25 letters, 196 µs at 750), the arrays' cost is mostly fixed
+(about 40 µs, 80–110 with the letters; measured on petition windows, 02:03 UTC)."""
 
 
 # ㄱ-ㆎ and 가-힣 as (first, how many) 0-d arrays: `letters - first < many` (wrapping below)
@@ -110,10 +122,16 @@ def _word_letters(text: str) -> U32:
 
 def _filler_seen(text: str) -> bool:
     """Whether one letter recurs `FILLER_REPEATS` times at a regular stride among the text's
-    letters, each step one of the period's `_STEPS`: for each period, the letters that start a
-    run of k equal ones, k = 1 … `FILLER_REPEATS`, a few array operations each (a regular
-    expression with back-references cost 194 µs on a 750-character reply)."""
-    letters = _word_letters(text)
+    letters: one regular expression over them in a short window, `filler_runs` in a long one."""
+    letters = _NOT_LETTER.sub("", text)
+    if len(letters) < FILLER_ARRAYS_FROM:
+        return _FILLER_SEEN.search(letters) is not None
+    return filler_runs(_word_letters(text))
+
+
+def filler_runs(letters: U32) -> bool:
+    """`_FILLER_SEEN` in arrays: for each period, the letters that start a run of k equal ones
+    at its `_STEPS`, k = 1 … `FILLER_REPEATS`, a few array operations each."""
     count = len(letters)
     equal = {step: letters[:-step] == letters[step:] for step in range(2, FILLER_PERIODS[-1] + 1)}
     for steps in _STEPS.values():
