@@ -250,10 +250,13 @@ class GatewayGuard:
     def admission_rider(self, customer_id: int) -> Rider | None:
         """The admission's first read and coverage hold (`with_tally`) as writes that go with
         the ledger hold's posting (PostgreSQL); None when coverage is off."""
-        index = self.scanner.current()
-        if self.limits is None or index is None or not index.docs.present:
+        if not self._covering(self.scanner.current()):
             return None
         return admission_rider(customer_id, int(time.time()))
+
+    def _covering(self, index: GuardIndex | None) -> bool:
+        """Whether coverage is counted on `index`: limits set, and a document table to count by."""
+        return self.limits is not None and index is not None and index.docs.present
 
     def with_tally(
         self,
@@ -277,7 +280,7 @@ class GatewayGuard:
             return check
         if self.own_text:
             check = replace(check, own_partner=self._partner_of(session, key.customer_id))
-        coverage = self.limits is not None and index.docs.present
+        coverage = self._covering(index)
         if first is not None:
             admission = from_rider(first)
         else:

@@ -54,6 +54,7 @@ from tokenclub.ledger.chart import (
     system_account,
 )
 from tokenclub.ledger.posting import (
+    NO_RIDER,
     Leg,
     LockedAccount,
     Rider,
@@ -240,7 +241,7 @@ def place(
     key = f"hold:{hold_id}"
     if legs and _one_statement(conn):
         held = Rider(_HOLD_RIDER, {f"h_{name}": value for name, value in row.items()})
-        found = post_in_one_statement(conn, key, "hold", legs, accounts, held + (rider or Rider("", {})))
+        found = post_in_one_statement(conn, key, "hold", legs, accounts, held + (rider or NO_RIDER))
         if found is not None:
             return hold if rider is None else replace(hold, rider_values=found[1:])
     if legs:
@@ -295,7 +296,7 @@ def _resolve_posting(
         locked = lock_accounts(conn, [leg.account for leg in legs])
     if legs and locked is not None and _one_statement(conn):
         closing = Rider(_RESOLUTION_RIDER, {f"r_{name}": value for name, value in resolution.items()})
-        found = post_in_one_statement(conn, key, kind, legs, locked, closing + (rider or Rider("", {})), memo)
+        found = post_in_one_statement(conn, key, kind, legs, locked, closing + (rider or NO_RIDER), memo)
         if found is not None:
             return found[1:]
     tx_id = post(conn, key, kind, legs, memo, locked=locked).transaction_id if legs else None

@@ -313,6 +313,10 @@ class Rider:
         return Rider(self.sql + other.sql, {**self.params, **other.params}, self.returning + other.returning)
 
 
+NO_RIDER = Rider("", {})
+"""A posting's statement with nothing of the caller's in it."""
+
+
 def post_in_one_statement(
     conn: Connection,
     key: str,

@@ -425,7 +425,7 @@ class GuardIndex:
         (held, but common or public: see `clear_of_shared` for what it does to its neighbours)."""
         held = _held(self._members, keys)
         found = held.astype(np.uint8)
-        if self.sketch is not None or self._public is not None:
+        if self.shares:
             chosen = np.flatnonzero(held)
             if len(chosen) <= _FEW:
                 for i in chosen.tolist():
@@ -440,7 +440,7 @@ class GuardIndex:
         held = _held_keys(self._members, keys)
         if True not in held:
             return [MISS] * len(keys)
-        if self.sketch is None and self._public is None:
+        if not self.shares:
             return [COUNTS if h else MISS for h in held]
         return [
             (SHARED if self._ignored_key(key) else COUNTS) if h else MISS

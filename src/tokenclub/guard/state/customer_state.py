@@ -56,8 +56,7 @@ def read_admission(session: Session, customer_id: int, now: int, hold: bool) -> 
     """The customer's `Admission`, adding its coverage hold in the same statement when `hold`."""
     conn = session.connection()
     if hold:
-        hold_id, last_s, rows, newest = _READ_AND_HOLD.run(conn, {"customer_id": customer_id, "now": now})[0]
-        return Admission(last_s, (int(rows), int(newest or 0)), int(hold_id))
+        return from_rider(tuple(_READ_AND_HOLD.run(conn, {"customer_id": customer_id, "now": now})[0]))
     last_s, rows, newest = _READ.run(conn, {"customer_id": customer_id})[0]
     return Admission(last_s, (int(rows), int(newest or 0)))
 
@@ -79,7 +78,8 @@ def admission_rider(customer_id: int, now: int) -> Rider:
 
 
 def from_rider(values: tuple[Any, ...]) -> Admission:
-    """The `Admission` an `admission_rider` returned."""
+    """The `Admission` an `admission_rider` (or `read_admission`'s statement with a hold)
+    returned: the hold's id, the customer's last kept state, the capped documents' version."""
     hold_id, last_s, rows, newest = values
     return Admission(last_s, (int(rows), int(newest or 0)), int(hold_id))
 
