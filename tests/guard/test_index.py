@@ -16,7 +16,7 @@ from tests.guard.corpus import petitions
 from tokenclub.guard.detection.coverage import document_entries
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.indexing.commonness import DEPTH
-from tokenclub.guard.indexing.doctable import ENTRY, merge_runs
+from tokenclub.guard.indexing.doctable import DOCUMENT, ENTRY, DocTable, merge_runs
 from tokenclub.guard.indexing.index import (
     DEFAULT_CAPACITY,
     GROWTH,
@@ -184,6 +184,30 @@ def test_runs_merged_in_one_pass_equal_runs_merged_one_at_a_time(
     stored = [np.load(path) for path in sorted(where.glob("run-*.npy"))]
     expected = _merged_one_at_a_time(runs)
     assert [run.tobytes() for run in stored] == [run.tobytes() for run in expected]
+
+
+def test_the_documents_letters_and_partners_merge_like_the_runs(tmp_path: Path) -> None:
+    """Thirty adds of two documents leave a few `docs-` files, not thirty, holding the same
+    letters and partners as one add of all sixty; a reader that meets a file a merge has not
+    removed yet (it overlaps the merged one) reads the same table."""
+    partners = [1 + i % 3 for i in range(len(DOCS))]
+    with writer(tmp_path / "whole", PARAMS) as index:
+        index.add(DOCS, partners)
+        whole = index.docs.documents.copy()
+    with writer(tmp_path / "parts", PARAMS) as index:
+        for start in range(0, len(DOCS), 2):
+            index.add(DOCS[start : start + 2], partners[start : start + 2])
+        where = index.folder / "docs"
+    files = sorted(where.glob("docs-*.npy"))
+    sizes = [len(np.load(path)) for path in files]
+    assert len(whole) == len(DOCS) == sum(sizes) and len(files) < 6
+    assert all(2 * later < earlier for earlier, later in itertools.pairwise(sizes))
+    assert whole["partner"].tolist() == partners
+    assert DocTable(where.parent).documents.tobytes() == whole.tobytes()
+    stale = np.empty(3, dtype=DOCUMENT)
+    stale[:] = whole[40:43]
+    np.save(where / "docs-000000040.npy", stale)
+    assert DocTable(where.parent).documents.tobytes() == whole.tobytes()
 
 
 def test_the_document_table_merges_its_runs_and_still_finds_every_entry(tmp_path: Path) -> None:

@@ -31,12 +31,11 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from tokenclub.guard.hashing import MASK64, U64, gram_hash, splitmix_int
-from tokenclub.guard.indexing.doctable import ENTRY
+from tokenclub.guard.indexing.doctable import ENTRY, first_document
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, document_keys
 from tokenclub.guard.normalize import char_letters, normalize
 
@@ -262,16 +261,12 @@ def document_entries(index: GuardIndex, doc: int) -> np.ndarray:
     """The gram→document table's entries (key, doc, ordinal) of one document: the run holding it
     is the last whose first document is at most `doc` (runs cover consecutive ranges of
     documents, merged or not: `guard/indexing/doctable.py`)."""
-    runs = sorted((index.folder / "docs").glob("run-*.npy"), key=_first_document)
-    chosen = [path for path in runs if _first_document(path) <= doc]
+    runs = sorted((index.folder / "docs").glob("run-*.npy"), key=first_document)
+    chosen = [path for path in runs if first_document(path) <= doc]
     if not chosen:
         return np.zeros(0, dtype=ENTRY)
     run = np.load(chosen[-1], mmap_mode="r")
     return np.asarray(run[run["doc"] == doc])
-
-
-def _first_document(path: Path) -> int:
-    return int(path.stem.split("-")[1])
 
 
 @dataclass(slots=True)

@@ -3,9 +3,10 @@
 The Bloom filters answer "is this gram indexed, and by which partner", never "from which
 document", so coverage (`guard/detection/coverage.py`) needs its own attribution. Each batch the index
 adds writes one run: its gram keys sorted, each with the document number (counted across the
-generation) and the gram's ordinal in that document, plus every document's guard letters; runs
-of neighbouring batches are merged as they come (`merge_runs`), so the runs always cover
-consecutive ranges of documents, each named by its first. A look-up is a binary search per
+generation) and the gram's ordinal in that document, plus every document's guard letters and
+partner; the files of neighbouring batches are merged as they come (`merge_runs`,
+`merge_documents`), so they always cover consecutive ranges of documents, each named by its
+first, and a table of n documents lies in at most log₂ n files of each kind. A look-up is a binary search per
 run, exact for the 64-bit keys (two different grams share a key with chance n/2⁶⁴), so a hit is
 given to a wrong document only when a chance filter hit also matches a stored key: never in
 practice. The price is 16 bytes per indexed gram (the filters take 1.5): it lives in its own
@@ -13,7 +14,7 @@ files so that a smaller encoding can replace it (docs/leak-guard.md).
 
 On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal;
 one batch's or several merged) and ``docs-<first document>.npy`` (guard letters and partner of
-every document of one batch).
+every document of one batch or several merged).
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ def documents(folder: Path) -> int:
     runs = sorted((folder / "docs").glob("docs-*.npy"))
     if not runs:
         return 0
-    return int(runs[-1].stem.removeprefix("docs-")) + len(np.load(runs[-1], mmap_mode="r"))
+    return first_document(runs[-1]) + len(np.load(runs[-1], mmap_mode="r"))
+
+
+def first_document(path: Path) -> int:
+    """The first document of a `run-` or `docs-` file, from its name."""
+    return int(path.stem.split("-")[1])
 
 
 def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, partners: np.ndarray) -> None:
@@ -66,6 +72,7 @@ def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, p
     table["partner"] = partners
     np.save(where / f"docs-{first:09d}.npy", table)
     merge_runs(where)
+    merge_documents(where)
 
 
 def merge_runs(where: Path) -> None:
@@ -75,29 +82,48 @@ def merge_runs(where: Path) -> None:
     times. An ingest adds a run per committed part, so without this a look-up walked every part
     ever indexed. The runs that would merge one after another merge in one pass, written once
     (a stable sort of the newest first: a newer run's entries come before the equal keys of an
-    older one, as inserting each newer run before them put them). The merged run takes the
-    oldest one's name by an atomic rename before the newer files go: a reader that lists the
-    folder meanwhile sees some entries twice, never none."""
-    runs = sorted(where.glob("run-*.npy"))
-    if len(runs) < 2:
-        return
-    merging = [np.load(runs[-1], mmap_mode="r")]  # newest first; a header read a run
+    older one, as inserting each newer run before them put them)."""
+    merging = _newest(where, "run")
+    if merging is not None:
+        merged = np.concatenate(merging[1])
+        _replace(where, merging[0], merged[np.argsort(merged["key"], kind="stable")])
+
+
+def merge_documents(where: Path) -> None:
+    """`merge_runs`' rule for the documents' letters and partners, kept in document order: every
+    process that opens the index reads them all, and an ingest adds a file per committed part."""
+    merging = _newest(where, "docs")
+    if merging is not None:
+        _replace(where, merging[0], np.concatenate(merging[1][::-1]))
+
+
+def _newest(where: Path, kind: str) -> tuple[list[Path], list[np.ndarray]] | None:
+    """The files of `kind` to merge, oldest first, and their arrays, newest first: the newest
+    and each older one while it holds at most twice what the newer ones hold together (None:
+    nothing to merge)."""
+    paths = sorted(where.glob(f"{kind}-*.npy"))
+    if len(paths) < 2:
+        return None
+    merging = [np.load(paths[-1], mmap_mode="r")]  # a header read a file
     size = len(merging[0])
-    while len(merging) < len(runs):
-        older = np.load(runs[-1 - len(merging)], mmap_mode="r")
+    while len(merging) < len(paths):
+        older = np.load(paths[-1 - len(merging)], mmap_mode="r")
         if 2 * size < len(older):
             break
         merging.append(older)
         size += len(older)
     if len(merging) < 2:
-        return
-    merged = np.concatenate(merging)
-    merged = merged[np.argsort(merged["key"], kind="stable")]
+        return None
+    return paths[len(paths) - len(merging) :], merging
+
+
+def _replace(where: Path, paths: list[Path], merged: np.ndarray) -> None:
+    """The merged file takes the oldest one's name by an atomic rename before the newer files
+    go: a reader that lists the folder meanwhile sees some entries twice, never none."""
     scratch = where / "merging.npy"
     np.save(scratch, merged)
-    first = len(runs) - len(merging)
-    os.replace(scratch, runs[first])
-    for path in runs[first + 1 :]:
+    os.replace(scratch, paths[0])
+    for path in paths[1:]:
         path.unlink()
 
 
@@ -107,8 +133,11 @@ class DocTable:
     def __init__(self, folder: Path) -> None:
         where = folder / "docs"
         self._runs = [np.load(p, mmap_mode="r") for p in sorted(where.glob("run-*.npy"))]
-        parts = [np.load(p) for p in sorted(where.glob("docs-*.npy"))]
-        self.documents = np.concatenate(parts) if parts else np.zeros(0, dtype=DOCUMENT)
+        parts = [(first_document(p), np.load(p)) for p in sorted(where.glob("docs-*.npy"))]
+        # each file in its place: one met during a merge overlaps the merged one with equal rows
+        self.documents = np.zeros(max((f + len(part) for f, part in parts), default=0), dtype=DOCUMENT)
+        for first, part in parts:
+            self.documents[first : first + len(part)] = part
 
     def letters(self, doc: int) -> int:
         return int(self.documents["letters"][doc])
