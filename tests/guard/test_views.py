@@ -20,7 +20,7 @@ from tokenclub.guard.detection.transforms import (
     Romanized,
     Transform,
 )
-from tokenclub.guard.detection.views import _FILLER_SEEN, _filler_seen, filler_runs
+from tokenclub.guard.detection.views import _FILLER_SEEN, _filler_clustered, _filler_seen, filler_runs
 from tokenclub.guard.normalize import code_points, guard_text
 
 DOC = 10
@@ -78,10 +78,25 @@ def test_decoder_maps_each_escape_to_its_first_character() -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="가나다 ,.a1", max_size=120))
-def test_the_filler_triggers_arrays_answer_as_its_expression(text: str) -> None:
-    """Long windows take the arrays, short ones the expression: both must say the same."""
+def test_the_filler_triggers_two_ways_answer_as_its_expression(text: str) -> None:
+    """Long windows take the arrays, short ones the expression where a letter clusters: both
+    must say what the expression says tried everywhere."""
     letters = re.sub(r"[\W_]+", "", text)
-    assert filler_runs(code_points(letters)) == (_FILLER_SEEN.search(letters) is not None)
+    expected = _FILLER_SEEN.search(letters) is not None
+    assert filler_runs(code_points(letters)) == expected
+    assert _filler_clustered(letters) == expected
+
+
+@pytest.mark.parametrize(("steps", "seen"), [((8, 7, 8), True), ((2, 2, 2), True), ((8, 6, 8), False)])
+def test_the_filler_trigger_sees_the_widest_stride_among_letters_that_never_repeat(
+    steps: tuple[int, ...], seen: bool
+) -> None:
+    """One letter at the given steps among distinct others: steps of one period (8 and 7, or
+    2) are a run however far apart, steps of two periods (8 and 6) are not."""
+    others = iter(chr(0xAC01 + i) for i in range(100))
+    letters = "가" + "".join("".join(next(others) for _ in range(step - 1)) + "가" for step in steps)
+    assert _filler_clustered(letters) is seen
+    assert (_FILLER_SEEN.search(letters) is not None) is seen
 
 
 def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:

@@ -34,10 +34,10 @@ needed is still held when the view starts.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -85,7 +85,6 @@ started: a trigger needs up to this much disguised text (four fillers 8 apart), 
 started view then finds from the copy's first character must not be out already."""
 _CONTEXT = 64
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
-_SANDWICH = re.compile(r"[가-힣ㄱ-ㆎ][\W_]*[^\W가-힣ㄱ-ㆎ]{1,3}[\W_]*(?=[가-힣ㄱ-ㆎ])")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}")
 _HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
 _NOT_LETTER = re.compile(r"[\W_]+")
@@ -102,31 +101,40 @@ _FILLER_SEEN = re.compile(
 punctuation in the text between two fillers shortens a step by one), for some period."""
 _STEPS = {period: range(max(2, period - 1), period + 1) for period in FILLER_PERIODS}
 """The same steps for `filler_runs`, at least 2."""
+_FILLER_SPAN = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
+"""Letters from a filler run's first letter to its last, at most."""
 FILLER_ARRAYS_FROM = 300
-"""Letters from which the filler trigger uses arrays instead of the expression: its back-references
-cost grows with the window (6 µs at 25 letters, 196 µs at 750), the arrays' cost is mostly fixed
-(about 40 µs, 80–110 with the letters; measured on petition windows, 02:03 UTC)."""
-
-
-# ㄱ-ㆎ and 가-힣 as (first, how many) 0-d arrays: `letters - first < many` (wrapping below)
-_JAMO, _JAMO_COUNT, _SYLLABLE, _SYLLABLES = (
-    np.array(v, dtype=np.uint32) for v in (0x3131, 0x318F - 0x3131, 0xAC00, 0xD7A4 - 0xAC00)
-)
-
-
-@lru_cache(maxsize=1)
-def _word_letters(text: str) -> U32:
-    """The code points of the text's letters and digits: read by two triggers at each check."""
-    return code_points(_NOT_LETTER.sub("", text))
+"""Letters from which the filler trigger uses arrays (`filler_runs`, about 40 µs fixed, 80–110
+with the letters) instead of trying the expression where a letter clusters (`_filler_clustered`:
+15 µs at 150 letters of a petition, 137 at 660, where the expression alone takes 34 and 189)."""
+_SANDWICH = re.compile(r"[가-힣ㄱ-ㆎ][\W_]*[^\W가-힣ㄱ-ㆎ]{1,3}[\W_]*(?=[가-힣ㄱ-ㆎ])")
+_OTHER_WORD = re.compile(r"[^\W가-힣ㄱ-ㆎ]")
+"""A word character outside Hangul (a letter, digit or `_`): each run between Hangul has one."""
 
 
 def _filler_seen(text: str) -> bool:
     """Whether one letter recurs `FILLER_REPEATS` times at a regular stride among the text's
-    letters: one regular expression over them in a short window, `filler_runs` in a long one."""
+    letters (`_FILLER_SEEN`)."""
     letters = _NOT_LETTER.sub("", text)
     if len(letters) < FILLER_ARRAYS_FROM:
-        return _FILLER_SEEN.search(letters) is not None
-    return filler_runs(_word_letters(text))
+        return _filler_clustered(letters)
+    return filler_runs(code_points(letters))
+
+
+def _filler_clustered(letters: str) -> bool:
+    """`_FILLER_SEEN` tried only at letters with `FILLER_REPEATS − 1` more of the same within
+    `_FILLER_SPAN` after them: every run starts at such a letter, and in ordinary text a quarter
+    of windows hold one (its common syllables), so the expression runs at a few places, not all."""
+    for letter, count in collections.Counter(letters).items():
+        if count < FILLER_REPEATS:
+            continue
+        places = [letters.find(letter)]
+        while len(places) < count:
+            places.append(letters.find(letter, places[-1] + 1))
+        for first, last in zip(places, places[FILLER_REPEATS - 1 :], strict=False):
+            if last - first <= _FILLER_SPAN and _FILLER_SEEN.match(letters, first):
+                return True
+    return False
 
 
 def filler_runs(letters: U32) -> bool:
@@ -149,13 +157,9 @@ def filler_runs(letters: U32) -> bool:
 
 def _sandwiched(text: str, count: int = 8) -> bool:
     """Whether `count` short non-Hangul runs sit between Hangul characters within 72 characters
-    (`_dense`); first whether the text has `count` letters or digits outside Hangul at all
-    (each run holds one), which ordinary Korean text mostly has not."""
-    letters = _word_letters(text)
-    inside = np.count_nonzero(letters - _JAMO < _JAMO_COUNT) + np.count_nonzero(
-        letters - _SYLLABLE < _SYLLABLES
-    )
-    if len(letters) - inside + text.count("_") < count:
+    (`_dense`); first whether the text has `count` word characters outside Hangul at all (each
+    run holds one), which ordinary Korean text mostly has not."""
+    if len(_OTHER_WORD.findall(text)) < count:
         return False
     return _dense(_SANDWICH, text, count)
 
