@@ -21,6 +21,12 @@ through httpx show the load generator's own ceiling.
     .venv/bin/python bench/bench_gateway.py --profile bench/out/profile   # + py-spy on tokenclub
     .venv/bin/python bench/bench_gateway.py --profile DIR --profile-postgres   # the PostgreSQL gateway
     .venv/bin/python bench/bench_gateway.py --json bench/out/gateway.json
+    .venv/bin/python bench/bench_gateway.py --pg-unflushed   # PostgreSQL without its WAL flush
+
+`--pg-unflushed` is a diagnostic, never a deployment: the bench's PostgreSQL database commits
+without waiting for the WAL flush (`ALTER DATABASE … SET synchronous_commit = off`), so the
+PostgreSQL rows show the gateway's cost apart from this disk's flush (about 2.5 ms a durable
+commit here, `pgbench`: docs/gateway.md).
 
 Targets: tokenclub adds at most 3 ms (SQLite, issue 5) or 5 ms non-streamed and 6 ms streamed
 (PostgreSQL, issue 19) at the median at concurrency 1, and serves at least 5x LiteLLM's
@@ -711,8 +717,9 @@ def start_litellm(workdir: Path, upstream: str) -> tuple[Server, int]:
 
 
 @contextlib.contextmanager
-def postgres_database(wanted: bool) -> Iterator[str | None]:
-    """A database of our own on the local PostgreSQL, dropped afterwards; None if unreachable."""
+def postgres_database(wanted: bool, unflushed: bool = False) -> Iterator[str | None]:
+    """A database of our own on the local PostgreSQL, dropped afterwards; None if unreachable.
+    `unflushed`: its commits do not wait for the WAL flush (`--pg-unflushed`)."""
     from sqlalchemy import create_engine, text
 
     if not wanted:
@@ -723,6 +730,8 @@ def postgres_database(wanted: bool) -> Iterator[str | None]:
         with admin.connect() as conn:
             name = f"tc_bench_{uuid.uuid4().hex[:12]}"
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+            if unflushed:
+                conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     except Exception:
         yield None
         return
@@ -1164,10 +1173,12 @@ async def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     )
     with (
         tempfile.TemporaryDirectory(prefix="tc-bench-gw-") as tmp,
-        postgres_database(not args.no_postgres) as pg_url,
+        postgres_database(not args.no_postgres, args.pg_unflushed) as pg_url,
     ):
         try:
             start_targets(args, Path(tmp), pg_url, setup)
+            if args.pg_unflushed and pg_url is not None:
+                setup.notes.append("PostgreSQL rows: commits without the WAL flush (diagnostic)")
             console.print(f"measuring {len(setup.targets)} targets …")
             results = await measure(setup.targets, plan, console)
             summary = report(setup.targets, results, setup.notes, console)
@@ -1204,6 +1215,11 @@ def main() -> None:
     parser.add_argument("--no-passthrough", action="store_true")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx load-generator rows")
     parser.add_argument("--no-guard", action="store_true", help="tokenclub without a leak guard index")
+    parser.add_argument(
+        "--pg-unflushed",
+        action="store_true",
+        help="diagnostic: the PostgreSQL database commits without waiting for the WAL flush",
+    )
     parser.add_argument("--profile", metavar="DIR", help="afterwards, py-spy the SQLite gateway under load")
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy executable (default: on PATH)")
     parser.add_argument(
