@@ -159,7 +159,7 @@ def tokenclub_ingest(spec: PipelineSpec, path: Path, work: Path, executor: Execu
         partners.decide(session, pid, PartnerStatus.APPROVED, 1)
     job = IngestJob(pid, (path,), spec, Fraction(1), batch_size=BATCH, workers=1)
     guard: list[float] = []
-    originals = {name: getattr(service, name) for name in ("index_part", "guard_sync")}
+    originals = {name: getattr(service, name) for name in ("index_parts", "guard_sync")}
     for name, function in originals.items():
         setattr(service, name, _timed(function, guard))
     cpu, wall = time.process_time(), time.perf_counter()

@@ -89,13 +89,14 @@ def test_a_crash_before_indexing_is_caught_up(
     upload = write_jsonl(tmp_path / "a.jsonl", petitions(100, 24))
     calls: list[int] = []
 
-    def dies_on_the_second_batch(home: Path, store: CorpusStore, upload_id: str, seq: int) -> int:
-        calls.append(seq)
+    def dies_on_the_second_batch(home: Path, store: CorpusStore, upload_id: str, seqs: list[int]) -> int:
+        calls.extend(seqs)
         if len(calls) == 2:
             raise SystemExit("killed")
-        return build.index_part(home, store, upload_id, seq)
+        return build.index_parts(home, store, upload_id, seqs)
 
-    monkeypatch.setattr(service, "index_part", dies_on_the_second_batch)
+    monkeypatch.setattr(service, "GUARD_GROUP_TOKENS", 1)  # each batch indexed on its own
+    monkeypatch.setattr(service, "index_parts", dies_on_the_second_batch)
     with pytest.raises(SystemExit):
         _ingest(db, home, spec, pid, upload)
     monkeypatch.undo()
@@ -133,3 +134,35 @@ def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path)
     assert rebuilt["partners"] == 1 and rebuilt["generation"] != stats["generation"]
     assert run_json(home, "guard", "check", span_a)["verdict"] == "pass"
     assert run_json(home, "guard", "check", span_b)["partner_id"] == 2
+
+
+@pytest.mark.parametrize(
+    ("group_tokens", "adds"), [(service.GUARD_GROUP_TOKENS, [[0, 1, 2]]), (1, [[0], [1], [2]])]
+)
+def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
+    db: Database,
+    spec: PipelineSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    group_tokens: int,
+    adds: list[list[int]],
+) -> None:
+    """Three batches of 20 petitions (far below a group's tokens) go to the index in one add at
+    the end; a group of one token makes it an add per batch. Either way every part is logged
+    and the index counts the tokens the receipt credits."""
+    home = tmp_path / "home"
+    pid = _partner(db, "A")
+    calls: list[list[int]] = []
+
+    def recorded(home: Path, store: CorpusStore, upload_id: str, seqs: list[int]) -> int:
+        calls.append(list(seqs))
+        return build.index_parts(home, store, upload_id, seqs)
+
+    monkeypatch.setattr(service, "GUARD_GROUP_TOKENS", group_tokens)
+    monkeypatch.setattr(service, "index_parts", recorded)
+    receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
+    index = open_index(home / "guard")
+    assert index is not None
+    assert calls == adds
+    assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
+    assert index.tokens == receipt["tokens"] > 0
