@@ -79,7 +79,7 @@ def test_decoder_maps_each_escape_to_its_first_character() -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="가나다 ,.a1", max_size=120))
 def test_the_filler_triggers_two_ways_answer_as_its_expression(text: str) -> None:
-    """Long windows take the arrays, short ones the expression where a letter clusters: both
+    """Long windows take the bit sets, short ones the expression where a letter clusters: both
     must say what the expression says tried everywhere."""
     letters = re.sub(r"[\W_]+", "", text)
     expected = _FILLER_SEEN.search(letters) is not None
