@@ -1,4 +1,4 @@
-"""Ingest feeds the guard index: accepted text is guarded once its batch commits, even after a crash."""
+"""Ingest feeds the guard index: accepted text is guarded once its group of batches is indexed."""
 
 from __future__ import annotations
 
