@@ -123,8 +123,10 @@ class KeyOwners:
             return owner
 
 
-def bearer(request: Request) -> str:
-    """The presented API key (dependency); 401 when there is none."""
+async def bearer(request: Request) -> str:
+    """The presented API key (dependency); 401 when there is none. A coroutine, though it
+    awaits nothing: FastAPI runs a plain function dependency on a worker thread, a hop per
+    request."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(

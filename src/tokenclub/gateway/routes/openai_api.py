@@ -24,9 +24,10 @@ def _completions(request: Request) -> Completions:
 
 
 def _endpoint(kind: str) -> Any:
-    """A dependency naming the endpoint in the request's metrics before anything can refuse it."""
+    """A dependency naming the endpoint in the request's metrics before anything can refuse it
+    (a coroutine, so that it runs on the event loop, not on a worker thread: `auth.bearer`)."""
 
-    def tag(request: Request) -> None:
+    async def tag(request: Request) -> None:
         context(request.state).endpoint = kind
 
     return Depends(tag)
