@@ -136,3 +136,43 @@ def test_a_batch_waits_while_another_process_holds_its_lane_lock(pg_db: Database
         assert results == [("on", 1)]
     finally:
         other.dispose()
+
+
+def test_a_cancelled_writer_hands_its_batch_over_only_once_the_thread_has_committed_it(
+    pg_db: Database,
+) -> None:
+    """The lane's writer is cancelled while its thread is inside a unit: the caller's result
+    is not handed over then (the COMMIT has not happened yet), but once the thread has
+    committed; the writer's cancellation goes on after that."""
+    work = DatabaseWork(pg_db)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(session: Session) -> str:
+        session.execute(
+            insert(TRANSACTIONS).values(
+                idempotency_key="cancelled-writer", kind="test", memo="", digest="", created_at=utcnow()
+            )
+        )
+        inside.set()
+        assert release.wait(10)
+        return "written"
+
+    async def run() -> tuple[str, bool, bool]:
+        unit = asyncio.ensure_future(work.run(slow, True, 3))
+        assert await asyncio.to_thread(inside.wait, 10)
+        writer = work._lanes[3]._writer
+        assert writer is not None
+        writer.cancel()
+        for _ in range(5):  # let the cancellation reach the writer
+            await asyncio.sleep(0)
+        early = unit.done()
+        release.set()
+        result = await asyncio.wait_for(unit, 10)
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        return result, early, writer.cancelled()
+
+    assert asyncio.run(run()) == ("written", False, True)
+    with pg_db.transaction() as session:
+        keys = session.scalars(select(TRANSACTIONS.c.idempotency_key).where(TRANSACTIONS.c.kind == "test"))
+        assert list(keys) == ["cancelled-writer"]

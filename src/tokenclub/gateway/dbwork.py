@@ -39,10 +39,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from anyio import to_thread
 from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -84,6 +84,7 @@ class _Lane:
         self.postgres = db.engine.dialect.name == "postgresql"
         self._queue: deque[_Unit[Any]] = deque()
         self._writer: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="db-lane")
 
     def add(self, unit: _Unit[Any]) -> None:
         self._queue.append(unit)
@@ -91,18 +92,19 @@ class _Lane:
             self._writer = asyncio.create_task(self._write())
 
     async def _write(self) -> None:
-        """The lane's writer: drain the queue in batches until it is empty."""
+        """The lane's writer: drain the queue in batches until it is empty, each on the lane's
+        own thread (a thread of anyio's pool costs ~130 µs a hand-over here, the lane's ~90)."""
+        loop = asyncio.get_running_loop()
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
-            failure: Exception | None = None
+            done = loop.run_in_executor(self._thread, self._batch, batch)
             try:
-                await to_thread.run_sync(self._batch, batch)
-            except Exception as exc:  # the COMMIT failed: no unit of the batch happened
-                failure = exc
+                await _finished(done)
             finally:
-                # Also when this task is cancelled: the thread has finished the batch by then,
-                # so every outcome is final and is handed over before the cancellation goes on.
-                _deliver(batch, failure)
+                # Also when this task is cancelled: `_finished` waited for the thread, so
+                # every outcome is final and is handed over before the cancellation goes on.
+                failure = done.exception()  # the COMMIT failed: no unit of the batch happened
+                _deliver(batch, failure if isinstance(failure, Exception) else None)
 
     def _batch(self, batch: list[_Unit[Any]]) -> None:
         """Run the units in one transaction, again whole if PostgreSQL aborted it; each outcome
@@ -197,6 +199,19 @@ class DatabaseWork:
         unit: _Unit[T] = _Unit(work, asyncio.get_running_loop().create_future(), durable)
         (self._global if lane is None else self._lanes[lane % len(self._lanes)]).add(unit)
         return await unit.done
+
+
+async def _finished(done: asyncio.Future[None]) -> None:
+    """Wait until `done` (a thread's batch) has finished, also through a cancellation of the
+    waiting task, which is raised once it has; `done`'s own exception stays in it."""
+    cancelled: asyncio.CancelledError | None = None
+    while not done.done():
+        try:
+            await asyncio.wait({done})
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
 
 
 def _deliver(batch: list[_Unit[Any]], failure: Exception | None) -> None:
