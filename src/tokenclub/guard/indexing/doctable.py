@@ -6,11 +6,11 @@ adds writes one run: its gram keys sorted, each with the document number (counte
 generation) and the gram's ordinal in that document, plus every document's guard letters and
 partner; the files of neighbouring batches are merged as they come (`merge_runs`,
 `merge_documents`), so they always cover consecutive ranges of documents, each named by its
-first, and a table of n documents lies in at most log₂ n files of each kind. A look-up is a binary search per
-run, exact for the 64-bit keys (two different grams share a key with chance n/2⁶⁴), so a hit is
-given to a wrong document only when a chance filter hit also matches a stored key: never in
-practice. The price is 16 bytes per indexed gram (the filters take 1.5): it lives in its own
-files so that a smaller encoding can replace it (docs/leak-guard.md).
+first, and a table of n documents lies in at most log₂ n files of each kind. A look-up is a
+binary search per run, exact for the 64-bit keys (two different grams share a key with chance
+n/2⁶⁴), so a hit is given to a wrong document only when a chance filter hit also matches a
+stored key: never in practice. The price is 16 bytes per indexed gram (the filters take 1.5):
+it lives in its own files so that a smaller encoding can replace it (docs/leak-guard.md).
 
 On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal;
 one batch's or several merged) and ``docs-<first document>.npy`` (guard letters and partner of
