@@ -95,7 +95,7 @@ def test_a_crash_before_indexing_is_caught_up(
             raise SystemExit("killed")
         return build.index_parts(home, store, upload_id, seqs)
 
-    monkeypatch.setattr(service, "GUARD_GROUP_TOKENS", 1)  # each batch indexed on its own
+    monkeypatch.setattr(service, "GROUP_TOKENS", 1)  # each batch indexed on its own
     monkeypatch.setattr(service, "index_parts", dies_on_the_second_batch)
     with pytest.raises(SystemExit):
         _ingest(db, home, spec, pid, upload)
@@ -136,9 +136,7 @@ def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path)
     assert run_json(home, "guard", "check", span_b)["partner_id"] == 2
 
 
-@pytest.mark.parametrize(
-    ("group_tokens", "adds"), [(service.GUARD_GROUP_TOKENS, [[0, 1, 2]]), (1, [[0], [1], [2]])]
-)
+@pytest.mark.parametrize(("group_tokens", "adds"), [(build.GROUP_TOKENS, [[0, 1, 2]]), (1, [[0], [1], [2]])])
 def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
     db: Database,
     spec: PipelineSpec,
@@ -158,7 +156,7 @@ def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
         calls.append(list(seqs))
         return build.index_parts(home, store, upload_id, seqs)
 
-    monkeypatch.setattr(service, "GUARD_GROUP_TOKENS", group_tokens)
+    monkeypatch.setattr(service, "GROUP_TOKENS", group_tokens)
     monkeypatch.setattr(service, "index_parts", recorded)
     receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
     index = open_index(home / "guard")

@@ -37,7 +37,7 @@ from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
-from tokenclub.guard.indexing.build import index_parts
+from tokenclub.guard.indexing.build import GROUP_TOKENS, index_parts
 from tokenclub.guard.indexing.build import sync as guard_sync
 from tokenclub.ingest.decisions import record_decisions
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
@@ -48,10 +48,6 @@ from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.storage import store_child
 
 DEDUP_LOCK_ID = 0x70C0C1AB  # one PostgreSQL advisory lock serialises dedup decisions across ingests
-GUARD_GROUP_TOKENS = 100_000
-"""Accepted tokens of committed batches indexed by the leak guard in one add (`index_parts`):
-an ingest's batches keep few documents each (one in seven on the bench corpus), and the index
-costs less per document in larger adds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +327,7 @@ def ingest(
         if stats is not None and stats.accepted:
             unindexed.append(seq)
             tokens += stats.tokens
-            if tokens >= GUARD_GROUP_TOKENS:
+            if tokens >= GROUP_TOKENS:
                 index_parts(home, store, upload.id, unindexed)
                 unindexed, tokens = [], 0
         if on_batch is not None and stats is not None:

@@ -1,6 +1,6 @@
 """Keeping the guard index in step with the accepted corpus: per batch, after a crash, on withdrawal.
 
-Ingest calls `index_parts` for its committed batches a few at a time (`GUARD_GROUP_TOKENS` of
+Ingest calls `index_parts` for its committed batches a few at a time (`GROUP_TOKENS` of
 accepted text, `ingest.service`), and `sync` for its upload at the end. A crash between a
 commit and its indexing leaves the batch out of the index until then; `sync` (cheap when
 nothing is missing: it compares the committed parts with the index's parts log) puts it back,
@@ -25,8 +25,16 @@ from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.indexing.index import GuardIndex, log_parts, logged_parts, open_index, rebuild, writer
 from tokenclub.guard.state.releases import released_partners
 
+GROUP_TOKENS = 100_000
+"""Accepted tokens of corpus parts indexed in one add (an ingest's committed batches, a
+rebuild's parts): an ingest's batches keep few documents each (one in seven on the bench
+corpus), and the index costs less per document in larger adds, up to a few hundred documents
+(docs/scale.md)."""
 LETTERS_PER_TOKEN = 5.0
 """Guard letters per counted token, rounded up from 4.6 measured on Korean prose (docs/leak-guard.md)."""
+
+
+_COLUMNS = ("text", "partner_id", "tokens")
 
 
 def guard_root(home: Path) -> Path:
@@ -58,7 +66,7 @@ def index_parts(
     flush, a document-table run, each array operation's fixed cost): every petition indexed in
     parts of 16 documents took 3.4 CPU s, in parts of 64 or 256 2.2 (docs/scale.md)."""
     names = [part_name(upload_id, seq) for seq in seqs]
-    tables = [store.read_part(upload_id, seq, ["text", "partner_id", "tokens"]) for seq in seqs]
+    tables = [store.read_part(upload_id, seq, _COLUMNS) for seq in seqs]
     settings = GuardSettings()
     with writer(
         guard_root(home), settings.index_params(), settings.initial_capacity, settings.commonness()
@@ -115,8 +123,20 @@ def rebuild_index(
     parts = _committed_parts(db)
 
     def batches() -> Iterator[tuple[list[str], list[int], list[int]]]:
+        """The parts' rows, `GROUP_TOKENS` at a time."""
+        texts: list[str] = []
+        owners: list[int] = []
+        counts: list[int] = []
         for upload_id, seq in parts:
-            yield _rows(store.read_part(upload_id, seq, ["text", "partner_id", "tokens"]))
+            more = _rows(store.read_part(upload_id, seq, _COLUMNS))
+            texts += more[0]
+            owners += more[1]
+            counts += more[2]
+            if sum(counts) >= GROUP_TOKENS:
+                yield texts, owners, counts
+                texts, owners, counts = [], [], []
+        if texts:
+            yield texts, owners, counts
 
     names = [part_name(u, s) for u, s in parts]
     index = rebuild(guard_root(home), batches(), params, capacity, names, withdrawn, settings.commonness())
