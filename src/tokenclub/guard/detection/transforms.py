@@ -44,7 +44,9 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _ROMAN_GROUP = re.compile(r"[A-Za-z]+")
 FILLER_PERIODS = range(2, 9)
 FILLER_REPEATS = 4
-_LOOKAHEAD = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
+FILLER_SPAN = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
+"""Letters from a filler run's first letter to its last, at most: how far `Filler` looks ahead
+and behind, and where the views' filler trigger looks for a run (`views._filler_clustered`)."""
 
 
 class Transform:
@@ -408,7 +410,7 @@ def lookalike_seen(text: str) -> bool:
 class Filler(Transform):
     """Drops a character that recurs at a regular stride: one of `FILLER_REPEATS` equal letters
     `P` apart (P in `FILLER_PERIODS`), counted over the characters that have guard letters.
-    A character is decided once the `_LOOKAHEAD` letters after it are known."""
+    A character is decided once the `FILLER_SPAN` letters after it are known."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -419,22 +421,22 @@ class Filler(Transform):
         self._units += [(c, o) for o, c in enumerate(buffer, base) if char_letters(c)]
         units = self._units
         chars = [c for c, _ in units]
-        end = len(units) if final else len(units) - _LOOKAHEAD
+        end = len(units) if final else len(units) - FILLER_SPAN
         out: list[str] = []
         origins: list[int] = []
-        # a filler's `FILLER_REPEATS` copies lie within `_LOOKAHEAD` of each other: a character
+        # a filler's `FILLER_REPEATS` copies lie within `FILLER_SPAN` of each other: a character
         # seen fewer times than that around it is none, without the stride test
         places: dict[str, list[int]] = {}
         for at, char in enumerate(chars):
             places.setdefault(char, []).append(at)
         for i in range(self._decided, max(self._decided, end)):
             seen = places[chars[i]]
-            near = bisect.bisect_right(seen, i + _LOOKAHEAD) - bisect.bisect_left(seen, i - _LOOKAHEAD)
+            near = bisect.bisect_right(seen, i + FILLER_SPAN) - bisect.bisect_left(seen, i - FILLER_SPAN)
             if near < FILLER_REPEATS or not _periodic(chars, i):
                 out.append(units[i][0])
                 origins.append(units[i][1])
         self._decided = max(self._decided, end)
-        keep = max(0, self._decided - _LOOKAHEAD)
+        keep = max(0, self._decided - FILLER_SPAN)
         self._units = units[keep:]
         self._decided -= keep
         waiting = self._units[self._decided][1] if self._decided < len(self._units) else base + len(buffer)

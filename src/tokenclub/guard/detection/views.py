@@ -53,6 +53,7 @@ from tokenclub.guard.detection.scanner import (
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
     FILLER_REPEATS,
+    FILLER_SPAN,
     Base64Runs,
     Decoder,
     Filler,
@@ -101,8 +102,6 @@ _FILLER_SEEN = re.compile(
 punctuation in the text between two fillers shortens a step by one), for some period."""
 _STEPS = {period: range(max(2, period - 1), period + 1) for period in FILLER_PERIODS}
 """The same steps for `filler_runs`, at least 2."""
-_FILLER_SPAN = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
-"""Letters from a filler run's first letter to its last, at most."""
 FILLER_BITS_FROM = 140
 """Letters from which the filler trigger uses bit sets (`filler_runs`: about 32 µs whatever the
 window) instead of trying the expression where a letter clusters (`_filler_clustered`: 14 µs at
@@ -124,7 +123,7 @@ def _filler_seen(text: str) -> bool:
 
 def _filler_clustered(letters: str) -> bool:
     """`_FILLER_SEEN` tried only at letters with `FILLER_REPEATS − 1` more of the same within
-    `_FILLER_SPAN` after them: every run starts at such a letter, and in ordinary text a quarter
+    `FILLER_SPAN` after them: every run starts at such a letter, and in ordinary text a quarter
     of windows hold one (its common syllables), so the expression runs at a few places, not all."""
     for letter, count in collections.Counter(letters).items():
         if count < FILLER_REPEATS:
@@ -133,7 +132,7 @@ def _filler_clustered(letters: str) -> bool:
         while len(places) < count:
             places.append(letters.find(letter, places[-1] + 1))
         for first, last in zip(places, places[FILLER_REPEATS - 1 :], strict=False):
-            if last - first <= _FILLER_SPAN and _FILLER_SEEN.match(letters, first):
+            if last - first <= FILLER_SPAN and _FILLER_SEEN.match(letters, first):
                 return True
     return False
 
