@@ -127,14 +127,16 @@ def rebuild_index(
         texts: list[str] = []
         owners: list[int] = []
         counts: list[int] = []
+        gathered = 0
         for upload_id, seq in parts:
             more = _rows(store.read_part(upload_id, seq, _COLUMNS))
             texts += more[0]
             owners += more[1]
             counts += more[2]
-            if sum(counts) >= GROUP_TOKENS:
+            gathered += sum(more[2])
+            if gathered >= GROUP_TOKENS:
                 yield texts, owners, counts
-                texts, owners, counts = [], [], []
+                texts, owners, counts, gathered = [], [], [], 0
         if texts:
             yield texts, owners, counts
 
