@@ -10,10 +10,11 @@ has its grams, holds, fragments and tallies read (`coverage_store`, `fragment_st
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, select
+from sqlalchemy import ScalarSelect, Table, bindparam, case, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,7 +27,13 @@ _STATE = cast(Table, GuardCustomerState.__table__)
 _HOLDS = cast(Table, GuardCoverageHold.__table__)
 _CAPPED = cast(Table, GuardCappedDocument.__table__)
 
-_LAST = select(_STATE.c.last_s).where(_STATE.c.customer_id == bindparam("customer_id")).scalar_subquery()
+
+def _last(customer: str) -> ScalarSelect[int | None]:
+    """The customer's last kept state, the customer bound as `customer`."""
+    return select(_STATE.c.last_s).where(_STATE.c.customer_id == bindparam(customer)).scalar_subquery()
+
+
+_LAST = _last("customer_id")
 _CAPPED_ROWS = select(func.count()).select_from(_CAPPED).scalar_subquery()
 _CAPPED_NEWEST = select(func.max(_CAPPED.c.id)).scalar_subquery()
 
@@ -66,15 +73,23 @@ _HOLD_RIDER = """, guard_hold AS (
     SELECT %(g_customer)s, %(g_now)s FROM tx
     RETURNING id
 )"""
-_HOLD_RIDER_RETURNING = """, (SELECT id FROM guard_hold),
-    (SELECT last_s FROM guard_customer_state WHERE customer_id = %(g_customer)s),
-    (SELECT count(*) FROM guard_capped_documents), (SELECT max(id) FROM guard_capped_documents)"""
+
+
+@functools.cache
+def _hold_rider_returning() -> str:
+    """The hold's id, then `read_admission`'s three reads, in PostgreSQL's SQL (compiled on first
+    use: only a PostgreSQL gateway needs it)."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
+    reads = (_last("g_customer"), _CAPPED_ROWS, _CAPPED_NEWEST)
+    return ", (SELECT id FROM guard_hold)" + "".join(f", {read.compile(dialect=dialect)}" for read in reads)
 
 
 def admission_rider(customer_id: int, now: int) -> Rider:
     """`read_admission` with its hold as writes that go with the ledger hold's posting in one
     statement (PostgreSQL): one round trip less per admission. `from_rider` reads its values."""
-    return Rider(_HOLD_RIDER, {"g_customer": customer_id, "g_now": now}, _HOLD_RIDER_RETURNING)
+    return Rider(_HOLD_RIDER, {"g_customer": customer_id, "g_now": now}, _hold_rider_returning())
 
 
 def from_rider(values: tuple[Any, ...]) -> Admission:
