@@ -5,10 +5,11 @@ reviews), halved by the exact dedup key, so exact copies (reposted petitions, re
 reviews) fall in one half and are decided inside one partner's upload; only near copies can
 cross. Each run gets a fresh PostgreSQL database:
 
-* **in sequence**: one process ingests partner A's upload, then partner B's;
 * **at once**: two processes, one per partner, start together (each a local executor with one
-  worker). Their map steps overlap; dedup decisions and commits take turns under the ingest's
-  PostgreSQL advisory lock.
+  worker). Their map steps overlap; the upload that registered second spools its mapped
+  batches and commits them once the first has finished (`ingest/turns.py`);
+* **in sequence**: one process ingests the two uploads one after the other, in the order they
+  registered at once.
 
 Throughput = MB of both uploads ÷ wall seconds. "Same credits" compares, per partner, the tokens
 credited and the documents kept (a near copy across the halves goes to whichever partner
@@ -40,7 +41,7 @@ from tokenclub.curate.dedup import dedup_key
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.migrate import upgrade
-from tokenclub.db.schema import CorpusDocument
+from tokenclub.db.schema import CorpusDocument, Upload
 from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
@@ -108,6 +109,15 @@ def outcome(url: str, receipts: list[dict[str, Any]]) -> dict[int, tuple[int, in
     return {r["partner_id"]: (r["free_tokens_granted"], kept.get(r["partner_id"], 0)) for r in receipts}
 
 
+def turn_order(url: str) -> list[int]:
+    """The partners in the order their uploads took their turns (who registered first)."""
+    db = Database(url)
+    with db.transaction() as session:
+        order = list(session.scalars(select(Upload.partner_id).order_by(Upload.turn)))
+    db.dispose()
+    return order
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,18 +135,6 @@ def main() -> None:
         url = fresh_database(args.url)
         try:
             start = time.perf_counter()
-            with context.Pool(1) as pool:
-                in_sequence = [
-                    pool.apply(ingest_one, (url, str(root / "seq"), pid, path)) for pid, path in jobs
-                ]
-            sequence_wall = time.perf_counter() - start
-            sequence = outcome(url, in_sequence)
-        finally:
-            drop_database(args.url, url)
-
-        url = fresh_database(args.url)
-        try:
-            start = time.perf_counter()
             with context.Pool(2) as pool:
                 running = [
                     pool.apply_async(ingest_one, (url, str(root / "par"), pid, path)) for pid, path in jobs
@@ -144,10 +142,24 @@ def main() -> None:
                 at_once = [result.get() for result in running]
             parallel_wall = time.perf_counter() - start
             parallel = outcome(url, at_once)
+            order = turn_order(url)
         finally:
             drop_database(args.url, url)
 
-    console.print(f"two uploads, {megabytes:.1f} MB in all, PostgreSQL")
+        url = fresh_database(args.url)
+        try:
+            start = time.perf_counter()
+            with context.Pool(1) as pool:
+                in_sequence = [
+                    pool.apply(ingest_one, (url, str(root / "seq"), pid, path))
+                    for pid, path in sorted(jobs, key=lambda job: order.index(job[0]))
+                ]
+            sequence_wall = time.perf_counter() - start
+            sequence = outcome(url, in_sequence)
+        finally:
+            drop_database(args.url, url)
+
+    console.print(f"two uploads, {megabytes:.1f} MB in all, PostgreSQL; partners in turn order {order}")
     console.print(
         f"in sequence: {sequence_wall:.1f} s wall, {megabytes / sequence_wall:.2f} MB/s; {sequence}"
     )

@@ -140,6 +140,9 @@ class Upload(Base):
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the order in which running uploads commit, and the last sign of life of the run holding it
+    turn: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    heartbeat_s: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class UploadBatch(Base):

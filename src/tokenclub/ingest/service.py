@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -41,6 +42,7 @@ from tokenclub.guard.indexing.build import GROUP_TOKENS, index_parts
 from tokenclub.guard.indexing.build import sync as guard_sync
 from tokenclub.ingest.decisions import record_decisions
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
+from tokenclub.ingest.turns import Spool, Turns, earlier_active, heartbeat, take_turn
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
 from tokenclub.pipeline.executor import Executor, LocalExecutor
@@ -285,11 +287,13 @@ def ingest(
     on_batch: BatchCallback | None = None,
     executor: Executor | None = None,
     decide: Decider = mark_duplicates,
+    turns: Turns = Turns(),
 ) -> dict[str, Any]:
     """Run an upload to its receipt; safe to call again after any crash.
 
     `executor` maps the steps over the batches (default: a `LocalExecutor`); any executor gives
-    the same receipt, because dedup decisions and commits stay here, in batch order.
+    the same receipt, because dedup decisions and commits stay here, in batch order. Uploads
+    running at once commit in turn (`ingest/turns.py`), so they credit as in sequence.
     """
     if job.batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
@@ -322,7 +326,9 @@ def ingest(
     mapper = executor or LocalExecutor(job.spec, job.workers)
     unindexed: list[int] = []  # committed batches with accepted documents, for the guard index
     tokens = 0
-    for (seq, failures), table in mapper.map(todo()):
+
+    def commit(seq: int, table: pa.Table, failures: list[ExtractionFailure]) -> None:
+        nonlocal unindexed, tokens
         stats = _commit_batch(db, store, upload, seq, table, failures, decide)
         if stats is not None and stats.accepted:
             unindexed.append(seq)
@@ -332,9 +338,26 @@ def ingest(
                 unindexed, tokens = [], 0
         if on_batch is not None and stats is not None:
             on_batch(seq, stats)
-    if unindexed:
-        index_parts(home, store, upload.id, unindexed)
-    guard_sync(db, home, store, upload.id)  # batches committed by a run that crashed before indexing them
-    receipt = _finish(db, job, upload, seen)
+
+    turn = take_turn(db, upload.id, _lock_dedup)
+    spool = Spool(home / "spool" / upload.id, job.sealing)
+    with heartbeat(db, upload.id, turns):
+        waiting = decide is mark_duplicates  # decisions made beforehand read no index: no turn to wait
+        for (seq, failures), table in mapper.map(todo()):
+            waiting = waiting and bool(earlier_active(db, turn, turns))
+            if waiting:
+                spool.put(seq, table, failures)
+                continue
+            for spooled in spool.drain():
+                commit(*spooled)
+            commit(seq, table, failures)
+        while spool and earlier_active(db, turn, turns):
+            time.sleep(turns.poll_s)
+        for spooled in spool.drain():
+            commit(*spooled)
+        if unindexed:
+            index_parts(home, store, upload.id, unindexed)
+        guard_sync(db, home, store, upload.id)  # batches committed by a run that crashed before indexing them
+        receipt = _finish(db, job, upload, seen)
     _release_raw(db, raw, files)
     return receipt
