@@ -35,10 +35,12 @@ from tokenclub.guard.detection.coverage import (
     counted_letters,
     covered_letters,
     reply_grams,
+    reply_runs,
 )
 from tokenclub.guard.detection.coverage import standing as coverage_standing
 from tokenclub.guard.detection.fragments import Fragment, Join
 from tokenclub.guard.detection.lookalike import load_tables
+from tokenclub.guard.detection.neighbours import ends_of
 from tokenclub.guard.detection.prompts import check_prompt
 from tokenclub.guard.detection.replies import (
     TOOL_NAME_MAX,
@@ -412,27 +414,31 @@ class GatewayGuard:
         partner = index.docs.partner(doc) if index is not None else None
         return Decision("output", "capped", "blocked", letters, partner, (f"document {doc}",))
 
-    def joined(self, reply: str, text: str, own: int | None = None) -> tuple[Decision | None, Grams]:
+    def joined(
+        self, reply: str, text: str, own: int | None = None, quiet: bool = False, whole: str | None = None
+    ) -> tuple[Decision | None, Grams]:
         """Whether `text`, about to be sent as part of `reply`, joins other replies' pieces of a
-        document (any customer's, sent or in flight) into a leak (`Deliveries`): the decision to
-        block it, or None and its grams, kept as in flight. Nothing is looked up when coverage is
-        off or the text carries no document's gram."""
+        document (any customer's, sent or in flight) into a leak (`Deliveries`), its own grams
+        or, beside other replies' runs, its ends (`guard/detection/neighbours.py`): the decision
+        to block it, or None and its grams, kept as in flight. `quiet`: the scan found no counted
+        gram in `text`, so only its ends are looked at; `whole`: the reply's text so far, whose
+        ends are kept (default `text`). The grams are returned when it is blocked too: it asked
+        for them, and coverage counts them as taken. Nothing is looked up when coverage is off."""
         index = self.scanner.current()
         limits = self.limits
         if limits is None or index is None or not index.docs.present or not text:
             return None, {}
-        grams = reply_grams(index, text, own)
-        if not grams:
-            return None, grams
+        grams, edges = ({}, []) if quiet else reply_runs(index, text, own)
         deliveries = self._deliveries
         if deliveries is None or deliveries.generation != index.folder.name:
             deliveries = self._deliveries = Deliveries(index.folder.name, index.params, limits.join_s)
-        doc = deliveries.claim(reply, grams, time.time())
+        ends = ends_of(text if whole is None else whole, index.params)
+        doc = deliveries.claim(reply, grams, time.time(), ends, edges, own, index)
         if doc is None:
             return None, grams
-        letters = covered_letters(grams[doc], index.params, 1 << 62)
+        letters = covered_letters(grams.get(doc, frozenset()), index.params, 1 << 62)
         partner = index.docs.partner(doc)
-        return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), {}
+        return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), grams
 
     def grams(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
         """The documents' grams a delivered text carries, for coverage (empty when off)."""
@@ -582,14 +588,15 @@ class GatewayGuard:
                 _guard_choice(choice, kind, {}, "block")
                 asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
                 continue
-            if self.limits is not None and not _quiet(found):
-                join, grams = self.joined(str(data["id"]), "\n".join(channels(choice, kind).values()), own)
+            if self.limits is not None:
+                text = "\n".join(channels(choice, kind).values())
+                join, grams = self.joined(str(data["id"]), text, own, quiet=_quiet(found))
+                for doc, ordinals in grams.items():  # blocked for a join, it still counts as taken
+                    delivered[doc] = delivered.get(doc, frozenset()) | ordinals
                 if join is not None:  # it would complete a leak with other replies' pieces
                     _guard_choice(choice, kind, {}, "block")
                     joined = joined or join
                     continue
-                for doc, ordinals in grams.items():
-                    delivered[doc] = delivered.get(doc, frozenset()) | ordinals
             kept += [p for result in found.values() for p in result.pieces]
         if asked:
             self._attempts[str(data["id"])] = asked
@@ -715,7 +722,7 @@ class StreamGuard:
     _blocked: bool = False
     _malformed: bool = False
     _capped: Decision | None = None
-    _asked: dict[int, frozenset[int]] = field(default_factory=dict)  # capped grams it was refused
+    _asked: dict[int, frozenset[int]] = field(default_factory=dict)  # capped or joined grams it was refused
     _carry: dict[Channel, CappedStream] = field(default_factory=dict)  # for `capped_feed`
     _joined: Decision | None = None
     _received: dict[Channel, str] = field(default_factory=dict)  # each channel's text, held back too
@@ -809,7 +816,8 @@ class StreamGuard:
         """Whether a channel about to release text has received (held back included) text that
         joins other replies' pieces of a document into a leak (`GatewayGuard.joined`; the stream
         then ends before any of it goes). Each check reads what arrived since the last one, with
-        the letters before it that a gram ending in it may start in."""
+        the letters before it that a gram ending in it may start in, and the ends of all that
+        arrived (a piece beside another reply's run)."""
         if self.owner.limits is None:
             return False
         for channel, text in released.items():
@@ -818,11 +826,14 @@ class StreamGuard:
             if not text or looked == len(received):
                 continue
             self._looked[channel] = len(received)
-            if self._scanners[channel].quiet and len(self._received) == 1:
-                continue  # no counted gram in it: nothing to join
+            quiet = self._scanners[channel].quiet and len(self._received) == 1  # no counted gram in it
             start = max(0, looked - _GRAM_CONTEXT)
-            self._joined, _ = self.owner.joined(self.reply_id, received[start:], self.own)
-            if self._joined is not None:
+            self._joined, grams = self.owner.joined(
+                self.reply_id, received[start:], self.own, quiet, received
+            )
+            if self._joined is not None:  # what it asked for counts as taken, like a capped refusal
+                for doc, ordinals in grams.items():
+                    self._asked[doc] = self._asked.get(doc, frozenset()) | ordinals
                 return True
         return False
 

@@ -29,17 +29,29 @@ import math
 import threading
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
+from tokenclub.guard.detection.neighbours import (
+    Edge,
+    Ends,
+    Seams,
+    edges_of,
+    joined_seams,
+    seams_of,
+    straddled,
+)
 from tokenclub.guard.hashing import MASK64, U64, gram_hash, splitmix_int
 from tokenclub.guard.indexing.doctable import ENTRY, first_document
-from tokenclub.guard.indexing.index import GuardIndex, IndexParams, document_keys
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, letter_keys
 from tokenclub.guard.normalize import char_letters, normalize
 
 Grams = Mapping[int, frozenset[int]]  # document → ordinals of its grams
+_K = TypeVar("_K")
+_V = TypeVar("_V", bound=tuple[Any, ...])  # (time kept, …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +89,42 @@ class Limits:
 def reply_grams(index: GuardIndex, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
     """The indexed grams of each document that `text` carries (at any position), except the
     reader's own partner's (`own`)."""
+    return reply_runs(index, text, own)[0]
+
+
+def reply_runs(
+    index: GuardIndex, text: str, own: int | None = None
+) -> tuple[dict[int, frozenset[int]], list[Edge]]:
+    """`reply_grams`, with the `Edge` of each document's run in the text (its letters around
+    the first and the last gram), for the neighbours of the run sent in other replies."""
     if not text or not index.docs.present:
-        return {}
-    keys, _ = document_keys(index.params, [text], step=1)
+        return {}, []
+    letters = normalize(text).letters
+    keys, _, positions = letter_keys(index.params, [letters], step=1)
     if not len(keys):
-        return {}
-    held = keys[index.counted(keys)]  # not common, not public, not overlapping either
+        return {}, []
+    counted = index.counted(keys)  # not common, not public, not overlapping either
+    unique, inverse = np.unique(keys[counted], return_inverse=True)
+    held = positions[counted]
+    earliest = np.full(len(unique), len(letters), dtype=np.int64)
+    latest = np.zeros(len(unique), dtype=np.int64)
+    np.minimum.at(earliest, inverse, held)
+    np.maximum.at(latest, inverse, held)
     found: dict[int, set[int]] = {}
-    for hit in index.docs.lookup(np.unique(held)):
+    runs: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+    for at, hit in index.docs.lookup_at(unique):
         if own is not None and index.docs.partner(hit.doc) == own:
             continue
         found.setdefault(hit.doc, set()).add(hit.ordinal)
-    return {doc: frozenset(ordinals) for doc, ordinals in found.items()}
+        first = (int(earliest[at]), hit.ordinal)
+        last = (int(latest[at]), hit.ordinal)
+        if hit.doc in runs:
+            before, after = runs[hit.doc]
+            first = first if hit.ordinal < before[1] else before
+            last = last if hit.ordinal > after[1] else after
+        runs[hit.doc] = (first, last)
+    grams = {doc: frozenset(ordinals) for doc, ordinals in found.items()}
+    return grams, edges_of(letters.tolist(), runs, index.params) if runs else []
 
 
 def _spans(ordinals: Iterable[int], params: IndexParams, letters: int) -> list[tuple[int, int]]:
@@ -190,40 +226,137 @@ class Deliveries:
     refused here instead: the joined run reaches `length − 2·(stride − 1)` letters of grams
     (the letters at its two ends that no aligned gram covers are not seen) and is longer than
     any one reply's run, so a phrase sent twice alone never joins. Common and public grams were
-    never attributed, so stock phrases do not join. Kept in this worker's memory.
+    never attributed, so stock phrases do not join.
+
+    A piece too short to hold a whole gram is seen beside another reply's run
+    (`guard/detection/neighbours.py`): the runs' edges are kept, and every reply's ends (the
+    newest `ends_kept`), so whichever of the two is scanned second finds the grams they
+    straddle, credited to the piece. Kept in this worker's memory.
     """
 
-    def __init__(self, generation: str, params: IndexParams, window_s: int) -> None:
+    def __init__(
+        self,
+        generation: str,
+        params: IndexParams,
+        window_s: int,
+        ends_kept: int = 256,
+        edges_kept: int = 512,
+    ) -> None:
         self.generation = generation
         self.params = params
         self.window_s = window_s
         self.length = params.guaranteed_length() - 2 * (params.stride - 1)
+        self.ends_kept = ends_kept
+        self.edges_kept = edges_kept
         self._sent: dict[int, deque[tuple[float, str, frozenset[int]]]] = {}
+        self._edges: dict[
+            tuple[str, int], tuple[float, Edge, Seams]
+        ] = {}  # (reply, document) → its run's edge
+        self._stacked: tuple[Seams, np.ndarray] | None = None  # every kept edge's seams, and each row's reply
+        self._ends: dict[str, tuple[float, Ends]] = {}  # reply → its ends, oldest first
         self._lock = threading.Lock()
 
-    def claim(self, reply: str, grams: Grams, now: float) -> int | None:
-        """The document whose run `grams` would join with other replies' into a leak (nothing is
-        kept then); otherwise None, and the grams are kept as `reply`'s."""
+    def claim(
+        self,
+        reply: str,
+        grams: Grams,
+        now: float,
+        ends: Ends | None = None,
+        edges: Sequence[Edge] = (),
+        own: int | None = None,
+        index: GuardIndex | None = None,
+    ) -> int | None:
+        """The document whose run `grams` (with what the reply's `ends` and `edges` straddle
+        beside other replies, looked up in `index`) would join with other replies' into a leak
+        (nothing is kept then); otherwise None, and everything is kept as `reply`'s. A stream
+        claims again as it goes, under one `reply`: its edges widen, its ends move on."""
         with self._lock:
-            for doc, ordinals in sorted(grams.items()):
-                if self._joins(doc, reply, ordinals, now):
+            self._trim(now)
+            mine = {doc: set(ordinals) for doc, ordinals in grams.items()}
+            beside: dict[int, dict[str, set[int]]] = {}
+            if index is not None:
+                seams = {edge.doc: seams_of(edge, self.params) for edge in edges}
+                self._after_others(index, reply, mine, ends, own)
+                beside = self._beside_others(index, reply, edges, seams)
+            for doc, ordinals in sorted(mine.items()):
+                if self._joins(doc, reply, frozenset(ordinals), now, beside.get(doc, {})):
                     return doc
-            for doc, ordinals in grams.items():
-                self._sent.setdefault(doc, deque()).append((now, reply, ordinals))
+            for doc, ordinals in mine.items():
+                self._sent.setdefault(doc, deque()).append((now, reply, frozenset(ordinals)))
+            for doc, others in beside.items():
+                for other, ordinals in others.items():
+                    self._sent.setdefault(doc, deque()).append((now, other, frozenset(ordinals)))
+            for edge in edges:
+                kept = self._edges.pop((reply, edge.doc), None)
+                if kept is not None:
+                    edge = _wider(kept[1], edge)
+                    seams[edge.doc] = seams_of(edge, self.params)
+                self._edges[(reply, edge.doc)] = (now, edge, seams[edge.doc])
+                self._stacked = None
+            if ends is not None:
+                self._ends.pop(reply, None)
+                self._ends[reply] = (now, ends)
+            self._trim(now)
             return None
 
-    def _joins(self, doc: int, reply: str, ordinals: frozenset[int], now: float) -> bool:
-        sent = self._sent.get(doc)
-        if not sent:
-            return False
+    def _trim(self, now: float) -> None:
+        edges = len(self._edges)
+        _trim(self._edges, self.edges_kept, now - self.window_s)
+        _trim(self._ends, self.ends_kept, now - self.window_s)
+        if len(self._edges) != edges:
+            self._stacked = None
+
+    def _after_others(
+        self, index: GuardIndex, reply: str, mine: dict[int, set[int]], ends: Ends | None, own: int | None
+    ) -> None:
+        """Add to `mine` the grams this reply's ends complete beside other replies' runs."""
+        if ends is None or not self._edges:
+            return
+        if self._stacked is None:
+            kept = list(self._edges.items())
+            seams = joined_seams([entry[2] for _, entry in kept])
+            owners = np.repeat(
+                np.array([reply for (reply, _), _ in kept], dtype=object), [len(e[2]) for _, e in kept]
+            )
+            self._stacked = (seams, owners)
+        seams, owners = self._stacked
+        mask = owners != reply
+        if own is not None:
+            theirs = [doc for doc in np.unique(seams.doc).tolist() if index.docs.partner(doc) == own]
+            mask &= ~np.isin(seams.doc, theirs)
+        for doc, ordinals in straddled(index, seams.where(mask), [ends])[0].items():
+            mine.setdefault(doc, set()).update(ordinals)
+
+    def _beside_others(
+        self, index: GuardIndex, reply: str, edges: Sequence[Edge], seams: dict[int, Seams]
+    ) -> dict[int, dict[str, set[int]]]:
+        """The grams this reply's runs complete with other replies' ends, per document and other
+        reply (they went out: the letters they gave beside this run are theirs)."""
+        beside: dict[int, dict[str, set[int]]] = {}
+        if not edges:
+            return beside
+        others = [(other, theirs) for other, (_, theirs) in self._ends.items() if other != reply]
+        if not others:
+            return beside
+        found = straddled(index, joined_seams([seams[edge.doc] for edge in edges]), [e for _, e in others])
+        for (other, _), got in zip(others, found, strict=True):
+            for doc, ordinals in got.items():
+                beside.setdefault(doc, {}).setdefault(other, set()).update(ordinals)
+        return beside
+
+    def _joins(
+        self, doc: int, reply: str, ordinals: frozenset[int], now: float, beside: dict[str, set[int]]
+    ) -> bool:
+        sent: deque[tuple[float, str, frozenset[int]]] = self._sent.get(doc, deque())
         while sent and sent[0][0] < now - self.window_s:
             sent.popleft()
-        if not sent:
+        if not sent and doc in self._sent:
             del self._sent[doc]
-            return False
         by_reply: dict[str, set[int]] = {reply: set(ordinals)}
         for _, other, grams in sent:
             by_reply.setdefault(other, set()).update(grams)
+        for other, given in beside.items():
+            by_reply.setdefault(other, set()).update(given)
         if len(by_reply) < 2:
             return False
         runs = [_joined_runs(grams, self.params) for grams in by_reply.values()]
@@ -235,6 +368,19 @@ class Deliveries:
             if end - start > alone:
                 return True
         return False
+
+
+def _trim(kept: dict[_K, _V], limit: int, since: float) -> None:
+    """Drop the oldest entries (they come first) older than `since` or beyond `limit`."""
+    while kept and (len(kept) > limit or next(iter(kept.values()))[0] < since):
+        del kept[next(iter(kept))]
+
+
+def _wider(kept: Edge, new: Edge) -> Edge:
+    """One edge of a stream's run from two of its checks: the earlier first gram, the later last."""
+    low = kept if kept.first <= new.first else new
+    high = kept if kept.last >= new.last else new
+    return Edge(kept.doc, low.first, high.last, low.before, low.lead, high.after)
 
 
 _MIX1_INVERSE = np.uint64(pow(0xBF58476D1CE4E5B9, -1, 1 << 64))

@@ -156,7 +156,11 @@ class DocTable:
 
     def lookup(self, keys: U64) -> list[Hit]:
         """The (document, ordinal) of every key the table holds."""
-        hits: list[Hit] = []
+        return [hit for _, hit in self.lookup_at(keys)]
+
+    def lookup_at(self, keys: U64) -> list[tuple[int, Hit]]:
+        """`lookup`, each hit with the index of its key in `keys`."""
+        hits: list[tuple[int, Hit]] = []
         if not len(keys):
             return hits
         for run in self._runs:
@@ -165,11 +169,11 @@ class DocTable:
             inside = at < len(column)
             found = np.zeros(len(keys), dtype=np.bool_)
             found[inside] = column[at[inside]] == keys[inside]
-            for i in at[found].tolist():
+            for k, i in zip(np.flatnonzero(found).tolist(), at[found].tolist(), strict=True):
                 # equal keys of several documents sit side by side
                 j = i
                 while j < len(column) and column[j] == column[i]:
-                    hits.append(Hit(int(run["doc"][j]), int(run["ordinal"][j])))
+                    hits.append((k, Hit(int(run["doc"][j]), int(run["ordinal"][j]))))
                     j += 1
         return hits
 

@@ -1,0 +1,85 @@
+"""Neighbours: a piece too short for a whole gram, seen beside another reply's run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.guard.corpus import petitions
+from tokenclub.guard.detection.coverage import Deliveries, reply_runs
+from tokenclub.guard.detection.neighbours import ends_of, seams_of, straddled
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, open_index, writer
+from tokenclub.guard.normalize import guard_text
+
+PARAMS = IndexParams.for_leak_length(50, seed=7)  # width 26, stride 5
+DOCS = petitions()[10:20]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> GuardIndex:
+    root = tmp_path_factory.mktemp("neighbours") / "g"
+    with writer(root, PARAMS, capacity=1 << 14) as built:
+        built.add(DOCS, [1] * len(DOCS))
+    found = open_index(root)
+    assert found is not None
+    return found
+
+
+def _straddled(index: GuardIndex, run: str, piece: str) -> frozenset[int]:
+    _, edges = reply_runs(index, run)
+    assert len(edges) == 1
+    found = straddled(index, seams_of(edges[0], index.params), [ends_of(piece, index.params)])[0]
+    assert set(found) <= {edges[0].doc}
+    return frozenset(found.get(edges[0].doc, ()))
+
+
+@pytest.mark.parametrize("start", range(100, 110))
+def test_the_grams_across_a_seam_are_found_at_every_alignment(index: GuardIndex, start: int) -> None:
+    """A run of 35 letters and a piece of 6–25 letters beside it (too short for a whole gram),
+    after it and before it: exactly the aligned grams that span the seam and take at least a
+    stride (5) of the piece's letters are found, at every alignment of the run."""
+    letters = guard_text(DOCS[6])
+    run = letters[start : start + 35]
+    seam = start + 35
+    for size in range(6, 26):
+        # a gram o spans letters 5o to 5o + 26: it starts in the run and ends 5+ letters into the piece
+        after = _straddled(index, run, letters[seam : seam + size])
+        assert after == {
+            o for o in range(len(letters) // 5) if 5 * o < seam and 5 <= 5 * o + 26 - seam <= size
+        }
+        # it starts 5+ letters before the run, in the piece, and ends in the run
+        before = _straddled(index, run, letters[start - size : start])
+        assert before == {
+            o for o in range(len(letters) // 5) if 5 <= start - 5 * o <= size and 5 * o + 26 > start
+        }
+
+
+def test_a_piece_from_elsewhere_straddles_nothing(index: GuardIndex) -> None:
+    letters = guard_text(DOCS[6])
+    run = letters[200:235]
+    for other in (guard_text(DOCS[7])[200:225], letters[240:265], "요즘 날씨가 많이 따뜻해져서 주말에"):
+        assert _straddled(index, run, other) == frozenset()
+
+
+def test_a_short_neighbour_joins_a_run_whichever_is_scanned_first(index: GuardIndex) -> None:
+    """35 letters and the 15 after them are 50 in a row: the second claimed is refused, whether
+    it is the run (the piece's ends were kept) or the piece (the run's edge was kept). 35 and
+    the 8 after them (43 letters) join nothing."""
+    letters = guard_text(DOCS[6])
+    run, piece, short = letters[300:335], letters[335:350], letters[335:343]
+    assert reply_runs(index, run)[0] and reply_runs(index, piece) == ({}, [])
+
+    def claim(sent: Deliveries, reply: str, text: str, now: float) -> int | None:
+        own, own_edges = reply_runs(index, text)
+        return sent.claim(reply, own, now, ends_of(text, PARAMS), own_edges, index=index)
+
+    for first, second in ((run, piece), (piece, run)):
+        sent = Deliveries("g", PARAMS, window_s=60)
+        assert claim(sent, "a", first, 0) is None
+        assert claim(sent, "b", second, 1) == 6
+    sent = Deliveries("g", PARAMS, window_s=60)
+    assert claim(sent, "a", run, 0) is None
+    assert claim(sent, "b", short, 1) is None
+    forgetful = Deliveries("g", PARAMS, window_s=60, ends_kept=1)
+    assert claim(forgetful, "a", piece, 0) is None
+    assert claim(forgetful, "x", "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께", 1) is None
+    assert claim(forgetful, "b", run, 2) is None  # the piece's ends were pushed out: not seen
