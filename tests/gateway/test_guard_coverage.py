@@ -206,13 +206,13 @@ def test_pieces_asked_all_at_once_never_give_two_neighbours(
 def test_a_piece_too_short_for_a_gram_is_seen_beside_its_neighbour(
     db: Database, tmp_path: Path, upstream: str
 ) -> None:
-    """A document in turns of 35 and 15 guard letters (a 15-letter piece holds no whole gram),
+    """A document in turns of 35 and 16 guard letters (a 16-letter piece holds no whole gram),
     taken by two customers in turn, whole and streamed, the short piece sent after its long
-    neighbour or before it: either way the second of the two (50 letters in a row) is blocked,
-    and the next pair, 15 letters further on, is not."""
+    neighbour or before it: either way the second of the two (51 letters in a row) is blocked,
+    and the next pair, 14 letters further on, is not."""
     letters = guard_text(TARGET)
     loose = Limits(customer=1.0, document=1.0, window_s=3600)
-    pairs = [(letters[at : at + 35], letters[at + 35 : at + 50]) for at in range(0, 16 * 65, 65)]
+    pairs = [(letters[at : at + 35], letters[at + 35 : at + 51]) for at in range(0, 16 * 65, 65)]
     with shop(db, tmp_path, upstream, 2, loose) as place:
         clients = [client_for(place.url, c.key) for c in place.customers]
         got = []

@@ -6,7 +6,7 @@ import pytest
 
 from tests.guard.corpus import petitions
 from tokenclub.guard.detection.coverage import Deliveries, reply_runs
-from tokenclub.guard.detection.neighbours import ends_of, seams_of, straddled
+from tokenclub.guard.detection.neighbours import GIVEN, ends_of, seams_of, straddled
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
 
@@ -35,21 +35,21 @@ def _straddled(index: GuardIndex, run: str, piece: str) -> frozenset[int]:
 @pytest.mark.parametrize("start", range(100, 110))
 def test_the_grams_across_a_seam_are_found_at_every_alignment(index: GuardIndex, start: int) -> None:
     """A run of 35 letters and a piece of 6–25 letters beside it (too short for a whole gram),
-    after it and before it: exactly the aligned grams that span the seam and take at least a
-    stride (5) of the piece's letters are found, at every alignment of the run."""
+    after it and before it: exactly the aligned grams that span the seam and take at least
+    `GIVEN` of the piece's letters are found, at every alignment of the run."""
     letters = guard_text(DOCS[6])
     run = letters[start : start + 35]
     seam = start + 35
     for size in range(6, 26):
-        # a gram o spans letters 5o to 5o + 26: it starts in the run and ends 5+ letters into the piece
+        # a gram o spans letters 5o to 5o + 26: it starts in the run, ends GIVEN+ letters into the piece
         after = _straddled(index, run, letters[seam : seam + size])
         assert after == {
-            o for o in range(len(letters) // 5) if 5 * o < seam and 5 <= 5 * o + 26 - seam <= size
+            o for o in range(len(letters) // 5) if 5 * o < seam and GIVEN <= 5 * o + 26 - seam <= size
         }
-        # it starts 5+ letters before the run, in the piece, and ends in the run
+        # it starts GIVEN+ letters before the run, in the piece, and ends in the run
         before = _straddled(index, run, letters[start - size : start])
         assert before == {
-            o for o in range(len(letters) // 5) if 5 <= start - 5 * o <= size and 5 * o + 26 > start
+            o for o in range(len(letters) // 5) if GIVEN <= start - 5 * o <= size and 5 * o + 26 > start
         }
 
 
@@ -61,11 +61,11 @@ def test_a_piece_from_elsewhere_straddles_nothing(index: GuardIndex) -> None:
 
 
 def test_a_short_neighbour_joins_a_run_whichever_is_scanned_first(index: GuardIndex) -> None:
-    """35 letters and the 15 after them are 50 in a row: the second claimed is refused, whether
+    """35 letters and the 16 after them are 51 in a row: the second claimed is refused, whether
     it is the run (the piece's ends were kept) or the piece (the run's edge was kept). 35 and
     the 8 after them (43 letters) join nothing."""
     letters = guard_text(DOCS[6])
-    run, piece, short = letters[300:335], letters[335:350], letters[335:343]
+    run, piece, short = letters[300:335], letters[335:351], letters[335:343]
     assert reply_runs(index, run)[0] and reply_runs(index, piece) == ({}, [])
 
     def claim(sent: Deliveries, reply: str, text: str, now: float) -> int | None:

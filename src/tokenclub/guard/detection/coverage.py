@@ -248,7 +248,8 @@ class Deliveries:
         self.length = params.guaranteed_length() - 2 * (params.stride - 1)
         self.ends_kept = ends_kept
         self.edges_kept = edges_kept
-        self._sent: dict[int, deque[tuple[float, str, frozenset[int]]]] = {}
+        # document → (when, reply, grams, whether they are the reply's own or straddle a seam)
+        self._sent: dict[int, deque[tuple[float, str, frozenset[int], bool]]] = {}
         self._edges: dict[
             tuple[str, int], tuple[float, Edge, Seams]
         ] = {}  # (reply, document) → its run's edge
@@ -272,20 +273,23 @@ class Deliveries:
         claims again as it goes, under one `reply`: its edges widen, its ends move on."""
         with self._lock:
             self._trim(now)
-            mine = {doc: set(ordinals) for doc, ordinals in grams.items()}
+            straddling: dict[int, set[int]] = {}
             beside: dict[int, dict[str, set[int]]] = {}
             if index is not None:
                 seams = {edge.doc: seams_of(edge, self.params) for edge in edges}
-                self._after_others(index, reply, mine, ends, own)
+                straddling = self._after_others(index, reply, ends, own)
                 beside = self._beside_others(index, reply, edges, seams)
-            for doc, ordinals in sorted(mine.items()):
-                if self._joins(doc, reply, frozenset(ordinals), now, beside.get(doc, {})):
+            for doc in sorted(grams.keys() | straddling.keys()):
+                mine = grams.get(doc, frozenset())
+                if self._joins(doc, reply, mine, straddling.get(doc, set()), now, beside.get(doc, {})):
                     return doc
-            for doc, ordinals in mine.items():
-                self._sent.setdefault(doc, deque()).append((now, reply, frozenset(ordinals)))
+            for doc, held in grams.items():
+                self._sent.setdefault(doc, deque()).append((now, reply, frozenset(held), True))
+            for doc, given in straddling.items():
+                self._sent.setdefault(doc, deque()).append((now, reply, frozenset(given), False))
             for doc, others in beside.items():
-                for other, ordinals in others.items():
-                    self._sent.setdefault(doc, deque()).append((now, other, frozenset(ordinals)))
+                for other, given in others.items():
+                    self._sent.setdefault(doc, deque()).append((now, other, frozenset(given), False))
             for edge in edges:
                 kept = self._edges.pop((reply, edge.doc), None)
                 if kept is not None:
@@ -307,11 +311,11 @@ class Deliveries:
             self._stacked = None
 
     def _after_others(
-        self, index: GuardIndex, reply: str, mine: dict[int, set[int]], ends: Ends | None, own: int | None
-    ) -> None:
-        """Add to `mine` the grams this reply's ends complete beside other replies' runs."""
+        self, index: GuardIndex, reply: str, ends: Ends | None, own: int | None
+    ) -> dict[int, set[int]]:
+        """The grams this reply's ends complete beside other replies' runs."""
         if ends is None or not self._edges:
-            return
+            return {}
         if self._stacked is None:
             kept = list(self._edges.items())
             seams = joined_seams([entry[2] for _, entry in kept])
@@ -324,8 +328,7 @@ class Deliveries:
         if own is not None:
             theirs = [doc for doc in np.unique(seams.doc).tolist() if index.docs.partner(doc) == own]
             mask &= ~np.isin(seams.doc, theirs)
-        for doc, ordinals in straddled(index, seams.where(mask), [ends])[0].items():
-            mine.setdefault(doc, set()).update(ordinals)
+        return straddled(index, seams.where(mask), [ends])[0]
 
     def _beside_others(
         self, index: GuardIndex, reply: str, edges: Sequence[Edge], seams: dict[int, Seams]
@@ -345,27 +348,43 @@ class Deliveries:
         return beside
 
     def _joins(
-        self, doc: int, reply: str, ordinals: frozenset[int], now: float, beside: dict[str, set[int]]
+        self,
+        doc: int,
+        reply: str,
+        own: frozenset[int],
+        straddling: set[int],
+        now: float,
+        beside: dict[str, set[int]],
     ) -> bool:
-        sent: deque[tuple[float, str, frozenset[int]]] = self._sent.get(doc, deque())
+        """Whether the reply's grams of `doc` (its own, and those its ends straddle beside other
+        replies' runs) join other replies' into a run of `length`, longer than any one reply's
+        own run in it. Straddled grams join but make no reply's own run: a phrase that recurs in
+        the document can straddle a seam far from where the piece was cut."""
+        sent = self._sent.get(doc, deque())
         while sent and sent[0][0] < now - self.window_s:
             sent.popleft()
         if not sent and doc in self._sent:
             del self._sent[doc]
-        by_reply: dict[str, set[int]] = {reply: set(ordinals)}
-        for _, other, grams in sent:
-            by_reply.setdefault(other, set()).update(grams)
+        owned: dict[str, set[int]] = {reply: set(own)}
+        joined: dict[str, set[int]] = {reply: set(own) | straddling}
+        for _, other, grams, is_own in sent:
+            joined.setdefault(other, set()).update(grams)
+            if is_own:
+                owned.setdefault(other, set()).update(grams)
         for other, given in beside.items():
-            by_reply.setdefault(other, set()).update(given)
-        if len(by_reply) < 2:
+            joined.setdefault(other, set()).update(given)
+        if len(joined) < 2:
             return False
-        runs = [_joined_runs(grams, self.params) for grams in by_reply.values()]
-        mine = runs[0]
-        for start, end in _joined_runs(set().union(*by_reply.values()), self.params):
+        mine = _joined_runs(joined[reply], self.params)
+        alone = [_joined_runs(grams, self.params) for grams in owned.values()]
+        for start, end in _joined_runs(set().union(*joined.values()), self.params):
             if end - start < self.length or not any(s < end and start < e for s, e in mine):
                 continue
-            alone = max(min(e, end) - max(s, start) for one in runs for s, e in one if s < end and start < e)
-            if end - start > alone:
+            longest = max(
+                (min(e, end) - max(s, start) for one in alone for s, e in one if s < end and start < e),
+                default=0,
+            )
+            if end - start > longest:
                 return True
         return False
 

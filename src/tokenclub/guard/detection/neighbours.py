@@ -36,6 +36,9 @@ from tokenclub.guard.normalize import char_letters
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
+GIVEN = 12
+"""Letters of a straddling gram that the other reply must give for it to count: fewer are a
+common ending or opening ("…했습니다", 11 letters) as often as a piece of the document."""
 
 
 def _poly(letters: Sequence[int], base: int) -> int:
@@ -154,13 +157,13 @@ def seams_of(edge: Edge, params: IndexParams) -> Seams:
     for extra in range(min(stride - 1, len(edge.after) - shared) + 1):
         for j in range(1, reach + 1):
             given = stride * j - extra  # letters of gram last + j from the other reply's head
-            if stride <= given < width:
+            if GIVEN <= given < width:
                 mine = _poly(edge.after[stride * (j - 1) : shared + extra], base)
                 rows.append((edge.last + j, given, True, 1, mine * pow(base, given, 1 << 64) & MASK64))
     for extra in range(edge.lead + 1):
         for j in range(1, reach + 1):
             given = stride * j - extra  # letters of gram first − j from the other reply's tail
-            if stride <= given < width and edge.first - j >= 0:
+            if GIVEN <= given < width and edge.first - j >= 0:
                 start = edge.lead - extra
                 mine = _poly(edge.before[start : start + width - given], base)
                 rows.append((edge.first - j, given, False, pow(base, width - given, 1 << 64), mine))
