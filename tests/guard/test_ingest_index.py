@@ -12,9 +12,7 @@ import pytest
 from tests.cli.helpers import run_json
 from tests.guard.corpus import fresh_texts
 from tests.guard.homes import make_home
-from tests.ingest.fixtures import petitions, write_jsonl
-from tokenclub.accounts import partners
-from tokenclub.accounts.partners import PartnerStatus
+from tests.ingest.fixtures import approved_partner, petitions, write_jsonl
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
@@ -27,7 +25,6 @@ from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
 
-THRESHOLD = 100_000_000
 INTRO = "요청하신 내용을 정리하면 다음과 같습니다. "
 OUTRO = " 이 밖에 궁금한 점이 있으면 알려 주세요."
 
@@ -35,13 +32,6 @@ OUTRO = " 이 밖에 궁금한 점이 있으면 알려 주세요."
 @pytest.fixture(scope="module")
 def spec() -> PipelineSpec:
     return PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.5, QualitySettings())
-
-
-def _partner(db: Database, name: str) -> int:
-    with db.transaction() as session:
-        pid = partners.apply(session, name, threshold_words=THRESHOLD).id
-        partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
-    return pid
 
 
 def _ingest(db: Database, home: Path, spec: PipelineSpec, partner: int, upload: Path) -> dict[str, Any]:
@@ -61,7 +51,7 @@ def test_accepted_documents_are_guarded_and_attributed(
     db: Database, spec: PipelineSpec, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    a, b = _partner(db, "A"), _partner(db, "B")
+    a, b = approved_partner(db, "A"), approved_partner(db, "B")
     receipts = [
         _ingest(db, home, spec, a, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20))),
         _ingest(db, home, spec, b, write_jsonl(tmp_path / "b.jsonl", petitions(20, 20))),
@@ -85,7 +75,7 @@ def test_a_crash_before_indexing_is_caught_up(
 ) -> None:
     """The process dies after the second batch commits but before it is indexed; the rerun syncs it."""
     home = tmp_path / "home"
-    pid = _partner(db, "A")
+    pid = approved_partner(db, "A")
     upload = write_jsonl(tmp_path / "a.jsonl", petitions(100, 24))
     calls: list[int] = []
 
@@ -149,7 +139,7 @@ def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
     the end; a group of one token makes it an add per batch. Either way every part is logged
     and the index counts the tokens the receipt credits."""
     home = tmp_path / "home"
-    pid = _partner(db, "A")
+    pid = approved_partner(db, "A")
     calls: list[list[int]] = []
 
     def recorded(home: Path, store: CorpusStore, upload_id: str, seqs: list[int]) -> int:

@@ -7,8 +7,20 @@ import re
 from pathlib import Path
 
 from tests.conftest import CORPORA
+from tokenclub.accounts import partners
+from tokenclub.accounts.partners import PartnerStatus
+from tokenclub.db.engine import Database
 
 PETITIONS = CORPORA / "petitions" / "petitions_2019-05.jsonl"
+THRESHOLD = 100_000_000
+
+
+def approved_partner(db: Database, name: str) -> int:
+    """A partner approved to contribute (a threshold no test reaches)."""
+    with db.transaction() as session:
+        pid = partners.apply(session, name, threshold_words=THRESHOLD).id
+        partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
+    return pid
 
 
 def petitions(first: int, count: int) -> list[dict[str, str]]:

@@ -11,9 +11,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
-from tests.ingest.fixtures import disguise, petitions, write_jsonl
-from tokenclub.accounts import partners
-from tokenclub.accounts.partners import PartnerStatus
+from tests.ingest.fixtures import approved_partner, disguise, petitions, write_jsonl
 from tokenclub.atrest.keys import Keyring
 from tokenclub.atrest.objects import Sealing
 from tokenclub.corpus.dedup_index import DUPLICATE_REASON
@@ -29,19 +27,11 @@ from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
 
 QUICK = Turns(beat_s=0.05, stale_s=30.0, poll_s=0.01)
-THRESHOLD = 100_000_000
 
 
 @pytest.fixture(scope="module")
 def spec() -> PipelineSpec:
     return PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.5, QualitySettings())
-
-
-def _partner(db: Database, name: str) -> int:
-    with db.transaction() as session:
-        pid = partners.apply(session, name, threshold_words=THRESHOLD).id
-        partners.decide(session, pid, PartnerStatus.APPROVED, THRESHOLD)
-    return pid
 
 
 def _job(spec: PipelineSpec, partner_id: int, path: Path) -> IngestJob:
@@ -63,7 +53,7 @@ def test_a_later_upload_spools_until_the_earlier_one_finishes(
     B, registered later, maps all of its batches meanwhile but commits none, so when A goes on
     it keeps its documents and B's copies are duplicates, as in sequence. Committing as soon as
     mapped (without turns) would give them to B."""
-    a, b = _partner(db, "A"), _partner(db, "B")
+    a, b = approved_partner(db, "A"), approved_partner(db, "B")
     rows = petitions(400, 32)
     copies = [{**row, "content": disguise(row["content"])} for row in rows[24:]]
     path_a = write_jsonl(tmp_path / "a" / "a.jsonl", rows)
@@ -122,7 +112,7 @@ def test_a_silent_earlier_upload_holds_no_one_back(
     db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An earlier turn whose run stopped beating (a crash) is passed over at once."""
-    a, b = _partner(db, "A"), _partner(db, "B")
+    a, b = approved_partner(db, "A"), approved_partner(db, "B")
     with db.transaction() as session:
         session.add(
             Upload(
@@ -147,7 +137,7 @@ def test_a_silent_earlier_upload_holds_no_one_back(
 
 
 def test_a_failed_run_stops_holding_later_turns(db: Database, spec: PipelineSpec, tmp_path: Path) -> None:
-    pid = _partner(db, "A")
+    pid = approved_partner(db, "A")
 
     def fail(seq: int, stats: BatchStats) -> None:
         raise RuntimeError("killed")

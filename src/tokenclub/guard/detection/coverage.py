@@ -250,9 +250,8 @@ class Deliveries:
         self.edges_kept = edges_kept
         # document → (when, reply, grams, whether they are the reply's own or straddle a seam)
         self._sent: dict[int, deque[tuple[float, str, frozenset[int], bool]]] = {}
-        self._edges: dict[
-            tuple[str, int], tuple[float, Edge, Seams]
-        ] = {}  # (reply, document) → its run's edge
+        # (reply, document) → when, the edge of its run, and the edge's seams
+        self._edges: dict[tuple[str, int], tuple[float, Edge, Seams]] = {}
         self._stacked: tuple[Seams, np.ndarray] | None = None  # every kept edge's seams, and each row's reply
         self._ends: dict[str, tuple[float, Ends]] = {}  # reply → its ends, oldest first
         self._lock = threading.Lock()
@@ -275,8 +274,8 @@ class Deliveries:
             self._trim(now)
             straddling: dict[int, set[int]] = {}
             beside: dict[int, dict[str, set[int]]] = {}
+            seams = {edge.doc: seams_of(edge, self.params) for edge in edges}
             if index is not None:
-                seams = {edge.doc: seams_of(edge, self.params) for edge in edges}
                 straddling = self._after_others(index, reply, ends, own)
                 beside = self._beside_others(index, reply, edges, seams)
             for doc in sorted(grams.keys() | straddling.keys()):
@@ -320,7 +319,7 @@ class Deliveries:
             kept = list(self._edges.items())
             seams = joined_seams([entry[2] for _, entry in kept])
             owners = np.repeat(
-                np.array([reply for (reply, _), _ in kept], dtype=object), [len(e[2]) for _, e in kept]
+                np.array([owner for (owner, _), _ in kept], dtype=object), [len(e[2]) for _, e in kept]
             )
             self._stacked = (seams, owners)
         seams, owners = self._stacked

@@ -10,8 +10,8 @@ piece continues the document there, with no document text kept anywhere.
 
 A reply's `Edge` (per document it carries a run of) holds its letters around the run's ends;
 every reply's `Ends` hold its first and last letters. A straddling gram counts only when the
-other reply gives at least `stride` of its letters, and only at its exact ordinal beside the
-run, so a chance letter or two never extends a run. Which letters of the seam belong to the
+other reply gives at least `GIVEN` of its letters, and only at its exact ordinal beside the
+run, so a chance letter or a common word ending never extends a run. Which letters of the seam belong to the
 run is not known (the reply may copy up to `stride − 1` letters past its last aligned gram, or
 before its first): every such split is tried.
 
@@ -149,6 +149,7 @@ class Seams:
 
 
 def seams_of(edge: Edge, params: IndexParams) -> Seams:
+    """Every gram that may straddle the edge's two ends, with the run's share worked out."""
     width, stride = params.width, params.stride
     base = gram_hash(width, params.seed).base
     reach = (width - 1) // stride  # neighbouring grams that still share a letter with the run
