@@ -21,7 +21,7 @@ from tokenclub.db.schema import Upload, UploadBatch
 from tokenclub.extract.document import ExtractionFailure
 from tokenclub.ingest import turns as turns_module
 from tokenclub.ingest.receipt import BatchStats
-from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.ingest.service import BatchCallback, IngestJob, ingest
 from tokenclub.ingest.turns import Spool, Turns
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
@@ -78,9 +78,10 @@ def test_a_later_upload_spools_until_the_earlier_one_finishes(
             assert a_go.wait(60)
 
     receipts: dict[str, dict[str, object]] = {}
+    waits: list[list[str]] = []
 
-    def run(name: str, pid: int, path: Path, on_batch: object = None) -> None:
-        receipts[name] = ingest(db, home, _job(spec, pid, path), on_batch, turns=QUICK)  # type: ignore[arg-type]
+    def run(name: str, pid: int, path: Path, on_batch: BatchCallback | None = None) -> None:
+        receipts[name] = ingest(db, home, _job(spec, pid, path), on_batch, turns=QUICK, on_wait=waits.append)
 
     first = threading.Thread(target=run, args=("a", a, path_a, pause_after_first))
     first.start()
@@ -90,10 +91,12 @@ def test_a_later_upload_spools_until_the_earlier_one_finishes(
     assert b_spooled.wait(60)
     with db.transaction() as session:
         turns = {pid: turn for pid, turn in session.execute(select(Upload.partner_id, Upload.turn))}
+        a_upload = session.scalar(select(Upload.id).where(Upload.partner_id == a))
         b_upload = session.scalar(select(Upload.id).where(Upload.partner_id == b))
     turn_a, turn_b = turns[a], turns[b]
     assert turn_a is not None and turn_b == turn_a + 1
     assert _committed(db, b_upload) == 0
+    assert waits == [[a_upload]]  # B heard once whom it waits for
     assert sorted(p.name for p in (home / "spool" / str(b_upload)).iterdir()) == [
         "000000.arrow",
         "000001.arrow",

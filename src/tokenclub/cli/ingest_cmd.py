@@ -198,7 +198,13 @@ def _ingest(
             seen += stats.documents
             progress.update(task, completed=accepted, total=seen)
 
-        return ingest(db, home, job, on_batch, executor=mapper)
+        def on_wait(ahead: list[str]) -> None:
+            progress.console.print(
+                f"waiting for {len(ahead)} upload(s) that started earlier ({', '.join(ahead)}): this "
+                "upload's batches are read and kept meanwhile, and committed once they finish"
+            )
+
+        return ingest(db, home, job, on_batch, executor=mapper, on_wait=on_wait)
 
 
 @corpus_app.command("dump")

@@ -288,12 +288,14 @@ def ingest(
     executor: Executor | None = None,
     decide: Decider = mark_duplicates,
     turns: Turns = Turns(),
+    on_wait: Callable[[list[str]], None] | None = None,
 ) -> dict[str, Any]:
     """Run an upload to its receipt; safe to call again after any crash.
 
     `executor` maps the steps over the batches (default: a `LocalExecutor`); any executor gives
     the same receipt, because dedup decisions and commits stay here, in batch order. Uploads
-    running at once commit in turn (`ingest/turns.py`), so they credit as in sequence.
+    running at once commit in turn (`ingest/turns.py`), so they credit as in sequence;
+    `on_wait` hears once which earlier uploads this run waits for.
     """
     if job.batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
@@ -344,7 +346,10 @@ def ingest(
     with heartbeat(db, upload.id, turns):
         waiting = decide is mark_duplicates  # decisions made beforehand read no index: no turn to wait
         for (seq, failures), table in mapper.map(todo()):
-            waiting = waiting and bool(earlier_active(db, turn, turns))
+            ahead = earlier_active(db, turn, turns) if waiting else []
+            if ahead and not spool and on_wait is not None:
+                on_wait(ahead)
+            waiting = bool(ahead)
             if waiting:
                 spool.put(seq, table, failures)
                 continue
