@@ -415,15 +415,22 @@ class GatewayGuard:
         return Decision("output", "capped", "blocked", letters, partner, (f"document {doc}",))
 
     def joined(
-        self, reply: str, text: str, own: int | None = None, quiet: bool = False, whole: str | None = None
+        self,
+        reply: str,
+        text: str,
+        own: int | None = None,
+        quiet: bool = False,
+        whole: str | None = None,
+        with_ends: bool = True,
     ) -> tuple[Decision | None, Grams]:
         """Whether `text`, about to be sent as part of `reply`, joins other replies' pieces of a
         document (any customer's, sent or in flight) into a leak (`Deliveries`), its own grams
         or, beside other replies' runs, its ends (`guard/detection/neighbours.py`): the decision
         to block it, or None and its grams, kept as in flight. `quiet`: the scan found no counted
         gram in `text`, so only its ends are looked at; `whole`: the reply's text so far, whose
-        ends are kept (default `text`). The grams are returned when it is blocked too: it asked
-        for them, and coverage counts them as taken. Nothing is looked up when coverage is off."""
+        ends are kept (default `text`), unless `with_ends` is off (a stream between its first and
+        last check). The grams are returned when it is blocked too: it asked for them, and
+        coverage counts them as taken. Nothing is looked up when coverage is off."""
         index = self.scanner.current()
         limits = self.limits
         if limits is None or index is None or not index.docs.present or not text:
@@ -432,7 +439,7 @@ class GatewayGuard:
         deliveries = self._deliveries
         if deliveries is None or deliveries.generation != index.folder.name:
             deliveries = self._deliveries = Deliveries(index.folder.name, index.params, limits.join_s)
-        ends = ends_of(text if whole is None else whole, index.params)
+        ends = ends_of(text if whole is None else whole, index.params) if with_ends else None
         doc = deliveries.claim(reply, grams, time.time(), ends, edges, own, index)
         if doc is None:
             return None, grams
@@ -727,6 +734,7 @@ class StreamGuard:
     _joined: Decision | None = None
     _received: dict[Channel, str] = field(default_factory=dict)  # each channel's text, held back too
     _looked: dict[Channel, int] = field(default_factory=dict)  # how much of it `_joins` read
+    _ends_seen: set[Channel] = field(default_factory=set)  # channels whose ends were checked once
 
     @property
     def blocked(self) -> bool:
@@ -816,8 +824,10 @@ class StreamGuard:
         """Whether a channel about to release text has received (held back included) text that
         joins other replies' pieces of a document into a leak (`GatewayGuard.joined`; the stream
         then ends before any of it goes). Each check reads what arrived since the last one, with
-        the letters before it that a gram ending in it may start in, and the ends of all that
-        arrived (a piece beside another reply's run)."""
+        the letters before it that a gram ending in it may start in. A channel's ends (a piece
+        beside another reply's run) are checked at its first release, while its first letters
+        are still held back, and at the last, while its last letters are: the ends that count
+        are the reply's first and last letters, as for a whole reply."""
         if self.owner.limits is None:
             return False
         for channel, text in released.items():
@@ -828,8 +838,10 @@ class StreamGuard:
             self._looked[channel] = len(received)
             quiet = self._scanners[channel].quiet and len(self._received) == 1  # no counted gram in it
             start = max(0, looked - _GRAM_CONTEXT)
+            ends = self._done or channel not in self._ends_seen
+            self._ends_seen.add(channel)
             self._joined, grams = self.owner.joined(
-                self.reply_id, received[start:], self.own, quiet, received
+                self.reply_id, received[start:], self.own, quiet, received, ends
             )
             if self._joined is not None:  # what it asked for counts as taken, like a capped refusal
                 for doc, ordinals in grams.items():
