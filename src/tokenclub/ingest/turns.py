@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from fsspec.implementations.local import LocalFileSystem
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tokenclub.atrest.objects import Sealing, make_private_dirs, open_own, open_write
@@ -106,7 +107,8 @@ def heartbeat(db: Database, upload_id: str, turns: Turns) -> Iterator[None]:
     except BaseException:
         stop.set()
         thread.join()
-        leave(db, upload_id)
+        with suppress(SQLAlchemyError):  # the database may be what failed: staleness frees the turn then
+            leave(db, upload_id)
         raise
     stop.set()
     thread.join()
