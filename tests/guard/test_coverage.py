@@ -51,6 +51,7 @@ def test_pieces_of_other_replies_join_into_a_leak() -> None:
     assert sent.claim("h", {1: frozenset({20})}, now=7) is None
     assert sent.claim("h", {1: frozenset({26})}, now=8) is None  # a reply's own pieces do not join
     assert sent.claim("i", {1: frozenset({4})}, now=70) is None  # the others left the window
+    assert set(sent._sent) == {1}  # document 2, never claimed again, is forgotten all the same
 
 
 def test_covered_letters_is_the_union_of_gram_spans() -> None:

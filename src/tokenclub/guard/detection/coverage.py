@@ -250,6 +250,7 @@ class Deliveries:
         self.edges_kept = edges_kept
         # document → (when, reply, grams, whether they are the reply's own or straddle a seam)
         self._sent: dict[int, deque[tuple[float, str, frozenset[int], bool]]] = {}
+        self._added: deque[tuple[float, int]] = deque()  # (when, document) of every entry, to forget them
         # (reply, document) → when, the edge of its run, and the edge's seams
         self._edges: dict[tuple[str, int], tuple[float, Edge, Seams]] = {}
         self._stacked: tuple[Seams, np.ndarray] | None = None  # every kept edge's seams, and each row's reply
@@ -280,15 +281,15 @@ class Deliveries:
                 beside = self._beside_others(index, reply, edges, seams)
             for doc in sorted(grams.keys() | straddling.keys()):
                 mine = grams.get(doc, frozenset())
-                if self._joins(doc, reply, mine, straddling.get(doc, set()), now, beside.get(doc, {})):
+                if self._joins(doc, reply, mine, straddling.get(doc, set()), beside.get(doc, {})):
                     return doc
             for doc, held in grams.items():
-                self._sent.setdefault(doc, deque()).append((now, reply, frozenset(held), True))
+                self._keep(doc, (now, reply, frozenset(held), True))
             for doc, given in straddling.items():
-                self._sent.setdefault(doc, deque()).append((now, reply, frozenset(given), False))
+                self._keep(doc, (now, reply, frozenset(given), False))
             for doc, others in beside.items():
                 for other, given in others.items():
-                    self._sent.setdefault(doc, deque()).append((now, other, frozenset(given), False))
+                    self._keep(doc, (now, other, frozenset(given), False))
             for edge in edges:
                 kept = self._edges.pop((reply, edge.doc), None)
                 if kept is not None:
@@ -302,10 +303,24 @@ class Deliveries:
             self._trim(now)
             return None
 
+    def _keep(self, doc: int, entry: tuple[float, str, frozenset[int], bool]) -> None:
+        self._sent.setdefault(doc, deque()).append(entry)
+        self._added.append((entry[0], doc))
+
     def _trim(self, now: float) -> None:
+        """Forget what left the window, or the oldest edges and ends past their limits: a
+        document's grams are dropped as their time passes, whether or not it is claimed again."""
+        since = now - self.window_s
+        while self._added and self._added[0][0] < since:
+            _, doc = self._added.popleft()
+            sent = self._sent.get(doc)
+            while sent and sent[0][0] < since:
+                sent.popleft()
+            if sent is not None and not sent:
+                del self._sent[doc]
         edges = len(self._edges)
-        _trim(self._edges, self.edges_kept, now - self.window_s)
-        _trim(self._ends, self.ends_kept, now - self.window_s)
+        _trim(self._edges, self.edges_kept, since)
+        _trim(self._ends, self.ends_kept, since)
         if len(self._edges) != edges:
             self._stacked = None
 
@@ -352,18 +367,13 @@ class Deliveries:
         reply: str,
         own: frozenset[int],
         straddling: set[int],
-        now: float,
         beside: dict[str, set[int]],
     ) -> bool:
         """Whether the reply's grams of `doc` (its own, and those its ends straddle beside other
         replies' runs) join other replies' into a run of `length`, longer than any one reply's
         own run in it. Straddled grams join but make no reply's own run: a phrase that recurs in
         the document can straddle a seam far from where the piece was cut."""
-        sent = self._sent.get(doc, deque())
-        while sent and sent[0][0] < now - self.window_s:
-            sent.popleft()
-        if not sent and doc in self._sent:
-            del self._sent[doc]
+        sent = self._sent.get(doc, deque())  # what left the window is gone (`_trim`)
         owned: dict[str, set[int]] = {reply: set(own)}
         joined: dict[str, set[int]] = {reply: set(own) | straddling}
         for _, other, grams, is_own in sent:
