@@ -590,13 +590,13 @@ class GatewayGuard:
                 _guard_choice(choice, kind, found, self.policy)
                 if self.policy == "block":
                     continue
-            hits = self.capped_hits("\n".join(channels(choice, kind).values()), own)
+            text = "\n".join(channels(choice, kind).values())  # as sent: redacted by now under "redact"
+            hits = self.capped_hits(text, own)
             if hits:  # a capped document is refused to every reply, whatever the policy
                 _guard_choice(choice, kind, {}, "block")
                 asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
                 continue
             if self.limits is not None:
-                text = "\n".join(channels(choice, kind).values())
                 join, grams = self.joined(str(data["id"]), text, own, quiet=_quiet(found))
                 for doc, ordinals in grams.items():  # blocked for a join, it still counts as taken
                     delivered[doc] = delivered.get(doc, frozenset()) | ordinals
@@ -734,7 +734,6 @@ class StreamGuard:
     _joined: Decision | None = None
     _received: dict[Channel, str] = field(default_factory=dict)  # each channel's text, held back too
     _looked: dict[Channel, int] = field(default_factory=dict)  # how much of it `_joins` read
-    _ends_seen: set[Channel] = field(default_factory=set)  # channels whose ends were checked once
 
     @property
     def blocked(self) -> bool:
@@ -832,14 +831,14 @@ class StreamGuard:
             return False
         for channel, text in released.items():
             received = self._received.get(channel, "")
+            first = channel not in self._looked
             looked = self._looked.get(channel, 0)
             if not text or looked == len(received):
                 continue
             self._looked[channel] = len(received)
             quiet = self._scanners[channel].quiet and len(self._received) == 1  # no counted gram in it
             start = max(0, looked - _GRAM_CONTEXT)
-            ends = self._done or channel not in self._ends_seen
-            self._ends_seen.add(channel)
+            ends = first or self._done
             self._joined, grams = self.owner.joined(
                 self.reply_id, received[start:], self.own, quiet, received, ends
             )

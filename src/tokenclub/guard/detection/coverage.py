@@ -319,8 +319,8 @@ class Deliveries:
             if sent is not None and not sent:
                 del self._sent[doc]
         edges = len(self._edges)
-        _trim(self._edges, self.edges_kept, since)
-        _trim(self._ends, self.ends_kept, since)
+        _drop_oldest(self._edges, self.edges_kept, since)
+        _drop_oldest(self._ends, self.ends_kept, since)
         if len(self._edges) != edges:
             self._stacked = None
 
@@ -398,7 +398,7 @@ class Deliveries:
         return False
 
 
-def _trim(kept: dict[_K, _V], limit: int, since: float) -> None:
+def _drop_oldest(kept: dict[_K, _V], limit: int, since: float) -> None:
     """Drop the oldest entries (they come first) older than `since` or beyond `limit`."""
     while kept and (len(kept) > limit or next(iter(kept.values()))[0] < since):
         del kept[next(iter(kept))]
