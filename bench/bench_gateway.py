@@ -608,8 +608,8 @@ def build_guard_index(home: Path) -> dict[str, Any]:
     so each reply and prompt is scanned as in production; the index's stats, with the documents
     and characters indexed."""
     from tokenclub.guard.config import GuardSettings
-    from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.indexing.index import writer
+    from tokenclub.guard.indexing.parts import guard_root
 
     docs = [
         json.loads(line)["content"]

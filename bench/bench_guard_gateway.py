@@ -298,7 +298,7 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
     short reply's work on the event loop under the default settings (accumulation and coverage
     on): the scan and the joins, credits and grams read for the tally."""
     from tokenclub.guard.config import GuardSettings
-    from tokenclub.guard.indexing.build import guard_root
+    from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.service import GatewayGuard
 
     guard = GatewayGuard(guard_root(home))

@@ -24,8 +24,8 @@ from tokenclub.guard.detection.coverage import (
     unsplitmix,
 )
 from tokenclub.guard.hashing import splitmix
-from tokenclub.guard.indexing.build import guard_root
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
+from tokenclub.guard.indexing.parts import guard_root
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.state.coverage_store import add_grams
 from tokenclub.home import open_database

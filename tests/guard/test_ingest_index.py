@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.cli.helpers import run_json
 from tests.guard.corpus import fresh_texts
@@ -17,9 +18,10 @@ from tokenclub.corpus.dump import iter_corpus
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
+from tokenclub.db.schema import Upload
 from tokenclub.guard.detection.scanner import LeakScanner
-from tokenclub.guard.indexing import build
-from tokenclub.guard.indexing.index import logged_parts, open_index
+from tokenclub.guard.indexing import background, parts
+from tokenclub.guard.indexing.index import IndexShape, logged_parts, open_index
 from tokenclub.ingest import service
 from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec
@@ -79,14 +81,17 @@ def test_a_crash_before_indexing_is_caught_up(
     upload = write_jsonl(tmp_path / "a.jsonl", petitions(100, 24))
     calls: list[int] = []
 
-    def dies_on_the_second_batch(home: Path, store: CorpusStore, upload_id: str, seqs: list[int]) -> int:
+    def dies_on_the_second_batch(
+        home: Path, store: CorpusStore, upload_id: str, seqs: list[int], shape: IndexShape
+    ) -> int:
         calls.extend(seqs)
         if len(calls) == 2:
             raise SystemExit("killed")
-        return build.index_parts(home, store, upload_id, seqs)
+        return parts.index_parts(home, store, upload_id, seqs, shape)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", 1)  # each batch indexed on its own
-    monkeypatch.setattr(service, "index_parts", dies_on_the_second_batch)
+    monkeypatch.setattr(background, "_sendable", lambda store: False)  # in this process, where it dies
+    monkeypatch.setattr(background, "index_parts", dies_on_the_second_batch)
     with pytest.raises(SystemExit):
         _ingest(db, home, spec, pid, upload)
     monkeypatch.undo()
@@ -126,7 +131,7 @@ def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path)
     assert run_json(home, "guard", "check", span_b)["partner_id"] == 2
 
 
-@pytest.mark.parametrize(("group_tokens", "adds"), [(build.GROUP_TOKENS, [[0, 1, 2]]), (1, [[0], [1], [2]])])
+@pytest.mark.parametrize(("group_tokens", "adds"), [(parts.GROUP_TOKENS, [[0, 1, 2]]), (1, [[0], [1], [2]])])
 def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
     db: Database,
     spec: PipelineSpec,
@@ -142,15 +147,105 @@ def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
     pid = approved_partner(db, "A")
     calls: list[list[int]] = []
 
-    def recorded(home: Path, store: CorpusStore, upload_id: str, seqs: list[int]) -> int:
+    def recorded(home: Path, store: CorpusStore, upload_id: str, seqs: list[int], shape: IndexShape) -> int:
         calls.append(list(seqs))
-        return build.index_parts(home, store, upload_id, seqs)
+        return parts.index_parts(home, store, upload_id, seqs, shape)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", group_tokens)
-    monkeypatch.setattr(service, "index_parts", recorded)
+    monkeypatch.setattr(background, "_sendable", lambda store: False)  # in this process, to be recorded
+    monkeypatch.setattr(background, "index_parts", recorded)
     receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
     index = open_index(home / "guard")
     assert index is not None
     assert calls == adds
     assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
+    assert index.tokens == receipt["tokens"] > 0
+
+
+def test_full_groups_are_indexed_by_a_worker_process_and_the_last_one_too(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a group of one token, every batch is a group: the first starts the worker, which
+    indexes them all in order (the last one too, since a worker runs); the ingest returns once
+    every part is in the index, guarded and attributed as when indexed here."""
+    home = tmp_path / "home"
+    pid = approved_partner(db, "A")
+    made: list[background.BackgroundIndexer] = []
+
+    class Recorded(background.BackgroundIndexer):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(service, "GROUP_TOKENS", 1)
+    monkeypatch.setattr(service, "BackgroundIndexer", Recorded)
+    receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
+    assert len(made) == 1 and made[0].worker_cpu_s > 0
+    index = open_index(home / "guard")
+    assert index is not None
+    assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
+    assert index.tokens == receipt["tokens"] > 0
+    scanner = LeakScanner(index)
+    docs = _long(iter_corpus(db, home))
+    assert docs and all(scanner.scan(INTRO + _span(d) + OUTRO).partner_id == pid for d in docs)
+
+
+def test_a_group_that_fails_in_the_worker_fails_the_ingest_and_the_rerun_indexes_it(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker cannot read the first part (removed under it): `finish` raises that error,
+    no receipt is written, and the rerun's sync indexes every part."""
+    home = tmp_path / "home"
+    pid = approved_partner(db, "A")
+    upload = write_jsonl(tmp_path / "a.jsonl", petitions(0, 20))
+    hidden: list[tuple[Path, Path]] = []
+    submit = background.BackgroundIndexer.submit
+
+    def hide_then_submit(self: background.BackgroundIndexer, seqs: list[int]) -> None:
+        if not hidden:
+            part = Path(self.store.part_path(self.upload_id, seqs[0]))
+            hidden.append((part, part.rename(part.with_suffix(".hidden"))))
+        submit(self, seqs)
+
+    monkeypatch.setattr(service, "GROUP_TOKENS", 1)
+    monkeypatch.setattr(background.BackgroundIndexer, "submit", hide_then_submit)
+    with pytest.raises(FileNotFoundError):
+        _ingest(db, home, spec, pid, upload)
+    monkeypatch.undo()
+    ((part, moved),) = hidden
+    moved.rename(part)
+    with db.transaction() as session:
+        assert session.scalars(select(Upload.status)).one() == "processing"  # no receipt, no credit
+    receipt = _ingest(db, home, spec, pid, upload)
+    index = open_index(home / "guard")
+    assert index is not None
+    assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
+    assert index.tokens == receipt["tokens"] > 0
+
+
+def test_an_ingest_that_fails_lets_its_worker_finish_the_groups_it_was_handed(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest dies after its second batch's commit: the worker, already handed the first
+    two groups, indexes them whole and exits; the rerun indexes the third."""
+    home = tmp_path / "home"
+    pid = approved_partner(db, "A")
+    upload = write_jsonl(tmp_path / "a.jsonl", petitions(0, 20))
+
+    def dies(seq: int, stats: object) -> None:
+        if seq == 1:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(service, "GROUP_TOKENS", 1)
+    job = IngestJob(pid, (upload,), spec, Fraction(1), batch_size=8, workers=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        ingest(db, home, job, dies)
+    index = open_index(home / "guard")
+    assert index is not None
+    upload_id = next(iter(logged_parts(index))).split("/")[0]
+    assert logged_parts(index) == {f"{upload_id}/0", f"{upload_id}/1"}
+    receipt = ingest(db, home, job)
+    index = open_index(home / "guard")
+    assert index is not None
+    assert logged_parts(index) == {f"{upload_id}/{seq}" for seq in range(3)}
     assert index.tokens == receipt["tokens"] > 0

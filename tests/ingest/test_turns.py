@@ -19,6 +19,8 @@ from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import Upload, UploadBatch
 from tokenclub.extract.document import ExtractionFailure
+from tokenclub.guard.indexing import build
+from tokenclub.ingest import service
 from tokenclub.ingest import turns as turns_module
 from tokenclub.ingest.receipt import BatchStats
 from tokenclub.ingest.service import BatchCallback, IngestJob, ingest
@@ -166,6 +168,30 @@ def test_a_failed_run_stops_holding_later_turns(db: Database, spec: PipelineSpec
     assert resumed["documents_accepted"] == 8
     with db.transaction() as session:
         assert session.scalars(select(Upload.turn)).one() == 2
+
+
+def test_a_run_stops_holding_later_turns_once_it_has_committed(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After its last commit a run still indexes, writes its receipt and credits, but a later
+    turn no longer waits for it: while it is still processing, it is not active."""
+    pid = approved_partner(db, "A")
+    seen: list[tuple[str, list[str]]] = []
+
+    def observed_sync(*args: object) -> int:
+        with db.transaction() as session:
+            status = session.scalars(select(Upload.status)).one()
+        seen.append((status, turns_module.earlier_active(db, 2, QUICK)))
+        return build.sync(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "guard_sync", observed_sync)
+    ingest(
+        db,
+        tmp_path / "home",
+        _job(spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(700, 8))),
+        turns=QUICK,
+    )
+    assert seen == [("processing", [])]
 
 
 def test_the_spool_keeps_batches_sealed_and_gives_them_back_in_order(tmp_path: Path) -> None:

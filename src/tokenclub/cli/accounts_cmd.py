@@ -101,8 +101,8 @@ def partner_withdraw(partner_id: int, json_out: bool = JSON_OPTION) -> None:
     """Take an approved partner's data out of future training (operator): no more uploads and
     its documents leave `corpus dump`. Its text stays in the leak-guard index, protected, until
     `tokenclub guard release --partner ID` (a served model may have been trained on it)."""
-    from tokenclub.guard.indexing.build import guard_root  # the index's NumPy only where it is read
     from tokenclub.guard.indexing.index import open_index
+    from tokenclub.guard.indexing.parts import guard_root  # the index's NumPy only where it is read
 
     settings = get_settings()
     with session_scope() as session:

@@ -95,8 +95,8 @@ def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tok
     from tokenclub.guard.audits.redteam import ATTACKS, DIVERGENCE_PROMPTS, Channel, run_suite
     from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.detection.scanner import LeakScanner
-    from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.indexing.index import LiveIndex
+    from tokenclub.guard.indexing.parts import guard_root
 
     scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
     leak_length = GuardSettings().leak_length

@@ -22,8 +22,8 @@ guard_app = typer.Typer(help="The leak guard: its index, checks and stopped atte
 
 
 def _index_stats() -> dict[str, Any]:
-    from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.indexing.index import LiveIndex
+    from tokenclub.guard.indexing.parts import guard_root
 
     index = LiveIndex(guard_root(get_settings().home)).current()
     if index is None:
@@ -65,7 +65,8 @@ def release_command(
     index is rebuilt without it, and every later rebuild leaves it out."""
     from tokenclub.accounts.partners import withdrawn_partners
     from tokenclub.export.registry import served_models_holding
-    from tokenclub.guard.indexing.build import guard_root, rebuild_index
+    from tokenclub.guard.indexing.build import rebuild_index
+    from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.state.releases import record_release
     from tokenclub.home import open_database
 
@@ -103,9 +104,9 @@ def public_add_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Load public text: its grams stop counting toward a leak in the live index and every rebuild."""
-    from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.indexing.commonness import add_public_text, public_texts
     from tokenclub.guard.indexing.index import open_index, writer
+    from tokenclub.guard.indexing.parts import guard_root
 
     texts: list[tuple[Path, str]] = []
     for path in files:
@@ -161,8 +162,8 @@ def check_command(
     """Would the guard stop this text? Prints the verdict, matched letters and partner."""
     from tokenclub.guard.detection.prompts import check_prompt
     from tokenclub.guard.detection.scanner import LeakScanner
-    from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.indexing.index import LiveIndex
+    from tokenclub.guard.indexing.parts import guard_root
 
     body = sys.stdin.read() if text == "-" else text
     scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
@@ -253,8 +254,8 @@ def coverage_command(
     union of all customers per document (the operator's view of collection in pieces)."""
     from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.detection.coverage import covered_letters
-    from tokenclub.guard.indexing.build import guard_root
     from tokenclub.guard.indexing.index import open_index
+    from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.state.coverage_store import holdings
 
     settings = GuardSettings()

@@ -67,8 +67,9 @@ def model_retire(name: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPT
     leaves the leak-guard index (released, and the index rebuilt without it)."""
     from tokenclub.accounts.partners import withdrawn_partners
     from tokenclub.cli.output import corpus_store
-    from tokenclub.guard.indexing.build import guard_root, rebuild_index
+    from tokenclub.guard.indexing.build import rebuild_index
     from tokenclub.guard.indexing.index import open_index
+    from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.state.releases import record_release
     from tokenclub.home import open_database
     from tokenclub.settings import get_settings

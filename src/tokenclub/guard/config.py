@@ -10,7 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tokenclub.guard.detection.accumulate import Budget
 from tokenclub.guard.detection.coverage import Limits
 from tokenclub.guard.detection.views import BATCH, BATCH_LIMIT
-from tokenclub.guard.indexing.index import COMMON_BITS, COMMON_DOCS, DEFAULT_CAPACITY, Commonness, IndexParams
+from tokenclub.guard.indexing.index import (
+    COMMON_BITS,
+    COMMON_DOCS,
+    DEFAULT_CAPACITY,
+    Commonness,
+    IndexParams,
+    IndexShape,
+)
 
 
 class GuardSettings(BaseSettings):
@@ -150,3 +157,6 @@ class GuardSettings(BaseSettings):
 
     def commonness(self) -> Commonness:
         return Commonness(self.common_bits, self.common_documents)
+
+    def index_shape(self) -> IndexShape:
+        return IndexShape(self.index_params(), self.initial_capacity, self.commonness())

@@ -53,8 +53,8 @@ from tokenclub.guard.detection.replies import (
 )
 from tokenclub.guard.detection.scanner import LeakScanner, Policy, ScanResult, holdback
 from tokenclub.guard.detection.views import ViewScanner
-from tokenclub.guard.indexing.build import guard_root
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
+from tokenclub.guard.indexing.parts import guard_root
 from tokenclub.guard.state.coverage_store import (
     add_grams,
     cap_document,

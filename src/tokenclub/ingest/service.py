@@ -38,8 +38,10 @@ from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
-from tokenclub.guard.indexing.build import GROUP_TOKENS, index_parts
+from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.indexing.background import BackgroundIndexer
 from tokenclub.guard.indexing.build import sync as guard_sync
+from tokenclub.guard.indexing.parts import GROUP_TOKENS
 from tokenclub.ingest.decisions import record_decisions
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
 from tokenclub.ingest.turns import Spool, Turns, earlier_active, heartbeat, take_turn
@@ -336,33 +338,33 @@ def ingest(
             unindexed.append(seq)
             tokens += stats.tokens
             if tokens >= GROUP_TOKENS:
-                index_parts(home, store, upload.id, unindexed)
+                indexer.submit(unindexed)
                 unindexed, tokens = [], 0
         if on_batch is not None and stats is not None:
             on_batch(seq, stats)
 
     turn = take_turn(db, upload.id, _lock_dedup)
     spool = Spool(home / "spool" / upload.id, job.sealing)
-    with heartbeat(db, upload.id, turns):
-        waiting = decide is mark_duplicates  # decisions made beforehand read no index: no turn to wait
-        for (seq, failures), table in mapper.map(todo()):
-            ahead = earlier_active(db, turn, turns) if waiting else []
-            if ahead and not spool and on_wait is not None:
-                on_wait(ahead)
-            waiting = bool(ahead)
-            if waiting:
-                spool.put(seq, table, failures)
-                continue
+    with BackgroundIndexer(home, store, upload.id, GuardSettings().index_shape()) as indexer:
+        with heartbeat(db, upload.id, turns):  # later turns wait while this run decides
+            waiting = decide is mark_duplicates  # decisions made beforehand read no index: no turn to wait
+            for (seq, failures), table in mapper.map(todo()):
+                ahead = earlier_active(db, turn, turns) if waiting else []
+                if ahead and not spool and on_wait is not None:
+                    on_wait(ahead)
+                waiting = bool(ahead)
+                if waiting:
+                    spool.put(seq, table, failures)
+                    continue
+                for spooled in spool.drain():
+                    commit(*spooled)
+                commit(seq, table, failures)
+            while spool and earlier_active(db, turn, turns):
+                time.sleep(turns.poll_s)
             for spooled in spool.drain():
                 commit(*spooled)
-            commit(seq, table, failures)
-        while spool and earlier_active(db, turn, turns):
-            time.sleep(turns.poll_s)
-        for spooled in spool.drain():
-            commit(*spooled)
-        if unindexed:
-            index_parts(home, store, upload.id, unindexed)
-        guard_sync(db, home, store, upload.id)  # batches committed by a run that crashed before indexing them
-        receipt = _finish(db, job, upload, seen)
+        indexer.finish(unindexed)
+    guard_sync(db, home, store, upload.id)  # batches committed by a run that crashed before indexing them
+    receipt = _finish(db, job, upload, seen)
     _release_raw(db, raw, files)
     return receipt

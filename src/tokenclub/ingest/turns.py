@@ -8,8 +8,10 @@ parallel part) but spools them to disk, and commits them in order once every ear
 has finished. The result equals running the uploads one after another in turn order.
 
 "Active" means processing with a recent heartbeat: a background thread beats every `beat_s`
-while a run lives, so a crashed run stops holding others back after `stale_s`. A run that
-resumes takes a new turn, after everyone who registered meanwhile.
+while a run decides, so a crashed run stops holding others back after `stale_s`. A run's last
+commit ends its hold: what it does after (the leak-guard index of its last parts, its receipt
+and credit) reads and changes nothing a later upload's decisions read. A run that resumes takes
+a new turn, after everyone who registered meanwhile.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def beat(db: Database, upload_id: str) -> None:
 
 
 def leave(db: Database, upload_id: str) -> None:
-    """Stop holding later turns back at once (a run that failed): its heartbeat is cleared."""
+    """Stop holding later turns back at once: the heartbeat is cleared."""
     with db.transaction() as session:
         session.execute(update(Upload).where(Upload.id == upload_id).values(heartbeat_s=None))
 
@@ -93,7 +95,8 @@ def earlier_active(db: Database, turn: int, turns: Turns) -> list[str]:
 @contextmanager
 def heartbeat(db: Database, upload_id: str, turns: Turns) -> Iterator[None]:
     """Beat on a thread of its own while the block runs: a slow batch never looks like a crash.
-    A block that raises clears the heartbeat, so later turns need not wait out `stale_s`."""
+    The heartbeat is cleared when the block ends, so later turns go on at once; after a block
+    that raised, the database may be what failed, and staleness frees the turn then."""
     stop = threading.Event()
 
     def run() -> None:
@@ -107,11 +110,12 @@ def heartbeat(db: Database, upload_id: str, turns: Turns) -> Iterator[None]:
     except BaseException:
         stop.set()
         thread.join()
-        with suppress(SQLAlchemyError):  # the database may be what failed: staleness frees the turn then
+        with suppress(SQLAlchemyError):
             leave(db, upload_id)
         raise
     stop.set()
     thread.join()
+    leave(db, upload_id)
 
 
 class Spool:

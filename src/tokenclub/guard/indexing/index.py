@@ -85,6 +85,16 @@ class Commonness:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexShape:
+    """What a fresh index is created with: the operator's settings, read once where they are
+    set (an ingest's worker process must not read an environment of its own)."""
+
+    params: IndexParams
+    capacity: int
+    commonness: Commonness
+
+
+@dataclass(frozen=True, slots=True)
 class IndexParams:
     """Everything fixed when an index is created; changing any of it needs a rebuild."""
 

@@ -1,0 +1,144 @@
+"""An ingest's committed parts indexed by a process of its own while the ingest goes on.
+
+The leak-guard index of accepted text is about a third of a real ingest's CPU (docs/scale.md),
+and nothing the ingest does next reads it: a batch's dedup decisions read the dedup index, not
+the guard's. So the groups of committed parts go to one worker process, in order, and the
+ingest maps and commits meanwhile; on two cores the two overlap instead of adding up. The
+worker starts with the first group an ingest hands over, so an upload too small to fill one
+(`GROUP_TOKENS`) indexes at its end as before and starts no process.
+
+The worker is `python -m tokenclub.guard.indexing.background`, fed pickles on its standard
+input (the upload, then one group at a time) and answering once, when its input ends: it
+imports what indexing needs and nothing of the process that started it, which a spawned
+`multiprocessing` worker would import again (its main module). A full pipe makes the ingest
+wait for the worker, so a long ingest never queues more than a pipe's worth of groups.
+
+A group that fails is not lost: the worker skips the groups after it, and the ingest's closing
+`sync` indexes every committed part that the parts log lacks. The failure itself is raised by
+`finish`, so the ingest never reports success over an index it could not write.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from tokenclub.corpus.store import CorpusStore
+from tokenclub.guard.indexing.index import IndexShape
+from tokenclub.guard.indexing.parts import index_parts
+
+
+def _cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def serve(source: IO[bytes], sink: IO[bytes]) -> None:
+    """The worker's loop: the upload, then groups until the input ends; one answer at the end,
+    (the first failure or None, the worker's CPU seconds with its start)."""
+    home, store, upload_id, shape = pickle.load(source)
+    failure: BaseException | None = None
+    while True:
+        try:
+            seqs = pickle.load(source)
+        except EOFError:
+            break
+        if failure is None:
+            try:
+                index_parts(home, store, upload_id, seqs, shape, once=True)
+            except Exception as error:  # handed back to the ingest, which raises it
+                failure = error
+    if failure is not None and not _sendable(failure):
+        failure = RuntimeError(f"guard indexing failed: {failure!r}")
+    with suppress(BrokenPipeError):  # an ingest that failed itself no longer listens
+        pickle.dump((failure, _cpu_s()), sink)
+        sink.flush()
+
+
+class BackgroundIndexer:
+    """Hands an upload's committed groups to one worker process, which indexes them in order.
+
+    The index's shape comes from the ingest's settings and is sent along. A store that cannot
+    be sent to another process (a KMS hook that holds a live client) is indexed in this process.
+    """
+
+    def __init__(self, home: Path, store: CorpusStore, upload_id: str, shape: IndexShape) -> None:
+        self.home = home
+        self.store = store
+        self.upload_id = upload_id
+        self.shape = shape
+        self._worker: subprocess.Popen[bytes] | None = None
+        self.worker_cpu_s = 0.0
+        """CPU seconds the worker spent, its start included (0 when none started)."""
+
+    def submit(self, seqs: Sequence[int]) -> None:
+        """A full group: to the worker, started now if none runs yet."""
+        if self._worker is None and _sendable(self.store):
+            self._worker = subprocess.Popen(
+                [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            self._send((self.home, self.store, self.upload_id, self.shape))
+        self._hand(seqs)
+
+    def finish(self, seqs: Sequence[int]) -> None:
+        """The last group (it may be empty), then wait for every group; raises the first failure.
+
+        The last group goes to the worker if one runs, so the index takes the groups in order;
+        else it is indexed here, and a small upload starts no process."""
+        if seqs:
+            self._hand(seqs)
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        assert worker.stdin is not None and worker.stdout is not None
+        with worker:  # its pipes closed and the process waited for on the way out
+            worker.stdin.close()
+            try:
+                failure, self.worker_cpu_s = pickle.load(worker.stdout)
+            except EOFError:
+                failure = RuntimeError(f"the guard indexing worker died (exit status {worker.wait()})")
+        if failure is not None:
+            raise failure
+
+    def _hand(self, seqs: Sequence[int]) -> None:
+        if self._worker is None:
+            index_parts(self.home, self.store, self.upload_id, seqs, self.shape)
+        else:
+            self._send(list(seqs))
+
+    def _send(self, message: object) -> None:
+        assert self._worker is not None and self._worker.stdin is not None
+        pickle.dump(message, self._worker.stdin)
+        self._worker.stdin.flush()
+
+    def __enter__(self) -> BackgroundIndexer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        """After a failure elsewhere: the worker indexes the groups already handed over, then
+        stops; never killed mid-group, which would leave the index half-written."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            with worker:
+                pass
+
+
+def _sendable(value: object) -> bool:
+    try:
+        pickle.dumps(value)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
