@@ -14,6 +14,8 @@ from tests.cli.helpers import run_json
 from tests.guard.corpus import fresh_texts
 from tests.guard.homes import make_home
 from tests.ingest.fixtures import approved_partner, petitions, write_jsonl
+from tokenclub.atrest.keys import Keyring
+from tokenclub.atrest.objects import Sealing
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
@@ -188,6 +190,42 @@ def test_full_groups_are_indexed_by_a_worker_process_and_the_last_one_too(
     scanner = LeakScanner(index)
     docs = _long(iter_corpus(db, home))
     assert docs and all(scanner.scan(INTRO + _span(d) + OUTRO).partner_id == pid for d in docs)
+
+
+def test_a_sealed_corpus_is_indexed_by_the_worker_with_the_ingests_keys(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker gets the store with its sealing and opens the sealed parts itself."""
+    home = tmp_path / "home"
+    pid = approved_partner(db, "A")
+    made: list[background.BackgroundIndexer] = []
+
+    class Recorded(background.BackgroundIndexer):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(service, "GROUP_TOKENS", 1)
+    monkeypatch.setattr(service, "BackgroundIndexer", Recorded)
+    sealing = Sealing(Keyring({}, "").with_new_key(), chunk_size=4096)
+    rows = petitions(0, 20)
+    job = IngestJob(
+        pid,
+        (write_jsonl(tmp_path / "a.jsonl", rows),),
+        spec,
+        Fraction(1),
+        batch_size=8,
+        workers=1,
+        sealing=sealing,
+    )
+    receipt = ingest(db, home, job)
+    assert len(made) == 1 and made[0].worker_cpu_s > 0
+    part = Path(made[0].store.part_path(receipt["upload_id"], 0))
+    assert not part.read_bytes().startswith(b"PAR1")  # sealed: no Parquet to read without the key
+    index = open_index(home / "guard")
+    assert index is not None
+    assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
+    assert index.tokens == receipt["tokens"] > 0
 
 
 def test_a_group_that_fails_in_the_worker_fails_the_ingest_and_the_rerun_indexes_it(
