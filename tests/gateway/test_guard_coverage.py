@@ -37,8 +37,9 @@ from tokenclub.gateway.app import create_app
 from tokenclub.gateway.upstream import ModelRoute
 from tokenclub.guard.audits.extraction import client_for
 from tokenclub.guard.audits.worst_case import pieces
-from tokenclub.guard.detection.coverage import Limits
-from tokenclub.guard.indexing.index import IndexParams, writer
+from tokenclub.guard.detection.coverage import Limits, reply_runs
+from tokenclub.guard.detection.neighbours import ends_of, seams_of, straddled
+from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.service import PASS, GatewayGuard
 from tokenclub.guard.state.customer_state import read_admission
@@ -158,6 +159,46 @@ def test_ten_cooperating_customers_collect_at_most_a_tenth_together(
     assert blocked and all(e.action == "blocked" and e.partner_id == partner for e in blocked)
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(GuardCappedDocument)) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_past_the_cap_a_short_piece_beside_a_refused_one_is_refused_too(
+    db: Database, tmp_path: Path, upstream: str, stream: bool
+) -> None:
+    """Once the document is capped, a piece too short to carry a gram of it still goes out on
+    its own, but not beside a piece that was refused for carrying one: another customer asking
+    for it (whole or streamed) is refused that reply, and then every request. The refused piece
+    is asked whole: a refused stream's run is kept as far as it was read, which may stop short
+    of the piece's end."""
+    with shop(db, tmp_path, upstream, 3) as place:
+        index = open_index(place.root)
+        assert index is not None
+        parts = pieces(TARGET)
+        bare = [not reply_runs(index, piece)[0] for piece in parts]
+
+        def beside(at: int) -> bool:  # the piece after `at` straddles grams that count beside its run
+            seams = [seams_of(edge, index.params) for edge in reply_runs(index, parts[at])[1]]
+            return any(straddled(index, s, [ends_of(parts[at + 1], index.params)])[0] for s in seams)
+
+        with client_for(place.url, place.customers[0].key) as first:
+            for piece in parts:  # until refused: the document is capped by then
+                if ask(first, piece, stream) is None:
+                    break
+        assert len(events(db, "document_capped")) == 1
+        tail = range(len(parts) - 2, len(parts) // 2, -1)
+        pairs = [at for at in tail if not bare[at] and bare[at + 1] and bare[at - 1] and beside(at)]
+        assert len(pairs) >= 2
+        near, far = pairs[0], pairs[1]
+        with (
+            client_for(place.url, place.customers[1].key) as second,
+            client_for(place.url, place.customers[2].key) as third,
+        ):
+            assert delivered(parts[far - 1], ask(third, parts[far - 1], stream)) > 0  # on its own
+            capped = len(events(db, "capped"))
+            assert delivered(parts[near], ask(second, parts[near], stream=False)) == 0
+            assert delivered(parts[near + 1], ask(third, parts[near + 1], stream)) == 0
+            assert ask(third, FRESH[0], stream) is None  # refused: what it asked for was counted
+        assert len(events(db, "capped")) == capped + 2  # a stream's are written with its settlement
 
 
 def test_two_customers_taking_turns_never_get_two_neighbouring_pieces(

@@ -83,3 +83,21 @@ def test_a_short_neighbour_joins_a_run_whichever_is_scanned_first(index: GuardIn
     assert claim(forgetful, "a", piece, 0) is None
     assert claim(forgetful, "x", "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께", 1) is None
     assert claim(forgetful, "b", run, 2) is None  # the piece's ends were pushed out: not seen
+
+
+def test_a_piece_beside_a_refused_run_is_seen_once_its_document_is_capped(index: GuardIndex) -> None:
+    """A refused reply's run is kept apart (`attempt`): the short piece after it straddles it
+    for a capped document only, never for the reply itself or for the reader's own partner."""
+    letters = guard_text(DOCS[6])
+    run, piece = letters[300:335], letters[335:351]
+    assert reply_runs(index, piece) == ({}, [])
+    sent = Deliveries("g", PARAMS, window_s=60)
+    sent.attempt("a", reply_runs(index, run)[1], 0)
+    ends = ends_of(piece, PARAMS)
+    expected = _straddled(index, run, piece)
+    assert expected
+    assert sent.beside_capped(index, "b", ends, None, {6}, 1) == {6: expected}
+    assert sent.beside_capped(index, "b", ends, None, {7}, 1) == {}
+    assert sent.beside_capped(index, "b", ends, 1, {6}, 1) == {}  # partner 1 reads its own text
+    assert sent.beside_capped(index, "a", ends, None, {6}, 1) == {}
+    assert sent.beside_capped(index, "b", ends, None, {6}, 61) == {}  # the run left the window

@@ -436,16 +436,36 @@ class GatewayGuard:
         if limits is None or index is None or not index.docs.present or not text:
             return None, {}
         grams, edges = ({}, []) if quiet else reply_runs(index, text, own)
-        deliveries = self._deliveries
-        if deliveries is None or deliveries.generation != index.folder.name:
-            deliveries = self._deliveries = Deliveries(index.folder.name, index.params, limits.join_s)
+        deliveries = self._deliveries_of(index, limits)
         ends = ends_of(text if whole is None else whole, index.params) if with_ends else None
-        doc = deliveries.claim(reply, grams, time.time(), ends, edges, own, index)
+        now = time.time()
+        if ends is not None and self._capped.generation == index.folder.name:
+            beside = deliveries.beside_capped(index, reply, ends, own, self._capped.docs, now)
+            if beside:  # a piece next to one of a capped document: capped too, and counted as asked
+                return self.capped_decision(beside), beside
+        doc = deliveries.claim(reply, grams, now, ends, edges, own, index)
         if doc is None:
             return None, grams
+        deliveries.attempt(reply, edges, now)
         letters = covered_letters(grams.get(doc, frozenset()), index.params, 1 << 62)
         partner = index.docs.partner(doc)
         return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), grams
+
+    def _deliveries_of(self, index: GuardIndex, limits: Limits) -> Deliveries:
+        deliveries = self._deliveries
+        if deliveries is None or deliveries.generation != index.folder.name:
+            deliveries = self._deliveries = Deliveries(index.folder.name, index.params, limits.join_s)
+        return deliveries
+
+    def attempted(self, reply: str, text: str, own: int | None = None) -> None:
+        """Remember where `text`, refused for carrying a capped document, ran in it, so that a
+        piece asked for beside it is refused too (`Deliveries.attempt`; a reply refused for a
+        join is remembered by `joined`)."""
+        index, limits = self.scanner.current(), self.limits
+        if limits is None or index is None or not index.docs.present or not text:
+            return
+        edges = reply_runs(index, text, own)[1]
+        self._deliveries_of(index, limits).attempt(reply, edges, time.time())
 
     def grams(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
         """The documents' grams a delivered text carries, for coverage (empty when off)."""
@@ -595,6 +615,7 @@ class GatewayGuard:
             if hits:  # a capped document is refused to every reply, whatever the policy
                 _guard_choice(choice, kind, {}, "block")
                 asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
+                self.attempted(str(data["id"]), text, own)
                 continue
             if self.limits is not None:
                 join, grams = self.joined(str(data["id"]), text, own, quiet=_quiet(found))
@@ -817,6 +838,8 @@ class StreamGuard:
             return False
         self._asked = hits
         self._capped = self.owner.capped_decision(hits)
+        for channel in released:
+            self.owner.attempted(self.reply_id, self._received.get(channel, ""), self.own)
         return True
 
     def _joins(self, released: dict[Channel, str]) -> bool:

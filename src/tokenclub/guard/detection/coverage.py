@@ -252,8 +252,8 @@ class Deliveries:
         self._sent: dict[int, deque[tuple[float, str, frozenset[int], bool]]] = {}
         self._added: deque[tuple[float, int]] = deque()  # (when, document) of every entry, to forget them
         # (reply, document) → when, the edge of its run, and the edge's seams
-        self._edges: dict[tuple[str, int], tuple[float, Edge, Seams]] = {}
-        self._stacked: tuple[Seams, np.ndarray] | None = None  # every kept edge's seams, and each row's reply
+        self._edges = _Edges()  # the runs of replies sent (or in flight)
+        self._refused = _Edges()  # the runs of replies refused (`attempt`): for capped documents only
         self._ends: dict[str, tuple[float, Ends]] = {}  # reply → its ends, oldest first
         self._lock = threading.Lock()
 
@@ -291,17 +291,50 @@ class Deliveries:
                 for other, given in others.items():
                     self._keep(doc, (now, other, frozenset(given), False))
             for edge in edges:
-                kept = self._edges.pop((reply, edge.doc), None)
+                kept = self._edges.kept.get((reply, edge.doc))
                 if kept is not None:
                     edge = _wider(kept[1], edge)
                     seams[edge.doc] = seams_of(edge, self.params)
-                self._edges[(reply, edge.doc)] = (now, edge, seams[edge.doc])
-                self._stacked = None
+                self._edges.put(reply, edge, seams[edge.doc], now)
             if ends is not None:
                 self._ends.pop(reply, None)
                 self._ends[reply] = (now, ends)
             self._trim(now)
             return None
+
+    def attempt(self, reply: str, edges: Sequence[Edge], now: float) -> None:
+        """Keep the edges of a refused reply's runs (nothing of it went out), apart from those
+        of replies sent: they join nothing, but once their document is capped, a piece asked for
+        beside one, too short to carry a gram of its own, is seen (`beside_capped`)."""
+        if not edges:
+            return
+        with self._lock:
+            self._trim(now)
+            for edge in edges:
+                self._refused.put(reply, edge, seams_of(edge, self.params), now)
+            self._trim(now)
+
+    def beside_capped(
+        self,
+        index: GuardIndex,
+        reply: str,
+        ends: Ends,
+        own: int | None,
+        capped: Iterable[int],
+        now: float,
+    ) -> dict[int, frozenset[int]]:
+        """The grams of capped documents that this reply's ends complete beside other replies'
+        runs, sent or refused: a document walked in pieces past its cap, each too short to
+        carry a gram, goes on only where two such pieces follow each other."""
+        capped = set(capped)
+        if not capped:
+            return {}
+        with self._lock:
+            self._trim(now)
+            found = self._after_others(index, reply, ends, own)
+            for doc, grams in self._after_others(index, reply, ends, own, self._refused).items():
+                found.setdefault(doc, set()).update(grams)
+        return {doc: frozenset(grams) for doc, grams in found.items() if doc in capped}
 
     def _keep(self, doc: int, entry: tuple[float, str, frozenset[int], bool]) -> None:
         self._sent.setdefault(doc, deque()).append(entry)
@@ -318,26 +351,19 @@ class Deliveries:
                 sent.popleft()
             if sent is not None and not sent:
                 del self._sent[doc]
-        edges = len(self._edges)
-        _drop_oldest(self._edges, self.edges_kept, since)
+        self._edges.trim(self.edges_kept, since)
+        self._refused.trim(self.edges_kept, since)
         _drop_oldest(self._ends, self.ends_kept, since)
-        if len(self._edges) != edges:
-            self._stacked = None
 
     def _after_others(
-        self, index: GuardIndex, reply: str, ends: Ends | None, own: int | None
+        self, index: GuardIndex, reply: str, ends: Ends | None, own: int | None, edges: _Edges | None = None
     ) -> dict[int, set[int]]:
-        """The grams this reply's ends complete beside other replies' runs."""
-        if ends is None or not self._edges:
+        """The grams this reply's ends complete beside other replies' runs (sent ones, unless
+        `edges` names others)."""
+        edges = self._edges if edges is None else edges
+        if ends is None or not edges.kept:
             return {}
-        if self._stacked is None:
-            kept = list(self._edges.items())
-            seams = joined_seams([entry[2] for _, entry in kept])
-            owners = np.repeat(
-                np.array([owner for (owner, _), _ in kept], dtype=object), [len(e[2]) for _, e in kept]
-            )
-            self._stacked = (seams, owners)
-        seams, owners = self._stacked
+        seams, owners = edges.stacked()
         mask = owners != reply
         if own is not None:
             theirs = [doc for doc in np.unique(seams.doc).tolist() if index.docs.partner(doc) == own]
@@ -396,6 +422,36 @@ class Deliveries:
             if end - start > longest:
                 return True
         return False
+
+
+class _Edges:
+    """Kept run edges by (reply, document), oldest first, with every edge's seams stacked once
+    for the look-ups that follow (rebuilt only when the set changes)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, int], tuple[float, Edge, Seams]] = {}
+        self._stacked: tuple[Seams, np.ndarray] | None = None  # the seams, and each row's reply
+
+    def put(self, reply: str, edge: Edge, seams: Seams, now: float) -> None:
+        self.kept.pop((reply, edge.doc), None)
+        self.kept[(reply, edge.doc)] = (now, edge, seams)
+        self._stacked = None
+
+    def trim(self, limit: int, since: float) -> None:
+        before = len(self.kept)
+        _drop_oldest(self.kept, limit, since)
+        if len(self.kept) != before:
+            self._stacked = None
+
+    def stacked(self) -> tuple[Seams, np.ndarray]:
+        if self._stacked is None:
+            kept = list(self.kept.items())
+            seams = joined_seams([entry[2] for _, entry in kept])
+            owners = np.repeat(
+                np.array([owner for (owner, _), _ in kept], dtype=object), [len(e[2]) for _, e in kept]
+            )
+            self._stacked = (seams, owners)
+        return self._stacked
 
 
 def _drop_oldest(kept: dict[_K, _V], limit: int, since: float) -> None:
