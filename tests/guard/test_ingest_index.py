@@ -164,14 +164,8 @@ def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
     assert index.tokens == receipt["tokens"] > 0
 
 
-def test_full_groups_are_indexed_by_a_worker_process_and_the_last_one_too(
-    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With a group of one token, every batch is a group: the first starts the worker, which
-    indexes them all in order (the last one too, since a worker runs); the ingest returns once
-    every part is in the index, guarded and attributed as when indexed here."""
-    home = tmp_path / "home"
-    pid = approved_partner(db, "A")
+def _every_batch_a_group(monkeypatch: pytest.MonkeyPatch) -> list[background.BackgroundIndexer]:
+    """A group of one token (every batch a full group, for the worker); the indexers the ingest makes."""
     made: list[background.BackgroundIndexer] = []
 
     class Recorded(background.BackgroundIndexer):
@@ -181,12 +175,31 @@ def test_full_groups_are_indexed_by_a_worker_process_and_the_last_one_too(
 
     monkeypatch.setattr(service, "GROUP_TOKENS", 1)
     monkeypatch.setattr(service, "BackgroundIndexer", Recorded)
-    receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
-    assert len(made) == 1 and made[0].worker_cpu_s > 0
+    return made
+
+
+def _every_part_indexed(home: Path, receipt: dict[str, Any]) -> None:
+    """The upload's three parts are logged and the index counts the tokens the receipt credits."""
     index = open_index(home / "guard")
     assert index is not None
     assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
     assert index.tokens == receipt["tokens"] > 0
+
+
+def test_full_groups_are_indexed_by_a_worker_process_and_the_last_one_too(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a group of one token, every batch is a group: the first starts the worker, which
+    indexes them all in order (the last one too, since a worker runs); the ingest returns once
+    every part is in the index, guarded and attributed as when indexed here."""
+    home = tmp_path / "home"
+    pid = approved_partner(db, "A")
+    made = _every_batch_a_group(monkeypatch)
+    receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
+    assert len(made) == 1 and made[0].worker_cpu_s > 0
+    _every_part_indexed(home, receipt)
+    index = open_index(home / "guard")
+    assert index is not None
     scanner = LeakScanner(index)
     docs = _long(iter_corpus(db, home))
     assert docs and all(scanner.scan(INTRO + _span(d) + OUTRO).partner_id == pid for d in docs)
@@ -198,15 +211,7 @@ def test_a_sealed_corpus_is_indexed_by_the_worker_with_the_ingests_keys(
     """The worker gets the store with its sealing and opens the sealed parts itself."""
     home = tmp_path / "home"
     pid = approved_partner(db, "A")
-    made: list[background.BackgroundIndexer] = []
-
-    class Recorded(background.BackgroundIndexer):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            made.append(self)
-
-    monkeypatch.setattr(service, "GROUP_TOKENS", 1)
-    monkeypatch.setattr(service, "BackgroundIndexer", Recorded)
+    made = _every_batch_a_group(monkeypatch)
     sealing = Sealing(Keyring({}, "").with_new_key(), chunk_size=4096)
     rows = petitions(0, 20)
     job = IngestJob(
@@ -222,10 +227,7 @@ def test_a_sealed_corpus_is_indexed_by_the_worker_with_the_ingests_keys(
     assert len(made) == 1 and made[0].worker_cpu_s > 0
     part = Path(made[0].store.part_path(receipt["upload_id"], 0))
     assert not part.read_bytes().startswith(b"PAR1")  # sealed: no Parquet to read without the key
-    index = open_index(home / "guard")
-    assert index is not None
-    assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
-    assert index.tokens == receipt["tokens"] > 0
+    _every_part_indexed(home, receipt)
 
 
 def test_a_group_that_fails_in_the_worker_fails_the_ingest_and_the_rerun_indexes_it(
@@ -255,10 +257,7 @@ def test_a_group_that_fails_in_the_worker_fails_the_ingest_and_the_rerun_indexes
     with db.transaction() as session:
         assert session.scalars(select(Upload.status)).one() == "processing"  # no receipt, no credit
     receipt = _ingest(db, home, spec, pid, upload)
-    index = open_index(home / "guard")
-    assert index is not None
-    assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
-    assert index.tokens == receipt["tokens"] > 0
+    _every_part_indexed(home, receipt)
 
 
 def test_an_ingest_that_fails_lets_its_worker_finish_the_groups_it_was_handed(
@@ -283,7 +282,5 @@ def test_an_ingest_that_fails_lets_its_worker_finish_the_groups_it_was_handed(
     upload_id = next(iter(logged_parts(index))).split("/")[0]
     assert logged_parts(index) == {f"{upload_id}/0", f"{upload_id}/1"}
     receipt = ingest(db, home, job)
-    index = open_index(home / "guard")
-    assert index is not None
-    assert logged_parts(index) == {f"{upload_id}/{seq}" for seq in range(3)}
-    assert index.tokens == receipt["tokens"] > 0
+    assert receipt["upload_id"] == upload_id
+    _every_part_indexed(home, receipt)

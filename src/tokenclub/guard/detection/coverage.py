@@ -231,7 +231,9 @@ class Deliveries:
     A piece too short to hold a whole gram is seen beside another reply's run
     (`guard/detection/neighbours.py`): the runs' edges are kept, and every reply's ends (the
     newest `ends_kept`), so whichever of the two is scanned second finds the grams they
-    straddle, credited to the piece. Kept in this worker's memory.
+    straddle, credited to the piece. The runs of refused replies are kept apart and join
+    nothing; past a document's cap, a piece beside one of them is refused too
+    (`beside_capped`). Kept in this worker's memory.
     """
 
     def __init__(
@@ -253,7 +255,7 @@ class Deliveries:
         self._added: deque[tuple[float, int]] = deque()  # (when, document) of every entry, to forget them
         # (reply, document) → when, the edge of its run, and the edge's seams
         self._edges = _Edges()  # the runs of replies sent (or in flight)
-        self._refused = _Edges()  # the runs of replies refused (`attempt`): for capped documents only
+        self._refused = _Edges()  # the runs of replies refused (`attempt`), read for capped documents only
         self._ends: dict[str, tuple[float, Ends]] = {}  # reply → its ends, oldest first
         self._lock = threading.Lock()
 
