@@ -17,6 +17,7 @@ from tokenclub.guard.detection.coverage import (
     CappedStream,
     Deliveries,
     Limits,
+    Refusal,
     counted_letters,
     covered_letters,
     reply_grams,
@@ -43,11 +44,11 @@ def test_pieces_of_other_replies_join_into_a_leak() -> None:
     sent = Deliveries("g", PARAMS, window_s=60)
     assert sent.length == 42
     assert sent.claim("a", {1: frozenset({0})}, now=0) is None
-    assert sent.claim("b", {1: frozenset({6})}, now=1) == 1  # 0–26 and 30–56: a gap of 4, joined
+    assert sent.claim("b", {1: frozenset({6})}, now=1) == Refusal(1)  # 0–26 and 30–56: a gap of 4, joined
     assert sent.claim("c", {1: frozenset({8})}, now=2) is None  # 40–66: a gap of 14 after a's
     assert sent.claim("d", {1: frozenset({0})}, now=3) is None  # the same phrase again: nothing new
     assert sent.claim("e", {2: frozenset({1})}, now=4) is None  # another document
-    assert sent.claim("f", {1: frozenset({4})}, now=5) == 1  # 20–46 bridges a's and c's: 0–66
+    assert sent.claim("f", {1: frozenset({4})}, now=5) == Refusal(1)  # 20–46 bridges a's and c's: 0–66
     assert sent.claim("h", {1: frozenset({20})}, now=7) is None
     assert sent.claim("h", {1: frozenset({26})}, now=8) is None  # a reply's own pieces do not join
     assert sent.claim("i", {1: frozenset({4})}, now=70) is None  # the others left the window

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.guard.corpus import petitions
-from tokenclub.guard.detection.coverage import Deliveries, reply_runs
+from tokenclub.guard.detection.coverage import Deliveries, Refusal, reply_runs
 from tokenclub.guard.detection.neighbours import GIVEN, ends_of, seams_of, straddled
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
@@ -68,14 +68,14 @@ def test_a_short_neighbour_joins_a_run_whichever_is_scanned_first(index: GuardIn
     run, piece, short = letters[300:335], letters[335:351], letters[335:343]
     assert reply_runs(index, run)[0] and reply_runs(index, piece) == ({}, [])
 
-    def claim(sent: Deliveries, reply: str, text: str, now: float) -> int | None:
+    def claim(sent: Deliveries, reply: str, text: str, now: float) -> Refusal | None:
         own, own_edges = reply_runs(index, text)
         return sent.claim(reply, own, now, ends_of(text, PARAMS), own_edges, index=index)
 
     for first, second in ((run, piece), (piece, run)):
         sent = Deliveries("g", PARAMS, window_s=60)
         assert claim(sent, "a", first, 0) is None
-        assert claim(sent, "b", second, 1) == 6
+        assert claim(sent, "b", second, 1) == Refusal(6)
     sent = Deliveries("g", PARAMS, window_s=60)
     assert claim(sent, "a", run, 0) is None
     assert claim(sent, "b", short, 1) is None
@@ -96,8 +96,32 @@ def test_a_piece_beside_a_refused_run_is_seen_once_its_document_is_capped(index:
     ends = ends_of(piece, PARAMS)
     expected = _straddled(index, run, piece)
     assert expected
-    assert sent.beside_capped(index, "b", ends, None, {6}, 1) == {6: expected}
-    assert sent.beside_capped(index, "b", ends, None, {7}, 1) == {}
-    assert sent.beside_capped(index, "b", ends, 1, {6}, 1) == {}  # partner 1 reads its own text
-    assert sent.beside_capped(index, "a", ends, None, {6}, 1) == {}
-    assert sent.beside_capped(index, "b", ends, None, {6}, 61) == {}  # the run left the window
+
+    def claim(reply: str, capped: set[int], now: float = 1, own: int | None = None) -> Refusal | None:
+        return sent.claim(reply, {}, now, ends, (), own, index, capped)
+
+    assert claim("b", {7}) is None  # not capped: the refused run joins nothing
+    assert claim("c", {6}) == Refusal(6, expected)
+    assert claim("c", {6}, own=1) is None  # partner 1 reads its own text
+    assert claim("a", {6}) is None
+    assert claim("c", {6}, now=61) is None  # the run left the window
+
+
+def test_a_refused_run_joins_nothing(index: GuardIndex) -> None:
+    """Letters 300–380 asked in three replies, the first refused: the 16-letter piece and the
+    run after it (45 letters that went out) join nothing. Had the first gone out, the piece
+    would complete 51 letters with it and be refused."""
+    letters = guard_text(DOCS[6])
+    refused, piece, run = letters[300:335], letters[335:351], letters[351:380]
+
+    def claim(sent: Deliveries, reply: str, text: str, now: float) -> Refusal | None:
+        own, own_edges = reply_runs(index, text)
+        return sent.claim(reply, own, now, ends_of(text, PARAMS), own_edges, index=index)
+
+    apart = Deliveries("g", PARAMS, window_s=60)
+    apart.attempt("a", reply_runs(index, refused)[1], 0)
+    assert claim(apart, "b", piece, 1) is None
+    assert claim(apart, "c", run, 2) is None
+    together = Deliveries("g", PARAMS, window_s=60)
+    assert claim(together, "a", refused, 0) is None
+    assert claim(together, "b", piece, 1) == Refusal(6)

@@ -439,14 +439,15 @@ class GatewayGuard:
         deliveries = self._deliveries_of(index, limits)
         ends = ends_of(text if whole is None else whole, index.params) if with_ends else None
         now = time.time()
-        if ends is not None and self._capped.generation == index.folder.name:
-            beside = deliveries.beside_capped(index, reply, ends, own, self._capped.docs, now)
-            if beside:  # a piece next to one of a capped document: capped too, and counted as asked
-                return self.capped_decision(beside), beside
-        doc = deliveries.claim(reply, grams, now, ends, edges, own, index)
-        if doc is None:
+        capped = self._capped.docs if self._capped.generation == index.folder.name else {}
+        refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
+        if refusal is None:
             return None, grams
         deliveries.attempt(reply, edges, now)
+        if refusal.capped:  # a piece beside one of a capped document: capped too, counted as asked
+            asked = {refusal.doc: refusal.capped}
+            return self.capped_decision(asked), asked
+        doc = refusal.doc
         letters = covered_letters(grams.get(doc, frozenset()), index.params, 1 << 62)
         partner = index.docs.partner(doc)
         return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), grams

@@ -29,7 +29,7 @@ import math
 import threading
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -215,6 +215,16 @@ def _joined_runs(ordinals: Iterable[int], params: IndexParams) -> list[tuple[int
     return runs
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why `Deliveries.claim` refused a reply: its run joins other replies' pieces of `doc`
+    into a leak, or (`capped`: the grams) its ends complete grams of a capped `doc` beside
+    another reply's run."""
+
+    doc: int
+    capped: frozenset[int] = frozenset()
+
+
 class Deliveries:
     """The grams of each document sent to any customer in the last `window_s` seconds, or in
     flight: a reply's grams are added when it is scanned, before any of it is released.
@@ -232,8 +242,8 @@ class Deliveries:
     (`guard/detection/neighbours.py`): the runs' edges are kept, and every reply's ends (the
     newest `ends_kept`), so whichever of the two is scanned second finds the grams they
     straddle, credited to the piece. The runs of refused replies are kept apart and join
-    nothing; past a document's cap, a piece beside one of them is refused too
-    (`beside_capped`). Kept in this worker's memory.
+    nothing; past a document's cap, a piece beside one of them is refused too (`claim`'s
+    `capped`). Kept in this worker's memory.
     """
 
     def __init__(
@@ -268,10 +278,13 @@ class Deliveries:
         edges: Sequence[Edge] = (),
         own: int | None = None,
         index: GuardIndex | None = None,
-    ) -> int | None:
-        """The document whose run `grams` (with what the reply's `ends` and `edges` straddle
-        beside other replies, looked up in `index`) would join with other replies' into a leak
-        (nothing is kept then); otherwise None, and everything is kept as `reply`'s. A stream
+        capped: Collection[int] = (),
+    ) -> Refusal | None:
+        """Why the reply is refused (nothing is kept then): its run `grams`, with what its
+        `ends` and `edges` straddle beside other replies (looked up in `index`), would join
+        other replies' into a leak; or its ends complete grams of a `capped` document beside
+        another reply's run, sent or refused (a piece too short to carry a gram of its own,
+        asked for beside one). Otherwise None, and everything is kept as `reply`'s. A stream
         claims again as it goes, under one `reply`: its edges widen, its ends move on."""
         with self._lock:
             self._trim(now)
@@ -281,10 +294,13 @@ class Deliveries:
             if index is not None:
                 straddling = self._after_others(index, reply, ends, own)
                 beside = self._beside_others(index, reply, edges, seams)
+                near = self._beside_capped(index, reply, ends, own, capped, straddling)
+                if near is not None:
+                    return near
             for doc in sorted(grams.keys() | straddling.keys()):
                 mine = grams.get(doc, frozenset())
                 if self._joins(doc, reply, mine, straddling.get(doc, set()), beside.get(doc, {})):
-                    return doc
+                    return Refusal(doc)
             for doc, held in grams.items():
                 self._keep(doc, (now, reply, frozenset(held), True))
             for doc, given in straddling.items():
@@ -307,7 +323,7 @@ class Deliveries:
     def attempt(self, reply: str, edges: Sequence[Edge], now: float) -> None:
         """Keep the edges of a refused reply's runs (nothing of it went out), apart from those
         of replies sent: they join nothing, but once their document is capped, a piece asked for
-        beside one, too short to carry a gram of its own, is seen (`beside_capped`)."""
+        beside one, too short to carry a gram of its own, is seen (`claim`'s `capped`)."""
         if not edges:
             return
         with self._lock:
@@ -316,27 +332,29 @@ class Deliveries:
                 self._refused.put(reply, edge, seams_of(edge, self.params), now)
             self._trim(now)
 
-    def beside_capped(
+    def _beside_capped(
         self,
         index: GuardIndex,
         reply: str,
-        ends: Ends,
+        ends: Ends | None,
         own: int | None,
-        capped: Iterable[int],
-        now: float,
-    ) -> dict[int, frozenset[int]]:
-        """The grams of capped documents that this reply's ends complete beside other replies'
-        runs, sent or refused: a document walked in pieces past its cap, each too short to
-        carry a gram, goes on only where two such pieces follow each other."""
-        capped = set(capped)
+        capped: Collection[int],
+        sent: dict[int, set[int]],
+    ) -> Refusal | None:
+        """A capped document whose grams the reply's ends complete beside a run: `sent` (those
+        beside sent replies, already looked up) and those beside refused ones. A document walked
+        in pieces past its cap, each too short to carry a gram, then goes on only where two such
+        pieces follow each other."""
         if not capped:
-            return {}
-        with self._lock:
-            self._trim(now)
-            found = self._after_others(index, reply, ends, own)
-            for doc, grams in self._after_others(index, reply, ends, own, self._refused).items():
-                found.setdefault(doc, set()).update(grams)
-        return {doc: frozenset(grams) for doc, grams in found.items() if doc in capped}
+            return None
+        near = {doc: set(grams) for doc, grams in sent.items() if doc in capped}
+        for doc, grams in self._after_others(index, reply, ends, own, self._refused).items():
+            if doc in capped:
+                near.setdefault(doc, set()).update(grams)
+        if not near:
+            return None
+        doc = min(near)
+        return Refusal(doc, frozenset(near[doc]))
 
     def _keep(self, doc: int, entry: tuple[float, str, frozenset[int], bool]) -> None:
         self._sent.setdefault(doc, deque()).append(entry)
