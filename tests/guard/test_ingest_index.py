@@ -284,3 +284,28 @@ def test_an_ingest_that_fails_lets_its_worker_finish_the_groups_it_was_handed(
     receipt = ingest(db, home, job)
     assert receipt["upload_id"] == upload_id
     _every_part_indexed(home, receipt)
+
+
+def test_a_worker_that_dies_fails_the_ingest_with_a_reason(
+    db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker is killed after the first batch: the next group cannot be handed over, the
+    ingest fails saying so (no receipt), and the rerun indexes every part."""
+    home = tmp_path / "home"
+    pid = approved_partner(db, "A")
+    upload = write_jsonl(tmp_path / "a.jsonl", petitions(0, 20))
+    made = _every_batch_a_group(monkeypatch)
+
+    def kill_the_worker(seq: int, stats: object) -> None:
+        worker = made[0]._worker
+        if seq == 0 and worker is not None:
+            worker.kill()
+            worker.wait()
+
+    job = IngestJob(pid, (upload,), spec, Fraction(1), batch_size=8, workers=1)
+    with pytest.raises(RuntimeError, match="guard indexing worker died"):
+        ingest(db, home, job, kill_the_worker)
+    with db.transaction() as session:
+        assert session.scalars(select(Upload.status)).one() == "processing"
+    monkeypatch.undo()
+    _every_part_indexed(home, ingest(db, home, job))

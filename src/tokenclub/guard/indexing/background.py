@@ -15,7 +15,8 @@ wait for the worker, so a long ingest never queues more than a pipe's worth of g
 
 A group that fails is not lost: the worker skips the groups after it, and the ingest's closing
 `sync` indexes every committed part that the parts log lacks. The failure itself is raised by
-`finish`, so the ingest never reports success over an index it could not write.
+`finish`, so the ingest never reports success over an index it could not write; a worker that
+died fails the ingest as soon as a group cannot be handed to it.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class BackgroundIndexer:
             return
         assert worker.stdin is not None and worker.stdout is not None
         with worker:  # its pipes closed and the process waited for on the way out
-            worker.stdin.close()
+            _close_input(worker)
             try:
                 failure, self.worker_cpu_s = pickle.load(worker.stdout)
             except EOFError:
@@ -114,9 +115,13 @@ class BackgroundIndexer:
             self._send(list(seqs))
 
     def _send(self, message: object) -> None:
-        assert self._worker is not None and self._worker.stdin is not None
-        pickle.dump(message, self._worker.stdin)
-        self._worker.stdin.flush()
+        worker = self._worker
+        assert worker is not None and worker.stdin is not None
+        try:
+            pickle.dump(message, worker.stdin)
+            worker.stdin.flush()
+        except BrokenPipeError:
+            raise RuntimeError(f"the guard indexing worker died (exit status {worker.wait()})") from None
 
     def __enter__(self) -> BackgroundIndexer:
         return self
@@ -129,7 +134,14 @@ class BackgroundIndexer:
         worker, self._worker = self._worker, None
         if worker is not None:
             with worker:
-                pass
+                _close_input(worker)
+
+
+def _close_input(worker: subprocess.Popen[bytes]) -> None:
+    """End the worker's input; a worker that died leaves what was written for it unflushed."""
+    assert worker.stdin is not None
+    with suppress(BrokenPipeError):
+        worker.stdin.close()
 
 
 def _sendable(value: object) -> bool:
