@@ -13,7 +13,10 @@ cross. Each run gets a fresh PostgreSQL database:
 
 Throughput = MB of both uploads ÷ wall seconds. "Same credits" compares, per partner, the tokens
 credited and the documents kept (a near copy across the halves goes to whichever partner
-commits first, which would show here).
+commits first, which would show here). Each way also shows the CPU seconds of its processes
+(the ingests and their leak-guard indexing workers; PostgreSQL's own not counted) and the
+cores they kept busy on average: a ratio near the machine's cores ÷ one upload's busy cores is
+all that running at once can give.
 
     .venv/bin/python bench/bench_concurrent_ingest.py [--reviews 20000] [--url postgresql+psycopg://…/test]
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import resource
 import tempfile
 import time
 import uuid
@@ -118,6 +122,12 @@ def turn_order(url: str) -> list[int]:
     return order
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children and theirs (the pools' workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,13 +144,13 @@ def main() -> None:
 
         url = fresh_database(args.url)
         try:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), children_cpu()
             with context.Pool(2) as pool:
                 running = [
                     pool.apply_async(ingest_one, (url, str(root / "par"), pid, path)) for pid, path in jobs
                 ]
                 at_once = [result.get() for result in running]
-            parallel_wall = time.perf_counter() - start
+            parallel_wall, parallel_cpu = time.perf_counter() - start, children_cpu() - cpu
             parallel = outcome(url, at_once)
             order = turn_order(url)
         finally:
@@ -148,24 +158,26 @@ def main() -> None:
 
         url = fresh_database(args.url)
         try:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), children_cpu()
             with context.Pool(1) as pool:
                 in_sequence = [
                     pool.apply(ingest_one, (url, str(root / "seq"), pid, path))
                     for pid, path in sorted(jobs, key=lambda job: order.index(job[0]))
                 ]
-            sequence_wall = time.perf_counter() - start
+            sequence_wall, sequence_cpu = time.perf_counter() - start, children_cpu() - cpu
             sequence = outcome(url, in_sequence)
         finally:
             drop_database(args.url, url)
 
     console.print(f"two uploads, {megabytes:.1f} MB in all, PostgreSQL; partners in turn order {order}")
-    console.print(
-        f"in sequence: {sequence_wall:.1f} s wall, {megabytes / sequence_wall:.2f} MB/s; {sequence}"
-    )
-    console.print(
-        f"at once:     {parallel_wall:.1f} s wall, {megabytes / parallel_wall:.2f} MB/s; {parallel}"
-    )
+    for label, wall, cpu, credits in (
+        ("in sequence", sequence_wall, sequence_cpu, sequence),
+        ("at once    ", parallel_wall, parallel_cpu, parallel),
+    ):
+        console.print(
+            f"{label}: {wall:.1f} s wall, {megabytes / wall:.2f} MB/s, {cpu:.1f} CPU s "
+            f"({cpu / wall:.2f} cores busy); {credits}"
+        )
     totals = [tuple(map(sum, zip(*side.values(), strict=True))) for side in (sequence, parallel)]
     console.print(
         f"throughput at once ÷ in sequence: {sequence_wall / parallel_wall:.2f}×; "
