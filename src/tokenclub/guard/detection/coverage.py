@@ -263,7 +263,6 @@ class Deliveries:
         # document → (when, reply, grams, whether they are the reply's own or straddle a seam)
         self._sent: dict[int, deque[tuple[float, str, frozenset[int], bool]]] = {}
         self._added: deque[tuple[float, int]] = deque()  # (when, document) of every entry, to forget them
-        # (reply, document) → when, the edge of its run, and the edge's seams
         self._edges = _Edges()  # the runs of replies sent (or in flight)
         self._refused = _Edges()  # the runs of replies refused (`attempt`), read for capped documents only
         self._ends: dict[str, tuple[float, Ends]] = {}  # reply → its ends, oldest first
@@ -293,10 +292,10 @@ class Deliveries:
             seams = {edge.doc: seams_of(edge, self.params) for edge in edges}
             if index is not None:
                 straddling = self._after_others(index, reply, ends, own)
-                beside = self._beside_others(index, reply, edges, seams)
                 near = self._beside_capped(index, reply, ends, own, capped, straddling)
                 if near is not None:
                     return near
+                beside = self._beside_others(index, reply, edges, seams)
             for doc in sorted(grams.keys() | straddling.keys()):
                 mine = grams.get(doc, frozenset())
                 if self._joins(doc, reply, mine, straddling.get(doc, set()), beside.get(doc, {})):
@@ -327,7 +326,6 @@ class Deliveries:
         if not edges:
             return
         with self._lock:
-            self._trim(now)
             for edge in edges:
                 self._refused.put(reply, edge, seams_of(edge, self.params), now)
             self._trim(now)

@@ -76,12 +76,15 @@ class BackgroundIndexer:
         self.upload_id = upload_id
         self.shape = shape
         self._worker: subprocess.Popen[bytes] | None = None
+        self._here: bool | None = None  # whether this store is indexed here (found at the first group)
         self.worker_cpu_s = 0.0
         """CPU seconds the worker spent, its start included (0 when none started)."""
 
     def submit(self, seqs: Sequence[int]) -> None:
         """A full group: to the worker, started now if none runs yet."""
-        if self._worker is None and _sendable(self.store):
+        if self._here is None:
+            self._here = not _sendable(self.store)
+        if self._worker is None and not self._here:
             self._worker = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
@@ -104,7 +107,7 @@ class BackgroundIndexer:
             try:
                 failure, self.worker_cpu_s = pickle.load(worker.stdout)
             except EOFError:
-                failure = RuntimeError(f"the guard indexing worker died (exit status {worker.wait()})")
+                failure = _died(worker)
         if failure is not None:
             raise failure
 
@@ -121,7 +124,7 @@ class BackgroundIndexer:
             pickle.dump(message, worker.stdin)
             worker.stdin.flush()
         except BrokenPipeError:
-            raise RuntimeError(f"the guard indexing worker died (exit status {worker.wait()})") from None
+            raise _died(worker) from None
 
     def __enter__(self) -> BackgroundIndexer:
         return self
@@ -135,6 +138,10 @@ class BackgroundIndexer:
         if worker is not None:
             with worker:
                 _close_input(worker)
+
+
+def _died(worker: subprocess.Popen[bytes]) -> RuntimeError:
+    return RuntimeError(f"the guard indexing worker died (exit status {worker.wait()})")
 
 
 def _close_input(worker: subprocess.Popen[bytes]) -> None:

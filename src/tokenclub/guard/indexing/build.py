@@ -4,9 +4,9 @@ Ingest indexes its committed batches a few at a time (`parts.index_parts`, `GROU
 accepted text, on a worker process: `background.py`), and calls `sync` for its upload at the
 end. A crash between a commit and its indexing leaves the batch out of the index until then;
 `sync` (cheap when nothing is missing: it compares the committed parts with the index's parts
-log) puts it back, for one upload or for the whole corpus. `rebuild_index` reads the corpus again into a fresh
-generation, leaving out the partners it is told to (the operator names them, or released them
-after a withdrawal), then syncs whatever was committed meanwhile.
+log) puts it back, for one upload or for the whole corpus. `rebuild_index` reads the corpus
+again into a fresh generation, leaving out the partners it is told to (the operator names
+them, or released them after a withdrawal), then syncs whatever was committed meanwhile.
 """
 
 from __future__ import annotations
