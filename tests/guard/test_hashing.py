@@ -8,7 +8,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenclub.guard.hashing import MASK64, GramHash, RollingHasher, splitmix, splitmix_int
+from tokenclub.guard.hashing import (
+    MASK64,
+    GramHash,
+    ReversedRollingHasher,
+    RollingHasher,
+    splitmix,
+    splitmix_int,
+)
 
 
 def _polynomial(letters: list[int], spec: GramHash) -> int:
@@ -48,22 +55,22 @@ def test_streamed_keys_equal_the_keys_of_the_whole(letters: list[int], width: in
     letters=st.lists(st.integers(0, 0x10FFFF), min_size=0, max_size=60),
     width=st.integers(1, 12),
     cuts=st.lists(st.integers(0, 60), max_size=8),
-    small=st.lists(st.booleans(), min_size=9, max_size=9),
 )
-def test_integer_and_vectorised_feeds_mix_freely(
-    letters: list[int], width: int, cuts: list[int], small: list[bool]
+def test_reversed_keys_are_the_keys_of_each_window_written_backwards(
+    letters: list[int], width: int, cuts: list[int]
 ) -> None:
     spec = GramHash(width, seed=11)
     array = np.array(letters, dtype=np.uint32)
-    whole = spec.at(array, np.arange(max(0, len(letters) - width + 1), dtype=np.int64)).tolist()
-    hasher = RollingHasher(spec)
+    windows = [letters[i : i + width][::-1] for i in range(max(0, len(letters) - width + 1))]
+    expected = [spec.at(np.array(w, dtype=np.uint32), np.zeros(1, dtype=np.int64))[0] for w in windows]
+    hasher = ReversedRollingHasher(spec)
     bounds = [0, *sorted(c for c in cuts if c <= len(letters)), len(letters)]
     streamed: list[int] = []
-    for (a, b), integer in zip(pairwise(bounds), small, strict=False):
-        first, keys = hasher.feed_small(letters[a:b]) if integer else hasher.feed(array[a:b])
+    for a, b in pairwise(bounds):
+        first, keys = hasher.feed(array[a:b])
         assert first == len(streamed) or not len(keys)
-        streamed += keys if isinstance(keys, list) else keys.tolist()
-    assert streamed == whole
+        streamed += keys.tolist()
+    assert streamed == [int(k) for k in expected]
     assert hasher.seen == len(letters)
 
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import DISGUISES
-from tokenclub.guard.detection import scanner as scanner_module
 from tokenclub.guard.detection.scanner import (
     REDACTION,
     LeakScanner,
@@ -190,16 +189,6 @@ def test_streaming_redaction_equals_the_whole_scan_for_every_chunking(
 Hits = list[list[tuple[int, int, bool]]]
 
 
-def _forced(scanner: LeakScanner, small_chunk: int, pieces: list[str]) -> tuple[Hits, str]:
-    """Hits per piece and the redacted stream, with every piece taking one path."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scanner_module, "SMALL_CHUNK", small_chunk)
-        probe, stream = scanner.stream("redact"), scanner.stream("redact")
-        hits = [probe._hits(piece) for piece in pieces]
-        out = "".join(stream.feed(piece) for piece in pieces) + stream.finish()
-    return hits, out
-
-
 LONG_PETITIONS = [i for i, text in enumerate(petitions()) if len(text) >= 400]
 
 
@@ -209,18 +198,19 @@ LONG_PETITIONS = [i for i, text in enumerate(petitions()) if len(text) >= 400]
     cuts=st.lists(st.integers(0, 600), max_size=80),
     fresh=st.sampled_from(fresh_texts()["klue_nli"]),
 )
-def test_integer_and_vectorised_paths_find_the_same_hits(
+def test_any_chunking_finds_the_hits_of_the_whole(
     scanner: LeakScanner, doc: int, cuts: list[int], fresh: str
 ) -> None:
-    """Streamed tokens take the integer path, long chunks NumPy: same hits, same redaction."""
+    """A reply cut anywhere (a token, a batch, the whole) gives the whole reply's hits and,
+    streamed, the whole scan's redaction."""
     reply = fresh + petitions()[doc][100:400] + fresh
     bounds = [0, *sorted(c for c in cuts if c <= len(reply)), len(reply)]
     pieces = [reply[a:b] for a, b in pairwise(bounds)]
-    integer, integer_out = _forced(scanner, 1 << 30, pieces)
-    vectorised, vectorised_out = _forced(scanner, -1, pieces)
-    assert integer == vectorised
-    assert integer_out == vectorised_out == scanner.scan(reply).redacted
-    found = [position for piece in integer for position, _, _ in piece]
+    probe, stream = scanner.stream("redact"), scanner.stream("redact")
+    hits = [hit for piece in pieces for hit in probe._hits(piece)]
+    assert hits == scanner.stream("redact")._hits(reply)
+    assert "".join(stream.feed(piece) for piece in pieces) + stream.finish() == scanner.scan(reply).redacted
+    found = [position for position, _, _ in hits]
     assert len(found) >= (len(guard_text(petitions()[doc][100:400])) - 31) // 5
     assert found == sorted(found)
 
@@ -315,29 +305,26 @@ def test_without_an_index_nothing_is_held_back() -> None:
 @given(
     doc=st.sampled_from(LONG_PETITIONS),
     cuts=st.lists(st.integers(0, 700), max_size=60),
-    small_chunk=st.sampled_from([-1, 24, 1 << 30]),
 )
 def test_a_shared_reading_finds_what_two_scanners_find(
-    scanner: LeakScanner, doc: int, cuts: list[int], small_chunk: int
+    scanner: LeakScanner, doc: int, cuts: list[int]
 ) -> None:
     """The plain and reversed views' one reading (`read_both`) releases, cuts and attributes
-    exactly as a forward and a backward scanner each reading the text, on every path."""
+    exactly as a forward and a backward scanner each reading the text."""
     passage = petitions()[doc][100:400]
     reply = passage + " 그리고 " + passage[::-1]
     bounds = [0, *sorted(c for c in cuts if c <= len(reply)), len(reply)]
     index = scanner.current()
     assert index is not None
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scanner_module, "SMALL_CHUNK", small_chunk)
-        ahead, behind = read_both(index, index.params, "redact")
-        alone = [StreamScanner(index, index.params, "redact", reverse=reverse) for reverse in (False, True)]
-        shared, separate = ["", ""], ["", ""]
-        for a, b in pairwise(bounds):
-            got = feed_both(ahead, behind, reply[a:b])
-            shared = [shared[i] + got[i] for i in range(2)]
-            separate = [separate[i] + alone[i].feed(reply[a:b]) for i in range(2)]
-        shared = [shared[0] + ahead.finish(), shared[1] + behind.finish()]
-        separate = [separate[i] + alone[i].finish() for i in range(2)]
+    ahead, behind = read_both(index, index.params, "redact")
+    alone = [StreamScanner(index, index.params, "redact", reverse=reverse) for reverse in (False, True)]
+    shared, separate = ["", ""], ["", ""]
+    for a, b in pairwise(bounds):
+        got = feed_both(ahead, behind, reply[a:b])
+        shared = [shared[i] + got[i] for i in range(2)]
+        separate = [separate[i] + alone[i].feed(reply[a:b]) for i in range(2)]
+    shared = [shared[0] + ahead.finish(), shared[1] + behind.finish()]
+    separate = [separate[i] + alone[i].finish() for i in range(2)]
     assert shared == separate
     assert (ahead.spans, behind.spans) == (alone[0].spans, alone[1].spans)
     assert ahead.spans and behind.spans

@@ -14,14 +14,16 @@ from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import (
+    FILLER_PERIODS,
+    FILLER_REPEATS,
     Base64Runs,
     Decoder,
     Filler,
     Romanized,
     Transform,
 )
-from tokenclub.guard.detection.views import _FILLER_SEEN, _filler_clustered, _filler_seen, filler_runs
-from tokenclub.guard.normalize import code_points, guard_text
+from tokenclub.guard.detection.views import _filler_seen
+from tokenclub.guard.normalize import guard_text
 
 DOC = 10
 SPAN = petitions()[DOC][120:200]
@@ -76,15 +78,22 @@ def test_decoder_maps_each_escape_to_its_first_character() -> None:
     assert origins == [0, 1, 12, 17, 23, 32, 33, 38, 39]
 
 
+_FILLER_SEEN = re.compile(
+    "|".join(
+        rf"(.)(?:.{{{max(1, period - 2)},{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}"
+        for n, period in enumerate(FILLER_PERIODS, 1)
+    ),
+    re.DOTALL,
+)
+"""The filler trigger's rule as an expression: one letter `FILLER_REPEATS` times, each step
+`period` or `period − 1` letters, for some period."""
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="가나다 ,.a1", max_size=120))
-def test_the_filler_triggers_two_ways_answer_as_its_expression(text: str) -> None:
-    """Long windows take the bit sets, short ones the expression where a letter clusters: both
-    must say what the expression says tried everywhere."""
+def test_the_filler_trigger_answers_as_its_expression(text: str) -> None:
     letters = re.sub(r"[\W_]+", "", text)
-    expected = _FILLER_SEEN.search(letters) is not None
-    assert filler_runs(code_points(letters)) == expected
-    assert _filler_clustered(letters) == expected
+    assert _filler_seen(text) == (_FILLER_SEEN.search(letters) is not None)
 
 
 @pytest.mark.parametrize(("steps", "seen"), [((8, 7, 8), True), ((2, 2, 2), True), ((8, 6, 8), False)])
@@ -95,7 +104,7 @@ def test_the_filler_trigger_sees_the_widest_stride_among_letters_that_never_repe
     2) are a run however far apart, steps of two periods (8 and 6) are not."""
     others = iter(chr(0xAC01 + i) for i in range(100))
     letters = "가" + "".join("".join(next(others) for _ in range(step - 1)) + "가" for step in steps)
-    assert _filler_clustered(letters) is seen
+    assert _filler_seen(letters) is seen
     assert (_FILLER_SEEN.search(letters) is not None) is seen
 
 

@@ -5,9 +5,8 @@ with a base B drawn from the index's secret seed. Written with the prefix sums
 ``A(n) = Σ_{j<n} c[j]·B^-j`` (B is odd, so invertible modulo 2^64) it becomes
 ``G(i) = B^(i+w-1)·(A(i+w) - A(i))``: one cumulative sum and one cumulative product give every
 gram of a text in a few vectorised operations. A gram's hash depends on its own letters only, so
-a stream only needs its last w letters to continue. A chunk of a few letters (a streamed token)
-is cheaper in plain integer arithmetic than in NumPy's per-call overhead: it rolls the hash one
-letter at a time, ``G ← G·B + c_new − c_old·B^w``, which is the same polynomial modulo 2^64.
+a stream only needs its last w letters to continue: it rolls the hash one letter at a time,
+``G ← G·B + c_new − c_old·B^w``, which is the same polynomial modulo 2^64.
 The polynomial hash is then finalised with SplitMix64 so that Bloom positions are uniform. The
 seed keys the index: without it, its bits cannot be queried for a guessed text.
 """
@@ -19,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+
+from tokenclub.guard.compiled import backward_keys, forward_keys
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -132,16 +133,17 @@ class GramHash:
 class RollingHasher:
     """Keys of every gram of a stream, fed in pieces; the keys do not depend on the pieces.
 
-    `feed` (NumPy) and `feed_small` (integers) may be mixed freely: both carry the last `width`
-    letters (zeros before the stream starts) and the polynomial hash of that window.
+    It carries the last `width` letters (zeros before the stream starts) and the polynomial
+    hash of that window, rolled a letter at a time in compiled code (`guard/compiled.py`): a
+    streamed batch costs one call, not NumPy's fixed cost per operation.
     """
 
     def __init__(self, spec: GramHash) -> None:
         self.spec = spec
         self.seen = 0
-        self._window = [0] * spec.width
-        self._raw = 0
-        self._drop = spec.drop
+        self._window = np.zeros(spec.width, dtype=np.uint64)  # a ring of the last `width` letters
+        self._state = np.zeros(2, dtype=np.uint64)  # the window's polynomial, where its oldest is
+        self._constants = (np.uint64(spec.base), np.uint64(spec.drop), np.uint64(spec.key))
 
     def _first(self, count: int) -> tuple[int, int]:
         """(start of the first new complete gram, new grams to skip as not complete)."""
@@ -152,30 +154,13 @@ class RollingHasher:
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         """(start of the first new gram, keys of the grams that the new letters complete)."""
-        count = len(letters)
-        if not count:
-            return self.seen - self.spec.width + 1, np.zeros(0, dtype=np.uint64)
-        joined = np.concatenate((np.array(self._window, dtype=np.uint32), letters.astype(np.uint32)))
-        raw = self.spec.raw_at(joined, np.arange(1, count + 1, dtype=np.int64))
-        self._window = joined[-self.spec.width :].tolist()
-        self._raw = int(raw[-1])
-        first, skip = self._first(count)
-        return first, self.spec.finish(raw[skip:])
-
-    def feed_small(self, letters: list[int]) -> tuple[int, list[int]]:
-        """`feed` for a few letters as Python integers, without NumPy's fixed cost per call."""
-        window, raw, drop, base, key = self._window, self._raw, self._drop, self.spec.base, self.spec.key
-        keys: list[int] = []
-        for letter in letters:
-            raw = (raw * base + letter - window.pop(0) * drop) & MASK64
-            window.append(letter)
-            z = raw ^ key  # `finish` by `splitmix_int`, inlined: this runs once per streamed letter
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK64
-            keys.append(z ^ (z >> 31))
-        self._raw = raw
+        keys = self._roll(letters)
         first, skip = self._first(len(letters))
         return first, keys[skip:]
+
+    def _roll(self, letters: U32) -> U64:
+        keys: U64 = forward_keys(self._window, self._state, letters, *self._constants)
+        return keys
 
 
 class ReversedRollingHasher(RollingHasher):
@@ -187,73 +172,8 @@ class ReversedRollingHasher(RollingHasher):
 
     def __init__(self, spec: GramHash) -> None:
         super().__init__(spec)
-        self._top = spec.top
+        self._constants = (np.uint64(spec.inverse), np.uint64(spec.top), np.uint64(spec.key))
 
-    def feed(self, letters: U32) -> tuple[int, U64]:
-        count = len(letters)
-        if not count:
-            return self.seen - self.spec.width + 1, np.zeros(0, dtype=np.uint64)
-        joined = np.concatenate((np.array(self._window, dtype=np.uint32), letters.astype(np.uint32)))
-        backwards = joined[::-1].copy()
-        n, width = len(joined), self.spec.width
-        starts = n - np.arange(1, count + 1, dtype=np.int64) - width
-        raw = self.spec.raw_at(backwards, starts)
-        self._window = joined[-width:].tolist()
-        self._raw = int(raw[-1])
-        first, skip = self._first(count)
-        return first, self.spec.finish(raw[skip:])
-
-    def feed_small(self, letters: list[int]) -> tuple[int, list[int]]:
-        window, raw, top, inverse, key = self._window, self._raw, self._top, self.spec.inverse, self.spec.key
-        keys: list[int] = []
-        for letter in letters:
-            raw = ((raw - window.pop(0)) * inverse + letter * top) & MASK64
-            window.append(letter)
-            z = raw ^ key
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK64
-            keys.append(z ^ (z >> 31))
-        self._raw = raw
-        first, skip = self._first(len(letters))
-        return first, keys[skip:]
-
-
-def feed_pair(
-    ahead: RollingHasher, behind: ReversedRollingHasher, forward: U32, backward: U32
-) -> tuple[U64, U64]:
-    """Both directions of one text fed at once: the keys `ahead.feed(forward)` and
-    `behind.feed(backward)` give, from one prefix sum and one finaliser over one array.
-
-    A reversed key is the forward hash of the reversed window (``R(i) = G_r(n − i − w)``), so
-    the backward letters, reversed, follow the forward ones in one array; both directions' grams
-    are then contiguous slices of its prefix sums (no gathers), and a streamed batch pays each
-    NumPy call once for the plain and the reversed view."""
-    count, spec = len(forward), ahead.spec
-    width = spec.width
-    if not count:
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
-    size = count + width
-    letters = np.concatenate(
-        (
-            np.array(ahead._window, dtype=np.uint32),
-            forward,
-            backward[::-1],
-            np.array(behind._window[::-1], dtype=np.uint32),
-        )
-    )
-    inverses, lift = _cached_powers(spec.base, spec.inverse, 2 * size)
-    prefix = np.zeros(2 * size + 1, dtype=np.uint64)
-    np.cumsum(np.multiply(letters, inverses[: 2 * size], dtype=np.uint64), out=prefix[1:])
-    ahead_raw = lift[width:size] * (prefix[width + 1 : size + 1] - prefix[1 : count + 1])
-    # backward gram i (1…count) starts at 2·size − width − i: ascending starts, reversed after
-    starts = slice(size, 2 * size - width)
-    behind_raw = (lift[size + width - 1 : 2 * size - 1] * (prefix[size + width : 2 * size] - prefix[starts]))[
-        ::-1
-    ]
-    ahead._window = letters[count:size].tolist()
-    behind._window = letters[size : size + width][::-1].tolist()
-    ahead._raw, behind._raw = int(ahead_raw[-1]), int(behind_raw[-1])
-    _, skip = ahead._first(count)
-    behind._first(count)
-    keys = spec.finish(np.concatenate((ahead_raw, behind_raw)))
-    return keys[skip:count], keys[count + skip :]
+    def _roll(self, letters: U32) -> U64:
+        keys: U64 = backward_keys(self._window, self._state, letters, *self._constants)
+        return keys

@@ -33,6 +33,7 @@ from functools import cache, lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from tokenclub.guard.compiled import UNFILLED, gather_letters
 from tokenclub.guard.detection.lookalike import lookalikes
 
 U32 = npt.NDArray[np.uint32]
@@ -105,36 +106,43 @@ def guard_letters(char: str) -> str:
 class _Table:
     """`guard_letters` for every code point, filled lazily a page of 256 at a time.
 
-    `lengths[cp]` is the number of letters (255: page not filled yet) and `starts[cp]` their
-    position in `flat`; a text is then normalized with a handful of vectorised gathers.
+    `lengths[cp]` is the number of letters (`UNFILLED`: page not filled yet) and `starts[cp]`
+    their position in `flat`; a text is then read in one compiled pass (`gather_letters`).
     """
 
-    UNFILLED = 255
-
-    def __init__(self, backwards: bool = False) -> None:
-        self.backwards = backwards  # each character's letters in reverse order
-        self.lengths = np.full(0x110000, self.UNFILLED, dtype=np.uint8)
+    def __init__(self) -> None:
+        self.lengths = np.full(0x110000, UNFILLED, dtype=np.uint8)
         self.starts = np.zeros(0x110000, dtype=np.int64)
         self.flat = np.zeros(0, dtype=np.uint32)
         self._lock = threading.Lock()
 
-    def ensure(self, code_points: U32) -> None:
-        unfilled = self.lengths[code_points] == self.UNFILLED
-        if not unfilled.any():
-            return
-        missing = np.unique(code_points[unfilled] >> _PAGE_BITS)
-        if missing.size:
-            with self._lock:
-                for page in missing.tolist():
-                    self._fill(int(page))
+    def read(self, code_points: U32, offset: int) -> tuple[U32, U32, I64]:
+        """(letters, each character's letters reversed, owners), filling pages as needed."""
+        letters, backward, owners, complete = gather_letters(
+            code_points, self.lengths, self.starts, self.flat, offset
+        )
+        if complete:
+            return letters, backward, owners
+        self._ensure(code_points)
+        letters, backward, owners, _ = gather_letters(
+            code_points, self.lengths, self.starts, self.flat, offset
+        )
+        return letters, backward, owners
+
+    def _ensure(self, code_points: U32) -> None:
+        unfilled = self.lengths[code_points] == UNFILLED
+        with self._lock:
+            for page in np.unique(code_points[unfilled] >> _PAGE_BITS).tolist():
+                self._fill(int(page))
 
     def _fill(self, page: int) -> None:
+        """Fill one page: `flat` first, then where each letter starts, then the counts, so a
+        reader that sees a count finds its letters (or, with the old `flat`, sees them past its
+        end and comes back for the new one)."""
         first = page << _PAGE_BITS
-        if self.lengths[first] != self.UNFILLED:
+        if self.lengths[first] != UNFILLED:
             return
         pieces = [guard_letters(chr(cp)) for cp in range(first, first + (1 << _PAGE_BITS))]
-        if self.backwards:
-            pieces = [piece[::-1] for piece in pieces]
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         letters = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4").astype(np.uint32)
         offsets = len(self.flat) + np.concatenate(([0], np.cumsum(lengths)[:-1]))
@@ -143,9 +151,7 @@ class _Table:
         self.lengths[first : first + len(pieces)] = lengths.astype(np.uint8)
 
 
-@cache
-def _table(backwards: bool = False) -> _Table:
-    return _Table(backwards)
+_TABLE = _Table()
 
 
 def code_points(text: str) -> U32:
@@ -169,42 +175,16 @@ class Normalized:
 
 
 def normalize(text: str, offset: int = 0, backwards: bool = False) -> Normalized:
-    """The guard stream of `text`; owners count from `offset` (the text's place in a stream)."""
-    cps = code_points(text)
-    table = _table(backwards)
-    table.ensure(cps)
-    lengths = table.lengths[cps]
-    if len(cps) and lengths.max() <= 1:  # the usual text: each character one letter or none
-        kept = np.flatnonzero(lengths)
-        return Normalized(table.flat[table.starts[cps[kept]]], kept.astype(np.int64) + offset)
-    lengths = lengths.astype(np.int64)
-    total = int(lengths.sum())
-    owners = np.repeat(np.arange(offset, offset + len(cps), dtype=np.int64), lengths)
-    run_starts = np.cumsum(lengths) - lengths
-    within = np.arange(total, dtype=np.int64) - np.repeat(run_starts, lengths)
-    letters = table.flat[np.repeat(table.starts[cps], lengths) + within]
-    return Normalized(letters, owners)
+    """The guard stream of `text` (with `backwards`, each character's letters reversed); owners
+    count from `offset` (the text's place in a stream)."""
+    letters, backward, owners = _TABLE.read(code_points(text), offset)
+    return Normalized(backward if backwards else letters, owners)
 
 
 def normalize_both(text: str, offset: int = 0) -> tuple[U32, U32, I64]:
     """`normalize` read both ways at once: (letters, each character's letters reversed, owners).
-
-    The plain and reversed views of a reply read the same characters; one pass over the table
-    serves both (a streamed batch pays NumPy's fixed cost per call once, not twice)."""
-    cps = code_points(text)
-    table = _table()
-    table.ensure(cps)
-    lengths = table.lengths[cps]
-    if not len(cps) or lengths.max() <= 1:
-        kept = np.flatnonzero(lengths)
-        letters = table.flat[table.starts[cps[kept]]]
-        return letters, letters, kept.astype(np.int64) + offset
-    counts = lengths.astype(np.int64)
-    owners = np.repeat(np.arange(offset, offset + len(cps), dtype=np.int64), counts)
-    first = np.repeat(table.starts[cps], counts)
-    within = np.arange(len(owners), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    last = np.repeat(counts - 1, counts)
-    return table.flat[first + within], table.flat[first + last - within], owners
+    The plain and reversed views of a reply read the same characters in one pass."""
+    return _TABLE.read(code_points(text), offset)
 
 
 def guard_text(text: str) -> str:
@@ -214,33 +194,5 @@ def guard_text(text: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def char_letters(char: str) -> tuple[int, ...]:
-    """`guard_letters` of one character as code points, memoised for streamed tokens."""
+    """`guard_letters` of one character as code points, memoised for the transforms' per-character tests."""
     return tuple(map(ord, guard_letters(char)))
-
-
-class _Translation(dict[int, str]):
-    """Code point → its guard letters as a string (`kind` 0), reversed (1), or their number as
-    one character (2), filled on first use; `str.translate` then maps a piece in one C loop."""
-
-    def __init__(self, kind: int) -> None:
-        super().__init__()
-        self.kind = kind
-
-    def __missing__(self, code_point: int) -> str:
-        letters = "".join(map(chr, char_letters(chr(code_point))))
-        value = (letters, letters[::-1], chr(len(letters)))[self.kind]
-        self[code_point] = value
-        return value
-
-
-_AHEAD, _BEHIND, _COUNTS = _Translation(0), _Translation(1), _Translation(2)
-
-
-def translate(text: str, offset: int = 0, backwards: bool = False) -> tuple[U32, U32, I64]:
-    """`normalize_both` (with `backwards`; else the forward letters twice) for a piece of a few
-    hundred characters: `str.translate` over memoised tables costs less there than NumPy's
-    gathers or a loop over the characters (a streamed batch)."""
-    ahead = np.frombuffer(text.translate(_AHEAD).encode("utf-32-le"), dtype="<u4")
-    behind = np.frombuffer(text.translate(_BEHIND).encode("utf-32-le"), dtype="<u4") if backwards else ahead
-    counts = np.frombuffer(text.translate(_COUNTS).encode("latin-1"), dtype=np.uint8)
-    return ahead, behind, np.repeat(np.arange(offset, offset + len(text), dtype=np.int64), counts)

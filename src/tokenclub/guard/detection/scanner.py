@@ -37,18 +37,16 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import U32, U64, ReversedRollingHasher, RollingHasher, feed_pair, gram_hash
+from tokenclub.guard.hashing import U64, ReversedRollingHasher, RollingHasher, gram_hash
 from tokenclub.guard.indexing.commonness import Clearing
-from tokenclub.guard.indexing.index import COUNTS, MISS, SHARED, GuardIndex, IndexParams, LiveIndex
-from tokenclub.guard.normalize import I64, char_letters, normalize, normalize_both, translate
+from tokenclub.guard.indexing.index import COUNTS, SHARED, GuardIndex, IndexParams, LiveIndex
+from tokenclub.guard.normalize import normalize_both
 
 if TYPE_CHECKING:
     from tokenclub.guard.detection.views import ViewScanner
 
 Policy = Literal["block", "redact"]
 REDACTION = "[…]"
-SMALL_CHUNK = 8  # characters; up to this a chunk is scanned with integers, not NumPy (faster up to 8-10)
-MID_CHUNK = 256  # characters; up to this a chunk is normalized by `str.translate`
 Hits = list[tuple[int, int, bool]]  # (start, key, shared: common or public)
 
 
@@ -152,34 +150,14 @@ class _Reading:
 
     def hits(self, chunk: str) -> tuple[Hits, Hits]:
         """(start, key, shared) of each gram completed by `chunk` that the index holds, read
-        forwards and backwards.
-
-        A chunk of up to `SMALL_CHUNK` characters takes the integer path, a longer one the
-        vectorised path; both give the same letters, keys and hits (the tests check it)."""
+        forwards and backwards."""
         first = max(0, self.seen - self.width + 1)
-        if len(chunk) <= SMALL_CHUNK:
-            ahead, behind = self._small(chunk)
-            if self.index is None:
-                return [], []
-            held = self.index.lookup_keys(ahead + behind if behind else ahead)
-            if not any(held):  # nearly every streamed token
-                return [], []
-            self.held += held.count(COUNTS)
-            split = len(ahead)
-            return (
-                [(first + i, key, held[i] == SHARED) for i, key in enumerate(ahead) if held[i] != MISS],
-                [
-                    (first + i, key, held[split + i] == SHARED)
-                    for i, key in enumerate(behind)
-                    if held[split + i] != MISS
-                ],
-            )
-        keys, split = self._vectorised(chunk)
+        keys, split = self._keys(chunk)
         if self.index is None or not len(keys):
             return [], []
         looked = self.index.lookup(keys)
         chosen = np.flatnonzero(looked)
-        if not len(chosen):
+        if not len(chosen):  # nearly every streamed batch
             return [], []
         self.held += int(np.count_nonzero(looked[chosen] == COUNTS))
         shared = (looked[chosen] == SHARED).tolist()
@@ -189,69 +167,21 @@ class _Reading:
             [(first + i - split, key, common) for i, key, common in found if i >= split],
         )
 
-    def _small(self, chunk: str) -> tuple[list[int], list[int]]:
-        """Forward and backward keys of a few characters, in integers."""
-        letters, backward = self._letters_of(chunk)
-        ahead = self.ahead.feed_small(letters)[1] if self.ahead is not None else []
-        behind = self.behind.feed_small(backward)[1] if self.behind is not None else []
-        return ahead, behind
-
-    def _letters_of(self, chunk: str) -> tuple[list[int], list[int]]:
-        """Letters of a few characters read forwards and (when hashed so) backwards, a character
-        at a time from the memoised table, as lists for the integer path."""
-        letters: list[int] = []
-        owners: list[int] = []
-        backward: list[int] = []
-        if self.behind is None:
-            for offset, char in enumerate(chunk, self.consumed):
-                found = char_letters(char)
-                letters += found
-                owners += [offset] * len(found)
-        else:
-            for offset, char in enumerate(chunk, self.consumed):
-                found = char_letters(char)
-                letters += found
-                owners += [offset] * len(found)
-                backward += found[::-1]
+    def _keys(self, chunk: str) -> tuple[U64, int]:
+        """Forward then backward keys of a chunk in one array, and where the backward ones start."""
+        letters, backward, owners = normalize_both(chunk, self.consumed)
         self.consumed += len(chunk)
         self.seen += len(letters)
-        self.owners.extend(owners)
+        self.owners.frombytes(owners.tobytes())
         if self.keep:
-            self.letters.extend(letters)
-        return letters, backward
-
-    def _vectorised(self, chunk: str) -> tuple[U64, int]:
-        """Forward then backward keys of a chunk in one array, and where the backward ones start."""
-        if len(chunk) <= MID_CHUNK:
-            letters, backward, owners = translate(chunk, self.consumed, self.behind is not None)
-            if self.ahead is None:
-                letters = backward
-            self._keep(chunk, letters, owners)
-        elif self.behind is not None and self.ahead is not None:
-            letters, backward, owners = normalize_both(chunk, self.consumed)
-            self._keep(chunk, letters, owners)
-        else:
-            normalized = normalize(chunk, self.consumed, backwards=self.ahead is None)
-            letters = backward = normalized.letters
-            self._keep(chunk, letters, normalized.owners)
+            self.letters.frombytes((letters if self.ahead is not None else backward).tobytes())
         if self.ahead is None:
             assert self.behind is not None
             return self.behind.feed(backward)[1], 0
+        ahead = self.ahead.feed(letters)[1]
         if self.behind is None:
-            keys = self.ahead.feed(letters)[1]
-            return keys, len(keys)
-        ahead, behind = feed_pair(self.ahead, self.behind, letters, backward)
-        return np.concatenate((ahead, behind)), len(ahead)
-
-    def _keep(self, chunk: str, letters: U32, owners: I64) -> None:
-        self._advance(len(chunk), len(letters))
-        self.owners.frombytes(owners.astype(np.int64).tobytes())
-        if self.keep:
-            self.letters.frombytes(letters.astype(np.uint32).tobytes())
-
-    def _advance(self, characters: int, letters: int) -> None:
-        self.consumed += characters
-        self.seen += letters
+            return ahead, len(ahead)
+        return np.concatenate((ahead, self.behind.feed(backward)[1])), len(ahead)
 
 
 class StreamScanner:

@@ -34,13 +34,11 @@ needed is still held when the view starts.
 
 from __future__ import annotations
 
-import collections
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
+from tokenclub.guard.compiled import repeated_at_stride
 from tokenclub.guard.detection.fragments import Fragment, Join
 from tokenclub.guard.detection.scanner import (
     REDACTION,
@@ -53,7 +51,6 @@ from tokenclub.guard.detection.scanner import (
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
     FILLER_REPEATS,
-    FILLER_SPAN,
     Base64Runs,
     Decoder,
     Filler,
@@ -65,7 +62,7 @@ from tokenclub.guard.detection.transforms import (
     lookalike_seen,
 )
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams
-from tokenclub.guard.normalize import U32, code_points
+from tokenclub.guard.normalize import code_points
 
 CHECK_EVERY = 8
 BATCH = 32
@@ -89,24 +86,6 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}")
 _HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
 _NOT_LETTER = re.compile(r"[\W_]+")
-
-
-_FILLER_SEEN = re.compile(
-    "|".join(
-        rf"(.)(?:.{{{max(1, period - 2)},{period - 1}}}\{n}){{{FILLER_REPEATS - 1}}}"
-        for n, period in enumerate(FILLER_PERIODS, 1)
-    ),
-    re.DOTALL,
-)
-"""One letter `FILLER_REPEATS` times, each step `period` or `period − 1` letters (`Filler`'s rule:
-punctuation in the text between two fillers shortens a step by one), for some period."""
-_STEPS = {period: range(max(2, period - 1), period + 1) for period in FILLER_PERIODS}
-"""The same steps for `filler_runs`, at least 2."""
-FILLER_BITS_FROM = 140
-"""Letters from which the filler trigger uses bit sets (`filler_runs`: about 32 µs whatever the
-window) instead of trying the expression where a letter clusters (`_filler_clustered`: 14 µs at
-73 letters of petitions, 36 at 147, 64 at 220; the expression tried everywhere took 34 µs at
-110 letters and 189 at 660)."""
 _SANDWICH = re.compile(r"[가-힣ㄱ-ㆎ][\W_]*[^\W가-힣ㄱ-ㆎ]{1,3}[\W_]*(?=[가-힣ㄱ-ㆎ])")
 _OTHER_WORD = re.compile(r"[^\W가-힣ㄱ-ㆎ]")
 """A word character outside Hangul (a letter, digit or `_`): each run between Hangul has one."""
@@ -114,52 +93,11 @@ _OTHER_WORD = re.compile(r"[^\W가-힣ㄱ-ㆎ]")
 
 def _filler_seen(text: str) -> bool:
     """Whether one letter recurs `FILLER_REPEATS` times at a regular stride among the text's
-    letters (`_FILLER_SEEN`)."""
-    letters = _NOT_LETTER.sub("", text)
-    if len(letters) < FILLER_BITS_FROM:
-        return _filler_clustered(letters)
-    return filler_runs(code_points(letters))
-
-
-def _filler_clustered(letters: str) -> bool:
-    """`_FILLER_SEEN` tried only at letters with `FILLER_REPEATS − 1` more of the same within
-    `FILLER_SPAN` after them: every run starts at such a letter, and in ordinary text a quarter
-    of windows hold one (its common syllables), so the expression runs at a few places, not all."""
-    for letter, count in collections.Counter(letters).items():
-        if count < FILLER_REPEATS:
-            continue
-        places = [letters.find(letter)]
-        while len(places) < count:
-            places.append(letters.find(letter, places[-1] + 1))
-        for first, last in zip(places, places[FILLER_REPEATS - 1 :], strict=False):
-            if last - first <= FILLER_SPAN and _FILLER_SEEN.match(letters, first):
-                return True
-    return False
-
-
-def filler_runs(letters: U32) -> bool:
-    """`_FILLER_SEEN` in bit sets (Python integers, bit i for letter i): for each step, the
-    letters equal to the one `step` after; for each period, the letters that start a run of k
-    equal ones at its `_STEPS`, k = 1 … `FILLER_REPEATS`: a shift, an and and an or a step."""
-    count = len(letters)
-    steps_seen = range(2, min(count, FILLER_PERIODS[-1] + 1))
-    equal = {step: _bits(letters[:-step] == letters[step:]) for step in steps_seen}
-    for steps in _STEPS.values():
-        runs = (1 << count) - 1  # a run of one starts at every letter
-        for _ in range(FILLER_REPEATS - 1):
-            longer = 0
-            for step in steps:
-                if step in equal:
-                    longer |= equal[step] & (runs >> step)
-            runs = longer
-        if runs:
-            return True
-    return False
-
-
-def _bits(mask: np.ndarray) -> int:
-    """A boolean array as a bit set: bit i set where `mask[i]`."""
-    return int.from_bytes(np.packbits(mask, bitorder="little").tobytes(), "little")
+    letters (`Filler`'s rule: punctuation in the text between two fillers shortens a step by
+    one), in compiled code: as a regular expression it cost 34 µs at 110 letters and 189 at
+    660, once a batch."""
+    letters = code_points(_NOT_LETTER.sub("", text))
+    return bool(repeated_at_stride(letters, FILLER_PERIODS[0], FILLER_PERIODS[-1], FILLER_REPEATS))
 
 
 def _sandwiched(text: str, count: int = 8) -> bool:

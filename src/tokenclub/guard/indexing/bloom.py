@@ -14,7 +14,6 @@ geometry built on different machines merge by OR-ing their shards. Bits only eve
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -24,27 +23,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from tokenclub.guard.compiled import bloom_add, bloom_contains
 from tokenclub.guard.hashing import U64, splitmix_int, word
 
 BLOCK_BITS = 512
 BLOCK_WORDS = BLOCK_BITS // 64
-_BLOCK_WORDS64 = word(BLOCK_WORDS)
-_S3, _S6, _S9, _S23, _S32 = word(3), word(6), word(9), word(23), word(32)  # 0-d arrays: see `word`
-_LOW6, _LOW32, _ONE = word(63), word(0xFFFFFFFF), word(1)
-_S23_32, _S26_32, _S29_32, _LOW3_32, _LOW6_32 = (np.array(v, dtype=np.uint32) for v in (23, 26, 29, 7, 63))
-_WORD_BYTE = np.array(0 if sys.byteorder == "little" else 7, dtype=np.uint32)  # bits 0-7's byte in a word
-_ONE8 = np.array(1, dtype=np.uint8)
+_S6, _S23, _S32 = word(6), word(23), word(32)  # 0-d arrays: see `word`
+_LOW6, _LOW32 = word(63), word(0xFFFFFFFF)
 MAX_BLOCKS = 1 << 32
-DENSE_SHARE = 64
-"""`BlockedBloom.add` sets a batch's bits in one pass over the filter when it sets at least one
-bit per this many of the filter's bits (measured: at one per 130 the two ways cost the same)."""
-CHUNK_KEYS = 1 << 14
-"""Keys added or looked up at a time: the k rows of a larger batch (a refill, a batch's every
-position) outgrow the caches. Measured in one piece and in pieces: 800,000 keys looked up in
-21 and 9.7 ms, a refill of 1.5 million in 41 and 25 ms."""
-DENSE_MAX_BITS = 1 << 27
-"""Filters up to this many bits (16 MiB, 16 million grams at 8 bits) may be set in one pass: it
-takes a byte per bit of scratch."""
 
 Bools = npt.NDArray[np.bool_]
 
@@ -108,12 +94,10 @@ class BlockedBloom:
             for i, path in enumerate(self.paths)
         ]
         self._salts = _salts(geometry.hashes)
-        self._blocks64 = word(geometry.blocks)
+        self._blocks = np.uint64(geometry.blocks)
         self._salt_ints: list[int] = self._salts.tolist()
-        self._salt_rows = self._salts.astype(np.uint32)[:, None]  # (k, 1): one row per salt
         self._words = [shard.data.cast("B").cast("Q") for shard in self._shards]
         self._plain = [np.asarray(shard) for shard in self._shards]  # no memmap cost per look-up
-        self._octets = self._plain[0].view(np.uint8)
 
     @classmethod
     def create(cls, folder: Path, prefix: str, geometry: Geometry) -> BlockedBloom:
@@ -130,7 +114,7 @@ class BlockedBloom:
 
     def _locate(self, keys: U64) -> tuple[U64, U64, U64]:
         """Block, word inside the block and bit inside the word of every key's k bits."""
-        block = ((keys >> _S32) * self._blocks64) >> _S32
+        block = ((keys >> _S32) * word(self.geometry.blocks)) >> _S32
         low = (keys & _LOW32)[:, None]
         position = ((low * self._salts[None, :]) & _LOW32) >> _S23
         return block, position >> _S6, position & _LOW6
@@ -158,39 +142,15 @@ class BlockedBloom:
             np.bitwise_or.at(self._shards[shard], index.ravel(), (np.uint64(1) << bit[chosen]).ravel())
 
     def _add_one(self, keys: U64) -> None:
-        """`add` on one shard, `CHUNK_KEYS` keys at a time. A batch with a bit for every
-        `DENSE_SHARE` bits of a filter of at most `DENSE_MAX_BITS` (a regrown index's refill,
-        any batch while the index is small) marks its bits in a byte per bit and ORs the packed
-        result in: one pass over the filter costs less than `np.bitwise_or.at`, which reads and
-        writes a word per bit set."""
-        words = self._plain[0]
-        bits = len(words) * 64
-        dense = bits <= DENSE_MAX_BITS and len(keys) * len(self._salt_ints) * DENSE_SHARE >= bits
-        marked = np.zeros(bits if dense else 0, dtype=np.bool_)
-        for start in range(0, len(keys), CHUNK_KEYS):
-            chunk = keys[start : start + CHUNK_KEYS]
-            block = ((chunk >> _S32) * self._blocks64) >> _S32
-            position = self._salt_rows * chunk.astype(np.uint32)  # (k, n), wrapping as the mask does
-            if dense:
-                at = (position >> _S23_32).astype(np.int64)
-                at += (block << _S9).view(np.int64)
-                marked[at] = True
-            else:
-                index = (block << _S3).view(np.int64) + (position >> _S29_32)
-                np.bitwise_or.at(words, index.ravel(), (_ONE << ((position >> _S23_32) & _LOW6_32)).ravel())
-        if dense:
-            words |= np.packbits(marked, bitorder="little").view("<u8")
+        """`add` on one shard, in one compiled pass: a word read and written per bit set."""
+        bloom_add(self._plain[0], self._blocks, self._salts, keys)
 
     def contains(self, keys: U64) -> Bools:
         found = np.zeros(len(keys), dtype=np.bool_)
         if not len(keys):
             return found
         if len(self._plain) == 1:  # the usual case, without the per-shard bookkeeping
-            if len(keys) <= CHUNK_KEYS:
-                return self._contains_one(keys)
-            for start in range(0, len(keys), CHUNK_KEYS):
-                found[start : start + CHUNK_KEYS] = self._contains_one(keys[start : start + CHUNK_KEYS])
-            return found
+            return self._contains_one(keys)
         block, word, bit = self._locate(keys)
         for shard, chosen, local in self._by_shard(block):
             index = (local[:, None] * np.uint64(BLOCK_WORDS) + word[chosen]).astype(np.intp)
@@ -199,16 +159,9 @@ class BlockedBloom:
         return found
 
     def _contains_one(self, keys: U64) -> Bools:
-        """`contains` on one shard in few NumPy calls (a streamed batch pays each call's fixed
-        cost): the salted products in 32-bit arithmetic, which wraps as the mask does, laid out
-        one row per salt so that the test of all k bits reduces across rows.
-        Each bit is read from its byte, not its word: the arrays of k bytes per key cost less to
-        fill and reduce than k words (a batch's every position, in the sketch's `repeated`)."""
-        first = ((((keys >> _S32) * self._blocks64) >> _S32) << _S6).view(np.int64)
-        position = self._salt_rows * keys.astype(np.uint32)
-        octets = self._octets[first + ((position >> _S26_32) ^ _WORD_BYTE)]
-        bits = octets >> ((position >> _S23_32) & _LOW3_32).astype(np.uint8)
-        found: Bools = (np.bitwise_and.reduce(bits, axis=0) & _ONE8).astype(np.bool_)
+        """`contains` on one shard, in one compiled pass (a streamed batch's few keys and a
+        batch's every position alike)."""
+        found: Bools = bloom_contains(self._plain[0], self._blocks, self._salts, keys)
         return found
 
     def contains_keys(self, keys: list[int]) -> list[bool]:

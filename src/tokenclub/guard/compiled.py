@@ -1,0 +1,179 @@
+"""The guard's inner loops, compiled (numba): reading letters, rolling gram hashes, filter bits.
+
+A streamed reply is scanned in batches of a few dozen characters, and in NumPy each batch paid
+a few dozen calls' fixed cost (about 1 µs each) for a few hundred operations of work: that
+fixed cost, not the work, was the stream's price. Each loop here does one batch's step in one
+call. The arithmetic is the NumPy code's own, modulo 2^64 throughout (every operand is a
+`uint64`; a Python integer would widen the expression to a float), so keys and bits are
+identical (`tests/guard/test_hashing.py`, `tests/guard/test_bloom.py`).
+
+Compiled on first use and cached beside this file (`cache=True`): a fresh checkout's first
+call takes a second or two per loop, later processes load the cached code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
+U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+UNFILLED = 255  # a table's letter count for a code point whose page is not filled yet
+
+
+def _compiled(function: F) -> F:
+    return cast(F, numba.njit(cache=True, nogil=True)(function))
+
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S6, _S23, _S27, _S30, _S31, _S32 = (np.uint64(v) for v in (6, 23, 27, 30, 31, 32))
+_LOW6, _LOW32, _ONE, _WORDS = np.uint64(63), np.uint64(0xFFFFFFFF), np.uint64(1), np.uint64(8)
+
+
+@_compiled
+def _finish(raw: np.uint64, key: np.uint64) -> np.uint64:
+    """SplitMix64's finaliser of the keyed polynomial (`hashing.GramHash.finish`)."""
+    z = raw ^ key
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@_compiled
+def gather_letters(
+    code_points: U32, lengths: U8, starts: I64, flat: U32, offset: int
+) -> tuple[U32, U32, I64, bool]:
+    """Each code point's letters from the table (`normalize._Table`), forwards and with each
+    character's letters reversed, and every letter's character offset; False (and nothing)
+    when a code point's page is not filled yet, or filled after this `flat` was taken."""
+    total = 0
+    for i in range(code_points.shape[0]):
+        count = lengths[code_points[i]]
+        if count == UNFILLED or starts[code_points[i]] + count > flat.shape[0]:
+            empty = np.empty(0, np.uint32)
+            return empty, empty, np.empty(0, np.int64), False
+        total += count
+    letters = np.empty(total, np.uint32)
+    backward = np.empty(total, np.uint32)
+    owners = np.empty(total, np.int64)
+    at = 0
+    for i in range(code_points.shape[0]):
+        point = code_points[i]
+        count = lengths[point]
+        first = starts[point]
+        for j in range(count):
+            letters[at + j] = flat[first + j]
+            backward[at + j] = flat[first + count - 1 - j]
+            owners[at + j] = offset + i
+        at += count
+    return letters, backward, owners, True
+
+
+@_compiled
+def forward_keys(
+    window: U64, state: U64, letters: U32, base: np.uint64, drop: np.uint64, key: np.uint64
+) -> U64:
+    """Keys of the grams ending at each new letter, rolling ``G ← G·B + c_new − c_old·B^w``.
+    `window` holds the last `width` letters as a ring whose oldest is at `state[1]`; `state[0]`
+    is its polynomial. Both are updated in place."""
+    width = window.shape[0]
+    raw, head = state[0], np.int64(state[1])
+    keys = np.empty(letters.shape[0], np.uint64)
+    for i in range(letters.shape[0]):
+        letter = np.uint64(letters[i])
+        raw = raw * base + letter - window[head] * drop
+        window[head] = letter
+        head = (head + 1) % width
+        keys[i] = _finish(raw, key)
+    state[0], state[1] = raw, np.uint64(head)
+    return keys
+
+
+@_compiled
+def backward_keys(
+    window: U64, state: U64, letters: U32, inverse: np.uint64, top: np.uint64, key: np.uint64
+) -> U64:
+    """`forward_keys` for grams read backwards, rolling ``R ← (R − c_old)·B⁻¹ + c_new·B^(w−1)``."""
+    width = window.shape[0]
+    raw, head = state[0], np.int64(state[1])
+    keys = np.empty(letters.shape[0], np.uint64)
+    for i in range(letters.shape[0]):
+        letter = np.uint64(letters[i])
+        raw = (raw - window[head]) * inverse + letter * top
+        window[head] = letter
+        head = (head + 1) % width
+        keys[i] = _finish(raw, key)
+    state[0], state[1] = raw, np.uint64(head)
+    return keys
+
+
+@_compiled
+def bloom_contains(words: U64, blocks: np.uint64, salts: U64, keys: U64) -> npt.NDArray[np.bool_]:
+    """Whether the blocked filter of one shard (`bloom.BlockedBloom`) holds each key: the high
+    32 bits pick the block, each salt times the low 32 bits a bit in it."""
+    found = np.empty(keys.shape[0], np.bool_)
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        first = (((key >> _S32) * blocks) >> _S32) * _WORDS
+        low = key & _LOW32
+        held = True
+        for salt in salts:
+            position = ((low * salt) & _LOW32) >> _S23
+            if not (words[first + (position >> _S6)] >> (position & _LOW6)) & _ONE:
+                held = False
+                break
+        found[i] = held
+    return found
+
+
+@_compiled
+def bloom_add(words: U64, blocks: np.uint64, salts: U64, keys: U64) -> None:
+    """Set each key's bits in the filter of one shard, in place (`bloom_contains`'s bits)."""
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        first = (((key >> _S32) * blocks) >> _S32) * _WORDS
+        low = key & _LOW32
+        for salt in salts:
+            position = ((low * salt) & _LOW32) >> _S23
+            words[first + (position >> _S6)] |= _ONE << (position & _LOW6)
+
+
+@_compiled
+def repeated_at_stride(letters: U32, shortest: int, longest: int, repeats: int) -> bool:
+    """Whether one letter comes `repeats` times, each step `period − 1` or `period` letters
+    (at least 2), for some period from `shortest` to `longest`: the filler trigger's rule
+    (`views._FILLER_SEEN`), tried at every letter and every mix of the two steps."""
+    count = letters.shape[0]
+    path = np.empty(repeats, np.int64)  # the places of a run being tried, and its steps taken
+    steps = np.empty(repeats, np.int64)
+    for period in range(shortest, longest + 1):
+        low = max(2, period - 1)
+        for start in range(count):
+            path[0], depth, steps[1] = start, 1, low
+            while depth > 0:  # depth-first over the steps, `low` before `period`
+                if depth == repeats:
+                    return True
+                if steps[depth] > period:
+                    depth -= 1
+                    if depth > 0:
+                        steps[depth] += 1
+                    continue
+                at = path[depth - 1] + steps[depth]
+                if at < count and letters[at] == letters[start]:
+                    path[depth] = at
+                    depth += 1
+                    if depth < repeats:
+                        steps[depth] = low
+                else:
+                    steps[depth] += 1
+    return False
