@@ -177,3 +177,41 @@ def repeated_at_stride(letters: U32, shortest: int, longest: int, repeats: int) 
                 else:
                     steps[depth] += 1
     return False
+
+
+@_compiled
+def sketch_estimate(rows: U8, salts: U64, keys: U64) -> U8:
+    """The count-min sketch's estimate of each key (`commonness.DocumentFrequency`): the least
+    of its counters, one a row at ``splitmix(key ^ salt) mod width``."""
+    width = np.uint64(rows.shape[1])
+    found = np.empty(keys.shape[0], np.uint8)
+    for i in range(keys.shape[0]):
+        least = np.uint8(255)
+        for row in range(rows.shape[0]):
+            least = min(least, rows[row, _finish(keys[i], salts[row]) % width])
+        found[i] = least
+    return found
+
+
+@_compiled
+def read_both_ways(
+    code_points: U32,
+    lengths: U8,
+    starts: I64,
+    flat: U32,
+    offset: int,
+    ahead: tuple[U64, U64, np.uint64, np.uint64, np.uint64],
+    behind: tuple[U64, U64, np.uint64, np.uint64, np.uint64],
+) -> tuple[U32, I64, U64, bool]:
+    """`gather_letters`, then the letters fed to a forward hasher and each character's letters
+    reversed to a backward one (`ahead`, `behind`: window, state and the three constants of
+    `forward_keys` and `backward_keys`): a streamed batch's whole reading in one call. Returns
+    the letters, their owners and the forward then the backward keys; False (and no hasher
+    touched) when `gather_letters` found a page not filled."""
+    letters, backward, owners, complete = gather_letters(code_points, lengths, starts, flat, offset)
+    if not complete:
+        return letters, owners, np.empty(0, np.uint64), False
+    keys = np.empty(2 * letters.shape[0], np.uint64)
+    keys[: letters.shape[0]] = forward_keys(ahead[0], ahead[1], letters, ahead[2], ahead[3], ahead[4])
+    keys[letters.shape[0] :] = backward_keys(behind[0], behind[1], backward, behind[2], behind[3], behind[4])
+    return letters, owners, keys, True

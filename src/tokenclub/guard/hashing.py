@@ -19,7 +19,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.compiled import backward_keys, forward_keys
+from tokenclub.guard.compiled import backward_keys, forward_keys, read_both_ways
+from tokenclub.guard.normalize import LETTERS, code_points
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -144,6 +145,7 @@ class RollingHasher:
         self._window = np.zeros(spec.width, dtype=np.uint64)  # a ring of the last `width` letters
         self._state = np.zeros(2, dtype=np.uint64)  # the window's polynomial, where its oldest is
         self._constants = (np.uint64(spec.base), np.uint64(spec.drop), np.uint64(spec.key))
+        self._ring = (self._window, self._state, *self._constants)
 
     def _first(self, count: int) -> tuple[int, int]:
         """(start of the first new complete gram, new grams to skip as not complete)."""
@@ -173,7 +175,30 @@ class ReversedRollingHasher(RollingHasher):
     def __init__(self, spec: GramHash) -> None:
         super().__init__(spec)
         self._constants = (np.uint64(spec.inverse), np.uint64(spec.top), np.uint64(spec.key))
+        self._ring = (self._window, self._state, *self._constants)
 
     def _roll(self, letters: U32) -> U64:
         keys: U64 = backward_keys(self._window, self._state, letters, *self._constants)
         return keys
+
+
+def read_pair(
+    text: str, offset: int, ahead: RollingHasher, behind: ReversedRollingHasher
+) -> tuple[U32, I64, U64, int]:
+    """A text's letters and owners (`normalize_both`) and the keys it completes for both
+    hashers, in one compiled call (`read_both_ways`): the forward keys, then the backward ones
+    from the returned split."""
+    points = code_points(text)
+    while True:
+        letters, owners, keys, complete = read_both_ways(
+            points, LETTERS.lengths, LETTERS.starts, LETTERS.flat, offset, ahead._ring, behind._ring
+        )
+        if complete:
+            break
+        LETTERS.fill(points)
+    count = len(letters)
+    _, skip = ahead._first(count)
+    behind._first(count)
+    if skip:
+        keys = np.concatenate((keys[skip:count], keys[count + skip :]))
+    return letters, owners, keys, count - skip

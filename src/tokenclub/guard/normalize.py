@@ -123,13 +123,11 @@ class _Table:
         )
         if complete:
             return letters, backward, owners
-        self._ensure(code_points)
-        letters, backward, owners, _ = gather_letters(
-            code_points, self.lengths, self.starts, self.flat, offset
-        )
-        return letters, backward, owners
+        self.fill(code_points)
+        return self.read(code_points, offset)
 
-    def _ensure(self, code_points: U32) -> None:
+    def fill(self, code_points: U32) -> None:
+        """Fill the pages of the code points that are not filled yet."""
         unfilled = self.lengths[code_points] == UNFILLED
         with self._lock:
             for page in np.unique(code_points[unfilled] >> _PAGE_BITS).tolist():
@@ -151,7 +149,8 @@ class _Table:
         self.lengths[first : first + len(pieces)] = lengths.astype(np.uint8)
 
 
-_TABLE = _Table()
+LETTERS = _Table()
+"""Every code point's guard letters, filled as texts need them."""
 
 
 def code_points(text: str) -> U32:
@@ -177,14 +176,14 @@ class Normalized:
 def normalize(text: str, offset: int = 0, backwards: bool = False) -> Normalized:
     """The guard stream of `text` (with `backwards`, each character's letters reversed); owners
     count from `offset` (the text's place in a stream)."""
-    letters, backward, owners = _TABLE.read(code_points(text), offset)
+    letters, backward, owners = LETTERS.read(code_points(text), offset)
     return Normalized(backward if backwards else letters, owners)
 
 
 def normalize_both(text: str, offset: int = 0) -> tuple[U32, U32, I64]:
     """`normalize` read both ways at once: (letters, each character's letters reversed, owners).
     The plain and reversed views of a reply read the same characters in one pass."""
-    return _TABLE.read(code_points(text), offset)
+    return LETTERS.read(code_points(text), offset)
 
 
 def guard_text(text: str) -> str:

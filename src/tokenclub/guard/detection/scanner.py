@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import U64, ReversedRollingHasher, RollingHasher, gram_hash
+from tokenclub.guard.hashing import U64, ReversedRollingHasher, RollingHasher, gram_hash, read_pair
 from tokenclub.guard.indexing.commonness import Clearing
-from tokenclub.guard.indexing.index import COUNTS, SHARED, GuardIndex, IndexParams, LiveIndex
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import normalize_both
 
 if TYPE_CHECKING:
@@ -155,13 +155,11 @@ class _Reading:
         keys, split = self._keys(chunk)
         if self.index is None or not len(keys):
             return [], []
-        looked = self.index.lookup(keys)
-        chosen = np.flatnonzero(looked)
-        if not len(chosen):  # nearly every streamed batch
+        positions, shared = self.index.held_at(keys)
+        if not len(positions):
             return [], []
-        self.held += int(np.count_nonzero(looked[chosen] == COUNTS))
-        shared = (looked[chosen] == SHARED).tolist()
-        found = list(zip(chosen.tolist(), keys[chosen].tolist(), shared, strict=True))
+        self.held += len(positions) - int(np.count_nonzero(shared))
+        found = list(zip(positions.tolist(), keys[positions].tolist(), shared.tolist(), strict=True))
         return (
             [(first + i, key, common) for i, key, common in found if i < split],
             [(first + i - split, key, common) for i, key, common in found if i >= split],
@@ -169,19 +167,22 @@ class _Reading:
 
     def _keys(self, chunk: str) -> tuple[U64, int]:
         """Forward then backward keys of a chunk in one array, and where the backward ones start."""
-        letters, backward, owners = normalize_both(chunk, self.consumed)
+        if self.ahead is not None and self.behind is not None:
+            letters, owners, keys, split = read_pair(chunk, self.consumed, self.ahead, self.behind)
+        else:
+            letters, backward, owners = normalize_both(chunk, self.consumed)
+            if self.ahead is not None:
+                keys = self.ahead.feed(letters)[1]
+                split = len(keys)
+            else:
+                assert self.behind is not None
+                letters, keys, split = backward, self.behind.feed(backward)[1], 0
         self.consumed += len(chunk)
         self.seen += len(letters)
         self.owners.frombytes(owners.tobytes())
         if self.keep:
-            self.letters.frombytes((letters if self.ahead is not None else backward).tobytes())
-        if self.ahead is None:
-            assert self.behind is not None
-            return self.behind.feed(backward)[1], 0
-        ahead = self.ahead.feed(letters)[1]
-        if self.behind is None:
-            return ahead, len(ahead)
-        return np.concatenate((ahead, self.behind.feed(backward)[1])), len(ahead)
+            self.letters.frombytes(letters.tobytes())
+        return keys, split
 
 
 class StreamScanner:

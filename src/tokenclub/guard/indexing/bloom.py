@@ -146,11 +146,11 @@ class BlockedBloom:
         bloom_add(self._plain[0], self._blocks, self._salts, keys)
 
     def contains(self, keys: U64) -> Bools:
+        if len(self._plain) == 1:  # the usual case, without the per-shard bookkeeping
+            return self._contains_one(keys)
         found = np.zeros(len(keys), dtype=np.bool_)
         if not len(keys):
             return found
-        if len(self._plain) == 1:  # the usual case, without the per-shard bookkeeping
-            return self._contains_one(keys)
         block, word, bit = self._locate(keys)
         for shard, chosen, local in self._by_shard(block):
             index = (local[:, None] * np.uint64(BLOCK_WORDS) + word[chosen]).astype(np.intp)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from tokenclub.guard.compiled import sketch_estimate
 from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import BlockedBloom, Geometry, best_hashes, blocks_for
 from tokenclub.guard.normalize import normalize
@@ -45,6 +46,7 @@ from tokenclub.guard.normalize import normalize
 DEPTH = 2
 _SALTS = [splitmix_int(0xC0DE + row) for row in range(DEPTH)]
 _SALTS64 = [np.uint64(salt) for salt in _SALTS]
+_SALT_ARRAY = np.array(_SALTS, dtype=np.uint64)
 PUBLIC_BITS = 10.0
 PUBLIC_SHARD_BLOCKS = 1 << 24
 SLOTS_PER_KEY = 8
@@ -77,11 +79,8 @@ class DocumentFrequency:
 
     def estimate(self, keys: U64) -> np.ndarray:
         """Documents beyond the first that hold each key (an upper bound)."""
-        cells = self._cells(keys)
-        found = self._rows[0, cells[0]]
-        for row in range(1, DEPTH):
-            found = np.minimum(found, self._rows[row, cells[row]])
-        return np.asarray(found)
+        found: np.ndarray = sketch_estimate(self._rows, _SALT_ARRAY, keys)
+        return found
 
     def add(self, keys: U64, amounts: np.ndarray) -> None:
         """Conservative update: each row is raised only to the new minimum."""

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import (
@@ -69,7 +70,6 @@ the document table's keys: the index stays sized from the corpus it holds, in on
 fresh home's filters were a fixed 6.3 MB, and each doubling added a segment every look-up reads)."""
 SHARD_BLOCKS = 1 << 24  # 1 GiB shard files
 SMALL_ATTRIBUTION = 64  # salted keys up to which a run is attributed in integers
-_FEW = 8  # held keys up to which commonness is read in integers
 COMMON_BITS = 1.0  # document-frequency sketch bits per gram of the first segment's capacity
 COMMON_DOCS = 10  # documents holding a gram that make it common (not secret)
 MISS, COUNTS, SHARED = 0, 1, 2  # `GuardIndex.lookup`: not held; held and counts; held but common or public
@@ -433,17 +433,18 @@ class GuardIndex:
     def lookup(self, keys: U64) -> np.ndarray:
         """Per key: `MISS` (not held), `COUNTS` (held, neither common nor public) or `SHARED`
         (held, but common or public: see `clear_of_shared` for what it does to its neighbours)."""
-        held = _held(self._members, keys)
-        found = held.astype(np.uint8)
-        if self.shares:
-            chosen = np.flatnonzero(held)
-            if len(chosen) <= _FEW:
-                for i in chosen.tolist():
-                    if self._ignored_key(int(keys[i])):
-                        found[i] = SHARED
-            else:
-                found[chosen[self._ignored(keys[chosen])]] = SHARED
+        found = np.zeros(len(keys), dtype=np.uint8)
+        positions, shared = self.held_at(keys)
+        found[positions] = np.where(shared, SHARED, COUNTS)
         return found
+
+    def held_at(self, keys: U64) -> tuple[npt.NDArray[np.intp], np.ndarray]:
+        """Where the held keys are, and which of them are shared (common or public): `lookup`
+        for a streamed batch, whose few held keys (a chance hit every 40 grams) are all it reads."""
+        positions = np.flatnonzero(_held(self._members, keys))
+        if not len(positions) or not self.shares:
+            return positions, np.zeros(len(positions), dtype=np.bool_)
+        return positions, self._ignored(keys[positions])
 
     def lookup_keys(self, keys: list[int]) -> list[int]:
         """`lookup` for a few keys as Python integers."""
@@ -469,12 +470,11 @@ class GuardIndex:
 
     def _ignored(self, keys: U64) -> np.ndarray:
         """Held keys that do not count: common to many documents, or public text."""
-        ignored = np.zeros(len(keys), dtype=np.bool_)
+        ignored = self._public.contains(keys) if self._public is not None else None
         if self.sketch is not None:
-            ignored |= self.sketch.common(keys)
-        if self._public is not None:
-            ignored |= self._public.contains(keys)
-        return ignored
+            common = self.sketch.common(keys)
+            ignored = common if ignored is None else ignored | common
+        return ignored if ignored is not None else np.zeros(len(keys), dtype=np.bool_)
 
     def _ignored_key(self, key: int) -> bool:
         if self.sketch is not None and self.sketch.common_key(key):
