@@ -149,11 +149,20 @@ def bloom_add(words: U64, blocks: np.uint64, salts: U64, keys: U64) -> None:
 
 
 @_compiled
-def repeated_at_stride(letters: U32, shortest: int, longest: int, repeats: int) -> bool:
-    """Whether one letter comes `repeats` times, each step `period − 1` or `period` letters
-    (at least 2), for some period from `shortest` to `longest`: the filler trigger's rule
-    (`views._FILLER_SEEN`), tried at every letter and every mix of the two steps."""
-    count = letters.shape[0]
+def repeated_at_stride(code_points: U32, lengths: U8, shortest: int, longest: int, repeats: int) -> int:
+    """Whether, among the characters that have guard letters (`lengths`: the letters table's
+    counts), one comes `repeats` times, each step `period − 1` or `period` characters (at least
+    2), for some period from `shortest` to `longest`: the filler trigger's rule, tried at every
+    character and every mix of the two steps. 1 or 0; −1 when a code point's page of the
+    table is not filled yet."""
+    letters = np.empty(code_points.shape[0], np.uint32)
+    count = 0
+    for point in code_points:
+        if lengths[point] == UNFILLED:
+            return -1
+        if lengths[point]:
+            letters[count] = point
+            count += 1
     path = np.empty(repeats, np.int64)  # the places of a run being tried, and its steps taken
     steps = np.empty(repeats, np.int64)
     for period in range(shortest, longest + 1):
@@ -162,7 +171,7 @@ def repeated_at_stride(letters: U32, shortest: int, longest: int, repeats: int) 
             path[0], depth, steps[1] = start, 1, low
             while depth > 0:  # depth-first over the steps, `low` before `period`
                 if depth == repeats:
-                    return True
+                    return 1
                 if steps[depth] > period:
                     depth -= 1
                     if depth > 0:
@@ -176,7 +185,7 @@ def repeated_at_stride(letters: U32, shortest: int, longest: int, repeats: int) 
                         steps[depth] = low
                 else:
                     steps[depth] += 1
-    return False
+    return 0
 
 
 @_compiled
