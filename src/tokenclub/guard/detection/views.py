@@ -201,6 +201,7 @@ class ViewScanner:
         self._scanned = 0  # reply characters handed to the decoder
         self.batch = BATCH
         self.batch_limit = batch_limit
+        self._due = 0  # characters to gather before the next scan, once one was made (`_batch`)
         self._emitted: list[tuple[int, int]] = []
         self._paired = index is not None  # the plain and reversed views share one reading
         if self._paired:
@@ -259,7 +260,7 @@ class ViewScanner:
         self._pending += chunk
         self._received += len(chunk)
         gathered = self._received - self._scanned
-        if gathered < self.batch or gathered < self._batch():  # the first test: most calls, cheaply
+        if gathered < self.batch or gathered < self._due:  # most calls, cheaply
             return ""
         self._scan_pending()
         if self._decoded_length - self._checked >= CHECK_EVERY:
@@ -286,6 +287,7 @@ class ViewScanner:
         if self._received > self._scanned:
             self._add(self._decoder.feed(self._pending[self._scanned - self._released :]))
             self._scanned = self._received
+            self._due = self._batch()
 
     def _add(self, decoded: str) -> None:
         if not decoded:
