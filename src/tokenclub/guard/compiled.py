@@ -165,9 +165,16 @@ def repeated_at_stride(code_points: U32, lengths: U8, shortest: int, longest: in
             count += 1
     path = np.empty(repeats, np.int64)  # the places of a run being tried, and its steps taken
     steps = np.empty(repeats, np.int64)
-    for period in range(shortest, longest + 1):
-        low = max(2, period - 1)
-        for start in range(count):
+    for start in range(count):
+        again = False  # most characters do not recur within a step: no run starts there
+        for step in range(2, longest + 1):
+            if start + step < count and letters[start + step] == letters[start]:
+                again = True
+                break
+        if not again:
+            continue
+        for period in range(shortest, longest + 1):
+            low = max(2, period - 1)
             path[0], depth, steps[1] = start, 1, low
             while depth > 0:  # depth-first over the steps, `low` before `period`
                 if depth == repeats:
@@ -211,16 +218,34 @@ def read_both_ways(
     offset: int,
     ahead: tuple[U64, U64, np.uint64, np.uint64, np.uint64],
     behind: tuple[U64, U64, np.uint64, np.uint64, np.uint64],
-) -> tuple[U32, I64, U64, bool]:
+    skip: int,
+    members: tuple[U64, np.uint64, U64],
+) -> tuple[U32, I64, U64, I64, bool]:
     """`gather_letters`, then the letters fed to a forward hasher and each character's letters
     reversed to a backward one (`ahead`, `behind`: window, state and the three constants of
-    `forward_keys` and `backward_keys`): a streamed batch's whole reading in one call. Returns
-    the letters, their owners and the forward then the backward keys; False (and no hasher
-    touched) when `gather_letters` found a page not filled."""
+    `forward_keys` and `backward_keys`), then the keys looked up in a filter (`members`: the
+    words, blocks and salts of `bloom_contains`; no words, no look-up): a streamed batch's
+    whole reading in one call. Returns the letters, their owners, the forward then the
+    backward keys of the grams complete (the first `skip` of each direction are not) and
+    where among them the filter's keys are; False (and no hasher touched) when
+    `gather_letters` found a page not filled."""
     letters, backward, owners, complete = gather_letters(code_points, lengths, starts, flat, offset)
     if not complete:
-        return letters, owners, np.empty(0, np.uint64), False
-    keys = np.empty(2 * letters.shape[0], np.uint64)
-    keys[: letters.shape[0]] = forward_keys(ahead[0], ahead[1], letters, ahead[2], ahead[3], ahead[4])
-    keys[letters.shape[0] :] = backward_keys(behind[0], behind[1], backward, behind[2], behind[3], behind[4])
-    return letters, owners, keys, True
+        return letters, owners, np.empty(0, np.uint64), np.empty(0, np.int64), False
+    count = letters.shape[0]
+    first = min(skip, count)
+    kept = count - first
+    keys = np.empty(2 * kept, np.uint64)
+    keys[:kept] = forward_keys(ahead[0], ahead[1], letters, ahead[2], ahead[3], ahead[4])[first:]
+    keys[kept:] = backward_keys(behind[0], behind[1], backward, behind[2], behind[3], behind[4])[first:]
+    words, blocks, salts = members
+    if words.shape[0] == 0:
+        return letters, owners, keys, np.empty(0, np.int64), True
+    held = bloom_contains(words, blocks, salts, keys)
+    positions = np.empty(int(held.sum()), np.int64)
+    at = 0
+    for i in range(held.shape[0]):
+        if held[i]:
+            positions[at] = i
+            at += 1
+    return letters, owners, keys, positions, True

@@ -182,23 +182,37 @@ class ReversedRollingHasher(RollingHasher):
         return keys
 
 
+NO_FILTER = (np.zeros(0, dtype=np.uint64), np.uint64(0), np.zeros(0, dtype=np.uint64))
+"""`read_pair`'s filter when there is none to look the keys up in."""
+
+
 def read_pair(
-    text: str, offset: int, ahead: RollingHasher, behind: ReversedRollingHasher
-) -> tuple[U32, I64, U64, int]:
-    """A text's letters and owners (`normalize_both`) and the keys it completes for both
-    hashers, in one compiled call (`read_both_ways`): the forward keys, then the backward ones
-    from the returned split."""
+    text: str,
+    offset: int,
+    ahead: RollingHasher,
+    behind: ReversedRollingHasher,
+    members: tuple[U64, np.uint64, U64] = NO_FILTER,
+) -> tuple[U32, I64, U64, int, I64]:
+    """A text's letters and owners (`normalize_both`), the keys it completes for both hashers
+    (the forward keys, then the backward ones from the returned split) and where among them
+    the filter `members` holds one (`BlockedBloom.compiled`), in one compiled call."""
     points = code_points(text)
+    skip = max(0, ahead.spec.width - 1 - ahead.seen)
     while True:
-        letters, owners, keys, complete = read_both_ways(
-            points, LETTERS.lengths, LETTERS.starts, LETTERS.flat, offset, ahead._ring, behind._ring
+        letters, owners, keys, positions, complete = read_both_ways(
+            points,
+            LETTERS.lengths,
+            LETTERS.starts,
+            LETTERS.flat,
+            offset,
+            ahead._ring,
+            behind._ring,
+            skip,
+            members,
         )
         if complete:
             break
         LETTERS.fill(points)
-    count = len(letters)
-    _, skip = ahead._first(count)
-    behind._first(count)
-    if skip:
-        keys = np.concatenate((keys[skip:count], keys[count + skip :]))
-    return letters, owners, keys, count - skip
+    ahead._first(len(letters))
+    behind._first(len(letters))
+    return letters, owners, keys, len(keys) // 2, positions

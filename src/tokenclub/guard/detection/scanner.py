@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import U64, ReversedRollingHasher, RollingHasher, gram_hash, read_pair
+from tokenclub.guard.hashing import NO_FILTER, U64, ReversedRollingHasher, RollingHasher, gram_hash, read_pair
 from tokenclub.guard.indexing.commonness import Clearing
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import normalize_both
@@ -152,23 +152,33 @@ class _Reading:
         """(start, key, shared) of each gram completed by `chunk` that the index holds, read
         forwards and backwards."""
         first = max(0, self.seen - self.width + 1)
-        keys, split = self._keys(chunk)
+        keys, split, positions = self._keys(chunk)
         if self.index is None or not len(keys):
             return [], []
-        positions, shared = self.index.held_at(keys)
-        if not len(positions):
+        if positions is None:
+            positions = np.flatnonzero(self.index.holds(keys))
+        if not len(positions):  # most streamed batches of fresh text hold a few chance hits
             return [], []
+        held = keys[positions]
+        shared = self.index.shared(held)
         self.held += len(positions) - int(np.count_nonzero(shared))
-        found = list(zip(positions.tolist(), keys[positions].tolist(), shared.tolist(), strict=True))
+        found = list(zip(positions.tolist(), held.tolist(), shared.tolist(), strict=True))
         return (
             [(first + i, key, common) for i, key, common in found if i < split],
             [(first + i - split, key, common) for i, key, common in found if i >= split],
         )
 
-    def _keys(self, chunk: str) -> tuple[U64, int]:
-        """Forward then backward keys of a chunk in one array, and where the backward ones start."""
+    def _keys(self, chunk: str) -> tuple[U64, int, np.ndarray | None]:
+        """Forward then backward keys of a chunk in one array, where the backward ones start
+        and, when the compiled reading looked them up, where the held ones are."""
+        positions = None
         if self.ahead is not None and self.behind is not None:
-            letters, owners, keys, split = read_pair(chunk, self.consumed, self.ahead, self.behind)
+            members = self.index.compiled_members if self.index is not None else NO_FILTER
+            letters, owners, keys, split, positions = read_pair(
+                chunk, self.consumed, self.ahead, self.behind, members or NO_FILTER
+            )
+            if members is None:
+                positions = None
         else:
             letters, backward, owners = normalize_both(chunk, self.consumed)
             if self.ahead is not None:
@@ -182,7 +192,7 @@ class _Reading:
         self.owners.frombytes(owners.tobytes())
         if self.keep:
             self.letters.frombytes(letters.tobytes())
-        return keys, split
+        return keys, split, positions
 
 
 class StreamScanner:

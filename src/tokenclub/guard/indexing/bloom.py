@@ -158,6 +158,11 @@ class BlockedBloom:
             found[chosen] = ((words >> bit[chosen]) & np.uint64(1)).all(axis=1)
         return found
 
+    @property
+    def compiled(self) -> tuple[U64, np.uint64, U64] | None:
+        """The filter as `compiled.bloom_contains` reads it (words, blocks, salts): one shard only."""
+        return (self._plain[0], self._blocks, self._salts) if len(self._plain) == 1 else None
+
     def _contains_one(self, keys: U64) -> Bools:
         """`contains` on one shard, in one compiled pass (a streamed batch's few keys and a
         batch's every position alike)."""

@@ -439,12 +439,19 @@ class GuardIndex:
         return found
 
     def held_at(self, keys: U64) -> tuple[npt.NDArray[np.intp], np.ndarray]:
-        """Where the held keys are, and which of them are shared (common or public): `lookup`
-        for a streamed batch, whose few held keys (a chance hit every 40 grams) are all it reads."""
+        """Where the held keys are, and which of them are shared (common or public)."""
         positions = np.flatnonzero(_held(self._members, keys))
-        if not len(positions) or not self.shares:
-            return positions, np.zeros(len(positions), dtype=np.bool_)
-        return positions, self._ignored(keys[positions])
+        return positions, self.shared(keys[positions])
+
+    def shared(self, held: U64) -> np.ndarray:
+        """Of held keys, the shared ones: common to many documents, or public text."""
+        return self._ignored(held) if self.shares else np.zeros(len(held), dtype=np.bool_)
+
+    @property
+    def compiled_members(self) -> tuple[U64, np.uint64, U64] | None:
+        """The membership filter as the compiled reading looks keys up in it (`read_pair`),
+        when there is one filter of one shard (else `held_at`)."""
+        return self._members[0].compiled if len(self._members) == 1 else None
 
     def lookup_keys(self, keys: list[int]) -> list[int]:
         """`lookup` for a few keys as Python integers."""
