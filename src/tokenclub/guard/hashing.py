@@ -182,8 +182,7 @@ class ReversedRollingHasher(RollingHasher):
         return keys
 
 
-NO_FILTER = (np.zeros(0, dtype=np.uint64), np.uint64(0), np.zeros(0, dtype=np.uint64))
-"""`read_pair`'s filter when there is none to look the keys up in."""
+_NO_FILTER = (np.zeros(0, dtype=np.uint64), np.uint64(0), np.zeros(0, dtype=np.uint64))
 
 
 def read_pair(
@@ -191,11 +190,11 @@ def read_pair(
     offset: int,
     ahead: RollingHasher,
     behind: ReversedRollingHasher,
-    members: tuple[U64, np.uint64, U64] = NO_FILTER,
-) -> tuple[U32, I64, U64, int, I64]:
+    members: tuple[U64, np.uint64, U64] | None = None,
+) -> tuple[U32, I64, U64, int, I64 | None]:
     """A text's letters and owners (`normalize_both`), the keys it completes for both hashers
-    (the forward keys, then the backward ones from the returned split) and where among them
-    the filter `members` holds one (`BlockedBloom.compiled`), in one compiled call."""
+    (the forward keys, then the backward ones from the returned split) and, given a filter
+    (`BlockedBloom.compiled`), where among them the filter holds one: one compiled call."""
     points = code_points(text)
     skip = max(0, ahead.spec.width - 1 - ahead.seen)
     while True:
@@ -208,11 +207,11 @@ def read_pair(
             ahead._ring,
             behind._ring,
             skip,
-            members,
+            members or _NO_FILTER,
         )
         if complete:
             break
         LETTERS.fill(points)
     ahead._first(len(letters))
     behind._first(len(letters))
-    return letters, owners, keys, len(keys) // 2, positions
+    return letters, owners, keys, len(keys) // 2, positions if members is not None else None

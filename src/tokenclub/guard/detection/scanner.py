@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
-from tokenclub.guard.hashing import NO_FILTER, U64, ReversedRollingHasher, RollingHasher, gram_hash, read_pair
+from tokenclub.guard.hashing import U64, ReversedRollingHasher, RollingHasher, gram_hash, read_pair
 from tokenclub.guard.indexing.commonness import Clearing
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
 from tokenclub.guard.normalize import normalize_both
@@ -173,12 +173,10 @@ class _Reading:
         and, when the compiled reading looked them up, where the held ones are."""
         positions = None
         if self.ahead is not None and self.behind is not None:
-            members = self.index.compiled_members if self.index is not None else NO_FILTER
+            members = self.index.compiled_members if self.index is not None else None
             letters, owners, keys, split, positions = read_pair(
-                chunk, self.consumed, self.ahead, self.behind, members or NO_FILTER
+                chunk, self.consumed, self.ahead, self.behind, members
             )
-            if members is None:
-                positions = None
         else:
             letters, backward, owners = normalize_both(chunk, self.consumed)
             if self.ahead is not None:

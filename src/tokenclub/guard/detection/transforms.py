@@ -46,7 +46,7 @@ FILLER_PERIODS = range(2, 9)
 FILLER_REPEATS = 4
 FILLER_SPAN = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
 """Letters from a filler run's first letter to its last, at most: how far `Filler` looks ahead
-and behind, and where the views' filler trigger looks for a run (`views._filler_clustered`)."""
+and behind."""
 
 
 class Transform:

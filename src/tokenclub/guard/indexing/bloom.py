@@ -133,7 +133,7 @@ class BlockedBloom:
     def add(self, keys: U64) -> None:
         if not len(keys):
             return
-        if len(self._plain) == 1:  # the usual case, in the arithmetic of `_contains_one`
+        if len(self._plain) == 1:  # the usual case: one compiled pass
             self._add_one(keys)
             return
         block, word, bit = self._locate(keys)
