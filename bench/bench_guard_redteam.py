@@ -125,6 +125,11 @@ def main() -> None:
         action="store_true",
         help="Only the split families through the default guard, then the fresh texts.",
     )
+    parser.add_argument(
+        "--fresh-petitions",
+        action="store_true",
+        help="Only the June and July petitions asked back by one customer through the default guard.",
+    )
     args = parser.parse_args()
     docs = load("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,6 +192,10 @@ def main() -> None:
                 tables = {}
                 if args.split_only:
                     split_run(args, covering, db, upstream, routes, split_targets, pairs, honest_key)
+                    db.dispose()
+                    return
+                if args.fresh_petitions:
+                    petitions_run(covering, db, upstream, routes, honest_key, docs)
                     db.dispose()
                     return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
@@ -321,6 +330,53 @@ def split_run(
             f"{row['max_copied_letters']} |"
         )
     print(f"fresh texts, one customer, same gateway: {replies} replies, {refused} refused, {blocked} blocked")
+
+
+def petitions_run(
+    covering: GatewayGuard,
+    db: Database,
+    upstream: str,
+    routes: dict[str, ModelRoute],
+    honest_key: str,
+    indexed: Sequence[str],
+) -> None:
+    """Petitions of the two months after the indexed one, asked back whole by one customer
+    through the default guard: fresh text of the same genre, its stock phrases included. A
+    petition that shares a run of 50 guard letters with an indexed one (a repost: a copy by
+    the guard's own definition) is left out, so every reply stopped is a false positive; the
+    stopped ones are sorted by the longest run they share (30–49 letters: a quoted title or
+    an edited repost)."""
+    runs = {length: _runs(indexed, length) for length in (30, 50)}
+    months = load("2019-06") + load("2019-07")
+    texts = [t for t in months if not _shares(t, runs[50], 50)]
+    app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
+    stopped = []
+    with serve_in_thread(app) as url, client_for(url + "/v1", honest_key, timeout_s=60) as client:
+        for text in texts:
+            _, refused, blocked = fresh_replies(client, [text])
+            if refused or blocked:
+                stopped.append(text)
+    near = sum(_shares(t, runs[30], 30) for t in stopped)
+    print(
+        f"fresh petitions (2019-06 and 2019-07, {len(months)}, less {len(months) - len(texts)} that "
+        f"share 50 letters with an indexed one), one customer, default guard: {len(texts)} replies"
+    )
+    print("| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |")
+    print(f"| {len(stopped)} ({len(stopped) / len(texts):.2%}) | {near} | {len(stopped) - near} |")
+
+
+def _runs(texts: Sequence[str], length: int) -> set[str]:
+    """Every run of `length` guard letters of the texts."""
+    found: set[str] = set()
+    for text in texts:
+        letters = guard_text(text)
+        found.update(letters[i : i + length] for i in range(len(letters) - length + 1))
+    return found
+
+
+def _shares(text: str, runs: set[str], length: int) -> bool:
+    letters = guard_text(text)
+    return any(letters[i : i + length] in runs for i in range(len(letters) - length + 1))
 
 
 def load(month: str) -> list[str]:
