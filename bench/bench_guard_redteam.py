@@ -20,7 +20,12 @@ by one customer, and another's by ten customers taking turns (the next one not r
 through a gateway with accumulation only (the reference) and one with coverage on (the default
 limits); the share of the document's letters the customers were sent, and refused requests.
 
-Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--pieces-only]``.
+Fresh petitions (`--fresh-petitions`, alone): the June and July petitions that share no run of
+50 guard letters with an indexed one, asked back whole by one customer through the default
+guard; every reply stopped is a false positive.
+
+Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--pieces-only | --split-only |
+--fresh-petitions]``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.compiled import backward_keys, forward_keys, read_both_ways
+from tokenclub.guard.compiled import read_both_ways, rolled_keys
 from tokenclub.guard.normalize import LETTERS, code_points
 
 U64 = npt.NDArray[np.uint64]
@@ -135,17 +135,27 @@ class RollingHasher:
     """Keys of every gram of a stream, fed in pieces; the keys do not depend on the pieces.
 
     It carries the last `width` letters (zeros before the stream starts) and the polynomial
-    hash of that window, rolled a letter at a time in compiled code (`guard/compiled.py`): a
-    streamed batch costs one call, not NumPy's fixed cost per operation.
+    hash of that window, rolled a letter at a time in compiled code (`compiled.rolled_keys`):
+    a streamed batch costs one call, not NumPy's fixed cost per operation.
     """
+
+    backward = False
 
     def __init__(self, spec: GramHash) -> None:
         self.spec = spec
         self.seen = 0
-        self._window = np.zeros(spec.width, dtype=np.uint64)  # a ring of the last `width` letters
-        self._state = np.zeros(2, dtype=np.uint64)  # the window's polynomial, where its oldest is
-        self._constants = (np.uint64(spec.base), np.uint64(spec.drop), np.uint64(spec.key))
-        self._ring = (self._window, self._state, *self._constants)
+        window = np.zeros(spec.width, dtype=np.uint64)  # a ring of the last `width` letters
+        state = np.zeros(2, dtype=np.uint64)  # the window's polynomial, where its oldest letter is
+        multiply, weight = (spec.inverse, spec.top) if self.backward else (spec.base, spec.drop)
+        # the arguments of `rolled_keys` around the letters
+        self._ring = (
+            window,
+            state,
+            np.uint64(multiply),
+            np.uint64(weight),
+            np.uint64(spec.key),
+            self.backward,
+        )
 
     def _first(self, count: int) -> tuple[int, int]:
         """(start of the first new complete gram, new grams to skip as not complete)."""
@@ -156,13 +166,10 @@ class RollingHasher:
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         """(start of the first new gram, keys of the grams that the new letters complete)."""
-        keys = self._roll(letters)
+        window, state, multiply, weight, key, backward = self._ring
+        keys: U64 = rolled_keys(window, state, letters, multiply, weight, key, backward)
         first, skip = self._first(len(letters))
         return first, keys[skip:]
-
-    def _roll(self, letters: U32) -> U64:
-        keys: U64 = forward_keys(self._window, self._state, letters, *self._constants)
-        return keys
 
 
 class ReversedRollingHasher(RollingHasher):
@@ -172,14 +179,7 @@ class ReversedRollingHasher(RollingHasher):
     Its polynomial is ``R(i) = Σ_j c[i+j]·B^j``, rolled as ``R ← (R − c_old)·B⁻¹ + c_new·B^(w−1)``.
     """
 
-    def __init__(self, spec: GramHash) -> None:
-        super().__init__(spec)
-        self._constants = (np.uint64(spec.inverse), np.uint64(spec.top), np.uint64(spec.key))
-        self._ring = (self._window, self._state, *self._constants)
-
-    def _roll(self, letters: U32) -> U64:
-        keys: U64 = backward_keys(self._window, self._state, letters, *self._constants)
-        return keys
+    backward = True
 
 
 _NO_FILTER = (np.zeros(0, dtype=np.uint64), np.uint64(0), np.zeros(0, dtype=np.uint64))
