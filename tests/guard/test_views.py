@@ -22,7 +22,7 @@ from tokenclub.guard.detection.transforms import (
     Romanized,
     Transform,
 )
-from tokenclub.guard.detection.views import _filler_seen
+from tokenclub.guard.detection.views import _PLAIN, LAZY_VIEWS, _filler_seen
 from tokenclub.guard.normalize import guard_letters, guard_text
 
 DOC = 10
@@ -107,6 +107,14 @@ def test_the_filler_trigger_sees_the_widest_stride_among_letters_that_never_repe
     letters = "가" + "".join("".join(next(others) for _ in range(step - 1)) + "가" for step in steps)
     assert _filler_seen(letters) is seen
     assert (_FILLER_SEEN.search(letters) is not None) is seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="가나다라힣 \n.,!?~'\"()[]…·:;-", max_size=150))
+def test_on_hangul_and_punctuation_alone_only_the_triggers_tried_there_can_fire(text: str) -> None:
+    """Such a window is tried for the `plain` triggers only: no other may fire on it."""
+    assert _PLAIN.fullmatch(text)
+    assert not [spec.name for spec in LAZY_VIEWS if not spec.plain and spec.seen(text)]
 
 
 def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:
