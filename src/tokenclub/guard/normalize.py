@@ -154,8 +154,9 @@ LETTERS = _Table()
 
 
 def code_points(text: str) -> U32:
-    """The text's code points (lone surrogates included) as an array."""
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint32)
+    """The text's code points (lone surrogates included) as a read-only array (no copy where
+    the machine is little-endian)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint32, copy=False)
 
 
 @dataclass(frozen=True, slots=True)
