@@ -79,21 +79,19 @@ def gather_letters(
     return letters, backward, owners, True
 
 
+Ring = tuple[U64, U64, np.uint64, np.uint64, np.uint64, bool]
+"""A rolling hasher's state and constants (`hashing.RollingHasher`): the last `width` letters as a
+ring, [polynomial, where the ring's oldest letter is], `multiply`, `weight`, the key, and whether
+grams are read backwards."""
+
+
 @_compiled
-def rolled_keys(
-    window: U64,
-    state: U64,
-    letters: U32,
-    multiply: np.uint64,
-    weight: np.uint64,
-    key: np.uint64,
-    backward: bool,
-) -> U64:
+def rolled_keys(ring: Ring, letters: U32) -> U64:
     """Keys of the grams ending at each new letter. Forwards the polynomial rolls as
-    ``G ← G·B + c_new − c_old·B^w`` (`multiply` B, `weight` B^w); `backward`, for grams read
+    ``G ← G·B + c_new − c_old·B^w`` (`multiply` B, `weight` B^w); backwards, for grams read
     backwards, as ``R ← (R − c_old)·B⁻¹ + c_new·B^(w−1)`` (`multiply` B⁻¹, `weight` B^(w−1)).
-    `window` holds the last `width` letters as a ring whose oldest is at `state[1]`; `state[0]`
-    is the polynomial. Both are updated in place."""
+    The ring's letters and state are updated in place."""
+    window, state, multiply, weight, key, backward = ring
     width = window.shape[0]
     raw, head = state[0], np.int64(state[1])
     keys = np.empty(letters.shape[0], np.uint64)
@@ -209,14 +207,13 @@ def read_both_ways(
     starts: I64,
     flat: U32,
     offset: int,
-    ahead: tuple[U64, U64, np.uint64, np.uint64, np.uint64, bool],
-    behind: tuple[U64, U64, np.uint64, np.uint64, np.uint64, bool],
+    ahead: Ring,
+    behind: Ring,
     skip: int,
     members: tuple[U64, np.uint64, U64],
 ) -> tuple[U32, I64, U64, I64, bool]:
     """`gather_letters`, then the letters fed to a forward hasher and each character's letters
-    reversed to a backward one (`ahead`, `behind`: the arguments of `rolled_keys` after the
-    letters), then the keys looked up in a filter (`members`: the
+    reversed to a backward one (`ahead`, `behind`), then the keys looked up in a filter (`members`: the
     words, blocks and salts of `bloom_contains`; no words, no look-up): a streamed batch's
     whole reading in one call. Returns the letters, their owners, the forward then the
     backward keys of the grams complete (the first `skip` of each direction are not) and
@@ -229,10 +226,8 @@ def read_both_ways(
     first = min(skip, count)
     kept = count - first
     keys = np.empty(2 * kept, np.uint64)
-    keys[:kept] = rolled_keys(ahead[0], ahead[1], letters, ahead[2], ahead[3], ahead[4], ahead[5])[first:]
-    keys[kept:] = rolled_keys(behind[0], behind[1], backward, behind[2], behind[3], behind[4], behind[5])[
-        first:
-    ]
+    keys[:kept] = rolled_keys(ahead, letters)[first:]
+    keys[kept:] = rolled_keys(behind, backward)[first:]
     words, blocks, salts = members
     if words.shape[0] == 0:
         return letters, owners, keys, np.empty(0, np.int64), True

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.compiled import read_both_ways, rolled_keys
+from tokenclub.guard.compiled import Ring, read_both_ways, rolled_keys
 from tokenclub.guard.normalize import LETTERS, code_points
 
 U64 = npt.NDArray[np.uint64]
@@ -147,8 +147,7 @@ class RollingHasher:
         window = np.zeros(spec.width, dtype=np.uint64)  # a ring of the last `width` letters
         state = np.zeros(2, dtype=np.uint64)  # the window's polynomial, where its oldest letter is
         multiply, weight = (spec.inverse, spec.top) if self.backward else (spec.base, spec.drop)
-        # the arguments of `rolled_keys` around the letters
-        self._ring = (
+        self._ring: Ring = (
             window,
             state,
             np.uint64(multiply),
@@ -166,8 +165,7 @@ class RollingHasher:
 
     def feed(self, letters: U32) -> tuple[int, U64]:
         """(start of the first new gram, keys of the grams that the new letters complete)."""
-        window, state, multiply, weight, key, backward = self._ring
-        keys: U64 = rolled_keys(window, state, letters, multiply, weight, key, backward)
+        keys: U64 = rolled_keys(self._ring, letters)
         first, skip = self._first(len(letters))
         return first, keys[skip:]
 
