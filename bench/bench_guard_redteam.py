@@ -34,11 +34,13 @@ import argparse
 import json
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -51,6 +53,7 @@ from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.accounts.partners import apply
 from tokenclub.db.engine import Database
+from tokenclub.db.guard_schema import GuardEvent
 from tokenclub.db.migrate import upgrade
 from tokenclub.gateway.app import create_app
 from tokenclub.gateway.upstream import ModelRoute
@@ -71,6 +74,7 @@ from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.indexing.index import IndexParams, writer
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.service import GatewayGuard
+from tokenclub.guard.state.events import STOPPED
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
@@ -123,6 +127,12 @@ def fresh_replies(client: httpx.Client, texts: Sequence[str]) -> tuple[int, int,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=8)
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        help="Load the petitions of 2017-08 and 2019-04 as public text, as an operator loads the "
+        "genre's published text (`tokenclub guard public add`).",
+    )
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
     parser.add_argument(
@@ -174,6 +184,8 @@ def main() -> None:
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
+            if args.public:
+                index.set_public(load("2017-08") + load("2019-04"))
         rows = ({"doc_id": str(i), "partner_id": partner, "text": t} for i, t in enumerate(docs))
         # Disjoint documents per coverage run: a capped document is refused to everyone after.
         pool = make_targets(rows, args.targets * (2 + len(VARIANTS)), seed=5)
@@ -368,6 +380,23 @@ def petitions_run(
     )
     print("| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |")
     print(f"| {len(stopped)} ({len(stopped) / len(texts):.2%}) | {near} | {len(stopped) - near} |")
+    print("| rule that stopped them (stage: verdict) | replies |")
+    for rule, count in stopping_rules(db).most_common():
+        print(f"| {rule} | {count} |")
+
+
+def stopping_rules(db: Database) -> Counter[str]:
+    """Per rule, the requests whose first stopping guard event it was."""
+    with db.transaction() as session:
+        events = session.execute(
+            select(GuardEvent.request_id, GuardEvent.stage, GuardEvent.verdict)
+            .where(GuardEvent.action.in_(STOPPED))
+            .order_by(GuardEvent.id)
+        ).all()
+    first: dict[str, str] = {}
+    for request, stage, verdict in events:
+        first.setdefault(request, f"{stage}: {verdict}")
+    return Counter(first.values())
 
 
 def _runs(texts: Sequence[str], length: int) -> set[str]:

@@ -21,6 +21,7 @@ from tokenclub.guard.detection.coverage import (
     counted_letters,
     covered_letters,
     reply_grams,
+    reply_runs,
     standing,
     unsplitmix,
 )
@@ -137,9 +138,9 @@ def test_the_document_table_gives_every_gram_its_document_and_place(tmp_path: Pa
     piece = guard_text(DOCS[7])[500:528]  # 28 letters: one stride-aligned gram at most
     found = reply_grams(index, piece)
     assert set(found) <= {7}
-    whole = reply_grams(index, DOCS[2])
-    own = {doc: ordinals for doc, ordinals in whole.items() if doc == 2}
-    assert len(own[2]) == (len(guard_text(DOCS[2])) - 26) // 5 + 1  # every gram of it
+    whole, _, taken = reply_runs(index, DOCS[2])
+    assert len(whole[2]) == (len(guard_text(DOCS[2])) - 26) // 5 + 1  # every gram of it
+    assert taken[2] < whole[2]  # less its stock phrases that other documents hold too
     assert 2 not in reply_grams(index, DOCS[2], own=2)  # the reader's own partner's text
     assert (
         reply_grams(index, "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다.") == {}
@@ -176,3 +177,24 @@ def test_the_operator_sees_who_collected_what(tmp_path: Path) -> None:
     assert [(r["customer_id"], r["document"]) for r in mine] == [(customer, 1)]
     wrong = run_cli(home, "guard", "coverage", "--document", "99")
     assert wrong.returncode != 0 and "--document 99" in wrong.stderr
+
+
+def test_coverage_counts_no_gram_that_a_second_document_holds(tmp_path: Path) -> None:
+    """A passage two documents share (a quoted paragraph, a stock phrase) is the taking of
+    neither: a reply that carries it joins and is scanned as before, but adds nothing to any
+    customer's coverage; the letters around it still count, to the gram."""
+    quoted = DOCS[1][:120]
+    second = DOCS[4][:400] + " " + quoted + " " + DOCS[4][400:800]
+    with writer(tmp_path / "g", PARAMS, capacity=1 << 14) as built:
+        built.add([DOCS[1], DOCS[3]], [1, 1])
+        built.add([second], [2])
+    index = open_index(tmp_path / "g")
+    assert index is not None
+    grams, _, taken = reply_runs(index, quoted)
+    assert set(grams) == {0, 2} and grams[0] and grams[2]  # both hold it, for the joins
+    assert taken == {}
+    own = guard_text(DOCS[1])[300:420]  # the first document's own letters only
+    grams, _, taken = reply_runs(index, own)
+    assert set(grams) == {0} and taken == grams
+    assert len(taken[0]) == len(grams[0]) >= (120 - 26) // 5
+    assert reply_grams(index, own) == taken

@@ -25,7 +25,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> GuardIndex:
 
 
 def _straddled(index: GuardIndex, run: str, piece: str) -> frozenset[int]:
-    _, edges = reply_runs(index, run)
+    _, edges, _ = reply_runs(index, run)
     assert len(edges) == 1
     found = straddled(index, seams_of(edges[0], index.params), [ends_of(piece, index.params)])[0]
     assert set(found) <= {edges[0].doc}
@@ -66,10 +66,10 @@ def test_a_short_neighbour_joins_a_run_whichever_is_scanned_first(index: GuardIn
     the 8 after them (43 letters) join nothing."""
     letters = guard_text(DOCS[6])
     run, piece, short = letters[300:335], letters[335:351], letters[335:343]
-    assert reply_runs(index, run)[0] and reply_runs(index, piece) == ({}, [])
+    assert reply_runs(index, run)[0] and reply_runs(index, piece) == ({}, [], {})
 
     def claim(sent: Deliveries, reply: str, text: str, now: float) -> Refusal | None:
-        own, own_edges = reply_runs(index, text)
+        own, own_edges, _ = reply_runs(index, text)
         return sent.claim(reply, own, now, ends_of(text, PARAMS), own_edges, index=index)
 
     for first, second in ((run, piece), (piece, run)):
@@ -90,7 +90,7 @@ def test_a_piece_beside_a_refused_run_is_seen_once_its_document_is_capped(index:
     for a capped document only, never for the reply itself or for the reader's own partner."""
     letters = guard_text(DOCS[6])
     run, piece = letters[300:335], letters[335:351]
-    assert reply_runs(index, piece) == ({}, [])
+    assert reply_runs(index, piece) == ({}, [], {})
     sent = Deliveries("g", PARAMS, window_s=60)
     sent.attempt("a", reply_runs(index, run)[1], 0)
     ends = ends_of(piece, PARAMS)
@@ -115,7 +115,7 @@ def test_a_refused_run_joins_nothing(index: GuardIndex) -> None:
     refused, piece, run = letters[300:335], letters[335:351], letters[351:380]
 
     def claim(sent: Deliveries, reply: str, text: str, now: float) -> Refusal | None:
-        own, own_edges = reply_runs(index, text)
+        own, own_edges, _ = reply_runs(index, text)
         return sent.claim(reply, own, now, ends_of(text, PARAMS), own_edges, index=index)
 
     apart = Deliveries("g", PARAMS, window_s=60)

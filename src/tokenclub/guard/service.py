@@ -431,7 +431,8 @@ class GatewayGuard:
         """Whether `text`, about to be sent as part of `reply`, joins other replies' pieces of a
         document (any customer's, sent or in flight) into a leak (`Deliveries`), its own grams
         or, beside other replies' runs, its ends (`guard/detection/neighbours.py`): the decision
-        to block it, or None and its grams, kept as in flight. `quiet`: the scan found no counted
+        to block it, or None; and the grams of it that coverage counts (`reply_runs`; all its
+        grams are kept as in flight for the joins). `quiet`: the scan found no counted
         gram in `text`, so only its ends are looked at; `whole`: the reply's text so far, whose
         ends are kept (default `text`), unless `with_ends` is off (a stream between its first and
         last check). The grams are returned when it is blocked too: it asked for them, and
@@ -440,14 +441,14 @@ class GatewayGuard:
         limits = self.limits
         if limits is None or index is None or not index.docs.present or not text:
             return None, {}
-        grams, edges = ({}, []) if quiet else reply_runs(index, text, own)
+        grams, edges, taken = ({}, [], {}) if quiet else reply_runs(index, text, own)
         deliveries = self._deliveries_of(index, limits)
         ends = ends_of(text if whole is None else whole, index.params) if with_ends else None
         now = time.time()
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
         refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
         if refusal is None:
-            return None, grams
+            return None, taken
         deliveries.attempt(reply, edges, now)
         if refusal.capped:  # a piece beside one of a capped document: capped too, counted as asked
             asked = {refusal.doc: refusal.capped}
@@ -455,7 +456,7 @@ class GatewayGuard:
         doc = refusal.doc
         letters = covered_letters(grams.get(doc, frozenset()), index.params, 1 << 62)
         partner = index.docs.partner(doc)
-        return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), grams
+        return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), taken
 
     def _deliveries_of(self, index: GuardIndex, limits: Limits) -> Deliveries:
         deliveries = self._deliveries

@@ -87,44 +87,53 @@ class Limits:
 
 
 def reply_grams(index: GuardIndex, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
-    """The indexed grams of each document that `text` carries (at any position), except the
-    reader's own partner's (`own`)."""
-    return reply_runs(index, text, own)[0]
+    """The grams of each document that `text` carries (at any position) and that count toward
+    coverage (`reply_runs`), except the reader's own partner's (`own`)."""
+    return reply_runs(index, text, own)[2]
 
 
 def reply_runs(
     index: GuardIndex, text: str, own: int | None = None
-) -> tuple[dict[int, frozenset[int]], list[Edge]]:
-    """`reply_grams`, with the `Edge` of each document's run in the text (its letters around
-    the first and the last gram), for the neighbours of the run sent in other replies."""
+) -> tuple[dict[int, frozenset[int]], list[Edge], dict[int, frozenset[int]]]:
+    """The indexed grams of each document that `text` carries, for the joins; the `Edge` of each
+    document's run in the text (its letters around the first and the last gram), for the
+    neighbours of the run sent in other replies; and of those grams, the ones that count toward
+    coverage (`GuardIndex.alone`: no second document holds them)."""
     if not text or not index.docs.present:
-        return {}, []
+        return {}, [], {}
     letters = normalize(text).letters
     keys, _, positions = letter_keys(index.params, [letters], step=1)
     if not len(keys):
-        return {}, []
+        return {}, [], {}
     counted = index.counted(keys)  # not common, not public, not overlapping either
+    alone = index.alone(keys)[counted]
     unique, inverse = np.unique(keys[counted], return_inverse=True)
+    single = np.zeros(len(unique), dtype=np.bool_)
+    np.logical_or.at(single, inverse, alone)
     held = positions[counted]
     earliest = np.full(len(unique), len(letters), dtype=np.int64)
     latest = np.zeros(len(unique), dtype=np.int64)
     np.minimum.at(earliest, inverse, held)
     np.maximum.at(latest, inverse, held)
     found: dict[int, set[int]] = {}
+    taken: dict[int, set[int]] = {}
     runs: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
     for at, hit in index.docs.lookup_at(unique):
         if own is not None and index.docs.partner(hit.doc) == own:
             continue
         found.setdefault(hit.doc, set()).add(hit.ordinal)
-        first = (int(earliest[at]), hit.ordinal)
-        last = (int(latest[at]), hit.ordinal)
+        if single[at]:
+            taken.setdefault(hit.doc, set()).add(hit.ordinal)
+        first_at = (int(earliest[at]), hit.ordinal)
+        last_at = (int(latest[at]), hit.ordinal)
         if hit.doc in runs:
             before, after = runs[hit.doc]
-            first = first if hit.ordinal < before[1] else before
-            last = last if hit.ordinal > after[1] else after
-        runs[hit.doc] = (first, last)
+            first_at = first_at if hit.ordinal < before[1] else before
+            last_at = last_at if hit.ordinal > after[1] else after
+        runs[hit.doc] = (first_at, last_at)
     grams = {doc: frozenset(ordinals) for doc, ordinals in found.items()}
-    return grams, edges_of(letters.tolist(), runs, index.params) if runs else []
+    edges = edges_of(letters.tolist(), runs, index.params) if runs else []
+    return grams, edges, {doc: frozenset(ordinals) for doc, ordinals in taken.items()}
 
 
 def _spans(ordinals: Iterable[int], params: IndexParams, letters: int) -> list[tuple[int, int]]:

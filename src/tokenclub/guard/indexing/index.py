@@ -471,6 +471,22 @@ class GuardIndex:
         found = self.lookup(keys)
         return clear_of_shared(found != MISS, found == SHARED, self.params.width)
 
+    def alone(self, keys: U64) -> np.ndarray:
+        """Of the keys of a text's consecutive positions, the held grams that no second document
+        holds, by the sketch's estimate, and that no such gram of the text sits within `stride` − 1
+        positions of: what coverage counts. A stock phrase that two documents share is then the
+        customer's taking of neither. A passage two documents share is held at the first one's
+        alignment, which the sketch counts, and at the second's, which it does not (it counts
+        only grams held before), `stride` − 1 or fewer positions apart; a gram that runs past the
+        passage into one document's own letters is cleared only that close to it."""
+        held = self.holds(keys)
+        if self.sketch is None:
+            return held
+        at = np.flatnonzero(held)
+        twice = np.zeros(len(keys), dtype=np.bool_)
+        twice[at] = self.sketch.estimate(keys[at]) >= 1
+        return clear_of_shared(held, twice, self.params.stride)
+
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
         return [found == COUNTS for found in self.lookup_keys(keys)]
