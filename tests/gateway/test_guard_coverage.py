@@ -8,6 +8,7 @@ single hits per document and refuses them before a tenth of the petition's lette
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +42,10 @@ from tokenclub.guard.detection.coverage import Limits, reply_runs
 from tokenclub.guard.detection.neighbours import ends_of, seams_of, straddled
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.service import PASS, GatewayGuard
+from tokenclub.guard.service import EXHAUSTED, PASS, GatewayGuard
+from tokenclub.guard.state.coverage_store import drop_hold
 from tokenclub.guard.state.customer_state import read_admission
+from tokenclub.guard.state.events import record_event
 
 MODEL = "worst-case"
 DOCS = petitions()[10:40]
@@ -100,9 +103,8 @@ def ask(client: httpx.Client, piece: str, stream: bool) -> str | None:
             response.read()
             return None
         response.raise_for_status()
-        return "".join(
-            line for line in response.iter_lines() if line.startswith("data: {")
-        )  # the events; enough to find the piece's letters in
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+        return "".join(c["delta"].get("content") or "" for event in events for c in event["choices"])
 
 
 def delivered(piece: str, read: str | None) -> int:
@@ -167,10 +169,10 @@ def test_past_the_cap_a_short_piece_beside_a_refused_one_is_refused_too(
 ) -> None:
     """Once the document is capped, a piece too short to carry a gram of it still goes out on
     its own, but not beside a piece that was refused for carrying one: another customer asking
-    for it (whole or streamed) is refused that reply, and then every request. The refused piece
-    is asked whole: a refused stream's run is kept as far as it was read, which may stop short
-    of the piece's end."""
-    with shop(db, tmp_path, upstream, 3) as place:
+    for it (whole or streamed) is refused that reply, and then (one strike here) every request.
+    The refused piece is asked whole: a refused stream's run is kept as far as it was read,
+    which may stop short of the piece's end."""
+    with shop(db, tmp_path, upstream, 3, replace(LIMITS, strikes=1)) as place:
         index = open_index(place.root)
         assert index is not None
         parts = pieces(TARGET)
@@ -269,7 +271,8 @@ def test_a_piece_too_short_for_a_gram_is_seen_beside_its_neighbour(
 def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path: Path, upstream: str) -> None:
     """Requests in flight reserve `reserve` letters each of a document the customer holds counted
     letters of: with `headroom` letters left, only ceil(headroom / reserve) of many simultaneous
-    admissions get through."""
+    admissions may take more of it; the others are admitted with the document exhausted (their
+    replies carry no more of it)."""
     with shop(db, tmp_path, upstream, 1) as place:
         guard = GatewayGuard(place.root, "block", "strict", check_every_s=0.0, limits=LIMITS)
         index = guard.scanner.current()
@@ -290,7 +293,8 @@ def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path:
             start.wait()
             with db.transaction() as session:
                 check = guard.with_tally(session, key, PASS)
-                admitted.append(not check.refuse)
+                assert not check.refuse
+                admitted.append(doc not in check.exhausted)
 
         threads = [threading.Thread(target=admit) for _ in range(8)]
         for thread in threads:
@@ -300,7 +304,7 @@ def test_concurrent_admissions_do_not_overrun_the_budget(db: Database, tmp_path:
         assert headroom > 0 and expected < 8
         assert admitted.count(True) == expected
         with db.transaction() as session:
-            assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == expected
+            assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == 8
 
 
 def test_an_admission_reads_a_customers_grams_only_while_it_has_state_in_the_window(
@@ -308,7 +312,8 @@ def test_an_admission_reads_a_customers_grams_only_while_it_has_state_in_the_win
 ) -> None:
     """The first read says whether the guard kept anything for the customer: without state an
     admission adds its hold and reads nothing else; once grams are kept, a customer past its
-    coverage is refused (and its hold dropped) until the window has moved past them."""
+    coverage gets no more of that document, and after `strikes` replies blocked for it is refused
+    (and its hold dropped), until the window has moved past them."""
     with shop(db, tmp_path, upstream, 1) as place:
         guard = GatewayGuard(place.root, "block", "strict", check_every_s=0.0, limits=LIMITS)
         index = guard.scanner.current()
@@ -327,6 +332,21 @@ def test_an_admission_reads_a_customers_grams_only_while_it_has_state_in_the_win
             assert kept.last_s == 1_000 and kept.active(1_000 - LIMITS.window_s)
             guard.keep_coverage(session, key, {doc: frozenset({1})}, None, now=900.0)  # older: newest kept
             assert session.scalar(select(GuardCustomerState.last_s)) == 1_000
+        with db.transaction() as session:
+            limited = guard.with_tally(session, key, PASS, now=1_001.0)
+            assert not limited.refuse and limited.exhausted == {doc: ordinals | {1}}
+            drop_hold(session, limited.hold)
+            for _ in range(LIMITS.strikes):
+                reasons = (f"document {doc}",)
+                record_event(
+                    session,
+                    request_id="r",
+                    stage="output",
+                    verdict=EXHAUSTED,
+                    action="blocked",
+                    customer_id=key.customer_id,
+                    reasons=reasons,
+                )
         with db.transaction() as session:
             refused = guard.with_tally(session, key, PASS, now=1_001.0)
             assert refused.refuse and refused.hold is None and refused.coverage is not None
@@ -348,3 +368,33 @@ def test_fresh_text_is_not_refused(db: Database, tmp_path: Path, upstream: str) 
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(GuardCoverageHold)) == 0
         assert (session.scalar(select(func.count()).select_from(GuardCoverage)) or 0) == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_customer_at_its_limit_of_a_document_gets_every_other_reply(
+    db: Database, tmp_path: Path, upstream: str, stream: bool
+) -> None:
+    """Past its limit of a document, a customer is not locked out: a reply that carries none of
+    the document, or only what it was sent already, goes out; a reply with more of it is blocked,
+    and once `strikes` replies (three here) were blocked for that, the customer is refused."""
+    fresh = FRESH.splitlines()[0]
+    with shop(db, tmp_path, upstream, 1) as place, client_for(place.url, place.customers[0].key) as client:
+        parts = pieces(TARGET)
+        sent: list[str] = []
+        for piece in parts:
+            read = ask(client, piece, stream)
+            assert read is not None
+            if not delivered(piece, read):  # the first blocked piece (a join, or past the limit)
+                break
+            sent.append(piece)
+        assert sent
+        assert delivered(fresh, ask(client, fresh, stream)) > 0  # nothing of the document
+        assert delivered(sent[0], ask(client, sent[0], stream)) > 0  # only what it holds already
+        for piece in parts[len(sent) + 1 :]:
+            if ask(client, piece, stream) is None:
+                break
+        assert ask(client, fresh, stream) is None  # refused from now on
+    strikes = [e for e in events(db, "capped") + events(db, EXHAUSTED) if e.action == "blocked"]
+    assert len(strikes) == LIMITS.strikes
+    assert {e.partner_id for e in strikes} == {place.partner.partner_id}
+    assert [e.action for e in events(db, "coverage")] == ["refused"] * 2

@@ -128,7 +128,7 @@ class Completions:
         tally = None
         if guard is not None and call.fmt.generates:
             leak, fragments = guard.scan_reply(
-                data, call.fmt.kind, check.strict, check.earlier, check.own_partner
+                data, call.fmt.kind, check.strict, check.earlier, check.own_partner, check.exhausted
             )
             if leak is not None:
                 call.ctx.outcome = "guard_" + leak.action
@@ -261,6 +261,7 @@ class Completions:
             check.strict,
             check.earlier,
             check.own_partner,
+            check.exhausted,
         )
         events = gateway.upstream.stream(call.route, call.fmt.path, call.parsed.body)
         try:

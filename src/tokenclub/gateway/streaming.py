@@ -14,6 +14,7 @@ from typing import Any
 
 from tokenclub.gateway.billing import Usage
 from tokenclub.gateway.formats import ApiFormat, usage_from
+from tokenclub.guard.detection.coverage import Grams
 from tokenclub.guard.detection.fragments import Fragment
 from tokenclub.guard.service import Decision, GatewayGuard, StreamGuard
 
@@ -29,6 +30,7 @@ class ReplyStream:
     strict: bool = False
     earlier: tuple[Fragment, ...] = ()
     own: int | None = None  # the key's partner, when it may read its own text
+    exhausted: Grams = field(default_factory=dict)  # documents at the customer's coverage limit
     last_id: str = ""
     reported: Usage | None = None
     _generated: dict[int, list[str]] = field(default_factory=dict)
@@ -37,7 +39,9 @@ class ReplyStream:
     def _guard(self, index: int) -> StreamGuard | None:
         if index not in self._guards:
             self._guards[index] = (
-                self.owner.stream(self.fmt.kind, self.strict, self.earlier, self.own) if self.owner else None
+                self.owner.stream(self.fmt.kind, self.strict, self.earlier, self.own, self.exhausted)
+                if self.owner
+                else None
             )
         return self._guards[index]
 

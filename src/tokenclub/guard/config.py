@@ -86,7 +86,8 @@ class GuardSettings(BaseSettings):
         ge=0,
         le=1,
         description="Share of any contributed document's guard letters one customer (all its keys) may "
-        "be sent, in pieces of any size, before its requests are refused; 0 turns coverage off.",
+        "be sent, in pieces of any size; past it, replies carrying more of that document are blocked, "
+        "and from the `coverage_strikes`-th such block its requests are refused; 0 turns coverage off.",
     )
     coverage_document: float = Field(
         default=0.02,
@@ -104,6 +105,12 @@ class GuardSettings(BaseSettings):
         ge=0,
         description="Letters of one run (the longest) of a document that never count: one stock phrase an "
         "honest reply shares with it; a second place counts from its first letter.",
+    )
+    coverage_strikes: int = Field(
+        default=3,
+        ge=1,
+        description="Replies blocked for more of a document the customer is at its limit of, within the "
+        "coverage window, from which the customer's requests are refused.",
     )
     coverage_reserve: int = Field(
         default=49,
@@ -136,6 +143,7 @@ class GuardSettings(BaseSettings):
             self.coverage_window_s,
             self.coverage_reserve,
             floor=self.coverage_floor,
+            strikes=self.coverage_strikes,
         )
 
     def budget(self) -> Budget | None:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,7 +75,7 @@ from tokenclub.guard.state.customer_state import (
     kept_state,
     read_admission,
 )
-from tokenclub.guard.state.events import Action, Stage, record_event, stopped_attempts
+from tokenclub.guard.state.events import Action, Stage, blocked_replies, record_event, stopped_attempts
 from tokenclub.guard.state.fragment_store import load_fragments, save_fragments
 from tokenclub.guard.state.tallies import add_credits, window_totals
 from tokenclub.ledger.posting import Rider
@@ -96,6 +97,10 @@ COVERAGE_MESSAGE = (
     "the leak guard stopped this account (all its keys): it has been sent {letters} letters of one "
     "contributed document (limit {limit}); requests resume as the coverage window moves on"
 )
+EXHAUSTED = "exhausted"
+"""The verdict of a reply blocked for carrying more of a document its customer is at its limit of."""
+STRIKES = (EXHAUSTED, "capped")
+"""The blocks that count toward refusing a customer who holds pieces of an exhausted or capped document."""
 CAPPED_MESSAGE = (
     "the leak guard stopped this account (all its keys): a contributed document it holds pieces of "
     "has been sent to customers past its limit; requests resume as the coverage window moves on"
@@ -127,6 +132,7 @@ class PromptCheck:
     own_partner: int | None = None  # the key's partner, when it may read its own text
     coverage: Decision | None = None
     hold: int | None = None  # the coverage hold to release when the reply is tallied
+    exhausted: Grams = field(default_factory=dict)  # documents at the customer's limit → its grams of them
 
     @property
     def decisions(self) -> list[Decision]:
@@ -354,8 +360,11 @@ class GatewayGuard:
         frozen = {doc: frozenset(v) for doc, v in mine.items()}
         reserved = holds * limits.reserve
         found = coverage_standing(frozen, capped, reserved, index.params, lengths, limits, asked)
-        if not found.refused:
+        if not found.limited:
             return check
+        struck = blocked_replies(session, key.customer_id, STRIKES, datetime.fromtimestamp(since, UTC))
+        if struck < limits.strikes:  # its replies are blocked only for more of those documents
+            return replace(check, exhausted={doc: frozen.get(doc, frozenset()) for doc in found.limited})
         own = found.doc is not None and found.letters >= found.limit
         doc = found.doc if own or not found.capped else found.capped[0]
         partner = index.docs.partner(doc) if doc is not None else None
@@ -427,6 +436,7 @@ class GatewayGuard:
         quiet: bool = False,
         whole: str | None = None,
         with_ends: bool = True,
+        exhausted: Grams | None = None,
     ) -> tuple[Decision | None, Grams]:
         """Whether `text`, about to be sent as part of `reply`, joins other replies' pieces of a
         document (any customer's, sent or in flight) into a leak (`Deliveries`), its own grams
@@ -435,8 +445,10 @@ class GatewayGuard:
         grams are kept as in flight for the joins). `quiet`: the scan found no counted
         gram in `text`, so only its ends are looked at; `whole`: the reply's text so far, whose
         ends are kept (default `text`), unless `with_ends` is off (a stream between its first and
-        last check). The grams are returned when it is blocked too: it asked for them, and
-        coverage counts them as taken. Nothing is looked up when coverage is off."""
+        last check). `exhausted`: the documents the customer is at its limit of, with its grams of
+        them; a text that carries any other gram of one is blocked. The grams are returned when it
+        is blocked too: it asked for them, and coverage counts them as taken. Nothing is looked up
+        when coverage is off."""
         index = self.scanner.current()
         limits = self.limits
         if limits is None or index is None or not index.docs.present or not text:
@@ -445,6 +457,15 @@ class GatewayGuard:
         deliveries = self._deliveries_of(index, limits)
         ends = ends_of(text if whole is None else whole, index.params) if with_ends else None
         now = time.time()
+        for doc in sorted(taken.keys() & (exhausted or {}).keys()):
+            more = taken[doc] - (exhausted or {})[doc]
+            if more:  # more of a document the customer is at its limit of
+                deliveries.attempt(reply, edges, now)
+                letters = covered_letters(more, index.params, 1 << 62)
+                reasons = (f"document {doc}",)
+                return Decision(
+                    "output", EXHAUSTED, "blocked", letters, index.docs.partner(doc), reasons
+                ), taken
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
         refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
         if refusal is None:
@@ -588,12 +609,14 @@ class GatewayGuard:
         strict: bool,
         earlier: tuple[Fragment, ...] = (),
         own: int | None = None,
+        exhausted: Grams | None = None,
     ) -> tuple[Decision | None, list[Fragment]]:
         """Rebuild a whole reply in place from its allow-listed fields and scan every text channel
         of every choice: leaks, and with accumulation on runs that join `earlier` or each other
         (across channels too), blocked or redacted by policy. Returns the decision (None when it
         passes) and the fragments of what the client gets, to keep. `own`: the reader's partner,
-        whose own text passes."""
+        whose own text passes; `exhausted`: the documents its customer is at its limit of
+        (`joined`)."""
         kind = _endpoint(endpoint)
         clean = clean_reply(data, kind, _reply_id(kind))
         data.clear()
@@ -618,14 +641,16 @@ class GatewayGuard:
                 if self.policy == "block":
                     continue
             text = "\n".join(channels(choice, kind).values())  # as sent: redacted by now under "redact"
-            hits = self.capped_hits(text, own)
+            hits = beyond(self.capped_hits(text, own), exhausted or {})
             if hits:  # a capped document is refused to every reply, whatever the policy
                 _guard_choice(choice, kind, {}, "block")
                 asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
                 self.attempted(str(data["id"]), text, own)
                 continue
             if self.limits is not None:
-                join, grams = self.joined(str(data["id"]), text, own, quiet=_quiet(found))
+                join, grams = self.joined(
+                    str(data["id"]), text, own, quiet=_quiet(found), exhausted=exhausted
+                )
                 for doc, ordinals in grams.items():  # blocked for a join, it still counts as taken
                     delivered[doc] = delivered.get(doc, frozenset()) | ordinals
                 if join is not None:  # it would complete a leak with other replies' pieces
@@ -652,18 +677,32 @@ class GatewayGuard:
         return _output_decision(leaks, action, index.params), kept
 
     def stream(
-        self, endpoint: str, strict: bool, earlier: tuple[Fragment, ...] = (), own: int | None = None
+        self,
+        endpoint: str,
+        strict: bool,
+        earlier: tuple[Fragment, ...] = (),
+        own: int | None = None,
+        exhausted: Grams | None = None,
     ) -> StreamGuard:
         """A filter for one streamed reply (its events rebuilt from allow-listed fields, every
         channel scanned). With accumulation on, a run that joins `earlier` (or another run of
-        the reply, in any channel) is cut too. Without an index it only rebuilds the events."""
+        the reply, in any channel) is cut too, and so is more of a document its customer is at its
+        limit of (`exhausted`). Without an index it only rebuilds the events."""
         kind = _endpoint(endpoint)
-        return StreamGuard(self, kind, strict, self._joinable(earlier), _reply_id(kind), own)
+        held = dict(exhausted or {})
+        return StreamGuard(self, kind, strict, self._joinable(earlier), _reply_id(kind), own, held)
 
     def _joinable(self, earlier: tuple[Fragment, ...]) -> list[Fragment] | None:
         """The fragments a reply's runs are tested against (its own are added as they close);
         None, and no joins, when accumulation is off."""
         return list(earlier) if self.budget is not None else None
+
+
+def beyond(hits: Grams, held: Grams) -> dict[int, frozenset[int]]:
+    """The grams of `hits` that the customer does not hold already (`held`): resending what it was
+    sent takes nothing more of a document."""
+    more = {doc: ordinals - held.get(doc, frozenset()) for doc, ordinals in hits.items()}
+    return {doc: ordinals for doc, ordinals in more.items() if ordinals}
 
 
 def _quiet(found: dict[Channel, ScanResult]) -> bool:
@@ -748,6 +787,7 @@ class StreamGuard:
     pieces: list[Fragment] | None
     reply_id: str
     own: int | None = None
+    exhausted: dict[int, frozenset[int]] = field(default_factory=dict)  # grows with what it sends
     _scanners: dict[Channel, ViewScanner] = field(default_factory=dict)
     _names: dict[Channel, str] = field(default_factory=dict)
     _name_results: list[ScanResult] = field(default_factory=list)
@@ -839,7 +879,8 @@ class StreamGuard:
                 self._carry[channel] = CappedStream()
                 sent = "".join(self._sent.get(channel, ()))
                 self.owner.capped_feed(self._carry[channel], sent[-_CAPPED_TAIL:])
-            for doc, ordinals in self.owner.capped_feed(self._carry[channel], text, self.own).items():
+            found = self.owner.capped_feed(self._carry[channel], text, self.own)
+            for doc, ordinals in beyond(found, self.exhausted).items():
                 hits[doc] = hits.get(doc, frozenset()) | ordinals
         if not hits:
             return False
@@ -870,12 +911,14 @@ class StreamGuard:
             start = max(0, looked - _GRAM_CONTEXT)
             ends = first or self._done
             self._joined, grams = self.owner.joined(
-                self.reply_id, received[start:], self.own, quiet, received, ends
+                self.reply_id, received[start:], self.own, quiet, received, ends, self.exhausted
             )
             if self._joined is not None:  # what it asked for counts as taken, like a capped refusal
                 for doc, ordinals in grams.items():
                     self._asked[doc] = self._asked.get(doc, frozenset()) | ordinals
                 return True
+            for doc in grams.keys() & self.exhausted.keys():  # read again in the next check's context
+                self.exhausted[doc] |= grams[doc]
         return False
 
     def _quiet(self) -> bool:

@@ -66,6 +66,7 @@ class Limits:
     hold_s: int = 600
     floor: int = 50
     join_s: int = 600
+    strikes: int = 3
 
     def __post_init__(self) -> None:
         if not 0 < self.customer <= self.document <= 1:
@@ -76,6 +77,8 @@ class Limits:
             raise ValueError(
                 "coverage window_s, hold_s and join_s must be positive, reserve and floor not negative"
             )
+        if self.strikes < 1:
+            raise ValueError(f"coverage strikes ({self.strikes}) must be at least 1")
 
     def customer_letters(self, letters: int) -> int:
         """Counted letters of a document of `letters` past which one customer is refused."""
@@ -164,17 +167,20 @@ def counted_letters(ordinals: Iterable[int], params: IndexParams, letters: int, 
 
 @dataclass(frozen=True, slots=True)
 class Standing:
-    """Where a customer stands: the document it holds most of (as a share of its limit), and
-    the capped documents it holds counted letters of."""
+    """Where a customer stands: the document it holds most of (as a share of its limit), the
+    capped documents it holds counted letters of, and the documents it is at its limit of
+    (`exhausted`: replies that carry more of them are blocked)."""
 
     doc: int | None
     letters: int
     limit: int
     capped: tuple[int, ...]
+    exhausted: tuple[int, ...] = ()
 
     @property
-    def refused(self) -> bool:
-        return bool(self.capped) or (self.doc is not None and self.letters >= self.limit)
+    def limited(self) -> tuple[int, ...]:
+        """The documents that replies to the customer may carry no more of: capped, or at its limit."""
+        return tuple(sorted({*self.capped, *self.exhausted}))
 
 
 def standing(
@@ -195,6 +201,7 @@ def standing(
     closed = set(capped)
     tried = set(asked)
     held_capped: list[int] = []
+    exhausted: list[int] = []
     for doc, ordinals in sorted(mine.items()):
         letters = lengths[doc]
         counted = counted_letters(ordinals, params, letters, limits.floor)
@@ -203,9 +210,11 @@ def standing(
         share = held / limit
         if share > worst[0]:
             worst = (share, doc, held, limit)
+        if held >= limit:
+            exhausted.append(doc)
         if (counted or doc in tried) and doc in closed:
             held_capped.append(doc)
-    return Standing(worst[1], worst[2], worst[3], tuple(held_capped))
+    return Standing(worst[1], worst[2], worst[3], tuple(held_capped), tuple(exhausted))
 
 
 def _joined_runs(ordinals: Iterable[int], params: IndexParams) -> list[tuple[int, int]]:
@@ -553,7 +562,7 @@ class CappedGrams:
         self.params = index.params
         parts = [document_entries(index, doc) for doc in sorted(set(docs))]
         entries = np.concatenate(parts) if parts else np.zeros(0, dtype=ENTRY)
-        entries = entries[index.contains(np.ascontiguousarray(entries["key"]))] if len(entries) else entries
+        entries = entries[index.single(np.ascontiguousarray(entries["key"]))] if len(entries) else entries
         self.docs = frozenset(int(d) for d in entries["doc"].tolist())
         self._keys = np.sort(np.asarray(entries["key"], dtype=np.uint64))
         self._key_entry = np.argsort(np.asarray(entries["key"], dtype=np.uint64), kind="stable")

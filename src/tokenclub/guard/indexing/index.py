@@ -471,6 +471,15 @@ class GuardIndex:
         found = self.lookup(keys)
         return clear_of_shared(found != MISS, found == SHARED, self.params.width)
 
+    def single(self, keys: U64) -> np.ndarray:
+        """Keys of indexed grams that count (`contains`) and that no second document holds, by the
+        sketch's estimate, each on its own (a capped document's grams: `CappedGrams`)."""
+        found = self.contains(keys)
+        if self.sketch is not None and found.any():
+            at = np.flatnonzero(found)
+            found[at] = self.sketch.estimate(keys[at]) == 0
+        return found
+
     def alone(self, keys: U64) -> np.ndarray:
         """Of the keys of a text's consecutive positions, the held grams that no second document
         holds, by the sketch's estimate, and that no such gram of the text sits within `stride` − 1

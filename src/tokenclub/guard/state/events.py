@@ -92,3 +92,18 @@ def stopped_attempts(
         query = query.where(GuardEvent.created_at >= since)
     rows = session.execute(query.group_by(GuardEvent.partner_id)).all()
     return {partner: count for partner, count in rows}
+
+
+def blocked_replies(session: Session, customer_id: int, verdicts: Sequence[str], since: datetime) -> int:
+    """The most replies to the customer (any of its keys) blocked for one of `verdicts` since
+    `since` with the same reasons (for these verdicts, one document)."""
+    count = func.count().label("count")
+    query = select(count).where(
+        GuardEvent.customer_id == customer_id,
+        GuardEvent.stage == "output",
+        GuardEvent.verdict.in_(verdicts),
+        GuardEvent.action == "blocked",
+        GuardEvent.created_at >= since,
+    )
+    most = session.scalar(query.group_by(GuardEvent.reasons).order_by(count.desc()).limit(1))
+    return int(most or 0)
