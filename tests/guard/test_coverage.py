@@ -205,3 +205,23 @@ def test_coverage_counts_no_gram_that_a_second_document_holds(tmp_path: Path) ->
     assert reply_grams(index, own) == taken
     capped = CappedGrams(index, [0])  # nor is the shared passage refused once the first is capped
     assert capped.hits(quoted) == {} and set(capped.hits(own)) == {0}
+
+
+def test_a_phrase_a_document_holds_in_several_places_is_taken_once(tmp_path: Path) -> None:
+    """The same letters of a reply that match several places of one document are one piece of
+    it: coverage counts one place; the joins still see them all."""
+    phrase = "자유한국당 국회의원들은 즉시 사퇴하라"  # 26+ guard letters, held at three places
+    text = f"{DOCS[5][:300]} {phrase} {DOCS[5][300:600]} {phrase} {DOCS[5][600:900]} {phrase}."
+    with writer(tmp_path / "g", PARAMS, capacity=1 << 14) as built:
+        built.add([text, DOCS[6]], [1, 1])
+    index = open_index(tmp_path / "g")
+    assert index is not None
+    grams, _, taken = reply_runs(index, f"오늘 뉴스를 보니 {phrase} 하는 목소리가 컸다")
+    places = sorted(grams[0])
+    assert places[-1] - places[0] > 100  # three places, far apart
+    run = sorted(taken[0])  # one of them: its grams, 5 letters apart in one run of the phrase's letters
+    assert (run[-1] - run[0]) * 5 + 26 <= len(guard_text(phrase))
+    assert len(places) > 2 * len(run)  # 4 or 5 grams a place, by its alignment
+    piece = guard_text(text)[400:480]  # one run of its own letters: every gram counts
+    grams, _, taken = reply_runs(index, piece)
+    assert taken == grams and len(taken[0]) >= (80 - 26) // 5

@@ -101,7 +101,8 @@ def reply_runs(
     """The indexed grams of each document that `text` carries, for the joins; the `Edge` of each
     document's run in the text (its letters around the first and the last gram), for the
     neighbours of the run sent in other replies; and of those grams, the ones that count toward
-    coverage (`GuardIndex.alone`: no second document holds them)."""
+    coverage (`GuardIndex.alone`: no second document holds them; `_once`: letters of the reply
+    that a document holds in several places are one of them)."""
     if not text or not index.docs.present:
         return {}, [], {}
     letters = normalize(text).letters
@@ -119,14 +120,14 @@ def reply_runs(
     np.minimum.at(earliest, inverse, held)
     np.maximum.at(latest, inverse, held)
     found: dict[int, set[int]] = {}
-    taken: dict[int, set[int]] = {}
+    taken: dict[int, list[tuple[int, int]]] = {}  # document → (where in the reply, ordinal)
     runs: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
     for at, hit in index.docs.lookup_at(unique):
         if own is not None and index.docs.partner(hit.doc) == own:
             continue
         found.setdefault(hit.doc, set()).add(hit.ordinal)
         if single[at]:
-            taken.setdefault(hit.doc, set()).add(hit.ordinal)
+            taken.setdefault(hit.doc, []).append((int(earliest[at]), hit.ordinal))
         first_at = (int(earliest[at]), hit.ordinal)
         last_at = (int(latest[at]), hit.ordinal)
         if hit.doc in runs:
@@ -136,7 +137,24 @@ def reply_runs(
         runs[hit.doc] = (first_at, last_at)
     grams = {doc: frozenset(ordinals) for doc, ordinals in found.items()}
     edges = edges_of(letters.tolist(), runs, index.params) if runs else []
-    return grams, edges, {doc: frozenset(ordinals) for doc, ordinals in taken.items()}
+    return grams, edges, {doc: _once(hits, index.params) for doc, hits in taken.items()}
+
+
+def _once(hits: list[tuple[int, int]], params: IndexParams) -> frozenset[int]:
+    """A document's grams in a reply, (where in the reply, ordinal), less those whose letters of
+    the reply another gram of it already stands for: the same phrase held in several places of a
+    document ("자유한국당 국회의원" three times) is sent once. Two grams whose places in the reply
+    overlap stand for the same letters unless they sit as far apart in the document as in the
+    reply (one run of it)."""
+    kept: list[tuple[int, int]] = []  # (where, where in the document − where in the reply)
+    ordinals: set[int] = set()
+    for where, ordinal in sorted(hits):
+        shift = ordinal * params.stride - where
+        near = [k for k in kept if where - k[0] < params.width]
+        if all(k[1] == shift for k in near):
+            kept = [*near, (where, shift)]
+            ordinals.add(ordinal)
+    return frozenset(ordinals)
 
 
 def _spans(ordinals: Iterable[int], params: IndexParams, letters: int) -> list[tuple[int, int]]:
