@@ -335,6 +335,7 @@ def test_an_admission_reads_a_customers_grams_only_while_it_has_state_in_the_win
         with db.transaction() as session:
             limited = guard.with_tally(session, key, PASS, now=1_001.0)
             assert not limited.refuse and limited.exhausted == {doc: ordinals | {1}}
+            assert limited.hold is not None
             drop_hold(session, limited.hold)
             for _ in range(LIMITS.strikes):
                 reasons = (f"document {doc}",)
