@@ -340,12 +340,13 @@ class GatewayGuard:
     def _with_coverage(
         self, session: Session, key: KeyView, check: PromptCheck, admission: Admission, now: int
     ) -> PromptCheck:
-        """Refuse a customer past its coverage of any document, or holding counted letters of a
-        capped document, reading its grams and holds in the admission's transaction with the
-        customer's row locked, so concurrent admissions count each other's holds (this
-        request's own hold, added by `read_admission`, is not counted). A customer without
-        state in the window holds no document, so nothing of it is read. The capped set is
-        refreshed here for the reply's scan."""
+        """Hand the reply's scan the documents the customer may get no more of (past its coverage,
+        or capped and held or asked for), with its grams of them; refuse it once `strikes`
+        replies were blocked for one such document. Its grams and holds are read in the
+        admission's transaction with the customer's row locked, so concurrent admissions count
+        each other's holds (this request's own hold, added by `read_admission`, is not counted).
+        A customer without state in the window holds no document, so nothing of it is read. The
+        capped set is refreshed here for the reply's scan."""
         index = self.scanner.current()
         limits = self.limits
         assert index is not None and limits is not None

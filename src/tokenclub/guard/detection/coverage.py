@@ -10,14 +10,18 @@ which gives the document and the gram's place in it. The letters a customer hold
 document are the union of its grams' spans (`width` letters every `stride`), so the same
 piece sent twice counts once and neighbouring pieces do not double.
 
-What counts against a limit is that union less its longest run, up to `floor` letters: one
-stock phrase an honest reply shares with a document (a run of neighbouring grams) is free,
-while a collector's pieces, taken from several places of the document, count from the second
-one on, however short the document. Two limits (fractions of the document's guard letters): a
-customer past `customer` of any document is refused; a document whose union over all
-customers passes `document` is capped. A capped document's grams are then refused to
-everyone (`CappedGrams`): every reply that carries a whole gram of it, or 25 of a gram's 26
-letters (a piece cut between aligned starts), is blocked, whoever asks (common and public grams
+A gram that a second document holds too (a quoted passage, a stock phrase of the genre) is no
+one's taking, and letters of one reply that a document holds in several places count at one
+place (`reply_runs`). What counts against a limit is that union less its longest run, up to
+`floor` letters: one stock phrase an honest reply shares with a document (a run of
+neighbouring grams) is free, while a collector's pieces, taken from several places of the
+document, count from the second one on, however short the document. Two limits (fractions of
+the document's guard letters): a customer past `customer` of a document has it exhausted
+(replies that carry more of it are blocked; from the `strikes`-th such block it is refused);
+a document whose union over all customers passes `document` is capped. A capped document's
+grams are then refused to everyone (`CappedGrams`): every reply that carries a whole gram of
+it, or 25 of a gram's 26 letters (a piece cut between aligned starts), is blocked, unless its
+reader was sent that gram already (common and public grams, and those of two documents,
 excepted, as everywhere).
 
 This module is the arithmetic only; `guard/state/coverage_store.py` keeps the grams in the database.
@@ -57,7 +61,8 @@ _V = TypeVar("_V", bound=tuple[Any, ...])  # (time kept, …)
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Coverage limits as fractions of a document's guard letters, kept for `window_s`;
-    `floor`: letters of one run (the longest) that never count."""
+    `floor`: letters of one run (the longest) that never count; `strikes`: replies blocked for
+    more of one exhausted or capped document after which the customer is refused."""
 
     customer: float
     document: float
