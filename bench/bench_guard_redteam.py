@@ -22,10 +22,12 @@ limits); the share of the document's letters the customers were sent, and refuse
 
 Fresh petitions (`--fresh-petitions`, alone): the June and July petitions that share no run of
 50 guard letters with an indexed one, asked back whole by one customer through the default
-guard; every reply stopped is a false positive.
+guard; every reply stopped is a false positive, and the rule that stopped it is counted.
+`--public` loads the petitions of 2017-08 and 2019-04 as public text first (the genre's
+published text, as an operator loads it).
 
-Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--pieces-only | --split-only |
---fresh-petitions]``.
+Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--pieces-only |
+--split-only | --fresh-petitions]``.
 """
 
 from __future__ import annotations
