@@ -42,10 +42,10 @@ from tokenclub.guard.detection.coverage import Limits, reply_runs
 from tokenclub.guard.detection.neighbours import ends_of, seams_of, straddled
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
-from tokenclub.guard.service import EXHAUSTED, PASS, GatewayGuard
+from tokenclub.guard.service import PASS, GatewayGuard
 from tokenclub.guard.state.coverage_store import drop_hold
 from tokenclub.guard.state.customer_state import read_admission
-from tokenclub.guard.state.events import record_event
+from tokenclub.guard.state.events import EXHAUSTED, record_event
 
 MODEL = "worst-case"
 DOCS = petitions()[10:40]

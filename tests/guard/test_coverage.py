@@ -30,6 +30,7 @@ from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.indexing.parts import guard_root
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.state.coverage_store import add_grams
+from tokenclub.guard.state.events import EXHAUSTED, record_event
 from tokenclub.home import open_database
 from tokenclub.settings import Settings
 
@@ -171,12 +172,23 @@ def test_the_operator_sees_who_collected_what(tmp_path: Path) -> None:
             now = 2_000_000_000
             add_grams(session, customer, key.id, index.folder.name, {1: frozenset({0, 1})}, {1: 1}, now, 0)
             add_grams(session, other, other_key.id, index.folder.name, {1: frozenset({40})}, {1: 1}, now, 0)
+            for verdict in (EXHAUSTED, "capped", "joined"):  # two strikes; a join is none
+                record_event(
+                    session,
+                    request_id=verdict,
+                    stage="output",
+                    verdict=verdict,
+                    action="blocked",
+                    customer_id=customer,
+                    reasons=("document 1",),
+                )
     finally:
         db.dispose()
     rows = run_json(home, "guard", "coverage", "--document", "1")
     by = {str(r["customer_id"]): r for r in rows}
     assert by[str(customer)]["letters"] == 31 and by[str(customer)]["grams"] == 2
     assert by[str(other)]["letters"] == 26
+    assert by[str(customer)]["blocked"] == by["all"]["blocked"] == 2 and by[str(other)]["blocked"] == 0
     assert by["all"]["letters"] == 57 and by["all"]["partner_id"] == 1
     mine = run_json(home, "guard", "coverage", "--customer", str(customer))
     assert [(r["customer_id"], r["document"]) for r in mine] == [(customer, 1)]

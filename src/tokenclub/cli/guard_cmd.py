@@ -238,6 +238,7 @@ COVERAGE_COLUMNS = (
     "document_letters",
     "share",
     "limit",
+    "blocked",
     "last_at",
 )
 
@@ -257,6 +258,7 @@ def coverage_command(
     from tokenclub.guard.indexing.index import open_index
     from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.state.coverage_store import holdings
+    from tokenclub.guard.state.events import STRIKES, blocks_by_document
 
     settings = GuardSettings()
     limits = settings.limits()
@@ -272,6 +274,7 @@ def coverage_command(
     since = int(time.time()) - limits.window_s
     with session_scope() as session:
         held = holdings(session, index.folder.name, since, customer, document)
+        blocks = blocks_by_document(session, STRIKES, datetime.fromtimestamp(since, UTC), customer)
     rows: list[dict[str, Any]] = []
     union: dict[int, set[int]] = {}
     for h in held:
@@ -288,6 +291,7 @@ def coverage_command(
                 "document_letters": letters,
                 "share": round(got / letters, 4) if letters else None,
                 "limit": limits.customer_letters(letters),
+                "blocked": blocks.get((h.customer_id, h.doc), 0),
                 "last_at": datetime.fromtimestamp(h.last_s, UTC).isoformat(timespec="seconds"),
             }
         )
@@ -305,6 +309,7 @@ def coverage_command(
                     "document_letters": letters,
                     "share": round(got / letters, 4) if letters else None,
                     "limit": limits.document_letters(letters),
+                    "blocked": sum(n for (_, place), n in blocks.items() if place == doc),
                     "last_at": "",
                 }
             )

@@ -75,7 +75,15 @@ from tokenclub.guard.state.customer_state import (
     kept_state,
     read_admission,
 )
-from tokenclub.guard.state.events import Action, Stage, blocked_replies, record_event, stopped_attempts
+from tokenclub.guard.state.events import (
+    EXHAUSTED,
+    STRIKES,
+    Action,
+    Stage,
+    blocks_by_document,
+    record_event,
+    stopped_attempts,
+)
 from tokenclub.guard.state.fragment_store import load_fragments, save_fragments
 from tokenclub.guard.state.tallies import add_credits, window_totals
 from tokenclub.ledger.posting import Rider
@@ -97,10 +105,6 @@ COVERAGE_MESSAGE = (
     "the leak guard stopped this account (all its keys): it has been sent {letters} letters of one "
     "contributed document (limit {limit}); requests resume as the coverage window moves on"
 )
-EXHAUSTED = "exhausted"
-"""The verdict of a reply blocked for carrying more of a document its customer is at its limit of."""
-STRIKES = (EXHAUSTED, "capped")
-"""The blocks that count toward refusing a customer who holds pieces of an exhausted or capped document."""
 CAPPED_MESSAGE = (
     "the leak guard stopped this account (all its keys): a contributed document it holds pieces of "
     "has been sent to customers past its limit; requests resume as the coverage window moves on"
@@ -363,7 +367,8 @@ class GatewayGuard:
         found = coverage_standing(frozen, capped, reserved, index.params, lengths, limits, asked)
         if not found.limited:
             return check
-        struck = blocked_replies(session, key.customer_id, STRIKES, datetime.fromtimestamp(since, UTC))
+        blocks = blocks_by_document(session, STRIKES, datetime.fromtimestamp(since, UTC), key.customer_id)
+        struck = max(blocks.get((key.customer_id, doc), 0) for doc in found.limited)
         if struck < limits.strikes:  # its replies are blocked only for more of those documents
             return replace(check, exhausted={doc: frozen.get(doc, frozenset()) for doc in found.limited})
         own = found.doc is not None and found.letters >= found.limit

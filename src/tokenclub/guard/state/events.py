@@ -14,6 +14,10 @@ from tokenclub.db.guard_schema import GuardEvent
 
 Stage = Literal["prompt", "output"]
 Action = Literal["blocked", "redacted", "refused", "strict", "logged"]
+EXHAUSTED = "exhausted"
+"""The verdict of a reply blocked for carrying more of a document its customer is at its limit of."""
+STRIKES = (EXHAUSTED, "capped")
+"""The blocks that count toward refusing a customer who holds pieces of an exhausted or capped document."""
 STOPPED: tuple[Action, ...] = ("blocked", "redacted", "refused")
 """Actions that kept contributed text from the client (`strict` and `logged` only watched)."""
 
@@ -94,16 +98,27 @@ def stopped_attempts(
     return {partner: count for partner, count in rows}
 
 
-def blocked_replies(session: Session, customer_id: int, verdicts: Sequence[str], since: datetime) -> int:
-    """The most replies to the customer (any of its keys) blocked for one of `verdicts` since
-    `since` with the same reasons (for these verdicts, one document)."""
-    count = func.count().label("count")
-    query = select(count).where(
-        GuardEvent.customer_id == customer_id,
-        GuardEvent.stage == "output",
-        GuardEvent.verdict.in_(verdicts),
-        GuardEvent.action == "blocked",
-        GuardEvent.created_at >= since,
+def blocks_by_document(
+    session: Session, verdicts: Sequence[str], since: datetime, customer_id: int | None = None
+) -> dict[tuple[int, int], int]:
+    """Replies blocked for one of `verdicts` since `since`, per (customer, document): the verdicts
+    whose reasons name one document ("document N"), of every customer or of one."""
+    query = (
+        select(GuardEvent.customer_id, GuardEvent.reasons, func.count())
+        .where(
+            GuardEvent.stage == "output",
+            GuardEvent.verdict.in_(verdicts),
+            GuardEvent.action == "blocked",
+            GuardEvent.created_at >= since,
+        )
+        .group_by(GuardEvent.customer_id, GuardEvent.reasons)
     )
-    most = session.scalar(query.group_by(GuardEvent.reasons).order_by(count.desc()).limit(1))
-    return int(most or 0)
+    if customer_id is not None:
+        query = query.where(GuardEvent.customer_id == customer_id)
+    found: dict[tuple[int, int], int] = {}
+    for customer, reasons, count in session.execute(query):
+        named = [r for r in json.loads(reasons or "[]") if str(r).startswith("document ")]
+        if customer is not None and len(named) == 1:
+            place = (int(customer), int(named[0].removeprefix("document ")))
+            found[place] = found.get(place, 0) + int(count)
+    return found
