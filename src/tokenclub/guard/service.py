@@ -452,9 +452,9 @@ class GatewayGuard:
         gram in `text`, so only its ends are looked at; `whole`: the reply's text so far, whose
         ends are kept (default `text`), unless `with_ends` is off (a stream between its first and
         last check). `exhausted`: the documents the customer is at its limit of, with its grams of
-        them; a text that carries any other gram of one is blocked. The grams are returned when it
-        is blocked too: it asked for them, and coverage counts them as taken. Nothing is looked up
-        when coverage is off."""
+        them; a text that carries any other gram of one is blocked, and adds nothing to coverage
+        (its event is a strike). The grams are returned when it is blocked for a join too: it asked
+        for them, and coverage counts them as taken. Nothing is looked up when coverage is off."""
         index = self.scanner.current()
         limits = self.limits
         if limits is None or index is None or not index.docs.present or not text:
@@ -468,10 +468,9 @@ class GatewayGuard:
             if more:  # more of a document the customer is at its limit of
                 deliveries.attempt(reply, edges, now)
                 letters = covered_letters(more, index.params, 1 << 62)
-                reasons = (f"document {doc}",)
-                return Decision(
-                    "output", EXHAUSTED, "blocked", letters, index.docs.partner(doc), reasons
-                ), taken
+                partner = index.docs.partner(doc)
+                decision = Decision("output", EXHAUSTED, "blocked", letters, partner, (f"document {doc}",))
+                return decision, {}  # none of it went out: the block's event is the strike
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
         refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
         if refusal is None:

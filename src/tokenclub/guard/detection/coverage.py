@@ -86,7 +86,7 @@ class Limits:
             raise ValueError(f"coverage strikes ({self.strikes}) must be at least 1")
 
     def customer_letters(self, letters: int) -> int:
-        """Counted letters of a document of `letters` past which one customer is refused."""
+        """Counted letters of a document of `letters` past which one customer has it exhausted."""
         return max(1, math.floor(self.customer * letters))
 
     def document_letters(self, letters: int) -> int:
@@ -133,13 +133,13 @@ def reply_runs(
         found.setdefault(hit.doc, set()).add(hit.ordinal)
         if single[at]:
             taken.setdefault(hit.doc, []).append((int(earliest[at]), hit.ordinal))
-        first_at = (int(earliest[at]), hit.ordinal)
-        last_at = (int(latest[at]), hit.ordinal)
+        first = (int(earliest[at]), hit.ordinal)
+        last = (int(latest[at]), hit.ordinal)
         if hit.doc in runs:
             before, after = runs[hit.doc]
-            first_at = first_at if hit.ordinal < before[1] else before
-            last_at = last_at if hit.ordinal > after[1] else after
-        runs[hit.doc] = (first_at, last_at)
+            first = first if hit.ordinal < before[1] else before
+            last = last if hit.ordinal > after[1] else after
+        runs[hit.doc] = (first, last)
     grams = {doc: frozenset(ordinals) for doc, ordinals in found.items()}
     edges = edges_of(letters.tolist(), runs, index.params) if runs else []
     return grams, edges, {doc: _once(hits, index.params) for doc, hits in taken.items()}
