@@ -29,6 +29,7 @@ from tokenclub.guard.hashing import splitmix
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.indexing.parts import guard_root
 from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.service import GatewayGuard
 from tokenclub.guard.state.coverage_store import add_grams
 from tokenclub.guard.state.events import EXHAUSTED, record_event
 from tokenclub.home import open_database
@@ -237,3 +238,31 @@ def test_a_phrase_a_document_holds_in_several_places_is_taken_once(tmp_path: Pat
     piece = guard_text(text)[400:480]  # one run of its own letters: every gram counts
     grams, _, taken = reply_runs(index, piece)
     assert taken == grams and len(taken[0]) >= (80 - 26) // 5
+
+
+def test_past_its_limit_a_reply_with_more_of_the_document_is_blocked_and_takes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`GatewayGuard.joined` with the document exhausted: a text with a gram the customer does
+    not hold is blocked (`exhausted`) and returns no grams to keep; one with only grams it
+    holds, or none of the document, goes out as before."""
+    with writer(tmp_path / "g", PARAMS, capacity=1 << 14) as built:
+        built.add(DOCS[:4], [1, 1, 2, 2])
+    guard = GatewayGuard(tmp_path / "g", "block", "strict", check_every_s=0.0, limits=LIMITS)
+    letters = guard_text(DOCS[2])
+    held_piece, new_piece = letters[100:160], letters[1000:1060]
+    decision, held = guard.joined("a", held_piece)
+    assert decision is None and set(held) == {2}
+    exhausted = {2: held[2]}
+    decision, taken = guard.joined("b", new_piece, exhausted=exhausted)
+    assert decision is not None and decision.verdict == EXHAUSTED and decision.action == "blocked"
+    assert decision.partner_id == 2 and decision.reasons == ("document 2",) and taken == {}
+    index = guard.scanner.current()
+    assert index is not None
+    assert decision.matched_length == covered_letters(reply_grams(index, new_piece)[2], PARAMS, 1 << 62)
+    decision, again = guard.joined("c", held_piece, exhausted=exhausted)
+    assert decision is None and again == held
+    decision, fresh = guard.joined(
+        "d", "요즘 날씨가 많이 따뜻해져서 주말에 가족과 함께 한강 공원에 다녀왔습니다.", exhausted=exhausted
+    )
+    assert decision is None and fresh == {}
