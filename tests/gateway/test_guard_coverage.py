@@ -399,3 +399,54 @@ def test_a_customer_at_its_limit_of_a_document_gets_every_other_reply(
     assert len(strikes) == LIMITS.strikes
     assert {e.partner_id for e in strikes} == {place.partner.partner_id}
     assert [e.action for e in events(db, "coverage")] == ["refused"] * 2
+
+
+def test_a_document_blocked_for_many_customers_refuses_each_at_its_first_block(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    """Strikes count per document: a customer with one block of its own is refused once the
+    document was blocked `strikes` times for all customers together (accounts collecting it in
+    turn), and not before; another document's blocks count for nothing here."""
+    with shop(db, tmp_path, upstream, 3) as place:
+        guard = GatewayGuard(place.root, "block", "strict", check_every_s=0.0, limits=LIMITS)
+        index = guard.scanner.current()
+        assert index is not None
+        doc = DOCS.index(TARGET)
+        other = (doc + 1) % len(DOCS)
+        ordinals = frozenset(range(0, index.docs.letters(doc) // index.params.stride, 6))
+        keys = []
+        with db.transaction() as session:
+            for account in place.customers:
+                key = authenticate(session, account.key)
+                assert isinstance(key, KeyView)
+                guard.keep_coverage(session, key, {doc: ordinals}, None)
+                keys.append(key)
+
+        def block(key: KeyView, document: int) -> None:
+            with db.transaction() as session:
+                record_event(
+                    session,
+                    request_id="r",
+                    stage="output",
+                    verdict=EXHAUSTED,
+                    action="blocked",
+                    customer_id=key.customer_id,
+                    reasons=(f"document {document}",),
+                )
+
+        def refused(key: KeyView) -> bool:
+            with db.transaction() as session:
+                check = guard.with_tally(session, key, PASS)
+                if check.hold is not None:
+                    drop_hold(session, check.hold)
+                return check.refuse
+
+        first, second, third = keys
+        block(first, doc)
+        block(second, doc)
+        for _ in range(3):
+            block(third, other)
+        assert not any(refused(key) for key in keys)  # two blocks of this document in all
+        block(first, doc)
+        assert refused(first) and refused(second)  # three in all: one of its own is enough
+        assert not refused(third)  # none of its own on this document

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -367,9 +367,8 @@ class GatewayGuard:
         found = coverage_standing(frozen, capped, reserved, index.params, lengths, limits, asked)
         if not found.limited:
             return check
-        blocks = blocks_by_document(session, STRIKES, datetime.fromtimestamp(since, UTC), key.customer_id)
-        struck = max(blocks.get((key.customer_id, doc), 0) for doc in found.limited)
-        if struck < limits.strikes:  # its replies are blocked only for more of those documents
+        if not self._struck_out(session, key.customer_id, found.limited, since, limits.strikes):
+            # its replies are blocked only for more of those documents
             return replace(check, exhausted={doc: frozen.get(doc, frozenset()) for doc in found.limited})
         own = found.doc is not None and found.letters >= found.limit
         doc = found.doc if own or not found.capped else found.capped[0]
@@ -378,6 +377,19 @@ class GatewayGuard:
         decision = Decision("prompt", verdict, "refused", found.letters, partner, (f"document {doc}",))
         message = COVERAGE_MESSAGE.format(letters=found.letters, limit=found.limit) if own else CAPPED_MESSAGE
         return replace(check, refuse=True, coverage=decision, message=message)
+
+    @staticmethod
+    def _struck_out(session: Session, customer: int, docs: Sequence[int], since: int, strikes: int) -> bool:
+        """Whether the customer is refused for its blocks on documents it may get no more of:
+        `strikes` of them on one document, or one once that document was blocked `strikes` times
+        for all customers together (many accounts collecting it, each with a strike or two)."""
+        blocks = blocks_by_document(session, STRIKES, datetime.fromtimestamp(since, UTC), documents=docs)
+        for doc in docs:
+            own = blocks.get((customer, doc), 0)
+            every = sum(count for (_, place), count in blocks.items() if place == doc)
+            if own >= strikes or (own and every >= strikes):
+                return True
+        return False
 
     def _refresh_capped(
         self, session: Session, index: GuardIndex, version: tuple[int, int], now: int

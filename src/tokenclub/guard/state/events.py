@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -99,10 +99,15 @@ def stopped_attempts(
 
 
 def blocks_by_document(
-    session: Session, verdicts: Sequence[str], since: datetime, customer_id: int | None = None
+    session: Session,
+    verdicts: Sequence[str],
+    since: datetime,
+    customer_id: int | None = None,
+    documents: Collection[int] | None = None,
 ) -> dict[tuple[int, int], int]:
     """Replies blocked for one of `verdicts` since `since`, per (customer, document): the verdicts
-    whose reasons name one document ("document N"), of every customer or of one."""
+    whose reasons name one document ("document N"), of every customer or of one, of every
+    document or of those named."""
     query = (
         select(GuardEvent.customer_id, GuardEvent.reasons, func.count())
         .where(
@@ -115,6 +120,8 @@ def blocks_by_document(
     )
     if customer_id is not None:
         query = query.where(GuardEvent.customer_id == customer_id)
+    if documents is not None:
+        query = query.where(GuardEvent.reasons.in_([json.dumps([f"document {doc}"]) for doc in documents]))
     found: dict[tuple[int, int], int] = {}
     for customer, reasons, count in session.execute(query):
         named = [r for r in json.loads(reasons or "[]") if str(r).startswith("document ")]
