@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
@@ -117,6 +118,19 @@ def events(db: Database, verdict: str) -> list[GuardEvent]:
         found = session.scalars(select(GuardEvent).where(GuardEvent.verdict == verdict)).all()
         session.expunge_all()
         return list(found)
+
+
+def strike(session: Session, key: KeyView, doc: int) -> None:
+    """The event of a reply to the key's customer blocked for more of an exhausted `doc`."""
+    record_event(
+        session,
+        request_id="r",
+        stage="output",
+        verdict=EXHAUSTED,
+        action="blocked",
+        customer_id=key.customer_id,
+        reasons=(f"document {doc}",),
+    )
 
 
 def test_one_customer_collects_at_most_a_tenth_of_a_document(
@@ -338,16 +352,7 @@ def test_an_admission_reads_a_customers_grams_only_while_it_has_state_in_the_win
             assert limited.hold is not None
             drop_hold(session, limited.hold)
             for _ in range(LIMITS.strikes):
-                reasons = (f"document {doc}",)
-                record_event(
-                    session,
-                    request_id="r",
-                    stage="output",
-                    verdict=EXHAUSTED,
-                    action="blocked",
-                    customer_id=key.customer_id,
-                    reasons=reasons,
-                )
+                strike(session, key, doc)
         with db.transaction() as session:
             refused = guard.with_tally(session, key, PASS, now=1_001.0)
             assert refused.refuse and refused.hold is None and refused.coverage is not None
@@ -424,15 +429,7 @@ def test_a_document_blocked_for_many_customers_refuses_each_at_its_first_block(
 
         def block(key: KeyView, document: int) -> None:
             with db.transaction() as session:
-                record_event(
-                    session,
-                    request_id="r",
-                    stage="output",
-                    verdict=EXHAUSTED,
-                    action="blocked",
-                    customer_id=key.customer_id,
-                    reasons=(f"document {document}",),
-                )
+                strike(session, key, document)
 
         def refused(key: KeyView) -> bool:
             with db.transaction() as session:
