@@ -24,10 +24,10 @@ Fresh petitions (`--fresh-petitions`, alone): the June and July petitions that s
 50 guard letters with an indexed one, asked back whole by one customer through the default
 guard; every reply stopped is a false positive, and the rule that stopped it is counted.
 `--public` loads the petitions of 2017-08 and 2019-04 as public text first (the genre's
-published text, as an operator loads it).
+published text, as an operator loads it); `--stream` asks them streamed.
 
-Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--pieces-only |
---split-only | --fresh-petitions]``.
+Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--stream]
+[--pieces-only | --split-only | --fresh-petitions]``.
 """
 
 from __future__ import annotations
@@ -109,26 +109,39 @@ def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, 
     return got, len(guard_text(target.text)), refused
 
 
-def fresh_replies(client: httpx.Client, texts: Sequence[str]) -> tuple[int, int, int]:
-    """Fresh text asked back by one customer, a reply a text: (replies, refused, blocked)."""
+def fresh_replies(client: httpx.Client, texts: Sequence[str], stream: bool = False) -> tuple[int, int, int]:
+    """Fresh text asked back by one customer, a reply a text (streamed in pieces of 3
+    characters with `stream`): (replies, refused, blocked)."""
     replies = refused = blocked = 0
     for text in texts:
-        message = order(text, "content", "verbatim", 0)
-        response = client.post(
-            "/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": message}]}
-        )
+        message = order(text, "content", "verbatim", 3 if stream else 0)
+        body = {"model": MODEL, "messages": [{"role": "user", "content": message}], "stream": stream}
         replies += 1
+        with client.stream("POST", "/chat/completions", json=body) as response:
+            response.read()
         if response.status_code == 400:
             refused += 1
             continue
         response.raise_for_status()
-        blocked += response.json()["choices"][0]["finish_reason"] == "content_filter"
+        if stream:
+            events = [
+                json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")
+            ]
+            reasons = [c.get("finish_reason") for event in events for c in event.get("choices") or ()]
+        else:
+            reasons = [response.json()["choices"][0]["finish_reason"]]
+        blocked += "content_filter" in reasons
     return replies, refused, blocked
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=8)
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="With --fresh-petitions: the replies streamed, 3 characters an event.",
+    )
     parser.add_argument(
         "--public",
         action="store_true",
@@ -214,7 +227,7 @@ def main() -> None:
                     db.dispose()
                     return
                 if args.fresh_petitions:
-                    petitions_run(covering, db, upstream, routes, honest_key, docs)
+                    petitions_run(covering, db, upstream, routes, honest_key, docs, args.stream)
                     db.dispose()
                     return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
@@ -358,6 +371,7 @@ def petitions_run(
     routes: dict[str, ModelRoute],
     honest_key: str,
     indexed: Sequence[str],
+    stream: bool = False,
 ) -> None:
     """Petitions of the two months after the indexed one, asked back whole by one customer
     through the default guard: fresh text of the same genre, its stock phrases included. A
@@ -372,13 +386,14 @@ def petitions_run(
     stopped = []
     with serve_in_thread(app) as url, client_for(url + "/v1", honest_key, timeout_s=60) as client:
         for text in texts:
-            _, refused, blocked = fresh_replies(client, [text])
+            _, refused, blocked = fresh_replies(client, [text], stream)
             if refused or blocked:
                 stopped.append(text)
     near = sum(_shares(t, runs[30], 30) for t in stopped)
+    how = ", streamed" if stream else ""
     print(
         f"fresh petitions (2019-06 and 2019-07, {len(months)}, less {len(months) - len(texts)} that "
-        f"share 50 letters with an indexed one), one customer, default guard: {len(texts)} replies"
+        f"share 50 letters with an indexed one), one customer, default guard: {len(texts)} replies{how}"
     )
     print("| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |")
     print(f"| {len(stopped)} ({len(stopped) / len(texts):.2%}) | {near} | {len(stopped) - near} |")
