@@ -475,14 +475,15 @@ class GatewayGuard:
         deliveries = self._deliveries_of(index, limits)
         ends = ends_of(text if whole is None else whole, index.params) if with_ends else None
         now = time.time()
-        for doc in sorted(taken.keys() & (exhausted or {}).keys()):
-            more = taken[doc] - (exhausted or {})[doc]
-            if more:  # more of a document the customer is at its limit of
-                deliveries.attempt(reply, edges, now)
-                letters = covered_letters(more, index.params, 1 << 62)
-                partner = index.docs.partner(doc)
-                decision = Decision("output", EXHAUSTED, "blocked", letters, partner, (f"document {doc}",))
-                return decision, {}  # none of it went out: the block's event is the strike
+        held = exhausted or {}
+        more = beyond({doc: taken[doc] for doc in taken.keys() & held.keys()}, held)
+        if more:  # more of a document the customer is at its limit of
+            doc = min(more)
+            deliveries.attempt(reply, edges, now)
+            letters = covered_letters(more[doc], index.params, 1 << 62)
+            partner = index.docs.partner(doc)
+            decision = Decision("output", EXHAUSTED, "blocked", letters, partner, (f"document {doc}",))
+            return decision, {}  # none of it went out: the block's event is the strike
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
         refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
         if refusal is None:

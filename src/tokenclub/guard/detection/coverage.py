@@ -106,7 +106,7 @@ def reply_runs(
     """The indexed grams of each document that `text` carries, for the joins; the `Edge` of each
     document's run in the text (its letters around the first and the last gram), for the
     neighbours of the run sent in other replies; and of those grams, the ones that count toward
-    coverage (`GuardIndex.alone`: no second document holds them; `_once`: letters of the reply
+    coverage (`GuardIndex.counted_alone`: no second document holds them; `_once`: letters of the reply
     that a document holds in several places are one of them)."""
     if not text or not index.docs.present:
         return {}, [], {}
@@ -114,8 +114,8 @@ def reply_runs(
     keys, _, positions = letter_keys(index.params, [letters], step=1)
     if not len(keys):
         return {}, [], {}
-    counted = index.counted(keys)  # not common, not public, not overlapping either
-    alone = index.alone(keys)[counted]
+    counted, alone = index.counted_alone(keys)  # counted: not common, not public, nor beside one
+    alone = alone[counted]
     unique, inverse = np.unique(keys[counted], return_inverse=True)
     single = np.zeros(len(unique), dtype=np.bool_)
     np.logical_or.at(single, inverse, alone)

@@ -468,8 +468,7 @@ class GuardIndex:
     def counted(self, keys: U64) -> np.ndarray:
         """Of the keys of a text's consecutive positions, the grams that count as hits: held, not
         common or public, and overlapping no gram of the text that is (`clear_of_shared`)."""
-        found = self.lookup(keys)
-        return clear_of_shared(found != MISS, found == SHARED, self.params.width)
+        return self.counted_alone(keys)[0]
 
     def single(self, keys: U64) -> np.ndarray:
         """Keys of indexed grams that count (`contains`) and that no second document holds, by the
@@ -480,21 +479,23 @@ class GuardIndex:
             found[at] = self.sketch.estimate(keys[at]) == 0
         return found
 
-    def alone(self, keys: U64) -> np.ndarray:
-        """Of the keys of a text's consecutive positions, the held grams that no second document
-        holds, by the sketch's estimate, and that no such gram of the text sits within `stride` − 1
+    def counted_alone(self, keys: U64) -> tuple[np.ndarray, np.ndarray]:
+        """`counted`, and from the same look-up the held grams that no second document holds, by
+        the sketch's estimate, and that no such gram of the text sits within `stride` − 1
         positions of: what coverage counts. A stock phrase that two documents share is then the
         customer's taking of neither. A passage two documents share is held at the first one's
         alignment, which the sketch counts, and at the second's, which it does not (it counts
         only grams held before), `stride` − 1 or fewer positions apart; a gram that runs past the
         passage into one document's own letters is cleared only that close to it."""
-        held = self.holds(keys)
+        found = self.lookup(keys)
+        held = found != MISS
+        counted = clear_of_shared(held, found == SHARED, self.params.width)
         if self.sketch is None:
-            return held
+            return counted, held
         at = np.flatnonzero(held)
         twice = np.zeros(len(keys), dtype=np.bool_)
         twice[at] = self.sketch.estimate(keys[at]) >= 1
-        return clear_of_shared(held, twice, self.params.stride)
+        return counted, clear_of_shared(held, twice, self.params.stride)
 
     def contains_keys(self, keys: list[int]) -> list[bool]:
         """`contains` for a few keys as Python integers (see `BlockedBloom.contains_keys`)."""
