@@ -219,8 +219,8 @@ def test_public_add_names_the_bad_file(tmp_path: Path) -> None:
 def test_repeated_counts_each_keys_distinct_documents(
     pairs: list[tuple[int, int]], held: set[int], shift: int
 ) -> None:
-    """`shift` 40: keys that differ only in high bits, so that every key shares its slot."""
-    pairs = [(k << shift, d) for k, d in pairs]
+    """`shift` 40: keys that differ only in high bits; 0: only in low bits."""
+    pairs = sorted(((k << shift, d) for k, d in pairs), key=lambda pair: pair[1])  # documents in order
     held = {k << shift for k in held}
     keys = np.array([k for k, _ in pairs], dtype=np.uint64)
     owner = np.array([d for _, d in pairs], dtype=np.int64)

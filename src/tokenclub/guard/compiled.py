@@ -186,6 +186,79 @@ def repeated_at_stride(code_points: U32, lengths: U8, shortest: int, longest: in
     return 0
 
 
+_GOLDEN64 = np.uint64(0x9E3779B97F4A7C15)
+_GOLDEN_INVERSE = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # undoes the multiply
+
+
+PART_KEYS = 16384
+"""Keys a part of `distinct_documents` holds at most on average: its table (twice as many slots,
+16 bytes a slot: 512 KB) stays in the core's cache. One table for a whole batch of 700,000 keys
+missed the cache at nearly every key and took twice as long; parts of 2,048 keys took longer
+again (the split writes to too many places at once)."""
+
+
+@_compiled
+def distinct_documents(keys: U64, owner: I64) -> tuple[U64, I64]:
+    """Each distinct key of a batch and the number of documents that hold it, in no order
+    (`commonness.repeated`). `owner` must not decrease (a batch's keys in document order), so a
+    key's documents are counted by remembering the last one seen.
+
+    The keys are first split into parts by the high bits of the key times an odd constant
+    (stably: each part stays in document order), then each part is counted in an
+    open-addressing table twice its size, slotted by the next bits, so keys that differ only in
+    low or only in high bits still spread."""
+    n = keys.shape[0]
+    part_bits = 0
+    while (PART_KEYS << part_bits) < n:
+        part_bits += 1
+    mixed = np.empty(n, np.uint64)
+    sizes = np.zeros((1 << part_bits) + 1, np.int64)
+    for i in range(n):
+        mixed[i] = keys[i] * _GOLDEN64
+        sizes[(np.int64(mixed[i] >> _S32) >> (32 - part_bits)) + 1] += 1
+    for part in range(1 << part_bits):
+        sizes[part + 1] += sizes[part]
+    parted = np.empty(n, np.uint64)  # each part's keys (mixed), then their documents, in order
+    parted_owner = np.empty(n, np.uint64)
+    filled = sizes[:-1].copy()
+    for i in range(n):
+        into = np.int64(mixed[i] >> _S32) >> (32 - part_bits)
+        parted[filled[into]], parted_owner[filled[into]] = mixed[i], owner[i]
+        filled[into] += 1
+    largest = 1
+    for part in range(1 << part_bits):
+        largest = max(largest, sizes[part + 1] - sizes[part])
+    bits = 1
+    while (1 << bits) < 2 * largest:
+        bits += 1
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    # a slot is two words side by side (one cache line): the key, then its last document in
+    # the high half and its count of documents in the low half (0: a free slot)
+    table = np.zeros(2 << bits, np.uint64)
+    unique = np.empty(n, np.uint64)
+    documents = np.empty(n, np.int64)
+    distinct = 0
+    for part in range(1 << part_bits):
+        for at in range(sizes[part], sizes[part + 1]):
+            key, document = parted[at], parted_owner[at]
+            slot = np.int64((key << np.uint64(part_bits)) >> shift)
+            while table[2 * slot + 1] and table[2 * slot] != key:
+                slot = (slot + 1) & mask
+            seen = table[2 * slot + 1]
+            if not seen:
+                table[2 * slot], table[2 * slot + 1] = key, (document << _S32) | _ONE
+            elif seen >> _S32 != document:
+                table[2 * slot + 1] = (document << _S32) | ((seen & _LOW32) + _ONE)
+        for cell in range(1 << bits):
+            if table[2 * cell + 1]:
+                unique[distinct] = table[2 * cell] * _GOLDEN_INVERSE
+                documents[distinct] = table[2 * cell + 1] & _LOW32
+                distinct += 1
+                table[2 * cell + 1] = 0
+    return unique[:distinct], documents[:distinct]
+
+
 @_compiled
 def sketch_estimate(rows: U8, salts: U64, keys: U64) -> U8:
     """The count-min sketch's estimate of each key (`commonness.DocumentFrequency`): the least

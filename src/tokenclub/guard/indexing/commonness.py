@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenclub.guard.compiled import sketch_estimate
+from tokenclub.guard.compiled import distinct_documents, sketch_estimate
 from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import BlockedBloom, Geometry, best_hashes, blocks_for
 from tokenclub.guard.normalize import normalize
@@ -49,9 +49,6 @@ _SALTS64 = [np.uint64(salt) for salt in _SALTS]
 _SALT_ARRAY = np.array(_SALTS, dtype=np.uint64)
 PUBLIC_BITS = 10.0
 PUBLIC_SHARD_BLOCKS = 1 << 24
-SLOTS_PER_KEY = 8
-"""`repeated`'s table, 4 bytes a slot: about one key in 8 shares a slot without repeating (16
-slots a key were 10 % faster on batches of 800,000 positions, but took 64 MB for one)."""
 
 
 class DocumentFrequency:
@@ -157,46 +154,13 @@ class Clearing:
 
 
 def repeated(keys: U64, owner: np.ndarray, held_before: Any) -> tuple[U64, np.ndarray]:
-    """The keys of one batch that repeat a document, and by how many documents each.
+    """The keys of one batch that repeat a document, and by how many documents each, sorted.
 
+    `owner`: each key's document, not decreasing (the batch in document order).
     `held_before(unique_keys)` tells which keys the index held before the batch (in no order)."""
     if not len(keys):
         return keys, np.zeros(0, dtype=np.int64)
-    # Most keys occur once in a batch (one document), and sorting them all cost more than the
-    # rest: a key may repeat only if another key falls in its slot of a table `SLOTS_PER_KEY`
-    # times longer than the batch (a slot is a key's low bits), so only those are sorted, and of
-    # them only the repeated keys' (key, document) pairs are sorted as pairs.
-    number = np.arange(len(keys), dtype=np.int32)
-    size = 1 << (SLOTS_PER_KEY * len(keys) - 1).bit_length()
-    slot = keys.view(np.int64) & (size - 1)
-    last = np.empty(size, dtype=np.int32)
-    last[slot] = number  # one key of each slot wins: the others share it, and so does the winner
-    winner = last[slot]
-    maybe = winner != number
-    maybe[winner[maybe]] = True
-    maybe_keys = keys[maybe]
-    order = np.argsort(maybe_keys)
-    ordered = maybe_keys[order]
-    again = ordered[1:] == ordered[:-1]
-    alone = np.ones(len(ordered), dtype=np.bool_)
-    alone[1:] &= ~again
-    alone[:-1] &= ~again
-    singles = np.concatenate((keys[~maybe], ordered[alone]))
-    pair_keys, pair_owners = ordered[~alone], owner[maybe][order[~alone]]
-    # Distinct (key, document) pairs by one lexsort: np.unique(axis=0) sorts rows as opaque
-    # records, an order of magnitude slower.
-    order = np.lexsort((pair_owners, pair_keys))
-    sorted_keys, sorted_owners = pair_keys[order], pair_owners[order]
-    first = np.ones(len(sorted_keys), dtype=np.bool_)
-    first[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_owners[1:] != sorted_owners[:-1])
-    distinct = sorted_keys[first]
-    starts = np.flatnonzero(
-        np.concatenate((np.ones(min(1, len(distinct)), dtype=np.bool_), distinct[1:] != distinct[:-1]))
-    )
-    unique = np.concatenate((singles, distinct[starts]))
-    documents = np.concatenate(
-        (np.ones(len(singles), dtype=np.int64), np.diff(np.append(starts, len(distinct))))
-    )
+    unique, documents = distinct_documents(keys, np.asarray(owner, dtype=np.int64))
     extra = documents - (~np.asarray(held_before(unique), dtype=np.bool_)).astype(np.int64)
     chosen = extra > 0
     kept, kept_extra = unique[chosen], extra[chosen]

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.hashing import U64, GramHash, RollingHasher, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import (
     BlockedBloom,
     Geometry,
@@ -191,12 +191,10 @@ def letter_keys(
     owner = np.repeat(np.arange(len(streams)), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     position = (np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)) * stride
-    letters = np.concatenate(streams)
-    return (
-        GramHash(params.width, params.seed).at(letters, np.repeat(offsets, counts) + position),
-        owner,
-        position,
-    )
+    # one compiled roll over the texts end to end; a gram that would cross into the next text
+    # is never taken
+    _, every = RollingHasher(GramHash(params.width, params.seed)).feed(np.concatenate(streams))
+    return every[np.repeat(offsets, counts) + position], owner, position
 
 
 @dataclass(slots=True)
