@@ -21,8 +21,10 @@ through a gateway with accumulation only (the reference) and one with coverage o
 limits); the share of the document's letters the customers were sent, and refused requests.
 
 Fresh petitions (`--fresh-petitions`, alone): the June and July petitions that share no run of
-50 guard letters with an indexed one, asked back whole by one customer through the default
-guard; every reply stopped is a false positive, and the rule that stopped it is counted.
+50 guard letters with an indexed one, through the default guard, by one customer as replies the
+model writes itself and by another ordered verbatim (the text in the request, so the strict
+threshold applies); every reply stopped is a false positive, and the rule that stopped it is
+counted.
 `--public` loads the petitions of 2017-08 and 2019-04 as public text first (the genre's
 published text, as an operator loads it); `--stream` asks them streamed.
 
@@ -49,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
 from tests.guard.corpus import fresh_texts
-from tests.guard.worst_case import worst_case_app
+from tests.guard.worst_case import recall, worst_case_app
 
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
@@ -109,12 +111,13 @@ def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, 
     return got, len(guard_text(target.text)), refused
 
 
-def fresh_replies(client: httpx.Client, texts: Sequence[str], stream: bool = False) -> tuple[int, int, int]:
-    """Fresh text asked back by one customer, a reply a text (streamed in pieces of 3
-    characters with `stream`): (replies, refused, blocked)."""
+def fresh_replies(
+    client: httpx.Client, messages: Sequence[str], stream: bool = False
+) -> tuple[int, int, int]:
+    """Fresh text asked back by one customer, a reply a message (`order` or `recall`; streamed
+    in pieces of 3 characters with `stream`): (replies, refused, blocked)."""
     replies = refused = blocked = 0
-    for text in texts:
-        message = order(text, "content", "verbatim", 3 if stream else 0)
+    for message in messages:
         body = {"model": MODEL, "messages": [{"role": "user", "content": message}], "stream": stream}
         replies += 1
         with client.stream("POST", "/chat/completions", json=body) as response:
@@ -227,7 +230,7 @@ def main() -> None:
                     db.dispose()
                     return
                 if args.fresh_petitions:
-                    petitions_run(covering, db, upstream, routes, honest_key, docs, args.stream)
+                    petitions_run(covering, db, docs, args.stream)
                     db.dispose()
                     return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
@@ -272,7 +275,8 @@ def main() -> None:
                         if label == "coverage":  # the documents attacked are capped by now
                             with client_for(url + "/v1", honest_key, timeout_s=60) as client:
                                 texts = [t for source in fresh_texts().values() for t in source[: args.fresh]]
-                                fresh = fresh_replies(client, texts)
+                                orders = [order(t, "content", "verbatim", 0) for t in texts]
+                                fresh = fresh_replies(client, orders)
         db.dispose()
     attacks = {family: len(pairs) * 3 for family, pairs in FAMILIES.items()}
     print(f"{len(targets)} passages of 240 characters; attacks per passage: {sum(attacks.values())}")
@@ -367,47 +371,65 @@ def split_run(
 def petitions_run(
     covering: GatewayGuard,
     db: Database,
-    upstream: str,
-    routes: dict[str, ModelRoute],
-    honest_key: str,
     indexed: Sequence[str],
     stream: bool = False,
 ) -> None:
-    """Petitions of the two months after the indexed one, asked back whole by one customer
-    through the default guard: fresh text of the same genre, its stock phrases included. A
-    petition that shares a run of 50 guard letters with an indexed one (a repost: a copy by
-    the guard's own definition) is left out, so every reply stopped is a false positive; the
-    stopped ones are sorted by the longest run they share (30–49 letters: a quoted title or
-    an edited repost)."""
+    """Petitions of the two months after the indexed one, asked back whole through the default
+    guard: fresh text of the same genre, its stock phrases included. A petition that shares a
+    run of 50 guard letters with an indexed one (a repost: a copy by the guard's own
+    definition) is left out, so every reply stopped is a false positive; the stopped ones are
+    sorted by the longest run they share (30–49 letters: a quoted title or an edited repost).
+
+    Asked two ways, each by a customer of its own: as a reply the model writes itself (`recall`:
+    the request carries neither the text nor wording that asks for a copy, as an honest
+    customer's), and ordered verbatim with the text in the request (`order`: the prompt check
+    takes it for an extraction attempt, so every reply is scanned under the strict threshold)."""
     runs = {length: _runs(indexed, length) for length in (30, 50)}
     months = load("2019-06") + load("2019-07")
     texts = [t for t in months if not _shares(t, runs[50], 50)]
-    app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
-    stopped = []
-    with serve_in_thread(app) as url, client_for(url + "/v1", honest_key, timeout_s=60) as client:
-        for text in texts:
-            _, refused, blocked = fresh_replies(client, [text], stream)
-            if refused or blocked:
-                stopped.append(text)
-    near = sum(_shares(t, runs[30], 30) for t in stopped)
+    piece = 3 if stream else 0
+    ways = {
+        "written by the model (honest request)": [recall(i, piece) for i in range(len(texts))],
+        "ordered verbatim, the text in the request (strict threshold)": [
+            order(t, "content", "verbatim", piece) for t in texts
+        ],
+    }
     how = ", streamed" if stream else ""
     print(
         f"fresh petitions (2019-06 and 2019-07, {len(months)}, less {len(months) - len(texts)} that "
-        f"share 50 letters with an indexed one), one customer, default guard: {len(texts)} replies{how}"
+        f"share 50 letters with an indexed one), default guard: {len(texts)} replies{how} a customer"
     )
-    print("| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |")
-    print(f"| {len(stopped)} ({len(stopped) / len(texts):.2%}) | {near} | {len(stopped) - near} |")
-    print("| rule that stopped them (stage: verdict) | replies |")
-    for rule, count in stopping_rules(db).most_common():
-        print(f"| {rule} | {count} |")
+    with serve_in_thread(worst_case_app(texts)) as upstream:
+        routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
+        app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
+        with serve_in_thread(app) as url:
+            for way, messages in ways.items():
+                with db.transaction() as session:
+                    customer = create_customer(session, f"fresh {way}").id
+                    grant_free_tokens(session, customer, 10**9, f"bench-fresh-{way}")
+                    key, _ = create_key(session, customer)
+                stopped = []
+                with client_for(url + "/v1", key, timeout_s=60) as client:
+                    for text, message in zip(texts, messages, strict=True):
+                        _, refused, blocked = fresh_replies(client, [message], stream)
+                        if refused or blocked:
+                            stopped.append(text)
+                near = sum(_shares(t, runs[30], 30) for t in stopped)
+                print(f"\n{way}:")
+                print("| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |")
+                share = len(stopped) / len(texts)
+                print(f"| {len(stopped)} ({share:.2%}) | {near} | {len(stopped) - near} |")
+                print("| rule that stopped them (stage: verdict) | replies |")
+                for rule, count in stopping_rules(db, customer).most_common():
+                    print(f"| {rule} | {count} |")
 
 
-def stopping_rules(db: Database) -> Counter[str]:
-    """Per rule, the requests whose first stopping guard event it was."""
+def stopping_rules(db: Database, customer: int) -> Counter[str]:
+    """Per rule, the customer's requests whose first stopping guard event it was."""
     with db.transaction() as session:
         events = session.execute(
             select(GuardEvent.request_id, GuardEvent.stage, GuardEvent.verdict)
-            .where(GuardEvent.action.in_(STOPPED))
+            .where(GuardEvent.action.in_(STOPPED), GuardEvent.customer_id == customer)
             .order_by(GuardEvent.id)
         ).all()
     first: dict[str, str] = {}

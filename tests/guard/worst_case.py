@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,12 +44,21 @@ def order(text: str, channel: str = "content", disguise: str = "verbatim", piece
     )
 
 
-def _order(body: dict[str, Any]) -> dict[str, Any]:
+def recall(number: int, piece: int = 0) -> str:
+    """The message that makes the upstream answer with its `number`-th text (`worst_case_app`'s
+    `texts`) as it is: a reply the model writes itself, as an honest customer gets one. The
+    message carries neither the text nor any wording that asks to reproduce one."""
+    return json.dumps({"recall": number, "piece": piece})
+
+
+def _order(body: dict[str, Any], texts: Sequence[str]) -> dict[str, Any]:
     said = str(body["messages"][-1]["content"]) if "messages" in body else str(body["prompt"])
     try:
         spec = json.loads(said)
     except json.JSONDecodeError:
         spec = None
+    if isinstance(spec, dict) and isinstance(spec.get("recall"), int) and 0 <= spec["recall"] < len(texts):
+        return {"text": texts[spec["recall"]], "channel": "content", "piece": spec.get("piece", 0)}
     if not isinstance(spec, dict) or "text" not in spec:
         return {"text": said, "channel": "content", "disguise": "verbatim", "piece": 3}
     return spec
@@ -197,10 +206,12 @@ def _stream(chat: bool, spec: dict[str, Any], text: str, body: dict[str, Any]) -
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def worst_case_app() -> FastAPI:
+def worst_case_app(texts: Sequence[str] = ()) -> FastAPI:
+    """`texts`: what a `recall` order answers with."""
+
     async def answer(request: Request, chat: bool) -> Any:
         body = await request.json()
-        spec = _order(body)
+        spec = _order(body, texts)
         text = ALL_DISGUISES[spec.get("disguise", "verbatim")](spec["text"])
         if body.get("stream"):
             return _stream(chat, spec, text, body)

@@ -33,7 +33,7 @@ from tokenclub.guard.detection.coverage import (
     Deliveries,
     Grams,
     Limits,
-    counted_letters,
+    capping_letters,
     covered_letters,
     reply_grams,
     reply_runs,
@@ -561,8 +561,10 @@ class GatewayGuard:
         for doc in docs:
             letters = index.docs.letters(doc)
             cap = limits.document_letters(letters)
-            old = counted_letters(before.get(doc, set()), index.params, letters, limits.floor)
-            new = counted_letters(before.get(doc, set()) | grams[doc], index.params, letters, limits.floor)
+            earlier = before.get(doc, {})
+            after = {**earlier, key.customer_id: earlier.get(key.customer_id, set()) | grams[doc]}
+            old = capping_letters(earlier, index.params, letters, limits.floor)
+            new = capping_letters(after, index.params, letters, limits.floor)
             if old < cap <= new:
                 cap_document(session, index.folder.name, doc, partners[doc], letters, moment, since)
                 self._capped = replace(self._capped, version=None)  # reloaded at the next admission
