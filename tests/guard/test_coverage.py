@@ -15,6 +15,7 @@ from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.guard.audits.worst_case import pieces
 from tokenclub.guard.detection.coverage import (
+    LONE,
     CappedGrams,
     CappedStream,
     Deliveries,
@@ -78,22 +79,20 @@ def test_the_longest_run_is_free_up_to_the_floor() -> None:
 
 def test_a_document_is_capped_by_more_than_one_customers_own_taking() -> None:
     assert capping_letters({}, PARAMS, 1000, 0) == 0
-    assert capping_letters({1: {0, 10, 20}}, PARAMS, 1000, 0) == 0  # one customer: its own limit's business
-    assert capping_letters({1: {0, 10, 20}, 2: {10}, 3: set()}, PARAMS, 1000, 0) == 0  # sent the same
+    assert capping_letters({1: {0, 10, 20}}, PARAMS, 1000, 0) == 52  # one customer: 78 ÷ LONE
+    assert capping_letters({1: {0, 10, 20}, 2: {10}, 3: set()}, PARAMS, 1000, 0) == 52  # sent the same
     assert capping_letters({1: {0, 10}, 2: {20}}, PARAMS, 1000, 0) == 78  # the second added a place
     assert capping_letters({1: {0, 1}, 2: {20}}, PARAMS, 1000, 50) == 26  # the longest run stays free
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.integers(1, 5), st.sets(st.integers(0, 60), max_size=12), max_size=5))
-def test_capping_letters_are_the_unions_or_nothing(by_customer: dict[int, set[int]]) -> None:
-    union = set().union(*by_customer.values())
+def test_capping_letters_are_the_unions_or_one_customers_share(by_customer: dict[int, set[int]]) -> None:
+    union = counted_letters(set().union(*by_customer.values()), PARAMS, 400, 50)
+    alone = max((counted_letters(grams, PARAMS, 400, 50) for grams in by_customer.values()), default=0)
     got = capping_letters(by_customer, PARAMS, 400, 50)
-    alone = [counted_letters(grams, PARAMS, 400, 50) for grams in by_customer.values()]
-    assert got in (0, counted_letters(union, PARAMS, 400, 50))
-    assert (got > 0) == (counted_letters(union, PARAMS, 400, 50) > max(alone, default=0))
-    if any(grams >= union for grams in by_customer.values()):
-        assert got == 0  # one customer was sent everything the others were
+    assert got == (union if union > alone else int(alone / LONE))
+    assert got <= union
 
 
 def test_limits_are_shares_and_need_customer_within_document() -> None:
