@@ -22,9 +22,9 @@ limits); the share of the document's letters the customers were sent, and refuse
 
 Fresh petitions (`--fresh-petitions`, alone): the June and July petitions that share no run of
 50 guard letters with an indexed one, through the default guard, by one customer as replies the
-model writes itself and by another ordered verbatim (the text in the request, so the strict
-threshold applies); every reply stopped is a false positive, and the rule that stopped it is
-counted.
+model writes itself and then by another ordered verbatim (the text in the request, so the
+strict threshold applies; documents the first capped stay capped); every reply stopped is a
+false positive, and the rule that stopped it is counted.
 `--public` loads the petitions of 2017-08 and 2019-04 as public text first (the genre's
 published text, as an operator loads it); `--stream` asks them streamed.
 
@@ -380,17 +380,19 @@ def petitions_run(
     definition) is left out, so every reply stopped is a false positive; the stopped ones are
     sorted by the longest run they share (30–49 letters: a quoted title or an edited repost).
 
-    Asked two ways, each by a customer of its own: as a reply the model writes itself (`recall`:
-    the request carries neither the text nor wording that asks for a copy, as an honest
-    customer's), and ordered verbatim with the text in the request (`order`: the prompt check
-    takes it for an extraction attempt, so every reply is scanned under the strict threshold)."""
+    Asked two ways, each by a customer of its own, one after the other: as a reply the model
+    writes itself (`recall`: the request carries neither the text nor wording that asks for a
+    copy, as an honest customer's), then ordered verbatim with the text in the request (`order`:
+    the prompt check takes it for an extraction attempt, so every reply is scanned under the
+    strict threshold). The second customer asks after the first, so the documents the first one's
+    replies capped stay capped for it: two customers sent the same text."""
     runs = {length: _runs(indexed, length) for length in (30, 50)}
     months = load("2019-06") + load("2019-07")
     texts = [t for t in months if not _shares(t, runs[50], 50)]
     piece = 3 if stream else 0
     ways = {
         "written by the model (honest request)": [recall(i, piece) for i in range(len(texts))],
-        "ordered verbatim, the text in the request (strict threshold)": [
+        "a second customer after the first, the same texts ordered verbatim (strict threshold)": [
             order(t, "content", "verbatim", piece) for t in texts
         ],
     }

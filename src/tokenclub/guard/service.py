@@ -33,7 +33,7 @@ from tokenclub.guard.detection.coverage import (
     Deliveries,
     Grams,
     Limits,
-    capping_letters,
+    counted_letters,
     covered_letters,
     reply_grams,
     reply_runs,
@@ -446,15 +446,6 @@ class GatewayGuard:
         partner = index.docs.partner(doc) if index is not None else None
         return Decision("output", "capped", "blocked", letters, partner, (f"document {doc}",))
 
-    def _exhausted_decision(self, more: Grams) -> Decision:
-        """The event of a reply blocked for more of a document its customer is at its limit of."""
-        index = self.scanner.current()
-        assert index is not None
-        doc = min(more)
-        letters = covered_letters(more[doc], index.params, 1 << 62)
-        partner = index.docs.partner(doc)
-        return Decision("output", EXHAUSTED, "blocked", letters, partner, (f"document {doc}",))
-
     def joined(
         self,
         reply: str,
@@ -473,10 +464,9 @@ class GatewayGuard:
         gram in `text`, so only its ends are looked at; `whole`: the reply's text so far, whose
         ends are kept (default `text`), unless `with_ends` is off (a stream between its first and
         last check). `exhausted`: the documents the customer is at its limit of, with its grams of
-        them; a text that carries any other gram of one, or whose ends complete one beside another
-        reply's run of it, is blocked, and adds nothing to coverage (its event is a strike). The
-        grams are returned when it is blocked for a join too: it asked for them, and coverage
-        counts them as taken. Nothing is looked up when coverage is off."""
+        them; a text that carries any other gram of one is blocked, and adds nothing to coverage
+        (its event is a strike). The grams are returned when it is blocked for a join too: it asked
+        for them, and coverage counts them as taken. Nothing is looked up when coverage is off."""
         index = self.scanner.current()
         limits = self.limits
         if limits is None or index is None or not index.docs.present or not text:
@@ -488,18 +478,17 @@ class GatewayGuard:
         held = exhausted or {}
         more = beyond({doc: taken[doc] for doc in taken.keys() & held.keys()}, held)
         if more:  # more of a document the customer is at its limit of
+            doc = min(more)
             deliveries.attempt(reply, edges, now)
-            return self._exhausted_decision(more), {}  # none of it went out: the event is the strike
+            letters = covered_letters(more[doc], index.params, 1 << 62)
+            partner = index.docs.partner(doc)
+            decision = Decision("output", EXHAUSTED, "blocked", letters, partner, (f"document {doc}",))
+            return decision, {}  # none of it went out: the block's event is the strike
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
-        # a piece too short to carry a gram, asked for beside another reply's run of a document
-        # the customer may get no more of, is seen as for a capped one
-        closed = {*capped, *held}
-        refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, closed)
+        refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
         if refusal is None:
             return None, taken
         deliveries.attempt(reply, edges, now)
-        if refusal.capped and refusal.doc not in capped:  # beside a run of an exhausted document
-            return self._exhausted_decision({refusal.doc: refusal.capped}), {}
         if refusal.capped:  # a piece beside one of a capped document: capped too, counted as asked
             asked = {refusal.doc: refusal.capped}
             return self.capped_decision(asked), asked
@@ -572,10 +561,8 @@ class GatewayGuard:
         for doc in docs:
             letters = index.docs.letters(doc)
             cap = limits.document_letters(letters)
-            earlier = before.get(doc, {})
-            after = {**earlier, key.customer_id: earlier.get(key.customer_id, set()) | grams[doc]}
-            old = capping_letters(earlier, index.params, letters, limits.floor)
-            new = capping_letters(after, index.params, letters, limits.floor)
+            old = counted_letters(before.get(doc, set()), index.params, letters, limits.floor)
+            new = counted_letters(before.get(doc, set()) | grams[doc], index.params, letters, limits.floor)
             if old < cap <= new:
                 cap_document(session, index.folder.name, doc, partners[doc], letters, moment, since)
                 self._capped = replace(self._capped, version=None)  # reloaded at the next admission

@@ -18,12 +18,11 @@ neighbouring grams) is free, while a collector's pieces, taken from several plac
 document, count from the second one on, however short the document. Two limits (fractions of
 the document's guard letters): a customer past `customer` of a document has it exhausted
 (replies that carry more of it are blocked; from the `strikes`-th such block it is refused);
-a document whose union over all customers passes `document` is capped once that union is more
-than any one customer's own, or that one customer's is `LONE` times the cap (`capping_letters`).
-A capped document's grams are then refused to everyone (`CappedGrams`): every reply that
-carries a whole gram of it, or 25 of a gram's 26 letters (a piece cut between aligned starts),
-is blocked, unless its reader was sent that gram already (common and public grams, and those of
-two documents, excepted, as everywhere).
+a document whose union over all customers passes `document` is capped. A capped document's
+grams are then refused to everyone (`CappedGrams`): every reply that carries a whole gram of
+it, or 25 of a gram's 26 letters (a piece cut between aligned starts), is blocked, unless its
+reader was sent that gram already (common and public grams, and those of two documents,
+excepted, as everywhere).
 
 This module is the arithmetic only; `guard/state/coverage_store.py` keeps the grams in the database.
 """
@@ -187,24 +186,6 @@ def counted_letters(ordinals: Iterable[int], params: IndexParams, letters: int, 
     """The covered letters that count against a limit: all but the longest run's first `floor`."""
     runs = [end - start for start, end in _spans(ordinals, params, letters)]
     return sum(runs) - min(max(runs, default=0), floor)
-
-
-LONE = 1.5
-"""What one customer takes of a document alone counts this many times less toward its cap."""
-
-
-def capping_letters(
-    by_customer: Mapping[int, Collection[int]], params: IndexParams, letters: int, floor: int
-) -> int:
-    """The counted letters of a document that the document cap is measured by: those of every
-    customer's grams together once they are more than any one customer's own, else that one
-    customer's divided by `LONE`. A cap blocks the document for everyone; one customer's taking
-    is first its own limit's business (past it, that customer is blocked), so one honest customer
-    whose replies happen to share a document's phrases, and others sent the same replies, cap it
-    only at `LONE` times the cap, while a lone collector still caps it there."""
-    union = counted_letters(set().union(*by_customer.values()), params, letters, floor)
-    alone = max((counted_letters(grams, params, letters, floor) for grams in by_customer.values()), default=0)
-    return union if union > alone else math.floor(alone / LONE)
 
 
 @dataclass(frozen=True, slots=True)
