@@ -7,13 +7,15 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
+
 from tests.cli.helpers import run_cli
 from tests.gateway.conftest import config
 from tests.gateway.fake_upstream import serve_in_thread
 from tests.guard.corpus import petitions
 from tests.guard.disguise import ALL_DISGUISES
 from tests.guard.homes import make_home
-from tests.guard.worst_case import worst_case_app
+from tests.guard.worst_case import recall, worst_case_app
 from tests.ingest.fixtures import petitions as ingest_petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
@@ -52,6 +54,32 @@ def test_split_pieces_hold_31_to_40_letters_in_order() -> None:
     assert len(cut) >= 8 and all(SPLIT_LETTERS[0] - 2 <= n <= SPLIT_LETTERS[1] for n in sizes)
     assert len(set(sizes)) > 3  # the sizes vary
     assert guard_text("".join(cut)) == guard_text(PASSAGE)
+
+
+def test_a_recall_order_is_answered_with_that_text_and_carries_none() -> None:
+    """The honest request of the fresh-text benches: the upstream answers with its n-th text,
+    whole and streamed; the request holds neither the text nor a word that asks for a copy."""
+    texts = [SOURCE[:80], SOURCE[80:200]]
+    assert "verbatim" not in recall(1) and texts[1] not in recall(1)
+    with serve_in_thread(worst_case_app(texts)) as url:
+        for stream in (False, True):
+            body = {"model": "worst-case", "messages": [{"role": "user", "content": recall(1, 3)}]}
+            response = httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": stream}, timeout=30)
+            assert response.status_code == 200
+            if stream:
+                events = [
+                    json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")
+                ]
+                got = "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
+            else:
+                got = response.json()["choices"][0]["message"]["content"]
+            assert got == texts[1]
+        beyond = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "worst-case", "messages": [{"role": "user", "content": recall(2)}]},
+            timeout=30,
+        )
+        assert beyond.json()["choices"][0]["message"]["content"] == recall(2)  # no such text: echoed
 
 
 def test_split_families_leak_without_the_guard() -> None:

@@ -7,7 +7,9 @@ The order is the last user message (or the prompt), a JSON object::
     {"text": "…", "channel": "content", "disguise": "verbatim", "piece": 1}
 
 `channel` is one of `CHANNELS`; `disguise` a name in `tests.guard.disguise.DISGUISES`; `piece`
-the streamed chunk size in characters. A message that is not such an object is echoed back.
+the streamed chunk size in characters. ``{"recall": n, "piece": 3}`` answers with the n-th of the
+texts the app was made with, as it is, in `content` (`recall`: an honest request, which holds no
+text). A message that is neither is echoed back.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def distinct_documents(keys: U64, owner: I64) -> tuple[U64, I64]:
         bits += 1
     mask = (1 << bits) - 1
     shift = np.uint64(64 - bits)
-    # a slot is two words side by side (one cache line): the key, then its last document in
+    # a slot is two words side by side (in one cache line): the key, then its last document in
     # the high half and its count of documents in the low half (0: a free slot)
     table = np.zeros(2 << bits, np.uint64)
     unique = np.empty(n, np.uint64)
