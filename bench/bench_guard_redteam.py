@@ -45,6 +45,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -111,6 +112,13 @@ def collect(clients: Sequence[httpx.Client], target: Target) -> tuple[int, int, 
     return got, len(guard_text(target.text)), refused
 
 
+def funded(session: Session, name: str) -> tuple[int, str]:
+    """A customer with free tokens for any run and one key: (its id, the key's secret)."""
+    customer = create_customer(session, name).id
+    grant_free_tokens(session, customer, 10**9, f"bench-{name}")
+    return customer, create_key(session, customer)[0]
+
+
 def fresh_replies(
     client: httpx.Client, messages: Sequence[str], stream: bool = False
 ) -> tuple[int, int, int]:
@@ -171,34 +179,22 @@ def main() -> None:
         with db.transaction() as session:
             ensure_system_accounts(session)
             partner = apply(session, "가나신문", threshold_words=1).id
-            attacker = create_customer(session, "손님").id
-            grant_free_tokens(session, attacker, 10**9, "bench-grant")
-            key, _ = create_key(session, attacker)
-            patient = create_customer(session, "끈기").id
-            grant_free_tokens(session, patient, 10**9, "bench-grant-2")
-            patient_key, _ = create_key(session, patient)
-            other = create_customer(session, "손님2").id
-            grant_free_tokens(session, other, 10**9, "bench-grant-3")
-            second, _ = create_key(session, other)
+            _, key = funded(session, "손님")
+            _, patient_key = funded(session, "끈기")
+            _, second = funded(session, "손님2")
             pairs = []  # two fresh customers per passage and variant of the split families
             for doc in range(args.targets * len(VARIANTS)):
                 pair = []
                 for i in range(2):
-                    member = create_customer(session, f"split-{doc}-{i}").id
-                    grant_free_tokens(session, member, 10**9, f"bench-split-{doc}-{i}")
-                    pair.append(create_key(session, member)[0])
+                    pair.append(funded(session, f"split-{doc}-{i}")[1])
                 pairs.append(pair)
-            honest = create_customer(session, "정직").id
-            grant_free_tokens(session, honest, 10**9, "bench-grant-4")
-            honest_key, _ = create_key(session, honest)
+            _, honest_key = funded(session, "정직")
             team: dict[tuple[str, int], list[str]] = {}  # a fresh team per gateway and document
             for label in ("accumulation", "coverage"):
                 for doc in range(args.targets):
                     team[label, doc] = []
                     for i in range(TEAM + 1):
-                        member = create_customer(session, f"{label}-{doc}-{i}").id
-                        grant_free_tokens(session, member, 10**9, f"bench-{label}-{doc}-{i}")
-                        team[label, doc].append(create_key(session, member)[0])
+                        team[label, doc].append(funded(session, f"{label}-{doc}-{i}")[1])
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
@@ -407,9 +403,7 @@ def petitions_run(
         with serve_in_thread(app) as url:
             for way, messages in ways.items():
                 with db.transaction() as session:
-                    customer = create_customer(session, f"fresh {way}").id
-                    grant_free_tokens(session, customer, 10**9, f"bench-fresh-{way}")
-                    key, _ = create_key(session, customer)
+                    customer, key = funded(session, f"fresh {way}")
                 stopped = []
                 with client_for(url + "/v1", key, timeout_s=60) as client:
                     for text, message in zip(texts, messages, strict=True):

@@ -439,12 +439,17 @@ class GatewayGuard:
 
     def capped_decision(self, hits: Grams) -> Decision:
         """The event of a reply refused for carrying grams of a capped document."""
+        return self._document_decision("capped", hits)
+
+    def _document_decision(self, verdict: str, hits: Grams) -> Decision:
+        """The event of a reply blocked for grams of one document (the first of `hits`): the
+        letters they cover and the document's partner."""
         index = self.scanner.current()
         doc = min(hits)
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
         letters = covered_letters(hits[doc], params, 1 << 62)
         partner = index.docs.partner(doc) if index is not None else None
-        return Decision("output", "capped", "blocked", letters, partner, (f"document {doc}",))
+        return Decision("output", verdict, "blocked", letters, partner, (f"document {doc}",))
 
     def joined(
         self,
@@ -478,12 +483,8 @@ class GatewayGuard:
         held = exhausted or {}
         more = beyond({doc: taken[doc] for doc in taken.keys() & held.keys()}, held)
         if more:  # more of a document the customer is at its limit of
-            doc = min(more)
             deliveries.attempt(reply, edges, now)
-            letters = covered_letters(more[doc], index.params, 1 << 62)
-            partner = index.docs.partner(doc)
-            decision = Decision("output", EXHAUSTED, "blocked", letters, partner, (f"document {doc}",))
-            return decision, {}  # none of it went out: the block's event is the strike
+            return self._document_decision(EXHAUSTED, more), {}  # none went out: the event is the strike
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
         refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
         if refusal is None:
@@ -492,10 +493,7 @@ class GatewayGuard:
         if refusal.capped:  # a piece beside one of a capped document: capped too, counted as asked
             asked = {refusal.doc: refusal.capped}
             return self.capped_decision(asked), asked
-        doc = refusal.doc
-        letters = covered_letters(grams.get(doc, frozenset()), index.params, 1 << 62)
-        partner = index.docs.partner(doc)
-        return Decision("output", "joined", "blocked", letters, partner, (f"document {doc}",)), taken
+        return self._document_decision("joined", {refusal.doc: grams.get(refusal.doc, frozenset())}), taken
 
     def _deliveries_of(self, index: GuardIndex, limits: Limits) -> Deliveries:
         deliveries = self._deliveries
