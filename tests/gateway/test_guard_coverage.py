@@ -181,12 +181,13 @@ def test_ten_cooperating_customers_collect_at_most_a_tenth_together(
 def test_past_the_cap_a_short_piece_beside_a_refused_one_is_refused_too(
     db: Database, tmp_path: Path, upstream: str, stream: bool
 ) -> None:
-    """Once the document is capped, a piece too short to carry a gram of it still goes out on
-    its own, but not beside a piece that was refused for carrying one: another customer asking
-    for it (whole or streamed) is refused that reply, and then (one strike here) every request.
-    The refused piece is asked whole: a refused stream's run is kept as far as it was read,
-    which may stop short of the piece's end."""
-    with shop(db, tmp_path, upstream, 3, replace(LIMITS, strikes=1)) as place:
+    """Once the document is capped (one customer past its limit, then another sent more of it),
+    a piece too short to carry a gram of it still goes out on its own, but not beside a piece
+    that was refused for carrying one: another customer asking for it (whole or streamed) is
+    refused that reply, and then (one strike here) every request. The refused piece is asked
+    whole: a refused stream's run is kept as far as it was read, which may stop short of the
+    piece's end."""
+    with shop(db, tmp_path, upstream, 4, replace(LIMITS, strikes=1)) as place:
         index = open_index(place.root)
         assert index is not None
         parts = pieces(TARGET)
@@ -197,8 +198,13 @@ def test_past_the_cap_a_short_piece_beside_a_refused_one_is_refused_too(
             return any(straddled(index, s, [ends_of(parts[at + 1], index.params)])[0] for s in seams)
 
         with client_for(place.url, place.customers[0].key) as first:
-            for piece in parts:  # until refused: the document is capped by then
-                if ask(first, piece, stream) is None:
+            refused = (at for at, piece in enumerate(parts) if ask(first, piece, stream) is None)
+            taken = next(refused, len(parts))  # until refused: past its own limit
+        assert not events(db, "document_capped")  # one customer alone caps nothing
+        with client_for(place.url, place.customers[3].key) as fourth:
+            for piece in parts[taken:]:  # what the first was not sent: more than its own
+                ask(fourth, piece, stream)
+                if events(db, "document_capped"):
                     break
         assert len(events(db, "document_capped")) == 1
         tail = range(len(parts) - 2, len(parts) // 2, -1)
@@ -447,3 +453,58 @@ def test_a_document_blocked_for_many_customers_refuses_each_at_its_first_block(
         block(first, doc)
         assert refused(first) and refused(second)  # three in all: one of its own is enough
         assert not refused(third)  # none of its own on this document
+
+
+def taken_until_exhausted(
+    db: Database, client: httpx.Client, parts: list[str], stream: bool = False
+) -> list[str]:
+    """The pieces a customer was sent in order until one was blocked for its limit of the
+    document (those blocked for a join are skipped)."""
+    sent: list[str] = []
+    for piece in parts:
+        if delivered(piece, ask(client, piece, stream)):
+            sent.append(piece)
+        elif events(db, EXHAUSTED):
+            break
+    assert events(db, EXHAUSTED)
+    return sent
+
+
+def test_a_second_customer_sent_the_same_replies_is_not_locked_out(
+    db: Database, tmp_path: Path, upstream: str
+) -> None:
+    """One customer that reaches its own limit of a document caps nothing, so another sent the
+    same replies afterwards gets every one of them (a document capped by one honest customer's
+    replies locked the next one out at its third block)."""
+    with shop(db, tmp_path, upstream, 2) as place:
+        with client_for(place.url, place.customers[0].key) as first:
+            sent = taken_until_exhausted(db, first, pieces(TARGET))
+        with client_for(place.url, place.customers[1].key) as second:
+            assert [delivered(p, ask(second, p, stream=False)) > 0 for p in sent] == [True] * len(sent)
+    assert not events(db, "document_capped") and not events(db, "capped")
+    assert not events(db, "coverage") and not events(db, "coverage_capped")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_past_its_limit_a_piece_cut_between_grams_is_blocked_to_that_customer_only(
+    db: Database, tmp_path: Path, upstream: str, stream: bool
+) -> None:
+    """A piece of 25 letters holds no whole gram of the document, only all but an end letter of
+    one: past its limit the customer is blocked for it, as every customer is for a capped
+    document, while another customer is sent it. (Strikes are set high, so that each block is
+    seen and none turns into a refusal.)"""
+    with shop(db, tmp_path, upstream, 2, replace(LIMITS, strikes=10)) as place:
+        index = open_index(place.root)
+        assert index is not None
+        stride, width = index.params.stride, index.params.width
+        letters = guard_text(TARGET)
+        start = len(letters) * 3 // 4 // stride * stride  # a gram far past what the customer took
+        cuts = [letters[start + 1 : start + width], letters[start - stride : start - stride + width - 1]]
+        assert all(not reply_runs(index, cut)[0] for cut in cuts)  # no whole gram in either
+        with client_for(place.url, place.customers[0].key) as first:
+            assert taken_until_exhausted(db, first, pieces(TARGET), stream)
+            reads = [ask(first, cut, stream) for cut in cuts]
+        assert None not in reads  # blocked, not refused
+        assert [delivered(cut, read) for cut, read in zip(cuts, reads, strict=True)] == [0, 0]
+        with client_for(place.url, place.customers[1].key) as second:
+            assert all(delivered(cut, ask(second, cut, stream)) == width - 1 for cut in cuts)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.cli.helpers import run_cli, run_json
 from tests.guard.corpus import petitions
@@ -18,6 +20,7 @@ from tokenclub.guard.detection.coverage import (
     Deliveries,
     Limits,
     Refusal,
+    capping_letters,
     counted_letters,
     covered_letters,
     reply_grams,
@@ -71,6 +74,26 @@ def test_the_longest_run_is_free_up_to_the_floor() -> None:
     assert counted_letters([0, 10], PARAMS, 1000, 50) == 26  # two places: the second counts
     assert counted_letters(range(0, 10), PARAMS, 1000, 50) == 71 - 50  # a run past the floor
     assert counted_letters([0, 10], PARAMS, 1000, 0) == 52
+
+
+def test_a_document_is_capped_by_more_than_one_customers_own_taking() -> None:
+    assert capping_letters({}, PARAMS, 1000, 0) == 0
+    assert capping_letters({1: {0, 10, 20}}, PARAMS, 1000, 0) == 0  # one customer: its own limit's business
+    assert capping_letters({1: {0, 10, 20}, 2: {10}, 3: set()}, PARAMS, 1000, 0) == 0  # sent the same
+    assert capping_letters({1: {0, 10}, 2: {20}}, PARAMS, 1000, 0) == 78  # the second added a place
+    assert capping_letters({1: {0, 1}, 2: {20}}, PARAMS, 1000, 50) == 26  # the longest run stays free
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(1, 5), st.sets(st.integers(0, 60), max_size=12), max_size=5))
+def test_capping_letters_are_the_unions_or_nothing(by_customer: dict[int, set[int]]) -> None:
+    union = set().union(*by_customer.values())
+    got = capping_letters(by_customer, PARAMS, 400, 50)
+    alone = [counted_letters(grams, PARAMS, 400, 50) for grams in by_customer.values()]
+    assert got in (0, counted_letters(union, PARAMS, 400, 50))
+    assert (got > 0) == (counted_letters(union, PARAMS, 400, 50) > max(alone, default=0))
+    if any(grams >= union for grams in by_customer.values()):
+        assert got == 0  # one customer was sent everything the others were
 
 
 def test_limits_are_shares_and_need_customer_within_document() -> None:

@@ -93,9 +93,9 @@ class GuardSettings(BaseSettings):
         default=0.02,
         gt=0,
         le=1,
-        description="Share of a document all customers together may be sent: past it the document is "
-        "capped (every reply carrying its grams is blocked, for every customer; customers holding "
-        "counted pieces of it are refused) and an operator alert is recorded.",
+        description="Share of a document all customers together may be sent: past it, once more than one "
+        "customer's own, the document is capped (every reply carrying its grams is blocked, for every "
+        "customer; customers holding counted pieces of it are refused) and an operator alert is recorded.",
     )
     coverage_window_s: int = Field(
         default=30 * 86400, ge=1, description="How long sent pieces count toward coverage (seconds)."

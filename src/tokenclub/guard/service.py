@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from tokenclub.guard.detection.coverage import (
     Deliveries,
     Grams,
     Limits,
-    counted_letters,
+    capping_letters,
     covered_letters,
     reply_grams,
     reply_runs,
@@ -158,6 +158,11 @@ class _Capped:
     generation: str = ""
     docs: dict[int, int] = field(default_factory=dict)  # document → when it was capped
     grams: CappedGrams | None = None
+    # with a customer's exhausted documents (not capped) added, by those documents
+    closed: dict[frozenset[int], CappedGrams] = field(default_factory=dict)
+
+
+_CLOSED_KEPT = 64  # sets of exhausted documents whose grams a worker keeps ready
 
 
 _WARM_UP = "가나다라 마바사 " * 8 + "abc 123"
@@ -407,35 +412,61 @@ class GatewayGuard:
             self._capped = _Capped(version, index.folder.name, docs, grams)
         return frozenset(self._capped.docs)
 
-    @property
-    def capping(self) -> bool:
-        """Whether documents are capped (replies are then checked for their grams)."""
-        return self._capped.grams is not None
-
-    def capped_hits(self, text: str, own: int | None = None) -> dict[int, frozenset[int]]:
-        """The capped documents' grams `text` carries (whole, or all but an end letter), except
-        the reader's own partner's."""
+    def _closed(self, exhausted: Collection[int] = ()) -> CappedGrams | None:
+        """The grams refused to a reply whose customer is at its limit of `exhausted`: the capped
+        documents' and those documents', both read whole or all but an end letter, so a lone
+        collector past its limit gets no more than the cap would give it; None when there are
+        none."""
         cache, index = self._capped, self.scanner.current()
-        if cache.grams is None or index is None or cache.generation != index.folder.name:
-            return {}
-        return {
-            doc: ordinals
-            for doc, ordinals in cache.grams.hits(text).items()
-            if own is None or index.docs.partner(doc) != own
-        }
+        if index is None or cache.generation != index.folder.name:
+            return None
+        mine = frozenset(exhausted).difference(cache.docs)
+        if not mine:
+            return cache.grams
+        grams = cache.closed.get(mine)
+        if grams is None:
+            grams = cache.closed[mine] = CappedGrams(index, {*cache.docs, *mine})
+            while len(cache.closed) > _CLOSED_KEPT:
+                cache.closed.pop(next(iter(cache.closed)))
+        return grams
 
-    def capped_feed(
-        self, carry: CappedStream, text: str, own: int | None = None
+    def closing(self, exhausted: Collection[int] = ()) -> bool:
+        """Whether replies are checked for closed documents' grams (`_closed`)."""
+        return bool(self._closed(exhausted))
+
+    def closed_hits(
+        self, text: str, own: int | None = None, exhausted: Grams | None = None
     ) -> dict[int, frozenset[int]]:
-        """`capped_hits` for a streamed piece read on from `carry` (`CappedGrams.feed`)."""
-        cache, index = self._capped, self.scanner.current()
-        if cache.grams is None or index is None or cache.generation != index.folder.name:
-            return {}
+        """The grams of closed documents (capped, or `exhausted` for this customer) that `text`
+        carries, whole or all but an end letter, and its customer does not hold already, except
+        the reader's own partner's."""
+        grams = self._closed(exhausted or {})
+        return self._not_own(grams.hits(text), own, exhausted) if grams else {}
+
+    def closed_feed(
+        self, carry: CappedStream, text: str, own: int | None = None, exhausted: Grams | None = None
+    ) -> dict[int, frozenset[int]]:
+        """`closed_hits` for a streamed piece read on from `carry` (`CappedGrams.feed`)."""
+        grams = self._closed(exhausted or {})
+        return self._not_own(grams.feed(carry, text), own, exhausted) if grams else {}
+
+    def _not_own(self, hits: Grams, own: int | None, held: Grams | None) -> dict[int, frozenset[int]]:
+        index = self.scanner.current()
+        assert index is not None
         return {
             doc: ordinals
-            for doc, ordinals in cache.grams.feed(carry, text).items()
+            for doc, ordinals in beyond(hits, held or {}).items()
             if own is None or index.docs.partner(doc) != own
         }
+
+    def closed_decision(self, hits: Grams) -> tuple[Decision, Grams]:
+        """The event of a reply refused for grams of closed documents, and the grams it counts as
+        asked for: a capped document's (the customer asked for them); none for a document only
+        its customer is at its limit of (the block is its strike)."""
+        capped = {doc: ordinals for doc, ordinals in hits.items() if doc in self._capped.docs}
+        if capped:
+            return self.capped_decision(capped), capped
+        return self._document_decision(EXHAUSTED, hits), {}
 
     def capped_decision(self, hits: Grams) -> Decision:
         """The event of a reply refused for carrying grams of a capped document."""
@@ -486,10 +517,14 @@ class GatewayGuard:
             deliveries.attempt(reply, edges, now)
             return self._document_decision(EXHAUSTED, more), {}  # none went out: the event is the strike
         capped = self._capped.docs if self._capped.generation == index.folder.name else {}
-        refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, capped)
+        # a piece too short to carry a gram, asked for beside another reply's run of a document
+        # the customer may get no more of, is seen as for a capped one
+        refusal = deliveries.claim(reply, grams, now, ends, edges, own, index, {*capped, *held})
         if refusal is None:
             return None, taken
         deliveries.attempt(reply, edges, now)
+        if refusal.capped and refusal.doc not in capped:  # beside a run of an exhausted document
+            return self._document_decision(EXHAUSTED, {refusal.doc: refusal.capped}), {}
         if refusal.capped:  # a piece beside one of a capped document: capped too, counted as asked
             asked = {refusal.doc: refusal.capped}
             return self.capped_decision(asked), asked
@@ -559,8 +594,10 @@ class GatewayGuard:
         for doc in docs:
             letters = index.docs.letters(doc)
             cap = limits.document_letters(letters)
-            old = counted_letters(before.get(doc, set()), index.params, letters, limits.floor)
-            new = counted_letters(before.get(doc, set()) | grams[doc], index.params, letters, limits.floor)
+            earlier = before.get(doc, {})
+            after = {**earlier, key.customer_id: earlier.get(key.customer_id, set()) | grams[doc]}
+            old = capping_letters(earlier, index.params, letters, limits.floor)
+            new = capping_letters(after, index.params, letters, limits.floor)
             if old < cap <= new:
                 cap_document(session, index.folder.name, doc, partners[doc], letters, moment, since)
                 self._capped = replace(self._capped, version=None)  # reloaded at the next admission
@@ -645,6 +682,7 @@ class GatewayGuard:
         kept: list[Fragment] = []
         asked: dict[int, frozenset[int]] = {}
         joined: Decision | None = None
+        struck: Decision | None = None  # more of a document its customer is at its limit of
         delivered: dict[int, frozenset[int]] = {}
         for choice in data["choices"]:
             found = {
@@ -657,10 +695,12 @@ class GatewayGuard:
                 if self.policy == "block":
                     continue
             text = "\n".join(channels(choice, kind).values())  # as sent: redacted by now under "redact"
-            hits = beyond(self.capped_hits(text, own), exhausted or {})
-            if hits:  # a capped document is refused to every reply, whatever the policy
+            hits = self.closed_hits(text, own, exhausted)
+            if hits:  # a closed document is refused, whatever the policy
                 _guard_choice(choice, kind, {}, "block")
-                asked = {doc: asked.get(doc, frozenset()) | hits[doc] for doc in asked.keys() | hits.keys()}
+                closed, more = self.closed_decision(hits)
+                asked = {doc: asked.get(doc, frozenset()) | more[doc] for doc in asked.keys() | more.keys()}
+                struck = struck or (None if more else closed)
                 self.attempted(str(data["id"]), text, own)
                 continue
             if self.limits is not None:
@@ -688,7 +728,7 @@ class GatewayGuard:
                 self._quiet.pop(next(iter(self._quiet)))
         leaks = [result for result in results if result.leaked]
         if not leaks:
-            return (self.capped_decision(asked) if asked else joined), kept
+            return (self.capped_decision(asked) if asked else struck or joined), kept
         action: Action = "blocked" if self.policy == "block" else "redacted"
         return _output_decision(leaks, action, index.params), kept
 
@@ -792,9 +832,9 @@ class StreamGuard:
     across channels join. Under the block policy a leak in any channel ends the stream with
     `finish_reason: "content_filter"` before any letter of it is sent; a finish reason from
     the upstream first flushes every channel. An event with nothing released and nothing else
-    to say (role, a new tool call, a finish reason) is dropped. While documents are capped, what
-    a channel is about to release is checked (with the tail already sent) for their grams, and
-    the stream ends instead of sending it.
+    to say (role, a new tool call, a finish reason) is dropped. While documents are closed to it
+    (capped, or at its customer's limit), what a channel is about to release is checked (with
+    the tail already sent) for their grams, and the stream ends instead of sending it.
     """
 
     owner: GatewayGuard
@@ -886,7 +926,7 @@ class StreamGuard:
     def _carries_capped(self, released: dict[Channel, str]) -> bool:
         """Whether what is about to be released, read on from what each channel already sent,
         carries grams of a capped document (the stream then ends)."""
-        if not self.owner.capping:
+        if not self.owner.closing(self.exhausted):
             self._carry.clear()
             return False
         hits: dict[int, frozenset[int]] = {}
@@ -894,14 +934,14 @@ class StreamGuard:
             if channel not in self._carry:  # capping began mid-stream: read on from the sent tail
                 self._carry[channel] = CappedStream()
                 sent = "".join(self._sent.get(channel, ()))
-                self.owner.capped_feed(self._carry[channel], sent[-_CAPPED_TAIL:])
-            found = self.owner.capped_feed(self._carry[channel], text, self.own)
-            for doc, ordinals in beyond(found, self.exhausted).items():
+                self.owner.closed_feed(self._carry[channel], sent[-_CAPPED_TAIL:])
+            found = self.owner.closed_feed(self._carry[channel], text, self.own, self.exhausted)
+            for doc, ordinals in found.items():
                 hits[doc] = hits.get(doc, frozenset()) | ordinals
         if not hits:
             return False
-        self._asked = hits
-        self._capped = self.owner.capped_decision(hits)
+        self._capped, asked = self.owner.closed_decision(hits)
+        self._asked = dict(asked)
         for channel in released:
             self.owner.attempted(self.reply_id, self._received.get(channel, ""), self.own)
         return True

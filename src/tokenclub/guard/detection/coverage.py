@@ -17,12 +17,14 @@ place (`reply_runs`). What counts against a limit is that union less its longest
 neighbouring grams) is free, while a collector's pieces, taken from several places of the
 document, count from the second one on, however short the document. Two limits (fractions of
 the document's guard letters): a customer past `customer` of a document has it exhausted
-(replies that carry more of it are blocked; from the `strikes`-th such block it is refused);
-a document whose union over all customers passes `document` is capped. A capped document's
-grams are then refused to everyone (`CappedGrams`): every reply that carries a whole gram of
-it, or 25 of a gram's 26 letters (a piece cut between aligned starts), is blocked, unless its
-reader was sent that gram already (common and public grams, and those of two documents,
-excepted, as everywhere).
+(it is closed to that customer; from the `strikes`-th block for it the customer is refused);
+a document whose union over all customers passes `document`, and is more than any one
+customer's own, is capped (`capping_letters`): closed to everyone. A closed document's grams
+are refused (`CappedGrams`): every reply that carries a whole gram of it, or 25 of a gram's
+26 letters (a piece cut between aligned starts), is blocked, unless its reader was sent that
+gram already (common and public grams, and those of two documents, excepted, as everywhere).
+One customer's taking alone caps nothing: its own limit, read the same way, stops it as
+early, and a second honest customer sent the same replies is not locked out by the first.
 
 This module is the arithmetic only; `guard/state/coverage_store.py` keeps the grams in the database.
 """
@@ -186,6 +188,19 @@ def counted_letters(ordinals: Iterable[int], params: IndexParams, letters: int, 
     """The covered letters that count against a limit: all but the longest run's first `floor`."""
     runs = [end - start for start, end in _spans(ordinals, params, letters)]
     return sum(runs) - min(max(runs, default=0), floor)
+
+
+def capping_letters(
+    by_customer: Mapping[int, Collection[int]], params: IndexParams, letters: int, floor: int
+) -> int:
+    """The counted letters of a document that the document cap is measured by: those of every
+    customer's grams together, once they are more than any one customer's own; else 0. What one
+    customer takes alone is its own limit's business (past it, that customer is blocked); a cap
+    blocks the document for everyone, so one honest customer whose replies happen to share a
+    document's phrases, and others who are sent the same replies, cap nothing."""
+    union = counted_letters(set().union(*by_customer.values()), params, letters, floor)
+    alone = max((counted_letters(grams, params, letters, floor) for grams in by_customer.values()), default=0)
+    return union if union > alone else 0
 
 
 @dataclass(frozen=True, slots=True)

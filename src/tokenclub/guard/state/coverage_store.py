@@ -8,7 +8,8 @@ ignored after `Limits.hold_s` (a request that died; such rows are deleted when t
 grams are next written). Grams are kept for the coverage window; older rows of a customer are
 deleted whenever grams are added.
 
-A document capped (its coverage over all customers past the document cap) gets a row in
+A document capped (its coverage over all customers past the document cap, more than one
+customer's own) gets a row in
 `guard_capped_documents`; each gateway worker caches the set and reloads it when the table's
 (row count, newest id), read with every admission, changes.
 """
@@ -62,18 +63,21 @@ def customer_grams(
     return found, asked
 
 
-def document_grams(session: Session, generation: str, docs: list[int], since: int) -> dict[int, set[int]]:
-    """Every customer's grams of `docs`, merged (the union the document cap is about)."""
+def document_grams(
+    session: Session, generation: str, docs: list[int], since: int
+) -> dict[int, dict[int, set[int]]]:
+    """Every customer's grams of `docs`, per document and customer (the document cap is about
+    their union, and about whether more than one customer made it)."""
     if not docs:
         return {}
     rows = session.execute(
-        select(_GRAMS.c.doc, _GRAMS.c.ordinal)
+        select(_GRAMS.c.doc, _GRAMS.c.customer_id, _GRAMS.c.ordinal)
         .where(_GRAMS.c.generation == generation, _GRAMS.c.doc.in_(docs), _GRAMS.c.created_s >= since)
         .distinct()
     )
-    found: dict[int, set[int]] = {}
-    for doc, ordinal in rows:
-        found.setdefault(int(doc), set()).add(int(ordinal))
+    found: dict[int, dict[int, set[int]]] = {}
+    for doc, customer, ordinal in rows:
+        found.setdefault(int(doc), {}).setdefault(int(customer), set()).add(int(ordinal))
     return found
 
 
