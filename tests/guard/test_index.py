@@ -225,5 +225,9 @@ def test_the_document_table_merges_its_runs_and_still_finds_every_entry(tmp_path
         stored = set(zip(owner.tolist(), (np.arange(len(keys)) - starts[owner]).tolist(), strict=True))
         assert {(hit.doc, hit.ordinal) for hit in index.docs.lookup(np.unique(keys))} == stored
         for doc in (0, 1, 29, 30, len(DOCS) - 1):
-            found = document_entries(index, doc)
+            found = document_entries(index, [doc])
             assert sorted(found["ordinal"].tolist()) == sorted(o for d, o in stored if d == doc)
+        found = document_entries(index, [29, 0, 30, 0])  # several at once, across runs
+        assert sorted(zip(found["doc"].tolist(), found["ordinal"].tolist(), strict=True)) == sorted(
+            (d, o) for d, o in stored if d in (0, 29, 30)
+        )

@@ -561,16 +561,22 @@ def unsplitmix(mixed: U64) -> U64:
     return _unshift(z, 30)
 
 
-def document_entries(index: GuardIndex, doc: int) -> np.ndarray:
-    """The gram→document table's entries (key, doc, ordinal) of one document: the run holding it
-    is the last whose first document is at most `doc` (runs cover consecutive ranges of
-    documents, merged or not: `guard/indexing/doctable.py`)."""
+def document_entries(index: GuardIndex, docs: Iterable[int]) -> np.ndarray:
+    """The gram→document table's entries (key, doc, ordinal) of the documents `docs`, one pass
+    over each run that holds any: a run holds the documents from its first one to the next
+    run's first (runs cover consecutive ranges of documents, merged or not:
+    `guard/indexing/doctable.py`)."""
+    wanted = np.unique(np.fromiter(docs, dtype=np.int64))
     runs = sorted((index.folder / "docs").glob("run-*.npy"), key=first_document)
-    chosen = [path for path in runs if first_document(path) <= doc]
-    if not chosen:
-        return np.zeros(0, dtype=ENTRY)
-    run = np.load(chosen[-1], mmap_mode="r")
-    return np.asarray(run[run["doc"] == doc])
+    firsts = [first_document(path) for path in runs]
+    parts = []
+    for at, path in enumerate(runs):
+        end = firsts[at + 1] if at + 1 < len(runs) else np.iinfo(np.int64).max
+        held = wanted[(wanted >= firsts[at]) & (wanted < end)]
+        if len(held):
+            run = np.load(path, mmap_mode="r")
+            parts.append(np.asarray(run[np.isin(run["doc"], held)]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=ENTRY)
 
 
 @dataclass(slots=True)
@@ -598,8 +604,7 @@ class CappedGrams:
 
     def __init__(self, index: GuardIndex, docs: Iterable[int]) -> None:
         self.params = index.params
-        parts = [document_entries(index, doc) for doc in sorted(set(docs))]
-        entries = np.concatenate(parts) if parts else np.zeros(0, dtype=ENTRY)
+        entries = document_entries(index, docs)
         entries = entries[index.single(np.ascontiguousarray(entries["key"]))] if len(entries) else entries
         self.docs = frozenset(int(d) for d in entries["doc"].tolist())
         self._keys = np.sort(np.asarray(entries["key"], dtype=np.uint64))
@@ -618,9 +623,7 @@ class CappedGrams:
         # the same, as Python integers, for a stream's few new letters at a time (`feed`)
         self._whole_key = whole.key
         self._top = whole.top
-        self._by_key: dict[int, list[int]] = {}
-        for entry, key in enumerate(entries["key"].tolist()):
-            self._by_key.setdefault(int(key), []).append(entry)
+        self._key_list: list[int] = self._keys.tolist()
         self._first_list: list[int] = self._first_values.tolist()
         self._last_list: list[int] = self._last_values.tolist()
 
@@ -679,7 +682,11 @@ class CappedGrams:
                 found += self._range_list(self._last_list, self._last, raw * base & MASK64)
                 if len(letters) == width:
                     whole = (letters[0] * top + raw) & MASK64
-                    found += self._by_key.get(splitmix_int(whole ^ self._whole_key), [])
+                    key = splitmix_int(whole ^ self._whole_key)
+                    at = bisect_left(self._key_list, key)
+                    while at < len(self._key_list) and self._key_list[at] == key:
+                        found.append(int(self._key_entry[at]))
+                        at += 1
         grams: dict[int, set[int]] = {}
         for entry in found:
             grams.setdefault(int(self._doc[entry]), set()).add(int(self._ordinal[entry]))
