@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
+from tokenclub.guard.compiled import HINT_HAN, HINT_HYPHEN, HINT_JAMO, HINT_RUN, HINT_WORDS, trigger_hints
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
@@ -22,8 +23,8 @@ from tokenclub.guard.detection.transforms import (
     Romanized,
     Transform,
 )
-from tokenclub.guard.detection.views import _PLAIN, LAZY_VIEWS, _filler_seen
-from tokenclub.guard.normalize import guard_letters, guard_text
+from tokenclub.guard.detection.views import LAZY_VIEWS, _filler_seen
+from tokenclub.guard.normalize import code_points, guard_letters, guard_text
 
 DOC = 10
 SPAN = petitions()[DOC][120:200]
@@ -94,7 +95,7 @@ period."""
 @given(st.text(alphabet="가나다 ,.a1_\u3164㈜", max_size=120))
 def test_the_filler_trigger_answers_as_its_expression(text: str) -> None:
     letters = "".join(char for char in text if guard_letters(char))
-    assert _filler_seen(text) == (_FILLER_SEEN.search(letters) is not None)
+    assert filler_seen(text) == (_FILLER_SEEN.search(letters) is not None)
 
 
 @pytest.mark.parametrize(("steps", "seen"), [((8, 7, 8), True), ((2, 2, 2), True), ((8, 6, 8), False)])
@@ -105,20 +106,41 @@ def test_the_filler_trigger_sees_the_widest_stride_among_letters_that_never_repe
     2) are a run however far apart, steps of two periods (8 and 6) are not."""
     others = iter(chr(0xAC01 + i) for i in range(100))
     letters = "가" + "".join("".join(next(others) for _ in range(step - 1)) + "가" for step in steps)
-    assert _filler_seen(letters) is seen
+    assert filler_seen(letters) is seen
     assert (_FILLER_SEEN.search(letters) is not None) is seen
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="가나다라힣 \n.,!?~'\"()[]…·:;-", max_size=150))
-def test_on_hangul_and_punctuation_alone_only_the_triggers_tried_there_can_fire(text: str) -> None:
-    """Such a window is tried for the `plain` triggers only: no other may fire on it."""
-    assert _PLAIN.fullmatch(text)
-    assert not [spec.name for spec in LAZY_VIEWS if not spec.plain and spec.seen(text)]
+def filler_seen(text: str) -> bool:
+    return _filler_seen(text, code_points(text))
+
+
+WINDOWS = st.one_of(
+    st.text(max_size=150),
+    st.text(alphabet="가나힣ㄱㅏㅣ漢字 aZ09+/-_ .,…·“\u3000\u1160\uffa0〇丨口", max_size=150),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(WINDOWS)
+def test_a_trigger_fires_only_on_a_window_that_holds_its_hint(text: str) -> None:
+    """A trigger whose hint the window lacks is not tried; it could not have fired."""
+    points = code_points(text)
+    hints = trigger_hints(points)
+    fired = [spec.name for spec in LAZY_VIEWS if spec.hint and spec.seen(text, points)]
+    assert [name for name in fired if not hints & next(s.hint for s in LAZY_VIEWS if s.name == name)] == []
+
+
+def test_fresh_korean_text_holds_few_hints() -> None:
+    """Hangul, spaces and punctuation alone hold none, so only the filler trigger is tried there."""
+    assert trigger_hints(code_points("서울은 대한민국의 수도이며, 한강이 도시를 가로지릅니다! (2019)")) == 0
+    assert trigger_hints(code_points("漢")) == HINT_HAN
+    assert trigger_hints(code_points("so-ul-eun-dae")) == HINT_HYPHEN | HINT_WORDS
+    assert trigger_hints(code_points("ㅅㅓ")) == HINT_JAMO
+    assert trigger_hints(code_points("QUJDREVGR0hJSktMTU5P")) == HINT_RUN | HINT_WORDS
 
 
 def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:
     """Punctuation between two fillers shortens a step by one letter; the trigger allows it as
     the filler rule does, so the view starts while the copy is still held back."""
-    assert _filler_seen("공사: 그리고 대리경 그리고 영자/ 그리고 산림조 그리고")
-    assert not _filler_seen("공사는 대리경영자가 맡고, 산림조합이 책임 시공을 하는 사업입니다.")
+    assert filler_seen("공사: 그리고 대리경 그리고 영자/ 그리고 산림조 그리고")
+    assert not filler_seen("공사는 대리경영자가 맡고, 산림조합이 책임 시공을 하는 사업입니다.")

@@ -197,6 +197,50 @@ missed the cache at nearly every key and took twice as long; parts of 2,048 keys
 again (the split writes to too many places at once)."""
 
 
+HINT_HAN = 1  # a Han character
+HINT_RUN = 2  # a run of 16 characters of the base64 alphabet
+HINT_HYPHEN = 4  # a hyphen between two ASCII letters
+HINT_JAMO = 8  # a compatibility jamo (ㄱ–ㅣ)
+HINT_WORDS = 16  # 8 characters that may be word characters outside Hangul
+
+
+@_compiled
+def trigger_hints(code_points: U32) -> int:
+    """What a window of text holds that some lazy view's trigger needs (`HINT_*` bits), in one
+    pass: a trigger whose hint is missing cannot fire, and its regular expression is not run.
+    `HINT_WORDS` counts ASCII letters, digits and `_` and every other character outside ASCII
+    and Hangul (syllables, ㄱ–ㆎ), so it is never below the count of such word characters."""
+    hints = 0
+    run = 0
+    words = 0
+    n = code_points.shape[0]
+    for i in range(n):
+        c = code_points[i]
+        han = 0x3400 <= c <= 0x4DBF or 0x4E00 <= c <= 0x9FFF or 0xF900 <= c <= 0xFAFF
+        if han or 0x20000 <= c <= 0x2FA1F:
+            hints |= HINT_HAN
+        letter = (65 <= c <= 90) or (97 <= c <= 122)
+        alnum = letter or (48 <= c <= 57)
+        run = run + 1 if alnum or c == 43 or c == 47 else 0
+        if run >= 16:
+            hints |= HINT_RUN
+        if c == 45 and 0 < i < n - 1:
+            before, after = code_points[i - 1], code_points[i + 1]
+            if ((65 <= before <= 90) or (97 <= before <= 122)) and (
+                (65 <= after <= 90) or (97 <= after <= 122)
+            ):
+                hints |= HINT_HYPHEN
+        if 0x3131 <= c <= 0x3163:
+            hints |= HINT_JAMO
+        if c < 128:
+            words += alnum or c == 95
+        elif not (0xAC00 <= c <= 0xD7A3 or 0x3131 <= c <= 0x318E):
+            words += 1
+    if words >= 8:
+        hints |= HINT_WORDS
+    return hints
+
+
 @_compiled
 def distinct_documents(keys: U64, owner: I64) -> tuple[U64, I64]:
     """Each distinct key of a batch and the number of documents that hold it, in no order

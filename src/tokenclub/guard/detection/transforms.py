@@ -21,6 +21,7 @@ import re
 import unicodedata
 import urllib.parse
 from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,7 +37,7 @@ _ESCAPE = re.compile(
     r"|</?[A-Za-z][^<>]{0,200}>"
     r"|(?:%[0-9A-Fa-f]{2})+"
 )
-_TRIGGERS = "\\&<%"
+_TRIGGERS = re.compile(r"[\\&<%]")  # the first characters of every escape
 _REACH = {"<": 210, "\\": 12, "&": 40, "%": 3}  # how far an escape can reach from its first char
 _HAN_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _WORD_CHAR = re.compile(r"[가-힣\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -73,16 +74,16 @@ class Transform:
         self.waiting = waiting
         return out
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
         """(view text, its origins, input characters used up, new `waiting`)."""
-        return buffer, list(range(base, base + len(buffer))), len(buffer), base + len(buffer)
+        return buffer, range(base, base + len(buffer)), len(buffer), base + len(buffer)
 
 
 class Decoder(Transform):
     """JSON `\\uXXXX` escapes, HTML entities, percent-encoded UTF-8 decoded; HTML tags dropped."""
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
-        if not any(t in buffer for t in _TRIGGERS):
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
+        if _TRIGGERS.search(buffer) is None:
             return super()._take(buffer, base, final)
         matches = list(_ESCAPE.finditer(buffer))
         hold = len(buffer)
@@ -134,7 +135,7 @@ def _decode(escape: str) -> str:
 class HangulOnly(Transform):
     """Only Hangul: Latin, digits, Han and tags between the syllables go (vectorised)."""
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
         cps = code_points(buffer)
         keep = (
             ((cps >= 0xAC00) & (cps < 0xD7A4))
@@ -168,7 +169,7 @@ class _IndexRead(Transform):
         self._before = ""  # the last `BEHIND` characters of decided view text
         self._early = 0  # characters of the undecided block already given out
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
         out: list[str] = []
         origins: list[int] = []
         used = 0
@@ -417,7 +418,7 @@ class Filler(Transform):
         self._units: list[tuple[str, int]] = []  # (character, offset): decided context + undecided
         self._decided = 0  # units[:decided] are decided (kept only as look-behind)
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
         self._units += [(c, o) for o, c in enumerate(buffer, base) if char_letters(c)]
         units = self._units
         chars = [c for c, _ in units]
@@ -468,7 +469,7 @@ def _periodic(chars: list[str], i: int) -> bool:
 class Base64Runs(Transform):
     """Runs of 16+ base64 characters decoded as UTF-8; everything else leaves this view."""
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
         out: list[str] = []
         origins: list[int] = []
         used = len(buffer)
@@ -499,7 +500,7 @@ class Romanized(Transform):
         super().__init__()
         self._syllables = romanized_syllables()
 
-    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, list[int], int, int]:
+    def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
         out: list[str] = []
         origins: list[int] = []
         used = len(buffer)

@@ -38,7 +38,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tokenclub.guard.compiled import repeated_at_stride
+from tokenclub.guard.compiled import (
+    HINT_HAN,
+    HINT_HYPHEN,
+    HINT_JAMO,
+    HINT_RUN,
+    HINT_WORDS,
+    U32,
+    repeated_at_stride,
+    trigger_hints,
+)
 from tokenclub.guard.detection.fragments import Fragment, Join
 from tokenclub.guard.detection.scanner import (
     REDACTION,
@@ -91,18 +100,17 @@ _OTHER_WORD = re.compile(r"[^\W가-힣ㄱ-ㆎ]")
 """A word character outside Hangul (a letter, digit or `_`): each run between Hangul has one."""
 
 
-def _filler_seen(text: str) -> bool:
+def _filler_seen(text: str, points: U32) -> bool:
     """Whether one character recurs `FILLER_REPEATS` times at a regular stride among the text's
     characters that have guard letters (`Filler`'s units and rule: punctuation between two
     fillers shortens a step by one), in compiled code: as a regular expression over word
     characters it cost 34 µs at 110 letters and 189 at 660, once a batch."""
-    points = code_points(text)
     while (found := repeated_at_stride(points, LETTERS.lengths, *_FILLER_RULE)) < 0:
         LETTERS.fill(points)
     return bool(found)
 
 
-def _sandwiched(text: str, count: int = 8) -> bool:
+def _sandwiched(text: str, _: U32, count: int = 8) -> bool:
     """Whether `count` short non-Hangul runs sit between Hangul characters within 72 characters
     (`_dense`); first whether the text has `count` word characters outside Hangul at all (each
     run holds one), which ordinary Korean text mostly has not."""
@@ -120,29 +128,25 @@ def _dense(pattern: re.Pattern[str], text: str, count: int = 8, span: int = 72) 
 
 @dataclass(frozen=True, slots=True)
 class ViewSpec:
-    """A lazily started view: its name, when it starts, and its transform of the decoded text;
-    `plain`: whether its trigger can fire on text of Hangul syllables, spaces and punctuation
-    alone (`_PLAIN`), where the other triggers are not tried."""
+    """A lazily started view: its name, when it starts (`seen`, of a window's text and its code
+    points), and its transform of the decoded text; `hint`: what a window must hold for the
+    trigger to fire (`compiled.trigger_hints`; 0: it is always tried)."""
 
     name: str
-    seen: Callable[[str], bool]
+    seen: Callable[[str, U32], bool]
     make: Callable[[GuardIndex], Transform]  # the index: for views whose reading it chooses
-    plain: bool = False
+    hint: int = 0
 
-
-_PLAIN = re.compile(r"[가-힣\s.,!?~'\"()\[\]…·:;\-]*")
-"""Hangul syllables, spaces and common punctuation: no Han character, no Latin letter or
-digit, no jamo, no `_` (what the hanja, Hangul-only, base64, romanized and look-alike triggers
-each need at least one of). A window of nothing else, about 40 % of a petition's windows of
-100 characters, is tried for the filler trigger alone."""
 
 LAZY_VIEWS = (
-    ViewSpec("hanja", lambda text: _HAN.search(text) is not None, HanjaRead),
-    ViewSpec("hangul", _sandwiched, lambda _: HangulOnly()),
-    ViewSpec("filler", _filler_seen, lambda _: Filler(), plain=True),
-    ViewSpec("base64", lambda text: _BASE64.search(text) is not None, lambda _: Base64Runs()),
-    ViewSpec("romanized", lambda text: _HYPHENATED.search(text) is not None, lambda _: Romanized()),
-    ViewSpec("lookalike", lookalike_seen, LookalikeRead),
+    ViewSpec("hanja", lambda text, _: _HAN.search(text) is not None, HanjaRead, HINT_HAN),
+    ViewSpec("hangul", _sandwiched, lambda _: HangulOnly(), HINT_WORDS),
+    ViewSpec("filler", _filler_seen, lambda _: Filler()),
+    ViewSpec("base64", lambda text, _: _BASE64.search(text) is not None, lambda _: Base64Runs(), HINT_RUN),
+    ViewSpec(
+        "romanized", lambda text, _: _HYPHENATED.search(text) is not None, lambda _: Romanized(), HINT_HYPHEN
+    ),
+    ViewSpec("lookalike", lambda text, _: lookalike_seen(text), LookalikeRead, HINT_JAMO),
 )
 VIEW_NAMES = ("plain", "reversed", *(spec.name for spec in LAZY_VIEWS))
 
@@ -321,8 +325,13 @@ class ViewScanner:
         window = self._recent
         self._recent = window[-_CONTEXT:]
         self._checked = self._decoded_length
-        plain = _PLAIN.fullmatch(window) is not None
-        started = [spec for spec in self._waiting if (spec.plain or not plain) and spec.seen(window)]
+        points = code_points(window)
+        hints = trigger_hints(points)
+        started = [
+            spec
+            for spec in self._waiting
+            if (not spec.hint or spec.hint & hints) and spec.seen(window, points)
+        ]
         if not started:
             return
         text = "".join(self._decoded)
