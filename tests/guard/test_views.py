@@ -73,6 +73,49 @@ def test_transforms_do_not_depend_on_how_the_text_is_cut(cuts: list[int], name: 
         assert _run(make(), _pieces(text, cuts)) == _run(make(), [text])
 
 
+def filler_reference(text: str) -> tuple[str, list[int]]:
+    """The filler rule over the whole text at once, a character at a time: a lettered character
+    is dropped when it is one of `FILLER_REPEATS` equal ones, each step P or P − 1 (at least 2)
+    among the lettered characters, for some period P."""
+    units = [(char, at) for at, char in enumerate(text) if guard_letters(char)]
+    chars = [char for char, _ in units]
+
+    def periodic(i: int) -> bool:
+        for period in FILLER_PERIODS:
+            run = 1
+            for direction in (-1, 1):
+                j = i
+                while run < FILLER_REPEATS:
+                    step = next(
+                        (
+                            s
+                            for s in (period, period - 1)
+                            if s > 1
+                            and 0 <= j + direction * s < len(chars)
+                            and chars[j + direction * s] == chars[i]
+                        ),
+                        None,
+                    )
+                    if step is None:
+                        break
+                    j += direction * step
+                    run += 1
+            if run >= FILLER_REPEATS:
+                return True
+        return False
+
+    kept = [unit for i, unit in enumerate(units) if not periodic(i)]
+    return "".join(char for char, _ in kept), [at for _, at in kept]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="가나다 ,.a1_\u3164㈜", max_size=160), st.lists(st.integers(0, 160), max_size=12))
+def test_the_filler_view_drops_what_its_rule_names_however_the_text_is_cut(
+    text: str, cuts: list[int]
+) -> None:
+    assert _run(Filler(), _pieces(text, cuts)) == filler_reference(text)
+
+
 def test_decoder_maps_each_escape_to_its_first_character() -> None:
     out, origins = _run(Decoder(), ["가&#xAC00;<b>나</b>\\uB2E4%EB%9D%BC &amp; 끝"])
     assert out == "가가나다라 & 끝"

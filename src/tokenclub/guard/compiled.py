@@ -242,6 +242,44 @@ def trigger_hints(code_points: U32) -> int:
 
 
 @_compiled
+def filler_drops(chars: U32, start: int, end: int, shortest: int, longest: int, repeats: int) -> U8:
+    """For each of chars[start:end], 1 when it is a filler: one of `repeats` equal characters,
+    each step P or P − 1 (at least 2) for some period P from `shortest` to `longest` (the
+    filler view's rule; `chars` holds the look-behind and look-ahead it needs). A character
+    with fewer than `repeats` copies within reach is none, without the stride test."""
+    n = chars.shape[0]
+    span = (repeats - 1) * longest
+    drops = np.zeros(max(0, end - start), np.uint8)
+    for i in range(start, end):
+        char = chars[i]
+        near = 0
+        for k in range(max(0, i - span), min(n, i + span + 1)):
+            if chars[k] == char:
+                near += 1
+        if near < repeats:
+            continue
+        for period in range(shortest, longest + 1):
+            run = 1
+            for direction in (-1, 1):
+                j = i
+                while run < repeats:
+                    moved = False
+                    for step in (period, period - 1):
+                        k = j + direction * step
+                        if step > 1 and 0 <= k < n and chars[k] == char:
+                            j = k
+                            moved = True
+                            break
+                    if not moved:
+                        break
+                    run += 1
+            if run >= repeats:
+                drops[i - start] = 1
+                break
+    return drops
+
+
+@_compiled
 def distinct_documents(keys: U64, owner: I64) -> tuple[U64, I64]:
     """Each distinct key of a batch and the number of documents that hold it, in no order
     (`commonness.repeated`). `owner` must not decrease (a batch's keys in document order), so a

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import collections
 import functools
 import html
@@ -25,10 +24,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tokenclub.guard.compiled import UNFILLED, filler_drops
 from tokenclub.guard.detection.lookalike import JAMO, hanja_candidates, hanja_readings, romanized_syllables
 from tokenclub.guard.hashing import gram_hash
 from tokenclub.guard.indexing.index import GuardIndex
-from tokenclub.guard.normalize import char_letters, code_points, normalize
+from tokenclub.guard.normalize import LETTERS, char_letters, code_points, normalize
 
 _ESCAPE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a surrogate pair
@@ -410,60 +410,37 @@ def lookalike_seen(text: str) -> bool:
 
 class Filler(Transform):
     """Drops a character that recurs at a regular stride: one of `FILLER_REPEATS` equal letters
-    `P` apart (P in `FILLER_PERIODS`), counted over the characters that have guard letters.
-    A character is decided once the `FILLER_SPAN` letters after it are known."""
+    `P` apart (P in `FILLER_PERIODS`), counted over the characters that have guard letters
+    (`compiled.filler_drops`). A character is decided once the `FILLER_SPAN` letters after it
+    are known."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._units: list[tuple[str, int]] = []  # (character, offset): decided context + undecided
-        self._decided = 0  # units[:decided] are decided (kept only as look-behind)
+        self._chars = np.zeros(0, dtype=np.uint32)  # decided context + undecided, as code points
+        self._offsets = np.zeros(0, dtype=np.int64)
+        self._decided = 0  # chars[:decided] are decided (kept only as look-behind)
 
     def _take(self, buffer: str, base: int, final: bool) -> tuple[str, Sequence[int], int, int]:
-        self._units += [(c, o) for o, c in enumerate(buffer, base) if char_letters(c)]
-        units = self._units
-        chars = [c for c, _ in units]
-        end = len(units) if final else len(units) - FILLER_SPAN
-        out: list[str] = []
-        origins: list[int] = []
-        # a filler's `FILLER_REPEATS` copies lie within `FILLER_SPAN` of each other: a character
-        # seen fewer times than that around it is none, without the stride test
-        places: dict[str, list[int]] = {}
-        for at, char in enumerate(chars):
-            places.setdefault(char, []).append(at)
-        for i in range(self._decided, max(self._decided, end)):
-            seen = places[chars[i]]
-            near = bisect.bisect_right(seen, i + FILLER_SPAN) - bisect.bisect_left(seen, i - FILLER_SPAN)
-            if near < FILLER_REPEATS or not _periodic(chars, i):
-                out.append(units[i][0])
-                origins.append(units[i][1])
-        self._decided = max(self._decided, end)
+        points = code_points(buffer)
+        if (LETTERS.lengths[points] == UNFILLED).any():
+            LETTERS.fill(points)
+        lettered = np.flatnonzero(LETTERS.lengths[points])
+        self._chars = np.concatenate((self._chars, points[lettered]))
+        self._offsets = np.concatenate((self._offsets, lettered + base))
+        end = len(self._chars) if final else len(self._chars) - FILLER_SPAN
+        out, origins = "", []
+        if end > self._decided:
+            rule = (FILLER_PERIODS[0], FILLER_PERIODS[-1], FILLER_REPEATS)
+            kept = self._decided + np.flatnonzero(filler_drops(self._chars, self._decided, end, *rule) == 0)
+            out = self._chars[kept].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+            origins = self._offsets[kept].tolist()
+            self._decided = end
         keep = max(0, self._decided - FILLER_SPAN)
-        self._units = units[keep:]
+        self._chars, self._offsets = self._chars[keep:], self._offsets[keep:]
         self._decided -= keep
-        waiting = self._units[self._decided][1] if self._decided < len(self._units) else base + len(buffer)
-        return "".join(out), origins, len(buffer), waiting
-
-
-def _periodic(chars: list[str], i: int) -> bool:
-    """Whether chars[i] is one of `FILLER_REPEATS` equal characters at some stride P, each step
-    P or P − 1 (a punctuation mark inside one stretch of source text shortens it by one)."""
-    char, n = chars[i], len(chars)
-    for period in FILLER_PERIODS:
-        run = 1
-        for direction in (-1, 1):
-            j = i
-            while run < FILLER_REPEATS:
-                for step in (period, period - 1):
-                    k = j + direction * step
-                    if step > 1 and 0 <= k < n and chars[k] == char:
-                        j = k
-                        break
-                else:
-                    break
-                run += 1
-        if run >= FILLER_REPEATS:
-            return True
-    return False
+        undecided = self._offsets[self._decided :]
+        waiting = int(undecided[0]) if len(undecided) else base + len(buffer)
+        return out, origins, len(buffer), waiting
 
 
 class Base64Runs(Transform):
