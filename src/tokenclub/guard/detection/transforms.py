@@ -48,6 +48,8 @@ FILLER_REPEATS = 4
 FILLER_SPAN = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
 """Letters from a filler run's first letter to its last, at most: how far `Filler` looks ahead
 and behind."""
+FILLER_RULE = (FILLER_PERIODS[0], FILLER_PERIODS[-1], FILLER_REPEATS)
+"""The shortest and longest period and the repeats, as the compiled filler loops take them."""
 
 
 class Transform:
@@ -430,8 +432,8 @@ class Filler(Transform):
         end = len(self._chars) if final else len(self._chars) - FILLER_SPAN
         out, origins = "", []
         if end > self._decided:
-            rule = (FILLER_PERIODS[0], FILLER_PERIODS[-1], FILLER_REPEATS)
-            kept = self._decided + np.flatnonzero(filler_drops(self._chars, self._decided, end, *rule) == 0)
+            drops = filler_drops(self._chars, self._decided, end, *FILLER_RULE)
+            kept = self._decided + np.flatnonzero(drops == 0)
             out = self._chars[kept].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
             origins = self._offsets[kept].tolist()
             self._decided = end

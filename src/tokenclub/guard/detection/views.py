@@ -58,8 +58,7 @@ from tokenclub.guard.detection.scanner import (
     read_both,
 )
 from tokenclub.guard.detection.transforms import (
-    FILLER_PERIODS,
-    FILLER_REPEATS,
+    FILLER_RULE,
     Base64Runs,
     Decoder,
     Filler,
@@ -94,7 +93,6 @@ _CONTEXT = 64
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}")
 _HYPHENATED = re.compile(r"[A-Za-z]{1,7}(?:-[A-Za-z]{1,7}){3,}")
-_FILLER_RULE = (FILLER_PERIODS[0], FILLER_PERIODS[-1], FILLER_REPEATS)
 _SANDWICH = re.compile(r"[가-힣ㄱ-ㆎ][\W_]*[^\W가-힣ㄱ-ㆎ]{1,3}[\W_]*(?=[가-힣ㄱ-ㆎ])")
 _OTHER_WORD = re.compile(r"[^\W가-힣ㄱ-ㆎ]")
 """A word character outside Hangul (a letter, digit or `_`): each run between Hangul has one."""
@@ -105,7 +103,7 @@ def _filler_seen(text: str, points: U32) -> bool:
     characters that have guard letters (`Filler`'s units and rule: punctuation between two
     fillers shortens a step by one), in compiled code: as a regular expression over word
     characters it cost 34 µs at 110 letters and 189 at 660, once a batch."""
-    while (found := repeated_at_stride(points, LETTERS.lengths, *_FILLER_RULE)) < 0:
+    while (found := repeated_at_stride(points, LETTERS.lengths, *FILLER_RULE)) < 0:
         LETTERS.fill(points)
     return bool(found)
 
