@@ -452,7 +452,8 @@ class GatewayGuard:
 
     def _not_own(self, hits: Grams, own: int | None, held: Grams | None) -> dict[int, frozenset[int]]:
         index = self.scanner.current()
-        assert index is not None
+        if index is None:  # the index went away since the look-up: nothing to attribute
+            return {}
         return {
             doc: ordinals
             for doc, ordinals in beyond(hits, held or {}).items()
@@ -854,7 +855,7 @@ class StreamGuard:
     _malformed: bool = False
     _capped: Decision | None = None
     _asked: dict[int, frozenset[int]] = field(default_factory=dict)  # capped or joined grams it was refused
-    _carry: dict[Channel, CappedStream] = field(default_factory=dict)  # for `capped_feed`
+    _carry: dict[Channel, CappedStream] = field(default_factory=dict)  # for `closed_feed`
     _joined: Decision | None = None
     _received: dict[Channel, str] = field(default_factory=dict)  # each channel's text, held back too
     _looked: dict[Channel, int] = field(default_factory=dict)  # how much of it `_joins` read
@@ -891,7 +892,7 @@ class StreamGuard:
                 released[channel] = released.get(channel, "") + scanner.finish()
                 if scanner.blocked:
                     return self._stop(clean, released)
-        if self._carries_capped(released) or self._joins(released):
+        if self._carries_closed(released) or self._joins(released):
             return self._stop(clean, {})
         out = self._event(clean, released, keep_finish=True)
         return [out] if out is not None else []
@@ -906,7 +907,7 @@ class StreamGuard:
             released[channel] = scanner.finish()
             if scanner.blocked:
                 return self._stop(self._template, released)
-        if self._carries_capped(released) or self._joins(released):
+        if self._carries_closed(released) or self._joins(released):
             return self._stop(self._template, {})
         out = self._event(self._template, released, keep_finish=False)
         return [out] if out is not None else []
@@ -923,9 +924,10 @@ class StreamGuard:
             found[doc] = found.get(doc, frozenset()) | ordinals
         return found
 
-    def _carries_capped(self, released: dict[Channel, str]) -> bool:
+    def _carries_closed(self, released: dict[Channel, str]) -> bool:
         """Whether what is about to be released, read on from what each channel already sent,
-        carries grams of a capped document (the stream then ends)."""
+        carries grams of a document closed to it (capped, or at its customer's limit: the
+        stream then ends)."""
         if not self.owner.closing(self.exhausted):
             self._carry.clear()
             return False
@@ -934,7 +936,7 @@ class StreamGuard:
             if channel not in self._carry:  # capping began mid-stream: read on from the sent tail
                 self._carry[channel] = CappedStream()
                 sent = "".join(self._sent.get(channel, ()))
-                self.owner.closed_feed(self._carry[channel], sent[-_CAPPED_TAIL:])
+                self.owner.closed_feed(self._carry[channel], sent[-_CAPPED_TAIL:], self.own, self.exhausted)
             found = self.owner.closed_feed(self._carry[channel], text, self.own, self.exhausted)
             for doc, ordinals in found.items():
                 hits[doc] = hits.get(doc, frozenset()) | ordinals
