@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -425,9 +425,7 @@ class GatewayGuard:
             return cache.grams
         grams = cache.closed.get(mine)
         if grams is None:
-            grams = cache.closed[mine] = CappedGrams(index, {*cache.docs, *mine})
-            while len(cache.closed) > _CLOSED_KEPT:
-                cache.closed.pop(next(iter(cache.closed)))
+            grams = _put(cache.closed, mine, CappedGrams(index, {*cache.docs, *mine}), _CLOSED_KEPT)
         return grams
 
     def closing(self, exhausted: Collection[int] = ()) -> bool:
@@ -716,17 +714,11 @@ class GatewayGuard:
                     continue
             kept += [p for result in found.values() for p in result.pieces]
         if asked:
-            self._attempts[str(data["id"])] = asked
-            while len(self._attempts) > _ATTEMPTS_KEPT:
-                self._attempts.pop(next(iter(self._attempts)))
+            _put(self._attempts, str(data["id"]), asked, _ATTEMPTS_KEPT)
         if self.limits is not None:
-            self._delivered[str(data["id"])] = delivered
-            while len(self._delivered) > _ATTEMPTS_KEPT:
-                self._delivered.pop(next(iter(self._delivered)))
+            _put(self._delivered, str(data["id"]), delivered, _ATTEMPTS_KEPT)
         if len(data["choices"]) == 1 and _quiet(found):
-            self._quiet[str(data["id"])] = True
-            while len(self._quiet) > _ATTEMPTS_KEPT:
-                self._quiet.pop(next(iter(self._quiet)))
+            _put(self._quiet, str(data["id"]), True, _ATTEMPTS_KEPT)
         leaks = [result for result in results if result.leaked]
         if not leaks:
             return (self.capped_decision(asked) if asked else struck or joined), kept
@@ -753,6 +745,18 @@ class GatewayGuard:
         """The fragments a reply's runs are tested against (its own are added as they close);
         None, and no joins, when accumulation is off."""
         return list(earlier) if self.budget is not None else None
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _put(kept: dict[_K, _V], key: _K, value: _V, limit: int) -> _V:
+    """Keep `value` under `key`, forgetting the oldest entries past `limit`; returns `value`."""
+    kept[key] = value
+    while len(kept) > limit:
+        kept.pop(next(iter(kept)))
+    return value
 
 
 def beyond(hits: Grams, held: Grams) -> dict[int, frozenset[int]]:
