@@ -57,6 +57,10 @@ def hostile_app() -> FastAPI:
             return {"id": "h", "choices": "abc"}
 
         async def events() -> AsyncIterator[bytes]:
+            if model == "readbad":
+                # Good events and a bad one in one write: the client reads them together.
+                yield b"".join(map(_chunk, TEXT)) + b'data: "oops"\n\n'
+                return
             if model == "badevent":
                 yield b"data: [1, 2]\n\n"
             for char in TEXT:
@@ -78,7 +82,7 @@ def hostile_app() -> FastAPI:
     return app
 
 
-MODELS = ("huge", "list", "strchoices", "badevent", "midbad", "plain")
+MODELS = ("huge", "list", "strchoices", "badevent", "midbad", "readbad", "plain")
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +211,25 @@ def test_a_stream_cut_by_a_bad_event_is_charged_at_once_on_the_pinned_estimate(
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
     with db.transaction() as session:
         assert balance_summary(session, customer.id)["free_tokens_used"] == expected.total
+    _check_books(db)
+
+
+def test_good_events_read_together_with_a_bad_one_go_out_before_the_error(
+    db: Database, gateway: str, make_customer: Callable[..., Customer]
+) -> None:
+    customer = make_customer(free=1_000)
+    body = {"model": "readbad", "messages": HI, "max_tokens": 20, "stream": True}
+    with httpx.stream(
+        "POST", gateway + "/chat/completions", json=body, headers={"Authorization": f"Bearer {customer.key}"}
+    ) as response:
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    deltas = [json.loads(e)["choices"][0]["delta"]["content"] for e in events[: len(TEXT)]]
+    assert "".join(deltas) == TEXT
+    assert json.loads(events[len(TEXT)])["error"]["code"] == "upstream_error"
+    assert events[len(TEXT) + 1 :] == ["[DONE]"]
+    assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
+    with db.transaction() as session:
+        assert balance_summary(session, customer.id)["free_tokens_used"] == estimate_usage("hi", [TEXT]).total
     _check_books(db)
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError, sse_lines
+from tokenclub.gateway.upstream import ModelRoute, Upstream, UpstreamError, sse_reads
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -16,15 +16,15 @@ async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
         yield part
 
 
-async def _collect(lines: AsyncIterator[bytes]) -> list[bytes]:
-    return [line async for line in lines]
+async def _collect(reads: AsyncIterator[list[bytes]]) -> list[list[bytes]]:
+    return [lines async for lines in reads]
 
 
-def test_lines_are_joined_across_chunk_cuts_and_lose_their_line_ends() -> None:
-    lines = asyncio.run(
-        _collect(sse_lines(_chunks(b'data: {"a"', b": 1}\r\n\r\nda", b"ta: [DONE]\n", b"tail")))
+def test_lines_are_joined_across_chunk_cuts_lose_their_line_ends_and_keep_their_read() -> None:
+    reads = asyncio.run(
+        _collect(sse_reads(_chunks(b'data: {"a"', b": 1}\r\n\r\nda", b"ta: [DONE]\n", b"tail")))
     )
-    assert lines == [b'data: {"a": 1}', b"", b"data: [DONE]", b"tail"]
+    assert reads == [[b'data: {"a": 1}', b""], [b"data: [DONE]"], [b"tail"]]
 
 
 async def _serve_and_stream(streams: int) -> tuple[list[list[dict[str, object]]], set[int], str]:
@@ -56,9 +56,8 @@ async def _serve_and_stream(streams: int) -> tuple[list[list[dict[str, object]]]
     try:
         got = []
         for _ in range(streams):
-            got.append(
-                [event async for event in upstream.stream(route, "/chat/completions", {"stream": True})]
-            )
+            reads = upstream.stream(route, "/chat/completions", {"stream": True})
+            got.append([event async for events in reads for event in events])
         try:
             await upstream.complete(route, "/missing", {})
             missing = ""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView, authenticate
@@ -22,6 +23,7 @@ from tokenclub.gateway import billing
 from tokenclub.gateway.billing import QuotaExceededError, RequestInfo, Usage
 from tokenclub.gateway.body import json_body
 from tokenclub.gateway.errors import ApiError, shorten
+from tokenclub.gateway.event_stream import EventStream
 from tokenclub.gateway.formats import EMBEDDINGS, SSE_DONE, ApiFormat, sse, usage_dict, usage_from
 from tokenclub.gateway.metering import counted_usage
 from tokenclub.gateway.observe import RequestContext, context
@@ -272,29 +274,35 @@ class Completions:
             return await self._upstream_failed(call, admitted, info, exc)
         first_token = gateway.metrics.first_token.labels(call.route.name)
 
-        async def body() -> AsyncIterator[bytes]:
+        async def body() -> AsyncGenerator[bytes, None]:
             failed = completed = False
             timed = False
             try:
                 pending = [first] if first is not None else []
                 while True:
                     if pending:
-                        event = pending.pop()
+                        batch = pending.pop()
                     else:
                         try:
-                            event = await anext(events)
+                            batch = await anext(events)
                         except StopAsyncIteration:
                             break
-                    for out in reply.feed(event):
+                    # What one read brought goes out in one write, up to a blocked event.
+                    outs: list[dict[str, Any]] = []
+                    for event in batch:
+                        outs.extend(reply.feed(event))
+                        if reply.blocked:
+                            break
+                    if outs:
                         if not timed:
                             first_token.observe(time.perf_counter() - call.started)
                             timed = True
-                        yield sse(out)
+                        yield b"".join(map(sse, outs))
                     if reply.blocked:
                         await close_stream(events)
                         break
-                for out in reply.finish():
-                    yield sse(out)
+                if finished := reply.finish():
+                    yield b"".join(map(sse, finished))
                 completed = True
             except UpstreamError as exc:
                 failed = True
@@ -333,10 +341,12 @@ class Completions:
                 if call.parsed.include_usage:
                     final = await asyncio.shield(settling)
                     if final is not None:
-                        yield sse(call.fmt.usage_chunk(reply.last_id, call.route.name, final))
+                        usage = call.fmt.usage_chunk(reply.last_id, call.route.name, final)
+                        yield sse(usage) + SSE_DONE
+                        return
             yield SSE_DONE
 
-        return StreamingResponse(body(), media_type="text/event-stream")
+        return EventStream(body())
 
     def _after_stream(
         self, call: Call, admitted: Admitted, reply: ReplyStream, hold: int | None

@@ -128,8 +128,10 @@ class Upstream:
 
     async def stream(
         self, route: ModelRoute, path: str, body: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Parsed server-sent event payloads until `[DONE]`."""
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Parsed server-sent event payloads until `[DONE]`, together as each read brought them,
+        so the gateway can write what arrived at once in one write. An invalid event raises
+        only after the events before it in the same read have been handed over."""
         url = route.base_url + path
         try:
             response = await self._client().post(
@@ -142,20 +144,27 @@ class Upstream:
             if response.status >= 400:
                 raise _refused(response.status, await response.read())
             done = False
-            async for line in sse_lines(response.content.iter_any()):
+            async for lines in sse_reads(response.content.iter_any()):
                 # After [DONE] the rest of the body is still read, so the connection goes back
                 # to the pool instead of being thrown away.
-                if done or not line.startswith(b"data:"):
+                if done:
                     continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    done = True
-                    continue
-                try:
-                    event = json.loads(payload)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise UpstreamError("upstream sent an invalid stream event") from exc
-                yield well_formed(event, "stream event")
+                events: list[dict[str, Any]] = []
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    try:
+                        events.append(_event(payload))
+                    except UpstreamError:
+                        if events:
+                            yield events
+                        raise
+                if events:
+                    yield events
             finished = True
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _failed(exc, " mid-stream") from exc
@@ -174,6 +183,14 @@ class Upstream:
         if not isinstance(count, int):
             raise UpstreamError("upstream tokenize endpoint gave no count")
         return count
+
+
+def _event(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UpstreamError("upstream sent an invalid stream event") from exc
+    return well_formed(data, "stream event")
 
 
 def well_formed(data: Any, what: str) -> dict[str, Any]:
@@ -206,14 +223,15 @@ def model_ids(raw: bytes) -> list[str]:
     return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
 
 
-async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The body's lines without their line ends, as the bytes arrive, however the chunks cut
-    them and however long they are (an event may exceed aiohttp's own line limit)."""
+async def sse_reads(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The body's lines without their line ends, each read's complete lines together, however
+    the chunks cut them and however long they are (an event may exceed aiohttp's own line
+    limit)."""
     pending = b""
     async for chunk in chunks:
         pending += chunk
         *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r")
+        if lines:
+            yield [line.rstrip(b"\r") for line in lines]
     if pending:
-        yield pending.rstrip(b"\r")
+        yield [pending.rstrip(b"\r")]
