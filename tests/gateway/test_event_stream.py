@@ -4,7 +4,7 @@ away before the end or just after it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, MutableMapping
 from typing import Any
 
 from tokenclub.gateway.event_stream import EventStream
@@ -17,14 +17,14 @@ class Client:
     """An ASGI server's side of one request: what was sent, and a disconnect on demand."""
 
     def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[MutableMapping[str, Any]] = []
         self.gone = asyncio.Event()
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> MutableMapping[str, Any]:
         await self.gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: MutableMapping[str, Any]) -> None:
         self.sent.append(message)
 
     def bodies(self) -> list[tuple[bytes, bool]]:
@@ -105,7 +105,7 @@ def test_a_client_gone_while_the_end_is_written_cancels_nothing_after_it() -> No
         client = Client()
         plain_send = client.send
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             await plain_send(message)
             if message.get("more_body") is False:
                 client.gone.set()  # the client leaves as the end reaches it
