@@ -27,8 +27,9 @@ from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.portal_schema import Contribution
 from tokenclub.db.schema import LedgerTransaction, UploadBatch
+from tokenclub.ingest.extraction import StoredFile
 from tokenclub.ingest.receipt import BatchStats
-from tokenclub.ingest.service import IngestJob, StoredFile, ingest, upload_id_for
+from tokenclub.ingest.service import IngestJob, ingest, upload_id_for
 from tokenclub.jobs import queue
 from tokenclub.jobs.worker import WorkerConfig, run_claim, work
 from tokenclub.pipeline.steps import PipelineSpec

@@ -33,16 +33,16 @@ from tokenclub.db.engine import Database
 from tokenclub.db.schema import Partner, Upload, UploadBatch
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, StateError
-from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
+from tokenclub.extract.document import ExtractionFailure
 from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
-from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.indexing.background import BackgroundIndexer
 from tokenclub.guard.indexing.build import sync as guard_sync
 from tokenclub.guard.indexing.parts import GROUP_TOKENS
 from tokenclub.ingest.decisions import record_decisions
+from tokenclub.ingest.extraction import Readers, StoredFile, extract_upload
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
 from tokenclub.ingest.turns import Spool, Turns, earlier_active, heartbeat, take_turn
 from tokenclub.ledger.operations import grant_free_tokens
@@ -52,16 +52,6 @@ from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.storage import store_child
 
 DEDUP_LOCK_ID = 0x70C0C1AB  # one PostgreSQL advisory lock serialises dedup decisions across ingests
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFile:
-    name: str
-    sha256: str
-    size: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "bytes": self.size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +118,6 @@ def upload_id_for(partner_id: int, files: Iterable[StoredFile]) -> str:
     """The same partner sending the same contents (in any order, under any names) is one upload."""
     shas = ",".join(sorted(f.sha256 for f in files))
     return hashlib.sha256(f"{partner_id}:{shas}".encode()).hexdigest()[:32]
-
-
-def extract_upload(
-    raw: RawStore, files: list[StoredFile], refused: list[ExtractionFailure], options: RecordOptions
-) -> Iterator[ExtractedDocument | ExtractionFailure]:
-    yield from refused
-    for stored in files:
-        with raw.reader(stored.sha256) as (stream, size):
-            yield from iter_extract_stream(stream, size, stored.sha256, stored.name, options=options)
 
 
 def _lock_dedup(session: Session) -> None:
@@ -318,16 +299,20 @@ def ingest(
     batch_size = upload.batch_size
     seen = 0
 
+    mapper = executor or LocalExecutor(job.spec, job.workers)
+    # The local executor's worker processes read the files too (`ingest/extraction.py`).
+    readers = None
+    if isinstance(mapper, LocalExecutor) and mapper.workers > 1:
+        readers = Readers(mapper.submit, mapper.workers)
+    documents = extract_upload(raw, files, collected.refused, job.options, readers)
+
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:
         nonlocal seen
-        for raw_batch in batches(
-            upload.id, extract_upload(raw, files, collected.refused, job.options), batch_size
-        ):
+        for raw_batch in batches(upload.id, documents, batch_size):
             seen = raw_batch.seq + 1
             if raw_batch.seq not in done:
                 yield (raw_batch.seq, raw_batch.failures), raw_batch.table
 
-    mapper = executor or LocalExecutor(job.spec, job.workers)
     unindexed: list[int] = []  # committed batches with accepted documents, for the guard index
     tokens = 0
 

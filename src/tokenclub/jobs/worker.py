@@ -28,8 +28,9 @@ from tokenclub.db.portal_schema import DataUpload
 from tokenclub.db.schema import UploadBatch
 from tokenclub.errors import TokenclubError
 from tokenclub.extract.records import RecordOptions
+from tokenclub.ingest.extraction import StoredFile
 from tokenclub.ingest.receipt import BatchStats, total
-from tokenclub.ingest.service import IngestJob, StoredFile, ingest, upload_id_for
+from tokenclub.ingest.service import IngestJob, ingest, upload_id_for
 from tokenclub.jobs import queue
 from tokenclub.jobs.queue import Claim
 from tokenclub.pipeline.steps import PipelineSpec

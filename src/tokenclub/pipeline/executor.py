@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -20,6 +21,7 @@ from tokenclub.curate.step import Step
 
 StepFactory = Callable[[], Sequence[Step]]
 T = TypeVar("T")
+R = TypeVar("R")
 
 _worker_steps: Sequence[Step] = ()
 
@@ -50,12 +52,30 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def sendable(value: object) -> bool:
+    """Whether `value` can be sent to another process (a store holding a live client cannot)."""
+    try:
+        pickle.dumps(value)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
+
+
 class LocalExecutor:
     """Maps the steps over a stream of (tag, table) pairs and yields results in input order."""
 
     def __init__(self, factory: StepFactory, workers: int | None = None) -> None:
         self.factory = factory
         self.workers = workers or default_workers()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., R], /, *args: object) -> Future[R]:
+        """Run `fn(*args)` on one of the processes of the running `map` (an upload's files are
+        read there, ahead of the steps); only while `map` reads its items, with more than one
+        worker."""
+        if self._pool is None:
+            raise RuntimeError("submit needs a map running on worker processes")
+        return self._pool.submit(fn, *args)
 
     def map(self, items: Iterable[tuple[T, pa.Table]]) -> Iterator[tuple[T, pa.Table]]:
         if self.workers == 1:
@@ -67,12 +87,16 @@ class LocalExecutor:
         with ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_init_worker, initargs=(self.factory,)
         ) as pool:
-            pending: deque[tuple[T, Future[pa.Table]]] = deque()
-            for tag, table in items:
-                pending.append((tag, pool.submit(_run_in_worker, table)))
-                if len(pending) >= 2 * self.workers:
+            self._pool = pool
+            try:
+                pending: deque[tuple[T, Future[pa.Table]]] = deque()
+                for tag, table in items:
+                    pending.append((tag, pool.submit(_run_in_worker, table)))
+                    if len(pending) >= 2 * self.workers:
+                        done_tag, future = pending.popleft()
+                        yield done_tag, future.result()
+                while pending:
                     done_tag, future = pending.popleft()
                     yield done_tag, future.result()
-            while pending:
-                done_tag, future = pending.popleft()
-                yield done_tag, future.result()
+            finally:
+                self._pool = None

@@ -46,15 +46,8 @@ from tokenclub.db.schema import CorpusDocument
 from tokenclub.errors import StateError
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.records import RecordOptions
-from tokenclub.ingest.service import (
-    Decider,
-    IngestJob,
-    StoredFile,
-    collect_files,
-    extract_upload,
-    ingest,
-    upload_id_for,
-)
+from tokenclub.ingest.extraction import StoredFile, extract_upload
+from tokenclub.ingest.service import Decider, IngestJob, collect_files, ingest, upload_id_for
 from tokenclub.pipeline.batching import batches
 from tokenclub.pipeline.executor import Executor, LocalExecutor, run_steps
 from tokenclub.pipeline.steps import PipelineSpec

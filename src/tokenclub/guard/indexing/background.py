@@ -34,6 +34,7 @@ from typing import IO
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.guard.indexing.index import IndexShape
 from tokenclub.guard.indexing.parts import index_parts
+from tokenclub.pipeline.executor import sendable
 
 
 def _cpu_s() -> float:
@@ -56,7 +57,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
                 index_parts(home, store, upload_id, seqs, shape, once=True)
             except Exception as error:  # handed back to the ingest, which raises it
                 failure = error
-    if failure is not None and not _sendable(failure):
+    if failure is not None and not sendable(failure):
         failure = RuntimeError(f"guard indexing failed: {failure!r}")
     with suppress(BrokenPipeError):  # an ingest that failed itself no longer listens
         pickle.dump((failure, _cpu_s()), sink)
@@ -83,7 +84,7 @@ class BackgroundIndexer:
     def submit(self, seqs: Sequence[int]) -> None:
         """A full group: to the worker, started now if none runs yet."""
         if self._here is None:
-            self._here = not _sendable(self.store)
+            self._here = not sendable(self.store)
         if self._worker is None and not self._here:
             self._worker = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -149,14 +150,6 @@ def _close_input(worker: subprocess.Popen[bytes]) -> None:
     assert worker.stdin is not None
     with suppress(BrokenPipeError):
         worker.stdin.close()
-
-
-def _sendable(value: object) -> bool:
-    try:
-        pickle.dumps(value)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return False
-    return True
 
 
 if __name__ == "__main__":
