@@ -107,6 +107,21 @@ def _post(gateway: str, customer: Customer, body: dict[str, Any]) -> httpx.Respo
     )
 
 
+def _streamed(gateway: str, customer: Customer, model: str) -> str:
+    """A streamed chat request's whole answer (status 200: a stream has begun)."""
+    body = {"model": model, "messages": HI, "max_tokens": 20, "stream": True}
+    headers = {"Authorization": f"Bearer {customer.key}"}
+    with httpx.stream("POST", gateway + "/chat/completions", json=body, headers=headers) as response:
+        assert response.status_code == 200
+        return response.read().decode()
+
+
+def _used(db: Database, customer: Customer) -> int:
+    with db.transaction() as session:
+        used: int = balance_summary(session, customer.id)["free_tokens_used"]
+    return used
+
+
 def _holds(db: Database, customer: Customer) -> list[tuple[str, int]]:
     with db.transaction() as session:
         return [
@@ -169,15 +184,9 @@ def test_a_streamed_usage_above_the_hold_is_capped_too(
     db: Database, gateway: str, make_customer: Callable[..., Customer]
 ) -> None:
     customer = make_customer(free=1_000)
-    body = {"model": "huge", "messages": HI, "max_tokens": 20, "stream": True}
-    with httpx.stream(
-        "POST", gateway + "/chat/completions", json=body, headers={"Authorization": f"Bearer {customer.key}"}
-    ) as response:
-        assert response.status_code == 200
-        response.read()
+    _streamed(gateway, customer, "huge")
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
-    with db.transaction() as session:
-        assert balance_summary(session, customer.id)["free_tokens_used"] == HI_PROMPT + 20
+    assert _used(db, customer) == HI_PROMPT + 20
     _check_books(db)
 
 
@@ -201,16 +210,9 @@ def test_a_stream_cut_by_a_bad_event_is_charged_at_once_on_the_pinned_estimate(
     db: Database, gateway: str, make_customer: Callable[..., Customer]
 ) -> None:
     customer = make_customer(free=1_000)
-    body = {"model": "midbad", "messages": HI, "max_tokens": 20, "stream": True}
-    with httpx.stream(
-        "POST", gateway + "/chat/completions", json=body, headers={"Authorization": f"Bearer {customer.key}"}
-    ) as response:
-        text = response.read().decode()
-    assert "the model server failed mid-stream" in text
-    expected = estimate_usage("hi", [TEXT])
+    assert "the model server failed mid-stream" in _streamed(gateway, customer, "midbad")
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
-    with db.transaction() as session:
-        assert balance_summary(session, customer.id)["free_tokens_used"] == expected.total
+    assert _used(db, customer) == estimate_usage("hi", [TEXT]).total
     _check_books(db)
 
 
@@ -218,18 +220,15 @@ def test_good_events_read_together_with_a_bad_one_go_out_before_the_error(
     db: Database, gateway: str, make_customer: Callable[..., Customer]
 ) -> None:
     customer = make_customer(free=1_000)
-    body = {"model": "readbad", "messages": HI, "max_tokens": 20, "stream": True}
-    with httpx.stream(
-        "POST", gateway + "/chat/completions", json=body, headers={"Authorization": f"Bearer {customer.key}"}
-    ) as response:
-        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    events = [
+        line.removeprefix("data: ") for line in _streamed(gateway, customer, "readbad").splitlines() if line
+    ]
     deltas = [json.loads(e)["choices"][0]["delta"]["content"] for e in events[: len(TEXT)]]
     assert "".join(deltas) == TEXT
     assert json.loads(events[len(TEXT)])["error"]["code"] == "upstream_error"
     assert events[len(TEXT) + 1 :] == ["[DONE]"]
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
-    with db.transaction() as session:
-        assert balance_summary(session, customer.id)["free_tokens_used"] == estimate_usage("hi", [TEXT]).total
+    assert _used(db, customer) == estimate_usage("hi", [TEXT]).total
     _check_books(db)
 
 
@@ -237,14 +236,9 @@ def test_a_stream_without_countable_usage_settles_on_the_estimate_not_the_ttl(
     db: Database, gateway: str, make_customer: Callable[..., Customer]
 ) -> None:
     customer = make_customer(free=1_000)
-    body = {"model": "plain", "messages": HI, "max_tokens": 20, "stream": True}
-    with httpx.stream(
-        "POST", gateway + "/chat/completions", json=body, headers={"Authorization": f"Bearer {customer.key}"}
-    ) as response:
-        response.read()
+    _streamed(gateway, customer, "plain")
     assert _settled(db, customer) == [("posted", HI_PROMPT + 20)]
-    with db.transaction() as session:
-        assert balance_summary(session, customer.id)["free_tokens_used"] == estimate_usage("hi", [TEXT]).total
+    assert _used(db, customer) == estimate_usage("hi", [TEXT]).total
     _check_books(db)
 
 
