@@ -24,7 +24,7 @@ from tokenclub.extract.document import ExtractionFailure
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.records import RecordOptions
 from tokenclub.ingest import extraction
-from tokenclub.ingest.extraction import Readers, StoredFile, extract_upload, pooled
+from tokenclub.ingest.extraction import Item, Readers, StoredFile, extract_upload, pooled
 from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
@@ -73,6 +73,27 @@ def test_files_read_on_workers_come_back_in_file_order(
     assert [f.source for f in failures][1:] == ["broken.pdf", "m-petitions.jsonl#L81"]  # no text
     sources = [item.source.split("#")[0] for item in alone[1:]]
     assert sources == sorted(sources)  # file order: broken.pdf, the HWPs, the JSONL's rows, the rest
+
+
+def test_a_file_whose_text_outgrows_a_worker_is_read_here_and_the_budget_holds_files_back(
+    upload: Path, readers: Readers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = RawStore(tmp_path / "raw")
+    files = _stored(raw, upload)
+    options = RecordOptions()
+    alone = list(extract_upload(raw, files, [], options))
+    monkeypatch.setattr(extraction, "AHEAD_TEXT", 20_000)  # the JSONL's petitions pass it
+    monkeypatch.setattr(extraction, "AHEAD_BUDGET", 1)  # one file ahead at a time
+    given_back: list[str] = []
+    reading = extraction.extract_file
+
+    def read_here(raw: RawStore, stored: StoredFile, options: RecordOptions) -> Iterator[Item]:
+        given_back.append(stored.name)
+        return reading(raw, stored, options)
+
+    monkeypatch.setattr(extraction, "extract_file", read_here)
+    assert list(extract_upload(raw, files, [], options, readers)) == alone
+    assert given_back == ["m-petitions.jsonl"]
 
 
 def test_few_files_or_no_readers_are_read_here(upload: Path, readers: Readers, tmp_path: Path) -> None:

@@ -8,11 +8,13 @@ would give. Reading a PDF or HWP costs more than curating its text (15–70 ms a
 a folder of documents no longer waits on the driver's one core; the workers are the ones the
 steps run on, so no process is started for it.
 
-A worker reads a file whole and sends its documents back as one list, so only files up to
-`AHEAD_BYTES` go to the workers, at most two per worker ahead of the one being handed on; a
-larger file (a database dump, a big JSONL) is read here as a stream while the workers read the
-files after it. A raw store that cannot be sent to another process (a KMS hook holding a live
-client) is read here.
+A worker reads a file whole and sends its documents back as one list, so what is in memory is
+bounded: only files up to `AHEAD_BYTES` go to the workers, at most two per worker and
+`AHEAD_BUDGET` bytes of them ahead of the one being handed on, and a worker gives a file back
+unread once its text passes `AHEAD_TEXT` characters (an archive or a compressed dump may expand
+200-fold). A larger file (a database dump, a big JSONL), or one given back, is read here as a
+stream while the workers read the files after it. A raw store that cannot be sent to another
+process (a KMS hook holding a live client) is read here.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ Item = ExtractedDocument | ExtractionFailure
 
 AHEAD_BYTES = 16 * 1024 * 1024
 """The largest file a worker reads whole; its documents are in memory twice, there and here."""
+AHEAD_BUDGET = 256 * 1024 * 1024
+"""Bytes of files read ahead at once (one file more when nothing is ahead)."""
+AHEAD_TEXT = 16 * 1024 * 1024
+"""Characters of text past which a worker gives a file back to be read as a stream here."""
 POOL_MIN_FILES = 4
 """Fewer files than this are read here: handing them over would cost more than it saves."""
 
@@ -63,8 +69,19 @@ def extract_file(raw: RawStore, stored: StoredFile, options: RecordOptions) -> I
         yield from iter_extract_stream(stream, size, stored.sha256, stored.name, options=options)
 
 
-def _extract_whole(raw: RawStore, stored: StoredFile, options: RecordOptions) -> list[Item]:
-    return list(extract_file(raw, stored, options))
+def _extract_whole(
+    raw: RawStore, stored: StoredFile, options: RecordOptions, limit: int
+) -> list[Item] | None:
+    """The file's items, or None once their text passes `limit` characters."""
+    items: list[Item] = []
+    text = 0
+    for item in extract_file(raw, stored, options):
+        if isinstance(item, ExtractedDocument):
+            text += len(item.text)
+            if text > limit:
+                return None
+        items.append(item)
+    return items
 
 
 def pooled(
@@ -88,12 +105,15 @@ def extract_upload(
         for stored in files:
             yield from extract_file(raw, stored, options)
         return
-    small = iter([f for f in files if f.size <= AHEAD_BYTES])
-    ahead: deque[Future[list[Item]]] = deque()
+    small = deque(f for f in files if f.size <= AHEAD_BYTES)
+    ahead: deque[tuple[StoredFile, Future[list[Item] | None]]] = deque()
 
     def fill() -> None:
-        while len(ahead) < 2 * readers.count and (stored := next(small, None)) is not None:
-            ahead.append(readers.submit(_extract_whole, raw, stored, options))
+        while small and len(ahead) < 2 * readers.count:
+            if ahead and sum(f.size for f, _ in ahead) + small[0].size > AHEAD_BUDGET:
+                return
+            stored = small.popleft()
+            ahead.append((stored, readers.submit(_extract_whole, raw, stored, options, AHEAD_TEXT)))
 
     try:
         fill()
@@ -101,9 +121,9 @@ def extract_upload(
             if stored.size > AHEAD_BYTES:
                 yield from extract_file(raw, stored, options)
                 continue
-            items = ahead.popleft().result()
+            items = ahead.popleft()[1].result()
             fill()
-            yield from items
+            yield from extract_file(raw, stored, options) if items is None else items
     finally:
-        for future in ahead:
+        for _, future in ahead:
             future.cancel()
