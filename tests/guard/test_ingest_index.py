@@ -92,7 +92,7 @@ def test_a_crash_before_indexing_is_caught_up(
         return parts.index_parts(home, store, upload_id, seqs, shape)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", 1)  # each batch indexed on its own
-    monkeypatch.setattr(background, "_sendable", lambda store: False)  # in this process, where it dies
+    monkeypatch.setattr(background, "sendable", lambda store: False)  # in this process, where it dies
     monkeypatch.setattr(background, "index_parts", dies_on_the_second_batch)
     with pytest.raises(SystemExit):
         _ingest(db, home, spec, pid, upload)
@@ -154,7 +154,7 @@ def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
         return parts.index_parts(home, store, upload_id, seqs, shape)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", group_tokens)
-    monkeypatch.setattr(background, "_sendable", lambda store: False)  # in this process, to be recorded
+    monkeypatch.setattr(background, "sendable", lambda store: False)  # in this process, to be recorded
     monkeypatch.setattr(background, "index_parts", recorded)
     receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
     index = open_index(home / "guard")
