@@ -24,8 +24,9 @@ from tokenclub.extract.document import ExtractionFailure
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.records import RecordOptions
 from tokenclub.ingest import extraction
-from tokenclub.ingest.extraction import Item, Readers, StoredFile, extract_upload, pooled
+from tokenclub.ingest.extraction import Item, StoredFile, extract_upload, pooled
 from tokenclub.ingest.service import IngestJob, ingest
+from tokenclub.pipeline.executor import Readers
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.tokenizer_store import default_tokenizer_path
 

@@ -48,14 +48,16 @@ def upload(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _ingest(tmp_path: Path, name: str, spec: PipelineSpec, upload: Path, ray: bool) -> dict[str, Any]:
+def _ingest(
+    tmp_path: Path, name: str, spec: PipelineSpec, upload: Path, ray: bool, shares_disk: bool = False
+) -> dict[str, Any]:
     db = Database(f"sqlite:///{tmp_path / f'{name}.db'}")
     upgrade(db.engine)
     with db.transaction() as session:
         pid = partners.apply(session, "A", threshold_words=1).id
         partners.decide(session, pid, PartnerStatus.APPROVED, 1)
     job = IngestJob(pid, (upload,), spec, Fraction(1), batch_size=24, workers=2)
-    executor = RayExecutor(spec, parallelism=2, window=3) if ray else None
+    executor = RayExecutor(spec, parallelism=2, window=3, shares_disk=shares_disk) if ray else None
     receipt = ingest(db, tmp_path / name, job, executor=executor)
     with db.transaction() as session:
         ids = (
@@ -71,6 +73,7 @@ def test_ray_ingest_equals_local_ingest(
 ) -> None:
     local = _ingest(tmp_path, "local", spec, upload, ray=False)
     on_ray = _ingest(tmp_path, "ray", spec, upload, ray=True)
+    read_on_ray = _ingest(tmp_path, "ray-reads", spec, upload, ray=True, shares_disk=True)
     receipt = local["receipt"]
     assert receipt["errors"] == [{"source": f"{upload.name}/petitions.jsonl#L75", "reason": "no text"}]
     assert receipt["documents_seen"] == 149 + 12 + 4 + 2
@@ -80,6 +83,9 @@ def test_ray_ingest_equals_local_ingest(
     assert on_ray["index"] == local["index"]
     assert len(on_ray["index"]) == receipt["documents_accepted"]
     assert on_ray["dump"] == local["dump"]
+    # the local run read its seven files on its workers, the first Ray run in the driver, this
+    # one on its actors: the same stream every way
+    assert read_on_ray == on_ray
 
 
 def test_ray_map_keeps_order_and_empty_batches(ray_runtime: RayRuntime, spec: PipelineSpec) -> None:

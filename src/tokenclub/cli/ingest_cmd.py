@@ -35,7 +35,8 @@ def ray_executor(spec: PipelineSpec, address: str | None, workers: int | None) -
 
     runtime = connect(address, num_cpus=workers)
     try:
-        yield RayExecutor(spec, runtime.cpus)
+        # a local instance's actors run here and read the raw store's files from this disk
+        yield RayExecutor(spec, runtime.cpus, shares_disk=runtime.started)
     finally:
         runtime.close()
 

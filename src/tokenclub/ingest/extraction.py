@@ -2,11 +2,12 @@
 map the steps when there are enough files to share out.
 
 Batch boundaries and document numbers follow the order of the whole stream, and that order is
-what makes a resumed ingest exact. So the files are read ahead on the local executor's worker
-processes and their documents handed on in the upload's file order: the stream one reader
-would give. Reading a PDF or HWP costs more than curating its text (15–70 ms a sample file), so
-a folder of documents no longer waits on the driver's one core; the workers are the ones the
-steps run on, so no process is started for it.
+what makes a resumed ingest exact. So the files are read ahead on the executor's own workers
+(the local executor's processes, or the Ray executor's actors where they see the files) and
+their documents handed on in the upload's file order: the stream one reader would give.
+Reading a PDF or HWP costs more than curating its text (15–70 ms a sample file), so a folder of
+documents no longer waits on the driver's one core; the workers are the ones the steps run on,
+so nothing is started for it.
 
 A worker reads a file whole and sends its documents back as one list, so what is in memory is
 bounded: only files up to `AHEAD_BYTES` go to the workers, at most two per worker and
@@ -20,7 +21,7 @@ process (a KMS hook holding a live client) is read here.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
-from tokenclub.pipeline.executor import sendable
+from tokenclub.pipeline.executor import Readers, sendable
 
 Item = ExtractedDocument | ExtractionFailure
 
@@ -41,14 +42,6 @@ AHEAD_TEXT = 16 * 1024 * 1024
 """Characters of text past which a worker gives a file back to be read as a stream here."""
 POOL_MIN_FILES = 4
 """Fewer files than this are read here: handing them over would cost more than it saves."""
-
-
-@dataclass(frozen=True, slots=True)
-class Readers:
-    """Processes that read files ahead: `submit(fn, *args)` runs `fn` on one of the `count`."""
-
-    submit: Callable[..., Future[Any]]
-    count: int
 
 
 @dataclass(frozen=True, slots=True)

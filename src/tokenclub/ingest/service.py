@@ -42,12 +42,12 @@ from tokenclub.guard.indexing.background import BackgroundIndexer
 from tokenclub.guard.indexing.build import sync as guard_sync
 from tokenclub.guard.indexing.parts import GROUP_TOKENS
 from tokenclub.ingest.decisions import record_decisions
-from tokenclub.ingest.extraction import Readers, StoredFile, extract_upload
+from tokenclub.ingest.extraction import StoredFile, extract_upload
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
 from tokenclub.ingest.turns import Spool, Turns, earlier_active, heartbeat, take_turn
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.pipeline.batching import batches
-from tokenclub.pipeline.executor import Executor, LocalExecutor
+from tokenclub.pipeline.executor import Executor, LocalExecutor, ReadingExecutor
 from tokenclub.pipeline.steps import PipelineSpec
 from tokenclub.storage import store_child
 
@@ -300,10 +300,8 @@ def ingest(
     seen = 0
 
     mapper = executor or LocalExecutor(job.spec, job.workers)
-    # The local executor's worker processes read the files too (`ingest/extraction.py`).
-    readers = None
-    if isinstance(mapper, LocalExecutor) and mapper.workers > 1:
-        readers = Readers(mapper.submit, mapper.workers)
+    # The executor's workers read the files too, where they can (`ingest/extraction.py`).
+    readers = mapper.readers(raw.local) if isinstance(mapper, ReadingExecutor) else None
     documents = extract_upload(raw, files, collected.refused, job.options, readers)
 
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:

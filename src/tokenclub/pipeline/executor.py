@@ -13,7 +13,8 @@ import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import pyarrow as pa
 
@@ -48,6 +49,24 @@ class Executor(Protocol):
     def map(self, items: Iterable[tuple[T, pa.Table]]) -> Iterator[tuple[T, pa.Table]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Readers:
+    """Processes that read an upload's files ahead: `submit(fn, *args)` runs `fn` on one of the
+    `count` (`ingest/extraction.py`)."""
+
+    submit: Callable[..., Future[Any]]
+    count: int
+
+
+@runtime_checkable
+class ReadingExecutor(Protocol):
+    """An executor whose processes can read an upload's files while its `map` runs."""
+
+    def readers(self, local_files: bool) -> Readers | None:
+        """Its readers, or None; `local_files`: the files are on this machine's disk."""
+        ...
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
@@ -68,6 +87,10 @@ class LocalExecutor:
         self.factory = factory
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
+
+    def readers(self, local_files: bool) -> Readers | None:
+        """Its worker processes, which see this machine's disk, when there are several."""
+        return Readers(self.submit, self.workers) if self.workers > 1 else None
 
     def submit(self, fn: Callable[..., R], /, *args: object) -> Future[R]:
         """Run `fn(*args)` on one of the processes of the running `map` (an upload's files are

@@ -13,14 +13,16 @@ the receipt cannot depend on the executor.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from tokenclub.pipeline.executor import StepFactory, run_steps
+from tokenclub.pipeline.executor import Readers, StepFactory, run_steps
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _Steps:
@@ -32,20 +34,48 @@ class _Steps:
     def process(self, table: pa.Table) -> pa.Table:
         return run_steps(self.steps, table)
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Any other work sent to the actor (an upload's file read ahead of its batches)."""
+        return fn(*args)
+
 
 class RayExecutor:
-    """Maps the steps over (tag, table) pairs on `parallelism` Ray actors; results in input order."""
+    """Maps the steps over (tag, table) pairs on `parallelism` Ray actors; results in input order.
 
-    def __init__(self, factory: StepFactory, parallelism: int, window: int | None = None) -> None:
+    `shares_disk`: every actor runs on this machine (a local instance), so it can read files
+    from its disk; on a cluster only files on shared storage are read by the actors."""
+
+    def __init__(
+        self, factory: StepFactory, parallelism: int, window: int | None = None, shares_disk: bool = False
+    ) -> None:
         self.factory = factory
         self.parallelism = max(1, parallelism)
         self.window = max(window or 2 * self.parallelism, 1)
+        self.shares_disk = shares_disk
+        self._actors: list[Any] = []
+        self._turn = 0
+
+    def readers(self, local_files: bool) -> Readers | None:
+        """Its actors, when there are several and they can reach the files."""
+        if self.parallelism < 2 or (local_files and not self.shares_disk):
+            return None
+        return Readers(self.submit, self.parallelism)
+
+    def submit(self, fn: Callable[..., R], /, *args: object) -> Future[R]:
+        """Run `fn(*args)` on the actors of the running `map`, in turn; only while `map` reads its
+        items."""
+        if not self._actors:
+            raise RuntimeError("submit needs a map running on actors")
+        self._turn += 1
+        future: Future[R] = self._actors[self._turn % len(self._actors)].call.remote(fn, *args).future()
+        return future
 
     def map(self, items: Iterable[tuple[T, pa.Table]]) -> Iterator[tuple[T, pa.Table]]:
         import ray
 
         actor = ray.remote(num_cpus=1)(_Steps)
         actors: list[Any] = [actor.remote(self.factory) for _ in range(self.parallelism)]
+        self._actors = actors
         pending: deque[tuple[T, Any]] = deque()
         try:
             for index, (tag, table) in enumerate(items):
@@ -57,5 +87,6 @@ class RayExecutor:
                 done, ref = pending.popleft()
                 yield done, ray.get(ref)
         finally:
+            self._actors = []
             for handle in actors:
                 ray.kill(handle)
