@@ -4,37 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tokenclub.accounts.customers import create_customer
+from tokenclub.accounts.kinds import OrgType as OrgType
+from tokenclub.accounts.kinds import PartnerStatus as PartnerStatus
+from tokenclub.accounts.kinds import Tier as Tier
 from tokenclub.db.schema import Customer, Partner
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
-
-
-class PartnerStatus(StrEnum):
-    APPLIED = "applied"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    WITHDRAWN = "withdrawn"
-
-
-class OrgType(StrEnum):
-    MEDIA = "media"
-    PUBLISHER = "publisher"
-    UNIVERSITY = "university"
-    ENTERPRISE = "enterprise"
-    PUBLIC = "public"
-    OTHER = "other"
-
-
-class Tier(StrEnum):
-    MEMBER = "member"
-    CONTRIBUTOR = "contributor"
 
 
 def tier_for(accepted_words: int, threshold_words: int) -> Tier:

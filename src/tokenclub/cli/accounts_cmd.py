@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import typer
 
-from tokenclub.accounts import customers, keys, partners
-from tokenclub.accounts.partners import OrgType, PartnerStatus
+from tokenclub.accounts.kinds import OrgType, PartnerStatus
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
-from tokenclub.db.schema import Customer
 from tokenclub.errors import InvalidInputError
-from tokenclub.ledger.operations import grant_credit_line
 from tokenclub.settings import get_settings
+
+if TYPE_CHECKING:
+    from tokenclub.db.schema import Customer
 
 partner_app = typer.Typer(help="Partner applications and decisions.", no_args_is_help=True)
 customer_app = typer.Typer(help="Customer accounts that use the API.", no_args_is_help=True)
@@ -43,6 +44,8 @@ def partner_add(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Record a partner's application (status `applied`)."""
+    from tokenclub.accounts import partners
+
     with session_scope() as session:
         view = partners.apply(
             session,
@@ -61,6 +64,8 @@ def partner_list(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """List partners with their status and membership tier."""
+    from tokenclub.accounts import partners
+
     with session_scope() as session:
         views = partners.list_partners(session, _threshold(), status.value if status else None)
     rows = [v.as_dict() for v in views]
@@ -73,12 +78,16 @@ def partner_list(
 @partner_app.command("show")
 def partner_show(partner_id: int, json_out: bool = JSON_OPTION) -> None:
     """Show one partner."""
+    from tokenclub.accounts import partners
+
     with session_scope() as session:
         view = partners.show(session, partner_id, _threshold())
     emit(view.as_dict(), json_out, f"partner {view.id}")
 
 
 def _decide(partner_id: int, status: PartnerStatus, note: str, json_out: bool) -> None:
+    from tokenclub.accounts import partners
+
     with session_scope() as session:
         view = partners.decide(session, partner_id, status, _threshold(), note)
     emit(view.as_dict(), json_out, f"partner {view.id}")
@@ -101,6 +110,7 @@ def partner_withdraw(partner_id: int, json_out: bool = JSON_OPTION) -> None:
     """Take an approved partner's data out of future training (operator): no more uploads and
     its documents leave `corpus dump`. Its text stays in the leak-guard index, protected, until
     `tokenclub guard release --partner ID` (a served model may have been trained on it)."""
+    from tokenclub.accounts import partners
     from tokenclub.guard.indexing.index import open_index
     from tokenclub.guard.indexing.parts import guard_root  # the index's NumPy only where it is read
 
@@ -131,6 +141,9 @@ def customer_add(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Open a customer account that pays list price (partners get theirs automatically)."""
+    from tokenclub.accounts import customers
+    from tokenclub.ledger.operations import grant_credit_line
+
     with session_scope() as session:
         customer = customers.create_customer(session, name, spending_limit_krw=spending_limit_krw)
         if spending_limit_krw:
@@ -148,6 +161,9 @@ def customer_credit(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Raise a customer's spending limit (its KRW credit line for paid API usage)."""
+    from tokenclub.accounts import customers
+    from tokenclub.ledger.operations import grant_credit_line
+
     with session_scope() as session:
         customers.get_customer(session, customer)
         grant_credit_line(session, customer, krw, f"credit-line:{customer}:{uuid.uuid4().hex}")
@@ -158,6 +174,8 @@ def customer_credit(
 @customer_app.command("list")
 def customer_list(json_out: bool = JSON_OPTION) -> None:
     """List customer accounts."""
+    from tokenclub.accounts import customers
+
     with session_scope() as session:
         rows = [_customer_dict(c) for c in customers.list_customers(session)]
     if json_out:
@@ -167,6 +185,8 @@ def customer_list(json_out: bool = JSON_OPTION) -> None:
 
 
 def _resolve_customer(partner: int | None, customer: int | None) -> int:
+    from tokenclub.accounts import customers, partners
+
     if (partner is None) == (customer is None):
         raise InvalidInputError("give exactly one of --partner or --customer")
     with session_scope() as session:
@@ -192,6 +212,8 @@ def key_create(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Issue an API key; the key is printed once and cannot be shown again."""
+    from tokenclub.accounts import keys
+
     customer_id = _resolve_customer(partner, customer)
     with session_scope() as session:
         plain, view = keys.create_key(session, customer_id, name, scope)
@@ -209,6 +231,8 @@ def key_list(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """List keys (prefix and state only; secrets are never stored)."""
+    from tokenclub.accounts import keys
+
     customer_id = None if partner is None and customer is None else _resolve_customer(partner, customer)
     with session_scope() as session:
         rows = [v.as_dict() for v in keys.list_keys(session, customer_id)]
@@ -221,6 +245,8 @@ def key_list(
 @key_app.command("revoke")
 def key_revoke(key_id: int, json_out: bool = JSON_OPTION) -> None:
     """Revoke a key at once; requests with it are refused from now on."""
+    from tokenclub.accounts import keys
+
     with session_scope() as session:
         view = keys.revoke_key(session, key_id)
     emit(view.as_dict(), json_out, f"API key {view.id}")
