@@ -10,7 +10,6 @@ import typer
 from tokenclub.accounts.kinds import OrgType, PartnerStatus
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
 from tokenclub.errors import InvalidInputError
-from tokenclub.settings import get_settings
 
 if TYPE_CHECKING:
     from tokenclub.db.schema import Customer
@@ -32,6 +31,8 @@ PARTNER_COLUMNS = (
 
 
 def _threshold() -> int:
+    from tokenclub.settings import get_settings
+
     return get_settings().member_threshold_words
 
 
@@ -113,6 +114,7 @@ def partner_withdraw(partner_id: int, json_out: bool = JSON_OPTION) -> None:
     from tokenclub.accounts import partners
     from tokenclub.guard.indexing.index import open_index
     from tokenclub.guard.indexing.parts import guard_root  # the index's NumPy only where it is read
+    from tokenclub.settings import get_settings
 
     settings = get_settings()
     with session_scope() as session:
