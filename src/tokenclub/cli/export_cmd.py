@@ -15,10 +15,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from tokenclub.cli.output import JSON_OPTION, corpus_store, emit, print_json, print_rows, session_scope
-from tokenclub.export.sizes import parse_size
-from tokenclub.home import open_database
-from tokenclub.settings import get_settings
-from tokenclub.storage import store_child
 
 if TYPE_CHECKING:
     from tokenclub.export.encode import Encoding
@@ -67,6 +63,7 @@ def snapshot_create(actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> 
     from tokenclub.cli.ingest_cmd import pipeline_spec
     from tokenclub.export.access import log_action
     from tokenclub.export.snapshot import create_snapshot
+    from tokenclub.settings import get_settings
 
     role = _authorize(actor)
     with session_scope() as session:
@@ -105,7 +102,11 @@ def export_create(
     from tokenclub.export.access import log_action
     from tokenclub.export.formats import parse_formats
     from tokenclub.export.run import ExportRequest, run_export
+    from tokenclub.export.sizes import parse_size
     from tokenclub.export.snapshot import create_snapshot
+    from tokenclub.home import open_database
+    from tokenclub.settings import get_settings
+    from tokenclub.storage import store_child
     from tokenclub.tokenizer_store import resolve_tokenizer
 
     if executor is not Executor.RAY and (ray_address is not None or workers is not None):
@@ -197,6 +198,8 @@ def export_download(
 ) -> None:
     """Copy a finished export, verifying every checksum; the download is logged."""
     from tokenclub.export.catalog import download_export
+    from tokenclub.home import open_database
+    from tokenclub.settings import get_settings
 
     role = _authorize(actor)
     db = open_database(get_settings())

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import typer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
-from tokenclub.accounts import customers
+import typer
+
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
-from tokenclub.db.schema import UsageEvent
 from tokenclub.errors import InvalidInputError, StateError
-from tokenclub.gateway.usage import usage_event_dict
-from tokenclub.ledger.holds import audit_holds, usage_anomalies
-from tokenclub.ledger.posting import audit
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 
 ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
 
 
 def _customer_id(session: Session, partner: int | None, customer: int | None) -> int:
+    from tokenclub.accounts import customers
+
     if (partner is None) == (customer is None):
         raise InvalidInputError("give exactly one of --partner or --customer")
     if partner is not None:
@@ -33,6 +34,11 @@ def usage(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """API usage events of one account: tokens, free/paid split, KRW, latency, status."""
+    from sqlalchemy import select
+
+    from tokenclub.db.schema import UsageEvent
+    from tokenclub.gateway.usage import usage_event_dict
+
     with session_scope() as session:
         customer_id = _customer_id(session, partner, customer)
         rows = [
@@ -69,6 +75,8 @@ def balance(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Show free tokens granted, used and left, paid tokens, KRW receivable and payable."""
+    from tokenclub.accounts import customers
+
     with session_scope() as session:
         customer_id = _customer_id(session, partner, customer)
         summary = customers.balance_summary(session, customer_id)
@@ -81,6 +89,9 @@ def ledger_audit(json_out: bool = JSON_OPTION) -> None:
     """Check that every cached balance equals the sum of its entries, every transaction balances
     and no hold charged more than it held; counts the upstream usage anomalies (usage reported
     above a hold, charged at the hold)."""
+    from tokenclub.ledger.holds import audit_holds, usage_anomalies
+    from tokenclub.ledger.posting import audit
+
     with session_scope() as session:
         problems = audit(session) + audit_holds(session)
         anomalies = usage_anomalies(session)

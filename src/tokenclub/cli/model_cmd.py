@@ -5,14 +5,6 @@ from __future__ import annotations
 import typer
 
 from tokenclub.cli.output import JSON_OPTION, emit, print_json, print_rows, session_scope
-from tokenclub.export.access import authorize, log_action
-from tokenclub.export.registry import (
-    freed_by_retirement,
-    list_models,
-    register_model,
-    retire_model,
-    serve_model,
-)
 
 model_app = typer.Typer(
     help="Model registry: models trained on snapshots, and what the gateway serves.", no_args_is_help=True
@@ -30,6 +22,9 @@ def model_register(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Record that a model was trained on a snapshot (and, with --served-as, that it is served)."""
+    from tokenclub.export.access import authorize, log_action
+    from tokenclub.export.registry import register_model
+
     with session_scope() as session:
         role = authorize(session, actor)
         view = register_model(session, name, snapshot, actor, served_as)
@@ -47,6 +42,9 @@ def model_register(
 @model_app.command("serve")
 def model_serve(name: str, served_as: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Mark a registered model as served under a gateway model name."""
+    from tokenclub.export.access import authorize, log_action
+    from tokenclub.export.registry import serve_model
+
     with session_scope() as session:
         role = authorize(session, actor)
         view = serve_model(session, name, served_as)
@@ -67,6 +65,8 @@ def model_retire(name: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPT
     leaves the leak-guard index (released, and the index rebuilt without it)."""
     from tokenclub.accounts.partners import withdrawn_partners
     from tokenclub.cli.output import corpus_store
+    from tokenclub.export.access import authorize, log_action
+    from tokenclub.export.registry import freed_by_retirement, retire_model
     from tokenclub.guard.indexing.build import rebuild_index
     from tokenclub.guard.indexing.index import open_index
     from tokenclub.guard.indexing.parts import guard_root
@@ -102,6 +102,8 @@ def model_retire(name: str, actor: str = ACTOR_OPTION, json_out: bool = JSON_OPT
 @model_app.command("list")
 def model_list(json_out: bool = JSON_OPTION) -> None:
     """Registered models, their snapshots and the names they are served under."""
+    from tokenclub.export.registry import list_models
+
     with session_scope() as session:
         rows = [view.as_dict() for view in list_models(session)]
     if json_out:

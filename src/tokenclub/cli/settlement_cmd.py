@@ -6,6 +6,7 @@ import getpass
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,13 +20,12 @@ from tokenclub.cli.output import (
     session_scope,
 )
 from tokenclub.errors import InvalidInputError
-from tokenclub.settings import get_settings
-from tokenclub.settlement import periods
 from tokenclub.settlement.allocation import PoolBasis
-from tokenclub.settlement.export import sections, to_csv, to_html, to_pdf
-from tokenclub.settlement.periods import RecordKind
-from tokenclub.settlement.settle import Settlement, Terms, close_period
-from tokenclub.settlement.statement import build_statement
+
+if TYPE_CHECKING:
+    from tokenclub.settlement.periods import RecordKind
+    from tokenclub.settlement.settle import Settlement
+
 
 revenue_app = typer.Typer(
     help="Revenue recorded by hand for a settlement period: add, list, void.", no_args_is_help=True
@@ -55,6 +55,8 @@ class StatementFormat(StrEnum):
 
 
 def _add(kind: RecordKind, period: str, krw: int, note: str, json_out: bool) -> None:
+    from tokenclub.settlement import periods
+
     with session_scope() as session:
         record = periods.add_record(session, period, kind, krw, note)
         result = {
@@ -72,6 +74,8 @@ def revenue_add(
     period: str = PERIOD_OPTION, krw: int = KRW_OPTION, note: str = NOTE_OPTION, json_out: bool = JSON_OPTION
 ) -> None:
     """Record revenue besides the API's paid usage (e.g. an enterprise contract)."""
+    from tokenclub.settlement.periods import RecordKind
+
     _add(RecordKind.REVENUE, period, krw, note, json_out)
 
 
@@ -80,10 +84,14 @@ def cost_add(
     period: str = PERIOD_OPTION, krw: int = KRW_OPTION, note: str = NOTE_OPTION, json_out: bool = JSON_OPTION
 ) -> None:
     """Record a cost of the API business in a period (it lowers the profit the pool is taken from)."""
+    from tokenclub.settlement.periods import RecordKind
+
     _add(RecordKind.COST, period, krw, note, json_out)
 
 
 def _void(kind: RecordKind, record_id: int, reason: str, by: str | None, json_out: bool) -> None:
+    from tokenclub.settlement import periods
+
     who = by if by is not None else getpass.getuser()
     with session_scope() as session:
         _, after = periods.void_record(session, record_id, kind, reason, who)
@@ -92,6 +100,8 @@ def _void(kind: RecordKind, record_id: int, reason: str, by: str | None, json_ou
 
 
 def _list(kind: RecordKind, period: str | None, json_out: bool) -> None:
+    from tokenclub.settlement import periods
+
     with session_scope() as session:
         rows = [view.as_dict() for view in periods.list_records(session, period, kind)]
     if json_out:
@@ -109,6 +119,8 @@ def revenue_void(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Void a wrong revenue record of an open period; it stays listed, marked voided, and no longer counts."""
+    from tokenclub.settlement.periods import RecordKind
+
     _void(RecordKind.REVENUE, record_id, reason, by, json_out)
 
 
@@ -120,18 +132,24 @@ def cost_void(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Void a wrong cost record of an open period; it stays listed, marked voided, and no longer counts."""
+    from tokenclub.settlement.periods import RecordKind
+
     _void(RecordKind.COST, record_id, reason, by, json_out)
 
 
 @revenue_app.command("list")
 def revenue_list(period: str | None = LIST_PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
     """List revenue records, voided ones included and marked."""
+    from tokenclub.settlement.periods import RecordKind
+
     _list(RecordKind.REVENUE, period, json_out)
 
 
 @cost_app.command("list")
 def cost_list(period: str | None = LIST_PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
     """List cost records, voided ones included and marked."""
+    from tokenclub.settlement.periods import RecordKind
+
     _list(RecordKind.COST, period, json_out)
 
 
@@ -144,6 +162,8 @@ def period_open(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Open a monthly period, or one over any range of whole days."""
+    from tokenclub.settlement import periods
+
     if month is not None and start is None and end is None and name is None:
         label, bounds = month, periods.month_bounds(month)
     elif month is None and start is not None and end is not None:
@@ -160,6 +180,8 @@ def period_open(
 @period_app.command("list")
 def period_list(json_out: bool = JSON_OPTION) -> None:
     """List settlement periods in time order with their state."""
+    from tokenclub.settlement import periods
+
     with session_scope() as session:
         rows = [view.as_dict() for view in periods.list_periods(session)]
     if json_out:
@@ -206,6 +228,9 @@ def settle(
 
     Settling a closed period again prints the same result and changes nothing.
     """
+    from tokenclub.settings import get_settings
+    from tokenclub.settlement.settle import Terms, close_period
+
     with session_scope() as session:
         result = close_period(session, period, Terms.from_settings(get_settings(), pool_basis))
     if json_out:
@@ -222,6 +247,9 @@ def statement(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """One partner's statement for a closed period: pool, share, payout, carry-over, free usage value."""
+    from tokenclub.settlement.export import sections, to_csv, to_html, to_pdf
+    from tokenclub.settlement.statement import build_statement
+
     with session_scope() as session:
         result = build_statement(session, partner, period)
     if export is None:
