@@ -3,7 +3,7 @@ map the steps when there are enough files to share out.
 
 Batch boundaries and document numbers follow the order of the whole stream, and that order is
 what makes a resumed ingest exact. So the files are read ahead on the executor's own workers
-(the local executor's processes, or the Ray executor's actors where they see the files) and
+(the local executor's processes, or the actors of a local Ray instance) and
 their documents handed on in the upload's file order: the stream one reader would give.
 Reading a PDF or HWP costs more than curating its text (15–70 ms a sample file), so a folder of
 documents no longer waits on the driver's one core; the workers are the ones the steps run on,

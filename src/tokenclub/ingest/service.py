@@ -301,7 +301,7 @@ def ingest(
 
     mapper = executor or LocalExecutor(job.spec, job.workers)
     # The executor's workers read the files too, where they can (`ingest/extraction.py`).
-    readers = mapper.readers(raw.local) if isinstance(mapper, ReadingExecutor) else None
+    readers = mapper.readers() if isinstance(mapper, ReadingExecutor) else None
     documents = extract_upload(raw, files, collected.refused, job.options, readers)
 
     def todo() -> Iterator[tuple[tuple[int, list[ExtractionFailure]], pa.Table]]:

@@ -62,8 +62,8 @@ class Readers:
 class ReadingExecutor(Protocol):
     """An executor whose processes can read an upload's files while its `map` runs."""
 
-    def readers(self, local_files: bool) -> Readers | None:
-        """Its readers, or None; `local_files`: the files are on this machine's disk."""
+    def readers(self) -> Readers | None:
+        """Its readers, or None where its processes should not read the files."""
         ...
 
 
@@ -88,8 +88,8 @@ class LocalExecutor:
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
 
-    def readers(self, local_files: bool) -> Readers | None:
-        """Its worker processes, which see this machine's disk, when there are several."""
+    def readers(self) -> Readers | None:
+        """Its worker processes, when there are several."""
         return Readers(self.submit, self.workers) if self.workers > 1 else None
 
     def submit(self, fn: Callable[..., R], /, *args: object) -> Future[R]:

@@ -42,8 +42,9 @@ class _Steps:
 class RayExecutor:
     """Maps the steps over (tag, table) pairs on `parallelism` Ray actors; results in input order.
 
-    `shares_disk`: every actor runs on this machine (a local instance), so it can read files
-    from its disk; on a cluster only files on shared storage are read by the actors."""
+    `shares_disk`: every actor runs on this machine (a local instance an ingest started), so
+    the actors may read an upload's files. On a cluster they do not: the raw store, and its key
+    when it is sealed, stay on the driver's machine."""
 
     def __init__(
         self, factory: StepFactory, parallelism: int, window: int | None = None, shares_disk: bool = False
@@ -55,9 +56,9 @@ class RayExecutor:
         self._actors: list[Any] = []
         self._turn = 0
 
-    def readers(self, local_files: bool) -> Readers | None:
-        """Its actors, when there are several and they can reach the files."""
-        if self.parallelism < 2 or (local_files and not self.shares_disk):
+    def readers(self) -> Readers | None:
+        """Its actors, when there are several and they run on this machine."""
+        if self.parallelism < 2 or not self.shares_disk:
             return None
         return Readers(self.submit, self.parallelism)
 
