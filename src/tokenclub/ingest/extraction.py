@@ -11,9 +11,9 @@ so nothing is started for it.
 
 A worker reads a file whole and sends its documents back as one list, so what is in memory is
 bounded: only files up to `AHEAD_BYTES` go to the workers, at most two per worker and
-`AHEAD_BUDGET` bytes of them ahead of the one being handed on, and a worker gives a file back
-unread once its text passes `AHEAD_TEXT` characters (an archive or a compressed dump may expand
-200-fold). A larger file (a database dump, a big JSONL), or one given back, is read here as a
+`AHEAD_BUDGET` bytes of them ahead of the one being handed on, and a worker stops and gives a
+file back once its text passes `AHEAD_TEXT` characters (an archive or a compressed dump may
+expand 200-fold). A larger file (a database dump, a big JSONL), or one given back, is read here as a
 stream while the workers read the files after it. A raw store that cannot be sent to another
 process (a KMS hook holding a live client) is read here.
 """
