@@ -21,9 +21,9 @@ from tokenclub.cli.output import (
 )
 from tokenclub.errors import InvalidInputError
 from tokenclub.settlement.allocation import PoolBasis
+from tokenclub.settlement.kinds import RecordKind
 
 if TYPE_CHECKING:
-    from tokenclub.settlement.periods import RecordKind
     from tokenclub.settlement.settle import Settlement
 
 
@@ -74,8 +74,6 @@ def revenue_add(
     period: str = PERIOD_OPTION, krw: int = KRW_OPTION, note: str = NOTE_OPTION, json_out: bool = JSON_OPTION
 ) -> None:
     """Record revenue besides the API's paid usage (e.g. an enterprise contract)."""
-    from tokenclub.settlement.periods import RecordKind
-
     _add(RecordKind.REVENUE, period, krw, note, json_out)
 
 
@@ -84,8 +82,6 @@ def cost_add(
     period: str = PERIOD_OPTION, krw: int = KRW_OPTION, note: str = NOTE_OPTION, json_out: bool = JSON_OPTION
 ) -> None:
     """Record a cost of the API business in a period (it lowers the profit the pool is taken from)."""
-    from tokenclub.settlement.periods import RecordKind
-
     _add(RecordKind.COST, period, krw, note, json_out)
 
 
@@ -119,8 +115,6 @@ def revenue_void(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Void a wrong revenue record of an open period; it stays listed, marked voided, and no longer counts."""
-    from tokenclub.settlement.periods import RecordKind
-
     _void(RecordKind.REVENUE, record_id, reason, by, json_out)
 
 
@@ -132,24 +126,18 @@ def cost_void(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Void a wrong cost record of an open period; it stays listed, marked voided, and no longer counts."""
-    from tokenclub.settlement.periods import RecordKind
-
     _void(RecordKind.COST, record_id, reason, by, json_out)
 
 
 @revenue_app.command("list")
 def revenue_list(period: str | None = LIST_PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
     """List revenue records, voided ones included and marked."""
-    from tokenclub.settlement.periods import RecordKind
-
     _list(RecordKind.REVENUE, period, json_out)
 
 
 @cost_app.command("list")
 def cost_list(period: str | None = LIST_PERIOD_OPTION, json_out: bool = JSON_OPTION) -> None:
     """List cost records, voided ones included and marked."""
-    from tokenclub.settlement.periods import RecordKind
-
     _list(RecordKind.COST, period, json_out)
 
 

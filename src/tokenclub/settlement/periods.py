@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -29,15 +28,11 @@ from tokenclub.db.settlement_schema import (
 )
 from tokenclub.db.types import utcnow
 from tokenclub.errors import InvalidInputError, NotFoundError, StateError
+from tokenclub.settlement.kinds import RecordKind as RecordKind
 
 MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
 VOIDED_BY_MAX = 400
-
-
-class RecordKind(StrEnum):
-    REVENUE = "revenue"
-    COST = "cost"
 
 
 @dataclass(frozen=True, slots=True)
