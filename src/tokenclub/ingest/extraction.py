@@ -3,19 +3,19 @@ map the steps when there are enough files to share out.
 
 Batch boundaries and document numbers follow the order of the whole stream, and that order is
 what makes a resumed ingest exact. So the files are read ahead on the executor's own workers
-(the local executor's processes, or the actors of a local Ray instance) and
-their documents handed on in the upload's file order: the stream one reader would give.
-Reading a PDF or HWP costs more than curating its text (15–70 ms a sample file), so a folder of
-documents no longer waits on the driver's one core; the workers are the ones the steps run on,
-so nothing is started for it.
+(the local executor's processes, or the actors of a local Ray instance) and their documents
+handed on in the upload's file order: the stream one reader would give. Reading a PDF or HWP
+costs more than curating its text (15–70 ms a sample file), so a folder of documents no longer
+waits on the driver's one core; the workers are the ones the steps run on, so nothing is
+started for it.
 
 A worker reads a file whole and sends its documents back as one list, so what is in memory is
 bounded: only files up to `AHEAD_BYTES` go to the workers, at most two per worker and
 `AHEAD_BUDGET` bytes of them ahead of the one being handed on, and a worker stops and gives a
 file back once its text passes `AHEAD_TEXT` characters (an archive or a compressed dump may
-expand 200-fold). A larger file (a database dump, a big JSONL), or one given back, is read here as a
-stream while the workers read the files after it. A raw store that cannot be sent to another
-process (a KMS hook holding a live client) is read here.
+expand 200-fold). A larger file (a database dump, a big JSONL), or one given back, is read here
+as a stream while the workers read the files after it. A raw store that cannot be sent to
+another process (a KMS hook holding a live client) is read here.
 """
 
 from __future__ import annotations
