@@ -32,11 +32,21 @@ may lose the last fraction of a second of such holds, which leaves the ledger co
 request's settlement, a durable commit that flushes everything logged before it, then finds no
 hold and charges nothing. SQLite commits alike in every case (`synchronous=NORMAL`, see
 `db/engine.py`).
+
+A process serving one request alone gains nothing from a batch and pays two thread hand-overs
+per unit (about 0.2 ms each here). So while the gateway says it is alone (`alone`, its count of
+requests in flight) and the unit's lane is idle, the unit runs on the event loop's own thread,
+as a batch of one, provided the database's lock is free at once: SQLite's write lock is taken
+with no busy wait, PostgreSQL's lane lock is only tried, and any row lock is waited for at most
+`INLINE_LOCK_WAIT_MS`. Otherwise nothing was done (the attempt rolled back) and the unit goes to
+its lane's thread, which waits as long as it takes. Under load requests are never alone, so
+batching is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,14 +54,18 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from tokenclub.db.engine import Database
+from tokenclub.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 3
 RETRYABLE = frozenset({"40P01", "40001"})
+LOCK_NOT_AVAILABLE = "55P03"
+INLINE_LOCK_WAIT_MS = 50
+"""How long a unit run on the event loop may wait for a PostgreSQL row lock (another process's
+posting) before it rolls back and goes to its lane's thread instead."""
 MAX_BATCH = 64
 """Units per transaction; on PostgreSQL each writing unit's savepoint is a subtransaction, and up
 to 64 of them stay in the backend's cache (beyond that other sessions' snapshots get slower)."""
@@ -64,6 +78,18 @@ a customer's batches take)."""
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE
+
+
+def _lock_taken(exc: BaseException) -> bool:
+    """A lock another connection holds, met by an attempt that does not wait for it: SQLite's
+    SQLITE_BUSY, PostgreSQL's lock timeout."""
+    if isinstance(exc, OperationalError) and isinstance(exc.orig, sqlite3.Error):
+        return getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -106,6 +132,22 @@ class _Lane:
                 failure = done.exception()  # the COMMIT failed: no unit of the batch happened
                 _deliver(batch, failure if isinstance(failure, Exception) else None)
 
+    def idle(self) -> bool:
+        return not self._queue and (self._writer is None or self._writer.done())
+
+    def run_here(self, unit: _Unit[Any]) -> bool:
+        """Run `unit` alone on the calling thread if the database's lock is free at once: True
+        once its outcome is set, False (nothing done) when another connection holds a lock."""
+        try:
+            if self.postgres:
+                return self._attempt_postgres([unit], waiting=False)
+            return self._attempt_sqlite([unit], waiting=False)
+        except Exception as exc:
+            if _retryable(exc) or _lock_taken(exc):
+                return False
+            unit.outcome = (False, exc)
+            return True
+
     def _batch(self, batch: list[_Unit[Any]]) -> None:
         """Run the units in one transaction, again whole if PostgreSQL aborted it; each outcome
         is final only if the COMMIT succeeds (else this raises and every unit fails)."""
@@ -114,8 +156,7 @@ class _Lane:
                 if self.postgres:
                     self._attempt_postgres(batch)
                 else:
-                    with self.db.transaction() as session:
-                        self._units(session, batch)
+                    self._attempt_sqlite(batch)
                 return
             except Exception as exc:
                 if _retryable(exc) and attempt < TRANSACTION_ATTEMPTS - 1:
@@ -125,16 +166,49 @@ class _Lane:
                 batch[0].outcome = (False, exc)
                 return
 
-    def _attempt_postgres(self, batch: list[_Unit[Any]]) -> None:
-        """BEGIN, the flush setting and the lane's lock in one message; the units; COMMIT."""
+    def _attempt_sqlite(self, batch: list[_Unit[Any]], waiting: bool = True) -> bool:
+        """The units in one transaction (BEGIN IMMEDIATE, `db/engine.py`). Not `waiting`: the
+        write lock is taken before any unit runs, or SQLITE_BUSY is raised at once when another
+        process holds it."""
+        if waiting:
+            with self.db.transaction() as session:
+                self._units(session, batch)
+            return True
+        with self.db.engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with Session(bind=conn, expire_on_commit=False) as session:
+                driver.execute("PRAGMA busy_timeout=0")
+                try:
+                    session.connection()  # BEGIN IMMEDIATE
+                finally:
+                    driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                self._units(session, batch)
+                session.commit()
+        return True
+
+    def _attempt_postgres(self, batch: list[_Unit[Any]], waiting: bool = True) -> bool:
+        """BEGIN, the flush setting and the lane's lock in one message; the units; COMMIT. Not
+        `waiting`: the lock is only tried (False, nothing done, when it is held) and a row lock
+        is waited for `INLINE_LOCK_WAIT_MS` at most (then the lock timeout is raised)."""
         relaxed = "" if any(unit.durable for unit in batch) else "SET LOCAL synchronous_commit TO off; "
-        locks = ", ".join(f"pg_advisory_xact_lock({lock})" for lock in self.locks)
+        if waiting:
+            take = "SELECT " + ", ".join(f"pg_advisory_xact_lock({lock})" for lock in self.locks)
+        else:
+            tried = " AND ".join(f"pg_try_advisory_xact_lock({lock})" for lock in self.locks) or "true"
+            take = f"SET LOCAL lock_timeout = '{INLINE_LOCK_WAIT_MS}ms'; SELECT {tried}"
         with self.db.engine.connect() as conn:
             driver = conn.connection.driver_connection
             assert driver is not None
             driver.autocommit = True  # the transaction is begun here, with the lock
             try:
-                driver.execute(f"BEGIN; {relaxed}SELECT {locks}")
+                cursor = driver.execute(f"BEGIN; {relaxed}{take}")
+                if not waiting:
+                    while cursor.nextset():  # to the last statement's result: the lock taken
+                        continue
+                    taken = cursor.fetchone()
+                    if not (taken and taken[0]):
+                        return False
                 with Session(bind=conn, expire_on_commit=False) as session:
                     self._units(session, batch)
                     session.commit()  # psycopg sends COMMIT: the server is in a transaction
@@ -142,6 +216,7 @@ class _Lane:
                 if driver.info.transaction_status != TransactionStatus.IDLE:
                     driver.rollback()
                 driver.autocommit = False
+        return True
 
     def _units(self, session: Session, batch: list[_Unit[Any]]) -> None:
         if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
@@ -180,8 +255,15 @@ class _Lane:
 class DatabaseWork:
     """One per worker process; `run` returns a unit's result once its transaction committed."""
 
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH, lanes: int = LANES) -> None:
+    def __init__(
+        self,
+        db: Database,
+        max_batch: int = MAX_BATCH,
+        lanes: int = LANES,
+        alone: Callable[[], bool] = _never,
+    ) -> None:
         self.db = db
+        self.alone = alone
         self.postgres = db.engine.dialect.name == "postgresql"
         if self.postgres:
             self._lanes = [_Lane(db, max_batch, (GATEWAY_LOCK + i,)) for i in range(lanes)]
@@ -191,13 +273,18 @@ class DatabaseWork:
             self._lanes = [self._global]
 
     async def run(self, work: Callable[[Session], T], durable: bool = True, lane: int | None = None) -> T:
-        """Queue `work` for the next batch of its lane; its result, or its exception, after the
-        commit. `lane`: the customer the unit works for (None: the global lane).
+        """Queue `work` for the next batch of its lane (or run it here, see the module's
+        docstring); its result, or its exception, after the commit. `lane`: the customer the
+        unit works for (None: the global lane).
 
         `durable=False` only for work whose loss in a database crash charges nobody and answers
         nothing (see the module's docstring)."""
         unit: _Unit[T] = _Unit(work, asyncio.get_running_loop().create_future(), durable)
-        (self._global if lane is None else self._lanes[lane % len(self._lanes)]).add(unit)
+        queue = self._global if lane is None else self._lanes[lane % len(self._lanes)]
+        if self.alone() and queue.idle() and queue.run_here(unit):
+            _deliver([unit], None)
+        else:
+            queue.add(unit)
         return await unit.done
 
 

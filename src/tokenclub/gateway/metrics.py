@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tokenclub.gateway.billing import Charge
 
@@ -18,8 +18,14 @@ TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    in_flight: int = 0
+    """HTTP requests this worker is serving now (`observe.RequestObserver` counts them)."""
 
     def __post_init__(self) -> None:
+        self.in_progress = Gauge(
+            "tokenclub_requests_in_progress", "HTTP requests being served", registry=self.registry
+        )
+        self.in_progress.set_function(lambda: self.in_flight)
         self.requests = Counter(
             "tokenclub_requests",
             "API requests by endpoint, model, HTTP status and outcome",
@@ -60,6 +66,11 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+
+    def alone(self) -> bool:
+        """Whether at most one request is being served: its database work need not wait for a
+        batch (`gateway/dbwork.py`)."""
+        return self.in_flight <= 1
 
     def charged(self, model: str, charge: Charge) -> None:
         """Count a settled request's tokens, free and paid apart, and a usage anomaly."""

@@ -89,21 +89,26 @@ class RequestObserver:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        metrics = self.metrics()
+        metrics.in_flight += 1
         try:
-            await self.app(scope, receive, send_with_headers)
-        except Exception as exc:
-            log.error("request %s failed", ctx.request_id, exc_info=exc)
-            if not sent_start:
-                response = error_response(
-                    500,
-                    f"internal error (request {ctx.request_id}); nothing was charged",
-                    "server_error",
-                    "internal_error",
-                )
-                await response(scope, receive, send_with_headers)
-        if ctx.settling is not None:
-            # The reply is sent; its usage is being settled: wait so the line can show it.
-            await asyncio.wait([ctx.settling])
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except Exception as exc:
+                log.error("request %s failed", ctx.request_id, exc_info=exc)
+                if not sent_start:
+                    response = error_response(
+                        500,
+                        f"internal error (request {ctx.request_id}); nothing was charged",
+                        "server_error",
+                        "internal_error",
+                    )
+                    await response(scope, receive, send_with_headers)
+            if ctx.settling is not None:
+                # The reply is sent; its usage is being settled: wait so the line can show it.
+                await asyncio.wait([ctx.settling])
+        finally:
+            metrics.in_flight -= 1
         self._finish(scope, ctx, status, time.perf_counter() - started)
 
     def _finish(self, scope: Scope, ctx: RequestContext, status: int, elapsed: float) -> None:

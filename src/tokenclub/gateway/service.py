@@ -1,7 +1,8 @@
 """The state one gateway worker shares across requests, and the database steps of a request:
 admit (key, rate limit, hold) and settle or release (exact usage, ledger, usage event).
 
-Database work runs in a thread (`DatabaseWork`) so the event loop keeps streaming.
+Database work runs in a thread (`DatabaseWork`) so the event loop keeps streaming, except for
+a request served alone, whose units run on the loop when the database's lock is free at once.
 """
 
 from __future__ import annotations
@@ -91,13 +92,14 @@ class Gateway:
         self.db = Database(config.database_url)
         self.upstream = Upstream(config.routes, config.upstream_timeout_s)
         self.metrics = Metrics()
-        self.work = DatabaseWork(self.db)
+        self.work = DatabaseWork(self.db, alone=self.metrics.alone)
         self.owners = KeyOwners(self.db)
         self._background: set[asyncio.Task[Any]] = set()
 
     async def in_db(self, work: Callable[[Session], T], durable: bool = True, lane: int | None = None) -> T:
-        """Run a unit of work off the event loop; its result once it is committed (`durable`,
-        and `lane`, the customer it works for: see `gateway/dbwork.py`)."""
+        """Run a unit of work off the event loop (on it for a request served alone); its result
+        once it is committed (`durable`, and `lane`, the customer it works for: see
+        `gateway/dbwork.py`)."""
         return await self.work.run(work, durable, lane)
 
     async def lane_of(self, secret: str) -> int:
