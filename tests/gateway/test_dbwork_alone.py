@@ -1,6 +1,6 @@
-"""A request served alone: its units run on the event loop's thread when the database's lock is
-free at once, and go to the lane's thread, run exactly once, when another process holds it (a
-write lock, a lane lock, a row lock); a failing unit fails alone; under load nothing changes."""
+"""A request served alone on SQLite: its units run on the event loop's thread when the write lock
+is free at once, and on the writer thread, once, when another process holds it; a failing unit
+fails alone; under load, and on PostgreSQL, units go to their lane's thread as before."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from collections.abc import Callable, MutableMapping
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from tokenclub.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
 from tokenclub.db.schema import LedgerTransaction
 from tokenclub.db.types import utcnow
-from tokenclub.gateway.dbwork import GATEWAY_LOCK, DatabaseWork
+from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.metrics import Metrics
 from tokenclub.gateway.observe import RequestObserver
 
@@ -71,10 +71,14 @@ def _queued(work: DatabaseWork) -> threading.Event:
     return handed
 
 
-def test_a_lone_unit_runs_on_the_calling_thread_and_commits(db: Database) -> None:
+def test_a_lone_unit_runs_on_the_calling_thread_on_sqlite_and_on_its_lane_thread_on_postgresql(
+    db: Database,
+) -> None:
     threads: list[str] = []
     assert _run(DatabaseWork(db, alone=lambda: True), _writer("alone", threads)) == 1
-    assert threads == [threading.current_thread().name]
+    postgres = db.engine.dialect.name == "postgresql"
+    assert len(threads) == 1
+    assert threads[0].startswith("db-lane") if postgres else threads[0] == threading.current_thread().name
     assert _rows(db, "alone") == 1
 
 
@@ -85,7 +89,7 @@ def test_under_load_the_unit_runs_on_the_lane_thread(db: Database) -> None:
     assert _rows(db, "loaded") == 1
 
 
-def test_a_failing_lone_unit_fails_alone_and_writes_nothing(db: Database) -> None:
+def test_a_failing_lone_unit_fails_alone_and_writes_nothing(_sqlite_db: Database) -> None:
     threads: list[str] = []
     write = _writer("failed", threads)
 
@@ -94,9 +98,9 @@ def test_a_failing_lone_unit_fails_alone_and_writes_nothing(db: Database) -> Non
         raise ValueError("refused after its write")
 
     with pytest.raises(ValueError, match="refused after its write"):
-        _run(DatabaseWork(db, alone=lambda: True), failing)
+        _run(DatabaseWork(_sqlite_db, alone=lambda: True), failing)
     assert threads == [threading.current_thread().name]
-    assert _rows(db, "failed") == 0
+    assert _rows(_sqlite_db, "failed") == 0
 
 
 def _run_while_held(
@@ -104,9 +108,9 @@ def _run_while_held(
     unit: Callable[[Session], int],
     hold: Callable[[], object],
     release: Callable[[], object],
-) -> tuple[list[int], str]:
-    """Run a lone unit while another connection holds a lock, released only once the unit was
-    handed to the lane's thread: its results, and the name of the thread its loop ran on."""
+) -> list[int]:
+    """Run a lone unit while another connection holds the write lock, released only once the
+    unit was handed to the writer thread: its results."""
     handed = _queued(work)
     results: list[int] = []
     hold()
@@ -117,7 +121,7 @@ def _run_while_held(
     finally:
         release()
     runner.join(timeout=30)
-    return results, runner.name
+    return results
 
 
 def test_a_lone_unit_goes_to_the_lane_thread_while_another_process_writes_to_sqlite(
@@ -128,7 +132,7 @@ def test_a_lone_unit_goes_to_the_lane_thread_while_another_process_writes_to_sql
     other = sqlite3.connect(path, isolation_level=None)  # another process's connection
     threads: list[str] = []
     try:
-        results, _ = _run_while_held(
+        results = _run_while_held(
             DatabaseWork(_sqlite_db, alone=lambda: True),
             _writer("held-sqlite", threads),
             lambda: other.execute("BEGIN IMMEDIATE"),
@@ -141,68 +145,6 @@ def test_a_lone_unit_goes_to_the_lane_thread_while_another_process_writes_to_sql
     assert _rows(_sqlite_db, "held-sqlite") == 1
     with _sqlite_db.engine.connect() as conn:  # the pooled connection waits for the lock again
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == SQLITE_BUSY_TIMEOUT_MS
-
-
-@pytest.mark.postgres
-def test_a_lone_unit_goes_to_the_lane_thread_while_another_process_holds_its_lane_lock(
-    pg_db: Database,
-) -> None:
-    other = Database(pg_db.url)  # another gateway process
-    threads: list[str] = []
-    try:
-        with other.engine.connect() as holder:
-            results, _ = _run_while_held(
-                DatabaseWork(pg_db, alone=lambda: True),
-                _writer("held", threads),
-                lambda: holder.execute(text(f"SELECT pg_advisory_xact_lock({GATEWAY_LOCK + LANE})")),
-                holder.rollback,
-            )
-    finally:
-        other.dispose()
-    assert results == [1]
-    assert len(threads) == 1 and threads[0].startswith("db-lane")
-    assert _rows(pg_db, "held") == 1
-
-
-@pytest.mark.postgres
-def test_a_lone_unit_waits_briefly_for_a_row_lock_then_runs_once_on_the_lane_thread(
-    pg_db: Database,
-) -> None:
-    """A row another process holds (an operator's posting): the lone attempt waits 50 ms at
-    most, rolls back its write and the lane's thread runs the unit again, once."""
-    with pg_db.transaction() as session:
-        session.execute(
-            insert(TRANSACTIONS).values(
-                idempotency_key="row", kind="test", memo="0", digest="", created_at=utcnow()
-            )
-        )
-    threads: list[str] = []
-    write = _writer("held", threads)
-
-    def bump(session: Session) -> int:
-        write(session)
-        session.execute(update(TRANSACTIONS).where(TRANSACTIONS.c.idempotency_key == "row").values(memo="1"))
-        return len(threads)
-
-    other = Database(pg_db.url)
-    try:
-        with other.engine.connect() as holder:
-            results, loop_thread = _run_while_held(
-                DatabaseWork(pg_db, alone=lambda: True),
-                bump,
-                lambda: holder.execute(
-                    text("SELECT 1 FROM ledger_transactions WHERE idempotency_key = 'row' FOR UPDATE")
-                ),
-                holder.rollback,
-            )
-    finally:
-        other.dispose()
-    assert results == [2]  # tried on the loop's thread, then run on the lane's
-    assert threads[0] == loop_thread and threads[1].startswith("db-lane")
-    assert _rows(pg_db, "held") == 1
-    with pg_db.transaction() as session:
-        memo = session.scalar(select(TRANSACTIONS.c.memo).where(TRANSACTIONS.c.idempotency_key == "row"))
-    assert memo == "1"
 
 
 def test_the_observer_counts_requests_in_flight() -> None:

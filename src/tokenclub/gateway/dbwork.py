@@ -33,14 +33,15 @@ request's settlement, a durable commit that flushes everything logged before it,
 hold and charges nothing. SQLite commits alike in every case (`synchronous=NORMAL`, see
 `db/engine.py`).
 
-A process serving one request alone gains nothing from a batch and pays two thread hand-overs
-per unit (about 0.2 ms each here). So while the gateway says it is alone (`alone`, its count of
-requests in flight) and the unit's lane is idle, the unit runs on the event loop's own thread,
-as a batch of one, provided the database's lock is free at once: SQLite's write lock is taken
-with no busy wait, PostgreSQL's lane lock is only tried, and any row lock is waited for at most
-`INLINE_LOCK_WAIT_MS`. Otherwise nothing was done (the attempt rolled back) and the unit goes to
-its lane's thread, which waits as long as it takes. Under load requests are never alone, so
-batching is unchanged.
+On SQLite a process serving one request alone gains nothing from a batch, and its units, which
+hold the GIL nearly throughout (SQLite runs in-process), pay for the hand-over to the writer
+thread and back (0.2–0.7 ms a request here). So while the gateway says it is alone (`alone`,
+its count of requests in flight) and the writer is idle, a unit runs on the event loop's own
+thread, as a batch of one, provided SQLite's write lock is free at once (BEGIN IMMEDIATE with no
+busy wait); when another process holds it, nothing was done and the unit goes to the writer
+thread, which waits as usual. Under load requests are never alone, so batching is unchanged.
+PostgreSQL keeps its threads: there a unit mostly waits on the network without the GIL, and
+running it on the loop measured no gain.
 """
 
 from __future__ import annotations
@@ -62,10 +63,6 @@ from tokenclub.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 3
 RETRYABLE = frozenset({"40P01", "40001"})
-LOCK_NOT_AVAILABLE = "55P03"
-INLINE_LOCK_WAIT_MS = 50
-"""How long a unit run on the event loop may wait for a PostgreSQL row lock (another process's
-posting) before it rolls back and goes to its lane's thread instead."""
 MAX_BATCH = 64
 """Units per transaction; on PostgreSQL each writing unit's savepoint is a subtransaction, and up
 to 64 of them stay in the backend's cache (beyond that other sessions' snapshots get slower)."""
@@ -80,12 +77,10 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE
 
 
-def _lock_taken(exc: BaseException) -> bool:
-    """A lock another connection holds, met by an attempt that does not wait for it: SQLite's
-    SQLITE_BUSY, PostgreSQL's lock timeout."""
-    if isinstance(exc, OperationalError) and isinstance(exc.orig, sqlite3.Error):
-        return getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+def _busy(exc: BaseException) -> bool:
+    """SQLite's write lock held by another connection (SQLITE_BUSY)."""
+    orig = exc.orig if isinstance(exc, OperationalError) else None
+    return isinstance(orig, sqlite3.Error) and getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 def _never() -> bool:
@@ -136,17 +131,18 @@ class _Lane:
         return not self._queue and (self._writer is None or self._writer.done())
 
     def run_here(self, unit: _Unit[Any]) -> bool:
-        """Run `unit` alone on the calling thread if the database's lock is free at once: True
-        once its outcome is set, False (nothing done) when another connection holds a lock."""
+        """On SQLite, run `unit` alone on the calling thread if the write lock is free at once:
+        True once its outcome is set, False (nothing done) on PostgreSQL or when another
+        connection holds the lock."""
+        if self.postgres:
+            return False
         try:
-            if self.postgres:
-                return self._attempt_postgres([unit], waiting=False)
-            return self._attempt_sqlite([unit], waiting=False)
+            self._sqlite_at_once(unit)
         except Exception as exc:
-            if _retryable(exc) or _lock_taken(exc):
+            if _busy(exc):
                 return False
             unit.outcome = (False, exc)
-            return True
+        return True
 
     def _batch(self, batch: list[_Unit[Any]]) -> None:
         """Run the units in one transaction, again whole if PostgreSQL aborted it; each outcome
@@ -156,7 +152,8 @@ class _Lane:
                 if self.postgres:
                     self._attempt_postgres(batch)
                 else:
-                    self._attempt_sqlite(batch)
+                    with self.db.transaction() as session:
+                        self._units(session, batch)
                 return
             except Exception as exc:
                 if _retryable(exc) and attempt < TRANSACTION_ATTEMPTS - 1:
@@ -166,14 +163,9 @@ class _Lane:
                 batch[0].outcome = (False, exc)
                 return
 
-    def _attempt_sqlite(self, batch: list[_Unit[Any]], waiting: bool = True) -> bool:
-        """The units in one transaction (BEGIN IMMEDIATE, `db/engine.py`). Not `waiting`: the
-        write lock is taken before any unit runs, or SQLITE_BUSY is raised at once when another
-        process holds it."""
-        if waiting:
-            with self.db.transaction() as session:
-                self._units(session, batch)
-            return True
+    def _sqlite_at_once(self, unit: _Unit[Any]) -> None:
+        """`unit` in a transaction whose BEGIN IMMEDIATE (`db/engine.py`) takes the write lock
+        before the unit runs, or raises SQLITE_BUSY at once when another process holds it."""
         with self.db.engine.connect() as conn:
             driver = conn.connection.driver_connection
             assert driver is not None
@@ -183,32 +175,19 @@ class _Lane:
                     session.connection()  # BEGIN IMMEDIATE
                 finally:
                     driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                self._units(session, batch)
+                unit.outcome = (True, unit.work(session))
                 session.commit()
-        return True
 
-    def _attempt_postgres(self, batch: list[_Unit[Any]], waiting: bool = True) -> bool:
-        """BEGIN, the flush setting and the lane's lock in one message; the units; COMMIT. Not
-        `waiting`: the lock is only tried (False, nothing done, when it is held) and a row lock
-        is waited for `INLINE_LOCK_WAIT_MS` at most (then the lock timeout is raised)."""
+    def _attempt_postgres(self, batch: list[_Unit[Any]]) -> None:
+        """BEGIN, the flush setting and the lane's lock in one message; the units; COMMIT."""
         relaxed = "" if any(unit.durable for unit in batch) else "SET LOCAL synchronous_commit TO off; "
-        if waiting:
-            take = "SELECT " + ", ".join(f"pg_advisory_xact_lock({lock})" for lock in self.locks)
-        else:
-            tried = " AND ".join(f"pg_try_advisory_xact_lock({lock})" for lock in self.locks) or "true"
-            take = f"SET LOCAL lock_timeout = '{INLINE_LOCK_WAIT_MS}ms'; SELECT {tried}"
+        locks = ", ".join(f"pg_advisory_xact_lock({lock})" for lock in self.locks)
         with self.db.engine.connect() as conn:
             driver = conn.connection.driver_connection
             assert driver is not None
             driver.autocommit = True  # the transaction is begun here, with the lock
             try:
-                cursor = driver.execute(f"BEGIN; {relaxed}{take}")
-                if not waiting:
-                    while cursor.nextset():  # to the last statement's result: the lock taken
-                        continue
-                    taken = cursor.fetchone()
-                    if not (taken and taken[0]):
-                        return False
+                driver.execute(f"BEGIN; {relaxed}SELECT {locks}")
                 with Session(bind=conn, expire_on_commit=False) as session:
                     self._units(session, batch)
                     session.commit()  # psycopg sends COMMIT: the server is in a transaction
@@ -216,7 +195,6 @@ class _Lane:
                 if driver.info.transaction_status != TransactionStatus.IDLE:
                     driver.rollback()
                 driver.autocommit = False
-        return True
 
     def _units(self, session: Session, batch: list[_Unit[Any]]) -> None:
         if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
