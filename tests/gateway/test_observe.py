@@ -111,7 +111,9 @@ def test_operator_endpoints_need_the_token(guarded: Served) -> None:
         assert httpx.get(root + path, headers=basic).status_code == 200
     assert httpx.get(root + "/healthz").json() == {"status": "ok"}
     assert httpx.get(root + "/healthz", headers=bearer).json()["models"][0] == "cut"
-    assert "tokenclub_time_to_first_token_seconds" in httpx.get(root + "/metrics", headers=bearer).text
+    exported = httpx.get(root + "/metrics", headers=bearer).text
+    assert "tokenclub_time_to_first_token_seconds" in exported
+    assert "\ntokenclub_requests_in_progress 1.0\n" in exported  # the scrape itself
 
 
 def test_docs_load_no_outside_assets(guarded: Served) -> None:
