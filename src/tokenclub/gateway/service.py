@@ -1,8 +1,8 @@
 """The state one gateway worker shares across requests, and the database steps of a request:
 admit (key, rate limit, hold) and settle or release (exact usage, ledger, usage event).
 
-Database work runs in a thread (`DatabaseWork`) so the event loop keeps streaming, except for
-a request served alone, whose units run on the loop when the database's lock is free at once.
+Database work runs in a thread (`DatabaseWork`) so the event loop keeps streaming, except, on
+SQLite, for a request served alone, whose units run on the loop when the write lock is free.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
 
     async def in_db(self, work: Callable[[Session], T], durable: bool = True, lane: int | None = None) -> T:
-        """Run a unit of work off the event loop (on it for a request served alone); its result
-        once it is committed (`durable`, and `lane`, the customer it works for: see
+        """Run a unit of work off the event loop (on it for a request served alone on SQLite); its
+        result once it is committed (`durable`, and `lane`, the customer it works for: see
         `gateway/dbwork.py`)."""
         return await self.work.run(work, durable, lane)
 
