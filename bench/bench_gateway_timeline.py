@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -32,15 +29,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench_gateway import (
-    MODEL,
-    Target,
-    postgres_database,
-    provision,
-    request_body,
-    start_reporting_port,
-    stop,
-)
+from bench_gateway import MODEL, Target, request_body
+from bench_gateway_trace import backends, in_process_app
 
 BLOCK = 50
 WAYS = ("lone path", "thread")
@@ -123,13 +113,7 @@ def marking_app(app: Any, timeline: Timeline) -> Callable[..., Any]:
 async def run_backend(
     url: str, home: Path, secret: str, upstream: str, requests: int, timeline: Timeline
 ) -> dict[tuple[str, str], dict[str, float]]:
-    from tokenclub.gateway.app import create_app
-    from tokenclub.gateway.config import gateway_config
-    from tokenclub.settings import Settings
-
-    os.environ.update(TOKENCLUB_RATE_LIMIT_RPM=str(10**9), TOKENCLUB_RATE_LIMIT_TPM=str(10**15))
-    settings = Settings(home=home, database_url=url, upstream_url=upstream + "/v1", model_name=MODEL)
-    app = create_app(gateway_config(settings, upstream + "/v1", MODEL))
+    app = in_process_app(url, home, upstream)
     gateway = app.state.gateway
     lone = gateway.work.alone
     results: dict[tuple[str, str], dict[str, float]] = {}
@@ -182,24 +166,10 @@ def main() -> None:
     console = Console(width=140)
     timeline = Timeline()
     instrument(timeline)
-    me = [sys.executable, str(Path(__file__).resolve().with_name("bench_gateway.py"))]
-    with (
-        tempfile.TemporaryDirectory(prefix="tc-timeline-") as folder,
-        postgres_database(not args.no_postgres) as pg,
-    ):
-        tmp = Path(folder)
-        server, port = start_reporting_port("upstream", [*me, "--serve", "upstream"], tmp, dict(os.environ))
-        try:
-            urls = [] if args.no_sqlite else [f"sqlite:///{tmp / 'tokenclub.db'}"]
-            urls += [pg] if pg else []
-            for url in urls:
-                home = tmp / f"home-{url.split(':', 1)[0]}"
-                secret = provision(home, url, True)
-                upstream = f"http://127.0.0.1:{port}"
-                results = asyncio.run(run_backend(url, home, secret, upstream, args.requests, timeline))
-                report(url.split(":", 1)[0].split("+")[0], results, console)
-        finally:
-            stop(server)
+    with backends("tc-timeline-", not args.no_sqlite, not args.no_postgres, True) as (upstream, homes):
+        for url, home, secret in homes:
+            results = asyncio.run(run_backend(url, home, secret, upstream, args.requests, timeline))
+            report(url.split(":", 1)[0].split("+")[0], results, console)
 
 
 if __name__ == "__main__":

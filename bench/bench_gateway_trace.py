@@ -172,16 +172,44 @@ async def drive(app: Any, secret: str, mode: str, requests: int) -> list[float]:
     return took
 
 
-async def trace(
-    url: str, home: Path, secret: str, upstream: str, requests: int, console: Console, verbose: bool
-) -> None:
+def in_process_app(url: str, home: Path, upstream: str) -> Any:
+    """The app `tokenclub serve` runs, built in this process for `home`'s database in front of
+    `upstream`; rate limits out of the way but still counted, as in the gateway bench."""
     from tokenclub.gateway.app import create_app
     from tokenclub.gateway.config import gateway_config
     from tokenclub.settings import Settings
 
     os.environ.update(TOKENCLUB_RATE_LIMIT_RPM=str(10**9), TOKENCLUB_RATE_LIMIT_TPM=str(10**15))
     settings = Settings(home=home, database_url=url, upstream_url=upstream + "/v1", model_name=MODEL)
-    app = create_app(gateway_config(settings, upstream + "/v1", MODEL))
+    return create_app(gateway_config(settings, upstream + "/v1", MODEL))
+
+
+@contextlib.contextmanager
+def backends(
+    prefix: str, sqlite: bool, postgres: bool, guard: bool
+) -> Iterator[tuple[str, list[tuple[str, Path, str]]]]:
+    """The gateway bench's fake upstream, running, and a provisioned home for each backend: the
+    upstream's URL and, per backend, (database URL, home, key)."""
+    me = [sys.executable, str(Path(__file__).resolve().with_name("bench_gateway.py"))]
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder, postgres_database(postgres) as pg:
+        tmp = Path(folder)
+        server, port = start_reporting_port("upstream", [*me, "--serve", "upstream"], tmp, dict(os.environ))
+        try:
+            urls = [f"sqlite:///{tmp / 'tokenclub.db'}"] if sqlite else []
+            urls += [pg] if pg else []
+            homes = [(url, tmp / f"home-{url.split(':', 1)[0]}") for url in urls]
+            yield (
+                f"http://127.0.0.1:{port}",
+                [(url, home, provision(home, url, guard)) for url, home in homes],
+            )
+        finally:
+            stop(server)
+
+
+async def trace(
+    url: str, home: Path, secret: str, upstream: str, requests: int, console: Console, verbose: bool
+) -> None:
+    app = in_process_app(url, home, upstream)
     tracer: Tracer = app.state.tracer
     async with app.router.lifespan_context(app):
         for mode in ("non-stream", "stream"):
@@ -251,27 +279,12 @@ def main() -> None:
         return app
 
     app_module.create_app = create_traced
-    me = [sys.executable, str(Path(__file__).resolve().with_name("bench_gateway.py"))]
-    with (
-        tempfile.TemporaryDirectory(prefix="tc-trace-") as tmp,
-        postgres_database(not args.no_postgres) as pg,
+    with backends("tc-trace-", not args.no_sqlite, not args.no_postgres, not args.no_guard) as (
+        upstream,
+        homes,
     ):
-        server, port = start_reporting_port(
-            "upstream", [*me, "--serve", "upstream"], Path(tmp), dict(os.environ)
-        )
-        try:
-            urls = [] if args.no_sqlite else [f"sqlite:///{Path(tmp) / 'tokenclub.db'}"]
-            urls += [pg] if pg else []
-            for url in urls:
-                home = Path(tmp) / f"home-{url.split(':', 1)[0]}"
-                secret = provision(home, url, not args.no_guard)
-                asyncio.run(
-                    trace(
-                        url, home, secret, f"http://127.0.0.1:{port}", args.requests, console, args.statements
-                    )
-                )
-        finally:
-            stop(server)
+        for url, home, secret in homes:
+            asyncio.run(trace(url, home, secret, upstream, args.requests, console, args.statements))
 
 
 if __name__ == "__main__":
