@@ -26,11 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tokenclub.accounts import partners
-from tokenclub.accounts.partners import PartnerStatus
+from bench_pipeline import ingest_database
 from tokenclub.curate.quality import QualitySettings
-from tokenclub.db.engine import Database
-from tokenclub.db.migrate import upgrade
 from tokenclub.ingest import extraction
 from tokenclub.ingest.service import IngestJob, ingest
 from tokenclub.pipeline.steps import PipelineSpec
@@ -60,11 +57,7 @@ def machine_cpu_s() -> float:
 
 
 def run_once(folder: Path, work: Path, spec: PipelineSpec, on_workers: bool) -> dict[str, Any]:
-    db = Database(f"sqlite:///{work / 'tc.db'}")
-    upgrade(db.engine)
-    with db.transaction() as session:
-        pid = partners.apply(session, "bench", threshold_words=1).id
-        partners.decide(session, pid, PartnerStatus.APPROVED, 1)
+    db, pid = ingest_database(work)
     job = IngestJob(pid, (folder,), spec, Fraction(1), batch_size=64, workers=2)
     least = extraction.POOL_MIN_FILES
     extraction.POOL_MIN_FILES = least if on_workers else 1 << 62

@@ -153,13 +153,19 @@ def _timed(function: Callable[..., int], spent: list[float]) -> Callable[..., in
     return run
 
 
-def tokenclub_ingest(spec: PipelineSpec, path: Path, work: Path, executor: Executor | None) -> dict[str, Any]:
-    """The real ingest; the CPU seconds of its leak-guard indexing (`guard/`) are also timed apart."""
+def ingest_database(work: Path) -> tuple[Database, int]:
+    """A migrated SQLite database in `work` and the approved partner the bench's uploads come from."""
     db = Database(f"sqlite:///{work / 'tc.db'}")
     upgrade(db.engine)
     with db.transaction() as session:
         pid = partners.apply(session, "bench", threshold_words=1).id
         partners.decide(session, pid, PartnerStatus.APPROVED, 1)
+    return db, pid
+
+
+def tokenclub_ingest(spec: PipelineSpec, path: Path, work: Path, executor: Executor | None) -> dict[str, Any]:
+    """The real ingest; the CPU seconds of its leak-guard indexing (`guard/`) are also timed apart."""
+    db, pid = ingest_database(work)
     job = IngestJob(pid, (path,), spec, Fraction(1), batch_size=BATCH, workers=1)
     guard: list[float] = []
     indexers: list[background.BackgroundIndexer] = []

@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CORPORA
-from tests.ingest.fixtures import petitions, write_jsonl
-from tokenclub.accounts import partners
-from tokenclub.accounts.partners import PartnerStatus
+from tests.ingest.fixtures import approved_partner, petitions, write_jsonl
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
@@ -110,9 +108,7 @@ def _ingest(home: Path, upload: Path, workers: int) -> tuple[dict[str, Any], lis
     db = Database(f"sqlite:///{home / 'tc.db'}")
     home.mkdir()
     upgrade(db.engine)
-    with db.transaction() as session:
-        pid = partners.apply(session, "A", threshold_words=1).id
-        partners.decide(session, pid, PartnerStatus.APPROVED, 1)
+    pid = approved_partner(db, "A")
     spec = PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.5, QualitySettings())
     job = IngestJob(pid, (upload,), spec, Fraction(1), batch_size=16, workers=workers)
     receipt = ingest(db, home, job)

@@ -12,9 +12,7 @@ import pytest
 
 from tests.cli.helpers import run_cli
 from tests.conftest import CORPORA
-from tests.ingest.fixtures import disguise, petitions, write_jsonl
-from tokenclub.accounts import partners
-from tokenclub.accounts.partners import PartnerStatus
+from tests.ingest.fixtures import approved_partner, disguise, petitions, write_jsonl
 from tokenclub.corpus.dump import iter_corpus
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
@@ -53,9 +51,7 @@ def _ingest(
 ) -> dict[str, Any]:
     db = Database(f"sqlite:///{tmp_path / f'{name}.db'}")
     upgrade(db.engine)
-    with db.transaction() as session:
-        pid = partners.apply(session, "A", threshold_words=1).id
-        partners.decide(session, pid, PartnerStatus.APPROVED, 1)
+    pid = approved_partner(db, "A")
     job = IngestJob(pid, (upload,), spec, Fraction(1), batch_size=24, workers=2)
     executor = RayExecutor(spec, parallelism=2, window=3, shares_disk=shares_disk) if ray else None
     receipt = ingest(db, tmp_path / name, job, executor=executor)
