@@ -135,11 +135,12 @@ EMBEDDINGS = ApiFormat("embeddings", "/embeddings", "list")
 
 
 _ENVELOPE = frozenset({"id", "object", "created", "model", "system_fingerprint", "choices", "usage"})
+_HEADER = _ENVELOPE - {"choices", "usage"}
 
 
 def _same_envelope(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two chunks of one reply and one choice: equal but for the choice's text."""
-    same = all(a.get(key) == b.get(key) for key in _ENVELOPE - {"choices", "usage"})
+    same = all(a.get(key) == b.get(key) for key in _HEADER)
     return same and a["choices"][0].get("index") == b["choices"][0].get("index")
 
 
