@@ -135,12 +135,11 @@ EMBEDDINGS = ApiFormat("embeddings", "/embeddings", "list")
 
 
 _ENVELOPE = frozenset({"id", "object", "created", "model", "system_fingerprint", "choices", "usage"})
-_HEADER = _ENVELOPE - {"choices", "usage"}
 
 
 def _same_envelope(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two chunks of one reply and one choice: equal but for the choice's text."""
-    same = all(a.get(key) == b.get(key) for key in _HEADER)
+    same = all(a.get(key) == b.get(key) for key in _ENVELOPE - {"choices", "usage"})
     return same and a["choices"][0].get("index") == b["choices"][0].get("index")
 
 
