@@ -296,11 +296,7 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
     """The guard's own work per request, in-process on the same index (µs, median): robust
     where the end-to-end rows drown in a busy machine's noise. The last two rows are all of a
     short reply's work on the event loop under the default settings (accumulation and coverage
-    on): the scan and the joins, credits and grams read for the tally; streamed, one event at a
-    time (a slow upstream's reads) and all in one read (a fast one's: `ReplyStream.feed_read`
-    filters its text-only deltas as one)."""
-    from tokenclub.gateway.formats import CHAT
-    from tokenclub.gateway.streaming import ReplyStream
+    on): the scan and the joins, credits and grams read for the tally."""
     from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.service import GatewayGuard
@@ -340,15 +336,6 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
         stream.filter({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         stream.credits(), stream.grams(), stream.fragments()
 
-    events = [{"id": "c", "choices": [{"index": 0, "delta": {"content": part}}]} for part in short]
-    events.append({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-
-    def short_one_read() -> None:
-        full.check_prompt(PROMPT)
-        stream = ReplyStream(CHAT, "served", 1, full)
-        stream.feed_read(events)
-        stream.finish(), stream.credits(), stream.grams(), stream.fragments()
-
     costs = {}
     for name, work, per in (
         ("prompt check", prompt, 1),
@@ -356,7 +343,6 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
         (f"stream filter, per event ({PIECE_CHARS} characters)", streamed, len(parts)),
         (f"a request's guard work, {SHORT_TOKENS}-token reply, whole, defaults", short_whole, 1),
         (f"a request's guard work, {SHORT_TOKENS}-token reply, streamed, defaults", short_streamed, 1),
-        (f"the same, its {SHORT_TOKENS} events in one read (as the gateway reads them)", short_one_read, 1),
     ):
         work()
         times = []
