@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.gateway.test_guard import FRESH, LEAK, SPAN, build_index, chunks
-from tokenclub.gateway.formats import CHAT, COMPLETIONS
+from tokenclub.gateway.formats import CHAT
 from tokenclub.gateway.streaming import ReplyStream
 from tokenclub.guard.service import GatewayGuard
 
@@ -80,79 +80,3 @@ def test_without_a_guard_events_pass_whole_and_usage_is_kept() -> None:
     assert reply.reported is not None and reply.reported.completion_tokens == 4
     assert reply.generated() == ["가", "f{}"]
     assert reply.last_id == "up-1"
-
-
-def _delta(content: str, **extra: Any) -> dict[str, Any]:
-    return _event([{"index": 0, "delta": {"content": content}, "finish_reason": None, **extra}])
-
-
-def test_a_run_of_text_only_deltas_is_read_as_one_and_every_other_event_stays_as_it_is() -> None:
-    role = _event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-    scored = _delta("다", logprobs={"content": [{"token": "다", "logprob": -0.1, "top_logprobs": []}]})
-    second = _event([{"index": 1, "delta": {"content": "라"}, "finish_reason": None}])
-    renamed = _delta("마") | {"id": "up-2"}
-    finish = _event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-    usage = _event([], {"prompt_tokens": 3, "completion_tokens": 4})
-    events = [
-        role,
-        _delta("가"),
-        _delta("나"),
-        scored,
-        _delta("라"),
-        second,
-        renamed,
-        _delta("바"),
-        finish,
-        usage,
-    ]
-    runs = CHAT.text_runs(events)
-    assert runs == [
-        _event([{"index": 0, "delta": {"role": "assistant", "content": "가나"}, "finish_reason": None}]),
-        scored,
-        _delta("라"),
-        second,
-        renamed,  # another chunk id: not the same reply's run
-        _delta("바"),
-        finish,
-        usage,
-    ]
-    assert role["choices"][0]["delta"]["content"] == ""  # the upstream's events are not changed
-    assert CHAT.text_runs([_delta("가"), _delta("나", extra="x")]) == [_delta("가"), _delta("나", extra="x")]
-    tool = _event([{"index": 0, "delta": {"content": "", "tool_calls": []}, "finish_reason": None}])
-    assert CHAT.text_runs([_delta("가"), tool, _delta("나")]) == [_delta("가"), tool, _delta("나")]
-
-
-def test_completion_chunks_join_their_text() -> None:
-    def chunk(text: str, finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": "c",
-            "object": "text_completion",
-            "choices": [{"index": 0, "text": text, "finish_reason": finish}],
-        }
-
-    assert COMPLETIONS.text_runs([chunk("가"), chunk("나"), chunk("다", "length")]) == [
-        chunk("가나"),
-        chunk("다", "length"),
-    ]
-
-
-def test_a_guarded_read_is_filtered_as_one_delta_and_an_unguarded_one_passes_event_by_event(
-    tmp_path: Path,
-) -> None:
-    build_index(tmp_path / "guard", 1, 2)
-    guard = GatewayGuard(tmp_path / "guard", "block", "strict", check_every_s=0.0)
-    pieces = list(chunks(FRESH))
-    read = [_delta(piece) for piece in pieces] + [
-        _event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-    ]
-    guarded = ReplyStream(CHAT, "served-name", 1, guard)
-    sent = guarded.feed_read(read) + guarded.finish()
-    assert _by_choice(sent) == {0: (FRESH, "stop")}
-    assert len(sent) <= 2 < len(pieces)  # the run's release, then the finish
-    assert guarded.generated() == [FRESH]
-    plain = ReplyStream(CHAT, "served-name", 1)
-    assert len(plain.feed_read(read)) == len(read)
-    leaking = ReplyStream(CHAT, "served-name", 1, guard)
-    cut = leaking.feed_read([_delta(piece) for piece in chunks(LEAK)])
-    assert leaking.blocked and _by_choice(cut)[0][1] == "content_filter"
-    assert SPAN[:40] not in _by_choice(cut)[0][0]

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -287,7 +288,11 @@ class Completions:
                         except StopAsyncIteration:
                             break
                     # What one read brought goes out in one write, up to a blocked event.
-                    outs = reply.feed_read(batch)
+                    outs: list[dict[str, Any]] = []
+                    for event in batch:
+                        outs.extend(reply.feed(event))
+                        if reply.blocked:
+                            break
                     if outs:
                         if not timed:
                             first_token.observe(time.perf_counter() - call.started)

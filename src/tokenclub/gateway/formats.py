@@ -61,57 +61,6 @@ class ApiFormat:
         text = _str(message.get("content")) + _str(message.get("reasoning_content"))
         return text + tool_call_text(message.get("tool_calls"))
 
-    def text_runs(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`events` with each run of consecutive deltas that carry nothing but text (one choice,
-        the same index and envelope, no role after the first, no logprobs, no finish reason)
-        read as one delta of their joined text: what the model would have sent in one chunk.
-        Other events are left as they are."""
-        out: list[dict[str, Any]] = []
-        run: list[str] = []
-        for event in events:
-            text = self._text_only(event, first=not run)
-            if text is not None and run and _same_envelope(out[-1], event):
-                run.append(text)
-                continue
-            if len(run) > 1:
-                out[-1] = self._with_text(out[-1], "".join(run))
-            out.append(event)
-            run = [text] if text is not None else []
-        if len(run) > 1:
-            out[-1] = self._with_text(out[-1], "".join(run))
-        return out
-
-    def _text_only(self, event: dict[str, Any], first: bool) -> str | None:
-        """The text of a delta that carries nothing else (a role too when `first`), else None."""
-        if event.keys() - _ENVELOPE or event.get("usage") is not None:
-            return None
-        choices = event.get("choices")
-        if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
-            return None
-        choice = choices[0]
-        if choice.get("finish_reason") is not None or choice.get("logprobs") is not None:
-            return None
-        if self.kind == "chat":
-            if choice.keys() - {"index", "delta", "finish_reason", "logprobs"}:
-                return None
-            delta = choice.get("delta")
-            if not isinstance(delta, dict) or delta.keys() - ({"content", "role"} if first else {"content"}):
-                return None
-            text = delta.get("content")
-        else:
-            if choice.keys() - {"index", "text", "finish_reason", "logprobs"}:
-                return None
-            text = choice.get("text")
-        return text if isinstance(text, str) else None
-
-    def _with_text(self, event: dict[str, Any], text: str) -> dict[str, Any]:
-        choice = event["choices"][0]
-        if self.kind == "chat":
-            choice = {**choice, "delta": {**choice["delta"], "content": text}}
-        else:
-            choice = {**choice, "text": text}
-        return {**event, "choices": [choice]}
-
     def reply_texts(self, data: dict[str, Any]) -> list[str]:
         """The generated text of each choice of a whole reply."""
         return [
@@ -132,15 +81,6 @@ class ApiFormat:
 CHAT = ApiFormat("chat", "/chat/completions", "chat.completion.chunk")
 COMPLETIONS = ApiFormat("completions", "/completions", "text_completion")
 EMBEDDINGS = ApiFormat("embeddings", "/embeddings", "list")
-
-
-_ENVELOPE = frozenset({"id", "object", "created", "model", "system_fingerprint", "choices", "usage"})
-
-
-def _same_envelope(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two chunks of one reply and one choice: equal but for the choice's text."""
-    same = all(a.get(key) == b.get(key) for key in _ENVELOPE - {"choices", "usage"})
-    return same and a["choices"][0].get("index") == b["choices"][0].get("index")
 
 
 def usage_dict(usage: Usage) -> dict[str, int]:

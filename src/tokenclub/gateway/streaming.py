@@ -66,17 +66,6 @@ class ReplyStream:
             out.extend([single] if guard is None else _indexed(guard.filter(single), index))
         return out if self.owner is not None else [event | {"choices": choices}]
 
-    def feed_read(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The events to send for what one read of the upstream brought, up to a block. Under a
-        guard, which re-chunks what it releases anyway, each run of deltas that carry nothing
-        but text is filtered as one delta (`ApiFormat.text_runs`)."""
-        out: list[dict[str, Any]] = []
-        for event in self.fmt.text_runs(events) if self.owner is not None else events:
-            out.extend(self.feed(event))
-            if self.blocked:
-                break
-        return out
-
     def finish(self) -> list[dict[str, Any]]:
         """What guards still hold back when the upstream ends without finish reasons."""
         return [
