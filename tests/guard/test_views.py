@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
-from tokenclub.guard.compiled import HINT_HAN, HINT_HYPHEN, HINT_JAMO, HINT_RUN, HINT_WORDS, trigger_hints
+from tokenclub.guard.compiled import (
+    HINT_FILLER,
+    HINT_HAN,
+    HINT_HYPHEN,
+    HINT_JAMO,
+    HINT_RUN,
+    HINT_WORDS,
+    trigger_hints,
+)
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
@@ -23,7 +31,7 @@ from tokenclub.guard.detection.transforms import (
     Romanized,
     Transform,
 )
-from tokenclub.guard.detection.views import LAZY_VIEWS, _filler_seen
+from tokenclub.guard.detection.views import LAZY_VIEWS, hints
 from tokenclub.guard.normalize import code_points, guard_letters, guard_text
 
 DOC = 10
@@ -154,7 +162,7 @@ def test_the_filler_trigger_sees_the_widest_stride_among_letters_that_never_repe
 
 
 def filler_seen(text: str) -> bool:
-    return _filler_seen(text, code_points(text))
+    return bool(hints(code_points(text)) & HINT_FILLER)
 
 
 WINDOWS = st.one_of(
@@ -168,14 +176,15 @@ WINDOWS = st.one_of(
 def test_a_trigger_fires_only_on_a_window_that_holds_its_hint(text: str) -> None:
     """A trigger whose hint the window lacks is not tried; it could not have fired."""
     points = code_points(text)
-    hints = trigger_hints(points)
-    fired = [spec.name for spec in LAZY_VIEWS if spec.hint and spec.seen(text, points)]
-    assert [name for name in fired if not hints & next(s.hint for s in LAZY_VIEWS if s.name == name)] == []
+    held = hints(points)
+    assert held & ~HINT_FILLER == trigger_hints(points)
+    fired = [spec.name for spec in LAZY_VIEWS if spec.name != "filler" and spec.seen(text, points)]
+    assert [name for name in fired if not held & next(s.hint for s in LAZY_VIEWS if s.name == name)] == []
 
 
 def test_fresh_korean_text_holds_few_hints() -> None:
-    """Hangul, spaces and punctuation alone hold none, so only the filler trigger is tried there."""
-    assert trigger_hints(code_points("서울은 대한민국의 수도이며, 한강이 도시를 가로지릅니다! (2019)")) == 0
+    """Hangul, spaces and punctuation alone hold none, so no trigger is tried there."""
+    assert hints(code_points("서울은 대한민국의 수도이며, 한강이 도시를 가로지릅니다! (2019)")) == 0
     assert trigger_hints(code_points("漢")) == HINT_HAN
     assert trigger_hints(code_points("so-ul-eun-dae")) == HINT_HYPHEN | HINT_WORDS
     assert trigger_hints(code_points("ㅅㅓ")) == HINT_JAMO

@@ -357,6 +357,7 @@ class StreamScanner:
         """Retire chains whose next hit did not come (all of them at the end of the reply); one
         of a leak's hits once no shared gram can still withdraw its hits (`_settle`)."""
         settled = self._reading.seen - self._settle
+        found = False
         for expected in [
             e
             for e, chain in self._open.items()
@@ -367,7 +368,9 @@ class StreamScanner:
                 continue
             if len(chain.keys) >= self._needed or self._joins_earlier(chain):
                 self._leaks.append(chain)
-        self._leaks.sort(key=lambda chain: chain.first)
+                found = True
+        if found:
+            self._leaks.sort(key=lambda chain: chain.first)
 
     def _joins_earlier(self, chain: _Chain) -> bool:
         """Whether a run too short to be a leak joins an earlier fragment, either way round: a

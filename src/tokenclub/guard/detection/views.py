@@ -39,14 +39,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tokenclub.guard.compiled import (
+    HINT_FILLER,
     HINT_HAN,
     HINT_HYPHEN,
     HINT_JAMO,
     HINT_RUN,
     HINT_WORDS,
     U32,
-    repeated_at_stride,
-    trigger_hints,
+    window_hints,
 )
 from tokenclub.guard.detection.fragments import Fragment, Join
 from tokenclub.guard.detection.scanner import (
@@ -98,14 +98,11 @@ _OTHER_WORD = re.compile(r"[^\W가-힣ㄱ-ㆎ]")
 """A word character outside Hangul (a letter, digit or `_`): each run between Hangul has one."""
 
 
-def _filler_seen(text: str, points: U32) -> bool:
-    """Whether one character recurs `FILLER_REPEATS` times at a regular stride among the text's
-    characters that have guard letters (`Filler`'s units and rule: punctuation between two
-    fillers shortens a step by one), in compiled code: as a regular expression over word
-    characters it cost 34 µs at 110 letters and 189 at 660, once a batch."""
-    while (found := repeated_at_stride(points, LETTERS.lengths, *FILLER_RULE)) < 0:
+def hints(points: U32) -> int:
+    """What a window holds that some lazy view's trigger needs (`compiled.window_hints`)."""
+    while (found := window_hints(points, LETTERS.lengths, *FILLER_RULE)) < 0:
         LETTERS.fill(points)
-    return bool(found)
+    return found
 
 
 def _sandwiched(text: str, _: U32, count: int = 8) -> bool:
@@ -128,18 +125,18 @@ def _dense(pattern: re.Pattern[str], text: str, count: int = 8, span: int = 72) 
 class ViewSpec:
     """A lazily started view: its name, when it starts (`seen`, of a window's text and its code
     points), and its transform of the decoded text; `hint`: what a window must hold for the
-    trigger to fire (`compiled.trigger_hints`; 0: it is always tried)."""
+    trigger to fire (`hints`), so a window without it is not tried."""
 
     name: str
     seen: Callable[[str, U32], bool]
     make: Callable[[GuardIndex], Transform]  # the index: for views whose reading it chooses
-    hint: int = 0
+    hint: int
 
 
 LAZY_VIEWS = (
     ViewSpec("hanja", lambda text, _: _HAN.search(text) is not None, HanjaRead, HINT_HAN),
     ViewSpec("hangul", _sandwiched, lambda _: HangulOnly(), HINT_WORDS),
-    ViewSpec("filler", _filler_seen, lambda _: Filler()),
+    ViewSpec("filler", lambda text, _: True, lambda _: Filler(), HINT_FILLER),  # the hint is the rule
     ViewSpec("base64", lambda text, _: _BASE64.search(text) is not None, lambda _: Base64Runs(), HINT_RUN),
     ViewSpec(
         "romanized", lambda text, _: _HYPHENATED.search(text) is not None, lambda _: Romanized(), HINT_HYPHEN
@@ -213,6 +210,7 @@ class ViewScanner:
         self.batch = BATCH
         self.batch_limit = batch_limit
         self._due = 0  # characters to gather before the next scan, once one was made (`_batch`)
+        self._next = 0  # characters received before `feed` looks at the batch again
         self._emitted: list[tuple[int, int]] = []
         self._paired = index is not None  # the plain and reversed views share one reading
         if self._paired:
@@ -270,8 +268,11 @@ class ViewScanner:
             return ""
         self._pending += chunk
         self._received += len(chunk)
+        if self._received < self._next:  # most calls, cheaply
+            return ""
         gathered = self._received - self._scanned
-        if gathered < self.batch or gathered < self._due:  # most calls, cheaply
+        if gathered < self.batch or gathered < self._due:
+            self._next = self._scanned + max(self.batch, self._due)
             return ""
         self._scan_pending()
         if self._decoded_length - self._checked >= CHECK_EVERY:
@@ -299,6 +300,7 @@ class ViewScanner:
             self._add(self._decoder.feed(self._pending[self._scanned - self._released :]))
             self._scanned = self._received
             self._due = self._batch()
+            self._next = self._scanned + max(self.batch, self._due)
 
     def _add(self, decoded: str) -> None:
         if not decoded:
@@ -324,12 +326,10 @@ class ViewScanner:
         self._recent = window[-_CONTEXT:]
         self._checked = self._decoded_length
         points = code_points(window)
-        hints = trigger_hints(points)
-        started = [
-            spec
-            for spec in self._waiting
-            if (not spec.hint or spec.hint & hints) and spec.seen(window, points)
-        ]
+        held = hints(points)
+        if not held:  # most windows of ordinary text
+            return
+        started = [spec for spec in self._waiting if spec.hint & held and spec.seen(window, points)]
         if not started:
             return
         text = "".join(self._decoded)
