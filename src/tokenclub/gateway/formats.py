@@ -40,18 +40,6 @@ class ApiFormat:
         """Whether replies carry generated text (embeddings do not)."""
         return self.kind != "embeddings"
 
-    def choice_text(self, choice: dict[str, Any]) -> str:
-        """The text of one whole-reply choice (the message content, or the completion)."""
-        if self.kind == "chat":
-            return _str((choice.get("message") or {}).get("content"))
-        return _str(choice.get("text"))
-
-    def delta_text(self, choice: dict[str, Any]) -> str:
-        """The text one streamed choice adds."""
-        if self.kind == "chat":
-            return _str((choice.get("delta") or {}).get("content"))
-        return _str(choice.get("text"))
-
     def generated(self, choice: dict[str, Any], streamed: bool) -> str:
         """Everything the model generated in a choice or delta, tool calls included: what a
         reply without usage figures is counted by."""
@@ -60,6 +48,30 @@ class ApiFormat:
         message = choice.get("delta" if streamed else "message") or {}
         text = _str(message.get("content")) + _str(message.get("reasoning_content"))
         return text + tool_call_text(message.get("tool_calls"))
+
+    def text_only(self, event: dict[str, Any]) -> tuple[int, str] | None:
+        """The choice index and text of a streamed event that carries one choice's next text
+        and nothing else a client is sent (no usage, role, tool call, logprobs or finish
+        reason), else None: most events of a stream, whose text a guard only holds."""
+        if event.get("usage") is not None:
+            return None
+        choices = event.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return None
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("finish_reason") is not None:
+            return None
+        index = choice.get("index", 0)
+        if type(index) is not int or choice.get("logprobs") is not None:
+            return None
+        if self.kind == "chat":
+            delta = choice.get("delta")
+            if type(delta) is not dict or len(delta) != 1:
+                return None
+            text = delta.get("content")
+        else:
+            text = choice.get("text")
+        return (index, text) if type(text) is str else None
 
     def reply_texts(self, data: dict[str, Any]) -> list[str]:
         """The generated text of each choice of a whole reply."""

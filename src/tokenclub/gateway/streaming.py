@@ -48,6 +48,12 @@ class ReplyStream:
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """The events to send for one upstream event (none for a usage-only event)."""
         self.last_id = str(event.get("id", self.last_id))
+        if self.owner is not None and (found := self.fmt.text_only(event)) is not None:
+            index, text = found
+            guard = self._guards.get(index)
+            if guard is not None and guard.hold(event, text):
+                self._generated[index].append(text)
+                return []
         self.reported = usage_from(event) or self.reported
         choices = [c for c in event.get("choices") or () if isinstance(c, dict)]
         if not choices:

@@ -42,6 +42,12 @@ def _finish(value: Any) -> str | None:
     return value if value in FINISH_REASONS else "stop"
 
 
+def created(data: dict[str, Any]) -> int:
+    """A reply's or chunk's `created` as the client gets it (0 when it is not an integer)."""
+    value = data.get("created")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
@@ -156,11 +162,10 @@ def clean_reply(data: Any, endpoint: Endpoint, reply_id: str) -> dict[str, Any]:
     """A whole reply rebuilt from its allow-listed fields (usage is the gateway's to write)."""
     data = data if isinstance(data, dict) else {}
     choices = [c for c in data.get("choices") or () if isinstance(c, dict)]
-    created = data.get("created")
     out: dict[str, Any] = {
         "id": reply_id,
         "object": "chat.completion" if endpoint == "chat" else "text_completion",
-        "created": created if isinstance(created, int) and not isinstance(created, bool) else 0,
+        "created": created(data),
         "model": _text(data.get("model")) or "",
         "choices": [],
     }
@@ -183,11 +188,10 @@ def clean_chunk(event: Any, endpoint: Endpoint, reply_id: str) -> dict[str, Any]
     """A streamed event rebuilt from its allow-listed fields: the first choice only (the gateway
     asks for one), its delta, finish reason, no logprobs."""
     event = event if isinstance(event, dict) else {}
-    created = event.get("created")
     out: dict[str, Any] = {
         "id": reply_id,
         "object": "chat.completion.chunk" if endpoint == "chat" else "text_completion",
-        "created": created if isinstance(created, int) and not isinstance(created, bool) else 0,
+        "created": created(event),
         "model": _text(event.get("model")) or "",
         "choices": [],
     }

@@ -254,6 +254,11 @@ class ViewScanner:
         )
 
     @property
+    def room(self) -> int:
+        """Characters `feed` takes before its next scan: text shorter than this is only held."""
+        return self._scanned + max(self.batch, self._due) - self._received
+
+    @property
     def spans(self) -> tuple[LeakSpan, ...]:
         """Leaks found in any view, in the reply's offsets."""
         found = []
