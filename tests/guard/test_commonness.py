@@ -16,6 +16,7 @@ from tokenclub.guard.detection.accumulate import Budget, reply_credits
 from tokenclub.guard.detection.coverage import reply_grams
 from tokenclub.guard.detection.fragments import fragments_of
 from tokenclub.guard.detection.scanner import LeakScanner, Policy
+from tokenclub.guard.hashing import ReversedRollingHasher, RollingHasher, gram_hash, read_pair
 from tokenclub.guard.indexing.commonness import DocumentFrequency, clear_of_shared, repeated
 from tokenclub.guard.indexing.index import Commonness, IndexParams, document_keys, open_index, writer
 from tokenclub.guard.normalize import guard_text, normalize
@@ -268,3 +269,25 @@ def test_an_index_built_a_few_documents_at_a_time_still_catches_every_copy(tmp_p
     assert len(copies) >= 80
     missed = [copy for copy in copies if not scanner.scan("답변입니다: " + copy + " 끝.").leaked]
     assert len(missed) <= len(copies) // 40  # one of 84 here sits in stock phrases; 18 from 8,192 counters
+
+
+@settings(max_examples=40, deadline=None)
+@given(start=st.integers(0, 200), length=st.integers(0, 400))
+def test_the_compiled_reading_tells_the_shared_grams_as_the_index_does(
+    tmp_path_factory: pytest.TempPathFactory, start: int, length: int
+) -> None:
+    """`read_pair` looks the held grams up in the sketch itself (`compiled_sketch`): the same
+    verdict as `GuardIndex.shared`, on text that holds common, rare and fresh grams."""
+    index = _common_scanner(tmp_path_factory).current()
+    assert index is not None and index.compiled_sketch is not None
+    docs = _shifted(10, stock=4)
+    text = (FRESH + docs[2] + STOCK + NOTICE + FRESH)[start : start + length]
+    spec = gram_hash(index.params.width, index.params.seed)
+    ahead, behind = RollingHasher(spec), ReversedRollingHasher(spec)
+    _, _, keys, _, positions, shared = read_pair(
+        text, 0, ahead, behind, index.compiled_members, index.compiled_sketch
+    )
+    assert positions is not None and shared is not None
+    assert shared.tolist() == index.shared(keys[positions]).tolist()
+    if NOTICE in text:
+        assert shared.any()  # the notice's grams are common: the test sees both verdicts

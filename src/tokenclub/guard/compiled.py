@@ -379,17 +379,21 @@ def read_both_ways(
     behind: Ring,
     skip: int,
     members: tuple[U64, np.uint64, U64],
-) -> tuple[U32, I64, U64, I64, bool]:
+    sketch: tuple[U8, U64, int],
+) -> tuple[U32, I64, U64, I64, npt.NDArray[np.bool_], bool]:
     """`gather_letters`, then the letters fed to a forward hasher and each character's letters
     reversed to a backward one (`ahead`, `behind`), then the keys looked up in a filter (`members`: the
-    words, blocks and salts of `bloom_contains`; no words, no look-up): a streamed batch's
-    whole reading in one call. Returns the letters, their owners, the forward then the
-    backward keys of the grams complete (the first `skip` of each direction are not) and
-    where among them the filter's keys are; False (and no hasher touched) when
-    `gather_letters` found a page not filled."""
+    words, blocks and salts of `bloom_contains`; no words, no look-up) and the held ones in
+    the commonness sketch (`sketch`: its rows, salts and the estimate from which a gram is
+    common; no rows, none is): a streamed batch's whole reading in one call. Returns the
+    letters, their owners, the forward then the backward keys of the grams complete (the
+    first `skip` of each direction are not), where among them the filter's keys are and
+    which of those are common; False (and no hasher touched) when `gather_letters` found a
+    page not filled."""
     letters, backward, owners, complete = gather_letters(code_points, lengths, starts, flat, offset)
     if not complete:
-        return letters, owners, np.empty(0, np.uint64), np.empty(0, np.int64), False
+        nothing = np.empty(0, np.int64)
+        return letters, owners, np.empty(0, np.uint64), nothing, np.empty(0, np.bool_), False
     count = letters.shape[0]
     first = min(skip, count)
     kept = count - first
@@ -398,7 +402,7 @@ def read_both_ways(
     keys[kept:] = rolled_keys(behind, backward)[first:]
     words, blocks, salts = members
     if words.shape[0] == 0:
-        return letters, owners, keys, np.empty(0, np.int64), True
+        return letters, owners, keys, np.empty(0, np.int64), np.empty(0, np.bool_), True
     held = bloom_contains(words, blocks, salts, keys)
     positions = np.empty(int(held.sum()), np.int64)
     at = 0
@@ -406,4 +410,10 @@ def read_both_ways(
         if held[i]:
             positions[at] = i
             at += 1
-    return letters, owners, keys, positions, True
+    rows, sketch_salts, common = sketch
+    shared = np.zeros(positions.shape[0], np.bool_)
+    if rows.shape[0] and positions.shape[0]:
+        estimates = sketch_estimate(rows, sketch_salts, keys[positions])
+        for i in range(positions.shape[0]):
+            shared[i] = estimates[i] >= common
+    return letters, owners, keys, positions, shared, True

@@ -181,6 +181,8 @@ class ReversedRollingHasher(RollingHasher):
 
 
 _NO_FILTER = (np.zeros(0, dtype=np.uint64), np.uint64(0), np.zeros(0, dtype=np.uint64))
+NO_SKETCH = (np.zeros((0, 1), dtype=np.uint8), np.zeros(0, dtype=np.uint64), 0)
+"""A sketch with no rows: no held gram is common."""
 
 
 def read_pair(
@@ -189,14 +191,17 @@ def read_pair(
     ahead: RollingHasher,
     behind: ReversedRollingHasher,
     members: tuple[U64, np.uint64, U64] | None = None,
-) -> tuple[U32, I64, U64, int, I64 | None]:
+    sketch: tuple[npt.NDArray[np.uint8], U64, int] | None = None,
+) -> tuple[U32, I64, U64, int, I64 | None, npt.NDArray[np.bool_] | None]:
     """A text's letters and owners (`normalize_both`), the keys it completes for both hashers
     (the forward keys, then the backward ones from the returned split) and, given a filter
-    (`BlockedBloom.compiled`), where among them the filter holds one: one compiled call."""
+    (`BlockedBloom.compiled`), where among them the filter holds one and, given the
+    commonness sketch too (`DocumentFrequency.compiled`), which of those are common: one
+    compiled call."""
     points = code_points(text)
     skip = max(0, ahead.spec.width - 1 - ahead.seen)
     while True:
-        letters, owners, keys, positions, complete = read_both_ways(
+        letters, owners, keys, positions, common, complete = read_both_ways(
             points,
             LETTERS.lengths,
             LETTERS.starts,
@@ -206,10 +211,13 @@ def read_pair(
             behind._ring,
             skip,
             members or _NO_FILTER,
+            sketch or NO_SKETCH,
         )
         if complete:
             break
         LETTERS.fill(points)
     ahead._first(len(letters))
     behind._first(len(letters))
-    return letters, owners, keys, len(keys) // 2, positions if members is not None else None
+    if members is None:
+        return letters, owners, keys, len(keys) // 2, None, None
+    return letters, owners, keys, len(keys) // 2, positions, common if sketch is not None else None

@@ -152,7 +152,7 @@ class _Reading:
         """(start, key, shared) of each gram completed by `chunk` that the index holds, read
         forwards and backwards."""
         first = max(0, self.seen - self.width + 1)
-        keys, split, positions = self._keys(chunk)
+        keys, split, positions, shared = self._keys(chunk)
         if self.index is None or not len(keys):
             return [], []
         if positions is None:
@@ -160,7 +160,8 @@ class _Reading:
         if not len(positions):  # most streamed batches of fresh text hold a few chance hits
             return [], []
         held = keys[positions]
-        shared = self.index.shared(held)
+        if shared is None:
+            shared = self.index.shared(held)
         self.held += len(positions) - int(np.count_nonzero(shared))
         found = list(zip(positions.tolist(), held.tolist(), shared.tolist(), strict=True))
         return (
@@ -168,14 +169,16 @@ class _Reading:
             [(first + i - split, key, common) for i, key, common in found if i >= split],
         )
 
-    def _keys(self, chunk: str) -> tuple[U64, int, np.ndarray | None]:
+    def _keys(self, chunk: str) -> tuple[U64, int, np.ndarray | None, np.ndarray | None]:
         """Forward then backward keys of a chunk in one array, where the backward ones start
-        and, when the compiled reading looked them up, where the held ones are."""
-        positions = None
+        and, when the compiled reading looked them up, where the held ones are and which of
+        them are shared."""
+        positions = shared = None
         if self.ahead is not None and self.behind is not None:
-            members = self.index.compiled_members if self.index is not None else None
-            letters, owners, keys, split, positions = read_pair(
-                chunk, self.consumed, self.ahead, self.behind, members
+            index = self.index
+            members, sketch = (index.compiled_members, index.compiled_sketch) if index else (None, None)
+            letters, owners, keys, split, positions, shared = read_pair(
+                chunk, self.consumed, self.ahead, self.behind, members, sketch
             )
         else:
             letters, backward, owners = normalize_both(chunk, self.consumed)
@@ -190,7 +193,7 @@ class _Reading:
         self.owners.frombytes(owners.tobytes())
         if self.keep:
             self.letters.frombytes(letters.tobytes())
-        return keys, split, positions
+        return keys, split, positions, shared
 
 
 class StreamScanner:

@@ -88,6 +88,12 @@ class DocumentFrequency:
         for row in range(DEPTH):
             np.maximum.at(self.counts[row], cells[row], target)
 
+    @property
+    def compiled(self) -> tuple[np.ndarray, U64, int]:
+        """The rows, salts and least estimate of a common gram, as `compiled.read_both_ways`
+        takes them."""
+        return self._rows, _SALT_ARRAY, max(0, self.threshold - 1)
+
     def common(self, keys: U64) -> np.ndarray:
         """Keys that `threshold` or more documents hold."""
         return self.estimate(keys) >= max(0, self.threshold - 1)

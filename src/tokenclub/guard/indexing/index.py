@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.hashing import U64, GramHash, RollingHasher, splitmix, splitmix_int
+from tokenclub.guard.hashing import NO_SKETCH, U64, GramHash, RollingHasher, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import (
     BlockedBloom,
     Geometry,
@@ -444,6 +444,15 @@ class GuardIndex:
     def shared(self, held: U64) -> np.ndarray:
         """Of held keys, the shared ones: common to many documents, or public text."""
         return self._ignored(held) if self.shares else np.zeros(len(held), dtype=np.bool_)
+
+    @property
+    def compiled_sketch(self) -> tuple[npt.NDArray[np.uint8], U64, int] | None:
+        """What makes a held gram shared, as the compiled reading tells it (`read_pair`): the
+        commonness sketch (`NO_SKETCH` without one); None when public text shares grams too
+        (`shared` then)."""
+        if self._public is not None:
+            return None
+        return self.sketch.compiled if self.sketch is not None else NO_SKETCH
 
     @property
     def compiled_members(self) -> tuple[U64, np.uint64, U64] | None:
