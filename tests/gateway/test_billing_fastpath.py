@@ -181,6 +181,40 @@ def test_a_failed_unit_undoes_its_own_core_and_orm_writes_only(
         assert audit(session) == []
 
 
+def test_a_batch_runs_each_unit_once_and_again_with_savepoints_only_when_one_fails(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    """Units are seldom refused, so a batch first runs without a savepoint per unit; a failure
+    rolls it back and the batch runs again with them, each unit answered from that run."""
+    c = make_customer(free=1_000)
+    work = DatabaseWork(db)
+    runs: list[str] = []
+
+    def unit(name: str, fail: bool = False) -> Callable[[Session], str]:
+        def run(session: Session) -> str:
+            runs.append(name)
+            place_hold(session, c.id, c.key_id, 100, PRICES, TTL)
+            if fail:
+                raise ValueError(name)
+            return name
+
+        return run
+
+    async def batch(units: list[Callable[[Session], str]]) -> list[str | BaseException]:
+        return await asyncio.gather(*(work.run(u) for u in units), return_exceptions=True)
+
+    assert asyncio.run(batch([unit("a"), unit("b")])) == ["a", "b"]
+    assert runs == ["a", "b"]
+    runs.clear()
+    results = asyncio.run(batch([unit("c"), unit("d", fail=True), unit("e")]))
+    assert results[0::2] == ["c", "e"] and isinstance(results[1], ValueError)
+    assert runs == ["c", "d", "c", "d", "e"]  # rolled back at d, then every unit in its savepoint
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 600  # a, b, c, e
+        assert session.scalar(select(func.count()).select_from(CreditHold)) == 4
+        assert audit(session) == []
+
+
 def test_no_unit_is_answered_when_its_commit_fails(
     db: Database, make_customer: Callable[..., Customer]
 ) -> None:
