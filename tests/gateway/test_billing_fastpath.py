@@ -10,6 +10,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
@@ -24,9 +26,10 @@ from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFou
 from tokenclub.gateway.billing import Hold, QuotaExceededError, Usage, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.guard.state.events import record_event
-from tokenclub.ledger import holds
+from tokenclub.ledger import holds, posting
 from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
 from tokenclub.ledger.posting import Leg, audit, lock_accounts, post
+from tokenclub.ledger.pricing import PriceList
 
 TTL = timedelta(minutes=15)
 
@@ -213,6 +216,114 @@ def test_a_batch_runs_each_unit_once_and_again_with_savepoints_only_when_one_fai
         assert balance_summary(session, c.id)["free_tokens_left"] == 600  # a, b, c, e
         assert session.scalar(select(func.count()).select_from(CreditHold)) == 4
         assert audit(session) == []
+
+
+def test_a_batch_locks_its_customers_accounts_once(
+    db: Database, make_customer: Callable[..., Customer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = make_customer(free=1_000)
+    work = DatabaseWork(db)
+    locks: list[int] = []
+    statement = posting._lock_statement
+
+    def counted(count: int) -> Any:
+        locks.append(count)
+        return statement(count)
+
+    monkeypatch.setattr(posting, "_lock_statement", counted)
+
+    def hold(session: Session) -> Hold:
+        return place_hold(session, c.id, c.key_id, 10, PRICES, TTL)
+
+    async def batch() -> list[Hold]:
+        return await asyncio.gather(*(work.run(hold) for _ in range(5)))
+
+    assert len(asyncio.run(batch())) == 5
+    assert locks == [4]  # the first hold locks the customer's four accounts; the others keep them
+    locks.clear()
+    with db.transaction() as session:
+        place_hold(session, c.id, c.key_id, 10, PRICES, TTL)
+        place_hold(session, c.id, c.key_id, 10, PRICES, TTL)
+    assert locks == [4, 4]  # outside a batch every posting locks its accounts
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 930
+        assert audit(session) == []
+
+
+DEAR = PriceList(300_000, 900_000)
+"""Dear enough that a few tokens cost whole won, so the credit line's legs move too."""
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("place"), st.integers(0, 300)),
+        st.tuples(st.just("charge"), st.integers(0, 9), st.integers(0, 300), st.integers(0, 300)),
+        st.tuples(st.just("void"), st.integers(0, 9)),
+        st.tuples(st.just("place, then fail"), st.integers(0, 300)),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+def _op(
+    ops: list[tuple[Any, ...]], at: int, customer: Customer, placed: dict[int, str]
+) -> Callable[[Session], str]:
+    """Operation `at` as a unit of work. A charge or void names the n-th place of `ops`;
+    `placed` maps a place's position to its hold (a batch that runs again writes it again)."""
+    op = ops[at]
+    places = [i for i, other in enumerate(ops) if other[0] == "place"]
+
+    def run(session: Session) -> str:
+        if op[0] == "place":
+            hold = holds.place(session, customer.id, customer.key_id, op[1], DEAR, TTL)
+            placed[at] = hold.id
+            return f"placed {hold.free_tokens} {hold.krw}"
+        if op[0] == "place, then fail":  # its posting is undone: so must its accounts' balances be
+            holds.place(session, customer.id, customer.key_id, op[1], DEAR, TTL)
+            raise ValueError("after the posting")
+        if op[1] >= len(places) or places[op[1]] not in placed or places[op[1]] > at:
+            return "no such hold"
+        hold_id = placed[places[op[1]]]
+        if op[0] == "charge":
+            posted = holds.charge(session, hold_id, holds.Usage(op[2], op[3]), DEAR)
+            return f"charged {posted.usage.total} {posted.krw}"
+        holds.void(session, hold_id)
+        return "voided"
+
+    return run
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, free=st.integers(0, 500), line=st.integers(0, 40))
+def test_a_batch_locks_a_customers_accounts_once_and_answers_as_one_transaction_each_would(
+    db: Database, make_customer: Callable[..., Customer], ops: list[tuple[Any, ...]], free: int, line: int
+) -> None:
+    """The units of a batch keep the accounts they locked (`kept_locks`): each unit sees the
+    balances the batch's earlier postings left, refuses and charges exactly as it would in a
+    transaction of its own, and the books balance."""
+    alone, batched = make_customer(free=free, credit_krw=line), make_customer(free=free, credit_krw=line)
+    expected: list[str] = []
+    placed: dict[int, str] = {}
+    for at in range(len(ops)):
+        try:
+            with db.transaction() as session:
+                expected.append(_op(ops, at, alone, placed)(session))
+        except Exception as exc:
+            expected.append(type(exc).__name__)
+    work = DatabaseWork(db)
+    placed = {}
+    units = [_op(ops, at, batched, placed) for at in range(len(ops))]
+
+    async def batch() -> list[str | BaseException]:
+        return await asyncio.gather(*(work.run(unit) for unit in units), return_exceptions=True)
+
+    got = [r if isinstance(r, str) else type(r).__name__ for r in asyncio.run(batch())]
+    assert got == expected
+    with db.transaction() as session:
+        summaries = [balance_summary(session, c.id) for c in (alone, batched)]
+        assert audit(session) == [] and holds.audit_holds(session) == []
+    assert {k: v for k, v in summaries[0].items() if k != "customer_id"} == {
+        k: v for k, v in summaries[1].items() if k != "customer_id"
+    }
 
 
 def test_no_unit_is_answered_when_its_commit_fails(

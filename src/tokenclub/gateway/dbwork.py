@@ -60,6 +60,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from tokenclub.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
+from tokenclub.ledger.posting import LockedAccount, kept_locks
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 3
@@ -215,7 +216,11 @@ class _Lane:
         if len(batch) == 1:  # alone: its failure rolls the transaction back, no savepoint needed
             batch[0].outcome = (True, batch[0].work(session))
             return
-        if not guarded:
+        # The batch's units lock one customer's accounts once (`kept_locks`), not once each.
+        with kept_locks(session.connection()) as kept:
+            if guarded:
+                self._guarded(session, batch, kept)
+                return
             for unit in batch:
                 try:
                     result = unit.work(session)
@@ -226,7 +231,10 @@ class _Lane:
                         raise
                     raise _Refused from exc  # the caller rolls back; the batch runs again guarded
                 unit.outcome = (True, result)
-            return
+
+    def _guarded(self, session: Session, batch: list[_Unit[Any]], kept: dict[str, LockedAccount]) -> None:
+        """Each unit in its own savepoint: a refused one undoes only its own writes, and the
+        accounts kept locked go back to what they were before it."""
         driver = session.connection().connection.driver_connection
         assert driver is not None
         # Savepoints go straight to the driver: SQLAlchemy's nested transaction costs ~90 µs
@@ -242,6 +250,7 @@ class _Lane:
             elif index:
                 driver.execute("RELEASE unit")
                 driver.execute("SAVEPOINT unit")
+            before = dict(kept)
             try:
                 result = unit.work(session)
                 if session.new or session.dirty or session.deleted:
@@ -251,6 +260,8 @@ class _Lane:
                     raise
                 driver.execute("ROLLBACK TO unit")
                 session.expunge_all()
+                kept.clear()
+                kept.update(before)
                 unit.outcome = (False, exc)
             else:
                 unit.outcome = (True, result)

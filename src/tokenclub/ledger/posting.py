@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, cast
 
@@ -191,21 +192,63 @@ def connection_of(db: Session | Connection) -> Connection:
     return db.connection()
 
 
+_KEPT = "tokenclub.ledger.kept_locks"
+"""Where `kept_locks` keeps a transaction's locked accounts: the connection's `info`."""
+
+
+@contextmanager
+def kept_locks(conn: Connection) -> Iterator[dict[str, LockedAccount]]:
+    """Within it, an account the transaction on `conn` locked is not locked again: it stays
+    locked until the transaction ends anyway, so `lock_accounts` answers it from here, its
+    balance as the transaction's own postings moved it. A gateway batch's units lock one
+    customer's accounts once instead of once each. The caller ends it before the transaction
+    ends, and when it undoes part of the transaction (a savepoint rolled back) it puts back the
+    accounts as they were before that part (`dict(kept)` then, and back with `clear`/`update`)."""
+    kept: dict[str, LockedAccount] = {}
+    conn.info[_KEPT] = kept
+    try:
+        yield kept
+    finally:
+        conn.info.pop(_KEPT, None)
+
+
+def _moved(conn: Connection, accounts: Mapping[str, LockedAccount], legs: Sequence[Leg]) -> None:
+    """Move the kept accounts' balances by a written posting's legs."""
+    kept: dict[str, LockedAccount] | None = conn.info.get(_KEPT)
+    if kept is None:
+        return
+    for leg in legs:
+        account = kept.get(leg.account) or accounts[leg.account]
+        kept[leg.account] = replace(account, balance=account.balance + leg.amount)
+
+
 def lock_accounts(db: Session | Connection, codes: Iterable[str]) -> dict[str, LockedAccount]:
     """Lock the named accounts in id order (the order every posting writes in, so postings do
     not deadlock) and read their balances. PostgreSQL locks the rows (FOR UPDATE); SQLite
-    transactions here start with BEGIN IMMEDIATE and already hold the database's write lock."""
+    transactions here start with BEGIN IMMEDIATE and already hold the database's write lock.
+    Within `kept_locks`, accounts the transaction locked already are not locked again (a
+    customer's accounts belong to one gateway lane, and the system accounts are always locked
+    together, so locking only the others keeps postings from deadlocking)."""
     conn = connection_of(db)
     wanted = sorted(set(codes))
-    params = {f"code_{i}": code for i, code in enumerate(wanted)}
-    found = {
-        code: LockedAccount(account_id, code, unit, normal, bool(guarded), balance)
-        for account_id, code, unit, normal, guarded, balance in _lock_statement(len(wanted)).run(conn, params)
-    }
-    for code in wanted:
-        if code not in found:
-            raise NotFoundError(f"ledger account {code} does not exist")
-    return found
+    kept: dict[str, LockedAccount] | None = conn.info.get(_KEPT)
+    missing = wanted if kept is None else [code for code in wanted if code not in kept]
+    found: dict[str, LockedAccount] = {}
+    if missing:
+        params = {f"code_{i}": code for i, code in enumerate(missing)}
+        found = {
+            code: LockedAccount(account_id, code, unit, normal, bool(guarded), balance)
+            for account_id, code, unit, normal, guarded, balance in _lock_statement(len(missing)).run(
+                conn, params
+            )
+        }
+        for code in missing:
+            if code not in found:
+                raise NotFoundError(f"ledger account {code} does not exist")
+    if kept is None:
+        return found
+    kept.update(found)
+    return {code: kept[code] for code in wanted}
 
 
 def _check(accounts: Mapping[str, LockedAccount], legs: Sequence[Leg], spent: Mapping[int, int]) -> None:
@@ -275,6 +318,7 @@ def post(
             for leg in ordered
         ],
     )
+    _moved(conn, accounts, legs)
     return Posting(tx_id, key, kind, tuple(legs), created=True)
 
 
@@ -352,7 +396,10 @@ def post_in_one_statement(
     }
     statement = _ONE_STATEMENT.format(riders=rider.sql, returning=rider.returning)
     found = conn.exec_driver_sql(statement, params).first()
-    return None if found is None else tuple(found)
+    if found is None:
+        return None
+    _moved(conn, locked, legs)
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +516,10 @@ def post_many(session: Session, transfers: Sequence[Transfer]) -> list[int]:
     for obj in list(session.identity_map.values()):
         if isinstance(obj, LedgerAccount):
             session.expire(obj)
+    kept: dict[str, LockedAccount] | None = conn.info.get(_KEPT)
+    if kept is not None:  # moved here, not by `_moved`: read them again when next needed
+        for code in {leg.account for transfer in transfers for leg in transfer.legs}:
+            kept.pop(code, None)
     return [ids[key] for key in keys]
 
 
