@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from tokenclub.accounts.customers import balance_summary, create_customer
 from tokenclub.db.engine import Database
@@ -17,6 +18,7 @@ from tokenclub.errors import (
 from tokenclub.ledger.chart import (
     API_REVENUE_KRW,
     FREE_ALLOWANCE,
+    FREE_TOKENS_GRANTED,
     FREE_TOKENS_USED,
     RECEIVABLE_KRW,
     customer_account,
@@ -171,3 +173,25 @@ def test_a_bulk_posting_is_guarded_like_single_postings_and_refused_whole(db: Da
     with db.transaction() as session:
         replay = post(session, "s0", "spend", [Leg(allowance, 40), Leg(used, -40)])
     assert (replay.created, replay.transaction_id) == (False, ids[0])
+
+
+def test_the_database_refuses_to_overdraw_a_guarded_account_whatever_writes_it(db: Database) -> None:
+    """The net under the ledger's own checks (migration 0021): a write that bypasses them and
+    would take a guarded account past zero fails, and the account keeps its balance; an
+    unguarded account may go either way."""
+    customer = _customer(db)
+    allowance = customer_account(customer, FREE_ALLOWANCE)
+    with db.transaction() as session:
+        grant_free_tokens(session, customer, 100, "grant-100")
+    overdraw = text("UPDATE ledger_accounts SET balance = balance + 101 WHERE code = :code")
+    with pytest.raises(IntegrityError, match=r"overdrawn|guarded_balance"), db.transaction() as session:
+        session.execute(overdraw, {"code": allowance})
+    with db.transaction() as session:
+        assert balance_summary(session, customer)["free_tokens_left"] == 100
+        to_zero = text("UPDATE ledger_accounts SET balance = balance + 100 WHERE code = :code")
+        session.execute(to_zero, {"code": allowance})  # down to zero is allowed
+        unguarded = text("UPDATE ledger_accounts SET balance = balance - 500 WHERE code = :code")
+        session.execute(unguarded, {"code": customer_account(customer, FREE_TOKENS_GRANTED)})
+    with db.transaction() as session:
+        assert balance(session, allowance) == 0
+        assert balance(session, customer_account(customer, FREE_TOKENS_GRANTED)) == -400
