@@ -223,9 +223,7 @@ class _Lane:
                 return
             for unit in batch:
                 try:
-                    result = unit.work(session)
-                    if session.new or session.dirty or session.deleted:
-                        session.flush()
+                    result = _run(session, unit)
                 except Exception as exc:
                     if _retryable(exc):  # the whole batch runs again
                         raise
@@ -252,9 +250,7 @@ class _Lane:
                 driver.execute("SAVEPOINT unit")
             before = dict(kept)
             try:
-                result = unit.work(session)
-                if session.new or session.dirty or session.deleted:
-                    session.flush()
+                result = _run(session, unit)
             except Exception as exc:
                 if _retryable(exc):  # the whole batch runs again
                     raise
@@ -302,6 +298,14 @@ class DatabaseWork:
         else:
             queue.add(unit)
         return await unit.done
+
+
+def _run(session: Session, unit: _Unit[T]) -> T:
+    """The unit's work, its ORM writes flushed (inside its savepoint, when it has one)."""
+    result = unit.work(session)
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return result
 
 
 async def _finished(done: asyncio.Future[None]) -> None:
