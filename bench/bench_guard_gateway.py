@@ -14,7 +14,8 @@ concurrency 1, in interleaved rounds (off then on, on then off, …):
   (`width + stride − 2` guard letters must follow a letter before it is sent while no chain
   of index hits is open; further back to the start of an open one);
 - in-process, the guard's own work per request on the same index (prompt check, whole-reply
-  scan, stream filter per event), which a busy machine's noise cannot hide.
+  scan, a stream per event through the gateway's `ReplyStream`), which a busy machine's noise
+  cannot hide.
 
     .venv/bin/python bench/bench_guard_gateway.py            # the table (about a minute)
     .venv/bin/python bench/bench_guard_gateway.py --quick    # a smoke run
@@ -297,6 +298,8 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
     where the end-to-end rows drown in a busy machine's noise. The last two rows are all of a
     short reply's work on the event loop under the default settings (accumulation and coverage
     on): the scan and the joins, credits and grams read for the tally."""
+    from tokenclub.gateway.formats import CHAT
+    from tokenclub.gateway.streaming import ReplyStream
     from tokenclub.guard.config import GuardSettings
     from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.service import GatewayGuard
@@ -315,10 +318,9 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
         guard.scan_reply({"choices": [{"index": 0, "message": {"content": reply}}]}, "chat", False)
 
     def streamed() -> None:
-        stream = guard.stream("chat", False)
-        assert stream is not None
+        stream = ReplyStream(CHAT, INSTANT, 1, guard)
         for part in parts:
-            stream.filter({"choices": [{"index": 0, "delta": {"content": part}}]})
+            stream.feed({"choices": [{"index": 0, "delta": {"content": part}}]})
         stream.finish()
 
     def short_whole() -> None:
@@ -330,17 +332,17 @@ def cpu_costs(home: Path, repeats: int) -> dict[str, float]:
 
     def short_streamed() -> None:
         full.check_prompt(PROMPT)
-        stream = full.stream("chat", False)
+        stream = ReplyStream(CHAT, INSTANT, 1, full)
         for part in short:
-            stream.filter({"choices": [{"index": 0, "delta": {"content": part}}]})
-        stream.filter({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            stream.feed({"choices": [{"index": 0, "delta": {"content": part}}]})
+        stream.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         stream.credits(), stream.grams(), stream.fragments()
 
     costs = {}
     for name, work, per in (
         ("prompt check", prompt, 1),
         (f"whole-reply scan ({len(parts)} tokens)", whole, 1),
-        (f"stream filter, per event ({PIECE_CHARS} characters)", streamed, len(parts)),
+        (f"stream, per event ({PIECE_CHARS} characters), as the gateway feeds it", streamed, len(parts)),
         (f"a request's guard work, {SHORT_TOKENS}-token reply, whole, defaults", short_whole, 1),
         (f"a request's guard work, {SHORT_TOKENS}-token reply, streamed, defaults", short_streamed, 1),
     ):
