@@ -84,6 +84,25 @@ class Prebuilt:
             cursor.close()
 
 
+def driver_row(conn: Connection, sql: str, params: Params) -> tuple[Any, ...] | None:
+    """The first row of a hand-written statement (the driver's own parameter style) run on the
+    driver's cursor in the connection's transaction: `exec_driver_sql(...).first()` at half its
+    CPU (24 against 48 µs for a small PostgreSQL statement here), a driver error re-raised as
+    SQLAlchemy's, as `Prebuilt.run` does."""
+    dialect = conn.dialect
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if cursor.description else None
+        return None if row is None else tuple(row)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    finally:
+        cursor.close()
+
+
 def _bind(compiled: _Compiled, params: Params) -> Any:
     if not compiled.processors and not compiled.positional:
         return params

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Table, bindparam, select
 
 from tokenclub.accounts.keys import KEY_PREFIX, KeyView, Scope, hash_key
 from tokenclub.db.engine import Database
+from tokenclub.db.prebuilt import driver_row
 from tokenclub.db.schema import ApiKey
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 
@@ -75,7 +76,7 @@ def counted_key(conn: Connection, plain: str, window: int) -> tuple[KeyView, int
     scope counts nothing and is refused with 403."""
     if not plain.startswith(KEY_PREFIX):
         return None
-    row = conn.exec_driver_sql(_COUNTED_KEY, {"key_hash": hash_key(plain), "window": window}).first()
+    row = driver_row(conn, _COUNTED_KEY, {"key_hash": hash_key(plain), "window": window})
     if row is None or row[5] is not None:
         return None
     created_at = row[4].astimezone(UTC)

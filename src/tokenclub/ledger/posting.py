@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from tokenclub.db.prebuilt import Prebuilt
+from tokenclub.db.prebuilt import Prebuilt, driver_row
 from tokenclub.db.schema import LedgerAccount, LedgerEntry, LedgerTransaction
 from tokenclub.db.types import utcnow
 from tokenclub.errors import (
@@ -395,11 +395,11 @@ def post_in_one_statement(
         **rider.params,
     }
     statement = _ONE_STATEMENT.format(riders=rider.sql, returning=rider.returning)
-    found = conn.exec_driver_sql(statement, params).first()
+    found = driver_row(conn, statement, params)
     if found is None:
         return None
     _moved(conn, locked, legs)
-    return tuple(found)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
