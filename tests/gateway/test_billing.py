@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from tokenclub.gateway.billing import (
     settle_hold,
     stale_holds,
 )
+from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits
 from tokenclub.guard.state.coverage_store import release_rider
 from tokenclub.guard.state.customer_state import admission_rider, from_rider, read_admission
 from tokenclub.ledger.posting import audit
@@ -120,6 +122,29 @@ def test_the_guard_holds_release_goes_with_the_charge_where_the_ledger_writes_on
     assert (charged.rode, replayed.rode) == (postgres, False)
     assert replayed.id == charged.id and charged.krw == 2
     assert left == (0 if postgres else 1)
+
+
+def test_the_settlements_rate_counter_goes_with_the_charge_where_the_ledger_writes_one_statement(
+    db: Database, make_customer: Callable[..., Customer]
+) -> None:
+    """On PostgreSQL the key's charged tokens ride in the charge's statement (one round trip
+    less); on SQLite, or on a replay, they do not ride and the caller counts them itself."""
+    limiter = DatabaseRateLimiter(Limits(10**9, 10**15))
+    c = make_customer(free=100, credit_krw=50)
+    with db.transaction() as session:
+        hold = place_hold(session, c.id, c.key_id, 1_000, PRICES, TTL)
+    postgres = db.engine.dialect.name == "postgresql"
+    now = time.time()
+    with db.transaction() as session:
+        info = _info("r-counted", c.key_id)
+        counter = limiter.tokens_rider(c.key_id, 380, now)
+        charged = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, counter)
+        replayed = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, counter)
+        counted = limiter.usage(session, c.key_id, now)
+        assert audit(session) == []
+    assert (charged.rode, replayed.rode) == (postgres, False)
+    assert counted == (0, 380 if postgres else 0)
+    assert limiter.tokens_rider(c.key_id, 0, now) is None
 
 
 def test_the_guard_admissions_first_read_goes_with_the_hold_where_the_ledger_writes_one_statement(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from tokenclub.db.prebuilt import CounterUpsert
 from tokenclub.db.schema import RateCounter
 from tokenclub.errors import TokenclubError
+from tokenclub.ledger.posting import Rider
 
 WINDOW_S = 60
 
@@ -89,6 +90,14 @@ _UPSERT = CounterUpsert(
 the ORM class so executing it skips the ORM's insert machinery."""
 
 
+_TOKENS_RIDER = """, counted AS (
+    INSERT INTO rate_counters (key_id, "window", requests, tokens)
+    SELECT %(rc_key_id)s, %(rc_window)s, 0, %(rc_tokens)s FROM tx
+    ON CONFLICT (key_id, "window") DO UPDATE SET tokens = rate_counters.tokens + excluded.tokens
+)"""
+"""A key's tokens added to its window's counter, with the posting that charges them."""
+
+
 class DatabaseRateLimiter:
     """Counters in the `rate_counters` table; the upsert is atomic on both backends."""
 
@@ -120,6 +129,14 @@ class DatabaseRateLimiter:
     def add_tokens(self, session: Session, key_id: int, tokens: int, now: float | None = None) -> None:
         if tokens:
             self._upsert(session, key_id, _window(time.time() if now is None else now)[0], 0, tokens)
+
+    def tokens_rider(self, key_id: int, tokens: int, now: float | None = None) -> Rider | None:
+        """`add_tokens` as a write in a posting's one statement (`Rider`, PostgreSQL): the
+        settlement's counter without a round trip of its own; None when there is nothing to add."""
+        if not tokens:
+            return None
+        window = _window(time.time() if now is None else now)[0]
+        return Rider(_TOKENS_RIDER, {"rc_key_id": key_id, "rc_window": window, "rc_tokens": tokens})
 
     def usage(self, session: Session, key_id: int, now: float) -> tuple[int, int]:
         row = session.execute(
