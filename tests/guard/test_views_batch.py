@@ -82,6 +82,8 @@ def test_only_a_reply_holding_no_counted_gram_as_sent_is_quiet(scanner: LeakScan
     assert len(quiet) >= len(fresh) // 3  # the rest hold a gram of a few documents (a stock phrase)
     for text in quiet:
         assert reply_grams(index, text) == {}
+    # a text whose only hits are the filters' chance hits (no document has them) is quiet too
+    assert any(_held(scanner, text) for text in quiet)
     assert not scanner.inspect(INTRO + SPAN + OUTRO).quiet
     assert reply_grams(index, INTRO + SPAN + OUTRO)
     escaped = "".join(f"&#{ord(c)};" for c in SPAN)
@@ -89,3 +91,11 @@ def test_only_a_reply_holding_no_counted_gram_as_sent_is_quiet(scanner: LeakScan
     stream = scanner.watch("block")
     stream.feed(quiet[0][:5])
     assert not stream.quiet  # received but not scanned yet (a batch is gathering)
+
+
+def _held(scanner: LeakScanner, text: str) -> int:
+    """Counted grams the filters hold in `text` (chance hits included)."""
+    stream = scanner.watch("block")
+    stream.feed(text)
+    stream.finish()
+    return stream._views[0].scanner.held

@@ -145,6 +145,8 @@ class _Reading:
         self.consumed = 0  # characters
         self.seen = 0  # letters
         self.held = 0  # grams the index holds that count by their own key (`COUNTS`), read either way
+        self._held_keys: list[int] = []  # their keys (`in_documents`)
+        self._documents: tuple[int, bool] = (0, False)  # `in_documents`' last answer, for `held` keys
         self.owners = array("q")
         self.letters = array("I")
 
@@ -162,12 +164,30 @@ class _Reading:
         held = keys[positions]
         if shared is None:
             shared = self.index.shared(held)
-        self.held += len(positions) - int(np.count_nonzero(shared))
+        counting = held[~shared]
+        self.held += len(counting)
+        self._held_keys += counting.tolist()
         found = list(zip(positions.tolist(), held.tolist(), shared.tolist(), strict=True))
         return (
             [(first + i, key, common) for i, key, common in found if i < split],
             [(first + i - split, key, common) for i, key, common in found if i >= split],
         )
+
+    def in_documents(self) -> bool:
+        """Whether a counted gram found so far is some document's: the filters also hold keys
+        no document has (a chance hit at about 1 % of positions, so about half of short replies
+        carry one), which the gram→document table tells apart exactly. Without the table, every
+        counted gram is taken for a document's."""
+        if not self.held:
+            return False
+        if self._documents[0] == self.held:
+            return self._documents[1]
+        found = self.index is None or not self.index.docs.present
+        if not found:
+            assert self.index is not None
+            found = bool(self.index.docs.lookup_at(np.unique(np.array(self._held_keys, dtype=np.uint64))))
+        self._documents = (self.held, found)
+        return found
 
     def _keys(self, chunk: str) -> tuple[U64, int, np.ndarray | None, np.ndarray | None]:
         """Forward then backward keys of a chunk in one array, where the backward ones start
@@ -250,6 +270,11 @@ class StreamScanner:
     def held(self) -> int:
         """Counted grams of the index found in the text so far (both directions of a shared reading)."""
         return self._reading.held
+
+    @property
+    def in_documents(self) -> bool:
+        """Whether one of them is some document's, not a chance hit of the filters (`_Reading`)."""
+        return self._reading.in_documents()
 
     @property
     def sent_pieces(self) -> list[Fragment]:

@@ -245,12 +245,13 @@ class ViewScanner:
         """Whether the text received so far holds no counted gram of any document as it is:
         all of it scanned, the decoder changed nothing (every escape it decodes is longer than
         what it stands for, so equal lengths mean no change) and the plain reading found no
-        gram the index counts, either way. Then coverage, joins and credits, which read the
-        same grams of the same letters, find nothing in it either."""
+        gram the index counts that a document has (chance hits of the filters aside), either
+        way. Then coverage, joins and credits, which read the same grams of the same letters,
+        find nothing in it either."""
         return (
             self._paired
             and self._scanned == self._received == self._decoded_length
-            and self._views[0].scanner.held == 0
+            and not self._views[0].scanner.in_documents
         )
 
     @property
