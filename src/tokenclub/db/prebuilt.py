@@ -75,7 +75,7 @@ class Prebuilt:
                 cursor.executemany(compiled.sql, rows)
                 return []
             cursor.execute(compiled.sql, rows[0])
-            return list(cursor.fetchall()) if cursor.description else []
+            return list(cursor.fetchall()) if _returns_rows(cursor) else []
         except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 compiled.sql, rows, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -95,12 +95,22 @@ def driver_row(conn: Connection, sql: str, params: Params) -> tuple[Any, ...] | 
     cursor = driver.cursor()
     try:
         cursor.execute(sql, params)
-        row = cursor.fetchone() if cursor.description else None
+        row = cursor.fetchone() if _returns_rows(cursor) else None
         return None if row is None else tuple(row)
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
     finally:
         cursor.close()
+
+
+def _returns_rows(cursor: Any) -> bool:
+    """Whether the statement just run returned a result with columns. psycopg's `description`
+    builds a column object per column on every read (18 a request here, 60 µs of a lane's
+    CPU); its result's field count answers the same without them."""
+    result = getattr(cursor, "pgresult", None)
+    if result is not None:
+        return bool(result.nfields)
+    return cursor.description is not None
 
 
 def _bind(compiled: _Compiled, params: Params) -> Any:

@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
@@ -218,8 +218,8 @@ def _moved(conn: Connection, accounts: Mapping[str, LockedAccount], legs: Sequen
     if kept is None:
         return
     for leg in legs:
-        account = kept.get(leg.account) or accounts[leg.account]
-        kept[leg.account] = replace(account, balance=account.balance + leg.amount)
+        a = kept.get(leg.account) or accounts[leg.account]
+        kept[leg.account] = LockedAccount(a.id, a.code, a.unit, a.normal, a.guarded, a.balance + leg.amount)
 
 
 def lock_accounts(db: Session | Connection, codes: Iterable[str]) -> dict[str, LockedAccount]:
