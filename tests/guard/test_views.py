@@ -12,15 +12,7 @@ from hypothesis import strategies as st
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
 from tests.guard.disguise import ALL_DISGUISES, VIEW_DISGUISES
-from tokenclub.guard.compiled import (
-    HINT_FILLER,
-    HINT_HAN,
-    HINT_HYPHEN,
-    HINT_JAMO,
-    HINT_RUN,
-    HINT_WORDS,
-    trigger_hints,
-)
+from tokenclub.guard import compiled
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.detection.transforms import (
     FILLER_PERIODS,
@@ -162,7 +154,7 @@ def test_the_filler_trigger_sees_the_widest_stride_among_letters_that_never_repe
 
 
 def filler_seen(text: str) -> bool:
-    return bool(hints(code_points(text)) & HINT_FILLER)
+    return bool(hints(code_points(text)) & compiled.HINT_FILLER)
 
 
 WINDOWS = st.one_of(
@@ -177,7 +169,7 @@ def test_a_trigger_fires_only_on_a_window_that_holds_its_hint(text: str) -> None
     """A trigger whose hint the window lacks is not tried; it could not have fired."""
     points = code_points(text)
     held = hints(points)
-    assert held & ~HINT_FILLER == trigger_hints(points)
+    assert held & ~compiled.HINT_FILLER == compiled.trigger_hints(points)
     fired = [spec.name for spec in LAZY_VIEWS if spec.name != "filler" and spec.seen(text, points)]
     assert [name for name in fired if not held & next(s.hint for s in LAZY_VIEWS if s.name == name)] == []
 
@@ -185,10 +177,11 @@ def test_a_trigger_fires_only_on_a_window_that_holds_its_hint(text: str) -> None
 def test_fresh_korean_text_holds_few_hints() -> None:
     """Hangul, spaces and punctuation alone hold none, so no trigger is tried there."""
     assert hints(code_points("서울은 대한민국의 수도이며, 한강이 도시를 가로지릅니다! (2019)")) == 0
-    assert trigger_hints(code_points("漢")) == HINT_HAN
-    assert trigger_hints(code_points("so-ul-eun-dae")) == HINT_HYPHEN | HINT_WORDS
-    assert trigger_hints(code_points("ㅅㅓ")) == HINT_JAMO
-    assert trigger_hints(code_points("QUJDREVGR0hJSktMTU5P")) == HINT_RUN | HINT_WORDS
+    assert compiled.trigger_hints(code_points("漢")) == compiled.HINT_HAN
+    assert compiled.trigger_hints(code_points("so-ul-eun-dae")) == compiled.HINT_HYPHEN | compiled.HINT_WORDS
+    assert compiled.trigger_hints(code_points("ㅅㅓ")) == compiled.HINT_JAMO
+    base64 = code_points("QUJDREVGR0hJSktMTU5P")
+    assert compiled.trigger_hints(base64) == compiled.HINT_RUN | compiled.HINT_WORDS
 
 
 def test_a_filler_word_between_punctuated_groups_starts_the_filler_view() -> None:
