@@ -112,6 +112,12 @@ class Gateway:
             raise INVALID_KEY
         return customer
 
+    def _counters_in_statements(self) -> DatabaseRateLimiter | None:
+        """The rate limiter whose counters go into the request's ledger statements (its table,
+        on PostgreSQL), else None: its counts are then statements of their own."""
+        limiter = self.config.limiter
+        return limiter if self.work.postgres and isinstance(limiter, DatabaseRateLimiter) else None
+
     def admit(
         self,
         session: Session,
@@ -124,14 +130,14 @@ class Gateway:
         (`Admitted.rider_values`)."""
         limiter = self.config.limiter
         try:
-            if self.work.postgres and isinstance(limiter, DatabaseRateLimiter):
+            if (counters := self._counters_in_statements()) is not None:
                 # The key and its rate counter in one statement (one round trip, not two).
                 now = time.time()
-                found = counted_key(session.connection(), secret, limiter.window(now))
+                found = counted_key(session.connection(), secret, counters.window(now))
                 if found is None:
                     raise INVALID_KEY
                 key = found[0]
-                standing = limiter.standing(found[1], found[2], now)
+                standing = counters.standing(found[1], found[2], now)
             else:
                 active = active_key(session.connection(), secret)
                 if active is None:
@@ -170,6 +176,7 @@ class Gateway:
         lane = admitted.key.customer_id
 
         limiter, tokens = self.config.limiter, usage.capped(admitted.hold_tokens).total
+        counters = self._counters_in_statements()
 
         def charge(session: Session, rider: Rider | None = None) -> Charge:
             # The rate counter counts what is charged: a reported usage is capped at the hold
@@ -177,20 +184,15 @@ class Gateway:
             # fewer); its row is then locked after the accounts, the other way round from
             # admission, which cannot deadlock: a customer's units run one transaction at a
             # time, in every process, on its lane's lock (`gateway/dbwork.py`). Elsewhere the
-            # counter is a statement of its own: first, or after a charge that was not written in
-            # one statement.
-            counter = (
-                limiter.tokens_rider(admitted.key.id, tokens)
-                if self.work.postgres and isinstance(limiter, DatabaseRateLimiter)
-                else None
-            )
+            # counter is a statement of its own: first, or after a charge that was not written
+            # in one statement.
+            counter = counters.tokens_rider(admitted.key.id, tokens) if counters is not None else None
+            prices = self.config.prices
             if counter is None:
                 limiter.add_tokens(session, admitted.key.id, tokens)
-            extra = rider if counter is None else counter if rider is None else counter + rider
-            prices = self.config.prices
+                return billing.settle_hold(session, admitted.hold_id, usage, prices, info, latency, rider)
+            extra = counter if rider is None else counter + rider
             charged = billing.settle_hold(session, admitted.hold_id, usage, prices, info, latency, extra)
-            if counter is None:
-                return charged
             if not charged.rode:
                 limiter.add_tokens(session, admitted.key.id, tokens)
             return replace(charged, rode=charged.rode and rider is not None)
