@@ -144,8 +144,7 @@ class _Reading:
         self.keep = keep
         self.consumed = 0  # characters
         self.seen = 0  # letters
-        self.held = 0  # grams the index holds that count by their own key (`COUNTS`), read either way
-        self._held_keys: list[int] = []  # their keys (`in_documents`)
+        self._held_keys: list[int] = []  # of grams the index holds that count by their own key
         self._documents: tuple[int, bool] = (0, False)  # `in_documents`' last answer, for `held` keys
         self.owners = array("q")
         self.letters = array("I")
@@ -164,14 +163,17 @@ class _Reading:
         held = keys[positions]
         if shared is None:
             shared = self.index.shared(held)
-        counting = held[~shared]
-        self.held += len(counting)
-        self._held_keys += counting.tolist()
+        self._held_keys += held[~shared].tolist()
         found = list(zip(positions.tolist(), held.tolist(), shared.tolist(), strict=True))
         return (
             [(first + i, key, common) for i, key, common in found if i < split],
             [(first + i - split, key, common) for i, key, common in found if i >= split],
         )
+
+    @property
+    def held(self) -> int:
+        """Grams the index holds that count by their own key (`COUNTS`), read either way."""
+        return len(self._held_keys)
 
     def in_documents(self) -> bool:
         """Whether a counted gram found so far is some document's: the filters also hold keys
