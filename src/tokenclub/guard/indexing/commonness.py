@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from tokenclub.guard.compiled import distinct_documents, sketch_estimate
-from tokenclub.guard.hashing import U64, GramHash, splitmix, splitmix_int
+from tokenclub.guard.hashing import U64, gram_hash, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import BlockedBloom, Geometry, best_hashes, blocks_for
 from tokenclub.guard.normalize import normalize
 
@@ -197,7 +197,7 @@ def public_texts(guard_root: Path) -> list[str]:
 
 def public_keys(texts: list[str], width: int, seed: int) -> U64:
     """Every gram of the public texts (all positions: a quote may start anywhere)."""
-    spec = GramHash(width, seed)
+    spec = gram_hash(width, seed)
     found = []
     for text in texts:
         letters = normalize(text).letters

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tokenclub.guard.hashing import NO_SKETCH, U64, GramHash, RollingHasher, splitmix, splitmix_int
+from tokenclub.guard.hashing import NO_SKETCH, U64, RollingHasher, gram_hash, splitmix, splitmix_int
 from tokenclub.guard.indexing.bloom import (
     BlockedBloom,
     Geometry,
@@ -193,7 +193,7 @@ def letter_keys(
     position = (np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)) * stride
     # one compiled roll over the texts end to end; a gram that would cross into the next text
     # is never taken
-    _, every = RollingHasher(GramHash(params.width, params.seed)).feed(np.concatenate(streams))
+    _, every = RollingHasher(gram_hash(params.width, params.seed)).feed(np.concatenate(streams))
     return every[np.repeat(offsets, counts) + position], owner, position
 
 
