@@ -3,10 +3,10 @@ its own index; what each generated kept for metering."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -117,8 +117,12 @@ def test_an_event_that_carries_only_text_is_told_and_every_other_event_is_not() 
     assert COMPLETIONS.text_only(chunk("length")) is None
 
 
-GUARDED = Path(tempfile.mkdtemp(prefix="tokenclub-streaming-")) / "guard"
-build_index(GUARDED, 1, 2)
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A guard index the property test's examples share (built once, not per example)."""
+    root = tmp_path_factory.mktemp("streaming") / "guard"
+    build_index(root, 1, 2)
+    return root
 
 
 def _stream(texts: list[str], role: str | None, finish: bool, later: int) -> list[dict[str, Any]]:
@@ -146,7 +150,7 @@ def _stream(texts: list[str], role: str | None, finish: bool, later: int) -> lis
 @example(source=FRESH, sizes=[3, 3], role="네, ", finish=False, later=80)  # a role in the template
 @example(source=FRESH, sizes=[3, 3], role=None, finish=False, later=1)  # the clock ticked
 def test_held_text_deltas_send_and_count_what_filtering_every_event_does(
-    source: str, sizes: list[int], role: str | None, finish: bool, later: int
+    guarded: Path, source: str, sizes: list[int], role: str | None, finish: bool, later: int
 ) -> None:
     """A text-only delta the guard only holds skips its rebuilding (`StreamGuard.hold`): what
     the client is sent, where the stream is cut, what it is charged by and what the guard
@@ -158,7 +162,7 @@ def test_held_text_deltas_send_and_count_what_filtering_every_event_does(
     events = _stream(texts, role, finish, later)
     outcomes = []
     for held in (True, False):
-        guard = GatewayGuard(GUARDED, "block", "strict")
+        guard = GatewayGuard(guarded, "block", "strict")
         reply = ReplyStream(CHAT, "served-name", 1, guard)
         if not held:
             reply._guard(0).hold = lambda event, text: False  # type: ignore[method-assign, union-attr]
