@@ -812,7 +812,7 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
         info = RequestInfo(uuid.uuid4().hex, admitted.key.id, MODEL, "chat", False)
         with gateway.db.transaction() as session:
             limiter.add_tokens(session, admitted.key.id, usage.prompt_tokens + usage.completion_tokens)
-            billing.settle_hold(session, admitted.hold_id, usage, config.prices, info, 1)
+            billing.settle_hold(session, admitted.hold, usage, config.prices, info, 1)
 
     timings: dict[str, list[float]] = {"admit (key, rate, hold)": [], "settle (rate, ledger, event)": []}
     counts: dict[str, int] = {}

@@ -46,8 +46,8 @@ def test_hold_moves_allowance_and_credit_line_and_settle_returns_the_rest(
         held = balance_summary(session, c.id)
         assert held["free_tokens_left"] == 0
     with db.transaction() as session:
-        event = settle_hold(session, hold.id, Usage(80, 300), PRICES, _info("r1", c.key_id), 5)
-        again = settle_hold(session, hold.id, Usage(80, 300), PRICES, _info("r1", c.key_id), 5)
+        event = settle_hold(session, hold, Usage(80, 300), PRICES, _info("r1", c.key_id), 5)
+        again = settle_hold(session, hold, Usage(80, 300), PRICES, _info("r1", c.key_id), 5)
         assert again.id == event.id
         summary = balance_summary(session, c.id)
         assert audit(session) == []
@@ -115,8 +115,8 @@ def test_the_guard_holds_release_goes_with_the_charge_where_the_ledger_writes_on
     postgres = db.engine.dialect.name == "postgresql"
     with db.transaction() as session:
         info = _info("r1", c.key_id)
-        charged = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, release_rider(guard_hold))
-        replayed = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, release_rider(guard_hold))
+        charged = settle_hold(session, hold, Usage(80, 300), PRICES, info, 5, release_rider(guard_hold))
+        replayed = settle_hold(session, hold, Usage(80, 300), PRICES, info, 5, release_rider(guard_hold))
         left = session.scalar(select(func.count()).select_from(GuardCoverageHold))
         assert audit(session) == []
     assert (charged.rode, replayed.rode) == (postgres, False)
@@ -138,8 +138,8 @@ def test_the_settlements_rate_counter_goes_with_the_charge_where_the_ledger_writ
     with db.transaction() as session:
         info = _info("r-counted", c.key_id)
         counter = limiter.tokens_rider(c.key_id, 380, now)
-        charged = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, counter)
-        replayed = settle_hold(session, hold.id, Usage(80, 300), PRICES, info, 5, counter)
+        charged = settle_hold(session, hold, Usage(80, 300), PRICES, info, 5, counter)
+        replayed = settle_hold(session, hold, Usage(80, 300), PRICES, info, 5, counter)
         counted = limiter.usage(session, c.key_id, now)
         assert audit(session) == []
     assert (charged.rode, replayed.rode) == (postgres, False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -265,28 +266,30 @@ OPS = st.lists(
 
 
 def _op(
-    ops: list[tuple[Any, ...]], at: int, customer: Customer, placed: dict[int, str]
+    ops: list[tuple[Any, ...]], at: int, customer: Customer, placed: dict[int, Hold], known: bool = False
 ) -> Callable[[Session], str]:
     """Operation `at` as a unit of work. A charge or void names the n-th place of `ops`;
-    `placed` maps a place's position to its hold (a batch that runs again writes it again)."""
+    `placed` maps a place's position to its hold (a batch that runs again writes it again).
+    `known`: a charge is given the hold as placed (not read first on PostgreSQL)."""
     op = ops[at]
     places = [i for i, other in enumerate(ops) if other[0] == "place"]
 
     def run(session: Session) -> str:
         if op[0] == "place":
             hold = holds.place(session, customer.id, customer.key_id, op[1], DEAR, TTL)
-            placed[at] = hold.id
+            placed[at] = hold
             return f"placed {hold.free_tokens} {hold.krw}"
         if op[0] == "place, then fail":  # its posting is undone: so must its accounts' balances be
             holds.place(session, customer.id, customer.key_id, op[1], DEAR, TTL)
             raise ValueError("after the posting")
         if op[1] >= len(places) or places[op[1]] not in placed or places[op[1]] > at:
             return "no such hold"
-        hold_id = placed[places[op[1]]]
+        hold = placed[places[op[1]]]
         if op[0] == "charge":
-            posted = holds.charge(session, hold_id, holds.Usage(op[2], op[3]), DEAR)
+            usage = holds.Usage(op[2], op[3])
+            posted = holds.charge(session, hold.id, usage, DEAR, placed=hold if known else None)
             return f"charged {posted.usage.total} {posted.krw}"
-        holds.void(session, hold_id)
+        holds.void(session, hold.id)
         return "voided"
 
     return run
@@ -299,10 +302,12 @@ def test_a_batch_locks_a_customers_accounts_once_and_answers_as_one_transaction_
 ) -> None:
     """The units of a batch keep the accounts they locked (`kept_locks`): each unit sees the
     balances the batch's earlier postings left, refuses and charges exactly as it would in a
-    transaction of its own, and the books balance."""
+    transaction of its own, and the books balance. The batch's charges are given their holds as
+    placed (charged without reading them first on PostgreSQL), the transactions' are not: a
+    charge after a void, or twice, is refused the same either way."""
     alone, batched = make_customer(free=free, credit_krw=line), make_customer(free=free, credit_krw=line)
     expected: list[str] = []
-    placed: dict[int, str] = {}
+    placed: dict[int, Hold] = {}
     for at in range(len(ops)):
         try:
             with db.transaction() as session:
@@ -311,7 +316,7 @@ def test_a_batch_locks_a_customers_accounts_once_and_answers_as_one_transaction_
             expected.append(type(exc).__name__)
     work = DatabaseWork(db)
     placed = {}
-    units = [_op(ops, at, batched, placed) for at in range(len(ops))]
+    units = [_op(ops, at, batched, placed, known=True) for at in range(len(ops))]
 
     async def batch() -> list[str | BaseException]:
         return await asyncio.gather(*(work.run(unit) for unit in units), return_exceptions=True)
@@ -401,10 +406,12 @@ def test_one_statement_holds_and_resolutions_write_what_the_statement_by_stateme
             capped = place_hold(session, c.id, c.key_id, 10, PRICES, TTL)
             free_only = place_hold(session, c.id, c.key_id, 0, PRICES, TTL)  # no posting at all
         with db.transaction() as session:
-            holds.charge(session, charged.id, Usage(90, 40), PRICES, memo="r1")
+            holds.charge(session, charged.id, Usage(90, 40), PRICES, memo="r1", placed=charged)
             holds.void(session, voided.id)
-            holds.charge(session, capped.id, Usage(8, 50), PRICES)  # above the hold: capped at 10
-            holds.charge(session, free_only.id, Usage(0, 0), PRICES)
+            holds.charge(
+                session, capped.id, Usage(8, 50), PRICES, placed=capped
+            )  # above the hold: capped at 10
+            holds.charge(session, free_only.id, Usage(0, 0), PRICES, placed=free_only)
 
     one, apart = make_customer(free=100, credit_krw=50), make_customer(free=100, credit_krw=50)
     requests(one)
@@ -412,6 +419,41 @@ def test_one_statement_holds_and_resolutions_write_what_the_statement_by_stateme
     requests(apart)
     with db.transaction() as session:
         assert _ledger_of(session, one.id) == _ledger_of(session, apart.id)
+        assert audit(session) == [] and holds.audit_holds(session) == []
+
+
+def test_a_charge_of_a_hold_as_placed_reads_nothing_first_and_answers_as_the_usual_path(
+    db: Database, make_customer: Callable[..., Customer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the hold as placed, a PostgreSQL charge does not read the hold first: its one
+    statement checks that the hold is still pending as placed. A hold that is not (voided, or
+    other than the caller says) is answered by the usual path, which reads it."""
+    c = make_customer(free=1_000)
+    with db.transaction() as session:
+        kept, voided, other = (place_hold(session, c.id, c.key_id, n, PRICES, TTL) for n in (100, 50, 80))
+        holds.void(session, voided.id)
+    reads: list[str] = []
+    lock_pending = holds._lock_pending
+
+    def reading(conn: Any, hold_id: str) -> Any:
+        reads.append(hold_id)
+        return lock_pending(conn, hold_id)
+
+    monkeypatch.setattr(holds, "_lock_pending", reading)
+    with db.transaction() as session:
+        assert holds.charge(session, kept.id, Usage(30, 20), PRICES, placed=kept).usage == Usage(30, 20)
+    assert reads == ([] if db.engine.dialect.name == "postgresql" else [kept.id])
+    reads.clear()
+    with pytest.raises(holds.HoldResolvedError), db.transaction() as session:
+        holds.charge(session, voided.id, Usage(1, 1), PRICES, placed=voided)
+    with pytest.raises(holds.HoldResolvedError), db.transaction() as session:  # once only
+        holds.charge(session, kept.id, Usage(1, 1), PRICES, placed=kept)
+    with db.transaction() as session:  # told a larger hold: charged at most what was placed
+        posted = holds.charge(session, other.id, Usage(90, 90), PRICES, placed=replace(other, tokens=500))
+    assert (posted.hold, posted.usage.total, posted.capped) == (other, 80, True)
+    assert reads == [voided.id, kept.id, other.id]
+    with db.transaction() as session:
+        assert balance_summary(session, c.id)["free_tokens_left"] == 1_000 - 50 - 80
         assert audit(session) == [] and holds.audit_holds(session) == []
 
 

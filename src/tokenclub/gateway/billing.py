@@ -120,7 +120,7 @@ _EVENT_RIDER = f""", evt AS (
 
 def settle_hold(
     session: Session,
-    hold_id: str,
+    hold: Hold,
     usage: Usage,
     prices: PriceList,
     info: RequestInfo,
@@ -130,7 +130,8 @@ def settle_hold(
     """Charge min(usage, hold) (free first, then list price) and return the rest, once; a
     replay of the same request returns the first charge. The usage event goes in the ledger's
     one statement for the charge where it has one (PostgreSQL), and with it the caller's
-    `extra` writes (`Charge.rode`; else the caller writes them itself)."""
+    `extra` writes (`Charge.rode`; else the caller writes them itself). `hold` is as placed:
+    on PostgreSQL it is not read back first (`holds.charge`)."""
 
     def rider(posted: Posted) -> Rider:
         row = _event_row(
@@ -142,7 +143,7 @@ def settle_hold(
         return event if extra is None else event + extra
 
     try:
-        posted = holds.charge(session, hold_id, usage, prices, memo=info.request_id, rider=rider)
+        posted = holds.charge(session, hold.id, usage, prices, memo=info.request_id, rider=rider, placed=hold)
     except HoldResolvedError:
         existing = (
             session.connection().execute(_EVENT_BY_REQUEST, {"request_id": info.request_id}).one_or_none()

@@ -189,7 +189,7 @@ class Completions:
         """Settle the hold (with the guard's `tally` in the same unit of work); the usage
         charged, which is never above the hold."""
         await self.gateway.settle(admitted, used, info, call.started, tally)
-        charged = used.capped(admitted.hold_tokens)
+        charged = used.capped(admitted.hold.tokens)
         call.ctx.prompt_tokens, call.ctx.completion_tokens = charged.prompt_tokens, charged.completion_tokens
         return charged
 

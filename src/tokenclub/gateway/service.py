@@ -21,7 +21,7 @@ from tokenclub.db.engine import Database
 from tokenclub.db.types import utcnow
 from tokenclub.gateway import billing
 from tokenclub.gateway.auth import KeyOwners, active_key, counted_key
-from tokenclub.gateway.billing import Charge, RequestInfo, Usage
+from tokenclub.gateway.billing import Charge, Hold, RequestInfo, Usage
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 from tokenclub.gateway.metrics import Metrics
@@ -55,10 +55,9 @@ class GatewayConfig:
 @dataclass(frozen=True, slots=True)
 class Admitted:
     key: KeyView
-    hold_id: str
-    hold_tokens: int
-    """The hold's pending amount: no charge of this request, and no tokens it adds to the
-    rate limit, exceed it."""
+    hold: Hold
+    """The hold as placed: its pending amount bounds the request's charge and the tokens it
+    adds to the rate limit."""
     standing: Standing | None = None
     rider_values: tuple[Any, ...] | None = None
     """What the admission's rider returned, written with the hold (None: it was not)."""
@@ -150,7 +149,7 @@ class Gateway:
         hold = billing.place_hold(
             session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl, extra
         )
-        return Admitted(key, hold.id, hold.tokens, standing, hold.rider_values)
+        return Admitted(key, hold, standing, hold.rider_values)
 
     async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
         def work(session: Session) -> None:
@@ -175,7 +174,7 @@ class Gateway:
         latency = int((time.perf_counter() - started) * 1000)
         lane = admitted.key.customer_id
 
-        limiter, tokens = self.config.limiter, usage.capped(admitted.hold_tokens).total
+        limiter, tokens = self.config.limiter, usage.capped(admitted.hold.tokens).total
         counters = self._counters_in_statements()
 
         def charge(session: Session, rider: Rider | None = None) -> Charge:
@@ -190,9 +189,9 @@ class Gateway:
             prices = self.config.prices
             if counter is None:
                 limiter.add_tokens(session, admitted.key.id, tokens)
-                return billing.settle_hold(session, admitted.hold_id, usage, prices, info, latency, rider)
+                return billing.settle_hold(session, admitted.hold, usage, prices, info, latency, rider)
             extra = counter if rider is None else counter + rider
-            charged = billing.settle_hold(session, admitted.hold_id, usage, prices, info, latency, extra)
+            charged = billing.settle_hold(session, admitted.hold, usage, prices, info, latency, extra)
             if not charged.rode:
                 limiter.add_tokens(session, admitted.key.id, tokens)
             return replace(charged, rode=charged.rode and rider is not None)
@@ -220,7 +219,7 @@ class Gateway:
         latency = int((time.perf_counter() - started) * 1000)
 
         def work(session: Session) -> None:
-            if billing.release_hold(session, admitted.hold_id):
+            if billing.release_hold(session, admitted.hold.id):
                 billing.record_failure(session, info, admitted.key.customer_id, status, latency)
 
         await self.in_db(work, lane=admitted.key.customer_id)

@@ -322,9 +322,9 @@ def post(
     return Posting(tx_id, key, kind, tuple(legs), created=True)
 
 
-_ONE_STATEMENT = """WITH tx AS (
+_ONE_STATEMENT = """WITH {gate}tx AS (
     INSERT INTO ledger_transactions (idempotency_key, kind, memo, digest, created_at)
-    VALUES (%(tx_key)s, %(tx_kind)s, %(tx_memo)s, %(tx_digest)s, %(tx_created_at)s)
+    SELECT %(tx_key)s, %(tx_kind)s, %(tx_memo)s, %(tx_digest)s, %(tx_created_at)s{gated}
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), legs AS (
@@ -361,6 +361,18 @@ NO_RIDER = Rider("", {})
 """A posting's statement with nothing of the caller's in it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What a posting's one statement is written under: `sql` is WITH clauses read before the
+    posting ("name AS (SELECT … FOR UPDATE), "), and the posting, with its riders, is written
+    only if `source`, one of them, has a row; `params` as a rider's. It lets a caller that knows
+    what a row should hold check it in the posting's own round trip instead of reading it first."""
+
+    sql: str
+    source: str
+    params: Mapping[str, Any]
+
+
 def post_in_one_statement(
     conn: Connection,
     key: str,
@@ -369,15 +381,16 @@ def post_in_one_statement(
     locked: Mapping[str, LockedAccount],
     rider: Rider,
     memo: str = "",
+    gate: Gate | None = None,
 ) -> tuple[Any, ...] | None:
     """`post` on accounts the caller locked, and the rider's writes, as one PostgreSQL
     statement (data-modifying WITH clauses): one round trip instead of one per table.
 
     The same rules as `post`, checked on the same locked balances before anything is sent.
     Returns the new transaction's id followed by the rider's `returning` values, or None when
-    nothing was written because the posting is refused or its key was used; the caller then
-    takes `post`'s path, which answers those cases (a replay, or the refusal) exactly as
-    always."""
+    nothing was written because the posting is refused, its key was used or its `gate` found
+    no row; the caller then takes `post`'s path, which answers those cases (a replay, or the
+    refusal) exactly as always."""
     _validate(key, legs)
     try:
         _check(locked, legs, {})
@@ -393,8 +406,14 @@ def post_in_one_statement(
         "leg_accounts": [locked[leg.account].id for leg in ordered],
         "leg_amounts": [leg.amount for leg in ordered],
         **rider.params,
+        **(gate.params if gate is not None else {}),
     }
-    statement = _ONE_STATEMENT.format(riders=rider.sql, returning=rider.returning)
+    statement = _ONE_STATEMENT.format(
+        gate=gate.sql if gate is not None else "",
+        gated=f" FROM {gate.source}" if gate is not None else "",
+        riders=rider.sql,
+        returning=rider.returning,
+    )
     found = driver_row(conn, statement, params)
     if found is None:
         return None
