@@ -10,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import openai
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from tests.gateway.conftest import MODEL, PRICES, Customer
+from tests.gateway.conftest import MODEL, PRICES, Customer, config
 from tokenclub.accounts.customers import balance_summary
 from tokenclub.accounts.keys import revoke_key
 from tokenclub.db.engine import Database
@@ -26,6 +27,9 @@ from tokenclub.db.schema import CreditHold, LedgerAccount, LedgerEntry, LedgerTr
 from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFoundError
 from tokenclub.gateway.billing import Hold, QuotaExceededError, Usage, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
+from tokenclub.gateway.errors import ApiError
+from tokenclub.gateway.ratelimit import DatabaseRateLimiter, Limits
+from tokenclub.gateway.service import Admitted, Gateway
 from tokenclub.guard.state.events import record_event
 from tokenclub.ledger import holds, posting
 from tokenclub.ledger.chart import FREE_ALLOWANCE, FREE_TOKENS_USED, customer_account
@@ -473,3 +477,57 @@ def test_a_remembered_key_is_refused_as_soon_as_it_is_revoked(
     with db.transaction() as session:
         assert session.scalar(select(func.sum(RateCounter.requests))) == 1
         assert session.scalar(select(func.count()).select_from(CreditHold)) == 1
+
+
+def test_a_remembered_keys_admission_is_one_statement_and_answers_as_the_usual_path(
+    db: Database, make_customer: Callable[..., Customer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, a key whose owner the worker remembers is checked and counted in its
+    hold's statement. Every answer is the usual path's: the same key, hold and counts; a
+    revoked key 401, a fourth request in the window 429 and a hold beyond the allowance
+    refused, each with nothing written."""
+    limits = DatabaseRateLimiter(Limits(3, 10**9))
+    remembering = Gateway(replace(config(db, "http://127.0.0.1:9", limits), routes={}))
+    usual = Gateway(replace(config(db, "http://127.0.0.1:9", limits), routes={}))
+    c = make_customer(free=1_000)
+    assert asyncio.run(remembering.lane_of(c.key)) == (c.id if remembering.work.postgres else 0)
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+
+    def admit(gateway: Gateway, tokens: int = 100) -> Admitted:
+        statements.clear()
+        with db.transaction() as session:
+            return gateway.admit(session, c.key, tokens)
+
+    one = admit(remembering)
+    if remembering.work.postgres:  # the accounts' lock, then the hold's statement
+        assert len(statements) == 2 and "api_keys" in statements[1]
+    other = admit(usual)
+    assert len(statements) == (3 if usual.work.postgres else 0)  # SQLite's driver is not psycopg
+    assert one.key == other.key
+    assert (one.hold.tokens, one.hold.free_tokens, one.hold.krw) == (100, 100, 0)
+    assert (other.hold.tokens, other.hold.free_tokens, other.hold.krw) == (100, 100, 0)
+    assert one.standing is not None and other.standing is not None
+    assert (one.standing.requests, other.standing.requests) == (1, 2)
+    with pytest.raises(QuotaExceededError):
+        admit(remembering, 900)
+    assert admit(remembering).standing == replace(one.standing, requests=3)
+    with pytest.raises(ApiError) as limited:
+        admit(remembering)
+    assert limited.value.status == 429
+    with db.transaction() as session:
+        revoke_key(session, c.key_id)
+    with pytest.raises(ApiError) as revoked:
+        admit(remembering)
+    assert revoked.value.status == 401
+    with db.transaction() as session:
+        assert session.scalar(select(RateCounter.requests).where(RateCounter.key_id == c.key_id)) == 3
+        assert balance_summary(session, c.id)["free_tokens_left"] == 700
+        assert session.scalar(select(func.count()).select_from(CreditHold)) == 3
+        assert audit(session) == []

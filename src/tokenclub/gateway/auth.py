@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Sequence
 from datetime import UTC
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 from anyio import to_thread
 from fastapi import Depends, Request
@@ -23,6 +24,7 @@ from tokenclub.db.engine import Database
 from tokenclub.db.prebuilt import driver_row
 from tokenclub.db.schema import ApiKey
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
+from tokenclub.ledger.posting import Gate, Rider
 
 _KEYS = cast(Table, ApiKey.__table__)
 _KEY_BY_HASH = select(
@@ -55,13 +57,15 @@ def active_key(conn: Connection, plain: str) -> KeyView | None:
     return key
 
 
-_COUNTED_KEY = """WITH k AS (
+_HAS_INFERENCE = "',' || scopes || ',' LIKE '%%,inference,%%'"
+"""A key row's scopes (comma-separated) name the inference scope."""
+_COUNTED_KEY = f"""WITH k AS (
     SELECT id, customer_id, name, display_prefix, created_at, revoked_at, scopes
     FROM api_keys WHERE key_hash = %(key_hash)s
 ), counted AS (
     INSERT INTO rate_counters (key_id, "window", requests, tokens)
     SELECT id, %(window)s, 1, 0 FROM k
-    WHERE revoked_at IS NULL AND ',' || scopes || ',' LIKE '%%,inference,%%'
+    WHERE revoked_at IS NULL AND {_HAS_INFERENCE}
     ON CONFLICT (key_id, "window") DO UPDATE
     SET requests = rate_counters.requests + excluded.requests
     RETURNING requests, tokens
@@ -86,7 +90,41 @@ def counted_key(conn: Connection, plain: str, window: int) -> tuple[KeyView, int
     return key, int(row[7]), int(row[8])
 
 
-_OWNER_BY_HASH = select(_KEYS.c.customer_id).where(_KEYS.c.key_hash == bindparam("key_hash"))
+_ACTIVE_OWNED_KEY = f"""k AS (
+    SELECT name, display_prefix, created_at, scopes FROM api_keys
+    WHERE key_hash = %(k_hash)s AND id = %(k_id)s AND customer_id = %(k_customer)s
+        AND revoked_at IS NULL AND {_HAS_INFERENCE}
+), """
+_KEY_COLUMNS = ("name", "display_prefix", "created_at", "scopes")
+KEY_FIELDS = len(_KEY_COLUMNS)
+"""Values `active_key_gate`'s rider returns."""
+_KEY_FIELDS = Rider("", {}, "".join(f", (SELECT {name} FROM k)" for name in _KEY_COLUMNS))
+
+
+class Owner(NamedTuple):
+    """Whose a key is: neither ever changes for a key."""
+
+    customer_id: int
+    key_id: int
+
+
+def active_key_gate(plain: str, owner: Owner) -> tuple[Gate, Rider]:
+    """A posting written only while the presented key is still `owner`'s, active and with the
+    inference scope (`ledger.posting.Gate`: `active_key`'s checks in the posting's own
+    statement), and a rider returning the key's other fields, for `gated_key`."""
+    params = {"k_hash": hash_key(plain), "k_id": owner.key_id, "k_customer": owner.customer_id}
+    return Gate(_ACTIVE_OWNED_KEY, "k", params), _KEY_FIELDS
+
+
+def gated_key(owner: Owner, values: Sequence[Any]) -> KeyView:
+    """The key a gated posting was written for, from what its `active_key_gate` rider returned."""
+    name, display_prefix, created_at, scopes = values
+    return KeyView(
+        owner.key_id, owner.customer_id, name, display_prefix, created_at.astimezone(UTC), None, scopes
+    )
+
+
+_OWNER_BY_HASH = select(_KEYS.c.customer_id, _KEYS.c.id).where(_KEYS.c.key_hash == bindparam("key_hash"))
 OWNERS_KEPT = 100_000
 """Keys whose customer a worker remembers (about 100 bytes each)."""
 
@@ -102,7 +140,7 @@ class KeyOwners:
     def __init__(self, db: Database, kept: int = OWNERS_KEPT) -> None:
         self.db = db
         self.kept = kept
-        self._owners: dict[str, int] = {}
+        self._owners: dict[str, Owner] = {}
 
     async def customer(self, plain: str) -> int | None:
         """The customer of a key that exists (revoked or not), or None."""
@@ -112,16 +150,21 @@ class KeyOwners:
         found = self._owners.get(hashed)
         if found is None:
             found = await to_thread.run_sync(self._look_up, hashed)
-            if found is not None:
-                if len(self._owners) >= self.kept:
-                    self._owners.clear()
-                self._owners[hashed] = found
-        return found
+            if found is None:
+                return None
+            if len(self._owners) >= self.kept:
+                self._owners.clear()
+            self._owners[hashed] = found
+        return found.customer_id
 
-    def _look_up(self, hashed: str) -> int | None:
+    def remembered(self, plain: str) -> Owner | None:
+        """The owner of a key `customer` looked up before, without looking it up."""
+        return self._owners.get(hash_key(plain)) if plain.startswith(KEY_PREFIX) else None
+
+    def _look_up(self, hashed: str) -> Owner | None:
         with self.db.engine.connect() as conn:
-            owner: int | None = conn.execute(_OWNER_BY_HASH, {"key_hash": hashed}).scalar()
-            return owner
+            row = conn.execute(_OWNER_BY_HASH, {"key_hash": hashed}).one_or_none()
+            return None if row is None else Owner(int(row[0]), int(row[1]))
 
 
 async def bearer(request: Request) -> str:

@@ -20,7 +20,7 @@ from tokenclub.db.schema import UsageEvent
 from tokenclub.db.types import utcnow
 from tokenclub.ledger import holds
 from tokenclub.ledger.holds import Hold, HoldResolvedError, Posted, QuotaExceededError, Usage
-from tokenclub.ledger.posting import Rider
+from tokenclub.ledger.posting import Gate, Rider
 from tokenclub.ledger.pricing import PriceList, Split
 
 __all__ = [
@@ -86,10 +86,12 @@ def place_hold(
     prices: PriceList,
     ttl: timedelta,
     rider: Rider | None = None,
+    gate: Gate | None = None,
 ) -> Hold:
     """Set aside the worst case of a request, or refuse with `QuotaExceededError` and write
-    nothing; the caller's `rider` goes with the hold where it can (`Hold.rider_values`)."""
-    return holds.place(session, customer_id, key_id, worst_tokens, prices, ttl, rider)
+    nothing; the caller's `rider` goes with the hold where it can (`Hold.rider_values`), and
+    with `gate` the hold is written under it or not at all (`holds.Ungated`)."""
+    return holds.place(session, customer_id, key_id, worst_tokens, prices, ttl, rider, gate)
 
 
 _EVENT_COLUMNS = (

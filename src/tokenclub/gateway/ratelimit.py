@@ -97,6 +97,14 @@ _TOKENS_RIDER = """, counted AS (
 )"""
 """A key's tokens added to its window's counter, with the posting that charges them."""
 
+_REQUESTS_RIDER = """, requested AS (
+    INSERT INTO rate_counters (key_id, "window", requests, tokens)
+    SELECT %(rq_key_id)s, %(rq_window)s, 1, 0 FROM tx
+    ON CONFLICT (key_id, "window") DO UPDATE SET requests = rate_counters.requests + excluded.requests
+    RETURNING requests, tokens
+)"""
+"""A request counted in its key's window, with the posting of its hold."""
+
 
 class DatabaseRateLimiter:
     """Counters in the `rate_counters` table; the upsert is atomic on both backends."""
@@ -137,6 +145,14 @@ class DatabaseRateLimiter:
             return None
         window = _window(time.time() if now is None else now)[0]
         return Rider(_TOKENS_RIDER, {"rc_key_id": key_id, "rc_window": window, "rc_tokens": tokens})
+
+    def requests_rider(self, key_id: int, now: float) -> Rider:
+        """`admit`'s count as a write in the hold's one statement (`Rider`, PostgreSQL); it
+        returns the window's requests and tokens after it, for `standing`."""
+        params = {"rq_key_id": key_id, "rq_window": _window(now)[0]}
+        return Rider(
+            _REQUESTS_RIDER, params, ", (SELECT requests FROM requested), (SELECT tokens FROM requested)"
+        )
 
     def usage(self, session: Session, key_id: int, now: float) -> tuple[int, int]:
         row = session.execute(

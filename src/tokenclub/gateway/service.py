@@ -19,16 +19,26 @@ from sqlalchemy.orm import Session
 from tokenclub.accounts.keys import KeyView, authenticate
 from tokenclub.db.engine import Database
 from tokenclub.db.types import utcnow
+from tokenclub.errors import InvalidInputError
 from tokenclub.gateway import billing
-from tokenclub.gateway.auth import KeyOwners, active_key, counted_key
-from tokenclub.gateway.billing import Charge, Hold, RequestInfo, Usage
+from tokenclub.gateway.auth import (
+    KEY_FIELDS,
+    KeyOwners,
+    Owner,
+    active_key,
+    active_key_gate,
+    counted_key,
+    gated_key,
+)
+from tokenclub.gateway.billing import Charge, Hold, QuotaExceededError, RequestInfo, Usage
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 from tokenclub.gateway.metrics import Metrics
 from tokenclub.gateway.ratelimit import DatabaseRateLimiter, RateLimitedError, RateLimiter, Standing
 from tokenclub.gateway.upstream import ModelRoute, Upstream
 from tokenclub.guard.service import Decision, GatewayGuard, record
-from tokenclub.ledger.posting import Rider
+from tokenclub.ledger.holds import Ungated
+from tokenclub.ledger.posting import NO_RIDER, Rider
 from tokenclub.ledger.pricing import PriceList
 
 T = TypeVar("T")
@@ -128,8 +138,14 @@ class Gateway:
         caller's writes that go with the hold's posting where the ledger writes one statement
         (`Admitted.rider_values`)."""
         limiter = self.config.limiter
+        counters = self._counters_in_statements()
+        owner = self.owners.remembered(secret) if counters is not None else None
+        if counters is not None and owner is not None:
+            admitted = self._admit_remembered(session, secret, owner, worst_tokens, rider, counters)
+            if admitted is not None:
+                return admitted
         try:
-            if (counters := self._counters_in_statements()) is not None:
+            if counters is not None:
                 # The key and its rate counter in one statement (one round trip, not two).
                 now = time.time()
                 found = counted_key(session.connection(), secret, counters.window(now))
@@ -150,6 +166,43 @@ class Gateway:
             session, key.customer_id, key.id, worst_tokens, self.config.prices, self.config.hold_ttl, extra
         )
         return Admitted(key, hold, standing, hold.rider_values)
+
+    def _admit_remembered(
+        self,
+        session: Session,
+        secret: str,
+        owner: Owner,
+        worst_tokens: int,
+        rider: Callable[[int], Rider | None] | None,
+        counters: DatabaseRateLimiter,
+    ) -> Admitted | None:
+        """`admit` for a key whose owner this worker remembers, on PostgreSQL: the key's checks
+        and its request count go in the hold's one statement (one round trip, not two). None
+        when that statement wrote nothing (a key revoked, a refusal): `admit`'s usual path then
+        answers, exactly."""
+        now = time.time()
+        gate, key_fields = active_key_gate(secret, owner)
+        extra = rider(owner.customer_id) if rider is not None else None
+        riders = key_fields + counters.requests_rider(owner.key_id, now) + (extra or NO_RIDER)
+        prices, ttl = self.config.prices, self.config.hold_ttl
+        try:
+            hold = billing.place_hold(
+                session, owner.customer_id, owner.key_id, worst_tokens, prices, ttl, riders, gate
+            )
+        except (Ungated, InvalidInputError, QuotaExceededError):  # nothing was written
+            return None
+        assert hold.rider_values is not None
+        fields, counted, theirs = (
+            hold.rider_values[:KEY_FIELDS],
+            hold.rider_values[KEY_FIELDS : KEY_FIELDS + 2],
+            hold.rider_values[KEY_FIELDS + 2 :],
+        )
+        try:
+            standing = counters.standing(int(counted[0]), int(counted[1]), now)
+        except RateLimitedError as exc:
+            raise rate_limited(exc) from exc
+        values = theirs if extra is not None else None
+        return Admitted(gated_key(owner, fields), replace(hold, rider_values=values), standing, values)
 
     async def refuse_quota(self, secret: str, info_of: Callable[[KeyView], RequestInfo]) -> None:
         def work(session: Session) -> None:
@@ -180,9 +233,10 @@ class Gateway:
         def charge(session: Session, rider: Rider | None = None) -> Charge:
             # The rate counter counts what is charged: a reported usage is capped at the hold
             # there too. On PostgreSQL it rides in the charge's one statement (one round trip
-            # fewer); its row is then locked after the accounts, the other way round from
-            # admission, which cannot deadlock: a customer's units run one transaction at a
-            # time, in every process, on its lane's lock (`gateway/dbwork.py`). Elsewhere the
+            # fewer); its row is then locked after the accounts, the other way round from an
+            # admission of a key not remembered, which cannot deadlock: a customer's units run
+            # one transaction at a time, in every process, on its lane's lock
+            # (`gateway/dbwork.py`). Elsewhere the
             # counter is a statement of its own: first, or after a charge that was not written
             # in one statement.
             counter = counters.tokens_rider(admitted.key.id, tokens) if counters is not None else None

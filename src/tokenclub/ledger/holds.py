@@ -88,9 +88,10 @@ class HoldExceededError(InvalidInputError):
     """A post above the hold's pending amount."""
 
 
-class _Ungated(Exception):
-    """A charge of a hold as placed wrote nothing: it is not pending as placed, or the posting
-    was refused; the charge takes its usual path, which reads the hold and answers exactly."""
+class Ungated(Exception):
+    """A posting under a `Gate` wrote nothing: the gate found no row, or the posting was
+    refused or could not go in one statement. The caller takes its usual path, which answers
+    exactly (for a charge of a hold as placed, `charge` itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +207,12 @@ def place(
     prices: PriceList,
     ttl: timedelta,
     rider: Rider | None = None,
+    gate: Gate | None = None,
 ) -> Hold:
     """Set aside a pending amount of `tokens`, or refuse with `QuotaExceededError` and write
     nothing. `rider`: the caller's own writes, in the hold's one statement where there is one
-    (`Hold.rider_values`; else the caller writes them itself)."""
+    (`Hold.rider_values`; else the caller writes them itself). With `gate` the hold is written
+    in one statement under it or not at all (`Ungated`)."""
     if tokens < 0:
         raise InvalidInputError(f"a hold's pending amount must not be negative, got {tokens}")
     conn = connection_of(db)
@@ -247,9 +250,13 @@ def place(
     key = f"hold:{hold_id}"
     if legs and _one_statement(conn):
         held = Rider(_HOLD_RIDER, {f"h_{name}": value for name, value in row.items()})
-        found = post_in_one_statement(conn, key, "hold", legs, accounts, held + (rider or NO_RIDER))
+        found = post_in_one_statement(
+            conn, key, "hold", legs, accounts, held + (rider or NO_RIDER), gate=gate
+        )
         if found is not None:
             return hold if rider is None else replace(hold, rider_values=found[1:])
+    if gate is not None:
+        raise Ungated
     if legs:
         post(conn, key, "hold", legs, locked=accounts)
     _INSERT_HOLD.run(conn, row)
@@ -319,7 +326,7 @@ def _resolve_posting(
     close the hold and record the resolution: on PostgreSQL in one statement, with the caller's
     `rider`, whose `returning` values come back (None: the rider was not written, the caller
     writes its rows itself); else (or when `post_in_one_statement` declines) statement by
-    statement. With `gate` (a hold not read first) only in one statement: `_Ungated` when that
+    statement. With `gate` (a hold not read first) only in one statement: `Ungated` when that
     writes nothing."""
     if legs and locked is None:
         locked = lock_accounts(conn, [leg.account for leg in legs])
@@ -330,7 +337,7 @@ def _resolve_posting(
         if found is not None:
             return found[1:]
     if gate is not None:
-        raise _Ungated
+        raise Ungated
     tx_id = post(conn, key, kind, legs, memo, locked=locked).transaction_id if legs else None
     closed = {"hold_id": hold.id, "status": resolution["outcome"], "closed_at": resolution["created_at"]}
     _CLOSE_HOLD.run(conn, closed)
@@ -438,7 +445,7 @@ def charge(
         try:
             capped = reported.capped(placed.tokens)
             return _post(conn, placed, capped, reported, prices, memo, rider, _pending_as(placed))
-        except (_Ungated, InvalidInputError):  # refused before anything was written
+        except (Ungated, InvalidInputError):  # refused before anything was written
             pass
     hold, _ = _lock_pending(conn, hold_id)
     return _post(conn, hold, reported.capped(hold.tokens), reported, prices, memo, rider)
