@@ -373,6 +373,12 @@ class Gate:
     params: Mapping[str, Any]
 
 
+def _bigint_array(values: Iterable[int]) -> str:
+    """A PostgreSQL array literal of integers (the statement casts it): psycopg's list dumper
+    scans every element of a list to choose the array's type, 4 % of the gateway's CPU."""
+    return "{" + ",".join(str(int(value)) for value in values) + "}"
+
+
 def post_in_one_statement(
     conn: Connection,
     key: str,
@@ -403,8 +409,8 @@ def post_in_one_statement(
         "tx_memo": memo,
         "tx_digest": posting_digest(kind, legs),
         "tx_created_at": utcnow(),
-        "leg_accounts": [locked[leg.account].id for leg in ordered],
-        "leg_amounts": [leg.amount for leg in ordered],
+        "leg_accounts": _bigint_array(locked[leg.account].id for leg in ordered),
+        "leg_amounts": _bigint_array(leg.amount for leg in ordered),
         **rider.params,
         **(gate.params if gate is not None else {}),
     }
