@@ -760,9 +760,11 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
     """Run the gateway's own admission and settlement transactions back to back in this
     process and time each one: what a request costs in the database alone, and how many SQL
     statements it takes, so the end-to-end figures can be split into database and the rest.
-    Statements are counted both through SQLAlchemy's cursor events and on the prebuilt ones
-    that go to the driver's cursor directly (when the gateway under test has them: a
-    before/after run may point `PYTHONPATH` at an older export)."""
+    The key is looked up first, as a served request's lane is, so a worker that remembers it
+    takes its path. Statements are counted at the driver on PostgreSQL (every psycopg execute,
+    whatever sent it; BEGIN and COMMIT not among them) and, on SQLite, through SQLAlchemy's
+    cursor events and on the prebuilt ones that go to the driver's cursor directly (when the
+    gateway under test has them: a before/after run may point `PYTHONPATH` at an older export)."""
     import importlib.util
     from unittest import mock
 
@@ -789,18 +791,30 @@ async def transaction_costs(database_url: str, secret: str, requests: int) -> li
         nonlocal statements
         statements += 1
 
-    event.listen(gateway.db.engine, "before_cursor_execute", count)
+    await gateway.lane_of(secret)
     counting: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if importlib.util.find_spec("tokenclub.db.prebuilt") is not None:
-        from tokenclub.db.prebuilt import Prebuilt
+    if gateway.db.engine.dialect.name == "postgresql":
+        import psycopg
 
-        prebuilt_run = Prebuilt.run
+        execute = psycopg.Cursor.execute
 
-        def counted_run(self: Prebuilt, conn: Any, params: Any) -> list[Any]:
+        def counted_execute(self: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
             count()
-            return prebuilt_run(self, conn, params)
+            return execute(self, *args, **kwargs)
 
-        counting = mock.patch.object(Prebuilt, "run", counted_run)
+        counting = mock.patch.object(psycopg.Cursor, "execute", counted_execute)
+    else:
+        event.listen(gateway.db.engine, "before_cursor_execute", count)
+        if importlib.util.find_spec("tokenclub.db.prebuilt") is not None:
+            from tokenclub.db.prebuilt import Prebuilt
+
+            prebuilt_run = Prebuilt.run
+
+            def counted_run(self: Prebuilt, conn: Any, params: Any) -> list[Any]:
+                count()
+                return prebuilt_run(self, conn, params)
+
+            counting = mock.patch.object(Prebuilt, "run", counted_run)
     counting.__enter__()
     usage = Usage(_prompt_tokens(request_body(Target("", "", 0, MODEL), "non-stream")), len(REPLY_WORDS))
 
