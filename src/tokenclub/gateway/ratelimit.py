@@ -104,6 +104,8 @@ _REQUESTS_RIDER = """, requested AS (
     RETURNING requests, tokens
 )"""
 """A request counted in its key's window, with the posting of its hold."""
+REQUEST_COUNTS = 2
+"""Values `DatabaseRateLimiter.requests_rider` returns: the window's requests and tokens."""
 
 
 class DatabaseRateLimiter:

@@ -34,7 +34,13 @@ from tokenclub.gateway.billing import Charge, Hold, QuotaExceededError, RequestI
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import INVALID_KEY, ApiError
 from tokenclub.gateway.metrics import Metrics
-from tokenclub.gateway.ratelimit import DatabaseRateLimiter, RateLimitedError, RateLimiter, Standing
+from tokenclub.gateway.ratelimit import (
+    REQUEST_COUNTS,
+    DatabaseRateLimiter,
+    RateLimitedError,
+    RateLimiter,
+    Standing,
+)
 from tokenclub.gateway.upstream import ModelRoute, Upstream
 from tokenclub.guard.service import Decision, GatewayGuard, record
 from tokenclub.ledger.holds import Ungated
@@ -192,10 +198,11 @@ class Gateway:
         except (Ungated, InvalidInputError, QuotaExceededError):  # nothing was written
             return None
         assert hold.rider_values is not None
+        counts = KEY_FIELDS + REQUEST_COUNTS
         fields, counted, theirs = (
             hold.rider_values[:KEY_FIELDS],
-            hold.rider_values[KEY_FIELDS : KEY_FIELDS + 2],
-            hold.rider_values[KEY_FIELDS + 2 :],
+            hold.rider_values[KEY_FIELDS:counts],
+            hold.rider_values[counts:],
         )
         try:
             standing = counters.standing(int(counted[0]), int(counted[1]), now)
@@ -236,9 +243,8 @@ class Gateway:
             # fewer); its row is then locked after the accounts, the other way round from an
             # admission of a key not remembered, which cannot deadlock: a customer's units run
             # one transaction at a time, in every process, on its lane's lock
-            # (`gateway/dbwork.py`). Elsewhere the
-            # counter is a statement of its own: first, or after a charge that was not written
-            # in one statement.
+            # (`gateway/dbwork.py`). Elsewhere the counter is a statement of its own: first, or
+            # after a charge that was not written in one statement.
             counter = counters.tokens_rider(admitted.key.id, tokens) if counters is not None else None
             prices = self.config.prices
             if counter is None:
