@@ -90,22 +90,22 @@ _UPSERT = CounterUpsert(
 the ORM class so executing it skips the ORM's insert machinery."""
 
 
-_TOKENS_RIDER = """, counted AS (
+_COUNTER_RIDER = """, counted AS (
     INSERT INTO rate_counters (key_id, "window", requests, tokens)
-    SELECT %(rc_key_id)s, %(rc_window)s, 0, %(rc_tokens)s FROM tx
-    ON CONFLICT (key_id, "window") DO UPDATE SET tokens = rate_counters.tokens + excluded.tokens
-)"""
-"""A key's tokens added to its window's counter, with the posting that charges them."""
-
-_REQUESTS_RIDER = """, requested AS (
-    INSERT INTO rate_counters (key_id, "window", requests, tokens)
-    SELECT %(rq_key_id)s, %(rq_window)s, 1, 0 FROM tx
-    ON CONFLICT (key_id, "window") DO UPDATE SET requests = rate_counters.requests + excluded.requests
+    SELECT %(rc_key_id)s, %(rc_window)s, %(rc_requests)s, %(rc_tokens)s FROM tx
+    ON CONFLICT (key_id, "window") DO UPDATE
+    SET requests = rate_counters.requests + excluded.requests, tokens = rate_counters.tokens + excluded.tokens
     RETURNING requests, tokens
 )"""
-"""A request counted in its key's window, with the posting of its hold."""
+"""Requests and tokens added to a key's window's counter, with the posting they go with (a
+hold's request, a charge's tokens)."""
 REQUEST_COUNTS = 2
 """Values `DatabaseRateLimiter.requests_rider` returns: the window's requests and tokens."""
+
+
+def _counter_rider(key_id: int, now: float, requests: int, tokens: int, returning: str = "") -> Rider:
+    params = {"rc_key_id": key_id, "rc_window": _window(now)[0], "rc_requests": requests, "rc_tokens": tokens}
+    return Rider(_COUNTER_RIDER, params, returning)
 
 
 class DatabaseRateLimiter:
@@ -145,15 +145,13 @@ class DatabaseRateLimiter:
         settlement's counter without a round trip of its own; None when there is nothing to add."""
         if not tokens:
             return None
-        window = _window(time.time() if now is None else now)[0]
-        return Rider(_TOKENS_RIDER, {"rc_key_id": key_id, "rc_window": window, "rc_tokens": tokens})
+        return _counter_rider(key_id, time.time() if now is None else now, 0, tokens)
 
     def requests_rider(self, key_id: int, now: float) -> Rider:
         """`admit`'s count as a write in the hold's one statement (`Rider`, PostgreSQL); it
         returns the window's requests and tokens after it, for `standing`."""
-        params = {"rq_key_id": key_id, "rq_window": _window(now)[0]}
-        return Rider(
-            _REQUESTS_RIDER, params, ", (SELECT requests FROM requested), (SELECT tokens FROM requested)"
+        return _counter_rider(
+            key_id, now, 1, 0, ", (SELECT requests FROM counted), (SELECT tokens FROM counted)"
         )
 
     def usage(self, session: Session, key_id: int, now: float) -> tuple[int, int]:
