@@ -257,7 +257,12 @@ class ViewScanner:
     @property
     def room(self) -> int:
         """Characters `feed` takes before its next scan: text shorter than this is only held."""
-        return self._scanned + max(self.batch, self._due) - self._received
+        return self._next_scan - self._received
+
+    @property
+    def _next_scan(self) -> int:
+        """Characters received at which `feed` scans next."""
+        return self._scanned + max(self.batch, self._due)
 
     @property
     def spans(self) -> tuple[LeakSpan, ...]:
@@ -278,7 +283,7 @@ class ViewScanner:
             return ""
         gathered = self._received - self._scanned
         if gathered < self.batch or gathered < self._due:
-            self._next = self._scanned + max(self.batch, self._due)
+            self._next = self._next_scan
             return ""
         self._scan_pending()
         if self._decoded_length - self._checked >= CHECK_EVERY:
@@ -306,7 +311,7 @@ class ViewScanner:
             self._add(self._decoder.feed(self._pending[self._scanned - self._released :]))
             self._scanned = self._received
             self._due = self._batch()
-            self._next = self._scanned + max(self.batch, self._due)
+            self._next = self._next_scan
 
     def _add(self, decoded: str) -> None:
         if not decoded:
