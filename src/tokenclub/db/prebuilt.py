@@ -6,7 +6,8 @@ The gateway runs 15 prebuilt statements a request, so they skip that layer: SQLA
 compiler still writes the SQL and supplies each parameter's bind processor (the SQLite datetime
 format, for one), once per dialect and set of parameter names; driver errors are re-raised as
 SQLAlchemy's (`IntegrityError`, a deadlock's SQLSTATE on `orig`), so callers see the same
-exceptions. They run inside the caller's transaction; no cursor events fire for them. Rows come
+exceptions. They run inside the caller's transaction; no cursor events fire for them, so they
+call `db.speculation.before_statement` themselves. Rows come
 back as the driver returns them (no result processing), so only plain integer and text columns
 are read back through here.
 """
@@ -23,6 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from tokenclub.db.speculation import before_statement
 
 Params = Mapping[str, Any]
 
@@ -67,6 +70,7 @@ class Prebuilt:
         dialect = conn.dialect
         compiled = self._compile(dialect, tuple(sorted(sets[0])))
         rows = [_bind(compiled, p) for p in sets]
+        before_statement(conn)
         driver = conn.connection.driver_connection
         assert driver is not None
         cursor = driver.cursor()
@@ -90,6 +94,7 @@ def driver_row(conn: Connection, sql: str, params: Params) -> tuple[Any, ...] | 
     CPU (24 against 48 µs for a small PostgreSQL statement here), a driver error re-raised as
     SQLAlchemy's, as `Prebuilt.run` does."""
     dialect = conn.dialect
+    before_statement(conn)
     driver = conn.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()

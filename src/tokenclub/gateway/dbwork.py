@@ -24,7 +24,12 @@ batch that still meets a deadlock or a serialization failure (against a writer o
 gateway, e.g. a CLI posting) is rolled back and run again whole; units are plain functions of
 the session, so running one again is safe. A batch's BEGIN, its `synchronous_commit` setting and
 its lock go to the server as one message (the connection is in autocommit mode for the batch
-and the writer begins the transaction itself): one round trip, not two.
+and the writer begins the transaction itself): one round trip, not two. The units' one-statement
+postings then go to the server together (`db/speculation.py`): a batch of n admissions is one
+round trip for their statements, not n; a guess that does not hold runs the batch again one
+unit at a time, as a refused unit does. Units queued together must therefore not depend on each
+other's Python results (a request queues its settlement only once its admission has answered);
+what one unit leaves in a shared cache is a hint to another, never an answer.
 
 A unit run with `durable=False` (an admission: a hold that only reserves) lets a batch made of
 such units alone commit without waiting for the flush (`synchronous_commit` off for that
@@ -53,6 +58,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from psycopg.pq import TransactionStatus
@@ -60,6 +66,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from tokenclub.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
+from tokenclub.db.speculation import Mispredicted, run_parked, speculating, watch
 from tokenclub.ledger.posting import LockedAccount, kept_locks
 
 T = TypeVar("T")
@@ -112,6 +119,8 @@ class _Lane:
         self._queue: deque[_Unit[Any]] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="db-lane")
+        self.mispredicted = 0
+        """Batches run again one unit at a time because a speculation did not hold."""
 
     def add(self, unit: _Unit[Any]) -> None:
         self._queue.append(unit)
@@ -221,6 +230,9 @@ class _Lane:
             if guarded:
                 self._guarded(session, batch, kept)
                 return
+            if self.postgres:
+                self._speculated(session, batch)
+                return
             for unit in batch:
                 try:
                     result = _run(session, unit)
@@ -229,6 +241,22 @@ class _Lane:
                         raise
                     raise _Refused from exc  # the caller rolls back; the batch runs again guarded
                 unit.outcome = (True, result)
+
+    def _speculated(self, session: Session, batch: list[_Unit[Any]]) -> None:
+        """The units with their one-statement postings sent together (`db/speculation.py`); a
+        guess that did not hold, like a refused unit, has the batch run again with savepoints,
+        one unit at a time."""
+        with speculating(session.connection()) as speculation:
+            try:
+                results = run_parked(speculation, [partial(_run, session, unit) for unit in batch])
+            except Exception as exc:
+                if _retryable(exc):  # the whole batch runs again
+                    raise
+                if isinstance(exc, Mispredicted):
+                    self.mispredicted += 1
+                raise _Refused from exc
+        for unit, result in zip(batch, results, strict=True):
+            unit.outcome = (True, result)
 
     def _guarded(self, session: Session, batch: list[_Unit[Any]], kept: dict[str, LockedAccount]) -> None:
         """Each unit in its own savepoint: a refused one undoes only its own writes, and the
@@ -278,11 +306,17 @@ class DatabaseWork:
         self.alone = alone
         self.postgres = db.engine.dialect.name == "postgresql"
         if self.postgres:
+            watch(db.engine)
             self._lanes = [_Lane(db, max_batch, (GATEWAY_LOCK + i,)) for i in range(lanes)]
             self._global = _Lane(db, max_batch, tuple(GATEWAY_LOCK + i for i in range(lanes)))
         else:
             self._global = _Lane(db, max_batch, ())
             self._lanes = [self._global]
+
+    @property
+    def mispredicted(self) -> int:
+        """Batches run again one unit at a time because their speculation did not hold."""
+        return sum(lane.mispredicted for lane in {*self._lanes, self._global})
 
     async def run(self, work: Callable[[Session], T], durable: bool = True, lane: int | None = None) -> T:
         """Queue `work` for the next batch of its lane (or run it here, see the module's

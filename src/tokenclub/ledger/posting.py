@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.db.prebuilt import Prebuilt, driver_row
 from tokenclub.db.schema import LedgerAccount, LedgerEntry, LedgerTransaction
+from tokenclub.db.speculation import speculation_of
 from tokenclub.db.types import utcnow
 from tokenclub.errors import (
     IdempotencyConflictError,
@@ -396,7 +397,8 @@ def post_in_one_statement(
     Returns the new transaction's id followed by the rider's `returning` values, or None when
     nothing was written because the posting is refused, its key was used or its `gate` found
     no row; the caller then takes `post`'s path, which answers those cases (a replay, or the
-    refusal) exactly as always."""
+    refusal) exactly as always. In a batch run by `db.speculation` the statement is sent with
+    the batch's others, and one that writes nothing undoes the batch instead."""
     _validate(key, legs)
     try:
         _check(locked, legs, {})
@@ -420,6 +422,13 @@ def post_in_one_statement(
         riders=rider.sql,
         returning=rider.returning,
     )
+    speculation = speculation_of(conn)
+    if speculation is not None:  # sent with the batch's others: its balances move before
+        _moved(conn, locked, legs)
+        found = speculation.row(statement, params)
+        if found is None:
+            speculation.miss()
+        return found
     found = driver_row(conn, statement, params)
     if found is None:
         return None
