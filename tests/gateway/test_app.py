@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 
 import httpx
@@ -11,12 +12,13 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from sqlalchemy import func, select
 
-from tests.gateway.conftest import MODEL, Customer
+from tests.gateway.conftest import MODEL, Customer, config
 from tests.gateway.fake_upstream import REPLY
 from tokenclub.accounts.customers import balance_summary
 from tokenclub.accounts.keys import revoke_key
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import ApiKey, CreditHold, UsageEvent
+from tokenclub.gateway.app import create_app
 from tokenclub.ledger.posting import audit
 
 QUESTION = "서울은 어떤 도시인가요?"
@@ -288,3 +290,26 @@ def test_health_and_metrics(gateway: str, make_customer: Callable[..., Customer]
     assert 'tokenclub_tokens_total{charge="free",kind="completion",model="tiny"} 3.0' in metrics
     assert 'tokenclub_tokens_total{charge="free",kind="prompt",model="tiny"} 1.0' in metrics
     assert "tokenclub_request_seconds_bucket" in metrics
+
+
+def test_start_up_freezes_what_it_built_so_the_collector_stops_traversing_it(
+    _sqlite_db: Database, upstream_url: str
+) -> None:
+    """Once warm, the worker's long-lived objects leave the collector's generations (the
+    permanent one is not traversed): the gateway itself is one of them."""
+    app = create_app(config(_sqlite_db, upstream_url))
+    gateway = app.state.gateway
+
+    def tracked() -> bool:
+        return any(found is gateway for found in gc.get_objects())
+
+    async def start() -> bool:
+        async with app.router.lifespan_context(app):
+            await app.state.warming
+            return tracked()
+
+    assert tracked()
+    try:
+        assert not asyncio.run(start())
+    finally:
+        gc.unfreeze()

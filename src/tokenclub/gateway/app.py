@@ -28,7 +28,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     gateway = Gateway(config)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         await gateway.sweep()
         guard = config.guard
 
@@ -42,7 +42,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             gc.collect()
             gc.freeze()
 
-        warming = asyncio.create_task(warm())
+        warming = served.state.warming = asyncio.create_task(warm())
 
         async def sweeper() -> None:
             while True:
