@@ -62,8 +62,6 @@ class Speculation:
         self.queue: list[_Queued] = []
         self.resumed = False
         self.missed = False
-        self.statements = 0
-        """Statements sent in the batch's one round trip (for tests and benches)."""
 
     def row(self, sql: str, params: Any) -> tuple[Any, ...] | None:
         """The statement's first row: queued, and answered once the queue has been sent."""
@@ -114,7 +112,6 @@ class Speculation:
         finally:
             for cursor in cursors:
                 cursor.close()
-        self.statements += len(queue)
 
 
 def speculation_of(conn: Connection) -> Speculation | None:

@@ -38,7 +38,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             # What start-up built (imports, the guard's tables: some 320,000 tracked objects)
             # lives as long as the worker. Frozen, it is no longer traversed by every full
             # collection of the cyclic garbage collector, which took a third of the worker's CPU
-            # under load (docs/gateway.md, "The garbage collector").
+            # under load (docs/gateway.md, "A batch's postings in one round trip; the garbage collector").
             gc.collect()
             gc.freeze()
 
