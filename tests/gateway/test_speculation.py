@@ -19,6 +19,7 @@ from tokenclub.accounts.customers import balance_summary
 from tokenclub.accounts.keys import revoke_key
 from tokenclub.db import speculation
 from tokenclub.db.engine import Database
+from tokenclub.db.prebuilt import driver_row
 from tokenclub.db.schema import CreditHold, RateCounter
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import ApiError
@@ -170,4 +171,25 @@ def test_a_statement_after_a_unit_resumed_undoes_the_batch_even_if_the_unit_catc
     answers = _batch(work, [_hold(customer), place_then_count, _hold(customer)])
     assert answers[1] == 2
     assert work.mispredicted == 1
+    assert _books(pg_db, customer) == (10_000 - 300, 3, [])
+
+
+def test_a_queued_statement_that_fails_on_the_server_is_answered_as_one_unit_at_a_time_would(
+    pg_db: Database, customer: Customer, sends: list[int]
+) -> None:
+    """The error comes back for the whole round trip; the units parked beside it are abandoned
+    and the batch runs again with a savepoint per unit, so only the failing unit fails."""
+    work = DatabaseWork(pg_db)
+
+    def divide(session: Session) -> Any:
+        conn = session.connection()
+        speculating = speculation.speculation_of(conn)
+        if speculating is not None:
+            return speculating.row("SELECT 1 / 0", {})
+        return driver_row(conn, "SELECT 1 / 0", {})
+
+    answers = _batch(work, [_hold(customer), _hold(customer), divide, _hold(customer)])
+    assert [type(answer).__name__ for answer in answers] == ["Hold", "Hold", "DataError", "Hold"]
+    assert sends == [4]  # the one round trip that failed; the rerun sends nothing ahead
+    assert work.mispredicted == 0
     assert _books(pg_db, customer) == (10_000 - 300, 3, [])
