@@ -4,9 +4,11 @@ group commit of queued units, and the key owners the gateway remembers."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import openai
@@ -25,6 +27,7 @@ from tokenclub.db.guard_schema import GuardEvent
 from tokenclub.db.ledger_schema import HoldResolution
 from tokenclub.db.schema import CreditHold, LedgerAccount, LedgerEntry, LedgerTransaction, RateCounter
 from tokenclub.errors import InsufficientBalanceError, InvalidInputError, NotFoundError
+from tokenclub.gateway import ratelimit, service
 from tokenclub.gateway.billing import Hold, QuotaExceededError, Usage, place_hold
 from tokenclub.gateway.dbwork import DatabaseWork
 from tokenclub.gateway.errors import ApiError
@@ -505,6 +508,10 @@ def test_a_remembered_keys_admission_is_one_statement_and_answers_as_the_usual_p
     hold's statement. Every answer is the usual path's: the same key, hold and counts; a
     revoked key 401, a fourth request in the window 429 and a hold beyond the allowance
     refused, each with nothing written."""
+    # One moment in the middle of a rate window: the counts and the reset never cross its end.
+    clock = SimpleNamespace(time=lambda: 1_800_000_030.0, perf_counter=time.perf_counter)
+    monkeypatch.setattr(service, "time", clock)
+    monkeypatch.setattr(ratelimit, "time", clock)
     limits = DatabaseRateLimiter(Limits(3, 10**9))
     remembering = Gateway(replace(config(db, "http://127.0.0.1:9", limits), routes={}))
     usual = Gateway(replace(config(db, "http://127.0.0.1:9", limits), routes={}))
