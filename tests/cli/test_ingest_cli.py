@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -158,3 +160,26 @@ def test_ingest_text_field_names_the_sql_dump_column_that_becomes_the_documents(
     assert not any(doc["text"][:30] in content_starts for doc in dumped)
     default = run_cli(home, "extract", str(dump))
     assert "content (named)" in default.stdout
+
+
+def test_the_ingest_command_freezes_what_its_imports_built_before_the_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The command's process does one ingest: the collector's full collections no longer
+    traverse the objects that exist when it starts (the permanent generation is not)."""
+    from tokenclub.cli import ingest_cmd
+    from tokenclub.ingest import service
+
+    frozen: list[int] = []
+
+    def ingest(*_: object, **__: object) -> dict[str, object]:
+        frozen.append(gc.get_freeze_count())
+        return {}
+
+    monkeypatch.setattr(service, "ingest", ingest)
+    gc.unfreeze()
+    try:
+        ingest_cmd._ingest(cast(Any, None), tmp_path, cast(Any, None), None, True)
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -178,6 +179,9 @@ def _ingest(
     from tokenclub.ingest.receipt import BatchStats
     from tokenclub.ingest.service import ingest
 
+    # The ingest is this process's one job: what the imports built lives to the end, and frozen
+    # the cyclic collector's full collections stop traversing it (docs/scale.md).
+    gc.freeze()
     if quiet:
         return ingest(db, home, job, executor=mapper)
     with Progress(
