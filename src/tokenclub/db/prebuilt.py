@@ -79,7 +79,7 @@ class Prebuilt:
                 cursor.executemany(compiled.sql, rows)
                 return []
             cursor.execute(compiled.sql, rows[0])
-            return list(cursor.fetchall()) if _returns_rows(cursor) else []
+            return list(cursor.fetchall()) if returns_rows(cursor) else []
         except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 compiled.sql, rows, exc, dialect.loaded_dbapi.Error, dialect=dialect
@@ -100,7 +100,7 @@ def driver_row(conn: Connection, sql: str, params: Params) -> tuple[Any, ...] | 
     cursor = driver.cursor()
     try:
         cursor.execute(sql, params)
-        row = cursor.fetchone() if _returns_rows(cursor) else None
+        row = cursor.fetchone() if returns_rows(cursor) else None
         return None if row is None else tuple(row)
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
@@ -108,7 +108,7 @@ def driver_row(conn: Connection, sql: str, params: Params) -> tuple[Any, ...] | 
         cursor.close()
 
 
-def _returns_rows(cursor: Any) -> bool:
+def returns_rows(cursor: Any) -> bool:
     """Whether the statement just run returned a result with columns. psycopg's `description`
     builds a column object per column on every read (18 a request here, 60 µs of a lane's
     CPU); its result's field count answers the same without them."""

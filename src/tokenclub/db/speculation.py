@@ -92,6 +92,8 @@ class Speculation:
         """The queued statements, in one round trip; each row kept for its unit."""
         if not self.queue:
             return
+        from tokenclub.db.prebuilt import returns_rows  # a module-level import would be circular
+
         queue, self.queue = self.queue, []
         driver = self.conn.connection.driver_connection
         assert driver is not None
@@ -104,7 +106,7 @@ class Speculation:
                     cursor.execute(queued.sql, queued.params)
                     cursors.append(cursor)
             for queued, cursor in zip(queue, cursors, strict=True):
-                found = cursor.fetchone() if cursor.pgresult is not None and cursor.pgresult.nfields else None
+                found = cursor.fetchone() if returns_rows(cursor) else None
                 queued.row = None if found is None else tuple(found)
         except dialect.loaded_dbapi.Error as exc:
             sent = f"{len(queue)} statements in one pipeline"
@@ -121,7 +123,7 @@ def speculation_of(conn: Connection) -> Speculation | None:
 
 def before_statement(conn: Connection) -> None:
     """The hook every statement run on the driver directly passes (`db/prebuilt.py`)."""
-    found: Speculation | None = conn.info.get(_SPECULATION)
+    found = speculation_of(conn)
     if found is not None:
         found.before_statement()
 
@@ -170,6 +172,6 @@ def run_parked(speculation: Speculation, works: Sequence[Callable[[], T]]) -> li
         for runner in started:
             if not runner.dead:
                 runner.throw()  # GreenletExit: unwinds the abandoned unit
-    if speculation.missed:
-        raise Mispredicted("a batch statement did not do what it was run for")
+    if speculation.missed:  # a unit caught the exception: the batch is undone all the same
+        speculation.miss()
     return results
