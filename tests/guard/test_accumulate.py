@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -25,7 +27,7 @@ from tokenclub.guard.detection.accumulate import (
     standing,
     worst,
 )
-from tokenclub.guard.detection.scanner import LeakScanner, LeakSpan
+from tokenclub.guard.detection.scanner import LeakScanner, LeakSpan, StreamScanner
 from tokenclub.guard.indexing.index import GuardIndex
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.state.tallies import add_credits, window_totals
@@ -108,12 +110,21 @@ def test_a_copied_clause_below_the_leak_length_is_credited_to_its_partner(
     assert 31 - len(guard_text(piece)) // 10 <= got[partner_of(doc)] <= len(guard_text(piece))
 
 
-def test_fresh_text_earns_almost_no_credit(guard_index: GuardIndex) -> None:
-    """600 texts the index never saw: one KLUE premise shares a 31+ letter phrase about
-    elections with a petition and earns 18 letters; nothing else earns any."""
+def test_fresh_text_earns_no_credit(guard_index: GuardIndex) -> None:
+    """600 texts the index never saw: six of them hold two chance filter hits a stride apart (a
+    31-letter chain, as long as the credits' shortest), and no document holds those grams, so
+    none is any partner's and nothing earns credit. (An attribution filter of 4 bits per gram
+    gave one of those chance chains, a KLUE premise about elections, to a partner.)"""
     texts = [t for source in fresh_texts().values() for t in source[:200]]
-    earned = [c for c in (reply_credits(guard_index, t, BUDGET) for t in texts) if c]
-    assert earned == [{3: 18}]
+    params = replace(guard_index.params, hits=BUDGET.min_hits, strict_hits=BUDGET.min_hits)
+    chains: list[LeakSpan] = []
+    for text in texts:
+        scanner = StreamScanner(guard_index, params, "redact")
+        scanner.feed(text)
+        scanner.finish()
+        chains += scanner.spans
+    assert len(chains) == 6 and {(c.matched, c.partner_ids) for c in chains} == {(31, ())}
+    assert [c for c in (reply_credits(guard_index, t, BUDGET) for t in texts) if c] == []
 
 
 def _key_and_partners(db: Database) -> tuple[int, int, int, int, int]:

@@ -71,10 +71,12 @@ def test_pieces_apart_do_not_join(guard_index: GuardIndex) -> None:
 
 
 def test_fragments_of_fresh_text_never_join(guard_index: GuardIndex) -> None:
+    """7,000 fresh texts leave 5 fragments: grams they share with petitions. Their chance filter
+    hits (about 2 % of positions) are no document's, so no partner's, and leave none."""
     texts = [t for source in fresh_texts().values() for t in source]
-    fragments = [f for text in texts[::3] for f in fragments_of(guard_index, text)][:250]
-    assert len(fragments) == 250  # fresh text shares stock phrases with petitions: runs of one hit
-    assert sum(f.hits for f in fragments) == 250
+    fragments = [f for text in texts for f in fragments_of(guard_index, text)]
+    assert (len(fragments), sum(f.hits for f in fragments)) == (5, 7)
+    assert all(f.partners for f in fragments)
     assert [a for a in fragments for b in fragments if a is not b and join(a, b, guard_index)] == []
 
 
@@ -174,4 +176,4 @@ def test_screened_joins_equal_testing_every_pair(guard_index: GuardIndex) -> Non
         screened = {(id(j.first), id(j.second)) for j in joins(new, earlier, guard_index)}
         assert screened == every
         found += len(every)
-    assert found == 8  # neighbouring pieces drawn together, both ways round
+    assert found == 43  # neighbouring pieces drawn together, both ways round

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -40,7 +41,7 @@ def test_params_follow_the_leak_length() -> None:
     assert PARAMS.guaranteed_length(strict=True) == 45
     long = IndexParams.for_leak_length(128, seed=1)
     assert (long.stride, long.guaranteed_length()) == (20, 125)
-    assert long.bytes_per_letter() == pytest.approx(12 / 8 / 20)
+    assert long.bytes_per_letter() == pytest.approx(8 / 8 / 20)  # no attribution filter by default
     with pytest.raises(ValueError, match="width below"):
         IndexParams.for_leak_length(28)
     assert PARAMS.expected_false_alarms(4_640) < 1e-4
@@ -58,19 +59,49 @@ def test_every_stride_gram_of_every_document_is_found(guard_index: GuardIndex) -
     assert guard_index.attribute(keys[owner == 4]) == (partner_of(4),)
 
 
-def test_attribution_names_each_owner_among_many_partners(tmp_path: Path) -> None:
-    with writer(tmp_path / "guard", PARAMS, capacity=100_000) as index:
+WITH_FILTERS = dataclasses.replace(PARAMS, partner_bits=4.0)
+"""A generation made with attribution filters, as every one was before the document table named partners."""
+
+
+@pytest.mark.parametrize("params", [PARAMS, WITH_FILTERS], ids=["document table", "attribution filter"])
+def test_attribution_names_each_owner_among_many_partners(tmp_path: Path, params: IndexParams) -> None:
+    with writer(tmp_path / "guard", params, capacity=100_000) as index:
         index.add(DOCS, [100 + i % 40 for i in range(len(DOCS))])  # 40 partners
         index.add(DOCS[:3], [500] * 3)  # a reseller holds the first three again
-    keys, owner = document_keys(PARAMS, DOCS)
+    keys, owner = document_keys(params, DOCS)
     for doc in range(len(DOCS)):
         mine = keys[owner == doc]
         expected = (100 + doc % 40, 500) if doc < 3 else (100 + doc % 40,)
         assert index.attribute(mine) == expected
-        # the integer path (a few salted keys) agrees with the vectorised one (82 keys here)
-        assert index.attribute(mine[:2]) == index._attribute_small(sorted(index.partners), mine[:2].tolist())
-        assert set(expected) <= set(index.attribute(mine[:1]))  # one gram: the integer path
+        assert set(expected) <= set(index.attribute(mine[:1]))  # one gram
+        if params.partner_bits:  # the integer path (a few salted keys) agrees with the vectorised one
+            small = index._attribute_small(sorted(index.partners), mine[:2].tolist())
+            assert index.attribute(mine[:2]) == small
+        else:  # exact: one gram of a document is its partner's alone, unless the reseller's too
+            assert index.attribute(mine[:1]) == expected
     assert index.attribute(keys[:0]) == ()
+    chance = np.random.default_rng(3).integers(0, 2**64, size=1, dtype=np.uint64)
+    if not params.partner_bits:
+        assert index.attribute(np.concatenate((keys[owner == 5], chance))) == ()  # no document holds it
+    files = {p.name for p in index.folder.glob("seg-*/*.bin")}
+    assert any(name.startswith("partner-") for name in files) == bool(params.partner_bits)
+
+
+def test_a_generation_made_with_attribution_filters_keeps_them_as_it_regrows(tmp_path: Path) -> None:
+    """Its parameters are fixed when it is made: an index written before the document table named
+    partners regrows with a refilled attribution filter, and attributes from it."""
+    root = tmp_path / "guard"
+    with writer(root, WITH_FILTERS, capacity=2_000) as index:
+        index.add(DOCS[:20], [1] * 20)
+        index.add(DOCS[20:], [2] * 40)
+    grown = open_index(root)
+    assert grown is not None and grown.params.partner_bits == 4.0
+    assert [p.name for p in grown.folder.glob("seg-*/partner-*.bin")]
+    keys, owner = document_keys(WITH_FILTERS, DOCS)
+    assert grown.attribute(keys[owner == 0]) == (1,) and grown.attribute(keys[owner == 59]) == (2,)
+    assert grown.sketch is not None
+    filters, capacity = grown.nbytes - grown.sketch.nbytes, grown.segments[0].capacity
+    assert filters >= (WITH_FILTERS.member_bits + WITH_FILTERS.partner_bits) / 8 * capacity  # both counted
 
 
 def test_index_persists_and_reloads(tmp_path: Path) -> None:

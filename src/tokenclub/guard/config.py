@@ -42,7 +42,12 @@ class GuardSettings(BaseSettings):
         "at less cost and holds more of it back.",
     )
     member_bits: float = Field(default=8.0, gt=0, description="Membership filter bits per indexed gram.")
-    partner_bits: float = Field(default=4.0, ge=1, description="Attribution filter bits per indexed gram.")
+    partner_bits: float = Field(
+        default=0.0,
+        ge=0,
+        description="Attribution filter bits per indexed gram; 0 keeps none and names a copy's "
+        "partners from the gram→document table, exactly.",
+    )
     initial_capacity: int = Field(
         default=DEFAULT_CAPACITY,
         ge=1024,

@@ -9,8 +9,10 @@ partner; the files of neighbouring batches are merged as they come (`merge_runs`
 first, and a table of n documents lies in at most log₂ n files of each kind. A look-up is a
 binary search per run, exact for the 64-bit keys (two different grams share a key with chance
 n/2⁶⁴), so a hit is given to a wrong document only when a chance filter hit also matches a
-stored key: never in practice. The price is 16 bytes per indexed gram (the filters take 1.5):
-it lives in its own files so that a smaller encoding can replace it (docs/leak-guard.md).
+stored key: never in practice. The same look-up names a copy's partners (`partners_of_all`), so
+the index keeps no attribution filter of its own. The price is 16 bytes per indexed gram (the
+membership filter takes 1): it lives in its own files so that a smaller encoding can replace it
+(docs/leak-guard.md).
 
 On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal;
 one batch's or several merged) and ``docs-<first document>.npy`` (guard letters and partner of
@@ -153,6 +155,17 @@ class DocTable:
     @property
     def present(self) -> bool:
         return bool(self._runs)
+
+    def partners_of_all(self, keys: U64) -> tuple[int, ...]:
+        """The partners, in order, whose documents hold every one of `keys` (the grams of one
+        copy; `GuardIndex.attribute`)."""
+        if not len(keys):
+            return ()
+        partner = self.documents["partner"]
+        holders: list[set[int]] = [set() for _ in range(len(keys))]
+        for k, hit in self.lookup_at(keys):
+            holders[k].add(int(partner[hit.doc]))
+        return tuple(sorted(set.intersection(*holders)))
 
     def lookup(self, keys: U64) -> list[Hit]:
         """The (document, ordinal) of every key the table holds."""

@@ -1,8 +1,8 @@
 """The leak-guard index: strided n-gram hashes of all accepted text in Bloom filters, never the text.
 
 Every document's guard stream is cut into grams of `width` letters starting every `stride`
-letters; their keyed hashes go into a membership filter, and the same hashes mixed with the
-contributing partner's salt into a smaller attribution filter. A reply is checked at every
+letters; their keyed hashes go into a membership filter and, with each gram's document, into the
+gram→document table (`doctable.py`), which also says whose a gram is. A reply is checked at every
 position; a copied run shows up as hits exactly `stride` apart, and `hits` of them in a row
 make a leak. A run of `width + hits·stride − 1` letters always contains `hits` stride-aligned
 grams, so every copy at least that long is caught: `IndexParams.for_leak_length` picks the
@@ -13,13 +13,18 @@ On disk (``<home>/guard``)::
 
     CURRENT                 name of the live generation
     gen-000001/meta.json    parameters, segments, partners
-    gen-000001/seg-0000/    member-0000.bin, partner-0000.bin (shard files, memory-mapped)
+    gen-000001/seg-0000/    member-0000.bin (shard files, memory-mapped)
+    gen-000001/docs/        the gram→document table
     gen-000001/parts.log    corpus parts already indexed (for `sync` after a crash)
     write.lock              writers take it; readers never wait
 
-Adding past a segment's capacity opens a new segment twice as large (a query ORs the
-segments); a rebuild writes a new generation sized for the whole corpus and switches CURRENT
-to it atomically, which is also how withdrawn text leaves the index.
+Adding past a segment's capacity regrows the index into one larger segment (`GuardIndex.add`);
+a rebuild writes a new generation sized for the whole corpus and switches CURRENT to it
+atomically, which is also how withdrawn text leaves the index.
+
+A generation made with `partner_bits` > 0 (all of them before the document table named
+partners) also keeps each gram mixed with its partner's salt in an attribution filter
+(``partner-0000.bin``) and attributes from it: that is 4 of its 13 bits per gram.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ class IndexParams:
         width: int = DEFAULT_WIDTH,
         hits: int = DEFAULT_HITS,
         member_bits: float = 8.0,
-        partner_bits: float = 4.0,
+        partner_bits: float = 0.0,
         seed: int | None = None,
     ) -> IndexParams:
         """The sparsest index that still catches every copied run of `leak_length` letters."""
@@ -203,7 +208,7 @@ class Segment:
     capacity: int
     elements: int
     member: Geometry
-    partner: Geometry
+    partner: Geometry | None  # the attribution filter, in a generation made with one
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -211,7 +216,7 @@ class Segment:
             "capacity": self.capacity,
             "elements": self.elements,
             "member": self.member.as_dict(),
-            "partner": self.partner.as_dict(),
+            "partner": self.partner.as_dict() if self.partner else None,
         }
 
     @classmethod
@@ -221,7 +226,7 @@ class Segment:
             data["capacity"],
             data["elements"],
             Geometry(**data["member"]),
-            Geometry(**data["partner"]),
+            Geometry(**data["partner"]) if data.get("partner") else None,
         )
 
 
@@ -239,10 +244,10 @@ class GuardIndex:
         self.withdrawn: frozenset[int] = frozenset(meta.get("withdrawn", ()))
         self.tokens: int = meta["tokens"]
         self.segments = [Segment.from_dict(s) for s in meta["segments"]]
-        # one membership and one attribution filter per segment
+        # one membership filter per segment, and one attribution filter in a generation made with them
         self._members = [BlockedBloom(self.folder / s.name, "member", s.member, mode) for s in self.segments]
         self._attributions = [
-            BlockedBloom(self.folder / s.name, "partner", s.partner, mode) for s in self.segments
+            BlockedBloom(self.folder / s.name, "partner", s.partner, mode) for s in self.segments if s.partner
         ]
         common = meta.get("common")
         self._common_bits: float = common.get("bits", COMMON_BITS) if common else COMMON_BITS
@@ -307,13 +312,18 @@ class GuardIndex:
             member=Geometry(
                 blocks_for(capacity, params.member_bits), best_hashes(params.member_bits), SHARD_BLOCKS
             ),
-            partner=Geometry(
-                blocks_for(capacity, params.partner_bits), best_hashes(params.partner_bits), SHARD_BLOCKS
+            partner=(
+                Geometry(
+                    blocks_for(capacity, params.partner_bits), best_hashes(params.partner_bits), SHARD_BLOCKS
+                )
+                if params.partner_bits
+                else None
             ),
         )
         where = self.folder / segment.name
         self._members.append(BlockedBloom.create(where, "member", segment.member))
-        self._attributions.append(BlockedBloom.create(where, "partner", segment.partner))
+        if segment.partner is not None:
+            self._attributions.append(BlockedBloom.create(where, "partner", segment.partner))
         self.segments.append(segment)
 
     def _save(self) -> None:
@@ -364,7 +374,7 @@ class GuardIndex:
             else:  # a generation written before the document table: a new segment instead
                 self._add_segment(max(2 * last.capacity, len(keys)))
             last = self.segments[-1]
-        member, attribution = self._members[-1], self._attributions[-1]
+        member = self._members[-1]
         if self.sketch is not None:
             # every position, not only the stored grams: a passage shared by many documents
             # sits at a different alignment in each, and each of its grams must be counted
@@ -374,7 +384,8 @@ class GuardIndex:
         write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64))
         self._docs = None
         partners = np.asarray(partner_ids, dtype=np.int64)
-        attribution.add(partner_keys(keys, partner_salts(partners)[owner]))
+        if self._attributions:
+            self._attributions[-1].add(partner_keys(keys, partner_salts(partners)[owner]))
         for partner in np.unique(partners[np.bincount(owner, minlength=len(partners)) > 0]).tolist():
             if partner not in self.partners:
                 self.partners.append(partner)
@@ -383,8 +394,9 @@ class GuardIndex:
         return len(keys)
 
     def _regrow(self, capacity: int) -> None:
-        """One segment of `capacity` grams in place of the full ones, its filters refilled from
-        the document table (every stored gram's key and its document's partner). The sketch is
+        """One segment of `capacity` grams in place of the full ones, its filter (and attribution
+        filter, if the generation has them) refilled from the document table (every stored gram's
+        key and its document's partner). The sketch is
         widened by a whole factor once the capacity asks for it, each row repeated: a key's
         cell moves to one of the copies of its old cell, so no estimate falls. Readers switch
         at their next refresh; the old files go once the new meta is written."""
@@ -392,10 +404,11 @@ class GuardIndex:
         held = sum(s.elements for s in self.segments)
         self.segments, self._members, self._attributions = [], [], []
         self._add_segment(capacity)
-        salts = partner_salts(self.docs.documents["partner"])  # of each document
+        salts = partner_salts(self.docs.documents["partner"]) if self._attributions else None
         for keys, docs in self.docs.entries():
             self._members[0].add(keys)
-            self._attributions[0].add(partner_keys(keys, salts[docs]))
+            if salts is not None:  # of each document
+                self._attributions[0].add(partner_keys(keys, salts[docs]))
         self.segments[0].elements = held
         old_sketch = None
         if self.sketch is not None:
@@ -530,11 +543,15 @@ class GuardIndex:
         return len(keys)
 
     def attribute(self, keys: U64) -> tuple[int, ...]:
-        """Partners whose attribution filter holds every one of `keys` (the grams of one copy):
-        every partner's salted keys in one look-up, as a run is attributed for each fragment."""
+        """Partners that hold every one of `keys` (the grams of one copy), in order: from the
+        document table, exactly (a key no document holds, a chance hit, is no partner's); in a
+        generation made with attribution filters, from them: every partner's salted keys in one
+        look-up, as a run is attributed for each fragment."""
         partners = np.array(sorted(self.partners), dtype=np.int64)
         if not len(partners) or not len(keys):
             return ()
+        if not self._attributions:
+            return self.docs.partners_of_all(keys)
         if len(partners) * len(keys) <= SMALL_ATTRIBUTION:
             return self._attribute_small(partners.tolist(), keys.tolist())
         salts = np.array([partner_salt(int(p)) for p in partners], dtype=np.uint64)
