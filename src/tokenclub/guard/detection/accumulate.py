@@ -3,7 +3,7 @@
 A per-reply guard lets through every copied run shorter than the leak length. Runs that fit
 together are stopped as joins (`guard/detection/fragments.py`); the rest are counted here: each delivered
 reply is also scanned for *short* chains (`min_hits` stride-spaced gram hits, 31 letters with
-the default index), and the letters of each chain the attribution filter gives to a partner,
+the default index), and the letters of each chain the index gives to a partner (`attribute`),
 less a small allowance per letter of the reply, are credited to (key, partner) in time buckets.
 The budget is per customer (its keys summed): past the `soft` budget within the window its
 replies are scanned under the strict threshold; past the `hard` budget its requests are refused.

@@ -126,7 +126,7 @@ def make_fragment(
 
 
 def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:
-    """Every copied run of `text` that the attribution filter gives to a partner."""
+    """Every copied run of `text` that the index gives to a partner (`GuardIndex.attribute`)."""
     width, stride = index.params.width, index.params.stride
     normalized = normalize(text)
     if len(normalized.letters) < width:
