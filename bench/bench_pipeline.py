@@ -25,6 +25,7 @@ is faster). Run: ``bash bench/setup_datatrove.sh && .venv/bin/python bench/bench
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import itertools
 import json
@@ -238,6 +239,9 @@ PAIRS = [
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-ray", action="store_true", help="Leave out the Ray executor's run.")
+    args = parser.parse_args()
     console = Console(width=150)
     spec = PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.2, QualitySettings())
     with tempfile.TemporaryDirectory() as tmp:
@@ -247,7 +251,7 @@ def main() -> None:
         (root / "local").mkdir()
         local = tokenclub_ingest(spec, path, root / "local", None)
         on_ray = None
-        if "--no-ray" not in sys.argv:
+        if not args.no_ray:
             runtime = connect(num_cpus=RAY_CPUS)
             try:
                 (root / "ray").mkdir()
