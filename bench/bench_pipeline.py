@@ -30,7 +30,6 @@ import gzip
 import itertools
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
