@@ -257,7 +257,9 @@ CURVE_SAMPLES = 500
 def size_curve(root: Path, corpus: Corpus) -> Table:
     """Index size against the configured leak length (default width, hits and bits): how far the
     leak length would have to rise for the size target."""
-    grid = Table(title="index size against the leak length (width 26, 5 hits, 8+4 bits per gram)")
+    shape = IndexParams.for_leak_length(LEAK_LENGTHS[0], seed=0)
+    bits = f"{shape.member_bits:g}+{shape.partner_bits:g}"
+    grid = Table(title=f"index size against the leak length (width 26, 5 hits, {bits} bits per gram)")
     for column in (
         "leak length (letters)",
         "stride",
