@@ -64,6 +64,8 @@ def test_accepted_documents_are_guarded_and_attributed(
     assert index is not None
     assert index.tokens == sum(r["tokens"] for r in receipts) > 0
     assert sorted(index.partners) == [a, b]
+    # the settings' default: partners come from the gram→document table, no attribution filter
+    assert index.params.partner_bits == 0 and not list(index.folder.glob("seg-*/partner-*"))
     docs = _long(iter_corpus(db, home))
     assert {d["partner_id"] for d in docs} == {a, b}
     scanner = LeakScanner(index)
