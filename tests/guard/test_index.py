@@ -79,10 +79,14 @@ def test_attribution_names_each_owner_among_many_partners(tmp_path: Path, params
             assert index.attribute(mine[:2]) == small
         else:  # exact: one gram of a document is its partner's alone, unless the reseller's too
             assert index.attribute(mine[:1]) == expected
+        # a partner's own text is its alone: not when a reseller holds it too
+        assert index.owned_by(mine, 100 + doc % 40) == (doc >= 3) and not index.owned_by(mine, 500)
     assert index.attribute(keys[:0]) == ()
     chance = np.random.default_rng(3).integers(0, 2**64, size=1, dtype=np.uint64)
     if not params.partner_bits:
-        assert index.attribute(np.concatenate((keys[owner == 5], chance))) == ()  # no document holds it
+        beside = np.concatenate((chance, keys[owner == 5]))
+        assert index.attribute(beside) == ()  # no document holds the chance key
+        assert index.owned_by(beside, 105) and not index.owned_by(chance, 105)  # passed over, not enough
     files = {p.name for p in index.folder.glob("seg-*/*.bin")}
     assert any(name.startswith("partner-") for name in files) == bool(params.partner_bits)
 

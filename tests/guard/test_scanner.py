@@ -336,3 +336,36 @@ def test_a_shared_reading_finds_what_two_scanners_find(
     assert shared == separate
     assert (ahead.spans, behind.spans) == (alone[0].spans, alone[1].spans)
     assert ahead.spans and behind.spans
+
+
+def test_a_partner_quotes_its_own_text_beside_a_chance_hit(
+    guard_index: GuardIndex, scanner: LeakScanner
+) -> None:
+    """A partner's quote of its own petition passes although its chain starts one stride early
+    with a chance filter hit (2.3 % of positions: about one quote in forty): no document holds
+    that gram, so it is no one's text. Another partner reading the same reply is still stopped."""
+    doc = 7
+    text, owner = petitions()[doc], partner_of(doc)
+    width, stride = guard_index.params.width, guard_index.params.stride
+    source = normalize(text)
+    start = next(p for p in range(100, len(source), stride) if source.owners[p] != source.owners[p - 1])
+    copy = text[source.owners[start] : source.owners[start + 70]]
+    spec = GramHash(width, guard_index.params.seed)
+    rng = np.random.default_rng(5)
+    for _ in range(2_000):
+        prefix = "".join(chr(0xAC00 + int(i)) for i in rng.integers(0, 11_172, size=4))
+        letters = normalize(prefix + copy).letters
+        early = len(normalize(prefix).letters) - stride  # one stride before the copy's first gram
+        keys = spec.at(letters, np.arange(len(letters) - width + 1, dtype=np.int64))
+        if guard_index.counted(keys)[early] and not guard_index.docs.lookup(keys[early : early + 1]):
+            break
+    else:
+        pytest.fail("no chance hit one stride before the copy")
+    reply = prefix + copy
+    [span] = scanner.inspect(reply).spans
+    assert span.start < len(prefix)  # the chain starts with the chance hit
+    assert not scanner.inspect(reply, own=owner).leaked
+    assert scanner.inspect(reply, own=partner_of(doc + 1)).leaked
+    chain = keys[early : early + 5 * stride : stride]
+    assert guard_index.attribute(chain) == () and guard_index.owned_by(chain, owner)
+    assert not guard_index.owned_by(keys[early : early + 1], owner)  # a chance key alone is no one's

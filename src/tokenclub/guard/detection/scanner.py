@@ -380,7 +380,7 @@ class StreamScanner:
         if len(chain.keys) != self._needed:
             return None
         if self.own is not None and self.index is not None:
-            chain.own = self.index.attribute(np.array(chain.keys, dtype=np.uint64)) == (self.own,)
+            chain.own = self.index.owned_by(np.array(chain.keys, dtype=np.uint64), self.own)
         return None if chain.own else chain
 
     def _close(self, checked: int | None) -> None:

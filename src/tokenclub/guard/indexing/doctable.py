@@ -156,16 +156,19 @@ class DocTable:
     def present(self) -> bool:
         return bool(self._runs)
 
-    def partners_of_all(self, keys: U64) -> tuple[int, ...]:
+    def partners_of_all(self, keys: U64, held_only: bool = False) -> tuple[int, ...]:
         """The partners, in order, whose documents hold every one of `keys` (the grams of one
-        copy; `GuardIndex.attribute`)."""
+        copy; `GuardIndex.attribute`). With `held_only`, keys that no document holds (chance
+        filter hits) are passed over, and none is named when no key is held."""
         if not len(keys):
             return ()
         partner = self.documents["partner"]
         holders: list[set[int]] = [set() for _ in range(len(keys))]
         for k, hit in self.lookup_at(keys):
             holders[k].add(int(partner[hit.doc]))
-        return tuple(sorted(set.intersection(*holders)))
+        if held_only:
+            holders = [held for held in holders if held]
+        return tuple(sorted(set.intersection(*holders))) if holders else ()
 
     def lookup(self, keys: U64) -> list[Hit]:
         """The (document, ordinal) of every key the table holds."""

@@ -558,6 +558,17 @@ class GuardIndex:
         held = _held(self._attributions, splitmix(keys[np.newaxis, :] ^ salts[:, np.newaxis]).ravel())
         return tuple(int(p) for p in partners[held.reshape(len(partners), len(keys)).all(axis=1)])
 
+    def owned_by(self, keys: U64, partner: int) -> bool:
+        """Whether a chain of `keys` is `partner`'s own text (a partner may read it): `attribute`
+        names `partner` alone. Keys that no document holds are no one's text: a copy's chain may
+        start one stride before it with a chance hit (2.3 % of positions), which would otherwise
+        block a partner's quote of its own archive; they are passed over, but some key must be
+        held. A generation with attribution filters cannot tell a chance key: there every key
+        must be the partner's."""
+        if self._attributions:
+            return self.attribute(keys) == (partner,)
+        return bool(self.partners) and self.docs.partners_of_all(keys, held_only=True) == (partner,)
+
     def _attribute_small(self, partners: list[int], keys: list[int]) -> tuple[int, ...]:
         """`attribute` for a run of a few grams and few partners, in integers: NumPy's fixed
         cost per call is larger than the work (a chance hit in a streamed reply is one gram)."""
