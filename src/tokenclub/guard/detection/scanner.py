@@ -481,8 +481,9 @@ def _owners(index: GuardIndex, found: list[int]) -> tuple[int, ...]:
     """The partners of a leak's keys; failing that, of the keys less a hit at either end, while
     a leak's worth of hits is left: a chain can reach into the words around the copy by one
     chance hit, which no partner holds (in a filter loaded as designed, 2.3 % of positions hit
-    by chance). A short chain is never cut: its ends are what a leak is made of, and in a
-    generation with attribution filters one chance key is held by some partner's one time in ten."""
+    by chance). A chain is cut only while a leak's worth of hits is left, so a short one is never
+    cut: its lone remaining key would name a partner on too little (in a generation with
+    attribution filters, one chance key is held by some partner's one time in ten)."""
     keys, count = np.array(found, dtype=np.uint64), len(found)
     for lo, hi in ((0, 0), (1, 0), (0, 1), (1, 1)):
         if lo + hi == 0 or count - lo - hi >= index.params.hits:
