@@ -176,7 +176,7 @@ def tokenclub_ingest(spec: PipelineSpec, path: Path, work: Path, executor: Execu
             indexers.append(self)
 
     replaced: dict[tuple[ModuleType, str], Any] = {
-        (background, "index_parts"): _timed(background.index_parts, guard),  # type: ignore[attr-defined]
+        (background, "index_group"): _timed(background.index_group, guard),  # type: ignore[attr-defined]
         (service, "guard_sync"): _timed(service.guard_sync, guard),  # type: ignore[attr-defined]
         (service, "BackgroundIndexer"): Counted,
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,26 +85,24 @@ def test_a_crash_before_indexing_is_caught_up(
     home = tmp_path / "home"
     pid = approved_partner(db, "A")
     upload = write_jsonl(tmp_path / "a.jsonl", petitions(100, 24))
-    calls: list[int] = []
+    calls: list[str] = []
 
-    def dies_on_the_second_batch(
-        home: Path, store: CorpusStore, upload_id: str, seqs: list[int], shape: IndexShape
-    ) -> int:
-        calls.extend(seqs)
+    def dies_on_the_second_batch(home: Path, group: list[parts.Part], shape: IndexShape) -> int:
+        calls.extend(name for name, _ in group)
         if len(calls) == 2:
             raise SystemExit("killed")
-        return parts.index_parts(home, store, upload_id, seqs, shape)
+        return parts.index_group(home, group, shape)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", 1)  # each batch indexed on its own
-    monkeypatch.setattr(background, "sendable", lambda store: False)  # in this process, where it dies
-    monkeypatch.setattr(background, "index_parts", dies_on_the_second_batch)
+    _indexed_here(monkeypatch)  # where it dies
+    monkeypatch.setattr(background, "index_group", dies_on_the_second_batch)
     with pytest.raises(SystemExit):
         _ingest(db, home, spec, pid, upload)
     monkeypatch.undo()
     index = open_index(home / "guard")
     assert index is not None
     upload_id = next(iter(logged_parts(index))).split("/")[0]
-    assert logged_parts(index) == {f"{upload_id}/{calls[0]}"}
+    assert logged_parts(index) == {calls[0]} == {f"{upload_id}/0"}
     missed = [d for d in iter_corpus(db, home) if d["source"].endswith(tuple(f"#L{i}" for i in range(9, 17)))]
     assert missed and all(
         not LeakScanner(index).scan(_span(d)).leaked for d in missed if len(d["text"]) >= 260
@@ -151,19 +151,24 @@ def test_an_ingest_indexes_its_batches_in_groups_of_accepted_tokens(
     pid = approved_partner(db, "A")
     calls: list[list[int]] = []
 
-    def recorded(home: Path, store: CorpusStore, upload_id: str, seqs: list[int], shape: IndexShape) -> int:
-        calls.append(list(seqs))
-        return parts.index_parts(home, store, upload_id, seqs, shape)
+    def recorded(home: Path, group: list[parts.Part], shape: IndexShape) -> int:
+        calls.append([int(name.split("/")[1]) for name, _ in group])
+        return parts.index_group(home, group, shape)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", group_tokens)
-    monkeypatch.setattr(background, "sendable", lambda store: False)  # in this process, to be recorded
-    monkeypatch.setattr(background, "index_parts", recorded)
+    _indexed_here(monkeypatch)  # to be recorded
+    monkeypatch.setattr(background, "index_group", recorded)
     receipt = _ingest(db, home, spec, pid, write_jsonl(tmp_path / "a.jsonl", petitions(0, 20)))
     index = open_index(home / "guard")
     assert index is not None
     assert calls == adds
     assert logged_parts(index) == {f"{receipt['upload_id']}/{seq}" for seq in range(3)}
     assert index.tokens == receipt["tokens"] > 0
+
+
+def _indexed_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest's groups indexed in the test's own process, where a patched add runs."""
+    monkeypatch.setattr(service, "BackgroundIndexer", partial(background.BackgroundIndexer, worker=False))
 
 
 def _every_batch_a_group(monkeypatch: pytest.MonkeyPatch) -> list[background.BackgroundIndexer]:
@@ -207,14 +212,16 @@ def test_full_groups_are_indexed_by_a_worker_process_and_the_last_one_too(
     assert docs and all(scanner.scan(INTRO + _span(d) + OUTRO).partner_id == pid for d in docs)
 
 
-def test_a_sealed_corpus_is_indexed_by_the_worker_with_the_ingests_keys(
+def test_a_sealed_corpus_is_indexed_by_a_worker_that_holds_no_key(
     db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker gets the store with its sealing and opens the sealed parts itself."""
+    """The worker gets the committed rows from the ingest, never the store or its sealing: the
+    parts on disk are sealed, and every one of them is indexed."""
     home = tmp_path / "home"
     pid = approved_partner(db, "A")
     made = _every_batch_a_group(monkeypatch)
-    sealing = Sealing(Keyring({}, "").with_new_key(), chunk_size=4096)
+    keyring = Keyring({}, "").with_new_key()
+    sealing = Sealing(keyring, chunk_size=4096)
     rows = petitions(0, 20)
     job = IngestJob(
         pid,
@@ -225,37 +232,45 @@ def test_a_sealed_corpus_is_indexed_by_the_worker_with_the_ingests_keys(
         workers=1,
         sealing=sealing,
     )
+    sent: list[bytes] = []
+    send = background.BackgroundIndexer._send
+
+    def recorded(self: background.BackgroundIndexer, message: object) -> None:
+        sent.append(pickle.dumps(message))
+        send(self, message)
+
+    monkeypatch.setattr(background.BackgroundIndexer, "_send", recorded)
     receipt = ingest(db, home, job)
     assert len(made) == 1 and made[0].worker_cpu_s > 0
-    part = Path(made[0].store.part_path(receipt["upload_id"], 0))
-    assert not part.read_bytes().startswith(b"PAR1")  # sealed: no Parquet to read without the key
+    part = CorpusStore(home / "corpus").part_path(receipt["upload_id"], 0)
+    assert not Path(part).read_bytes().startswith(b"PAR1")  # sealed: no Parquet to read without the key
+    key = keyring.keys[keyring.current]
+    assert len(sent) == 1 + 3 and not any(key in message for message in sent)
     _every_part_indexed(home, receipt)
 
 
 def test_a_group_that_fails_in_the_worker_fails_the_ingest_and_the_rerun_indexes_it(
     db: Database, spec: PipelineSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker cannot read the first part (removed under it): `finish` raises that error,
-    no receipt is written, and the rerun's sync indexes every part."""
+    """The worker cannot write the index (a file stands where its folder goes): `finish` raises
+    that error, no receipt is written, and the rerun's sync indexes every part."""
     home = tmp_path / "home"
     pid = approved_partner(db, "A")
     upload = write_jsonl(tmp_path / "a.jsonl", petitions(0, 20))
-    hidden: list[tuple[Path, Path]] = []
+    blocker = parts.guard_root(home)
     submit = background.BackgroundIndexer.submit
 
-    def hide_then_submit(self: background.BackgroundIndexer, seqs: list[int]) -> None:
-        if not hidden:
-            part = Path(self.store.part_path(self.upload_id, seqs[0]))
-            hidden.append((part, part.rename(part.with_suffix(".hidden"))))
-        submit(self, seqs)
+    def block_then_submit(self: background.BackgroundIndexer, group: list[parts.Part]) -> None:
+        if not blocker.exists():
+            blocker.write_text("not a folder")
+        submit(self, group)
 
     monkeypatch.setattr(service, "GROUP_TOKENS", 1)
-    monkeypatch.setattr(background.BackgroundIndexer, "submit", hide_then_submit)
-    with pytest.raises(FileNotFoundError):
+    monkeypatch.setattr(background.BackgroundIndexer, "submit", block_then_submit)
+    with pytest.raises((FileExistsError, NotADirectoryError)):
         _ingest(db, home, spec, pid, upload)
     monkeypatch.undo()
-    ((part, moved),) = hidden
-    moved.rename(part)
+    blocker.unlink()
     with db.transaction() as session:
         assert session.scalars(select(Upload.status)).one() == "processing"  # no receipt, no credit
     receipt = _ingest(db, home, spec, pid, upload)

@@ -40,7 +40,7 @@ from tokenclub.extract.records import RecordOptions
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.indexing.background import BackgroundIndexer
 from tokenclub.guard.indexing.build import sync as guard_sync
-from tokenclub.guard.indexing.parts import GROUP_TOKENS
+from tokenclub.guard.indexing.parts import GROUP_TOKENS, Part, part_name, rows
 from tokenclub.ingest.decisions import record_decisions
 from tokenclub.ingest.extraction import StoredFile, extract_upload
 from tokenclub.ingest.receipt import BatchStats, receipt_dict, replay_of, stats_of, total
@@ -138,8 +138,9 @@ def _commit_batch(
     table: pa.Table,
     failures: list[ExtractionFailure],
     decide: Decider = mark_duplicates,
-) -> BatchStats | None:
-    """Dedup against the index and commit one batch; None if another run committed it first."""
+) -> tuple[BatchStats, pa.Table] | None:
+    """Dedup against the index and commit one batch: its statistics and its accepted documents
+    as written to the corpus; None if another run committed it first."""
     try:
         with db.transaction() as session:
             if decide is mark_duplicates:  # decisions made beforehand read no index: nothing to order
@@ -163,7 +164,7 @@ def _commit_batch(
                 _index_accepted(session, upload, seq, accepted)
             session.add(UploadBatch(upload_id=upload.id, seq=seq, stats=stats.to_json()))
             session.flush()
-        return stats
+        return stats, accepted
     except IntegrityError:
         with db.transaction() as session:
             if session.get(UploadBatch, (upload.id, seq)) is not None:
@@ -311,24 +312,27 @@ def ingest(
             if raw_batch.seq not in done:
                 yield (raw_batch.seq, raw_batch.failures), raw_batch.table
 
-    unindexed: list[int] = []  # committed batches with accepted documents, for the guard index
+    unindexed: list[Part] = []  # committed batches' accepted documents, for the guard index
     tokens = 0
 
     def commit(seq: int, table: pa.Table, failures: list[ExtractionFailure]) -> None:
         nonlocal unindexed, tokens
-        stats = _commit_batch(db, store, upload, seq, table, failures, decide)
-        if stats is not None and stats.accepted:
-            unindexed.append(seq)
+        committed = _commit_batch(db, store, upload, seq, table, failures, decide)
+        if committed is None:
+            return
+        stats, accepted = committed
+        if stats.accepted:
+            unindexed.append((part_name(upload.id, seq), rows(accepted)))
             tokens += stats.tokens
             if tokens >= GROUP_TOKENS:
                 indexer.submit(unindexed)
                 unindexed, tokens = [], 0
-        if on_batch is not None and stats is not None:
+        if on_batch is not None:
             on_batch(seq, stats)
 
     turn = take_turn(db, upload.id, _lock_dedup)
     spool = Spool(home / "spool" / upload.id, job.sealing)
-    with BackgroundIndexer(home, store, upload.id, GuardSettings().index_shape()) as indexer:
+    with BackgroundIndexer(home, GuardSettings().index_shape()) as indexer:
         with heartbeat(db, upload.id, turns):  # later turns wait while this run decides
             waiting = decide is mark_duplicates  # decisions made beforehand read no index: no turn to wait
             for (seq, failures), table in mapper.map(todo()):

@@ -8,10 +8,12 @@ worker starts with the first group an ingest hands over, so an upload too small 
 (`GROUP_TOKENS`) indexes at its end as before and starts no process.
 
 The worker is `python -m tokenclub.guard.indexing.background`, fed pickles on its standard
-input (the upload, then one group at a time) and answering once, when its input ends: it
-imports what indexing needs and nothing of the process that started it, which a spawned
-`multiprocessing` worker would import again (its main module). A full pipe makes the ingest
-wait for the worker, so a long ingest never queues more than a pipe's worth of groups.
+input (the index's home and shape, then one group at a time) and answering once, when its input
+ends. A group is the parts' names and rows as the ingest committed them, so the worker never
+reads the corpus store back: it holds no key of a sealed store and imports only the index (not
+Arrow, the store or the database layer), which is most of what its start costs. A full pipe
+makes the ingest wait for the worker, so a long ingest never queues more than a pipe's worth of
+groups.
 
 A group that fails is not lost: the worker skips the groups after it, and the ingest's closing
 `sync` indexes every committed part that the parts log lacks. The failure itself is raised by
@@ -31,10 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from tokenclub.corpus.store import CorpusStore
 from tokenclub.guard.indexing.index import IndexShape
-from tokenclub.guard.indexing.parts import index_parts
-from tokenclub.pipeline.executor import sendable
+from tokenclub.guard.indexing.parts import Part, index_group
 
 
 def _cpu_s() -> float:
@@ -43,62 +43,60 @@ def _cpu_s() -> float:
 
 
 def serve(source: IO[bytes], sink: IO[bytes]) -> None:
-    """The worker's loop: the upload, then groups until the input ends; one answer at the end,
-    (the first failure or None, the worker's CPU seconds with its start)."""
-    home, store, upload_id, shape = pickle.load(source)
+    """The worker's loop: the home and shape, then groups until the input ends; one answer at
+    the end, (the first failure or None, the worker's CPU seconds with its start)."""
+    home, shape = pickle.load(source)
     failure: BaseException | None = None
     while True:
         try:
-            seqs = pickle.load(source)
+            group = pickle.load(source)
         except EOFError:
             break
         if failure is None:
             try:
-                index_parts(home, store, upload_id, seqs, shape, once=True)
+                index_group(home, group, shape, once=True)
             except Exception as error:  # handed back to the ingest, which raises it
                 failure = error
-    if failure is not None and not sendable(failure):
-        failure = RuntimeError(f"guard indexing failed: {failure!r}")
+    try:
+        answer = pickle.dumps((failure, _cpu_s()))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        answer = pickle.dumps((RuntimeError(f"guard indexing failed: {failure!r}"), _cpu_s()))
     with suppress(BrokenPipeError):  # an ingest that failed itself no longer listens
-        pickle.dump((failure, _cpu_s()), sink)
+        sink.write(answer)
         sink.flush()
 
 
 class BackgroundIndexer:
     """Hands an upload's committed groups to one worker process, which indexes them in order.
 
-    The index's shape comes from the ingest's settings and is sent along. A store that cannot
-    be sent to another process (a KMS hook that holds a live client) is indexed in this process.
+    The index's shape comes from the ingest's settings and is sent along. With `worker` false
+    every group is indexed in this process as it is handed over.
     """
 
-    def __init__(self, home: Path, store: CorpusStore, upload_id: str, shape: IndexShape) -> None:
+    def __init__(self, home: Path, shape: IndexShape, worker: bool = True) -> None:
         self.home = home
-        self.store = store
-        self.upload_id = upload_id
         self.shape = shape
+        self.worker = worker
         self._worker: subprocess.Popen[bytes] | None = None
-        self._here: bool | None = None  # whether this store is indexed here (found at the first group)
         self.worker_cpu_s = 0.0
         """CPU seconds the worker spent, its start included (0 when none started)."""
 
-    def submit(self, seqs: Sequence[int]) -> None:
+    def submit(self, group: Sequence[Part]) -> None:
         """A full group: to the worker, started now if none runs yet."""
-        if self._here is None:
-            self._here = not sendable(self.store)
-        if self._worker is None and not self._here:
+        if self._worker is None and self.worker:
             self._worker = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
-            self._send((self.home, self.store, self.upload_id, self.shape))
-        self._hand(seqs)
+            self._send((self.home, self.shape))
+        self._hand(group)
 
-    def finish(self, seqs: Sequence[int]) -> None:
+    def finish(self, group: Sequence[Part]) -> None:
         """The last group (it may be empty), then wait for every group; raises the first failure.
 
         The last group goes to the worker if one runs, so the index takes the groups in order;
         else it is indexed here, and a small upload starts no process."""
-        if seqs:
-            self._hand(seqs)
+        if group:
+            self._hand(group)
         worker, self._worker = self._worker, None
         if worker is None:
             return
@@ -112,11 +110,11 @@ class BackgroundIndexer:
         if failure is not None:
             raise failure
 
-    def _hand(self, seqs: Sequence[int]) -> None:
+    def _hand(self, group: Sequence[Part]) -> None:
         if self._worker is None:
-            index_parts(self.home, self.store, self.upload_id, seqs, self.shape)
+            index_group(self.home, group, self.shape)
         else:
-            self._send(list(seqs))
+            self._send(list(group))
 
     def _send(self, message: object) -> None:
         worker = self._worker
@@ -153,4 +151,8 @@ def _close_input(worker: subprocess.Popen[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    # numba looks for SciPy's BLAS when it first compiles or loads a function, to offer
+    # `np.dot`; the index calls none, and where SciPy is installed that import was a quarter of
+    # this worker's start (docs/scale.md). Marked missing, so the probe fails at once.
+    sys.modules.setdefault("scipy", None)  # type: ignore[arg-type]
     serve(sys.stdin.buffer, sys.stdout.buffer)

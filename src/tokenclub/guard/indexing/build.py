@@ -1,6 +1,6 @@
 """Keeping the guard index in step with the accepted corpus: per batch, after a crash, on withdrawal.
 
-Ingest indexes its committed batches a few at a time (`parts.index_parts`, `GROUP_TOKENS` of
+Ingest indexes its committed batches a few at a time (`parts.index_group`, `GROUP_TOKENS` of
 accepted text, on a worker process: `background.py`), and calls `sync` for its upload at the
 end. A crash between a commit and its indexing leaves the batch out of the index until then;
 `sync` (cheap when nothing is missing: it compares the committed parts with the index's parts
