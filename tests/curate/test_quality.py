@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.conftest import CORPORA
 from tokenclub.curate.normalize import normalize_text
-from tokenclub.curate.quality import QualityFilter, QualitySettings
+from tokenclub.curate.quality import QualityFilter, QualitySettings, _Words
 
 PDFS = CORPORA / "samples" / "pdf"
 
@@ -223,3 +226,39 @@ def test_step_writes_reasons_for_live_rows_only() -> None:
     )
     out = QualityFilter().process(batch)
     assert out.column("reject_reason").to_pylist() == [None, "quality:low_diversity", "language:not_korean"]
+
+
+def _top_share(words: list[str], n: int) -> float:
+    """The most frequent n-gram's words over all words, when it occurs three times or more."""
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    top = max(grams.values(), default=0)
+    return top * n / len(words) if top >= 3 else 0.0
+
+
+def _duplicate_share(words: list[str], n: int) -> float:
+    """Words inside an n-gram that occurred earlier in the list, over all words."""
+    seen: set[tuple[str, ...]] = set()
+    covered: set[int] = set()
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            covered.update(range(i, i + n))
+        seen.add(gram)
+    return len(covered) / len(words) if words else 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["가", "나", "다", "라", "마", "바", "사", "아"]), min_size=1, max_size=80),
+    st.data(),
+)
+def test_ngram_shares_are_their_definitions(words: list[str], data: st.DataObject) -> None:
+    """Asked in any order of n (the shortcuts carry what a shorter n showed over to longer
+    ones), the hashed statistics equal the plain counts over the word tuples."""
+    ids = _Words(words)
+    asks = data.draw(st.lists(st.tuples(st.booleans(), st.integers(1, 12)), max_size=8))
+    for top, n in asks:
+        if top:
+            assert ids.top_ngram_share(n) == pytest.approx(_top_share(words, n))
+        else:
+            assert ids.duplicate_ngram_share(n) == pytest.approx(_duplicate_share(words, n))

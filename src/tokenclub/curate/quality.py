@@ -174,6 +174,11 @@ class _Words:
 
     Shares count words, not characters as in Gopher: eojeol lengths vary with their particles,
     and one repeated URL would otherwise outweigh a paragraph of prose.
+
+    Both statistics are monotone in n: an n-gram that occurs k times begins with an (n-1)-gram
+    that occurs at least k times. So once some n is found with no n-gram repeated (often enough),
+    no longer n-gram is, and its share is 0 without hashing: most Korean documents repeat no
+    eojeol three times or no 5-gram at all (a document is asked n = 2, 3, 4, then 5 and 10).
     """
 
     def __init__(self, words: list[str]) -> None:
@@ -181,6 +186,11 @@ class _Words:
         self.ids = np.fromiter(map(vocabulary.__getitem__, words), np.uint64, len(words))
         self.distinct = len(vocabulary)
         self._longest = (0, np.zeros(len(words) + 1, np.uint64))
+        most = int(np.bincount(self.ids.view(np.int64)).max()) if words else 0
+        self._rare_from: float = 1 if most < _MIN_TOP_NGRAM_COUNT else math.inf
+        """The least n known to have no n-gram occurring `_MIN_TOP_NGRAM_COUNT` times."""
+        self._unique_from: float = 1 if most < 2 else math.inf
+        """The least n known to have no n-gram occurring twice."""
 
     def _ngram_hashes(self, n: int) -> npt.NDArray[np.uint64]:
         """Each n-gram's hash, extended from the longest grams hashed so far (the rules ask for
@@ -196,18 +206,29 @@ class _Words:
 
     def top_ngram_share(self, n: int) -> float:
         """Words covered by the most frequent n-gram, counted only if it repeats 3+ times."""
-        if len(self.ids) < n:
+        if len(self.ids) < n or n >= self._rare_from:
             return 0.0
-        top = int(np.unique(self._ngram_hashes(n), return_counts=True)[1].max())
-        return top * n / len(self.ids) if top >= _MIN_TOP_NGRAM_COUNT else 0.0
+        ordered = np.sort(self._ngram_hashes(n))
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True])))
+        top = int(np.diff(starts).max())
+        if top < _MIN_TOP_NGRAM_COUNT:
+            self._rare_from = min(self._rare_from, n)
+            return 0.0
+        return top * n / len(self.ids)
 
     def duplicate_ngram_share(self, n: int) -> float:
         """Words inside an n-gram that already occurred earlier in the document."""
-        if len(self.ids) < n:
+        if len(self.ids) < n or n >= self._unique_from:
             return 0.0
         hashes = self._ngram_hashes(n)
-        repeat = np.ones(len(hashes), np.int64)
-        repeat[np.unique(hashes, return_index=True)[1]] = 0
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        later = ordered[1:] == ordered[:-1]  # in sorted order, a copy after the n-gram's first place
+        if not later.any():
+            self._unique_from = min(self._unique_from, n)
+            return 0.0
+        repeat = np.zeros(len(hashes), np.int64)
+        repeat[order[1:][later]] = 1
         # A repeated n-gram starting at i covers words i .. i+n-1: a running sum over a window.
         window = np.convolve(repeat, np.ones(n, np.int64))
         return int(np.count_nonzero(window)) / len(self.ids)
