@@ -6,6 +6,8 @@ import json
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import CORPORA
 from tokenclub.curate.language import LanguageFilter, hangul_share
@@ -87,3 +89,14 @@ def test_step_writes_reasons_for_live_rows_only() -> None:
     out = LanguageFilter().process(batch)
     assert out.column("reject_reason").to_pylist() == [None, "language:not_korean", "quality:too_short"]
     assert out.column("text").to_pylist() == batch.column("text").to_pylist()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from("한국어ㅋ\u1100\u1161 abcXY大語です123,.!😀\n\u200b"), max_size=40),
+    st.sampled_from([0.0, 0.1, 0.2, 1 / 3, 0.5, 0.9, 1.0]),
+)
+def test_the_decision_is_the_share_of_letters(text: str, threshold: float) -> None:
+    """Deciding from the share of all characters first changes no decision."""
+    kept = not any(map(str.isalpha, text)) or hangul_share(text) >= threshold
+    assert (LanguageFilter(threshold).reason_to_drop(text) is None) is kept

@@ -24,12 +24,16 @@ DEFAULT_MIN_HANGUL_SHARE = 0.2
 _HANGUL_RUN = re.compile("[\u1100-\u11ff\u3131-\u318e\ua960-\ua97c\uac00-\ud7a3\ud7b0-\ud7c6\ud7cb-\ud7fb]+")
 
 
+def _hangul(text: str) -> int:
+    return sum(map(len, _HANGUL_RUN.findall(text)))
+
+
 def hangul_share(text: str) -> float:
     """Hangul letters divided by all letters (Unicode category L*); 0.0 without letters."""
     letters = sum(map(str.isalpha, text))
     if letters == 0:
         return 0.0
-    return sum(map(len, _HANGUL_RUN.findall(text))) / letters
+    return _hangul(text) / letters
 
 
 class LanguageFilter(DocumentFilter):
@@ -43,6 +47,12 @@ class LanguageFilter(DocumentFilter):
         self.min_hangul_share = min_hangul_share
 
     def reason_to_drop(self, text: str) -> str | None:
+        # Letters are at most the characters, and float division is monotone, so a Hangul share
+        # of all characters that reaches the threshold decides without counting the letters (a
+        # pass over every character): Korean prose has about seven syllables in ten characters.
+        hangul = _hangul(text)
+        if hangul and hangul / len(text) >= self.min_hangul_share:
+            return None
         if not any(map(str.isalpha, text)) or hangul_share(text) >= self.min_hangul_share:
             return None
         return "language:not_korean"
