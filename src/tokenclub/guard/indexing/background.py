@@ -11,9 +11,9 @@ The worker is `python -m tokenclub.guard.indexing.background`, fed pickles on it
 input (the index's home and shape, then one group at a time) and answering once, when its input
 ends. A group is the parts' names and rows as the ingest committed them, so the worker never
 reads the corpus store back: it holds no key of a sealed store and imports only the index (not
-Arrow, the store or the database layer), which is most of what its start costs. A full pipe
-makes the ingest wait for the worker, so a long ingest never queues more than a pipe's worth of
-groups.
+Arrow, the store or the database layer), which is most of what its start costs. A group is
+larger than a pipe holds, so the ingest waits while the worker is busy with the group before:
+it runs at most a group or two ahead and holds no more than that in memory.
 
 A group that fails is not lost: the worker skips the groups after it, and the ingest's closing
 `sync` indexes every committed part that the parts log lacks. The failure itself is raised by
