@@ -20,7 +20,9 @@ first 20,000 NSMC reviews, as one JSONL file of {"id", "text"} that both tools r
   timed in CPU seconds in one process; end to end is their sum.
 
 MB/s per core = MB of input text ÷ CPU seconds. Ratio = tokenclub ÷ datatrove (> 1: tokenclub
-is faster). Run: ``bash bench/setup_datatrove.sh && .venv/bin/python bench/bench_pipeline.py [--no-ray]``
+is faster). Run: ``bash bench/setup_datatrove.sh && .venv/bin/python bench/bench_pipeline.py``
+``[--no-ray] [--runs N]`` (with ``--runs``, both tools run N times in turn and each figure is the
+median).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ import argparse
 import gzip
 import itertools
 import json
+import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -237,30 +241,71 @@ PAIRS = [
 ]
 
 
+def _round(spec: PipelineSpec, root: Path, ray: bool) -> dict[str, Any]:
+    """One round in `root`: tokenclub's steps, its real ingest (local, then Ray unless left out)
+    and datatrove, one after another on the same input."""
+    path, megabytes, documents = build_input(root / "in")
+    steps = tokenclub_steps(spec, path, root / "steps")
+    (root / "local").mkdir()
+    local = tokenclub_ingest(spec, path, root / "local", None)
+    on_ray = None
+    if ray:
+        runtime = connect(num_cpus=RAY_CPUS)
+        try:
+            (root / "ray").mkdir()
+            on_ray = tokenclub_ingest(spec, path, root / "ray", RayExecutor(spec, RAY_CPUS))
+        finally:
+            runtime.close()
+        if local["receipt"] != on_ray["receipt"]:
+            raise SystemExit("the Ray executor's receipt differs from the local executor's")
+    reference = datatrove(root / "in", root / "datatrove")
+    return {
+        "megabytes": megabytes,
+        "documents": documents,
+        "steps": steps,
+        "local": local,
+        "ray": on_ray,
+        "reference": reference,
+    }
+
+
+def _sum_of(kind: str, names: list[str], one: dict[str, Any]) -> float:
+    return float(sum(one[kind][name] for name in names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-ray", action="store_true", help="Leave out the Ray executor's run.")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="Rounds of both tools, one after the other; the table shows each figure's median "
+        "(a shared machine's speed drifts from minute to minute).",
+    )
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     console = Console(width=150)
     spec = PipelineSpec.for_tokenizer(default_tokenizer_path(), 0.2, QualitySettings())
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        path, megabytes, documents = build_input(root / "in")
-        steps = tokenclub_steps(spec, path, root / "steps")
-        (root / "local").mkdir()
-        local = tokenclub_ingest(spec, path, root / "local", None)
-        on_ray = None
-        if not args.no_ray:
-            runtime = connect(num_cpus=RAY_CPUS)
-            try:
-                (root / "ray").mkdir()
-                on_ray = tokenclub_ingest(spec, path, root / "ray", RayExecutor(spec, RAY_CPUS))
-            finally:
-                runtime.close()
-        reference = datatrove(root / "in", root / "datatrove")
-    theirs: dict[str, float] = reference["seconds"]
+    rounds = []
+    for number in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            rounds.append(_round(spec, Path(tmp), not args.no_ray))
+        if args.runs > 1:
+            console.print(f"round {number + 1} of {args.runs} done")
+    megabytes, documents = rounds[0]["megabytes"], rounds[0]["documents"]
 
-    table = Table(title=f"pipeline per core: {documents:,} documents, {megabytes:.1f} MB of Korean text")
+    def median(figure: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(figure(one) for one in rounds)
+
+    def theirs(names: list[str]) -> float:
+        return median(lambda one: sum(one["reference"]["seconds"][k] for k in names))
+
+    title = f"pipeline per core: {documents:,} documents, {megabytes:.1f} MB of Korean text"
+    if len(rounds) > 1:
+        title += f", medians of {len(rounds)} rounds"
+    table = Table(title=title)
     for column in (
         "step",
         "tokenclub CPU s",
@@ -280,26 +325,42 @@ def main() -> None:
         table.add_row(name, f"{ours:.2f}", f"{mine:.2f}", f"{other:.2f}", f"{rate:.2f}", f"{mine / rate:.2f}")
 
     for name, ours, other in PAIRS:
-        row(name, sum(steps[k] for k in ours), sum(theirs[k] for k in other) if other else None)
-    total = sum(theirs.values())
-    row("end to end: the steps above (sum of CPU s)", sum(steps.values()), total)
-    overhead = local["cpu"] - local["guard"] - sum(steps.values())
-    row("  ingest beyond the steps: raw store, commits, receipt", overhead, None)
-    row("  leak-guard index of the accepted text (guard/)", local["guard"], None)
-    row("end to end, real ingest, local executor (1 worker)", local["cpu"], total)
-    row("  the same without the leak-guard index", local["cpu"] - local["guard"], total)
-    if on_ray is not None:
-        row(f"end to end, Ray executor ({RAY_CPUS} CPUs × wall)", on_ray["wall"] * RAY_CPUS, total)
-    console.print(table)
-    console.print(
-        f"kept: tokenclub {local['receipt']['documents_accepted']:,}, datatrove {reference['kept']:,} "
-        f"(datatrove {reference['version']}); local wall {local['wall']:.1f} s"
+        row(name, median(partial(_sum_of, "steps", ours)), theirs(other) if other else None)
+    total = median(lambda one: sum(one["reference"]["seconds"].values()))
+    row("end to end: the steps above (sum of CPU s)", median(lambda one: sum(one["steps"].values())), total)
+    row(
+        "  ingest beyond the steps: raw store, commits, receipt",
+        median(lambda one: one["local"]["cpu"] - one["local"]["guard"] - sum(one["steps"].values())),
+        None,
     )
-    if on_ray is not None:
-        same = local["receipt"] == on_ray["receipt"]
-        console.print(f"Ray receipt identical to local: {same}; Ray wall {on_ray['wall']:.1f} s")
-        if not same:
-            raise SystemExit("the Ray executor's receipt differs from the local executor's")
+    row("  leak-guard index of the accepted text (guard/)", median(lambda one: one["local"]["guard"]), None)
+    row("end to end, real ingest, local executor (1 worker)", median(lambda one: one["local"]["cpu"]), total)
+    row(
+        "  the same without the leak-guard index",
+        median(lambda one: one["local"]["cpu"] - one["local"]["guard"]),
+        total,
+    )
+    if not args.no_ray:
+        row(
+            f"end to end, Ray executor ({RAY_CPUS} CPUs × wall)",
+            median(lambda one: one["ray"]["wall"] * RAY_CPUS),
+            total,
+        )
+    console.print(table)
+    reference = rounds[0]["reference"]
+    console.print(
+        f"kept: tokenclub {rounds[0]['local']['receipt']['documents_accepted']:,}, datatrove "
+        f"{reference['kept']:,} (datatrove {reference['version']}); local wall "
+        f"{median(lambda one: one['local']['wall']):.1f} s"
+    )
+    if len(rounds) > 1:
+        ratios = [sum(one["reference"]["seconds"].values()) / one["local"]["cpu"] for one in rounds]
+        console.print(
+            "real ingest ÷ datatrove per core, each round: " + ", ".join(f"{r:.2f}" for r in ratios)
+        )
+    if not args.no_ray:
+        wall = median(lambda one: one["ray"]["wall"])
+        console.print(f"Ray receipt identical to local in every round; Ray wall {wall:.1f} s")
 
 
 if __name__ == "__main__":
