@@ -30,7 +30,8 @@ from tokenclub.extract.document import ExtractedDocument, ExtractionFailure
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.reader import iter_extract_stream
 from tokenclub.extract.records import RecordOptions
-from tokenclub.pipeline.executor import Readers, sendable
+from tokenclub.pipeline.executor import Readers
+from tokenclub.pipeline.pickling import sendable
 
 Item = ExtractedDocument | ExtractionFailure
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -69,15 +68,6 @@ class ReadingExecutor(Protocol):
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
-
-
-def sendable(value: object) -> bool:
-    """Whether `value` can be sent to another process (a store holding a live client cannot)."""
-    try:
-        pickle.dumps(value)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return False
-    return True
 
 
 class LocalExecutor:

@@ -35,6 +35,7 @@ from typing import IO
 
 from tokenclub.guard.indexing.index import IndexShape
 from tokenclub.guard.indexing.parts import Part, index_group
+from tokenclub.pipeline.pickling import sendable
 
 
 def _cpu_s() -> float:
@@ -57,12 +58,10 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
                 index_group(home, group, shape, once=True)
             except Exception as error:  # handed back to the ingest, which raises it
                 failure = error
-    try:
-        answer = pickle.dumps((failure, _cpu_s()))
-    except (pickle.PicklingError, TypeError, AttributeError):
-        answer = pickle.dumps((RuntimeError(f"guard indexing failed: {failure!r}"), _cpu_s()))
+    if failure is not None and not sendable(failure):
+        failure = RuntimeError(f"guard indexing failed: {failure!r}")
     with suppress(BrokenPipeError):  # an ingest that failed itself no longer listens
-        sink.write(answer)
+        pickle.dump((failure, _cpu_s()), sink)
         sink.flush()
 
 
