@@ -53,6 +53,7 @@ class LanguageFilter(DocumentFilter):
         hangul = _hangul(text)
         if hangul and hangul / len(text) >= self.min_hangul_share:
             return None
-        if not any(map(str.isalpha, text)) or hangul_share(text) >= self.min_hangul_share:
+        letters = sum(map(str.isalpha, text))
+        if letters == 0 or hangul / letters >= self.min_hangul_share:
             return None
         return "language:not_korean"
