@@ -547,11 +547,11 @@ class GuardIndex:
         document table, exactly (a key no document holds, a chance hit, is no partner's); in a
         generation made with attribution filters, from them: every partner's salted keys in one
         look-up, as a run is attributed for each fragment."""
-        partners = np.array(sorted(self.partners), dtype=np.int64)
-        if not len(partners) or not len(keys):
+        if not self.partners or not len(keys):
             return ()
         if not self._attributions:
             return self.docs.partners_of_all(keys)
+        partners = np.array(sorted(self.partners), dtype=np.int64)
         if len(partners) * len(keys) <= SMALL_ATTRIBUTION:
             return self._attribute_small(partners.tolist(), keys.tolist())
         salts = np.array([partner_salt(int(p)) for p in partners], dtype=np.uint64)
