@@ -23,8 +23,10 @@ limits); the share of the document's letters the customers were sent, and refuse
 Fresh petitions (`--fresh-petitions`, alone): the June and July petitions that share no run of
 50 guard letters with an indexed one, through the default guard, by one customer as replies the
 model writes itself and then by another ordered verbatim (the text in the request, so the
-strict threshold applies; documents the first capped stay capped); every reply stopped is a
-false positive, and the rule that stopped it is counted.
+strict threshold applies; documents the first capped stay capped); the rule that stopped each
+reply is counted, and a stop is a false positive unless the reply would have completed a run of
+50 letters of one document with what the customer was sent before (pieces of 12 or of 20
+letters and more, neither common nor public).
 `--public` loads the petitions of 2017-08 and 2019-04 as public text first (the genre's
 published text, as an operator loads it); `--stream` asks them streamed.
 
@@ -44,6 +46,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -83,7 +86,7 @@ from tokenclub.guard.state.events import STOPPED
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
-CORPORA = Path("/work/shared/corpora/petitions")
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "petitions"
 VARIANTS = [(family, piece) for family in SPLIT_FAMILIES for piece in (0, 3)]
 MODEL = "worst-case"
 TEAM = 10
@@ -198,8 +201,9 @@ def main() -> None:
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
-            if args.public:
-                index.set_public(load("2017-08") + load("2019-04"))
+            public = load("2017-08") + load("2019-04") if args.public else []
+            if public:
+                index.set_public(public)
         rows = ({"doc_id": str(i), "partner_id": partner, "text": t} for i, t in enumerate(docs))
         # Disjoint documents per coverage run: a capped document is refused to everyone after.
         pool = make_targets(rows, args.targets * (2 + len(VARIANTS)), seed=5)
@@ -226,7 +230,7 @@ def main() -> None:
                     db.dispose()
                     return
                 if args.fresh_petitions:
-                    petitions_run(covering, db, docs, args.stream)
+                    petitions_run(covering, db, docs, public, args.stream)
                     db.dispose()
                     return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
@@ -368,13 +372,17 @@ def petitions_run(
     covering: GatewayGuard,
     db: Database,
     indexed: Sequence[str],
+    public: Sequence[str],
     stream: bool = False,
 ) -> None:
     """Petitions of the two months after the indexed one, asked back whole through the default
     guard: fresh text of the same genre, its stock phrases included. A petition that shares a
     run of 50 guard letters with an indexed one (a repost: a copy by the guard's own
-    definition) is left out, so every reply stopped is a false positive; the stopped ones are
-    sorted by the longest run they share (30–49 letters: a quoted title or an edited repost).
+    definition) is left out, so no reply is a copy on its own; the stopped ones are sorted by
+    the longest run they share (30–49 letters: a quoted title or an edited repost), and by
+    whether the reply, had it been sent, would have completed a run of 50 letters of one
+    document with what the same customer was sent before (`Received`): the issue's leak
+    definition counts pieces that add up, so only the other stops are false positives.
 
     Asked two ways, each by a customer of its own, one after the other: as a reply the model
     writes itself (`recall`: the request carries neither the text nor wording that asks for a
@@ -383,6 +391,7 @@ def petitions_run(
     strict threshold). The second customer asks after the first, so the documents the first one's
     replies capped stay capped for it: two customers sent the same text."""
     runs = {length: _runs(indexed, length) for length in (30, 50)}
+    records = {piece: Received(indexed, piece, public) for piece in RECOVERED_PIECES}
     months = load("2019-06") + load("2019-07")
     texts = [t for t in months if not _shares(t, runs[50], 50)]
     piece = 3 if stream else 0
@@ -405,19 +414,90 @@ def petitions_run(
                 with db.transaction() as session:
                     customer, key = funded(session, f"fresh {way}")
                 stopped = []
+                completing = dict.fromkeys(RECOVERED_PIECES, 0)
+                for record in records.values():
+                    record.clear()
                 with client_for(url + "/v1", key, timeout_s=60) as client:
                     for text, message in zip(texts, messages, strict=True):
                         _, refused, blocked = fresh_replies(client, [message], stream)
+                        for piece, record in records.items():
+                            if not (refused or blocked):
+                                record.add(text)
+                            elif record.completes(text):
+                                completing[piece] += 1
                         if refused or blocked:
                             stopped.append(text)
                 near = sum(_shares(t, runs[30], 30) for t in stopped)
                 print(f"\n{way}:")
-                print("| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |")
+                completes = " | ".join(
+                    f"completing {LEAK_LETTERS} letters with what was sent (pieces of {piece}+)"
+                    for piece in RECOVERED_PIECES
+                )
+                head = "| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |"
+                print(f"{head} {completes} |")
                 share = len(stopped) / len(texts)
-                print(f"| {len(stopped)} ({share:.2%}) | {near} | {len(stopped) - near} |")
+                print(
+                    f"| {len(stopped)} ({share:.2%}) | {near} | {len(stopped) - near} | "
+                    + " | ".join(str(completing[piece]) for piece in RECOVERED_PIECES)
+                    + " |"
+                )
                 print("| rule that stopped them (stage: verdict) | replies |")
                 for rule, count in stopping_rules(db, customer).most_common():
                     print(f"| {rule} | {count} |")
+
+
+LEAK_LETTERS = 50
+RECOVERED_PIECES = (12, 20)
+"""Shortest shared pieces counted as sent: about five and eight syllables."""
+
+
+class Received:
+    """What one customer was sent of each indexed document, letter by letter, from pieces of at
+    least `piece` guard letters that it shares with a reply (pieces that 10 or more documents
+    hold are common, pieces of the public text are public: neither counts as sent). A stopped
+    reply *completes* a leak when, with what was sent before, it would have handed the customer
+    a run of 50 letters of one document: the issue's definition of a leak, so such a stop is the
+    guard keeping it (pieces adding up), not a false positive."""
+
+    def __init__(self, indexed: Sequence[str], piece: int, public: Sequence[str], common: int = 10) -> None:
+        self.piece = piece
+        self.letters = [guard_text(text) for text in indexed]
+        where: dict[str, list[tuple[int, int]]] = {}
+        for doc, letters in enumerate(self.letters):
+            for at in range(len(letters) - piece + 1):
+                where.setdefault(letters[at : at + piece], []).append((doc, at))
+        published = _runs(public, piece)
+        self.where = {
+            gram: found
+            for gram, found in where.items()
+            if len({doc for doc, _ in found}) < common and gram not in published
+        }
+        self.sent: dict[int, np.ndarray] = {}
+
+    def clear(self) -> None:
+        self.sent = {}
+
+    def _marks(self, text: str) -> dict[int, np.ndarray]:
+        letters = guard_text(text)
+        marks: dict[int, np.ndarray] = {}
+        for at in range(len(letters) - self.piece + 1):
+            for doc, start in self.where.get(letters[at : at + self.piece], ()):
+                mark = marks.setdefault(doc, np.zeros(len(self.letters[doc]), dtype=np.bool_))
+                mark[start : start + self.piece] = True
+        return marks
+
+    def add(self, text: str) -> None:
+        for doc, mark in self._marks(text).items():
+            self.sent[doc] = self.sent.get(doc, np.zeros_like(mark)) | mark
+
+    def completes(self, text: str) -> bool:
+        for doc, mark in self._marks(text).items():
+            union = mark | self.sent.get(doc, np.zeros_like(mark))
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], union.astype(np.int8), [0]))))
+            for start, end in zip(edges[::2], edges[1::2], strict=True):
+                if end - start >= LEAK_LETTERS and mark[start:end].any():
+                    return True
+        return False
 
 
 def stopping_rules(db: Database, customer: int) -> Counter[str]:
