@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tokenclub.cli.main import COMMANDS, app
+from tokenclub.cli.main import COMMANDS, app, load_command
 
 HEAVY = (
     "pyarrow",
@@ -114,3 +114,25 @@ def test_every_subcommand_prints_its_help(group: str, name: str) -> None:
     result = CliRunner().invoke(app, [group, name, "--help"], prog_name="tokenclub")
     assert result.exit_code == 0, result.output
     assert f"tokenclub {group} {name}" in result.output
+
+
+@pytest.mark.parametrize("name", [name for name, lazy in COMMANDS.items() if lazy.target.endswith("_app")])
+def test_every_row_of_a_group_listing_is_one_line(name: str) -> None:
+    """A docstring wrapped in the source must not break its row in the group's `--help`."""
+    group = load_command(name, COMMANDS[name])
+    rows = dict(_rows(group))
+    for row, short in rows.items():
+        assert short and "\n" not in short, row
+    text = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "500"}).output
+    listed = [short for row, short in rows.items() if " " not in row]  # a nested group lists its own
+    assert listed
+    for short in listed:
+        assert short in text
+
+
+def _rows(group: Any, prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for name, sub in group.commands.items():
+        found.append((prefix + name, sub.short_help))
+        found += _rows(sub, f"{prefix}{name} ") if hasattr(sub, "commands") else []
+    return found

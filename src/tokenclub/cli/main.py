@@ -13,6 +13,7 @@ loads none of them (`python -X importtime -m tokenclub.cli.main --help` shows wh
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, NamedTuple
 
 import typer
@@ -83,7 +84,17 @@ def load_command(name: str, lazy: Lazy) -> Any:
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
+    _one_line_rows(command)
     return command
+
+
+def _one_line_rows(command: Any) -> None:
+    """Each subcommand's row in a group's listing as one line: typer lists a docstring's first
+    paragraph with its line breaks, so a sentence wrapped in the source broke mid-row."""
+    for sub in getattr(command, "commands", {}).values():
+        if sub.short_help is None and sub.help:
+            sub.short_help = " ".join(inspect.cleandoc(sub.help).split("\n\n")[0].split())
+        _one_line_rows(sub)
 
 
 class LazyGroup(TyperGroup):
