@@ -15,7 +15,9 @@ length (50 guard letters) with an indexed document, and that run is neither comm
 10 or more documents: the exact count over every 50-letter run of the corpus) nor in the public
 text, nor has a letter inside a common or public run of the reply; every other flagged reply
 is a **false** positive. Measured for the plain view (the
-reference) and every view (`LeakScanner.inspect`, what the gateway runs).
+reference) and every view (`LeakScanner.inspect`, what the gateway runs), and counted twice:
+in guard letters (jamo: 50 are about 20 Hangul syllables, the guard's own leak length) and in
+the issue's wording, 50 NFKC letters or digits (a syllable is one letter, so 50 syllables).
 
 Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE ...]`` (a few minutes on two cores).
 """
@@ -28,6 +30,7 @@ import random
 import re
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,7 +44,7 @@ from tokenclub.guard.indexing.commonness import add_public_text
 from tokenclub.guard.indexing.index import COMMON_DOCS, IndexParams, open_index, writer
 from tokenclub.guard.normalize import normalize
 
-CORPORA = Path("/work/shared/corpora/petitions")
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "petitions"
 LEAK = 50
 REPLY = 750
 NOTICE = re.compile(r"\[본 게시물의 일부 내용이[^\]]{5,80}\]")
@@ -53,9 +56,21 @@ def petitions(month: str) -> list[str]:
         return [json.loads(line)["content"] for line in fh]
 
 
-def runs(text: str, spec: GramHash) -> list[int]:
-    """Keys of every run of `LEAK` guard letters of the text."""
-    letters = normalize(text).letters
+def guard_letters(text: str) -> np.ndarray:
+    return normalize(text).letters
+
+
+def nfkc_letters(text: str) -> np.ndarray:
+    """The issue's letters: NFKC, case-folded, letters and digits only (a Hangul syllable is one)."""
+    kept = "".join(
+        c for c in unicodedata.normalize("NFKC", text).casefold() if unicodedata.category(c)[0] in "LN"
+    )
+    return np.frombuffer(kept.encode("utf-32-le"), dtype="<u4").astype(np.uint32)
+
+
+def runs(text: str, spec: GramHash, letters_of: Callable[[str], np.ndarray] = guard_letters) -> list[int]:
+    """Keys of every run of `LEAK` letters of the text (guard letters unless told otherwise)."""
+    letters = letters_of(text)
     if len(letters) < LEAK:
         return []
     keys: list[int] = spec.at(letters, np.arange(len(letters) - LEAK + 1, dtype=np.int64)).tolist()
@@ -64,20 +79,24 @@ def runs(text: str, spec: GramHash) -> list[int]:
 
 class Truth:
     """Which replies really share a secret run with the corpus: exact document counts of every
-    50-letter run, less the runs of public text."""
+    50-letter run, less the runs of public text; letters are guard letters, or what
+    `letters_of` makes of a text."""
 
-    def __init__(self, docs: list[str], public: list[str]) -> None:
+    def __init__(
+        self, docs: list[str], public: list[str], letters_of: Callable[[str], np.ndarray] = guard_letters
+    ) -> None:
         self.spec = GramHash(LEAK, 99)
-        per_doc = [np.unique(np.array(runs(d, self.spec), dtype=np.uint64)) for d in docs]
+        self.letters_of = letters_of
+        per_doc = [np.unique(np.array(runs(d, self.spec, letters_of), dtype=np.uint64)) for d in docs]
         keys, counts = np.unique(np.concatenate(per_doc), return_counts=True)
         self.documents = dict(zip(keys.tolist(), counts.tolist(), strict=True))
-        self.public = {key for text in public for key in runs(text, self.spec)}
+        self.public = {key for text in public for key in runs(text, self.spec, letters_of)}
 
     def secret(self, reply: str) -> bool:
         """Whether some run of the reply is held by 1 to 9 documents, is not public, and has no
         letter inside a common or public run of the reply (a run of 44 letters of a common
         notice and the 6 of a stock "입니다." before it is not a secret)."""
-        keys = runs(reply, self.spec)
+        keys = runs(reply, self.spec, self.letters_of)
         if not keys:
             return False
         counts = np.array([self.documents.get(key, 0) for key in keys])
@@ -112,16 +131,20 @@ def quoted_sentences(docs: list[str], public: list[str]) -> list[str]:
     return found
 
 
-def measure(scanner: LeakScanner, replies: list[str], truth: Truth) -> dict[str, tuple[int, int]]:
-    """(flagged, false positives) per scan: the plain view and every view."""
-    out: dict[str, tuple[int, int]] = {}
+def measure(
+    scanner: LeakScanner, replies: list[str], truths: tuple[Truth, Truth]
+) -> dict[str, tuple[int, int, int]]:
+    """(flagged, false positives in guard letters, false positives in the issue's NFKC letters)
+    per scan: the plain view and every view."""
+    out: dict[str, tuple[int, int, int]] = {}
     scans: dict[str, Callable[[str], bool]] = {
         "plain view": lambda t: scanner.scan(t).leaked,
         "every view": lambda t: scanner.inspect(t).leaked,
     }
     for name, flags in scans.items():
         flagged = [t for t in replies if flags(t)]
-        out[name] = (len(flagged), sum(not truth.secret(t) for t in flagged))
+        guard, issue = (sum(not truth.secret(t) for t in flagged) for truth in truths)
+        out[name] = (len(flagged), guard, issue)
     return out
 
 
@@ -148,7 +171,7 @@ def main() -> None:
     carriers = [i for i, d in enumerate(docs) if NOTICE.search(d)]
     for i in carriers[COMMON_DOCS:]:
         docs[i] = NOTICE.sub("", docs[i])
-    truth = Truth(docs, public)
+    truths = (Truth(docs, public), Truth(docs, public, nfkc_letters))
     rng = random.Random(17)
     fresh = [t[i : i + REPLY] for t in petitions("2019-07") for i in range(0, len(t) - REPLY + 1, REPLY)]
     sets = {
@@ -161,13 +184,19 @@ def main() -> None:
     print(f"fresh replies of {REPLY} characters: {len(fresh)}; notice variants: {len(notices)},", end=" ")
     print(f"in {len(carriers)} petitions, kept in {COMMON_DOCS}; documents indexed at a time: {args.batch};")
     print(f"public files: {len(public)}, sentences of them the indexed petitions quote: {len(quotes)}")
-    print("\n| fresh replies | plain view: flagged / false | every view: flagged / false |")
+    print(
+        "\n| fresh replies | plain view: flagged / false (guard letters) / false (NFKC letters) "
+        "| every view: flagged / false / false (NFKC) |"
+    )
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         scanner = build(Path(tmp) / "guard", docs, args.batch, public)
         for name, replies in sets.items():
-            found = measure(scanner, replies, truth)
-            cells = [f"{f} / {false} ({false / len(replies):.2%})" for f, false in found.values()]
+            found = measure(scanner, replies, truths)
+            cells = [
+                f"{f} / {false} ({false / len(replies):.2%}) / {issue} ({issue / len(replies):.2%})"
+                for f, false, issue in found.values()
+            ]
             print(f"| {name} | " + " | ".join(cells) + " |")
 
 

@@ -40,10 +40,12 @@ import argparse
 import json
 import sys
 import tempfile
+import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -391,7 +393,7 @@ def petitions_run(
     strict threshold). The second customer asks after the first, so the documents the first one's
     replies capped stay capped for it: two customers sent the same text."""
     runs = {length: _runs(indexed, length) for length in (30, 50)}
-    records = {piece: Received(indexed, piece, public) for piece in RECOVERED_PIECES}
+    records = {reading: Received(indexed, reading, public) for reading in READINGS}
     months = load("2019-06") + load("2019-07")
     texts = [t for t in months if not _shares(t, runs[50], 50)]
     piece = 3 if stream else 0
@@ -414,31 +416,32 @@ def petitions_run(
                 with db.transaction() as session:
                     customer, key = funded(session, f"fresh {way}")
                 stopped = []
-                completing = dict.fromkeys(RECOVERED_PIECES, 0)
+                completing = dict.fromkeys(READINGS, 0)
                 for record in records.values():
                     record.clear()
                 with client_for(url + "/v1", key, timeout_s=60) as client:
                     for text, message in zip(texts, messages, strict=True):
                         _, refused, blocked = fresh_replies(client, [message], stream)
-                        for piece, record in records.items():
+                        for reading, record in records.items():
                             if not (refused or blocked):
                                 record.add(text)
                             elif record.completes(text):
-                                completing[piece] += 1
+                                completing[reading] += 1
                         if refused or blocked:
                             stopped.append(text)
                 near = sum(_shares(t, runs[30], 30) for t in stopped)
                 print(f"\n{way}:")
                 completes = " | ".join(
-                    f"completing {LEAK_LETTERS} letters with what was sent (pieces of {piece}+)"
-                    for piece in RECOVERED_PIECES
+                    f"completing {LEAK_LETTERS} {reading.name} with what was sent "
+                    f"(pieces of {reading.piece}+)"
+                    for reading in READINGS
                 )
                 head = "| stopped (refused or blocked) | sharing a run of 30–49 letters | under 30 |"
                 print(f"{head} {completes} |")
                 share = len(stopped) / len(texts)
                 print(
                     f"| {len(stopped)} ({share:.2%}) | {near} | {len(stopped) - near} | "
-                    + " | ".join(str(completing[piece]) for piece in RECOVERED_PIECES)
+                    + " | ".join(str(completing[reading]) for reading in READINGS)
                     + " |"
                 )
                 print("| rule that stopped them (stage: verdict) | replies |")
@@ -447,26 +450,56 @@ def petitions_run(
 
 
 LEAK_LETTERS = 50
-RECOVERED_PIECES = (12, 20)
-"""Shortest shared pieces counted as sent: about five and eight syllables."""
+
+
+def nfkc_letters(text: str) -> str:
+    """The issue's letters: NFKC, case-folded, letters and digits only (a Hangul syllable is one)."""
+    return "".join(
+        c for c in unicodedata.normalize("NFKC", text).casefold() if unicodedata.category(c)[0] in "LN"
+    )
+
+
+class Reading(NamedTuple):
+    """How letters are counted for the leak definition, and the shortest shared piece that
+    counts as sent."""
+
+    name: str
+    letters: Callable[[str], str]
+    piece: int
+
+
+READINGS = (
+    Reading("guard letters", guard_text, 12),  # about five syllables: the guard's own leak length
+    Reading("guard letters", guard_text, 20),  # about eight syllables
+    Reading("NFKC letters", nfkc_letters, 5),  # the issue's wording: 50 syllables, pieces of five
+)
 
 
 class Received:
-    """What one customer was sent of each indexed document, letter by letter, from pieces of at
-    least `piece` guard letters that it shares with a reply (pieces that 10 or more documents
-    hold are common, pieces of the public text are public: neither counts as sent). A stopped
-    reply *completes* a leak when, with what was sent before, it would have handed the customer
-    a run of 50 letters of one document: the issue's definition of a leak, so such a stop is the
-    guard keeping it (pieces adding up), not a false positive."""
+    """What one customer was sent of each indexed document, letter by letter in one `Reading`,
+    from pieces of at least its `piece` letters that a reply shares with the document (pieces
+    that 10 or more documents hold are common, pieces of the public text are public: neither
+    counts as sent). A stopped reply *completes* a leak when, with what was sent before, it
+    would have handed the customer a run of 50 letters of one document: pieces add up, as the
+    issue asks, so such a stop keeps a leak out; the others are false positives. Read in guard
+    letters (jamo), 50 letters are the guard's own leak length, about 20 syllables; read in the
+    issue's NFKC letters (a syllable is one), 50 syllables."""
 
-    def __init__(self, indexed: Sequence[str], piece: int, public: Sequence[str], common: int = 10) -> None:
-        self.piece = piece
-        self.letters = [guard_text(text) for text in indexed]
+    def __init__(
+        self, indexed: Sequence[str], reading: Reading, public: Sequence[str], common: int = 10
+    ) -> None:
+        self.reading = reading
+        self.piece = piece = reading.piece
+        self.letters = [reading.letters(text) for text in indexed]
         where: dict[str, list[tuple[int, int]]] = {}
         for doc, letters in enumerate(self.letters):
             for at in range(len(letters) - piece + 1):
                 where.setdefault(letters[at : at + piece], []).append((doc, at))
-        published = _runs(public, piece)
+        published = {
+            letters[at : at + piece]
+            for letters in map(reading.letters, public)
+            for at in range(len(letters) - piece + 1)
+        }
         self.where = {
             gram: found
             for gram, found in where.items()
@@ -478,7 +511,7 @@ class Received:
         self.sent = {}
 
     def _marks(self, text: str) -> dict[int, np.ndarray]:
-        letters = guard_text(text)
+        letters = self.reading.letters(text)
         marks: dict[int, np.ndarray] = {}
         for at in range(len(letters) - self.piece + 1):
             for doc, start in self.where.get(letters[at : at + self.piece], ()):

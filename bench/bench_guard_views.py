@@ -40,7 +40,7 @@ from tokenclub.guard.detection.views import BATCH, BATCH_LIMIT, ViewScanner
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
 
-CORPORA = Path("/work/shared/corpora/petitions")
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "petitions"
 PASSAGES = 32
 CHARS_PER_TOKEN = 2.5
 INTRO = "네, 요청하신 부분을 옮겨 드립니다. "

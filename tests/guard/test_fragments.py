@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from tests.guard.conftest import partner_of
 from tests.guard.corpus import fresh_texts, petitions
@@ -11,7 +12,7 @@ from tokenclub.accounts.keys import create_key
 from tokenclub.db.engine import Database
 from tokenclub.guard.detection.fragments import Fragment, fragments_of, join, joins
 from tokenclub.guard.detection.scanner import LeakScanner, Policy
-from tokenclub.guard.indexing.index import GuardIndex
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, open_index, writer
 from tokenclub.guard.normalize import guard_text
 from tokenclub.guard.state.fragment_store import KEPT, load_fragments, save_fragments
 
@@ -177,3 +178,19 @@ def test_screened_joins_equal_testing_every_pair(guard_index: GuardIndex) -> Non
         assert screened == every
         found += len(every)
     assert found == 43  # neighbouring pieces drawn together, both ways round
+
+
+def test_a_long_leak_length_screens_pairs_without_seams(tmp_path: Path) -> None:
+    """From a leak length of 70 guard letters the stride is so long that no seam holds a chain's
+    grams: `joins` finds nothing at a seam (the coverage's joins still count the pieces) instead
+    of failing on an empty screen, which the gateway answered with 500."""
+    docs = petitions()[:40]
+    with writer(tmp_path / "guard", IndexParams.for_leak_length(100, seed=5)) as index:
+        index.add(docs, [1] * len(docs))
+    long_index = open_index(tmp_path / "guard")
+    assert long_index is not None
+    text = next(d for d in docs if len(d) > 400)
+    earlier = fragments_of(long_index, reply(text[100:160]))
+    new = fragments_of(long_index, reply(text[160:220]))
+    assert earlier and new
+    assert joins(new, earlier, long_index) == []

@@ -243,6 +243,8 @@ def _maybe_joined(firsts: Sequence[Fragment], seconds: Sequence[Fragment], index
     heads, heads_held = _windows(seconds, False, 1 - stride, width + 2 * stride)
     shape = (len(firsts), len(seconds))
     seams = _seam_shapes(width, stride, params.hits)
+    if not seams:  # a stride so long that no seam holds a chain's grams (leak lengths from 70)
+        return np.zeros(shape, dtype=np.bool_)
     # per seam: its first two straddling grams (one alone lets a pair in ~40 through by chance)
     grams = [
         (seam, straddle, straddle + width - seam.end)
