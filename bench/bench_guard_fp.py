@@ -19,7 +19,7 @@ reference) and every view (`LeakScanner.inspect`, what the gateway runs), and co
 in guard letters (jamo: 50 are about 20 Hangul syllables, the guard's own leak length) and in
 the issue's wording, 50 NFKC letters or digits (a syllable is one letter, so 50 syllables).
 
-Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE ...]`` (a few minutes on two cores).
+Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE ...]`` (about ten seconds).
 """
 
 from __future__ import annotations
