@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.cli.helpers import run_cli, run_json
 from tests.conftest import CORPORA
 from tests.ingest.fixtures import petitions, write_jsonl
+from tokenclub.db.engine import Database
+from tokenclub.db.schema import Upload
 from tokenclub.tokenizer_store import default_tokenizer_path
 
 RECEIPT_KEYS = {
@@ -78,6 +81,28 @@ def test_ingest_of_nothing_readable_exits_nonzero_with_the_file_named(home: Path
     assert [e["source"] for e in receipt["errors"]] == ["scan.pdf"]
     assert "nothing could be read" in result.stderr
     assert run_json(home, "balance", "--partner", "1")["free_tokens_granted"] == 0
+
+
+@pytest.mark.parametrize("value", ["25", "many"])
+def test_a_bad_guard_setting_is_named_before_anything_is_written(
+    home: Path, tmp_path: Path, value: str
+) -> None:
+    """The guard's settings are read before the upload is stored: a leak length shorter than
+    the index's gram (26 letters, five hits) names the variable and writes nothing."""
+    upload = write_jsonl(tmp_path / "p.jsonl", petitions(0, 2))
+    before = sorted(p.relative_to(home) for p in home.rglob("*") if "tokenclub.db" not in p.name)
+    result = run_cli(
+        home, "ingest", "--partner", "1", str(upload), env_extra={"TOKENCLUB_GUARD_LEAK_LENGTH": value}
+    )
+    assert (result.returncode, result.stderr.strip()) == (
+        1,
+        f"error: TOKENCLUB_GUARD_LEAK_LENGTH={value} is not allowed: use an integer >= 30",
+    )
+    assert sorted(p.relative_to(home) for p in home.rglob("*") if "tokenclub.db" not in p.name) == before
+    db = Database(f"sqlite:///{home / 'tokenclub.db'}")
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Upload)) == 0
+    db.dispose()
 
 
 def test_missing_tokenizer_file_is_named(home: Path) -> None:

@@ -93,13 +93,13 @@ def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tok
 
     from tokenclub.guard.audits.extraction import client_for
     from tokenclub.guard.audits.redteam import ATTACKS, DIVERGENCE_PROMPTS, Channel, run_suite
-    from tokenclub.guard.config import GuardSettings
+    from tokenclub.guard.config import guard_settings
     from tokenclub.guard.detection.scanner import LeakScanner
     from tokenclub.guard.indexing.index import LiveIndex
     from tokenclub.guard.indexing.parts import guard_root
 
     scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
-    leak_length = GuardSettings().leak_length
+    leak_length = guard_settings().leak_length
     with client_for(url, key) as client, served(url), Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"attacking {url}", total=len(targets) * len(ATTACKS) + len(DIVERGENCE_PROMPTS))
         return run_suite(
@@ -116,9 +116,9 @@ def _worst_case_suite(
 
     from tokenclub.guard.audits.extraction import client_for
     from tokenclub.guard.audits.worst_case import FAMILIES, PIECES, SPLIT_FAMILIES, run_worst_case
-    from tokenclub.guard.config import GuardSettings
+    from tokenclub.guard.config import guard_settings
 
-    leak_length = GuardSettings().leak_length
+    leak_length = guard_settings().leak_length
     attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES) + 2 * len(SPLIT_FAMILIES[: len(keys)])
     with ExitStack() as stack, Progress(console=console, transient=True) as bar:
         clients = [stack.enter_context(client_for(url, key)) for key in keys]

@@ -253,14 +253,14 @@ def coverage_command(
 ) -> None:
     """Who was sent how much of which contributed document within the coverage window, and the
     union of all customers per document (the operator's view of collection in pieces)."""
-    from tokenclub.guard.config import GuardSettings
+    from tokenclub.guard.config import guard_settings
     from tokenclub.guard.detection.coverage import covered_letters
     from tokenclub.guard.indexing.index import open_index
     from tokenclub.guard.indexing.parts import guard_root
     from tokenclub.guard.state.coverage_store import holdings
     from tokenclub.guard.state.events import STRIKES, blocks_by_document
 
-    settings = GuardSettings()
+    settings = guard_settings()
     limits = settings.limits()
     if limits is None:
         raise StateError("coverage is off (TOKENCLUB_GUARD_COVERAGE_CUSTOMER=0)")

@@ -80,7 +80,7 @@ def load_command(name: str, lazy: Lazy) -> Any:
     if isinstance(target, typer.Typer):
         command: Any = typer.main.get_group(target)
     else:
-        single = typer.Typer()
+        single = typer.Typer(add_completion=False)  # as the root: no completion options per command
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name

@@ -8,9 +8,8 @@ import sys
 from contextlib import ExitStack
 
 import typer
-from pydantic import ValidationError
 
-from tokenclub.settings import get_settings, settings_error
+from tokenclub.settings import get_settings
 
 
 def serve_command(
@@ -37,14 +36,11 @@ def serve_command(
     import uvicorn  # the server's, the model's and the guard's imports only when serving
 
     from tokenclub.gateway.llama import LlamaServer
-    from tokenclub.guard.config import GuardSettings
+    from tokenclub.guard.config import guard_settings
     from tokenclub.home import open_database
 
     settings = get_settings()
-    try:  # the workers read the guard's settings too: a bad one stops here, in one line
-        GuardSettings()
-    except ValidationError as exc:
-        raise settings_error(exc, GuardSettings, "TOKENCLUB_GUARD_") from None
+    guard_settings()  # the workers read the guard's settings too: a bad one stops here, in one line
     open_database(settings).dispose()
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit lets
     # the embedded model server be stopped on the way out.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenclub.guard.detection.accumulate import Budget
@@ -14,10 +14,13 @@ from tokenclub.guard.indexing.index import (
     COMMON_BITS,
     COMMON_DOCS,
     DEFAULT_CAPACITY,
+    DEFAULT_HITS,
+    DEFAULT_WIDTH,
     Commonness,
     IndexParams,
     IndexShape,
 )
+from tokenclub.settings import settings_error
 
 
 class GuardSettings(BaseSettings):
@@ -26,7 +29,9 @@ class GuardSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENCLUB_GUARD_", env_file=".env", extra="ignore")
 
     leak_length: int = Field(
-        default=50, ge=20, description="Copied guard letters that always count as a leak (Hangul in jamo)."
+        default=50,
+        ge=DEFAULT_WIDTH + DEFAULT_HITS - 1,  # a chain of hits over a gram of 26 letters
+        description="Copied guard letters that always count as a leak (Hangul in jamo).",
     )
     policy: Literal["block", "redact"] = Field(
         default="block", description="Replies with a leak: end with content_filter, or cut the leak out."
@@ -173,3 +178,12 @@ class GuardSettings(BaseSettings):
 
     def index_shape(self) -> IndexShape:
         return IndexShape(self.index_params(), self.initial_capacity, self.commonness())
+
+
+def guard_settings() -> GuardSettings:
+    """The guard's settings as read now; a bad variable is an `InvalidInputError` naming it and
+    what is allowed, so the CLI prints one line instead of a traceback."""
+    try:
+        return GuardSettings()
+    except ValidationError as exc:
+        raise settings_error(exc, GuardSettings, "TOKENCLUB_GUARD_") from None

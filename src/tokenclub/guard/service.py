@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from tokenclub.accounts.keys import KeyView
 from tokenclub.db.schema import Customer
-from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.config import guard_settings
 from tokenclub.guard.detection.accumulate import Budget, reply_credits, standing, worst
 from tokenclub.guard.detection.coverage import (
     CappedGrams,
@@ -207,7 +207,7 @@ class GatewayGuard:
     def from_settings(cls, home: Path) -> GatewayGuard:
         """The guard of a home, with `TOKENCLUB_GUARD_POLICY`, `…_PROMPT_POLICY`, `…_ACCUMULATE_*`,
         `…_STREAM_BATCH` and the rest of `GuardSettings`."""
-        settings = GuardSettings()
+        settings = guard_settings()
         return cls(
             guard_root(home),
             settings.policy,

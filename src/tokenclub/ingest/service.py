@@ -37,7 +37,7 @@ from tokenclub.extract.document import ExtractionFailure
 from tokenclub.extract.folder import walk_folder
 from tokenclub.extract.rawstore import RawStore
 from tokenclub.extract.records import RecordOptions
-from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.config import guard_settings
 from tokenclub.guard.indexing.background import BackgroundIndexer
 from tokenclub.guard.indexing.build import sync as guard_sync
 from tokenclub.guard.indexing.parts import GROUP_TOKENS, Part, part_name, rows
@@ -283,6 +283,7 @@ def ingest(
     """
     if job.batch_size < 1:
         raise InvalidInputError("batch size must be at least 1")
+    shape = guard_settings().index_shape()  # a bad setting fails here, before anything is written
     collected = collect_files(job.paths)
     with db.transaction() as session:
         require_approved(session, job.partner_id)
@@ -332,7 +333,7 @@ def ingest(
 
     turn = take_turn(db, upload.id, _lock_dedup)
     spool = Spool(home / "spool" / upload.id, job.sealing)
-    with BackgroundIndexer(home, GuardSettings().index_shape()) as indexer:
+    with BackgroundIndexer(home, shape) as indexer:
         with heartbeat(db, upload.id, turns):  # later turns wait while this run decides
             waiting = decide is mark_duplicates  # decisions made beforehand read no index: no turn to wait
             for (seq, failures), table in mapper.map(todo()):

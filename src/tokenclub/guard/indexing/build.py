@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from tokenclub.corpus.store import CorpusStore
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import CorpusDocument
-from tokenclub.guard.config import GuardSettings
+from tokenclub.guard.config import guard_settings
 from tokenclub.guard.indexing.index import GuardIndex, logged_parts, open_index, rebuild
 from tokenclub.guard.indexing.parts import COLUMNS, GROUP_TOKENS, guard_root, index_parts, part_name, rows
 from tokenclub.guard.state.releases import released_partners
@@ -42,7 +42,7 @@ def sync(db: Database, home: Path, store: CorpusStore, upload_id: str | None = N
     index = open_index(guard_root(home))
     done = logged_parts(index) if index is not None else set()
     missing = [(u, s) for u, s in _committed_parts(db, upload_id) if part_name(u, s) not in done]
-    shape = GuardSettings().index_shape()
+    shape = guard_settings().index_shape()
     for upload, seq in missing:
         index_parts(home, store, upload, [seq], shape, once=True)
     return len(missing)
@@ -58,7 +58,7 @@ def rebuild_index(
     Their parts are read past and logged, so `sync` does not bring them back, and their later
     batches are refused by the index itself.
     """
-    settings = GuardSettings()
+    settings = guard_settings()
     params = settings.index_params()
     withdrawn = sorted(set(withdrawn) | released_partners(guard_root(home)))
     with db.transaction() as session:
