@@ -46,7 +46,12 @@ class GuardSettings(BaseSettings):
         description="Reply characters a stream's batch grows to (from 32): larger scans a long stream "
         "at less cost and holds more of it back.",
     )
-    member_bits: float = Field(default=8.0, gt=0, description="Membership filter bits per indexed gram.")
+    member_bits: float = Field(
+        default=8.0,
+        ge=6,  # below, chance hits chain into a leak in more than 1 reply of 300 tokens in 1,000
+        le=32,
+        description="Membership filter bits per indexed gram.",
+    )
     partner_bits: float = Field(
         default=0.0,
         ge=0,
