@@ -19,7 +19,9 @@ reference) and every view (`LeakScanner.inspect`, what the gateway runs), and co
 in guard letters (jamo: 50 are about 20 Hangul syllables, the guard's own leak length) and in
 the issue's wording, 50 NFKC letters or digits (a syllable is one letter, so 50 syllables).
 
-Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE ...]`` (about ten seconds).
+`--leak-length N` builds the guard for another leak length (a true positive stays a shared run
+of 50 letters in each reading). Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE
+...] [--batch N] [--leak-length N]`` (about ten seconds).
 """
 
 from __future__ import annotations
@@ -148,8 +150,9 @@ def measure(
     return out
 
 
-def build(root: Path, docs: list[str], batch: int, public: list[str]) -> LeakScanner:
-    with writer(root, IndexParams.for_leak_length(LEAK, seed=7), capacity=400_000) as index:
+def build(root: Path, docs: list[str], batch: int, public: list[str], leak_length: int) -> LeakScanner:
+    params = IndexParams.for_leak_length(leak_length, seed=7)
+    with writer(root, params, capacity=400_000) as index:
         for first in range(0, len(docs), batch):
             part = docs[first : first + batch]
             index.add(part, [1 + (first + i) % 3 for i in range(len(part))])
@@ -164,6 +167,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--public", nargs="*", type=Path, default=[], help="public text files (UTF-8)")
     parser.add_argument("--batch", type=int, default=1, help="documents indexed at a time")
+    parser.add_argument(
+        "--leak-length",
+        type=int,
+        default=LEAK,
+        help="the guard's leak length in guard letters (its index and verdict; what counts as a "
+        "true positive stays 50 letters of each reading)",
+    )
     args = parser.parse_args()
     public = [path.read_text(encoding="utf-8") for path in args.public]
     docs = petitions("2019-05")
@@ -184,13 +194,18 @@ def main() -> None:
     print(f"fresh replies of {REPLY} characters: {len(fresh)}; notice variants: {len(notices)},", end=" ")
     print(f"in {len(carriers)} petitions, kept in {COMMON_DOCS}; documents indexed at a time: {args.batch};")
     print(f"public files: {len(public)}, sentences of them the indexed petitions quote: {len(quotes)}")
+    params = IndexParams.for_leak_length(args.leak_length)
+    print(
+        f"guard leak length {args.leak_length} guard letters (stride {params.stride}, membership "
+        f"filter {params.bytes_per_letter():.3f} B per letter)"
+    )
     print(
         "\n| fresh replies | plain view: flagged / false (guard letters) / false (NFKC letters) "
         "| every view: flagged / false / false (NFKC) |"
     )
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        scanner = build(Path(tmp) / "guard", docs, args.batch, public)
+        scanner = build(Path(tmp) / "guard", docs, args.batch, public, args.leak_length)
         for name, replies in sets.items():
             found = measure(scanner, replies, truths)
             cells = [

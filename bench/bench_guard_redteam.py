@@ -30,8 +30,10 @@ letters and more, neither common nor public).
 `--public` loads the petitions of 2017-08 and 2019-04 as public text first (the genre's
 published text, as an operator loads it); `--stream` asks them streamed.
 
+`--leak-length N` builds the guard for another leak length and judges the attacks by it.
+
 Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--stream]
-[--pieces-only | --split-only | --fresh-petitions]``.
+[--leak-length N] [--pieces-only | --split-only | --fresh-petitions]``.
 """
 
 from __future__ import annotations
@@ -164,6 +166,13 @@ def main() -> None:
         help="Load the petitions of 2017-08 and 2019-04 as public text, as an operator loads the "
         "genre's published text (`tokenclub guard public add`).",
     )
+    parser.add_argument(
+        "--leak-length",
+        type=int,
+        default=50,
+        help="The guard's leak length in guard letters: its index, and the judge's leak (the fresh "
+        "petitions' false positives stay counted at 50 letters of each reading).",
+    )
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
     parser.add_argument(
@@ -201,7 +210,7 @@ def main() -> None:
                     for i in range(TEAM + 1):
                         team[label, doc].append(funded(session, f"{label}-{doc}-{i}")[1])
         root = Path(tmp) / "guard"
-        with writer(root, IndexParams.for_leak_length(50, seed=11), capacity=400_000) as index:
+        with writer(root, IndexParams.for_leak_length(args.leak_length, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
             public = load("2017-08") + load("2019-04") if args.public else []
             if public:
@@ -241,24 +250,28 @@ def main() -> None:
                         client_for(url + "/v1", secrets[1], timeout_s=60) as another,
                     ):
                         families = (
-                            run_split([client, another], MODEL, targets, 50)
+                            run_split([client, another], MODEL, targets, args.leak_length)
                             if args.pieces_only
-                            else run_worst_case(client, MODEL, targets, 50, others=[another])
+                            else run_worst_case(client, MODEL, targets, args.leak_length, others=[another])
                         )
-                        tables[label] = summarize_families(families + run_pieces(client, MODEL, targets, 50))
+                        tables[label] = summarize_families(
+                            families + run_pieces(client, MODEL, targets, args.leak_length)
+                        )
                 app = create_app(replace(config(db, upstream), routes=routes, guard=watching))
                 with (
                     serve_in_thread(app) as accumulating,
                     client_for(accumulating + "/v1", patient_key) as client,
                 ):
-                    tables["accumulating"] = summarize_families(run_pieces(client, MODEL, targets, 50))
+                    tables["accumulating"] = summarize_families(
+                        run_pieces(client, MODEL, targets, args.leak_length)
+                    )
                 app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
                 with serve_in_thread(app) as url:
                     split = []
                     for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
                         clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
                         variant = VARIANTS[at // args.targets]
-                        split += run_split(clients, MODEL, [target], 50, variants=[variant])
+                        split += run_split(clients, MODEL, [target], args.leak_length, variants=[variant])
                         for client in clients:
                             client.close()
                     tables["default"] = summarize_families(split)
@@ -354,7 +367,9 @@ def split_run(
         split = []
         for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
             clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
-            split += run_split(clients, MODEL, [target], 50, variants=[VARIANTS[at // args.targets]])
+            split += run_split(
+                clients, MODEL, [target], args.leak_length, variants=[VARIANTS[at // args.targets]]
+            )
             for client in clients:
                 client.close()
         with client_for(url + "/v1", honest_key, timeout_s=60) as client:
