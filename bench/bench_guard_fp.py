@@ -62,12 +62,15 @@ def guard_letters(text: str) -> np.ndarray:
     return normalize(text).letters
 
 
-def nfkc_letters(text: str) -> np.ndarray:
+def nfkc_text(text: str) -> str:
     """The issue's letters: NFKC, case-folded, letters and digits only (a Hangul syllable is one)."""
-    kept = "".join(
+    return "".join(
         c for c in unicodedata.normalize("NFKC", text).casefold() if unicodedata.category(c)[0] in "LN"
     )
-    return np.frombuffer(kept.encode("utf-32-le"), dtype="<u4").astype(np.uint32)
+
+
+def nfkc_letters(text: str) -> np.ndarray:
+    return np.frombuffer(nfkc_text(text).encode("utf-32-le"), dtype="<u4").astype(np.uint32)
 
 
 def runs(text: str, spec: GramHash, letters_of: Callable[[str], np.ndarray] = guard_letters) -> list[int]:

@@ -42,7 +42,6 @@ import argparse
 import json
 import sys
 import tempfile
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -61,6 +60,7 @@ from tests.gateway.fake_upstream import serve_in_thread
 from tests.guard.corpus import fresh_texts
 from tests.guard.worst_case import recall, worst_case_app
 
+from bench_guard_fp import nfkc_text, petitions
 from tokenclub.accounts.customers import create_customer
 from tokenclub.accounts.keys import create_key
 from tokenclub.accounts.partners import apply
@@ -90,7 +90,6 @@ from tokenclub.guard.state.events import STOPPED
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "petitions"
 VARIANTS = [(family, piece) for family in SPLIT_FAMILIES for piece in (0, 3)]
 MODEL = "worst-case"
 TEAM = 10
@@ -186,7 +185,7 @@ def main() -> None:
         help="Only the June and July petitions asked back by one customer through the default guard.",
     )
     args = parser.parse_args()
-    docs = load("2019-05")
+    docs = petitions("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.db")
         upgrade(db.engine)
@@ -212,7 +211,7 @@ def main() -> None:
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(args.leak_length, seed=11), capacity=400_000) as index:
             index.add(docs, [partner] * len(docs))
-            public = load("2017-08") + load("2019-04") if args.public else []
+            public = petitions("2017-08") + petitions("2019-04") if args.public else []
             if public:
                 index.set_public(public)
         rows = ({"doc_id": str(i), "partner_id": partner, "text": t} for i, t in enumerate(docs))
@@ -409,7 +408,7 @@ def petitions_run(
     replies capped stay capped for it: two customers sent the same text."""
     runs = {length: _runs(indexed, length) for length in (30, 50)}
     records = {reading: Received(indexed, reading, public) for reading in READINGS}
-    months = load("2019-06") + load("2019-07")
+    months = petitions("2019-06") + petitions("2019-07")
     texts = [t for t in months if not _shares(t, runs[50], 50)]
     piece = 3 if stream else 0
     ways = {
@@ -467,13 +466,6 @@ def petitions_run(
 LEAK_LETTERS = 50
 
 
-def nfkc_letters(text: str) -> str:
-    """The issue's letters: NFKC, case-folded, letters and digits only (a Hangul syllable is one)."""
-    return "".join(
-        c for c in unicodedata.normalize("NFKC", text).casefold() if unicodedata.category(c)[0] in "LN"
-    )
-
-
 class Reading(NamedTuple):
     """How letters are counted for the leak definition, and the shortest shared piece that
     counts as sent."""
@@ -486,7 +478,7 @@ class Reading(NamedTuple):
 READINGS = (
     Reading("guard letters", guard_text, 12),  # about five syllables: the guard's own leak length
     Reading("guard letters", guard_text, 20),  # about eight syllables
-    Reading("NFKC letters", nfkc_letters, 5),  # the issue's wording: 50 syllables, pieces of five
+    Reading("NFKC letters", nfkc_text, 5),  # the issue's wording: 50 syllables, pieces of five
 )
 
 
@@ -504,17 +496,13 @@ class Received:
         self, indexed: Sequence[str], reading: Reading, public: Sequence[str], common: int = 10
     ) -> None:
         self.reading = reading
-        self.piece = piece = reading.piece
+        piece = reading.piece
         self.letters = [reading.letters(text) for text in indexed]
         where: dict[str, list[tuple[int, int]]] = {}
         for doc, letters in enumerate(self.letters):
             for at in range(len(letters) - piece + 1):
                 where.setdefault(letters[at : at + piece], []).append((doc, at))
-        published = {
-            letters[at : at + piece]
-            for letters in map(reading.letters, public)
-            for at in range(len(letters) - piece + 1)
-        }
+        published = _runs(public, piece, reading.letters)
         self.where = {
             gram: found
             for gram, found in where.items()
@@ -526,12 +514,12 @@ class Received:
         self.sent = {}
 
     def _marks(self, text: str) -> dict[int, np.ndarray]:
-        letters = self.reading.letters(text)
+        letters, piece = self.reading.letters(text), self.reading.piece
         marks: dict[int, np.ndarray] = {}
-        for at in range(len(letters) - self.piece + 1):
-            for doc, start in self.where.get(letters[at : at + self.piece], ()):
+        for at in range(len(letters) - piece + 1):
+            for doc, start in self.where.get(letters[at : at + piece], ()):
                 mark = marks.setdefault(doc, np.zeros(len(self.letters[doc]), dtype=np.bool_))
-                mark[start : start + self.piece] = True
+                mark[start : start + piece] = True
         return marks
 
     def add(self, text: str) -> None:
@@ -562,11 +550,11 @@ def stopping_rules(db: Database, customer: int) -> Counter[str]:
     return Counter(first.values())
 
 
-def _runs(texts: Sequence[str], length: int) -> set[str]:
-    """Every run of `length` guard letters of the texts."""
+def _runs(texts: Sequence[str], length: int, letters_of: Callable[[str], str] = guard_text) -> set[str]:
+    """Every run of `length` letters of the texts (guard letters unless told otherwise)."""
     found: set[str] = set()
     for text in texts:
-        letters = guard_text(text)
+        letters = letters_of(text)
         found.update(letters[i : i + length] for i in range(len(letters) - length + 1))
     return found
 
@@ -574,11 +562,6 @@ def _runs(texts: Sequence[str], length: int) -> set[str]:
 def _shares(text: str, runs: set[str], length: int) -> bool:
     letters = guard_text(text)
     return any(letters[i : i + length] in runs for i in range(len(letters) - length + 1))
-
-
-def load(month: str) -> list[str]:
-    with (CORPORA / f"petitions_{month}.jsonl").open(encoding="utf-8") as fh:
-        return [json.loads(line)["content"] for line in fh]
 
 
 def _mean(rows: list[tuple[int, int, int]]) -> float:
