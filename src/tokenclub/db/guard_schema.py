@@ -79,6 +79,7 @@ class GuardFragment(Base):
     head: Mapped[bytes] = mapped_column(LargeBinary)
     last: Mapped[int] = mapped_column(Integer)
     tail: Mapped[bytes] = mapped_column(LargeBinary)
+    letters: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class GuardCoverage(Base):

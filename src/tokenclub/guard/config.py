@@ -33,6 +33,13 @@ class GuardSettings(BaseSettings):
         ge=DEFAULT_WIDTH + DEFAULT_HITS - 1,  # a chain of hits over a gram of 26 letters
         description="Copied guard letters that always count as a leak (Hangul in jamo).",
     )
+    leak_letters: int = Field(
+        default=0,
+        ge=0,
+        description="NFKC letters (a Hangul syllable one) a copied run must also hold to be a leak, "
+        "the leak definition's count; 0: the guard letters of the leak length alone decide. Replies "
+        "under the strict threshold keep the guard letters' verdict.",
+    )
     policy: Literal["block", "redact"] = Field(
         default="block", description="Replies with a leak: end with content_filter, or cut the leak out."
     )

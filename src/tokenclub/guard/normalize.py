@@ -187,6 +187,25 @@ def normalize_both(text: str, offset: int = 0) -> tuple[U32, U32, I64]:
     return LETTERS.read(code_points(text), offset)
 
 
+_HANGUL_LETTERS = (0x3131, 0x318E)  # the compatibility letters the jamo of a syllable become
+
+
+def nfkc_starts(letters: U32, owners: I64, before: int = -1) -> npt.NDArray[np.bool_]:
+    """Which guard letters begin a letter of the NFKC count (case-folded letters and digits, a
+    Hangul syllable one letter), the count the leak definition is written in; `before`: the
+    owner of the letter before the first. A syllable's two or three jamo share one character,
+    so only the first begins a letter; every other guard letter is one (a ligature's two
+    letters are two, as NFKC writes them). Jamo typed one character each count one each, where
+    NFKC would join some of them: the count errs long, on the safe side."""
+    previous = np.empty(len(owners), dtype=np.int64)
+    if len(owners):
+        previous[0] = before
+        previous[1:] = owners[:-1]
+    hangul = (letters >= _HANGUL_LETTERS[0]) & (letters <= _HANGUL_LETTERS[1])
+    begins: npt.NDArray[np.bool_] = (owners != previous) | ~hangul
+    return begins
+
+
 def guard_text(text: str) -> str:
     """The guard stream as a string (for people, tests and the audit's comparisons)."""
     return normalize(text).text

@@ -182,14 +182,19 @@ class GatewayGuard:
         own_text: bool = False,
         limits: Limits | None = None,
         stream_batch: int | None = None,
+        leak_letters: int = 0,
     ) -> None:
+        """`leak_letters`: NFKC letters a copied run must also hold to be a leak (0: the index's
+        guard letters alone decide; `TOKENCLUB_GUARD_LEAK_LETTERS`)."""
         self.budget = budget
         self.limits = limits
         self.own_text = own_text
         self._partners: dict[int, int | None] = {}  # customer → partner (fixed once created)
         self.policy: Policy = policy
         self.prompt_policy: PromptPolicy = prompt_policy
-        self.scanner = LeakScanner(LiveIndex(root, check_every_s), stream_batch=stream_batch)
+        self.scanner = LeakScanner(
+            LiveIndex(root, check_every_s), stream_batch=stream_batch, leak_letters=leak_letters
+        )
         self._capped = _Capped()
         self._attempts: dict[str, dict[int, frozenset[int]]] = {}  # reply id → capped grams asked for
         self._delivered: dict[str, dict[int, frozenset[int]]] = {}  # reply id → grams its scan found
@@ -216,6 +221,7 @@ class GatewayGuard:
             own_text=settings.own_text,
             limits=settings.limits(),
             stream_batch=settings.stream_batch,
+            leak_letters=settings.leak_letters,
         )
 
     @property

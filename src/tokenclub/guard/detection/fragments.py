@@ -44,7 +44,8 @@ class Fragment:
     `tail[i]` is the polynomial of the first `i` letters of a window that holds the last hit at
     `last`, from `stride` letters before it to where the run can end; `head[t]` likewise for a
     window around the first hit, at `first`. `start`/`end` are the run's widened offsets in the
-    reply it came from (kept for redaction, not in the database)."""
+    reply it came from (kept for redaction, not in the database); `letters`: NFKC letters of
+    the run and of the runs it was found to join so far (0: not counted)."""
 
     hits: int
     partners: tuple[int, ...]
@@ -54,6 +55,7 @@ class Fragment:
     tail: tuple[int, ...]
     start: int = 0
     end: int = 0
+    letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +109,17 @@ def _owned(
 
 
 def make_fragment(
-    index: GuardIndex, letters: Sequence[int], owners: Sequence[int], keys: U64, first: int, last: int
+    index: GuardIndex,
+    letters: Sequence[int],
+    owners: Sequence[int],
+    keys: U64,
+    first: int,
+    last: int,
+    nfkc: int = 0,
 ) -> Fragment | None:
     """The fragment of one chain of hits (`keys`, from `first` to `last`) in a stream of guard
-    letters whose original offsets are `owners`; None when no partner owns it."""
+    letters whose original offsets are `owners`, the run holding `nfkc` NFKC letters (0: not
+    counted); None when no partner owns it."""
     owned = _owned(index, keys, first, last)
     if owned is None:
         return None
@@ -122,7 +131,19 @@ def make_fragment(
     head = _prefixes(letters[head_from : first + reach], spec)
     tail = _prefixes(letters[tail_from : last + reach], spec)
     start, end = owners[head_from], owners[min(len(letters), last + reach) - 1] + 1
-    return Fragment(count, partners, first - head_from, head, last - tail_from, tail, start, end)
+    return Fragment(count, partners, first - head_from, head, last - tail_from, tail, start, end, nfkc)
+
+
+def joined_letters(piece: Fragment, found: Sequence[Join]) -> int | None:
+    """NFKC letters of the run `piece` and the fragments it joins (`found`) make: its own and
+    the longest joined on either side (each holds the runs it joined before). None when one of
+    them was not counted (kept by a guard whose verdict counts guard letters): the join is a
+    leak, as under that verdict. The seam's few letters count twice: the sum errs long."""
+    before = [join.first.letters for join in found if join.second is piece]
+    after = [join.second.letters for join in found if join.first is piece]
+    if not piece.letters or 0 in before or 0 in after:
+        return None
+    return piece.letters + max(before, default=0) + max(after, default=0)
 
 
 def fragments_of(index: GuardIndex, text: str) -> list[Fragment]:

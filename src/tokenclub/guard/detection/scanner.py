@@ -31,16 +31,16 @@ so a join can still be found with a hit that a later shared gram would have with
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from tokenclub.guard.detection.fragments import Fragment, Join, joins, make_fragment
+from tokenclub.guard.detection.fragments import Fragment, Join, joined_letters, joins, make_fragment
 from tokenclub.guard.hashing import U64, ReversedRollingHasher, RollingHasher, gram_hash, read_pair
 from tokenclub.guard.indexing.commonness import Clearing
 from tokenclub.guard.indexing.index import GuardIndex, IndexParams, LiveIndex
-from tokenclub.guard.normalize import normalize_both
+from tokenclub.guard.normalize import nfkc_starts, normalize_both
 
 if TYPE_CHECKING:
     from tokenclub.guard.detection.views import ViewScanner
@@ -134,8 +134,15 @@ class _Reading:
     """
 
     def __init__(
-        self, index: GuardIndex | None, params: IndexParams, forward: bool, backward: bool, keep: bool
+        self,
+        index: GuardIndex | None,
+        params: IndexParams,
+        forward: bool,
+        backward: bool,
+        keep: bool,
+        count_nfkc: bool = False,
     ) -> None:
+        """`count_nfkc`: keep `nfkc`, for a verdict in NFKC letters."""
         self.index = index
         spec = gram_hash(params.width, params.seed)
         self.width = params.width
@@ -148,6 +155,8 @@ class _Reading:
         self._documents: tuple[int, bool] = (0, False)  # `in_documents`' last answer, for `held` keys
         self.owners = array("q")
         self.letters = array("I")
+        self.count_nfkc = count_nfkc
+        self.nfkc = array("q")  # NFKC letters begun at or before each guard letter (`nfkc_starts`)
 
     def hits(self, chunk: str) -> tuple[Hits, Hits]:
         """(start, key, shared) of each gram completed by `chunk` that the index holds, read
@@ -174,6 +183,13 @@ class _Reading:
     def held(self) -> int:
         """Grams the index holds that count by their own key (`COUNTS`), read either way."""
         return len(self._held_keys)
+
+    def nfkc_letters(self, first: int, end: int) -> int:
+        """NFKC letters that guard letters [first, end) are part of (a syllable cut at either
+        end counts)."""
+        if end <= first:
+            return 0
+        return self.nfkc[end - 1] - self.nfkc[first] + 1
 
     def in_documents(self) -> bool:
         """Whether a counted gram found so far is some document's: the filters also hold keys
@@ -202,6 +218,7 @@ class _Reading:
             letters, owners, keys, split, positions, shared = read_pair(
                 chunk, self.consumed, self.ahead, self.behind, members, sketch
             )
+            kept = letters
         else:
             letters, backward, owners = normalize_both(chunk, self.consumed)
             if self.ahead is not None:
@@ -209,12 +226,17 @@ class _Reading:
                 split = len(keys)
             else:
                 assert self.behind is not None
-                letters, keys, split = backward, self.behind.feed(backward)[1], 0
+                keys, split = self.behind.feed(backward)[1], 0
+            kept = letters if self.ahead is not None else backward
+        if self.count_nfkc and len(owners):
+            begun = self.nfkc[-1] if self.nfkc else 0
+            starts = nfkc_starts(letters, owners, self.owners[-1] if self.owners else -1)
+            self.nfkc.frombytes((begun + np.cumsum(starts, dtype=np.int64)).tobytes())
         self.consumed += len(chunk)
         self.seen += len(letters)
         self.owners.frombytes(owners.tobytes())
         if self.keep:
-            self.letters.frombytes(letters.tobytes())
+            self.letters.frombytes(kept.tobytes())
         return keys, split, positions, shared
 
 
@@ -232,9 +254,12 @@ class StreamScanner:
         reverse: bool = False,
         own: int | None = None,
         reading: _Reading | None = None,
+        leak_letters: int = 0,
     ) -> None:
         """`own`: the partner reading (its own text, attributed to it alone, is no leak);
-        `reading`: the letters shared with the scanner of the other direction (`read_both`)."""
+        `reading`: the letters shared with the scanner of the other direction (`read_both`);
+        `leak_letters`: NFKC letters a chain's span must also hold to be a leak (0: its hits
+        alone decide; the strict threshold ignores it)."""
         self.index = index
         self.own = own
         self.policy = policy
@@ -250,7 +275,10 @@ class StreamScanner:
         self._clearing = Clearing(params.width)
         # letters after a hit's start until no shared gram can still overlap it (`Clearing`)
         self._settle = 2 * params.width - 1 if index is not None and index.shares else params.width
-        self._reading = reading or _Reading(index, params, not reverse, reverse, earlier is not None)
+        self._leak_letters = 0 if strict else leak_letters
+        self._reading = reading or _Reading(
+            index, params, not reverse, reverse, earlier is not None, self._leak_letters > 0
+        )
         self._side = 1 if reverse else 0
         self._owners = self._reading.owners  # original offset of every guard letter so far
         self._pending = ""  # text received but not released yet, from offset `_released`
@@ -364,12 +392,44 @@ class StreamScanner:
         (`seen`: letters so far; None at the end), the earliest to complete; as those hits."""
         found: _Chain | None = None
         for chain in self._open.values():
-            if chain.own or len(chain.keys) < self._needed:
+            if chain.own:
                 continue
-            done = chain.first + (self._needed - 1) * self._stride
-            if (seen is None or done + self._settle <= seen) and (found is None or done < found.last):
-                found = _Chain(chain.first, done, chain.keys[: self._needed])
+            settled = len(chain.keys)
+            if seen is not None:
+                settled = min(settled, (seen - self._settle - chain.first) // self._stride + 1)
+            count = self._leak_hits(chain, settled)
+            if count is None:
+                continue
+            done = chain.first + (count - 1) * self._stride
+            if found is None or done < found.last:
+                found = _Chain(chain.first, done, chain.keys[:count])
         return found
+
+    def _leak_hits(self, chain: _Chain, count: int) -> int | None:
+        """The fewest of the chain's first `count` hits that are a leak (None: not even all
+        `count`): `hits` of them, and under a verdict in NFKC letters as many as it takes for
+        their widened span to hold `leak_letters` of them."""
+        if count < self._needed:
+            return None
+        if not self._leak_letters:
+            return self._needed
+        if self._span_nfkc(chain.first, count) < self._leak_letters:
+            return None
+        low, high = self._needed, count
+        while low < high:
+            middle = (low + high) // 2
+            if self._span_nfkc(chain.first, middle) >= self._leak_letters:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    def _span_nfkc(self, first: int, count: int) -> int:
+        """NFKC letters of `count` hits from `first`, widened as `_widened` does, in the letters
+        read so far."""
+        low = max(0, first - self._stride + 1)
+        high = min(len(self._owners), first + (count - 1) * self._stride + self._width + self._stride - 1)
+        return self._reading.nfkc_letters(low, high)
 
     def _hit(self, position: int, key: int) -> _Chain | None:
         """Extend or start a chain; returns it when it has just become a leak."""
@@ -396,22 +456,28 @@ class StreamScanner:
             chain = self._open.pop(expected)
             if chain.own:
                 continue
-            if len(chain.keys) >= self._needed or self._joins_earlier(chain):
+            if self._leak_hits(chain, len(chain.keys)) is not None or self._joins_earlier(chain):
                 self._leaks.append(chain)
                 found = True
         if found:
             self._leaks.sort(key=lambda chain: chain.first)
 
     def _joins_earlier(self, chain: _Chain) -> bool:
-        """Whether a run too short to be a leak joins an earlier fragment, either way round: a
-        passage taken piece by piece. A run that does not is kept as a fragment in its turn."""
+        """Whether a run too short to be a leak joins an earlier fragment, either way round, into
+        one: a passage taken piece by piece. A run that does not is kept as a fragment in its
+        turn; under a verdict in NFKC letters, with the letters of the run it joined so far."""
         if self._earlier is None or self.index is None:
             return False
         keys = np.array(chain.keys, dtype=np.uint64)
-        piece = make_fragment(self.index, self._letters, self._owners, keys, chain.first, chain.last)
+        letters = self._span_nfkc(chain.first, len(chain.keys)) if self._leak_letters else 0
+        piece = make_fragment(self.index, self._letters, self._owners, keys, chain.first, chain.last, letters)
         if piece is None:
             return False
         found = joins([piece], self._earlier, self.index)
+        if found and self._leak_letters:
+            total = joined_letters(piece, found)
+            if total is not None and total < self._leak_letters:
+                piece, found = replace(piece, letters=total), []
         self.joins += found
         if not found:
             self._earlier.append(piece)
@@ -501,13 +567,14 @@ def read_both(
     marker: str = REDACTION,
     earlier: list[Fragment] | None = None,
     own: int | None = None,
+    leak_letters: int = 0,
 ) -> tuple[StreamScanner, StreamScanner]:
     """A scanner of a text and one of the same text written backwards, on one reading: feed
     both with `feed_both`. Only the first tests joins (`earlier`)."""
-    reading = _Reading(index, params, True, True, earlier is not None)
+    reading = _Reading(index, params, True, True, earlier is not None, leak_letters > 0 and not strict)
     return (
-        StreamScanner(index, params, policy, strict, marker, earlier, False, own, reading),
-        StreamScanner(index, params, policy, strict, marker, None, True, own, reading),
+        StreamScanner(index, params, policy, strict, marker, earlier, False, own, reading, leak_letters),
+        StreamScanner(index, params, policy, strict, marker, None, True, own, reading, leak_letters),
     )
 
 
@@ -521,12 +588,18 @@ class LeakScanner:
     """The gateway's guard for replies: whole-text scans and streaming scanners on one index."""
 
     def __init__(
-        self, index: GuardIndex | LiveIndex | None, marker: str = REDACTION, stream_batch: int | None = None
+        self,
+        index: GuardIndex | LiveIndex | None,
+        marker: str = REDACTION,
+        stream_batch: int | None = None,
+        leak_letters: int = 0,
     ) -> None:
-        """`stream_batch`: the largest batch of a stream scanned in every view (None: the default)."""
+        """`stream_batch`: the largest batch of a stream scanned in every view (None: the default);
+        `leak_letters`: NFKC letters a copied run must also hold to be a leak (`StreamScanner`)."""
         self._source = index
         self.marker = marker
         self.stream_batch = stream_batch
+        self.leak_letters = leak_letters
 
     def current(self) -> GuardIndex | None:
         return self._source.current() if isinstance(self._source, LiveIndex) else self._source
@@ -538,7 +611,9 @@ class LeakScanner:
         fragments, or each other, are cut as leaks too."""
         index = self.current()
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
-        return StreamScanner(index, params, policy, strict, self.marker, earlier)
+        return StreamScanner(
+            index, params, policy, strict, self.marker, earlier, leak_letters=self.leak_letters
+        )
 
     def scan(self, text: str, strict: bool = False, earlier: list[Fragment] | None = None) -> ScanResult:
         """Every leak in a whole reply (with `earlier`, runs that join them too, and the reply's
@@ -561,7 +636,7 @@ class LeakScanner:
         index = self.current()
         params = index.params if index is not None else IndexParams.for_leak_length(seed=0)
         limit = BATCH_LIMIT if self.stream_batch is None else self.stream_batch
-        return ViewScanner(index, params, policy, strict, self.marker, earlier, own, limit)
+        return ViewScanner(index, params, policy, strict, self.marker, earlier, own, limit, self.leak_letters)
 
     def inspect(
         self, text: str, strict: bool = False, earlier: list[Fragment] | None = None, own: int | None = None

@@ -189,8 +189,10 @@ class ViewScanner:
         earlier: list[Fragment] | None = None,
         own: int | None = None,
         batch_limit: int = BATCH_LIMIT,
+        leak_letters: int = 0,
     ) -> None:
         self.index = index
+        self.leak_letters = leak_letters
         self.own = own
         self.params = params
         self.policy = policy
@@ -214,17 +216,27 @@ class ViewScanner:
         self._emitted: list[tuple[int, int]] = []
         self._paired = index is not None  # the plain and reversed views share one reading
         if self._paired:
-            primary, backward = read_both(index, params, policy, strict, marker, earlier, own)
+            primary, backward = read_both(index, params, policy, strict, marker, earlier, own, leak_letters)
             self._views = [_View("plain", None, primary), _View("reversed", None, backward)]
         else:
-            primary = StreamScanner(index, params, policy, strict, marker, earlier, own=own)
+            primary = StreamScanner(
+                index, params, policy, strict, marker, earlier, own=own, leak_letters=leak_letters
+            )
             self._views = [_View("plain", None, primary)]
         self.holdback = primary.holdback
         self._waiting = list(LAZY_VIEWS) if index is not None else []
 
     def _scanner(self) -> StreamScanner:
         return StreamScanner(
-            self.index, self.params, self.policy, self.strict, self.marker, None, False, self.own
+            self.index,
+            self.params,
+            self.policy,
+            self.strict,
+            self.marker,
+            None,
+            False,
+            self.own,
+            leak_letters=self.leak_letters,
         )
 
     @property

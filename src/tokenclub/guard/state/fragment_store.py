@@ -21,7 +21,7 @@ from tokenclub.guard.detection.fragments import Fragment
 
 KEPT = 32
 _TABLE = cast(Table, GuardFragment.__table__)
-_COLUMNS = ("hits", "partners", "first", "head", "last", "tail")
+_COLUMNS = ("hits", "partners", "first", "head", "last", "tail", "letters")
 
 _LOAD = Prebuilt(
     select(*(_TABLE.c[name] for name in _COLUMNS))
@@ -57,8 +57,16 @@ def load_fragments(session: Session, customer_id: int, generation: str, since: i
         {"customer_id": customer_id, "since": since, "generation": generation, "kept": KEPT, "skip": 0},
     )
     return [
-        Fragment(hits, tuple(int(p) for p in partners.split(",")), first, _values(head), last, _values(tail))
-        for hits, partners, first, head, last, tail in rows
+        Fragment(
+            hits,
+            tuple(int(p) for p in partners.split(",")),
+            first,
+            _values(head),
+            last,
+            _values(tail),
+            letters=letters,
+        )
+        for hits, partners, first, head, last, tail, letters in rows
     ]
 
 
@@ -88,6 +96,7 @@ def save_fragments(
                     "head": _words(f.head),
                     "last": f.last,
                     "tail": _words(f.tail),
+                    "letters": f.letters,
                 }
                 for f in fragments
             ],
