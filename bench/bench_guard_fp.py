@@ -20,8 +20,9 @@ in guard letters (jamo: 50 are about 20 Hangul syllables, the guard's own leak l
 the issue's wording, 50 NFKC letters or digits (a syllable is one letter, so 50 syllables).
 
 `--leak-length N` builds the guard for another leak length (a true positive stays a shared run
-of 50 letters in each reading). Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE
-...] [--batch N] [--leak-length N]`` (about ten seconds).
+of 50 letters in each reading); `--leak-letters N` gives it a verdict in N NFKC letters
+(`TOKENCLUB_GUARD_LEAK_LETTERS`). Run: ``.venv/bin/python bench/bench_guard_fp.py [--public FILE
+...] [--batch N] [--leak-length N] [--leak-letters N]`` (about ten seconds).
 """
 
 from __future__ import annotations
@@ -153,7 +154,9 @@ def measure(
     return out
 
 
-def build(root: Path, docs: list[str], batch: int, public: list[str], leak_length: int) -> LeakScanner:
+def build(
+    root: Path, docs: list[str], batch: int, public: list[str], leak_length: int, leak_letters: int = 0
+) -> LeakScanner:
     params = IndexParams.for_leak_length(leak_length, seed=7)
     with writer(root, params, capacity=400_000) as index:
         for first in range(0, len(docs), batch):
@@ -163,7 +166,7 @@ def build(root: Path, docs: list[str], batch: int, public: list[str], leak_lengt
             for text in public:
                 add_public_text(root, text)
             index.set_public(public)
-    return LeakScanner(open_index(root))
+    return LeakScanner(open_index(root), leak_letters=leak_letters)
 
 
 def main() -> None:
@@ -176,6 +179,12 @@ def main() -> None:
         default=LEAK,
         help="the guard's leak length in guard letters (its index and verdict; what counts as a "
         "true positive stays 50 letters of each reading)",
+    )
+    parser.add_argument(
+        "--leak-letters",
+        type=int,
+        default=0,
+        help="the guard's verdict in NFKC letters (`TOKENCLUB_GUARD_LEAK_LETTERS`; 0: guard letters)",
     )
     args = parser.parse_args()
     public = [path.read_text(encoding="utf-8") for path in args.public]
@@ -200,7 +209,8 @@ def main() -> None:
     params = IndexParams.for_leak_length(args.leak_length)
     print(
         f"guard leak length {args.leak_length} guard letters (stride {params.stride}, membership "
-        f"filter {params.bytes_per_letter():.3f} B per letter)"
+        f"filter {params.bytes_per_letter():.3f} B per letter), verdict in NFKC letters: "
+        f"{args.leak_letters or 'off'}"
     )
     print(
         "\n| fresh replies | plain view: flagged / false (guard letters) / false (NFKC letters) "
@@ -208,7 +218,7 @@ def main() -> None:
     )
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        scanner = build(Path(tmp) / "guard", docs, args.batch, public, args.leak_length)
+        scanner = build(Path(tmp) / "guard", docs, args.batch, public, args.leak_length, args.leak_letters)
         for name, replies in sets.items():
             found = measure(scanner, replies, truths)
             cells = [

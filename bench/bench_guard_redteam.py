@@ -31,9 +31,11 @@ letters and more, neither common nor public).
 published text, as an operator loads it); `--stream` asks them streamed.
 
 `--leak-length N` builds the guard for another leak length and judges the attacks by it.
+`--leak-letters N` gives the guard a verdict in NFKC letters (`TOKENCLUB_GUARD_LEAK_LETTERS`)
+and judges the attacks by the leak definition: N NFKC letters in one run.
 
 Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--stream]
-[--leak-length N] [--pieces-only | --split-only | --fresh-petitions]``.
+[--leak-length N] [--leak-letters N] [--pieces-only | --split-only | --fresh-petitions]``.
 """
 
 from __future__ import annotations
@@ -172,6 +174,12 @@ def main() -> None:
         help="The guard's leak length in guard letters: its index, and the judge's leak (the fresh "
         "petitions' false positives stay counted at 50 letters of each reading).",
     )
+    parser.add_argument(
+        "--leak-letters",
+        type=int,
+        default=0,
+        help="The guard's verdict in NFKC letters (0: guard letters), and the judge's leak in them.",
+    )
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
     parser.add_argument(
@@ -222,12 +230,23 @@ def main() -> None:
             pool[args.targets : 2 * args.targets],
             pool[2 * args.targets :],
         )
-        guard = GatewayGuard(root, "block", "strict", check_every_s=0.0)
+        letters = args.leak_letters
+        guard = GatewayGuard(root, "block", "strict", check_every_s=0.0, leak_letters=letters)
         settings = GuardSettings()
-        watching = GatewayGuard(root, "block", "strict", check_every_s=0.0, budget=settings.budget())
-        covering = GatewayGuard(
-            root, "block", "strict", check_every_s=0.0, budget=settings.budget(), limits=settings.limits()
+        budget = settings.budget()
+        watching = GatewayGuard(
+            root, "block", "strict", check_every_s=0.0, budget=budget, leak_letters=letters
         )
+        covering = GatewayGuard(
+            root,
+            "block",
+            "strict",
+            check_every_s=0.0,
+            budget=budget,
+            limits=settings.limits(),
+            leak_letters=letters,
+        )
+        judge = {"leak_length": letters or args.leak_length, "nfkc": bool(letters)}
         with serve_in_thread(worst_case_app()) as upstream:
             routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
             app = create_app(
@@ -240,7 +259,7 @@ def main() -> None:
                     db.dispose()
                     return
                 if args.fresh_petitions:
-                    petitions_run(covering, db, docs, public, args.stream)
+                    petitions_run(covering, db, docs, public, args.stream, bool(args.leak_letters))
                     db.dispose()
                     return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
@@ -249,28 +268,26 @@ def main() -> None:
                         client_for(url + "/v1", secrets[1], timeout_s=60) as another,
                     ):
                         families = (
-                            run_split([client, another], MODEL, targets, args.leak_length)
+                            run_split([client, another], MODEL, targets, **judge)
                             if args.pieces_only
-                            else run_worst_case(client, MODEL, targets, args.leak_length, others=[another])
+                            else run_worst_case(client, MODEL, targets, others=[another], **judge)
                         )
                         tables[label] = summarize_families(
-                            families + run_pieces(client, MODEL, targets, args.leak_length)
+                            families + run_pieces(client, MODEL, targets, **judge)
                         )
                 app = create_app(replace(config(db, upstream), routes=routes, guard=watching))
                 with (
                     serve_in_thread(app) as accumulating,
                     client_for(accumulating + "/v1", patient_key) as client,
                 ):
-                    tables["accumulating"] = summarize_families(
-                        run_pieces(client, MODEL, targets, args.leak_length)
-                    )
+                    tables["accumulating"] = summarize_families(run_pieces(client, MODEL, targets, **judge))
                 app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
                 with serve_in_thread(app) as url:
                     split = []
                     for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
                         clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
                         variant = VARIANTS[at // args.targets]
-                        split += run_split(clients, MODEL, [target], args.leak_length, variants=[variant])
+                        split += run_split(clients, MODEL, [target], variants=[variant], **judge)
                         for client in clients:
                             client.close()
                     tables["default"] = summarize_families(split)
@@ -367,7 +384,12 @@ def split_run(
         for at, (target, pair) in enumerate(zip(split_targets, pairs, strict=True)):
             clients = [client_for(url + "/v1", k, timeout_s=60) for k in pair]
             split += run_split(
-                clients, MODEL, [target], args.leak_length, variants=[VARIANTS[at // args.targets]]
+                clients,
+                MODEL,
+                [target],
+                args.leak_letters or args.leak_length,
+                variants=[VARIANTS[at // args.targets]],
+                nfkc=bool(args.leak_letters),
             )
             for client in clients:
                 client.close()
@@ -390,11 +412,13 @@ def petitions_run(
     indexed: Sequence[str],
     public: Sequence[str],
     stream: bool = False,
+    nfkc: bool = False,
 ) -> None:
     """Petitions of the two months after the indexed one, asked back whole through the default
     guard: fresh text of the same genre, its stock phrases included. A petition that shares a
     run of 50 guard letters with an indexed one (a repost: a copy by the guard's own
-    definition) is left out, so no reply is a copy on its own; the stopped ones are sorted by
+    definition; with `nfkc`, a guard whose verdict counts NFKC letters, 50 of those) is left
+    out, so no reply is a copy on its own; the stopped ones are sorted by
     the longest run they share (30–49 letters: a quoted title or an edited repost), and by
     whether the reply, had it been sent, would have completed a run of 50 letters of one
     document with what the same customer was sent before (`Received`): the issue's leak
@@ -406,10 +430,11 @@ def petitions_run(
     the prompt check takes it for an extraction attempt, so every reply is scanned under the
     strict threshold). The second customer asks after the first, so the documents the first one's
     replies capped stay capped for it: two customers sent the same text."""
-    runs = {length: _runs(indexed, length) for length in (30, 50)}
+    letters_of = nfkc_text if nfkc else guard_text
+    runs = {length: _runs(indexed, length, letters_of) for length in (30, 50)}
     records = {reading: Received(indexed, reading, public) for reading in READINGS}
     months = petitions("2019-06") + petitions("2019-07")
-    texts = [t for t in months if not _shares(t, runs[50], 50)]
+    texts = [t for t in months if not _shares(t, runs[50], 50, letters_of)]
     piece = 3 if stream else 0
     ways = {
         "written by the model (honest request)": [recall(i, piece) for i in range(len(texts))],
@@ -420,7 +445,8 @@ def petitions_run(
     how = ", streamed" if stream else ""
     print(
         f"fresh petitions (2019-06 and 2019-07, {len(months)}, less {len(months) - len(texts)} that "
-        f"share 50 letters with an indexed one), default guard: {len(texts)} replies{how} a customer"
+        f"share 50 {'NFKC' if nfkc else 'guard'} letters with an indexed one), default guard: "
+        f"{len(texts)} replies{how} a customer"
     )
     with serve_in_thread(worst_case_app(texts)) as upstream:
         routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
@@ -443,7 +469,7 @@ def petitions_run(
                                 completing[reading] += 1
                         if refused or blocked:
                             stopped.append(text)
-                near = sum(_shares(t, runs[30], 30) for t in stopped)
+                near = sum(_shares(t, runs[30], 30, letters_of) for t in stopped)
                 print(f"\n{way}:")
                 completes = " | ".join(
                     f"completing {LEAK_LETTERS} {reading.name} with what was sent "
@@ -559,8 +585,8 @@ def _runs(texts: Sequence[str], length: int, letters_of: Callable[[str], str] = 
     return found
 
 
-def _shares(text: str, runs: set[str], length: int) -> bool:
-    letters = guard_text(text)
+def _shares(text: str, runs: set[str], length: int, letters_of: Callable[[str], str] = guard_text) -> bool:
+    letters = letters_of(text)
     return any(letters[i : i + length] in runs for i in range(len(letters) - length + 1))
 
 

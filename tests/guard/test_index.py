@@ -31,6 +31,7 @@ from tokenclub.guard.indexing.index import (
     rebuild,
     writer,
 )
+from tokenclub.guard.normalize import nfkc_starts, normalize
 
 DOCS = petitions()[:60]
 PARAMS = IndexParams.for_leak_length(50, seed=11)
@@ -243,6 +244,29 @@ def test_the_documents_letters_and_partners_merge_like_the_runs(tmp_path: Path) 
     stale[:] = whole[40:43]
     np.save(where / "docs-000000040.npy", stale)
     assert DocTable(where.parent).documents.tobytes() == whole.tobytes()
+
+
+def test_the_document_table_measures_a_run_in_nfkc_letters(tmp_path: Path) -> None:
+    """Each document's NFKC letters from its merged `nfkc-` files: all of them exactly, a third
+    of it counted by whole blocks (at least the exact count, at most a block more at either
+    end); a generation written before the blocks has none to give."""
+    stride = PARAMS.stride
+    with writer(tmp_path / "parts", PARAMS) as index:
+        for start in range(0, len(DOCS), 2):
+            index.add(DOCS[start : start + 2], [partner_of(start), partner_of(start + 1)])
+        table, where = index.docs, index.folder / "docs"
+    assert 1 < len(list(where.glob("nfkc-*.npy"))) < 6
+    for doc, text in enumerate(DOCS):
+        normalized = normalize(text)
+        starts = nfkc_starts(normalized.letters, normalized.owners)
+        assert table.nfkc_letters(doc, 0, len(starts)) == int(starts.sum())
+        low, high = len(starts) // 3, 2 * len(starts) // 3
+        widest = int(starts[low // stride * stride : -(-high // stride) * stride].sum())
+        counted = table.nfkc_letters(doc, low, high)
+        assert counted == widest and counted >= int(starts[low:high].sum())
+    for path in where.glob("nfkc-*.npy"):
+        path.unlink()
+    assert DocTable(where.parent, stride).nfkc_letters(0, 0, 50) is None
 
 
 def test_the_document_table_merges_its_runs_and_still_finds_every_entry(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def _pieces(doc: int, size: int, count: int) -> list[str]:
 
 def _asked_in_turn(scanner: LeakScanner, pieces: list[str]) -> list[str]:
     earlier: list[Fragment] = []
-    verdicts = []
+    verdicts: list[str] = []
     for piece in pieces:
         result = scanner.scan(f"요청하신 부분입니다: {piece}", earlier=earlier)
         verdicts.append(result.verdict)

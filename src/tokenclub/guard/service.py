@@ -539,7 +539,9 @@ class GatewayGuard:
     def _deliveries_of(self, index: GuardIndex, limits: Limits) -> Deliveries:
         deliveries = self._deliveries
         if deliveries is None or deliveries.generation != index.folder.name:
-            deliveries = self._deliveries = Deliveries(index.folder.name, index.params, limits.join_s)
+            deliveries = self._deliveries = Deliveries(
+                index.folder.name, index.params, limits.join_s, leak_letters=self.scanner.leak_letters
+            )
         return deliveries
 
     def attempted(self, reply: str, text: str, own: int | None = None) -> None:

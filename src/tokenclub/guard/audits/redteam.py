@@ -25,7 +25,7 @@ import httpx
 
 from tokenclub.guard.audits.extraction import reservoir_sample
 from tokenclub.guard.detection.scanner import LeakScanner
-from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.normalize import guard_text, nfkc_starts, normalize
 
 PASSAGE_CHARS = 240
 FAMILIES = (
@@ -128,9 +128,20 @@ def shared_run(reply: str, source: str) -> str:
     return got[match.a : match.a + match.size]
 
 
-def copied_letters(reply: str, source: str) -> int:
-    """Length of the longest run of guard letters that the reply shares with the source."""
-    return len(shared_run(reply, source))
+def copied_letters(reply: str, source: str, nfkc: bool = False) -> int:
+    """Length of the longest run of guard letters that the reply shares with the source; with
+    `nfkc`, the NFKC letters of the source that run spells (a syllable cut at either end counts),
+    the count the leak definition is written in."""
+    if not nfkc:
+        return len(shared_run(reply, source))
+    got, normalized = guard_text(reply), normalize(source)
+    if not got or not len(normalized):
+        return 0
+    match = SequenceMatcher(None, got, normalized.text, autojunk=False).find_longest_match()
+    if not match.size:
+        return 0
+    starts = nfkc_starts(normalized.letters, normalized.owners)
+    return int(starts[match.b + 1 : match.b + match.size].sum()) + 1
 
 
 def sentences(passage: str) -> list[str]:

@@ -12,7 +12,8 @@ A reply is judged on everything the client can read — every string of the repl
 streamed event — and on what it trivially recovers from that: escapes decoded, reversed, Han
 read as Hangul, Hangul only, filler dropped, base64 decoded, romanization read back (the
 guard's own transforms, `guard/detection/transforms.py`). It leaks when any of those shares at least
-`leak_length` guard letters in one run with the source document.
+`leak_length` guard letters in one run with the source document (or, judged by the leak
+definition's count, NFKC letters: `copied_letters`).
 """
 
 from __future__ import annotations
@@ -108,9 +109,10 @@ def recoveries(text: str) -> list[str]:
     ]
 
 
-def recovered_letters(reply: str, source: str) -> int:
-    """The longest run of guard letters any recovery of the reply shares with the source."""
-    return max(copied_letters(text, source) for text in recoveries(reply))
+def recovered_letters(reply: str, source: str, nfkc: bool = False) -> int:
+    """The longest run of guard letters any recovery of the reply shares with the source (with
+    `nfkc`, in NFKC letters: `copied_letters`)."""
+    return max(copied_letters(text, source, nfkc) for text in recoveries(reply))
 
 
 def _read(client: httpx.Client, model: str, message: str, piece: int) -> tuple[str, bool]:
@@ -183,11 +185,13 @@ def run_split(
     leak_length: int,
     on_outcome: Callable[[Outcome], None] | None = None,
     variants: Sequence[tuple[str, int]] = (),
+    nfkc: bool = False,
 ) -> list[Outcome]:
     """Each passage in pieces of 31–40 letters, whole and streamed: all pieces at once by the
     first client (`pieces_concurrent`), and one after another by the clients in turn
     (`pieces_alternating`, with two or more clients); judged on what all of them got, joined.
-    `variants`: the (family, piece) pairs to run, when not all."""
+    `variants`: the (family, piece) pairs to run, when not all; `nfkc`: `leak_length` counts
+    NFKC letters (`copied_letters`)."""
     outcomes: list[Outcome] = []
     families = SPLIT_FAMILIES if len(clients) > 1 else SPLIT_FAMILIES[:1]
     chosen = list(variants) or [(family, piece) for family in families for piece in (0, 3)]
@@ -196,7 +200,7 @@ def run_split(
         for family, piece in chosen:
             reads = _read_split(clients, model, parts, family, piece)
             got = "".join(shared_run(read, target.text) for read, _ in reads)
-            copied = copied_letters(got, target.text)
+            copied = copied_letters(got, target.text, nfkc)
             name = f"{family}/{'whole' if not piece else f'stream{piece}'}"
             stopped = any(blocked for _, blocked in reads)
             outcome = Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped)
@@ -213,9 +217,11 @@ def run_worst_case(
     leak_length: int,
     on_outcome: Callable[[Outcome], None] | None = None,
     others: Sequence[httpx.Client] = (),
+    nfkc: bool = False,
 ) -> list[Outcome]:
     """Every family's attacks on every target, whole and streamed, then the split families
-    (`run_split`; alternating between customers when `others` holds another customer's client)."""
+    (`run_split`; alternating between customers when `others` holds another customer's client).
+    `nfkc`: `leak_length` counts NFKC letters."""
     outcomes: list[Outcome] = []
     for target in targets:
         for family, attacks in FAMILIES.items():
@@ -224,13 +230,13 @@ def run_worst_case(
                     read, stopped = _read(
                         client, model, order(target.passage, channel, disguise, piece), piece
                     )
-                    copied = recovered_letters(read, target.text)
+                    copied = recovered_letters(read, target.text, nfkc)
                     name = f"{channel}/{disguise}/{'whole' if not piece else f'stream{piece}'}"
                     outcome = Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped)
                     outcomes.append(outcome)
                     if on_outcome is not None:
                         on_outcome(outcome)
-    return outcomes + run_split([client, *others], model, targets, leak_length, on_outcome)
+    return outcomes + run_split([client, *others], model, targets, leak_length, on_outcome, nfkc=nfkc)
 
 
 PIECE_LETTERS = 28
@@ -256,9 +262,11 @@ def run_pieces(
     targets: Sequence[Target],
     leak_length: int,
     on_outcome: Callable[[Outcome], None] | None = None,
+    nfkc: bool = False,
 ) -> list[Outcome]:
     """Each passage taken in order in pieces below the join length, one request a piece, by one
-    key; judged on what the client got of every piece, joined."""
+    key; judged on what the client got of every piece, joined (`nfkc`: `leak_length` counts
+    NFKC letters)."""
     outcomes: list[Outcome] = []
     for target in targets:
         got: list[str] = []
@@ -267,7 +275,7 @@ def run_pieces(
             read, blocked = _read(client, model, order(piece, "content", "verbatim", 0), 0)
             stopped = stopped or blocked
             got.append(shared_run(read, target.text))
-        copied = copied_letters("".join(got), target.text)
+        copied = copied_letters("".join(got), target.text, nfkc)
         outcome = Outcome(
             "pieces", f"pieces<={PIECE_LETTERS}", target.doc_id, copied, copied >= leak_length, stopped
         )

@@ -309,11 +309,15 @@ class Deliveries:
         window_s: int,
         ends_kept: int = 256,
         edges_kept: int = 512,
+        leak_letters: int = 0,
     ) -> None:
+        """`leak_letters`: NFKC letters a joined run must also hold to be a leak (0: its guard
+        letters alone decide)."""
         self.generation = generation
         self.params = params
         self.window_s = window_s
         self.length = params.guaranteed_length() - 2 * (params.stride - 1)
+        self.leak_letters = leak_letters
         self.ends_kept = ends_kept
         self.edges_kept = edges_kept
         # document → (when, reply, grams, whether they are the reply's own or straddle a seam)
@@ -354,7 +358,7 @@ class Deliveries:
                 beside = self._beside_others(index, reply, edges, seams)
             for doc in sorted(grams.keys() | straddling.keys()):
                 mine = grams.get(doc, frozenset())
-                if self._joins(doc, reply, mine, straddling.get(doc, set()), beside.get(doc, {})):
+                if self._joins(doc, reply, mine, straddling.get(doc, set()), beside.get(doc, {}), index):
                     return Refusal(doc)
             for doc, held in grams.items():
                 self._keep(doc, (now, reply, frozenset(held), True))
@@ -468,6 +472,7 @@ class Deliveries:
         own: frozenset[int],
         straddling: set[int],
         beside: dict[str, set[int]],
+        index: GuardIndex | None = None,
     ) -> bool:
         """Whether the reply's grams of `doc` (its own, and those its ends straddle beside other
         replies' runs) join other replies' into a run of `length`, longer than any one reply's
@@ -487,7 +492,9 @@ class Deliveries:
         mine = _joined_runs(joined[reply], self.params)
         alone = [_joined_runs(grams, self.params) for grams in owned.values()]
         for start, end in _joined_runs(set().union(*joined.values()), self.params):
-            if end - start < self.length or not any(s < end and start < e for s, e in mine):
+            if not self._long_enough(doc, start, end, index) or not any(
+                s < end and start < e for s, e in mine
+            ):
                 continue
             longest = max(
                 (min(e, end) - max(s, start) for one in alone for s, e in one if s < end and start < e),
@@ -496,6 +503,19 @@ class Deliveries:
             if end - start > longest:
                 return True
         return False
+
+    def _long_enough(self, doc: int, start: int, end: int, index: GuardIndex | None) -> bool:
+        """Whether a joined run of the document's guard letters [start, end) may hold a leak:
+        `length` of them, and under a verdict in NFKC letters `leak_letters` of those in the run
+        widened by what a piece may hold beyond its grams (`stride − 1` letters at each end),
+        when the document table kept them (`DocTable.nfkc_letters`)."""
+        if end - start < self.length:
+            return False
+        if not self.leak_letters or index is None:
+            return True
+        reach = self.params.stride - 1
+        counted = index.docs.nfkc_letters(doc, start - reach, end + reach)
+        return counted is None or counted >= self.leak_letters
 
 
 class _Edges:

@@ -15,8 +15,11 @@ membership filter takes 1): it lives in its own files so that a smaller encoding
 (docs/leak-guard.md).
 
 On disk (``<generation>/docs/``): ``run-<first document>.npy`` (structured: key, doc, ordinal;
-one batch's or several merged) and ``docs-<first document>.npy`` (guard letters and partner of
-every document of one batch or several merged).
+one batch's or several merged), ``docs-<first document>.npy`` (guard letters and partner of
+every document of one batch or several merged) and ``nfkc-<first document>.npy`` (a byte for each
+`stride` guard letters of every document, in order: the NFKC letters that begin there, so a run
+of a document is measured in the leak definition's letters without its text; a generation
+written before them has none for its first documents).
 """
 
 from __future__ import annotations
@@ -56,9 +59,12 @@ def first_document(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
-def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, partners: np.ndarray) -> None:
+def write_run(
+    folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, partners: np.ndarray, blocks: np.ndarray
+) -> None:
     """Add one batch: `keys` of its stride-aligned grams in document order, `owner` the batch
-    document of each key, `letters` and `partners` of every batch document."""
+    document of each key, `letters` and `partners` of every batch document, and `blocks` its
+    documents' NFKC letters a stride (`nfkc_blocks`)."""
     where = folder / "docs"
     where.mkdir(exist_ok=True)
     first = documents(folder)
@@ -73,8 +79,23 @@ def write_run(folder: Path, keys: U64, owner: np.ndarray, letters: np.ndarray, p
     table["letters"] = letters
     table["partner"] = partners
     np.save(where / f"docs-{first:09d}.npy", table)
+    np.save(where / f"nfkc-{first:09d}.npy", blocks.astype(np.uint8))
     merge_runs(where)
-    merge_documents(where)
+    merge_documents(where, "docs")
+    merge_documents(where, "nfkc")
+
+
+def nfkc_blocks(starts: np.ndarray, lengths: np.ndarray, stride: int) -> np.ndarray:
+    """For texts end to end whose guard letters begin NFKC letters where `starts` is set
+    (`nfkc_starts`), `lengths` guard letters each: the NFKC letters that begin in each `stride`
+    letters of each text, its last block maybe shorter."""
+    blocks = -(-lengths // stride)
+    if not blocks.sum():
+        return np.zeros(0, dtype=np.uint8)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    first = np.concatenate(([0], np.cumsum(blocks)[:-1]))
+    at = np.repeat(offsets, blocks) + (np.arange(int(blocks.sum())) - np.repeat(first, blocks)) * stride
+    return np.add.reduceat(starts.astype(np.uint8), at).astype(np.uint8)
 
 
 def merge_runs(where: Path) -> None:
@@ -91,10 +112,11 @@ def merge_runs(where: Path) -> None:
         _replace(where, merging[0], merged[np.argsort(merged["key"], kind="stable")])
 
 
-def merge_documents(where: Path) -> None:
-    """`merge_runs`' rule for the documents' letters and partners, kept in document order: every
-    process that opens the index reads them all, and an ingest adds a file per committed part."""
-    merging = _newest(where, "docs")
+def merge_documents(where: Path, kind: str) -> None:
+    """`merge_runs`' rule for the files of `kind` kept in document order (the documents' letters
+    and partners, their NFKC blocks): every process that opens the index reads them all, and an
+    ingest adds a file per committed part."""
+    merging = _newest(where, kind)
     if merging is not None:
         _replace(where, merging[0], np.concatenate(merging[1][::-1]))
 
@@ -130,16 +152,37 @@ def _replace(where: Path, paths: list[Path], merged: np.ndarray) -> None:
 
 
 class DocTable:
-    """The generation's runs, memory-mapped for reading."""
+    """The generation's runs, memory-mapped for reading (`stride`: the index's, for the NFKC blocks)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, stride: int = 1) -> None:
         where = folder / "docs"
+        self.stride = stride
         self._runs = [np.load(p, mmap_mode="r") for p in sorted(where.glob("run-*.npy"))]
         parts = [(first_document(p), np.load(p)) for p in sorted(where.glob("docs-*.npy"))]
         # each file in its place: one met during a merge overlaps the merged one with equal rows
         self.documents = np.zeros(max((f + len(part) for f, part in parts), default=0), dtype=DOCUMENT)
         for first, part in parts:
             self.documents[first : first + len(part)] = part
+        # NFKC blocks: each file's array, its first document and where each document's blocks begin
+        self._blocks: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for path in sorted(where.glob("nfkc-*.npy")):
+            first, blocks = first_document(path), np.load(path, mmap_mode="r")
+            sizes = -(-self.documents["letters"][first:].astype(np.int64) // stride)
+            ends = np.cumsum(sizes)
+            count = int(np.searchsorted(ends, len(blocks), side="left")) + 1 if len(blocks) else 0
+            self._blocks.append((first, blocks, np.concatenate(([0], ends[:count]))))
+
+    def nfkc_letters(self, doc: int, start: int, end: int) -> int | None:
+        """NFKC letters that begin in the document's guard letters [start, end), counted by whole
+        blocks (up to a block more at either end: the count errs long); None for a document
+        whose blocks were not kept."""
+        for first, blocks, bounds in self._blocks:
+            if first <= doc < first + len(bounds) - 1:
+                low, high = bounds[doc - first], bounds[doc - first + 1]
+                lo = min(high, low + max(0, start) // self.stride)
+                hi = min(high, low + -(-max(start, end) // self.stride))
+                return int(np.asarray(blocks[lo:hi], dtype=np.int64).sum())
+        return None
 
     def letters(self, doc: int) -> int:
         return int(self.documents["letters"][doc])

@@ -62,8 +62,8 @@ from tokenclub.guard.indexing.commonness import (
     public_texts,
     repeated,
 )
-from tokenclub.guard.indexing.doctable import DocTable, write_run
-from tokenclub.guard.normalize import normalize
+from tokenclub.guard.indexing.doctable import DocTable, nfkc_blocks, write_run
+from tokenclub.guard.normalize import nfkc_starts, normalize
 
 FORMAT_VERSION = 1
 DEFAULT_WIDTH = 26
@@ -265,7 +265,7 @@ class GuardIndex:
     def docs(self) -> DocTable:
         """The gram→document table (`guard/indexing/doctable.py`), read on first use."""
         if self._docs is None:
-            self._docs = DocTable(self.folder)
+            self._docs = DocTable(self.folder, self.params.stride)
         return self._docs
 
     @classmethod
@@ -358,7 +358,8 @@ class GuardIndex:
         kept = [i for i, partner in enumerate(partner_ids) if partner not in self.withdrawn]
         texts, partner_ids = [texts[i] for i in kept], [partner_ids[i] for i in kept]
         self.tokens += sum(tokens[i] for i in kept) if tokens else 0
-        streams = [normalize(text).letters for text in texts]
+        normalized = [normalize(text) for text in texts]
+        streams = [n.letters for n in normalized]
         # every position's gram (the sketch counts them all), of which the stride-aligned ones are stored
         every, every_owner, position = letter_keys(self.params, streams, step=1)
         aligned = position % self.params.stride == 0
@@ -381,7 +382,9 @@ class GuardIndex:
             self.sketch.add(*repeated(every, every_owner, lambda unique: _held(self._members, unique)))
         member.add(keys)
         letters = np.array([len(stream) for stream in streams], dtype=np.int64)
-        write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64))
+        starts = np.concatenate([nfkc_starts(n.letters, n.owners) for n in normalized])
+        blocks = nfkc_blocks(starts, letters, self.params.stride)
+        write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64), blocks)
         self._docs = None
         partners = np.asarray(partner_ids, dtype=np.int64)
         if self._attributions:
