@@ -164,9 +164,14 @@ def world(db: Database, tmp_path: Path) -> World:
 
 @contextmanager
 def serve_gateway(
-    db: Database, upstream: str, root: Path, policy: Policy = "block", prompt_policy: PromptPolicy = "strict"
+    db: Database,
+    upstream: str,
+    root: Path,
+    policy: Policy = "block",
+    prompt_policy: PromptPolicy = "strict",
+    leak_letters: int = 0,
 ) -> Iterator[str]:
-    guard = GatewayGuard(root, policy, prompt_policy, check_every_s=0.0)
+    guard = GatewayGuard(root, policy, prompt_policy, check_every_s=0.0, leak_letters=leak_letters)
     routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
     with serve_in_thread(create_app(replace(config(db, upstream), routes=routes, guard=guard))) as url:
         yield url
@@ -186,6 +191,16 @@ def chat(url: str, account: Account, prompt: str) -> tuple[str, str | None]:
         model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=1000
     )
     return reply.choices[0].message.content or "", reply.choices[0].finish_reason
+
+
+def stream_text(url: str, account: Account, prompt: str) -> tuple[str, str | None]:
+    """A chat reply streamed: the text received and the last finish reason."""
+    stream = client(url, account).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=1000, stream=True
+    )
+    pieces = [c.choices[0] for c in stream if c.choices]
+    finishes = [p.finish_reason for p in pieces if p.finish_reason]
+    return "".join(p.delta.content or "" for p in pieces), finishes[-1] if finishes else None
 
 
 def guard_events(db: Database) -> list[GuardEvent]:
@@ -249,6 +264,31 @@ def test_verbatim_copy_is_blocked_and_charged_in_full(db: Database, scripted_url
     )
     assert event.customer_id == world.a.customer_id and event.key_id is not None
     assert len(guard_text(SPAN)) - 8 <= event.matched_length <= len(guard_text(SPAN))
+
+
+def test_a_verdict_in_nfkc_letters_passes_thirty_syllables_and_stops_sixty(
+    db: Database, scripted_url: str, world: World
+) -> None:
+    """With `leak_letters` 50, a reply quoting 30 syllables of partner A's petition (75 guard
+    letters, a leak by the guard letters' count) reaches the client whole and streamed, and
+    one quoting 60 is blocked both ways, its event a leak of partner A's text."""
+    places = [i for i, char in enumerate(DOC_A) if char.isalnum()]
+    short, long = (DOC_A[places[100] : places[100 + count - 1] + 1] for count in (30, 60))
+    assert len(guard_text(short)) > 60
+    quoted = {
+        count: say(f"{count}글자 인용을 보여 주세요.", INTRO + text + OUTRO)
+        for count, text in ((30, short), (60, long))
+    }
+    with serve_gateway(db, scripted_url, world.root, leak_letters=50) as url:
+        assert chat(url, world.outsider, quoted[30]) == (INTRO + short + OUTRO, "stop")
+        assert chat(url, world.outsider, quoted[60]) == (BLOCKED_MESSAGE, "content_filter")
+        assert stream_text(url, world.outsider, quoted[30]) == (INTRO + short + OUTRO, "stop")
+        streamed, finish = stream_text(url, world.outsider, quoted[60])
+    assert finish == "content_filter" and long[:10] not in streamed
+    with serve_gateway(db, scripted_url, world.root) as url:
+        assert chat(url, world.outsider, quoted[30]) == (BLOCKED_MESSAGE, "content_filter")
+    events = [(e.verdict, e.action, e.partner_id) for e in guard_events(db)]
+    assert events[0] == ("leak", "blocked", world.a.partner_id) and len(events) == 3
 
 
 def test_redact_policy_cuts_only_the_copied_span(db: Database, scripted_url: str, world: World) -> None:

@@ -29,9 +29,9 @@ from tokenclub.guard.detection.coverage import (
     unsplitmix,
 )
 from tokenclub.guard.hashing import splitmix
-from tokenclub.guard.indexing.index import IndexParams, open_index, writer
+from tokenclub.guard.indexing.index import GuardIndex, IndexParams, open_index, writer
 from tokenclub.guard.indexing.parts import guard_root
-from tokenclub.guard.normalize import guard_text
+from tokenclub.guard.normalize import guard_text, nfkc_starts, normalize
 from tokenclub.guard.service import GatewayGuard
 from tokenclub.guard.state.coverage_store import add_grams
 from tokenclub.guard.state.events import EXHAUSTED, record_event
@@ -59,6 +59,23 @@ def test_pieces_of_other_replies_join_into_a_leak() -> None:
     assert sent.claim("h", {1: frozenset({26})}, now=8) is None  # a reply's own pieces do not join
     assert sent.claim("i", {1: frozenset({4})}, now=70) is None  # the others left the window
     assert set(sent._sent) == {1}  # document 2, never claimed again, is forgotten all the same
+
+
+@pytest.mark.parametrize("doc", [10, 77, 230])
+def test_joined_runs_are_measured_in_nfkc_letters(guard_index: GuardIndex, doc: int) -> None:
+    """Pieces 30 letters apart join (gaps of 4); under a verdict in NFKC letters the joined run is
+    a leak only once the document's letters it spans, widened by 4 at each end, hold 50 NFKC
+    letters (counted by whole blocks of 5 from the document table); under guard letters the
+    second piece is one already."""
+    normalized = normalize(petitions()[doc])
+    starts = nfkc_starts(normalized.letters, normalized.owners)
+    expected = next(step for step in range(1, 30) if starts[: 30 * step + 30].sum() >= 50)
+    for letters, refused_at in ((50, expected), (0, 1)):
+        sent = Deliveries("g", guard_index.params, window_s=60, leak_letters=letters)
+        for step in range(refused_at + 1):
+            refusal = sent.claim(f"r{step}", {doc: frozenset({6 * step})}, now=step, index=guard_index)
+            assert refusal == (Refusal(doc) if step == refused_at else None), (letters, step)
+    assert expected >= 3  # 50 Korean letters need 120 guard letters and more
 
 
 def test_covered_letters_is_the_union_of_gram_spans() -> None:

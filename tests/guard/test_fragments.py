@@ -92,7 +92,9 @@ def test_fragments_keep_keyed_values_not_letters(guard_index: GuardIndex) -> Non
 
 
 def _fragment(n: int) -> Fragment:
-    return Fragment(n, (1, 2), 3, tuple(range(n, n + 30)), 4, tuple(range(2**63 + n, 2**63 + n + 31)))
+    """A fragment the store keeps whole: its letters too (the runs it joined, in NFKC letters)."""
+    head, tail = tuple(range(n, n + 30)), tuple(range(2**63 + n, 2**63 + n + 31))
+    return Fragment(n, (1, 2), 3, head, 4, tail, letters=10 * n)
 
 
 def test_store_keeps_the_customers_recent_fragments_of_one_generation(db: Database) -> None:

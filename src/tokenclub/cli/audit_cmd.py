@@ -98,12 +98,20 @@ def _suite(url: str, key: str | None, model: str, targets: list[Target], max_tok
     from tokenclub.guard.indexing.index import LiveIndex
     from tokenclub.guard.indexing.parts import guard_root
 
-    scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
-    leak_length = guard_settings().leak_length
+    settings = guard_settings()
+    scanner = LeakScanner(
+        LiveIndex(guard_root(get_settings().home)).current(), leak_letters=settings.leak_letters
+    )
+    leak_length, nfkc = settings.leak_letters or settings.leak_length, bool(settings.leak_letters)
     with client_for(url, key) as client, served(url), Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"attacking {url}", total=len(targets) * len(ATTACKS) + len(DIVERGENCE_PROMPTS))
         return run_suite(
-            Channel(client, model, max_tokens), targets, leak_length, scanner, lambda _o: bar.advance(task)
+            Channel(client, model, max_tokens),
+            targets,
+            leak_length,
+            scanner,
+            lambda _o: bar.advance(task),
+            nfkc,
         )
 
 
@@ -118,13 +126,20 @@ def _worst_case_suite(
     from tokenclub.guard.audits.worst_case import FAMILIES, PIECES, SPLIT_FAMILIES, run_worst_case
     from tokenclub.guard.config import guard_settings
 
-    leak_length = guard_settings().leak_length
+    settings = guard_settings()
+    leak_length, nfkc = settings.leak_letters or settings.leak_length, bool(settings.leak_letters)
     attacks = sum(len(a) for a in FAMILIES.values()) * len(PIECES) + 2 * len(SPLIT_FAMILIES[: len(keys)])
     with ExitStack() as stack, Progress(console=console, transient=True) as bar:
         clients = [stack.enter_context(client_for(url, key)) for key in keys]
         task = bar.add_task(f"attacking {url}", total=len(targets) * attacks)
         return run_worst_case(
-            clients[0], model, targets, leak_length, lambda _o: bar.advance(task), others=clients[1:]
+            clients[0],
+            model,
+            targets,
+            leak_length,
+            lambda _o: bar.advance(task),
+            others=clients[1:],
+            nfkc=nfkc,
         )
 
 

@@ -160,13 +160,15 @@ def check_command(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Would the guard stop this text? Prints the verdict, matched letters and partner."""
+    from tokenclub.guard.config import guard_settings
     from tokenclub.guard.detection.prompts import check_prompt
     from tokenclub.guard.detection.scanner import LeakScanner
     from tokenclub.guard.indexing.index import LiveIndex
     from tokenclub.guard.indexing.parts import guard_root
 
     body = sys.stdin.read() if text == "-" else text
-    scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current())
+    leak_letters = guard_settings().leak_letters
+    scanner = LeakScanner(LiveIndex(guard_root(get_settings().home)).current(), leak_letters=leak_letters)
     result = scanner.inspect(body, strict)
     report: dict[str, Any] = {
         "verdict": result.verdict,

@@ -252,8 +252,10 @@ def run_suite(
     leak_length: int,
     scanner: LeakScanner | None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    nfkc: bool = False,
 ) -> list[Outcome]:
-    """Every attack on every target, then the divergence prompts."""
+    """Every attack on every target, then the divergence prompts (`nfkc`: `leak_length` counts
+    NFKC letters, `copied_letters`)."""
     outcomes: list[Outcome] = []
 
     def keep(outcome: Outcome) -> None:
@@ -264,7 +266,7 @@ def run_suite(
     for target in targets:
         for name, (family, attack) in ATTACKS.items():
             replies = attack(channel, target)
-            copied = copied_letters(_judged(replies, family, target.text), target.text)
+            copied = copied_letters(_judged(replies, family, target.text), target.text, nfkc)
             stopped = any(r.stopped for r in replies)
             errors = sum(r.finish_reason == "error" for r in replies)
             keep(Outcome(family, name, target.doc_id, copied, copied >= leak_length, stopped, errors))
