@@ -32,10 +32,13 @@ published text, as an operator loads it); `--stream` asks them streamed.
 
 `--leak-length N` builds the guard for another leak length and judges the attacks by it.
 `--leak-letters N` gives the guard a verdict in NFKC letters (`TOKENCLUB_GUARD_LEAK_LETTERS`)
-and judges the attacks by the leak definition: N NFKC letters in one run.
+and judges the attacks by the leak definition: N NFKC letters in one run;
+`--coverage-join-letters N` measures coverage's joins across replies in them too
+(`TOKENCLUB_GUARD_COVERAGE_JOIN_LETTERS`).
 
 Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--stream]
-[--leak-length N] [--leak-letters N] [--pieces-only | --split-only | --fresh-petitions]``.
+[--leak-length N] [--leak-letters N] [--coverage-join-letters N]
+[--pieces-only | --split-only | --fresh-petitions]``.
 """
 
 from __future__ import annotations
@@ -180,6 +183,12 @@ def main() -> None:
         default=0,
         help="The guard's verdict in NFKC letters (0: guard letters), and the judge's leak in them.",
     )
+    parser.add_argument(
+        "--coverage-join-letters",
+        type=int,
+        default=0,
+        help="NFKC letters a run coverage joins across replies must hold (0: guard letters).",
+    )
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
     parser.add_argument(
@@ -245,6 +254,7 @@ def main() -> None:
             budget=budget,
             limits=settings.limits(),
             leak_letters=letters,
+            join_letters=args.coverage_join_letters,
         )
         judge = {"leak_length": letters or args.leak_length, "nfkc": bool(letters)}
         with serve_in_thread(worst_case_app()) as upstream:

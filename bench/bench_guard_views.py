@@ -18,17 +18,23 @@ per 1,000 tokens over those replies, whole and streamed 3 characters (about one 
 characters growing to `BATCH_LIMIT`), the median text held back while streaming (tokens of 2.5
 characters), and the cost of a short reply (the first 25 characters of each).
 
-Run: ``.venv/bin/python bench/bench_guard_views.py`` (a few minutes on two cores).
+`--leak-letters N` gives the guard a verdict in N NFKC letters (`TOKENCLUB_GUARD_LEAK_LETTERS`):
+the families are judged by that count (the received share times the passage's NFKC letters),
+and the cost table gains the same scans under that verdict, every view, beside those without.
+
+Run: ``.venv/bin/python bench/bench_guard_views.py [--leak-letters N]`` (a few minutes on two cores).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import statistics
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,15 +59,20 @@ def petitions(month: str) -> list[str]:
         return [json.loads(line)["content"] for line in fh]
 
 
-def leaked(out: str, disguised: str, passage: str, leak_length: int = 50) -> bool:
+def nfkc_letters(text: str) -> int:
+    return sum(char.isalnum() for char in unicodedata.normalize("NFKC", text).casefold())
+
+
+def leaked(out: str, disguised: str, passage: str, leak_length: int = 50, nfkc: bool = False) -> bool:
     """Whether what the client got of the disguised copy recovers a leak: the whole copy, or a
     share of it (the part received in place, right after the intro) that, times the passage's
-    guard letters, reaches `leak_length`."""
+    guard letters (`nfkc`: NFKC letters), reaches `leak_length`."""
     if disguised in out:
         return True
     got = out[len(INTRO) :]
     received = next((i for i, (a, b) in enumerate(zip(got, disguised, strict=False)) if a != b), len(got))
-    return received / len(disguised) * len(guard_text(passage)) >= leak_length
+    letters = nfkc_letters(passage) if nfkc else len(guard_text(passage))
+    return received / len(disguised) * letters >= leak_length
 
 
 def streamed(scanner: LeakScanner, reply: str, size: int) -> str:
@@ -76,12 +87,17 @@ def streamed(scanner: LeakScanner, reply: str, size: int) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leak-letters", type=int, default=0, help="the verdict in NFKC letters (0: off)")
+    args = parser.parse_args()
+    length, nfkc = args.leak_letters or 50, bool(args.leak_letters)
     docs = petitions("2019-05")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "guard"
         with writer(root, IndexParams.for_leak_length(50, seed=7), capacity=400_000) as index:
             index.add(docs, [1 + i % 3 for i in range(len(docs))])
         scanner = LeakScanner(open_index(root))
+        counted = LeakScanner(open_index(root), leak_letters=args.leak_letters)
         rng = random.Random(13)
         long_docs = [d for d in docs if len(d) >= 400]
         starts = [(d, rng.randrange(len(d) - 100)) for d in rng.sample(long_docs, PASSAGES)]
@@ -99,16 +115,16 @@ def main() -> None:
             disguised = [disguise(p) for p in passages]
             replies = [INTRO + d + OUTRO for d in disguised]
             cases = list(zip(replies, disguised, passages, strict=True))
-            plain = sum(leaked(scanner.scan(r).redacted, d, p) for r, d, p in cases)
-            whole = sum(leaked(scanner.inspect(r).redacted, d, p) for r, d, p in cases)
-            one = sum(leaked(streamed(scanner, r, 1), d, p) for r, d, p in cases)
-            three = sum(leaked(streamed(scanner, r, 3), d, p) for r, d, p in cases)
+            plain = sum(leaked(counted.scan(r).redacted, d, p, length, nfkc) for r, d, p in cases)
+            whole = sum(leaked(counted.inspect(r).redacted, d, p, length, nfkc) for r, d, p in cases)
+            one = sum(leaked(streamed(counted, r, 1), d, p, length, nfkc) for r, d, p in cases)
+            three = sum(leaked(streamed(counted, r, 3), d, p, length, nfkc) for r, d, p in cases)
             rates = [f"{n / len(replies):.1%}" for n in (len(replies), plain, whole, one, three)]
             print(f"| {name} | " + " | ".join(rates) + " |")
 
         fresh = [t[i : i + 750] for t in petitions("2019-07") for i in range(0, len(t) - 749, 750)]
-        plain_fp = sum(scanner.scan(t).leaked for t in fresh)
-        views_fp = sum(scanner.inspect(t).leaked for t in fresh)
+        plain_fp = sum(counted.scan(t).leaked for t in fresh)
+        views_fp = sum(counted.inspect(t).leaked for t in fresh)
         print(f"\nfresh replies of 750 characters: {len(fresh)}")
         print(f"flagged: plain view {plain_fp}, every view {views_fp}")
 
@@ -116,15 +132,22 @@ def main() -> None:
             return seconds * 1000 / (len(text) / CHARS_PER_TOKEN) * 1000
 
         sample = fresh[:300]
-        names = ("scan", "inspect", "stream", "watch per call", "watch")
+        names = ("scan", "inspect", "stream", "watch per call", "watch", "inspect, NFKC", "watch, NFKC")
         timings: dict[str, list[float]] = {name: [] for name in names}
-        held: dict[str, list[float]] = {name: [] for name in names[2:]}
+        held: dict[str, list[float]] = {name: [] for name in names[2:5]}
         for text in sample:
-            for name, run in (("scan", scanner.scan), ("inspect", scanner.inspect)):
+            for name, run in (
+                ("scan", scanner.scan),
+                ("inspect", scanner.inspect),
+                ("inspect, NFKC", counted.inspect),
+            ):
                 started = time.perf_counter()
                 run(text)
                 timings[name].append(per_1000(time.perf_counter() - started, text))
-            for name in names[2:]:
+            started = time.perf_counter()
+            chunked(counted, "watch", text)
+            timings["watch, NFKC"].append(per_1000(time.perf_counter() - started, text))
+            for name in names[2:5]:
                 started = time.perf_counter()
                 chunked(scanner, name, text)
                 timings[name].append(per_1000(time.perf_counter() - started, text))
@@ -144,6 +167,8 @@ def main() -> None:
                 "stream",
                 "watch",
             ),
+            ("whole reply, verdict in NFKC letters against without", "inspect", "inspect, NFKC"),
+            ("streamed in batches, verdict in NFKC letters against without", "watch", "watch, NFKC"),
         ):
             ratio = medians[every] / medians[reference]
             print(f"| {label} | {medians[reference]:.2f} | {medians[every]:.2f} | {ratio:.2f} |")

@@ -119,6 +119,12 @@ class GuardSettings(BaseSettings):
         "customer's own, the document is capped (every reply carrying its grams is blocked, for every "
         "customer; customers holding counted pieces of it are refused) and an operator alert is recorded.",
     )
+    coverage_join_letters: int = Field(
+        default=0,
+        ge=0,
+        description="NFKC letters a run joined from several replies' pieces of a document must also hold "
+        "to be blocked as a leak; 0: the guard letters of the leak length, as a collection bound.",
+    )
     coverage_window_s: int = Field(
         default=30 * 86400, ge=1, description="How long sent pieces count toward coverage (seconds)."
     )

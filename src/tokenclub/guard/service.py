@@ -183,9 +183,12 @@ class GatewayGuard:
         limits: Limits | None = None,
         stream_batch: int | None = None,
         leak_letters: int = 0,
+        join_letters: int = 0,
     ) -> None:
         """`leak_letters`: NFKC letters a copied run must also hold to be a leak (0: the index's
-        guard letters alone decide; `TOKENCLUB_GUARD_LEAK_LETTERS`)."""
+        guard letters alone decide; `TOKENCLUB_GUARD_LEAK_LETTERS`); `join_letters`: the same for
+        a run joined across replies by coverage (`TOKENCLUB_GUARD_COVERAGE_JOIN_LETTERS`)."""
+        self.join_letters = join_letters
         self.budget = budget
         self.limits = limits
         self.own_text = own_text
@@ -222,6 +225,7 @@ class GatewayGuard:
             limits=settings.limits(),
             stream_batch=settings.stream_batch,
             leak_letters=settings.leak_letters,
+            join_letters=settings.coverage_join_letters,
         )
 
     @property
@@ -540,7 +544,7 @@ class GatewayGuard:
         deliveries = self._deliveries
         if deliveries is None or deliveries.generation != index.folder.name:
             deliveries = self._deliveries = Deliveries(
-                index.folder.name, index.params, limits.join_s, leak_letters=self.scanner.leak_letters
+                index.folder.name, index.params, limits.join_s, leak_letters=self.join_letters
             )
         return deliveries
 
