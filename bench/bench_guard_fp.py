@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.hashing import GramHash
 from tokenclub.guard.indexing.commonness import add_public_text
@@ -183,7 +184,7 @@ def main() -> None:
     parser.add_argument(
         "--leak-letters",
         type=int,
-        default=0,
+        default=GuardSettings.model_construct().leak_letters,
         help="the guard's verdict in NFKC letters (`TOKENCLUB_GUARD_LEAK_LETTERS`; 0: guard letters)",
     )
     args = parser.parse_args()

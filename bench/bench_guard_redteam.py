@@ -34,11 +34,13 @@ published text, as an operator loads it); `--stream` asks them streamed.
 `--leak-letters N` gives the guard a verdict in NFKC letters (`TOKENCLUB_GUARD_LEAK_LETTERS`)
 and judges the attacks by the leak definition: N NFKC letters in one run;
 `--coverage-join-letters N` measures coverage's joins across replies in them too
-(`TOKENCLUB_GUARD_COVERAGE_JOIN_LETTERS`).
+(`TOKENCLUB_GUARD_COVERAGE_JOIN_LETTERS`), and `--coverage-join-share S` stops a run of S of a
+document all the same (`TOKENCLUB_GUARD_COVERAGE_JOIN_SHARE`). `--long-pieces N` (alone) takes
+each target document in pieces of N guard letters, as replies the model writes itself.
 
 Run: ``.venv/bin/python bench/bench_guard_redteam.py [--targets N] [--public] [--stream]
-[--leak-length N] [--leak-letters N] [--coverage-join-letters N]
-[--pieces-only | --split-only | --fresh-petitions]``.
+[--leak-length N] [--leak-letters N] [--coverage-join-letters N] [--coverage-join-share S]
+[--long-pieces N | --pieces-only | --split-only | --fresh-petitions]``.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ from tokenclub.guard.state.events import STOPPED
 from tokenclub.ledger.operations import grant_free_tokens
 from tokenclub.ledger.posting import ensure_system_accounts
 
+DEFAULTS = GuardSettings.model_construct()  # the settings' defaults, whatever the environment says
 VARIANTS = [(family, piece) for family in SPLIT_FAMILIES for piece in (0, 3)]
 MODEL = "worst-case"
 TEAM = 10
@@ -180,14 +183,34 @@ def main() -> None:
     parser.add_argument(
         "--leak-letters",
         type=int,
-        default=0,
+        default=DEFAULTS.leak_letters,
         help="The guard's verdict in NFKC letters (0: guard letters), and the judge's leak in them.",
     )
     parser.add_argument(
         "--coverage-join-letters",
         type=int,
-        default=0,
+        default=DEFAULTS.coverage_join_letters,
         help="NFKC letters a run coverage joins across replies must hold (0: guard letters).",
+    )
+    parser.add_argument(
+        "--coverage-join-share",
+        type=float,
+        default=DEFAULTS.coverage_join_share,
+        help="With --coverage-join-letters: the share of a document at which a run is stopped anyway.",
+    )
+    parser.add_argument(
+        "--guard-runs",
+        action="store_true",
+        help="With --fresh-petitions under a verdict in NFKC letters: leave out the petitions that "
+        "share 50 guard letters with an indexed one (the set of a verdict in guard letters), not 50 "
+        "NFKC letters.",
+    )
+    parser.add_argument(
+        "--long-pieces",
+        type=int,
+        default=0,
+        help="Only: each passage's document taken by one customer in pieces of N guard letters, "
+        "each a reply the model writes itself, through the default guard.",
     )
     parser.add_argument("--pieces-only", action="store_true", help="Only the pieces and coverage runs.")
     parser.add_argument("--fresh", type=int, default=200, help="Fresh texts per source asked back after.")
@@ -255,6 +278,7 @@ def main() -> None:
             limits=settings.limits(),
             leak_letters=letters,
             join_letters=args.coverage_join_letters,
+            join_share=args.coverage_join_share,
         )
         judge = {"leak_length": letters or args.leak_length, "nfkc": bool(letters)}
         with serve_in_thread(worst_case_app()) as upstream:
@@ -268,8 +292,19 @@ def main() -> None:
                     split_run(args, covering, db, upstream, routes, split_targets, pairs, honest_key)
                     db.dispose()
                     return
+                if args.long_pieces:
+                    long_pieces_run(covering, db, targets, args.long_pieces)
+                    db.dispose()
+                    return
                 if args.fresh_petitions:
-                    petitions_run(covering, db, docs, public, args.stream, bool(args.leak_letters))
+                    petitions_run(
+                        covering,
+                        db,
+                        docs,
+                        public,
+                        args.stream,
+                        bool(args.leak_letters) and not args.guard_runs,
+                    )
                     db.dispose()
                     return
                 for label, url, secrets in (("off", upstream, (None, None)), ("on", gateway, (key, second))):
@@ -414,6 +449,40 @@ def split_run(
             f"{row['max_copied_letters']} |"
         )
     print(f"fresh texts, one customer, same gateway: {replies} replies, {refused} refused, {blocked} blocked")
+
+
+def long_pieces_run(covering: GatewayGuard, db: Database, targets: Sequence[Target], letters: int) -> None:
+    """Each target document taken whole, in order, by a customer of its own in pieces of
+    `letters` guard letters, each asked as a reply the model writes itself (`recall`: no
+    wording that asks for a copy, so no strict threshold) through the default guard: what a
+    verdict in NFKC letters lets one reply carry (110 guard letters are about 44 syllables,
+    under the leak definition's 50) against the coverage bound."""
+    cuts = [pieces(target.text, letters) for target in targets]
+    texts = [piece for cut in cuts for piece in cut]
+    print(f"whole documents in pieces of <= {letters} guard letters, one customer each, replies it")
+    print("did not ask to copy, default guard\n| document letters | sent | refused requests |\n|---|---|---|")
+    number = 0
+    with serve_in_thread(worst_case_app(texts)) as upstream:
+        routes = {MODEL: ModelRoute(MODEL, upstream + "/v1", MODEL)}
+        app = create_app(replace(config(db, upstream), routes=routes, guard=covering))
+        with serve_in_thread(app) as url:
+            for target, cut in zip(targets, cuts, strict=True):
+                with db.transaction() as session:
+                    _, key = funded(session, f"long-{target.doc_id}")
+                got = refused = 0
+                with client_for(url + "/v1", key, timeout_s=60) as client:
+                    for piece in cut:
+                        body = {"model": MODEL, "messages": [{"role": "user", "content": recall(number)}]}
+                        number += 1
+                        response = client.post("/chat/completions", json=body)
+                        if response.status_code == 400:
+                            refused += 1
+                            continue
+                        response.raise_for_status()
+                        sent = str(response.json()["choices"][0]["message"]["content"] or "")
+                        got += len(guard_text(piece)) if guard_text(piece) in guard_text(sent) else 0
+                total = len(guard_text(target.text))
+                print(f"| {total} | {got} ({got / total:.1%}) | {refused} |")
 
 
 def petitions_run(

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.guard.disguise import ALL_DISGUISES
 
+from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.detection.scanner import LeakScanner, StreamScanner
 from tokenclub.guard.detection.views import BATCH, BATCH_LIMIT, ViewScanner
 from tokenclub.guard.indexing.index import IndexParams, open_index, writer
@@ -88,7 +89,12 @@ def streamed(scanner: LeakScanner, reply: str, size: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leak-letters", type=int, default=0, help="the verdict in NFKC letters (0: off)")
+    parser.add_argument(
+        "--leak-letters",
+        type=int,
+        default=GuardSettings.model_construct().leak_letters,
+        help="the verdict in NFKC letters (0: off)",
+    )
     args = parser.parse_args()
     length, nfkc = args.leak_letters or 50, bool(args.leak_letters)
     docs = petitions("2019-05")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,21 @@ def test_joined_runs_are_measured_in_nfkc_letters(guard_index: GuardIndex, doc: 
             refusal = sent.claim(f"r{step}", {doc: frozenset({6 * step})}, now=step, index=guard_index)
             assert refusal == (Refusal(doc) if step == refused_at else None), (letters, step)
     assert expected >= 3  # 50 Korean letters need 120 guard letters and more
+
+
+@pytest.mark.parametrize("doc", [10, 230])
+def test_a_run_of_the_join_share_is_stopped_alone(guard_index: GuardIndex, doc: int) -> None:
+    """Under NFKC joins with a share of 3 %, one reply's own run of a document is refused once it
+    spans 3 % of the document's guard letters (at least a join's 42), though it holds fewer
+    than 50 NFKC letters; without the share it passes alone, and a shorter one passes either way."""
+    least = max(42, math.ceil(0.03 * guard_index.docs.letters(doc)))
+    grams = next(k for k in range(1, 100) if 5 * (k - 1) + 26 >= least)  # a run of k grams: 5k + 21 letters
+    assert (guard_index.docs.nfkc_letters(doc, -4, 5 * (grams - 1) + 30) or 50) < 50
+    for share, refused in ((0.03, True), (0.0, False)):
+        sent = Deliveries("g", guard_index.params, window_s=60, leak_letters=50, join_share=share)
+        assert sent.claim("short", {doc: frozenset(range(grams - 1))}, now=0, index=guard_index) is None
+        run = {doc: frozenset(range(100, 100 + grams))}
+        assert sent.claim("long", run, now=1, index=guard_index) == (Refusal(doc) if refused else None)
 
 
 def test_covered_letters_is_the_union_of_gram_spans() -> None:

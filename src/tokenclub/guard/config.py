@@ -34,7 +34,7 @@ class GuardSettings(BaseSettings):
         description="Copied guard letters that always count as a leak (Hangul in jamo).",
     )
     leak_letters: int = Field(
-        default=0,
+        default=50,
         ge=0,
         description="NFKC letters (a Hangul syllable one) a copied run must also hold to be a leak, "
         "the leak definition's count; 0: the guard letters of the leak length alone decide. Replies "
@@ -120,10 +120,17 @@ class GuardSettings(BaseSettings):
         "customer; customers holding counted pieces of it are refused) and an operator alert is recorded.",
     )
     coverage_join_letters: int = Field(
-        default=0,
+        default=50,
         ge=0,
         description="NFKC letters a run joined from several replies' pieces of a document must also hold "
         "to be blocked as a leak; 0: the guard letters of the leak length, as a collection bound.",
+    )
+    coverage_join_share: float = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="With COVERAGE_JOIN_LETTERS: the share of a document's guard letters at which a run of "
+        "it, joined from several replies or one reply's own, is blocked all the same (0: none).",
     )
     coverage_window_s: int = Field(
         default=30 * 86400, ge=1, description="How long sent pieces count toward coverage (seconds)."

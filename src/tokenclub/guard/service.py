@@ -184,11 +184,14 @@ class GatewayGuard:
         stream_batch: int | None = None,
         leak_letters: int = 0,
         join_letters: int = 0,
+        join_share: float = 0.0,
     ) -> None:
         """`leak_letters`: NFKC letters a copied run must also hold to be a leak (0: the index's
         guard letters alone decide; `TOKENCLUB_GUARD_LEAK_LETTERS`); `join_letters`: the same for
-        a run joined across replies by coverage (`TOKENCLUB_GUARD_COVERAGE_JOIN_LETTERS`)."""
+        a run joined across replies by coverage (`TOKENCLUB_GUARD_COVERAGE_JOIN_LETTERS`), with
+        `join_share` of a document stopping such a run all the same (`…_COVERAGE_JOIN_SHARE`)."""
         self.join_letters = join_letters
+        self.join_share = join_share
         self.budget = budget
         self.limits = limits
         self.own_text = own_text
@@ -226,6 +229,7 @@ class GatewayGuard:
             stream_batch=settings.stream_batch,
             leak_letters=settings.leak_letters,
             join_letters=settings.coverage_join_letters,
+            join_share=settings.coverage_join_share,
         )
 
     @property
@@ -544,7 +548,11 @@ class GatewayGuard:
         deliveries = self._deliveries
         if deliveries is None or deliveries.generation != index.folder.name:
             deliveries = self._deliveries = Deliveries(
-                index.folder.name, index.params, limits.join_s, leak_letters=self.join_letters
+                index.folder.name,
+                index.params,
+                limits.join_s,
+                leak_letters=self.join_letters,
+                join_share=self.join_share,
             )
         return deliveries
 

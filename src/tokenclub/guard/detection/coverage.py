@@ -310,14 +310,18 @@ class Deliveries:
         ends_kept: int = 256,
         edges_kept: int = 512,
         leak_letters: int = 0,
+        join_share: float = 0.0,
     ) -> None:
         """`leak_letters`: NFKC letters a joined run must also hold to be a leak (0: its guard
-        letters alone decide)."""
+        letters alone decide); `join_share`: with them, the share of a document's guard letters
+        at which a run, joined or one reply's own, is stopped all the same (0: none), so that
+        runs under a leak's NFKC letters cannot take a short document whole."""
         self.generation = generation
         self.params = params
         self.window_s = window_s
         self.length = params.guaranteed_length() - 2 * (params.stride - 1)
         self.leak_letters = leak_letters
+        self.join_share = join_share
         self.ends_kept = ends_kept
         self.edges_kept = edges_kept
         # document → (when, reply, grams, whether they are the reply's own or straddle a seam)
@@ -487,6 +491,8 @@ class Deliveries:
                 owned.setdefault(other, set()).update(grams)
         for other, given in beside.items():
             joined.setdefault(other, set()).update(given)
+        if self._shared_out(doc, _joined_runs(owned[reply], self.params), index):
+            return True
         if len(joined) < 2:
             return False
         mine = _joined_runs(joined[reply], self.params)
@@ -511,11 +517,18 @@ class Deliveries:
         when the document table kept them (`DocTable.nfkc_letters`)."""
         if end - start < self.length:
             return False
-        if not self.leak_letters or index is None:
+        if not self.leak_letters or index is None or self._shared_out(doc, [(start, end)], index):
             return True
         reach = self.params.stride - 1
         counted = index.docs.nfkc_letters(doc, start - reach, end + reach)
         return counted is None or counted >= self.leak_letters
+
+    def _shared_out(self, doc: int, runs: Sequence[tuple[int, int]], index: GuardIndex | None) -> bool:
+        """Whether one of `runs` holds `join_share` of the document (and a join's `length`)."""
+        if not self.join_share or not self.leak_letters or index is None:
+            return False
+        least = max(self.length, math.ceil(self.join_share * index.docs.letters(doc)))
+        return any(end - start >= least for start, end in runs)
 
 
 class _Edges:
