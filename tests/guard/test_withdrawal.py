@@ -23,7 +23,7 @@ def test_withdrawal_takes_a_partner_out_of_training_and_the_guard(tmp_path: Path
     home = tmp_path / "home"
     rows_a, rows_b = petitions(300, 6), petitions(306, 6)
     make_home(home, [rows_a, rows_b]).dispose()
-    span_a, span_b = rows_a[0]["content"][100:160], rows_b[0]["content"][100:160]
+    span_a, span_b = rows_a[0]["content"][100:220], rows_b[0]["content"][100:220]  # 89+ NFKC letters
     assert run_json(home, "guard", "check", span_a)["partner_id"] == 1
     dumped = run_cli(home, "corpus", "dump", "--json").stdout.splitlines()
 
