@@ -68,11 +68,11 @@ def leaked(out: str, disguised: str, passage: str, leak_length: int = 50, nfkc: 
     """Whether what the client got of the disguised copy recovers a leak: the whole copy, or a
     share of it (the part received in place, right after the intro) that, times the passage's
     guard letters (`nfkc`: NFKC letters), reaches `leak_length`."""
+    letters = nfkc_letters(passage) if nfkc else len(guard_text(passage))
     if disguised in out:
-        return True
+        return letters >= leak_length
     got = out[len(INTRO) :]
     received = next((i for i, (a, b) in enumerate(zip(got, disguised, strict=False)) if a != b), len(got))
-    letters = nfkc_letters(passage) if nfkc else len(guard_text(passage))
     return received / len(disguised) * letters >= leak_length
 
 

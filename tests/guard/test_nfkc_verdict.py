@@ -31,9 +31,10 @@ def nfkc_letters(text: str) -> int:
     return sum(char.isalnum() for char in unicodedata.normalize("NFKC", text).casefold())
 
 
-def letter_run(text: str, first: int, count: int) -> str:
-    """The characters of `text` from its letter `first` that hold `count` NFKC letters."""
+def letter_run(text: str, where: float, count: int) -> str:
+    """The characters of `text` that hold `count` letters, from `where` (0 to 1) along it."""
     places = [i for i, char in enumerate(text) if char.isalnum()]
+    first = int(where * (len(places) - count))
     return text[places[first] : places[first + count - 1] + 1]
 
 
@@ -73,8 +74,7 @@ def test_a_run_of_fifty_nfkc_letters_is_a_leak(
     by_letters: LeakScanner, guard_index: GuardIndex, doc: int, where: float
 ) -> None:
     text = petitions()[doc]
-    total = nfkc_letters(text)
-    copy = letter_run(text, int(where * (total - LETTERS)), LETTERS)
+    copy = letter_run(text, where, LETTERS)
     assume(not _is_common(guard_index, copy))
     assert nfkc_letters(copy) == LETTERS
     result = by_letters.scan(FRESH + copy + FRESH)
@@ -90,7 +90,7 @@ def test_a_korean_run_under_the_nfkc_length_passes_while_guard_letters_stop_it(
     """20–40 syllables are 50–100 guard letters: the guard's own length stops them, the leak
     definition's does not (with up to 4 guard letters more at each end, 40 syllables stay under 50)."""
     text = petitions()[doc]
-    copy = letter_run(text, int(where * (nfkc_letters(text) - count)), count)
+    copy = letter_run(text, where, count)
     reply = f"청원인은 “{copy}”라고 썼습니다. {FRESH}"
     assume(len(guard_text(copy)) >= 55 and not _is_common(guard_index, copy))
     assert by_letters.scan(reply).verdict == "pass"
@@ -98,9 +98,26 @@ def test_a_korean_run_under_the_nfkc_length_passes_while_guard_letters_stop_it(
     assert by_letters.scan(reply, strict=True).verdict == "leak"  # the strict threshold keeps jamo
 
 
+@SETTINGS
+@given(doc=st.sampled_from(LONG), where=st.floats(0, 1))
+def test_a_copy_with_one_syllable_changed_is_still_one_run(
+    by_letters: LeakScanner, guard_index: GuardIndex, doc: int, where: float
+) -> None:
+    """70 letters of a petition with its 35th replaced: two chains of about 34 letters each, neither
+    a leak alone; their partner and the gap of one syllable make them one run, and a leak."""
+    text = petitions()[doc]
+    copy = letter_run(text, where, 70)
+    places = [i for i, char in enumerate(copy) if char.isalnum()]
+    edited = copy[: places[34]] + "뷁" + copy[places[34] + 1 :]
+    assume(not _is_common(guard_index, copy))
+    result = by_letters.scan(FRESH + edited + FRESH)
+    assert result.verdict == "leak"
+    assert result.spans[0].start <= len(FRESH) + places[50]  # the client never holds 50 of them
+
+
 def _long_reply(doc: int) -> str:
     text = petitions()[doc]
-    return FRESH + letter_run(text, 40, 70) + " 그리고 " + FRESH
+    return FRESH + letter_run(text, 0.1, 70) + " 그리고 " + FRESH
 
 
 @SETTINGS
@@ -121,9 +138,14 @@ def test_a_stream_is_cut_where_the_whole_scan_cuts_for_every_chunking(
     assert nfkc_letters(out[len(FRESH) :]) < LETTERS  # no leak's worth reached the client
 
 
+def _from(text: str, first: int, count: int) -> str:
+    places = [i for i, char in enumerate(text) if char.isalnum()]
+    return text[places[first] : places[first + count - 1] + 1]
+
+
 def _pieces(doc: int, size: int, count: int) -> list[str]:
     text = petitions()[doc]
-    return [letter_run(text, 30 + size * i, size) for i in range(count)]
+    return [_from(text, 30 + size * i, size) for i in range(count)]
 
 
 def _asked_in_turn(scanner: LeakScanner, pieces: list[str]) -> list[str]:

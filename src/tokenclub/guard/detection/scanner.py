@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from tokenclub.guard.detection.views import ViewScanner
 
 Policy = Literal["block", "redact"]
+LINK_HITS = 2  # hits of each chain of a run linked across a gap (`StreamScanner._prior`)
 REDACTION = "[…]"
 Hits = list[tuple[int, int, bool]]  # (start, key, shared: common or public)
 
@@ -156,7 +157,8 @@ class _Reading:
         self.owners = array("q")
         self.letters = array("I")
         self.count_nfkc = count_nfkc
-        self.nfkc = array("q")  # NFKC letters begun at or before each guard letter (`nfkc_starts`)
+        self._forward = array("I")  # the letters read forwards, kept while NFKC letters are counted
+        self.nfkc = array("q")  # NFKC letters begun at or before each guard letter, counted lazily
 
     def hits(self, chunk: str) -> tuple[Hits, Hits]:
         """(start, key, shared) of each gram completed by `chunk` that the index holds, read
@@ -186,9 +188,19 @@ class _Reading:
 
     def nfkc_letters(self, first: int, end: int) -> int:
         """NFKC letters that guard letters [first, end) are part of (a syllable cut at either
-        end counts)."""
+        end counts). Counted the first time a chain asks, all the letters read since in one
+        pass: most replies never hold a chain of a leak's hits. `end` past the letters read
+        stops at them."""
+        end = min(end, len(self.owners))
         if end <= first:
             return 0
+        done = len(self.nfkc)
+        if done < end:
+            letters = np.frombuffer(self._forward, dtype=np.uint32)[done:]
+            owners = np.frombuffer(self.owners, dtype=np.int64)[done:]
+            starts = nfkc_starts(letters, owners, self.owners[done - 1] if done else -1)
+            begun = self.nfkc[-1] if done else 0
+            self.nfkc.frombytes((begun + np.cumsum(starts, dtype=np.int64)).tobytes())
         return self.nfkc[end - 1] - self.nfkc[first] + 1
 
     def in_documents(self) -> bool:
@@ -228,10 +240,8 @@ class _Reading:
                 assert self.behind is not None
                 keys, split = self.behind.feed(backward)[1], 0
             kept = letters if self.ahead is not None else backward
-        if self.count_nfkc and len(owners):
-            begun = self.nfkc[-1] if self.nfkc else 0
-            starts = nfkc_starts(letters, owners, self.owners[-1] if self.owners else -1)
-            self.nfkc.frombytes((begun + np.cumsum(starts, dtype=np.int64)).tobytes())
+        if self.count_nfkc:
+            self._forward.frombytes(letters.tobytes())
         self.consumed += len(chunk)
         self.seen += len(letters)
         self.owners.frombytes(owners.tobytes())
@@ -276,6 +286,10 @@ class StreamScanner:
         # letters after a hit's start until no shared gram can still overlap it (`Clearing`)
         self._settle = 2 * params.width - 1 if index is not None and index.shares else params.width
         self._leak_letters = 0 if strict else leak_letters
+        # the run of short chains that closed last, under a verdict in NFKC letters (`_prior`)
+        self._run_letters = 0
+        self._run_end = 0
+        self._run_partners: frozenset[int] = frozenset()
         self._reading = reading or _Reading(
             index, params, not reverse, reverse, earlier is not None, self._leak_letters > 0
         )
@@ -408,21 +422,45 @@ class StreamScanner:
     def _leak_hits(self, chain: _Chain, count: int) -> int | None:
         """The fewest of the chain's first `count` hits that are a leak (None: not even all
         `count`): `hits` of them, and under a verdict in NFKC letters as many as it takes for
-        their widened span to hold `leak_letters` of them."""
-        if count < self._needed:
+        their widened span to hold `leak_letters` of them, less those of the run it continues
+        (`_prior`), whose chains need only `LINK_HITS` hits each."""
+        prior = self._prior(chain)
+        least = LINK_HITS if prior else self._needed
+        if count < least:
             return None
         if not self._leak_letters:
             return self._needed
-        if self._span_nfkc(chain.first, count) < self._leak_letters:
+        need = self._leak_letters - prior
+        if self._span_nfkc(chain.first, count) < need:
             return None
-        low, high = self._needed, count
+        low, high = least, count
         while low < high:
             middle = (low + high) // 2
-            if self._span_nfkc(chain.first, middle) >= self._leak_letters:
+            if self._span_nfkc(chain.first, middle) >= need:
                 high = middle
             else:
                 low = middle + 1
         return low
+
+    def _prior(self, chain: _Chain, partners: frozenset[int] | None = None) -> int:
+        """NFKC letters of the short chains the chain continues, under a verdict in NFKC letters:
+        those that closed too short to be leaks, each within `width` letters of the next and of a
+        partner in common (a common phrase, an edit or a view's slip between them: a copy is one
+        run all the same, where each piece held a leak's jamo on its own; chance hits, which no
+        partner holds, link nothing); 0 when it starts no closer. `partners`: the chain's, when
+        known (`_partners_of`)."""
+        if (
+            not self._run_letters
+            or chain.first <= self._run_end
+            or chain.first - self._run_end > 2 * self._width
+        ):
+            return 0
+        if partners is None:
+            partners = self._partners_of(chain)
+        return self._run_letters if partners & self._run_partners else 0
+
+    def _partners_of(self, chain: _Chain) -> frozenset[int]:
+        return frozenset(_owners(self.index, chain.keys)) if self.index is not None else frozenset()
 
     def _span_nfkc(self, first: int, count: int) -> int:
         """NFKC letters of `count` hits from `first`, widened as `_widened` does, in the letters
@@ -448,19 +486,41 @@ class StreamScanner:
         of a leak's hits once no shared gram can still withdraw its hits (`_settle`)."""
         settled = self._reading.seen - self._settle
         found = False
-        for expected in [
+        closing = [
             e
             for e, chain in self._open.items()
             if checked is None or (e <= checked and (len(chain.keys) < self._needed or chain.last <= settled))
-        ]:
+        ]
+        for expected in sorted(closing, key=lambda e: self._open[e].first):
             chain = self._open.pop(expected)
             if chain.own:
                 continue
             if self._leak_hits(chain, len(chain.keys)) is not None or self._joins_earlier(chain):
                 self._leaks.append(chain)
+                self._run_letters = 0
                 found = True
+            elif self._leak_letters and len(chain.keys) >= LINK_HITS:
+                self._link(chain)
         if found:
             self._leaks.sort(key=lambda chain: chain.first)
+
+    def _link(self, chain: _Chain) -> None:
+        """Make a short chain the end of the run `_prior` reads, when a partner holds it."""
+        partners = self._partners_of(chain)
+        if not partners:
+            return
+        if self._run_letters and chain.first <= self._run_end:
+            # another alignment inside the run (a letter dropped or added) goes on with it; one of
+            # other partners (a passage several documents quote) leaves it as it is
+            if partners & self._run_partners and chain.last > self._run_end:
+                reach = self._width + self._stride - 1
+                self._run_letters += self._reading.nfkc_letters(self._run_end + reach, chain.last + reach)
+                self._run_end = chain.last
+            return
+        prior = self._prior(chain, partners)
+        self._run_letters = prior + self._span_nfkc(chain.first, len(chain.keys))
+        self._run_end = chain.last
+        self._run_partners = partners & self._run_partners if prior else partners
 
     def _joins_earlier(self, chain: _Chain) -> bool:
         """Whether a run too short to be a leak joins an earlier fragment, either way round, into

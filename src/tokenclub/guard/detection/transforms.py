@@ -42,7 +42,7 @@ _REACH = {"<": 210, "\\": 12, "&": 40, "%": 3}  # how far an escape can reach fr
 _HAN_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _WORD_CHAR = re.compile(r"[가-힣\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
-_ROMAN_GROUP = re.compile(r"[A-Za-z]+")
+_ROMAN_GROUP = re.compile(r"[A-Za-z]+|[0-9]")
 FILLER_PERIODS = range(2, 9)
 FILLER_REPEATS = 4
 FILLER_SPAN = (FILLER_REPEATS - 1) * FILLER_PERIODS[-1]
@@ -476,7 +476,8 @@ class Base64Runs(Transform):
 
 class Romanized(Transform):
     """Latin groups that spell exactly one Hangul syllable in the Revised Romanization's
-    transliteration (값 → gabs), read back as that syllable; everything else leaves this view."""
+    transliteration (값 → gabs), read back as that syllable, and digits as they are (a date
+    inside a copy); everything else leaves this view."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -490,7 +491,8 @@ class Romanized(Transform):
             if match.end() == len(buffer) and not final:
                 used = match.start()
                 break
-            syllable = self._syllables.get(match.group().lower())
+            group = match.group()
+            syllable = group if group.isdigit() else self._syllables.get(group.lower())
             if syllable is not None:
                 out.append(syllable)
                 origins.append(base + match.start())
