@@ -115,17 +115,22 @@ def test_a_copy_with_one_syllable_changed_is_still_one_run(
     assert result.spans[0].start <= len(FRESH) + places[50]  # the client never holds 50 of them
 
 
-def _long_reply(doc: int) -> str:
-    text = petitions()[doc]
-    return FRESH + letter_run(text, 0.1, 70) + " 그리고 " + FRESH
+def _long_reply(doc: int, edited: bool = False) -> str:
+    """70 letters of a petition between fresh text; `edited`: its 35th letter replaced, so the
+    copy is two chains that only their run makes a leak."""
+    copy = letter_run(petitions()[doc], 0.1, 70)
+    if edited:
+        at = [i for i, char in enumerate(copy) if char.isalnum()][34]
+        copy = copy[:at] + "뷁" + copy[at + 1 :]
+    return FRESH + copy + " 그리고 " + FRESH
 
 
 @SETTINGS
-@given(doc=st.sampled_from(LONG[:40]), cuts=st.lists(st.integers(0, 400), max_size=40))
+@given(doc=st.sampled_from(LONG[:40]), cuts=st.lists(st.integers(0, 400), max_size=40), edited=st.booleans())
 def test_a_stream_is_cut_where_the_whole_scan_cuts_for_every_chunking(
-    by_letters: LeakScanner, guard_index: GuardIndex, doc: int, cuts: list[int]
+    by_letters: LeakScanner, guard_index: GuardIndex, doc: int, cuts: list[int], edited: bool
 ) -> None:
-    reply = _long_reply(doc)
+    reply = _long_reply(doc, edited)
     assume(not _is_common(guard_index, reply))
     whole = by_letters.scan(reply)
     assert whole.verdict == "leak"
