@@ -289,7 +289,8 @@ class StreamScanner:
         # the run of short chains that closed last, under a verdict in NFKC letters (`_prior`)
         self._run_letters = 0
         self._run_end = 0
-        self._run_partners: frozenset[int] = frozenset()
+        self._run_places: frozenset[tuple[int, int]] = frozenset()  # its last gram's (document, ordinal)
+        self._continuing: dict[int, tuple[int, bool]] = {}  # chain start → (run end, continues it)
         self._reading = reading or _Reading(
             index, params, not reverse, reverse, earlier is not None, self._leak_letters > 0
         )
@@ -442,25 +443,55 @@ class StreamScanner:
                 low = middle + 1
         return low
 
-    def _prior(self, chain: _Chain, partners: frozenset[int] | None = None) -> int:
-        """NFKC letters of the short chains the chain continues, under a verdict in NFKC letters:
-        those that closed too short to be leaks, each within `width` letters of the next and of a
-        partner in common (a common phrase, an edit or a view's slip between them: a copy is one
-        run all the same, where each piece held a leak's jamo on its own; chance hits, which no
-        partner holds, link nothing); 0 when it starts no closer. `partners`: the chain's, when
-        known (`_partners_of`)."""
-        if (
-            not self._run_letters
-            or chain.first <= self._run_end
-            or chain.first - self._run_end > 2 * self._width
-        ):
+    def _prior(self, chain: _Chain) -> int:
+        """NFKC letters of the short chains the chain continues, under a verdict in NFKC letters
+        (0: none). A chain that closed too short to be a leak ends a run; the next continues it
+        when it starts within `width` letters of the run's last gram and its first gram is in
+        the same document a little further on, as far as the letters between them say (a common
+        phrase, an edited syllable or a view's slip between two pieces of one copy, which held
+        a leak's jamo each before the verdict counted syllables). Chance hits are in no document,
+        and two phrases one reply shares with two places of a document are far apart in it: they
+        link nothing."""
+        if not self._run_letters or not self._run_end < chain.first <= self._run_end + 2 * self._width:
             return 0
-        if partners is None:
-            partners = self._partners_of(chain)
-        return self._run_letters if partners & self._run_partners else 0
+        known = self._continuing.get(chain.first)
+        if known is None or known[0] != self._run_end:
+            known = (self._run_end, self._follows(chain, from_start=True))
+            self._continuing[chain.first] = known
+        return self._run_letters if known[1] else 0
 
-    def _partners_of(self, chain: _Chain) -> frozenset[int]:
-        return frozenset(_owners(self.index, chain.keys)) if self.index is not None else frozenset()
+    def _follows(self, chain: _Chain, from_start: bool) -> bool:
+        """Whether one of the chain's first grams (`from_start`; else its last) is in a document
+        of the run's last gram, the letters between them apart there too (within `width`)."""
+        for position, key in self._ends(chain, from_start):
+            for doc, ordinal in self._places(key):
+                for run_doc, run_ordinal in self._run_places:
+                    apart = (position - self._run_end) - (ordinal - run_ordinal) * self._stride
+                    if doc == run_doc and ordinal > run_ordinal and abs(apart) <= self._width:
+                        return True
+        return False
+
+    def _ends(self, chain: _Chain, from_start: bool) -> list[tuple[int, int]]:
+        """(position, key) of the chain's first or last `LINK_HITS` + 1 hits, outermost first: a
+        chain may reach a hit into the words around it by chance (a filter hit no document has)."""
+        count = min(len(chain.keys), LINK_HITS + 1)
+        at = range(count) if from_start else range(len(chain.keys) - 1, len(chain.keys) - 1 - count, -1)
+        return [(chain.first + i * self._stride, chain.keys[i]) for i in at]
+
+    def _last_place(self, chain: _Chain) -> tuple[int, frozenset[tuple[int, int]]]:
+        """The position and the places of the chain's last gram that a document has (none: no place)."""
+        for position, key in self._ends(chain, from_start=False):
+            places = self._places(key)
+            if places:
+                return position, places
+        return chain.last, frozenset()
+
+    def _places(self, key: int) -> frozenset[tuple[int, int]]:
+        """(document, ordinal) of an indexed gram (none for a chance hit, or without a table)."""
+        if self.index is None or not self.index.docs.present:
+            return frozenset()
+        hits = self.index.docs.lookup(np.array([key], dtype=np.uint64))
+        return frozenset((hit.doc, hit.ordinal) for hit in hits)
 
     def _span_nfkc(self, first: int, count: int) -> int:
         """NFKC letters of `count` hits from `first`, widened as `_widened` does, in the letters
@@ -505,22 +536,21 @@ class StreamScanner:
             self._leaks.sort(key=lambda chain: chain.first)
 
     def _link(self, chain: _Chain) -> None:
-        """Make a short chain the end of the run `_prior` reads, when a partner holds it."""
-        partners = self._partners_of(chain)
-        if not partners:
-            return
+        """Make a short chain the end of the run `_prior` reads: it continues the run, extends it
+        (another alignment inside it, a letter dropped or added, that goes on past its end in the
+        same document), or starts one."""
         if self._run_letters and chain.first <= self._run_end:
-            # another alignment inside the run (a letter dropped or added) goes on with it; one of
-            # other partners (a passage several documents quote) leaves it as it is
-            if partners & self._run_partners and chain.last > self._run_end:
+            end, places = self._last_place(chain)
+            if end > self._run_end and self._follows(chain, from_start=False):
                 reach = self._width + self._stride - 1
-                self._run_letters += self._reading.nfkc_letters(self._run_end + reach, chain.last + reach)
-                self._run_end = chain.last
+                self._run_letters += self._reading.nfkc_letters(self._run_end + reach, end + reach)
+                self._run_end, self._run_places = end, places
             return
-        prior = self._prior(chain, partners)
-        self._run_letters = prior + self._span_nfkc(chain.first, len(chain.keys))
-        self._run_end = chain.last
-        self._run_partners = partners & self._run_partners if prior else partners
+        end, places = self._last_place(chain)
+        if not places:
+            return
+        self._run_letters = self._prior(chain) + self._span_nfkc(chain.first, len(chain.keys))
+        self._run_end, self._run_places = end, places
 
     def _joins_earlier(self, chain: _Chain) -> bool:
         """Whether a run too short to be a leak joins an earlier fragment, either way round, into
