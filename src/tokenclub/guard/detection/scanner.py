@@ -522,6 +522,11 @@ class StreamScanner:
             for e, chain in self._open.items()
             if checked is None or (e <= checked and (len(chain.keys) < self._needed or chain.last <= settled))
         ]
+        if self._leak_letters and closing:
+            # runs link in the order chains start, whatever the chunking: a chain waits for the
+            # open ones that start before it (one of a leak's hits waits to settle)
+            staying = [c.first for e, c in self._open.items() if e not in closing]
+            closing = [e for e in closing if not staying or self._open[e].first < min(staying)]
         for expected in sorted(closing, key=lambda e: self._open[e].first):
             chain = self._open.pop(expected)
             if chain.own:
