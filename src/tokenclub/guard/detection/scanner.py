@@ -109,6 +109,18 @@ class _Chain:
 
 
 @dataclass(slots=True)
+class _Run:
+    """Short chains linked across gaps (`StreamScanner._prior`): their NFKC letters, the position
+    and (document, ordinal) places of the last gram a document holds, and which chains were
+    found to follow it (chain start, from its start → (its end then, whether it does))."""
+
+    letters: int
+    end: int
+    places: frozenset[tuple[int, int]]
+    follows: dict[tuple[int, bool], tuple[int, bool]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class _Region:
     """A leak in letters: the grams' union (`cores`) and the widened span, in original offsets."""
 
@@ -287,10 +299,7 @@ class StreamScanner:
         self._settle = 2 * params.width - 1 if index is not None and index.shares else params.width
         self._leak_letters = 0 if strict else leak_letters
         # the run of short chains that closed last, under a verdict in NFKC letters (`_prior`)
-        self._run_letters = 0
-        self._run_end = 0
-        self._run_places: frozenset[tuple[int, int]] = frozenset()  # its last gram's (document, ordinal)
-        self._continuing: dict[int, tuple[int, bool]] = {}  # chain start → (run end, continues it)
+        self._runs: list[_Run] = []  # short chains linked into runs, under a verdict in NFKC letters
         self._reading = reading or _Reading(
             index, params, not reverse, reverse, earlier is not None, self._leak_letters > 0
         )
@@ -445,31 +454,43 @@ class StreamScanner:
 
     def _prior(self, chain: _Chain) -> int:
         """NFKC letters of the short chains the chain continues, under a verdict in NFKC letters
-        (0: none). A chain that closed too short to be a leak ends a run; the next continues it
-        when it starts within `width` letters of the run's last gram and its first gram is in
-        the same document a little further on, as far as the letters between them say (a common
-        phrase, an edited syllable or a view's slip between two pieces of one copy, which held
-        a leak's jamo each before the verdict counted syllables). Chance hits are in no document,
-        and two phrases one reply shares with two places of a document are far apart in it: they
-        link nothing."""
-        if not self._run_letters or not self._run_end < chain.first <= self._run_end + 2 * self._width:
-            return 0
-        known = self._continuing.get(chain.first)
-        if known is None or known[0] != self._run_end:
-            known = (self._run_end, self._follows(chain, from_start=True))
-            self._continuing[chain.first] = known
-        return self._run_letters if known[1] else 0
+        (0: none). A chain that closed too short to be a leak ends a run (`_Run`); the next
+        continues it when it starts within `width` letters of the run's last gram and its first
+        gram is in the same document a little further on, as far as the letters between them say
+        (a common phrase, an edited syllable or a view's slip between two pieces of one copy,
+        which held a leak's jamo each before the verdict counted syllables). Chance hits are in
+        no document, and two phrases one reply shares with two places of a document are far
+        apart in it: they link nothing."""
+        return max(
+            (
+                run.letters
+                for run in self._runs
+                if run.end < chain.first <= run.end + 2 * self._width and self._follows(chain, run, True)
+            ),
+            default=0,
+        )
 
-    def _follows(self, chain: _Chain, from_start: bool) -> bool:
+    def _follows(self, chain: _Chain, run: _Run, from_start: bool) -> bool:
         """Whether one of the chain's first grams (`from_start`; else its last) is in a document
         of the run's last gram, the letters between them apart there too (within `width`)."""
+        known = run.follows.get((chain.first, from_start))
+        if known is not None and known[0] == run.end:
+            return known[1]
+        found = False
         for position, key in self._ends(chain, from_start):
             for doc, ordinal in self._places(key):
-                for run_doc, run_ordinal in self._run_places:
-                    apart = (position - self._run_end) - (ordinal - run_ordinal) * self._stride
-                    if doc == run_doc and ordinal > run_ordinal and abs(apart) <= self._width:
-                        return True
-        return False
+                for run_doc, run_ordinal in run.places:
+                    apart = (position - run.end) - (ordinal - run_ordinal) * self._stride
+                    found = found or (doc == run_doc and ordinal > run_ordinal and abs(apart) <= self._width)
+        run.follows[chain.first, from_start] = (run.end, found)
+        return found
+
+    def _places(self, key: int) -> frozenset[tuple[int, int]]:
+        """(document, ordinal) of an indexed gram (none for a chance hit, or without a table)."""
+        if self.index is None or not self.index.docs.present:
+            return frozenset()
+        hits = self.index.docs.lookup(np.array([key], dtype=np.uint64))
+        return frozenset((hit.doc, hit.ordinal) for hit in hits)
 
     def _ends(self, chain: _Chain, from_start: bool) -> list[tuple[int, int]]:
         """(position, key) of the chain's first or last `LINK_HITS` + 1 hits, outermost first: a
@@ -485,13 +506,6 @@ class StreamScanner:
             if places:
                 return position, places
         return chain.last, frozenset()
-
-    def _places(self, key: int) -> frozenset[tuple[int, int]]:
-        """(document, ordinal) of an indexed gram (none for a chance hit, or without a table)."""
-        if self.index is None or not self.index.docs.present:
-            return frozenset()
-        hits = self.index.docs.lookup(np.array([key], dtype=np.uint64))
-        return frozenset((hit.doc, hit.ordinal) for hit in hits)
 
     def _span_nfkc(self, first: int, count: int) -> int:
         """NFKC letters of `count` hits from `first`, widened as `_widened` does, in the letters
@@ -533,7 +547,7 @@ class StreamScanner:
                 continue
             if self._leak_hits(chain, len(chain.keys)) is not None or self._joins_earlier(chain):
                 self._leaks.append(chain)
-                self._run_letters = 0
+                self._runs = []
                 found = True
             elif self._leak_letters and len(chain.keys) >= LINK_HITS:
                 self._link(chain)
@@ -541,21 +555,25 @@ class StreamScanner:
             self._leaks.sort(key=lambda chain: chain.first)
 
     def _link(self, chain: _Chain) -> None:
-        """Make a short chain the end of the run `_prior` reads: it continues the run, extends it
-        (another alignment inside it, a letter dropped or added, that goes on past its end in the
-        same document), or starts one."""
-        if self._run_letters and chain.first <= self._run_end:
-            end, places = self._last_place(chain)
-            if end > self._run_end and self._follows(chain, from_start=False):
-                reach = self._width + self._stride - 1
-                self._run_letters += self._reading.nfkc_letters(self._run_end + reach, end + reach)
-                self._run_end, self._run_places = end, places
-            return
+        """Make a short chain the end of a run `_prior` reads: another alignment inside one that
+        goes on past its end in the same document (a letter dropped or added) extends it, one
+        that continues it lengthens it, any other starts one. Runs the chain is past are dropped."""
         end, places = self._last_place(chain)
         if not places:
             return
-        self._run_letters = self._prior(chain) + self._span_nfkc(chain.first, len(chain.keys))
-        self._run_end, self._run_places = end, places
+        self._runs = [run for run in self._runs if chain.first <= run.end + 2 * self._width]
+        for run in self._runs:
+            if chain.first <= run.end:
+                if end > run.end and self._follows(chain, run, False):
+                    reach = self._width + self._stride - 1
+                    run.letters += self._reading.nfkc_letters(run.end + reach, end + reach)
+                    run.end, run.places = end, places
+                    return
+            elif self._follows(chain, run, True):
+                run.letters += self._span_nfkc(chain.first, len(chain.keys))
+                run.end, run.places = end, places
+                return
+        self._runs.append(_Run(self._span_nfkc(chain.first, len(chain.keys)), end, places))
 
     def _joins_earlier(self, chain: _Chain) -> bool:
         """Whether a run too short to be a leak joins an earlier fragment, either way round, into
