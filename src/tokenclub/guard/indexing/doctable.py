@@ -143,8 +143,10 @@ def _newest(where: Path, kind: str) -> tuple[list[Path], list[np.ndarray]] | Non
 
 def _replace(where: Path, paths: list[Path], merged: np.ndarray) -> None:
     """The merged file takes the oldest one's name by an atomic rename before the newer files
-    go: a reader that lists the folder meanwhile sees some entries twice, never none."""
-    scratch = where / "merging.npy"
+    go: a reader that lists the folder meanwhile sees some entries twice, never none. The
+    scratch file is named for the process and the file it becomes, so two merges never write
+    one scratch file."""
+    scratch = where / f"merging-{os.getpid()}-{paths[0].name}"
     np.save(scratch, merged)
     os.replace(scratch, paths[0])
     for path in paths[1:]:
