@@ -26,6 +26,12 @@ reach — until then it stays open, so its letters stay held (up to `width` − 
 than without commonness; an index with neither a sketch nor public text waits for nothing).
 So the verdict does not depend on the chunking. Runs too short to be a leak close as before,
 so a join can still be found with a hit that a later shared gram would have withdrawn.
+
+The verdict in NFKC letters (`leak_letters`, the leak definition's count, a Hangul syllable one
+letter): a chain of `hits` hits is a leak only once its widened span also holds that many NFKC
+letters, which takes Korean about 125 guard letters instead of 50. Short chains of one document
+a gap apart (an edit, a common phrase, a view's slip) add up as one run (`_prior`); a chain
+closes only after the open ones that start before it, so they link the same for any chunking.
 """
 
 from __future__ import annotations
@@ -298,7 +304,6 @@ class StreamScanner:
         # letters after a hit's start until no shared gram can still overlap it (`Clearing`)
         self._settle = 2 * params.width - 1 if index is not None and index.shares else params.width
         self._leak_letters = 0 if strict else leak_letters
-        # the run of short chains that closed last, under a verdict in NFKC letters (`_prior`)
         self._runs: list[_Run] = []  # short chains linked into runs, under a verdict in NFKC letters
         self._reading = reading or _Reading(
             index, params, not reverse, reverse, earlier is not None, self._leak_letters > 0
