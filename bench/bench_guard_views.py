@@ -34,13 +34,13 @@ import statistics
 import sys
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.guard.disguise import ALL_DISGUISES
 
+from bench_guard_fp import nfkc_text
 from tokenclub.guard.config import GuardSettings
 from tokenclub.guard.detection.scanner import LeakScanner, StreamScanner
 from tokenclub.guard.detection.views import BATCH, BATCH_LIMIT, ViewScanner
@@ -60,15 +60,11 @@ def petitions(month: str) -> list[str]:
         return [json.loads(line)["content"] for line in fh]
 
 
-def nfkc_letters(text: str) -> int:
-    return sum(char.isalnum() for char in unicodedata.normalize("NFKC", text).casefold())
-
-
 def leaked(out: str, disguised: str, passage: str, leak_length: int = 50, nfkc: bool = False) -> bool:
     """Whether what the client got of the disguised copy recovers a leak: the whole copy, or a
     share of it (the part received in place, right after the intro) that, times the passage's
     guard letters (`nfkc`: NFKC letters), reaches `leak_length`."""
-    letters = nfkc_letters(passage) if nfkc else len(guard_text(passage))
+    letters = len(nfkc_text(passage) if nfkc else guard_text(passage))
     if disguised in out:
         return letters >= leak_length
     got = out[len(INTRO) :]

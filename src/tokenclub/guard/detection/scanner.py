@@ -513,11 +513,15 @@ class StreamScanner:
         return chain.last, frozenset()
 
     def _span_nfkc(self, first: int, count: int) -> int:
-        """NFKC letters of `count` hits from `first`, widened as `_widened` does, in the letters
-        read so far."""
-        low = max(0, first - self._stride + 1)
-        high = min(len(self._owners), first + (count - 1) * self._stride + self._width + self._stride - 1)
-        return self._reading.nfkc_letters(low, high)
+        """NFKC letters of `count` hits from `first`, widened (`_letters_around`), in the
+        letters read so far."""
+        return self._reading.nfkc_letters(*self._letters_around(first, first + (count - 1) * self._stride))
+
+    def _letters_around(self, first: int, last: int) -> tuple[int, int]:
+        """Guard letters [start, end) of hits from `first` to `last` widened by `stride − 1`
+        letters each side (a copy may reach that far past its grams), within those read."""
+        reach = self._width + self._stride - 1
+        return max(0, first - self._stride + 1), min(len(self._owners), last + reach)
 
     def _hit(self, position: int, key: int) -> _Chain | None:
         """Extend or start a chain; returns it when it has just become a leak."""
@@ -570,8 +574,9 @@ class StreamScanner:
         for run in self._runs:
             if chain.first <= run.end:
                 if end > run.end and self._follows(chain, run, False):
-                    reach = self._width + self._stride - 1
-                    run.letters += self._reading.nfkc_letters(run.end + reach, end + reach)
+                    run.letters += self._reading.nfkc_letters(
+                        self._letters_around(run.end, run.end)[1], self._letters_around(end, end)[1]
+                    )
                     run.end, run.places = end, places
                     return
             elif self._follows(chain, run, True):
@@ -604,9 +609,8 @@ class StreamScanner:
 
     def _widened(self, chain: _Chain) -> tuple[int, int]:
         """The chain's grams widened by `stride − 1` letters each side, as original offsets."""
-        first = max(0, chain.first - self._stride + 1)
-        last = min(len(self._owners), chain.last + self._width + self._stride - 1) - 1
-        return self._owners[first], self._owners[last] + 1
+        first, end = self._letters_around(chain.first, chain.last)
+        return self._owners[first], self._owners[end - 1] + 1
 
     def _region(self, chain: _Chain) -> _Region:
         start, end = self._widened(chain)

@@ -87,12 +87,15 @@ def write_run(
 
 def nfkc_blocks(starts: np.ndarray, lengths: np.ndarray, stride: int) -> np.ndarray:
     """For texts end to end whose guard letters begin NFKC letters where `starts` is set
-    (`nfkc_starts`), `lengths` guard letters each: the NFKC letters that begin in each `stride`
-    letters of each text, its last block maybe shorter."""
+    (`nfkc_starts`, read over them all in one pass), `lengths` guard letters each: the NFKC
+    letters that begin in each `stride` letters of each text, its last block maybe shorter.
+    Each text's first letter begins one, whatever the text before it ended with."""
     blocks = -(-lengths // stride)
     if not blocks.sum():
         return np.zeros(0, dtype=np.uint8)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    starts = starts.copy()
+    starts[offsets[lengths > 0]] = True
     first = np.concatenate(([0], np.cumsum(blocks)[:-1]))
     at = np.repeat(offsets, blocks) + (np.arange(int(blocks.sum())) - np.repeat(first, blocks)) * stride
     return np.add.reduceat(starts.astype(np.uint8), at).astype(np.uint8)

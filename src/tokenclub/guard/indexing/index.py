@@ -382,10 +382,7 @@ class GuardIndex:
             self.sketch.add(*repeated(every, every_owner, lambda unique: _held(self._members, unique)))
         member.add(keys)
         letters = np.array([len(stream) for stream in streams], dtype=np.int64)
-        # one pass over the batch end to end; each document's first letter begins a letter
         starts = nfkc_starts(np.concatenate(streams), np.concatenate([n.owners for n in normalized]))
-        firsts = np.concatenate(([0], np.cumsum(letters)[:-1]))[letters > 0]
-        starts[firsts] = True
         blocks = nfkc_blocks(starts, letters, self.params.stride)
         write_run(self.folder, keys, owner, letters, np.asarray(partner_ids, dtype=np.int64), blocks)
         self._docs = None
