@@ -31,7 +31,8 @@ class GuardSettings(BaseSettings):
     leak_length: int = Field(
         default=50,
         ge=DEFAULT_WIDTH + DEFAULT_HITS - 1,  # a chain of hits over a gram of 26 letters
-        description="Copied guard letters that always count as a leak (Hangul in jamo).",
+        description="Copied guard letters the index always finds (Hangul in jamo): a leak once they also "
+        "hold LEAK_LETTERS.",
     )
     leak_letters: int = Field(
         default=50,
