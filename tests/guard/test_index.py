@@ -222,6 +222,33 @@ def test_runs_merged_in_one_pass_equal_runs_merged_one_at_a_time(
     assert [run.tobytes() for run in stored] == [run.tobytes() for run in expected]
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=40), min_size=1, max_size=6),
+    st.lists(st.integers(0, 40), max_size=20),
+)
+def test_a_look_up_finds_every_entry_of_every_key_and_no_other(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[int]], asked: list[int]
+) -> None:
+    """Keys repeat inside a run and across runs (a gram of many documents); some asked keys are
+    in none (a chance filter hit), some asked twice."""
+    where = tmp_path_factory.mktemp("guard")
+    (where / "docs").mkdir()
+    entries, first = [], 0
+    for keys in batches:
+        run = np.empty(len(keys), dtype=ENTRY)
+        run["key"], run["doc"], run["ordinal"] = keys, first + np.arange(len(keys)) % 3, np.arange(len(keys))
+        entries += [(int(k), int(d), int(o)) for k, d, o in run.tolist()]
+        np.save(where / "docs" / f"run-{first:09d}.npy", run[np.argsort(run["key"], kind="stable")])
+        first += len(keys)
+    table = DocTable(where)
+    keys = np.array(asked, dtype=np.uint64)
+    found = sorted((k, hit.doc, hit.ordinal) for k, hit in table.lookup_at(keys))
+    expected = sorted((k, d, o) for k, key in enumerate(asked) for key2, d, o in entries if key2 == key)
+    assert found == expected
+    assert table.holds_any(keys) == bool(expected)
+
+
 def test_the_documents_letters_and_partners_merge_like_the_runs(tmp_path: Path) -> None:
     """Thirty adds of two documents leave a few `docs-` files, not thirty, holding the same
     letters and partners as one add of all sixty; a reader that meets a file a merge has not

@@ -233,7 +233,7 @@ class _Reading:
         found = self.index is None or not self.index.docs.present
         if not found:
             assert self.index is not None
-            found = bool(self.index.docs.lookup_at(np.unique(np.array(self._held_keys, dtype=np.uint64))))
+            found = self.index.docs.holds_any(np.array(self._held_keys, dtype=np.uint64))
         self._documents = (self.held, found)
         return found
 
@@ -439,7 +439,7 @@ class StreamScanner:
         `count`): `hits` of them, and under a verdict in NFKC letters as many as it takes for
         their widened span to hold `leak_letters` of them, less those of the run it continues
         (`_prior`), whose chains need only `LINK_HITS` hits each."""
-        prior = self._prior(chain)
+        prior = self._prior(chain) if self._runs else 0
         least = LINK_HITS if prior else self._needed
         if count < least:
             return None
@@ -540,17 +540,25 @@ class StreamScanner:
         of a leak's hits once no shared gram can still withdraw its hits (`_settle`)."""
         settled = self._reading.seen - self._settle
         found = False
-        closing = [
-            e
-            for e, chain in self._open.items()
-            if checked is None or (e <= checked and (len(chain.keys) < self._needed or chain.last <= settled))
-        ]
+        # a chain shorter than a leak and a run's link (most are one chance hit) goes at once
+        # when there is no fragment for it to join: nothing orders or counts it
+        least = min(LINK_HITS, self._needed) if self._earlier is None else 0
+        closing = []
+        for e, chain in list(self._open.items()):
+            hits = len(chain.keys)
+            if checked is None or (e <= checked and (hits < self._needed or chain.last <= settled)):
+                if hits < least:
+                    del self._open[e]
+                else:
+                    closing.append(e)
         if self._leak_letters and closing:
             # runs link in the order chains start, whatever the chunking: a chain waits for the
             # open ones that start before it (one of a leak's hits waits to settle)
             staying = [c.first for e, c in self._open.items() if e not in closing]
             closing = [e for e in closing if not staying or self._open[e].first < min(staying)]
-        for expected in sorted(closing, key=lambda e: self._open[e].first):
+        if len(closing) > 1:
+            closing.sort(key=lambda e: self._open[e].first)
+        for expected in closing:
             chain = self._open.pop(expected)
             if chain.own:
                 continue

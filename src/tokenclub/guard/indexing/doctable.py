@@ -163,6 +163,9 @@ class DocTable:
         where = folder / "docs"
         self.stride = stride
         self._runs = [np.load(p, mmap_mode="r") for p in sorted(where.glob("run-*.npy"))]
+        # plain views of each run's fields: indexing a memory map's field makes a new map each time
+        plain = [np.asarray(run) for run in self._runs]
+        self._columns = [(run["key"], run["doc"], run["ordinal"]) for run in plain]
         parts = [(first_document(p), np.load(p)) for p in sorted(where.glob("docs-*.npy"))]
         # each file in its place: one met during a merge overlaps the merged one with equal rows
         self.documents = np.zeros(max((f + len(part) for f, part in parts), default=0), dtype=DOCUMENT)
@@ -218,6 +221,15 @@ class DocTable:
             holders = [held for held in holders if held]
         return tuple(sorted(set.intersection(*holders))) if holders else ()
 
+    def holds_any(self, keys: U64) -> bool:
+        """Whether some document holds one of `keys` (a reply's filter hits: most are chance)."""
+        keys = np.sort(keys)  # sorted needles walk each run's keys in order
+        for column, _, _ in self._columns:
+            at = np.minimum(np.searchsorted(column, keys), len(column) - 1)
+            if len(column) and bool((column[at] == keys).any()):
+                return True
+        return False
+
     def lookup(self, keys: U64) -> list[Hit]:
         """The (document, ordinal) of every key the table holds."""
         return [hit for _, hit in self.lookup_at(keys)]
@@ -227,18 +239,20 @@ class DocTable:
         hits: list[tuple[int, Hit]] = []
         if not len(keys):
             return hits
-        for run in self._runs:
-            column = run["key"]
-            at = np.searchsorted(column, keys)
-            inside = at < len(column)
-            found = np.zeros(len(keys), dtype=np.bool_)
-            found[inside] = column[at[inside]] == keys[inside]
-            for k, i in zip(np.flatnonzero(found).tolist(), at[found].tolist(), strict=True):
-                # equal keys of several documents sit side by side
-                j = i
-                while j < len(column) and column[j] == column[i]:
-                    hits.append((k, Hit(int(run["doc"][j]), int(run["ordinal"][j]))))
-                    j += 1
+        for column, doc, ordinal in self._columns:
+            # equal keys of several documents sit side by side: each key's range of them
+            low = np.searchsorted(column, keys, side="left")
+            count = np.searchsorted(column, keys, side="right") - low
+            found = np.flatnonzero(count)
+            if not len(found):
+                continue
+            which = np.repeat(found, count[found])
+            at = np.repeat(low[found] - np.cumsum(count[found]) + count[found], count[found])
+            at += np.arange(len(at))
+            hits += [
+                (k, Hit(d, o))
+                for k, d, o in zip(which.tolist(), doc[at].tolist(), ordinal[at].tolist(), strict=True)
+            ]
         return hits
 
     @property
