@@ -23,6 +23,7 @@ from tokenclub.corpus.store import CorpusStore
 from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import Upload
+from tokenclub.guard.config import guard_settings
 from tokenclub.guard.detection.scanner import LeakScanner
 from tokenclub.guard.indexing import background, parts
 from tokenclub.guard.indexing.index import IndexShape, logged_parts, open_index
@@ -326,3 +327,27 @@ def test_a_worker_that_dies_fails_the_ingest_with_a_reason(
         assert session.scalars(select(Upload.status)).one() == "processing"
     monkeypatch.undo()
     _every_part_indexed(home, ingest(db, home, job))
+
+
+def test_a_worker_started_early_warms_up_and_indexes_only_what_it_is_handed(tmp_path: Path) -> None:
+    """An upload that waits for an earlier turn starts its worker ahead of its first group: with
+    no group it writes no index at all; with groups, every one is indexed and guarded."""
+    home = tmp_path / "home"
+    shape = guard_settings().index_shape()
+    with background.BackgroundIndexer(home, shape) as idle:
+        idle.start()
+        idle.finish([])
+    assert idle.worker_cpu_s > 0 and not (home / "guard").exists()
+    texts = [row["content"] for row in petitions(0, 12)]
+    groups = [[(f"up/{seq}", ([text], [7], [100]))] for seq, text in enumerate(texts)]
+    with background.BackgroundIndexer(home, shape) as early:
+        early.start()
+        for group in groups[:-1]:
+            early.submit(group)
+        early.finish(groups[-1])
+    index = open_index(home / "guard")
+    assert index is not None
+    assert logged_parts(index) == {f"up/{seq}" for seq in range(12)} and index.tokens == 1200
+    scanner = LeakScanner(index)
+    long_texts = [text for text in texts if len(text) >= 260]
+    assert long_texts and all(scanner.scan(INTRO + t[200:260] + OUTRO).partner_id == 7 for t in long_texts)

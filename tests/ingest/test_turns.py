@@ -19,7 +19,7 @@ from tokenclub.curate.quality import QualitySettings
 from tokenclub.db.engine import Database
 from tokenclub.db.schema import Upload, UploadBatch
 from tokenclub.extract.document import ExtractionFailure
-from tokenclub.guard.indexing import build
+from tokenclub.guard.indexing import background, build
 from tokenclub.ingest import service
 from tokenclub.ingest import turns as turns_module
 from tokenclub.ingest.receipt import BatchStats
@@ -73,6 +73,14 @@ def test_a_later_upload_spools_until_the_earlier_one_finishes(
             b_spooled.set()
 
     monkeypatch.setattr(Spool, "put", counted_put)
+    started: list[tuple[str, bool]] = []
+    start = background.BackgroundIndexer.start
+
+    def recorded_start(self: background.BackgroundIndexer, early: bool = True) -> None:
+        started.append((threading.current_thread().name, early))
+        start(self, early)
+
+    monkeypatch.setattr(background.BackgroundIndexer, "start", recorded_start)
 
     def pause_after_first(seq: int, stats: BatchStats) -> None:
         if seq == 0:
@@ -85,12 +93,14 @@ def test_a_later_upload_spools_until_the_earlier_one_finishes(
     def run(name: str, pid: int, path: Path, on_batch: BatchCallback | None = None) -> None:
         receipts[name] = ingest(db, home, _job(spec, pid, path), on_batch, turns=QUICK, on_wait=waits.append)
 
-    first = threading.Thread(target=run, args=("a", a, path_a, pause_after_first))
+    first = threading.Thread(target=run, args=("a", a, path_a, pause_after_first), name="a")
     first.start()
     assert a_paused.wait(60)
-    second = threading.Thread(target=run, args=("b", b, path_b))
+    second = threading.Thread(target=run, args=("b", b, path_b), name="b")
     second.start()
     assert b_spooled.wait(60)
+    # B's indexing worker starts (and warms up) while B waits; A's has had no group to start it
+    assert set(started) == {("b", True)}
     with db.transaction() as session:
         turns = {pid: turn for pid, turn in session.execute(select(Upload.partner_id, Upload.turn))}
         a_upload = session.scalar(select(Upload.id).where(Upload.partner_id == a))

@@ -342,6 +342,7 @@ def ingest(
                     on_wait(ahead)
                 waiting = bool(ahead)
                 if waiting:
+                    indexer.start()  # its start overlaps the wait, not the commits after it
                     spool.put(seq, table, failures)
                     continue
                 for spooled in spool.drain():

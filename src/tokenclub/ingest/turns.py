@@ -47,7 +47,7 @@ class Turns:
 
     beat_s: float = 5.0
     stale_s: float = 60.0
-    poll_s: float = 0.5
+    poll_s: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0 < self.beat_s < self.stale_s or self.poll_s <= 0:

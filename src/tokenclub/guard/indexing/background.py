@@ -7,6 +7,13 @@ ingest maps and commits meanwhile; on two cores the two overlap instead of addin
 worker starts with the first group an ingest hands over, so an upload too small to fill one
 (`GROUP_TOKENS`) indexes at its end as before and starts no process.
 
+An upload that waits for an earlier one's turn (`ingest/turns.py`) starts its worker as it
+begins to wait (`start`): its commits then come in a burst once the earlier upload is done, and
+the worker's start (imports, numba's first dispatch: about a second of CPU) overlaps the wait
+instead of holding that burst up. A worker started early warms up on a sample text (`warm`)
+while it waits; one started by the first group takes that group at once (the ingest is blocked
+on the pipe until it does).
+
 The worker is `python -m tokenclub.guard.indexing.background`, fed pickles on its standard
 input (the index's home and shape, then one group at a time) and answering once, when its input
 ends. A group is the parts' names and rows as the ingest committed them, so the worker never
@@ -33,8 +40,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from tokenclub.guard.indexing.index import IndexShape
+from tokenclub.guard.compiled import distinct_documents
+from tokenclub.guard.indexing.index import IndexShape, letter_keys
 from tokenclub.guard.indexing.parts import Part, index_group
+from tokenclub.guard.normalize import normalize
 from tokenclub.pipeline.pickling import sendable
 
 
@@ -43,10 +52,24 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
+WARM_TEXT = "가나다라마바사아자차카타파하 sample text 0123456789 " * 3
+
+
+def warm(shape: IndexShape) -> None:
+    """Pay the index's one-time costs on a sample, touching no index: numba's first dispatch
+    (most of it is paid by the first compiled call of a process, whichever) and the letter
+    table's pages of Hangul, Latin and digits."""
+    letters = normalize(WARM_TEXT).letters
+    keys, owner, _ = letter_keys(shape.params, [letters], step=1)
+    distinct_documents(keys, owner)
+
+
 def serve(source: IO[bytes], sink: IO[bytes]) -> None:
     """The worker's loop: the home and shape, then groups until the input ends; one answer at
     the end, (the first failure or None, the worker's CPU seconds with its start)."""
-    home, shape = pickle.load(source)
+    home, shape, early = pickle.load(source)
+    if early:
+        warm(shape)
     failure: BaseException | None = None
     while True:
         try:
@@ -80,13 +103,17 @@ class BackgroundIndexer:
         self.worker_cpu_s = 0.0
         """CPU seconds the worker spent, its start included (0 when none started)."""
 
-    def submit(self, group: Sequence[Part]) -> None:
-        """A full group: to the worker, started now if none runs yet."""
+    def start(self, early: bool = True) -> None:
+        """Start the worker now if none runs; `early`: ahead of its first group, so it warms up."""
         if self._worker is None and self.worker:
             self._worker = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
-            self._send((self.home, self.shape))
+            self._send((self.home, self.shape, early))
+
+    def submit(self, group: Sequence[Part]) -> None:
+        """A full group: to the worker, started now if none runs yet."""
+        self.start(early=False)
         self._hand(group)
 
     def finish(self, group: Sequence[Part]) -> None:
