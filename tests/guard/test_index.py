@@ -235,16 +235,17 @@ def test_a_look_up_finds_every_entry_of_every_key_and_no_other(
     where = tmp_path_factory.mktemp("guard")
     (where / "docs").mkdir()
     entries, first = [], 0
-    for keys in batches:
-        run = np.empty(len(keys), dtype=ENTRY)
-        run["key"], run["doc"], run["ordinal"] = keys, first + np.arange(len(keys)) % 3, np.arange(len(keys))
+    for batch in batches:
+        run = np.empty(len(batch), dtype=ENTRY)
+        ordinals = np.arange(len(batch))
+        run["key"], run["doc"], run["ordinal"] = batch, first + ordinals % 3, ordinals
         entries += [(int(k), int(d), int(o)) for k, d, o in run.tolist()]
         np.save(where / "docs" / f"run-{first:09d}.npy", run[np.argsort(run["key"], kind="stable")])
-        first += len(keys)
+        first += len(batch)
     table = DocTable(where)
     keys = np.array(asked, dtype=np.uint64)
     found = sorted((k, hit.doc, hit.ordinal) for k, hit in table.lookup_at(keys))
-    expected = sorted((k, d, o) for k, key in enumerate(asked) for key2, d, o in entries if key2 == key)
+    expected = sorted((k, d, o) for k, key in enumerate(asked) for stored, d, o in entries if stored == key)
     assert found == expected
     assert table.holds_any(keys) == bool(expected)
 
