@@ -292,9 +292,14 @@ def test_the_document_table_measures_a_run_in_nfkc_letters(tmp_path: Path) -> No
         widest = int(starts[low // stride * stride : -(-high // stride) * stride].sum())
         counted = table.nfkc_letters(doc, low, high)
         assert counted == widest and counted >= int(starts[low:high].sum())
-    for path in where.glob("nfkc-*.npy"):
+    assert table.without_nfkc == 0
+    oldest, *later = sorted(where.glob("nfkc-*.npy"))
+    oldest.unlink()  # as in a generation that kept no blocks for its first documents
+    assert DocTable(where.parent, stride).without_nfkc == int(later[0].stem.split("-")[1]) > 0
+    for path in later:
         path.unlink()
-    assert DocTable(where.parent, stride).nfkc_letters(0, 0, 50) is None
+    older = DocTable(where.parent, stride)
+    assert older.nfkc_letters(0, 0, 50) is None and older.without_nfkc == len(DOCS)
 
 
 def test_the_document_table_merges_its_runs_and_still_finds_every_entry(tmp_path: Path) -> None:

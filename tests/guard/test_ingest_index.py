@@ -126,6 +126,7 @@ def test_guard_commands_sync_stats_and_rebuild_without_a_partner(tmp_path: Path)
     make_home(home, [rows_a, rows_b]).dispose()
     stats = run_json(home, "guard", "stats")
     assert (stats["partners"], stats["segments"], stats["guaranteed_length"]) == (2, 1, 50)
+    assert stats["documents_without_nfkc_blocks"] == 0
     assert run_json(home, "guard", "sync") == {"parts_indexed": 0}
     span_a, span_b = rows_a[0]["content"][100:220], rows_b[0]["content"][100:220]  # 89+ NFKC letters
     assert run_json(home, "guard", "check", span_a)["partner_id"] == 1

@@ -192,6 +192,13 @@ class DocTable:
                 return int(np.asarray(blocks[lo:hi], dtype=np.int64).sum())
         return None
 
+    @property
+    def without_nfkc(self) -> int:
+        """Documents whose NFKC blocks were not kept: the first ones of a generation written
+        before them (every add since writes its own). Their coverage joins count guard letters
+        until `guard rebuild` writes the blocks."""
+        return min((first for first, _, _ in self._blocks), default=len(self.documents))
+
     def letters(self, doc: int) -> int:
         return int(self.documents["letters"][doc])
 

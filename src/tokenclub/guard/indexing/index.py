@@ -603,6 +603,7 @@ class GuardIndex:
             "public": self.public is not None,
             "bytes_per_token": round(self.nbytes / self.tokens, 4) if self.tokens else None,
             "document_table_bytes": self.docs.nbytes,
+            "documents_without_nfkc_blocks": self.docs.without_nfkc,
             "gram_hit_rate": hit_rate,
             "guaranteed_length": self.params.guaranteed_length(),
             **{f"param_{k}": v for k, v in asdict(self.params).items() if k != "seed"},
