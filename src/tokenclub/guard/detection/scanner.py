@@ -439,7 +439,7 @@ class StreamScanner:
         `count`): `hits` of them, and under a verdict in NFKC letters as many as it takes for
         their widened span to hold `leak_letters` of them, less those of the run it continues
         (`_prior`), whose chains need only `LINK_HITS` hits each."""
-        prior = self._prior(chain) if self._runs else 0
+        prior = self._prior(chain)
         least = LINK_HITS if prior else self._needed
         if count < least:
             return None
@@ -466,6 +466,8 @@ class StreamScanner:
         which held a leak's jamo each before the verdict counted syllables). Chance hits are in
         no document, and two phrases one reply shares with two places of a document are far
         apart in it: they link nothing."""
+        if not self._runs:  # nearly always: most chains close with no run before them
+            return 0
         return max(
             (
                 run.letters

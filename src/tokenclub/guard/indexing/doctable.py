@@ -162,10 +162,8 @@ class DocTable:
     def __init__(self, folder: Path, stride: int = 1) -> None:
         where = folder / "docs"
         self.stride = stride
-        self._runs = [np.load(p, mmap_mode="r") for p in sorted(where.glob("run-*.npy"))]
-        # plain views of each run's fields: indexing a memory map's field makes a new map each time
-        plain = [np.asarray(run) for run in self._runs]
-        self._columns = [(run["key"], run["doc"], run["ordinal"]) for run in plain]
+        # plain arrays over the maps: each element read through a memory map makes a new map
+        self._runs = [np.asarray(np.load(p, mmap_mode="r")) for p in sorted(where.glob("run-*.npy"))]
         parts = [(first_document(p), np.load(p)) for p in sorted(where.glob("docs-*.npy"))]
         # each file in its place: one met during a merge overlaps the merged one with equal rows
         self.documents = np.zeros(max((f + len(part) for f, part in parts), default=0), dtype=DOCUMENT)
@@ -208,7 +206,7 @@ class DocTable:
     def entries(self) -> Iterator[tuple[U64, np.ndarray]]:
         """Each run's keys and the document of each key (to refill grown filters)."""
         for run in self._runs:
-            yield np.asarray(run["key"]), np.asarray(run["doc"])
+            yield run["key"], run["doc"]
 
     @property
     def present(self) -> bool:
@@ -231,7 +229,8 @@ class DocTable:
     def holds_any(self, keys: U64) -> bool:
         """Whether some document holds one of `keys` (a reply's filter hits: most are chance)."""
         keys = np.sort(keys)  # sorted needles walk each run's keys in order
-        for column, _, _ in self._columns:
+        for run in self._runs:
+            column = run["key"]
             at = np.minimum(np.searchsorted(column, keys), len(column) - 1)
             if len(column) and bool((column[at] == keys).any()):
                 return True
@@ -246,7 +245,8 @@ class DocTable:
         hits: list[tuple[int, Hit]] = []
         if not len(keys):
             return hits
-        for column, doc, ordinal in self._columns:
+        for run in self._runs:
+            column, doc, ordinal = run["key"], run["doc"], run["ordinal"]
             # equal keys of several documents sit side by side: each key's range of them
             low = np.searchsorted(column, keys, side="left")
             count = np.searchsorted(column, keys, side="right") - low
